@@ -1,0 +1,82 @@
+"""Robust image decoding: any common file becomes a bounded RGB image, or a clear reason why not."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+MAX_SIDE = 1024  # long side kept after decoding; every backbone here takes far less
+MAX_PIXELS = 200_000_000  # refuse larger images before decoding them (about 800 MB as RGBA)
+
+
+class ImageDecodeError(Exception):
+    """One file could not be decoded; ``reason`` says why in a few words."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+
+def load_image(path: str | Path | BinaryIO, max_side: int = MAX_SIDE, name: str | Path | None = None) -> Image.Image:
+    """Decode ``path`` (a file name, or an open binary file whose ``name`` is given for messages) to an RGB image whose long side is at most ``max_side``.
+
+    EXIF orientation is applied; grayscale, palette, 16-bit, CMYK and transparent images become RGB, with
+    transparency composited onto white. Raises :class:`ImageDecodeError` naming the file and the reason.
+    """
+    source = path
+    if name is None:
+        name = path if isinstance(path, (str, Path)) else getattr(path, "name", "<image data>")
+    path = Path(name)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as img:
+                w, h = img.size
+                if w * h > MAX_PIXELS:
+                    raise ImageDecodeError(path, f"too large to decode safely ({w}x{h} pixels)")
+                if img.format == "JPEG":
+                    img.draft("RGB", (max_side, max_side))  # decode JPEGs at reduced size: much faster
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                img = to_rgb(img)
+    except ImageDecodeError:
+        raise
+    except FileNotFoundError:
+        raise ImageDecodeError(path, "file not found") from None
+    except UnidentifiedImageError:
+        raise ImageDecodeError(path, "not an image file PIL can read") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageDecodeError(path, f"too large to decode safely ({exc})") from None
+    except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt data
+        raise ImageDecodeError(path, f"corrupt or truncated image ({exc})") from None
+    if max(img.size) > max_side:
+        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return img
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB; transparency goes onto a white background."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        scaled = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        return Image.fromarray(scaled.round().astype(np.uint8), "L").convert("RGB")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")

@@ -1,0 +1,222 @@
+"""ImageClassifier: a scikit-learn style estimator composed of the zoo, data, features, heads and training engine.
+
+The constructor only stores its arguments; ``fit`` learns ``classes_``, ``network_``, ``head_`` and ``metrics_``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from . import bundle as _bundle
+from .data import LabeledImages, check_trainable, read_images
+from .errors import BadInputError, NotFittedError
+from .features import FeatureExtractor
+from .finetune import TrainConfig
+from .heads import LinearHead
+from .preprocessing import Preprocessing
+from .strategies import STRATEGIES, FitContext, Fitted, fit_features, fit_scratch, model_key
+from .zoo import DEFAULT_BACKBONE, ModelSpec, create_backbone, resolve
+
+TASK = "image-classification"
+
+
+class ImageClassifier(ClassifierMixin, BaseEstimator):
+    """Reuse a pretrained image network on a new, small labeled dataset.
+
+    Parameters
+    ----------
+    backbone: a zoo name (``transferkit models``), an alias such as ``"lite0"``, or any timm model name.
+    strategy: ``"features"`` (frozen backbone + logistic regression) or ``"scratch"`` (same network, random init).
+    weights: a local weights file (safetensors or a state dict) to use instead of the backbone's own.
+    seed: seeds the split, the head's cross-validation and training.
+    val_fraction: share of each class held out to validate (and, for networks, to stop early).
+    precision: ``"auto"`` (bfloat16 autocast where the CPU or GPU supports it), ``"bf16"`` or ``"fp32"``.
+    epochs, lr, batch_size: training settings for networks (``scratch``); ``batch_size`` also sets extraction batches.
+    cache_dir: where features are cached (default ``$TRANSFERKIT_CACHE`` or ``~/.cache/transferkit``).
+    verbose: progress bars and a line about what was done, on standard error.
+    """
+
+    def __init__(
+        self,
+        backbone: str = DEFAULT_BACKBONE,
+        strategy: str = "features",
+        *,
+        weights: str | None = None,
+        seed: int = 0,
+        val_fraction: float = 0.2,
+        precision: str = "auto",
+        epochs: int = 30,
+        lr: float = 2e-3,
+        batch_size: int = 32,
+        cache_dir: str | None = None,
+        verbose: bool = True,
+    ) -> None:
+        self.backbone = backbone
+        self.strategy = strategy
+        self.weights = weights
+        self.seed = seed
+        self.val_fraction = val_fraction
+        self.precision = precision
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.cache_dir = cache_dir
+        self.verbose = verbose
+
+    # -- learning --------------------------------------------------------------------------------------------------
+    def fit(self, X, y: Sequence | None = None) -> ImageClassifier:
+        """Fit on a folder (``root/<class>/<image>``), a CSV of ``path,label``, or a list of paths with ``y``."""
+        if self.strategy not in STRATEGIES:
+            raise BadInputError(f"strategy must be one of {', '.join(STRATEGIES)}; got {self.strategy!r}.")
+        data = read_images(X, y)
+        check_trainable(data)
+        spec = resolve(self.backbone)
+        ctx = FitContext(
+            spec=spec, weights=str(self.weights) if self.weights else None, seed=self.seed,
+            val_fraction=self.val_fraction, precision=self.precision, batch_size=self.batch_size,
+            cache_dir=self.cache_dir, progress=self.verbose,
+            train=TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, precision=self.precision),
+        )
+        classes = data.classes
+        start = time.perf_counter()
+        fitted = (fit_features if self.strategy == "features" else fit_scratch)(data, classes, ctx)
+        fitted.metrics["fit_seconds"] = time.perf_counter() - start
+        self._set_fitted(spec, spec.preprocessing, classes, fitted, self.strategy)
+        if self.verbose:
+            self._say(fitted.reason)
+            if fitted.skipped:
+                self._say(f"Skipped {len(fitted.skipped)} unreadable file(s):")
+                for path, why in fitted.skipped[:10]:
+                    self._say(f"  {path}: {why}")
+        return self
+
+    def _set_fitted(self, spec: ModelSpec, pre: Preprocessing, classes: list[str], fitted: Fitted, strategy: str) -> None:
+        self.spec_ = spec
+        self.preprocessing_ = pre
+        self.classes_ = np.array(classes)
+        self.network_ = fitted.network.eval()
+        self.network_classes_ = fitted.network_classes
+        self.head_ = fitted.head
+        self.metrics_ = fitted.metrics
+        self.skipped_ = fitted.skipped
+        self.reason_ = fitted.reason
+        self.strategy_ = strategy
+        self._extractor = None
+
+    # -- predicting ------------------------------------------------------------------------------------------------
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, columns in the order of ``classes_``."""
+        proba, ok, skipped = self.predict_files(_paths(X))
+        if skipped:
+            listed = "; ".join(f"{p}: {why}" for p, why in skipped[:5])
+            raise BadInputError(f"Cannot predict {len(skipped)} unreadable file(s): {listed}.")
+        return proba
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def score(self, X, y: Sequence | None = None, sample_weight=None) -> float:
+        """Accuracy on labeled data: a folder or CSV with labels, or paths with ``y``."""
+        data = read_images(X, y)
+        if data.labels is None:
+            raise BadInputError("score needs labels: pass a folder of class subfolders, a CSV with labels, or y=.")
+        return float(np.mean(self.predict(list(data.paths)) == np.array(data.labels)))
+
+    def predict_files(self, paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray, list[tuple[Path, str]]]:
+        """Probabilities for the readable files, a mask of which were readable, and why the others were not."""
+        self._check_fitted()
+        extraction = self._get_extractor().extract(paths, description="Predicting")
+        if self.head_ is not None:
+            proba = self.head_.predict_proba(extraction.features)
+        else:
+            proba = torch.softmax(torch.from_numpy(extraction.features).double(), dim=1).numpy()
+        return proba, extraction.ok, extraction.skipped
+
+    def _get_extractor(self) -> FeatureExtractor:
+        if getattr(self, "_extractor", None) is None:
+            self._extractor = FeatureExtractor(
+                self.network_, self.preprocessing_, model_key(self.spec_, self.network_),
+                precision=self.metrics_.get("precision", self.precision), batch_size=self.batch_size,
+                cache_dir=self.cache_dir, use_cache=self.head_ is not None, progress=self.verbose,
+            )
+        return self._extractor
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "classes_"):
+            raise NotFittedError(f"This {type(self).__name__} is not fitted yet. Call fit(data) first, or load a model "
+                                 "with ImageClassifier.load(path).")
+
+    # -- saving ----------------------------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the model folder (JSON + safetensors), atomically."""
+        self._check_fitted()
+        spec = self.spec_
+        config = {
+            "task": TASK,
+            "strategy": self.strategy_,
+            "classes": self.classes_.tolist(),
+            "backbone": {"name": spec.name, "family": spec.family, "arch": spec.arch, "source": spec.source,
+                         "classifier": spec.classifier, "weights_file": self.weights and str(self.weights)},
+            "preprocessing": self.preprocessing_.to_dict(),
+            "network_classes": self.network_classes_,
+            "head": self.head_.config() if self.head_ is not None else None,
+            "params": {k: v for k, v in self.get_params().items() if k not in ("verbose", "cache_dir")},
+            "metrics": _jsonable(self.metrics_),
+            "reason": self.reason_,
+            "skipped": [[str(p), why] for p, why in self.skipped_],
+        }
+        tensors = {f"network.{k}": v for k, v in self.network_.state_dict().items()}
+        if self.head_ is not None:
+            tensors |= {k: torch.from_numpy(v) for k, v in self.head_.to_tensors().items()}
+        return _bundle.save_bundle(path, config, tensors)
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides) -> ImageClassifier:
+        """Rebuild a saved model; it predicts exactly as the one that was saved."""
+        config, tensors = _bundle.load_bundle(path)
+        if config.get("task") != TASK:
+            raise BadInputError(f"{path} holds a {config.get('task')!r} model, not an image classifier.")
+        params = {**config["params"], **overrides}
+        model = cls(**params)
+        b = config["backbone"]
+        pre = Preprocessing.from_dict(config["preprocessing"])
+        spec = ModelSpec(name=b["name"], family=b["family"], arch=b["arch"], preprocessing=pre, feature_dim=None,
+                         source=b["source"], classifier=b["classifier"])
+        network = create_backbone(spec, pretrained=False, num_classes=int(config["network_classes"]))
+        state = {k.removeprefix("network."): v for k, v in tensors.items() if k.startswith("network.")}
+        network.load_state_dict(state, strict=True)
+        head = None
+        if config["head"] is not None:
+            arrays = {k: v.numpy() for k, v in tensors.items() if k.startswith("head.")}
+            head = LinearHead.from_tensors(arrays, config["head"])
+        fitted = Fitted(network, head, int(config["network_classes"]), config["metrics"],
+                        [(Path(p), why) for p, why in config.get("skipped", [])], config.get("reason", ""))
+        model._set_fitted(spec, pre, config["classes"], fitted, config["strategy"])
+        return model
+
+    def _say(self, message: str) -> None:
+        print(message, file=sys.stderr)
+
+
+def _paths(X) -> list[Path]:
+    if isinstance(X, (str, Path)):
+        data: LabeledImages = read_images(X)
+        return list(data.paths)
+    return [Path(p) for p in X]
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value

@@ -1,0 +1,171 @@
+"""Batched feature extraction on the fast path, with an on-disk cache keyed by model and file content.
+
+The cache key of a file is (backbone architecture + weights digest + preprocessing + precision, sha256 of the file
+bytes), so a second run on the same images does not run the network again, and a renamed or moved image still
+hits. Each feature vector is one ``.npy`` file, written atomically and read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data.images import ImageDecodeError, load_image
+from .preprocessing import Preprocessing
+from .progress import progress_bar
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("TRANSFERKIT_CACHE") or Path.home() / ".cache" / "transferkit")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` picks bfloat16 autocast where the hardware runs it natively, else float32."""
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}.")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class Extraction:
+    """Features of the readable files, in input order, and what happened to the others."""
+
+    features: np.ndarray
+    ok: np.ndarray
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    n_computed: int = 0
+    n_cached: int = 0
+    seconds: float = 0.0
+
+    @property
+    def images_per_second(self) -> float | None:
+        return self.n_computed / self.seconds if self.n_computed and self.seconds > 0 else None
+
+
+class FeatureExtractor:
+    """Runs a feature network over image files, reading and writing the feature cache."""
+
+    def __init__(
+        self,
+        network: nn.Module,
+        preprocessing: Preprocessing,
+        model_key: str,
+        *,
+        precision: str = "auto",
+        batch_size: int = 32,
+        cache_dir: str | Path | None = None,
+        use_cache: bool = True,
+        progress: bool = True,
+        device: torch.device | None = None,
+    ) -> None:
+        self.device = device or default_device()
+        self.precision = resolve_precision(precision, self.device)
+        self.network = network.eval().to(self.device, memory_format=torch.channels_last)
+        self.preprocessing = preprocessing
+        self.transform = preprocessing.eval_transform()
+        self.batch_size = batch_size
+        self.progress = progress
+        key = json.dumps({"model": model_key, "pre": preprocessing.to_dict(), "precision": self.precision}, sort_keys=True)
+        self.cache_root = (Path(cache_dir) if cache_dir else default_cache_dir()) / "features" / _sha(key.encode())[:20]
+        self.use_cache = use_cache
+
+    def extract(self, paths: Sequence[str | Path], description: str = "Extracting features") -> Extraction:
+        paths = [Path(p) for p in paths]
+        rows: list[np.ndarray | None] = [None] * len(paths)
+        skipped: list[tuple[Path, str]] = []
+        todo: list[tuple[int, str, bytes]] = []
+        for i, path in enumerate(paths):
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                skipped.append((path, "file not found" if isinstance(exc, FileNotFoundError) else str(exc)))
+                continue
+            digest = _sha(data)
+            cached = self._read_cache(digest)
+            if cached is not None:
+                rows[i] = cached
+            else:
+                todo.append((i, digest, data))
+        n_cached = sum(r is not None for r in rows)
+        start = time.perf_counter()
+        with progress_bar(description, total=len(todo), enabled=self.progress and bool(todo)) as advance:
+            for batch_start in range(0, len(todo), self.batch_size):
+                batch = todo[batch_start : batch_start + self.batch_size]
+                tensors, kept = [], []
+                for i, digest, data in batch:
+                    try:
+                        tensors.append(self.transform(load_image(io.BytesIO(data), name=paths[i])))
+                        kept.append((i, digest))
+                    except ImageDecodeError as exc:
+                        skipped.append((paths[i], exc.reason))
+                if tensors:
+                    for (i, digest), row in zip(kept, self.forward(torch.stack(tensors))):
+                        rows[i] = row
+                        self._write_cache(digest, row)
+                advance(len(batch))
+        seconds = time.perf_counter() - start
+        ok = np.array([r is not None for r in rows], dtype=bool)
+        dim = next((r.shape[0] for r in rows if r is not None), 0)
+        features = np.stack([r for r in rows if r is not None]) if ok.any() else np.zeros((0, dim), np.float32)
+        order = {p: k for k, p in enumerate(paths)}
+        skipped.sort(key=lambda s: order.get(s[0], 0))
+        return Extraction(features, ok, skipped, n_computed=len(todo), n_cached=n_cached, seconds=seconds)
+
+    def forward(self, batch: torch.Tensor) -> np.ndarray:
+        """Features of a preprocessed batch on the fast path: channels_last and, where chosen, bfloat16 autocast."""
+        x = batch.to(self.device, memory_format=torch.channels_last)
+        autocast = (
+            torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16" else nullcontext()
+        )
+        with torch.inference_mode(), autocast:
+            out = self.network(x)
+        return out.float().cpu().numpy()
+
+    def _cache_file(self, digest: str) -> Path:
+        return self.cache_root / digest[:2] / f"{digest}.npy"
+
+    def _read_cache(self, digest: str) -> np.ndarray | None:
+        if not self.use_cache:
+            return None
+        try:
+            return np.load(self._cache_file(digest), allow_pickle=False)
+        except (OSError, ValueError):  # missing, or a damaged file: recompute it
+            return None
+
+    def _write_cache(self, digest: str, row: np.ndarray) -> None:
+        if not self.use_cache:
+            return
+        target = self._cache_file(digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, row, allow_pickle=False)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

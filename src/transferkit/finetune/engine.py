@@ -1,0 +1,122 @@
+"""Train a network with Lightning: early stopping on validation, checkpoints, seeds, ``accelerator="auto"``.
+
+Users configure :class:`TrainConfig`; the Trainer stays behind this function.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from .data import ImageFiles
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings for training a network; each field is checked with a message naming it."""
+
+    epochs: int = 30
+    lr: float = 2e-3
+    batch_size: int = 32
+    weight_decay: float = 0.05
+    patience: int = 6
+    precision: str = "auto"
+    label_smoothing: float = 0.1
+    num_workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"TrainConfig.epochs must be at least 1, got {self.epochs}.")
+        if not 0 < self.lr < 1:
+            raise ValueError(f"TrainConfig.lr must be between 0 and 1, got {self.lr}.")
+        if self.batch_size < 1:
+            raise ValueError(f"TrainConfig.batch_size must be at least 1, got {self.batch_size}.")
+        if self.patience < 1:
+            raise ValueError(f"TrainConfig.patience must be at least 1, got {self.patience}.")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"TrainConfig.precision must be 'auto', 'bf16' or 'fp32', got {self.precision!r}.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _lightning_precision(precision: str) -> str:
+    from ..features import default_device, resolve_precision
+
+    return "bf16-mixed" if resolve_precision(precision, default_device()) == "bf16" else "32-true"
+
+
+def train_network(
+    network: nn.Module,
+    train: ImageFiles,
+    val: ImageFiles,
+    config: TrainConfig,
+    workdir: Path,
+    *,
+    seed: int,
+    num_classes: int,
+    progress: bool = True,
+) -> dict:
+    """Train ``network`` in place; it ends with the weights of the best validation epoch. Returns metrics."""
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from .module import ClassifierModule
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    L.seed_everything(seed, workers=True, verbose=False)
+    counts = np.bincount(train.targets.numpy(), minlength=num_classes)
+    weights = None
+    if counts.max() / max(counts.min(), 1) > 1.5:
+        weights = torch.tensor(counts.sum() / (num_classes * np.maximum(counts, 1)), dtype=torch.float32)
+    module = ClassifierModule(
+        network.to(memory_format=torch.channels_last),
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        epochs=config.epochs,
+        class_weights=weights,
+        label_smoothing=config.label_smoothing,
+    )
+    batch_size = min(config.batch_size, len(train))
+    loader_args = {"num_workers": config.num_workers, "persistent_workers": config.num_workers > 0}
+    train_loader = DataLoader(train, batch_size=batch_size, shuffle=True, drop_last=len(train) > batch_size, **loader_args)
+    val_loader = DataLoader(val, batch_size=config.batch_size, shuffle=False, **loader_args)
+    checkpoint = ModelCheckpoint(dirpath=workdir / "checkpoints", monitor="val_loss", mode="min", save_last=True)
+    stopper = EarlyStopping(monitor="val_loss", mode="min", patience=config.patience)
+    trainer = L.Trainer(
+        max_epochs=config.epochs,
+        accelerator="auto",
+        devices=1,
+        precision=_lightning_precision(config.precision),
+        callbacks=[checkpoint, stopper],
+        logger=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        deterministic=False,
+        default_root_dir=str(workdir),
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*number of training batches.*")
+        os.environ.setdefault("PL_DISABLE_FORK", "1")
+        trainer.fit(module, train_loader, val_loader)
+    best = checkpoint.best_model_path
+    if best:
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+    return {
+        "epochs_run": int(trainer.current_epoch),
+        "best_val_loss": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
+        "stopped_early": bool(stopper.stopped_epoch),
+    }
