@@ -113,6 +113,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
     # -- predicting ------------------------------------------------------------------------------------------------
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes_``."""
+        self._check_fitted()
         proba, ok, skipped = self.predict_files(_paths(X))
         if skipped:
             listed = "; ".join(f"{p}: {why}" for p, why in skipped[:5])
@@ -120,6 +121,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         return proba
 
     def predict(self, X) -> np.ndarray:
+        self._check_fitted()
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
     def score(self, X, y: Sequence | None = None, sample_weight=None) -> float:

@@ -110,8 +110,8 @@ def resolve(name: str) -> ModelSpec:
         )
     if timm.is_model(hub_name):
         return _timm_spec(hub_name)
-    choices = sorted(_BY_NAME) + timm.list_models()
-    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+    offline_first = difflib.get_close_matches(name, sorted(_BY_NAME), n=3, cutoff=0.6)
+    close = list(dict.fromkeys(offline_first + difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.6)))[:3]
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise UnknownModelError(
         f"Unknown model {name!r}.{hint} `transferkit models` lists the zoo (offline weights); any timm model name "

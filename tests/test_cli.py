@@ -1,0 +1,74 @@
+"""The command line: fit / evaluate / predict / models, --json output, and errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from transferkit.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, small_train):
+    out = tmp_path_factory.mktemp("cli") / "model"
+    result = runner.invoke(app, ["fit", str(small_train), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    fit = json.loads(result.stdout.strip().splitlines()[-1])
+    assert fit["strategy"] == "features" and fit["classes"] == ["beverages", "birds", "fruit"]
+    assert 0 <= fit["val_accuracy"] <= 1
+    return out
+
+
+def test_evaluate_json_is_one_object_with_accuracy(model_dir, small_train):
+    result = runner.invoke(app, ["evaluate", str(model_dir), str(small_train), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n_images"] == 18 and 0.5 < report["accuracy"] <= 1
+    assert [row["class"] for row in report["per_class"]] == ["beverages", "birds", "fruit"]
+    assert sum(map(sum, report["confusion_matrix"])) == 18
+
+
+def test_evaluate_human_output_has_tables(model_dir, small_train):
+    result = runner.invoke(app, ["evaluate", str(model_dir), str(small_train)])
+    assert result.exit_code == 0 and "Confusion matrix" in result.stdout and "macro-F1" in result.stdout
+
+
+def test_predict_json_lines_and_unreadable_files(model_dir, small_train, tmp_path):
+    image = sorted((small_train / "fruit").glob("*.png"))[0]
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("nope")
+    result = runner.invoke(app, ["predict", str(model_dir), str(image), str(bad), "--json", "--top", "2"])
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert lines[0]["file"] == str(image) and lines[0]["label"] in {"beverages", "birds", "fruit"}
+    assert len(lines[0]["top"]) == 2
+    assert lines[1] == {"file": str(bad), "error": "not an image file PIL can read"}
+    assert result.exit_code == 1
+
+
+def test_models_json_lists_the_zoo_with_the_default():
+    result = runner.invoke(app, ["models", "--json"])
+    zoo = json.loads(result.stdout)
+    assert [m["name"] for m in zoo if m["default"]] == ["tf_efficientnet_lite0"]
+    assert {m["name"] for m in zoo} >= {"tf_efficientnet_lite1", "tf_efficientnet_lite2", "mobilenet_v2"}
+
+
+def test_bad_input_is_one_clear_message_without_traceback(tmp_path):
+    result = runner.invoke(app, ["fit", str(tmp_path / "missing"), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output and "Traceback" not in result.output
+
+
+def test_offline_hub_model_fails_fast_with_advice(tmp_path, small_train):
+    result = runner.invoke(app, ["fit", str(small_train), "--out", str(tmp_path / "m"), "--model", "resnet18"])
+    assert result.exit_code == 2 and "--weights" in result.output and "Traceback" not in result.output
+
+
+def test_help_is_fast_and_does_not_import_torch():
+    code = "import sys; from transferkit.cli import app; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
