@@ -1,0 +1,85 @@
+"""Real datasets for the benchmarks, materialised as image folders (``root/<class>/<file>.png``).
+
+- Open Clip Art, bundled subset: ``examples/clipart/{train,test}`` (6 classes, 20 + 20 per class).
+- Open Clip Art, larger: built from Debian's ``openclipart-png`` by ``examples/clipart/build.py`` (14 classes).
+- Fashion-MNIST: Debian's ``dataset-fashion-mnist`` (idx files), 28x28 grayscale, 10 classes.
+
+Sampling is seeded: ``k`` labeled images per class for training, a fixed test set per dataset.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+FASHION_CLASSES = ["tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
+
+
+def _idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as fh:
+        data = fh.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def fashion_mnist(work: Path, test_per_class: int = 100) -> tuple[dict[str, list[Path]], Path]:
+    """All training images as a pool per class (written lazily) and a fixed balanced test folder."""
+    if not FASHION.is_dir():
+        raise SystemExit(f"{FASHION} missing: apt-get install dataset-fashion-mnist")
+    pool_dir, test_dir = work / "fashion" / "pool", work / "fashion" / "test"
+    if not test_dir.is_dir():
+        for split, out, per_class in (("train", pool_dir, 300), ("t10k", test_dir, test_per_class)):
+            images = _idx(FASHION / f"{split}-images-idx3-ubyte.gz")
+            labels = _idx(FASHION / f"{split}-labels-idx1-ubyte.gz")
+            for c, name in enumerate(FASHION_CLASSES):
+                (out / name).mkdir(parents=True, exist_ok=True)
+                for j, i in enumerate(np.flatnonzero(labels == c)[:per_class]):
+                    Image.fromarray(images[i], "L").save(out / name / f"{split}-{i}.png")
+    return _pool(pool_dir), test_dir
+
+
+def clipart_bundled() -> tuple[dict[str, list[Path]], Path]:
+    return _pool(ROOT / "examples" / "clipart" / "train"), ROOT / "examples" / "clipart" / "test"
+
+
+def clipart_large(work: Path, test_per_class: int = 15) -> tuple[dict[str, list[Path]], Path]:
+    """14 Open Clip Art classes; per class, ``test_per_class`` images are held out for testing, the rest is the pool."""
+    built = work / "clipart-large"
+    if not (built / "all").is_dir():
+        subprocess.run([sys.executable, str(ROOT / "examples/clipart/build.py"), "--out", str(built / "raw"),
+                        "--train", "0", "--classes", "all"], check=True, stdout=subprocess.DEVNULL)
+        (built / "raw" / "test").rename(built / "all")
+    pool, test = {}, built / "test"
+    for cls_dir in sorted((built / "all").iterdir()):
+        files = sorted(cls_dir.glob("*.png"))
+        random.Random(cls_dir.name).shuffle(files)
+        (test / cls_dir.name).mkdir(parents=True, exist_ok=True)
+        for f in files[:test_per_class]:
+            target = test / cls_dir.name / f.name
+            if not target.exists():
+                target.symlink_to(f)
+        pool[cls_dir.name] = files[test_per_class:]
+    return pool, test
+
+
+def _pool(root: Path) -> dict[str, list[Path]]:
+    return {d.name: sorted(d.glob("*.png")) for d in sorted(root.iterdir()) if d.is_dir()}
+
+
+def sample(pool: dict[str, list[Path]], k: int, seed: int) -> tuple[list[Path], list[str]]:
+    """``k`` images per class, seeded; classes with fewer images give all they have."""
+    paths, labels = [], []
+    for cls, files in pool.items():
+        chosen = random.Random(f"{seed}:{cls}").sample(files, min(k, len(files)))
+        paths += chosen
+        labels += [cls] * len(chosen)
+    return paths, labels
