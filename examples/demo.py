@@ -26,11 +26,12 @@ def main() -> None:
     console = Console()
     console.rule("transferkit demo: 6 classes of clip art, 20 labeled images per class")
     rows = []
-    for strategy, what in (("features", "transfer: pretrained features + logistic regression"),
-                           ("scratch", "no transfer: same network trained from random init")):
+    for strategy, what in (("features", "pretrained features + logistic regression"),
+                           ("scratch", "same network from random init")):
         console.print(f"\n[bold]{strategy}[/]: {what}")
         start = time.perf_counter()
-        model = ImageClassifier(strategy=strategy).fit(HERE / "train")
+        # 15 epochs keep the baseline to about two minutes on 2 cores; early stopping usually ends it sooner.
+        model = ImageClassifier(strategy=strategy, epochs=15).fit(HERE / "train")
         seconds = time.perf_counter() - start
         model.save(OUT / strategy)
         result = evaluate(model, HERE / "test")

@@ -69,6 +69,25 @@ def test_offline_hub_model_fails_fast_with_advice(tmp_path, small_train):
     assert result.exit_code == 2 and "--weights" in result.output and "Traceback" not in result.output
 
 
+def test_fit_with_a_local_weights_file(tmp_path, small_train):
+    """--weights PATH replaces the backbone's own weights; a file for another architecture is a clear error."""
+    import torch
+    from safetensors.torch import save_file
+
+    from transferkit import zoo
+
+    state = zoo.create_backbone(zoo.resolve("lite0"), num_classes=None).state_dict()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "lite0.safetensors"))
+    assert runner.invoke(app, ["fit", str(small_train), "--out", str(tmp_path / "m0"), "--json"]).exit_code == 0
+    result = runner.invoke(app, ["fit", str(small_train), "--out", str(tmp_path / "m"), "--weights",
+                                 str(tmp_path / "lite0.safetensors"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["n_features_cached"] == 18  # same tensors as the packaged weights: cache hit
+    torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "other.pth")
+    result = runner.invoke(app, ["fit", str(small_train), "--out", str(tmp_path / "m2"), "--weights", str(tmp_path / "other.pth")])
+    assert result.exit_code == 2 and "do not fit architecture" in result.output
+
+
 def test_help_is_fast_and_does_not_import_torch():
     code = "import sys; from transferkit.cli import app; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

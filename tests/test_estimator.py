@@ -42,7 +42,7 @@ def test_features_strategy_learns_the_bundled_example(fitted_features, example_t
 def test_fit_accepts_paths_and_labels(small_train):
     paths = sorted(small_train.rglob("*.png"))
     labels = [p.parent.name for p in paths]
-    clf = ImageClassifier(verbose=False).fit(paths, labels)
+    clf = ImageClassifier(verbose=False).fit(paths, labels=labels)
     assert set(clf.classes_) == {"birds", "fruit", "beverages"}
     assert clf.predict(paths).shape == (len(paths),)
 

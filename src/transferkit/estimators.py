@@ -71,8 +71,15 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
 
     # -- learning --------------------------------------------------------------------------------------------------
-    def fit(self, X, y: Sequence | None = None) -> ImageClassifier:
-        """Fit on a folder (``root/<class>/<image>``), a CSV of ``path,label``, or a list of paths with ``y``."""
+    def fit(self, X, y: Sequence | None = None, *, labels: Sequence | None = None) -> ImageClassifier:
+        """Fit on a folder (``root/<class>/<image>``), a CSV of ``path,label``, or a list of paths with ``y``.
+
+        ``labels=`` is accepted as another name for ``y``. Returns ``self``.
+        """
+        if labels is not None:
+            if y is not None:
+                raise BadInputError("Pass the labels once: either y= or labels=, not both.")
+            y = labels
         if self.strategy not in STRATEGIES:
             raise BadInputError(f"strategy must be one of {', '.join(STRATEGIES)}; got {self.strategy!r}.")
         data = read_images(X, y)

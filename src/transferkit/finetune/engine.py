@@ -66,10 +66,12 @@ def train_network(
     progress: bool = True,
 ) -> dict:
     """Train ``network`` in place; it ends with the weights of the best validation epoch. Returns metrics."""
-    import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # lightning 2.6 against torch 2.14, harmless
+        import lightning as L
+        from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    from .module import ClassifierModule
+        from .module import ClassifierModule
 
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -109,6 +111,7 @@ def train_network(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*number of training batches.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         os.environ.setdefault("PL_DISABLE_FORK", "1")
         trainer.fit(module, train_loader, val_loader)
     best = checkpoint.best_model_path
