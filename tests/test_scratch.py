@@ -29,3 +29,13 @@ def test_scratch_trains_saves_and_reloads_identically(small_train, tmp_path):
 def test_train_config_validates_each_field(field, value, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**{field: value})
+
+
+@pytest.mark.parametrize("total", [1, 2, 15, 400])
+def test_learning_rate_schedule_warms_up_then_decays_for_any_length(total):
+    from transferkit.finetune.module import warmup_cosine
+
+    factors = [warmup_cosine(s, total) for s in range(total)]
+    assert all(0 <= f <= 1 for f in factors) and max(factors) == 1.0
+    if total > 2:
+        assert factors[-1] < factors[len(factors) // 2] < 1.0
