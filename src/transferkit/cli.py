@@ -53,10 +53,15 @@ def fit(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the fitted model to.")],
     model: Annotated[str, typer.Option("--model", "-m", help="Backbone: a zoo name (see `transferkit models`) or any timm name.")] = "tf_efficientnet_lite0",
     weights: Annotated[Optional[Path], typer.Option(help="Local weights file for the backbone (safetensors or a state dict).")] = None,
-    strategy: Annotated[str, typer.Option(help="features: frozen backbone + logistic regression. scratch: same network, random init (the no-transfer baseline).")] = "features",
+    strategy: Annotated[str, typer.Option(help="features: frozen backbone + logistic regression. finetune: probe-initialised head, top stages retrained. auto: decides between them and says why. scratch: same network, random init (the no-transfer baseline).")] = "features",
     seed: Annotated[int, typer.Option(help="Seed for the validation split, the head's cross-validation and training.")] = 0,
-    epochs: Annotated[int, typer.Option(help="Maximum training epochs (networks only; early stopping usually ends sooner).")] = 30,
-    lr: Annotated[float, typer.Option(help="Peak learning rate for training networks.")] = 2e-3,
+    epochs: Annotated[Optional[int], typer.Option(help="Maximum training epochs (default: 12 finetune, 30 scratch; early stopping usually ends sooner).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate of the top layers (default: 3e-4 finetune, 2e-3 scratch).")] = None,
+    unfreeze: Annotated[str, typer.Option(help="finetune: how many top stages to retrain, or 'all'. The head always trains.")] = "3",
+    layer_decay: Annotated[float, typer.Option(help="finetune: each stage trains at this fraction of the learning rate of the stage above.")] = 0.7,
+    l2sp: Annotated[float, typer.Option(help="finetune: pull weights towards their pretrained values (L2-SP); 0 is off, try 0.01.")] = 0.0,
+    time_budget: Annotated[Optional[float], typer.Option(help="auto: seconds it may spend; over budget it keeps the frozen features.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue a fit that was interrupted, from its last checkpoint.")] = False,
     batch_size: Annotated[int, typer.Option(help="Images per batch for extraction and training.")] = 32,
     precision: Annotated[str, typer.Option(help="auto (bfloat16 where the hardware supports it), bf16 or fp32.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object with the fit's metrics.")] = False,
@@ -64,12 +69,21 @@ def fit(
     """Fit a classifier on labeled images and save it as a model folder."""
     from . import ImageClassifier
 
+    import shutil
+
+    workdir = out_dir.parent / f".{out_dir.name}.training"
+    if workdir.exists() and not resume:
+        err.print(f"[yellow]An interrupted fit left checkpoints in {workdir}; starting afresh "
+                  "(pass --resume to continue it instead).[/]")
+        shutil.rmtree(workdir)
     clf = ImageClassifier(
         backbone=model, strategy=strategy, weights=str(weights) if weights else None, seed=seed, epochs=epochs,
-        lr=lr, batch_size=batch_size, precision=precision, verbose=not as_json,
+        lr=lr, batch_size=batch_size, precision=precision, unfreeze=unfreeze, layer_decay=layer_decay, l2sp=l2sp,
+        time_budget=time_budget, workdir=str(workdir), resume=resume, verbose=not as_json,
     )
     clf.fit(data)
-    clf.save(out_dir)
+    clf.save(out_dir)  # atomic: the model folder appears only now, complete
+    shutil.rmtree(workdir, ignore_errors=True)
     if as_json:
         print(json.dumps({"model": str(out_dir), "strategy": clf.strategy_, "classes": clf.classes_.tolist(),
                           "skipped": [[str(p), w] for p, w in clf.skipped_], **clf.metrics_}, default=float))

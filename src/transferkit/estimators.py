@@ -21,7 +21,18 @@ from .features import FeatureExtractor
 from .finetune import TrainConfig
 from .heads import LinearHead
 from .preprocessing import Preprocessing
-from .strategies import STRATEGIES, FitContext, Fitted, fit_features, fit_scratch, model_key
+from .strategies import (
+    DEFAULT_EPOCHS,
+    DEFAULT_LR,
+    STRATEGIES,
+    FitContext,
+    Fitted,
+    fit_auto,
+    fit_features,
+    fit_finetune,
+    fit_scratch,
+    model_key,
+)
 from .zoo import DEFAULT_BACKBONE, ModelSpec, create_backbone, resolve
 
 TASK = "image-classification"
@@ -33,12 +44,19 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     backbone: a zoo name (``transferkit models``), an alias such as ``"lite0"``, or any timm model name.
-    strategy: ``"features"`` (frozen backbone + logistic regression) or ``"scratch"`` (same network, random init).
+    strategy: ``"features"`` (frozen backbone + logistic regression), ``"finetune"`` (probe-initialised head, top
+        stages retrained), ``"auto"`` (decides between the two and says why) or ``"scratch"`` (random init).
     weights: a local weights file (safetensors or a state dict) to use instead of the backbone's own.
     seed: seeds the split, the head's cross-validation and training.
     val_fraction: share of each class held out to validate (and, for networks, to stop early).
     precision: ``"auto"`` (bfloat16 autocast where the CPU or GPU supports it), ``"bf16"`` or ``"fp32"``.
-    epochs, lr, batch_size: training settings for networks (``scratch``); ``batch_size`` also sets extraction batches.
+    epochs, lr, batch_size: training settings for networks (``finetune``, ``scratch``); ``None`` picks the strategy's
+        default; ``batch_size`` also sets extraction batches.
+    unfreeze: how many top stages ``finetune`` retrains (an int, or ``"all"``); the head always trains.
+    layer_decay: each stage below the top trains at this fraction of the learning rate of the stage above.
+    l2sp: strength of the L2-SP pull towards the pretrained weights (0 turns it off; try 0.01).
+    time_budget: seconds ``auto`` may spend; over it, it keeps the frozen features.
+    workdir, resume: where training checkpoints live; ``resume=True`` continues a killed fit from its last one.
     cache_dir: where features are cached (default ``$TRANSFERKIT_CACHE`` or ``~/.cache/transferkit``).
     verbose: progress bars and a line about what was done, on standard error.
     """
@@ -52,10 +70,16 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         seed: int = 0,
         val_fraction: float = 0.2,
         precision: str = "auto",
-        epochs: int = 30,
-        lr: float = 2e-3,
+        epochs: int | None = None,
+        lr: float | None = None,
         batch_size: int = 32,
+        unfreeze: int | str = 3,
+        layer_decay: float = 0.7,
+        l2sp: float = 0.0,
+        time_budget: float | None = None,
         cache_dir: str | None = None,
+        workdir: str | None = None,
+        resume: bool = False,
         verbose: bool = True,
     ) -> None:
         self.backbone = backbone
@@ -67,7 +91,13 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         self.epochs = epochs
         self.lr = lr
         self.batch_size = batch_size
+        self.unfreeze = unfreeze
+        self.layer_decay = layer_decay
+        self.l2sp = l2sp
+        self.time_budget = time_budget
         self.cache_dir = cache_dir
+        self.workdir = workdir
+        self.resume = resume
         self.verbose = verbose
 
     # -- learning --------------------------------------------------------------------------------------------------
@@ -89,11 +119,19 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
             spec=spec, weights=str(self.weights) if self.weights else None, seed=self.seed,
             val_fraction=self.val_fraction, precision=self.precision, batch_size=self.batch_size,
             cache_dir=self.cache_dir, progress=self.verbose,
-            train=TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, precision=self.precision),
+            train=TrainConfig(
+                epochs=self.epochs or max(1, DEFAULT_EPOCHS[self.strategy]), lr=self.lr or DEFAULT_LR[self.strategy] or 1e-3,
+                batch_size=self.batch_size, precision=self.precision,
+            ),
+            unfreeze=_unfreeze(self.unfreeze), layer_decay=self.layer_decay, l2sp=self.l2sp,
+            workdir=self.workdir, resume=self.resume,
         )
         classes = data.classes
         start = time.perf_counter()
-        fitted = (fit_features if self.strategy == "features" else fit_scratch)(data, classes, ctx)
+        if self.strategy == "auto":
+            fitted = fit_auto(data, classes, ctx, time_budget=self.time_budget)
+        else:
+            fitted = {"features": fit_features, "finetune": fit_finetune, "scratch": fit_scratch}[self.strategy](data, classes, ctx)
         fitted.metrics["fit_seconds"] = time.perf_counter() - start
         self._set_fitted(spec, spec.preprocessing, classes, fitted, self.strategy)
         if self.verbose:
@@ -176,7 +214,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
             "preprocessing": self.preprocessing_.to_dict(),
             "network_classes": self.network_classes_,
             "head": self.head_.config() if self.head_ is not None else None,
-            "params": {k: v for k, v in self.get_params().items() if k not in ("verbose", "cache_dir")},
+            "params": {k: v for k, v in self.get_params().items() if k not in ("verbose", "cache_dir", "workdir", "resume")},
             "metrics": _jsonable(self.metrics_),
             "reason": self.reason_,
             "skipped": [[str(p), why] for p, why in self.skipped_],
@@ -212,6 +250,18 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
 
     def _say(self, message: str) -> None:
         print(message, file=sys.stderr)
+
+
+def _unfreeze(value: int | str) -> int | str:
+    if value == "all":
+        return "all"
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise BadInputError(f"unfreeze must be a number of top stages or 'all', got {value!r}.") from None
+    if n < 0:
+        raise BadInputError(f"unfreeze must be at least 0 (0 trains only the new head), got {n}.")
+    return n
 
 
 def _paths(X) -> list[Path]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +23,15 @@ from .data import LabeledImages, check_trainable, load_image, stratified_split
 from .data.images import ImageDecodeError
 from .features import FeatureExtractor
 from .finetune import ImageFiles, TrainConfig, train_network
+from .finetune.groups import layer_groups, trainable_groups
+from .finetune.module import Plan
 from .heads import LinearHead, fit_logistic_head
 from .progress import progress_bar
-from .zoo import ModelSpec, create_backbone, weights_digest
+from .zoo import ModelSpec, create_backbone, set_num_classes, weights_digest
 
-STRATEGIES = ("features", "scratch")
+STRATEGIES = ("features", "finetune", "scratch", "auto")
+DEFAULT_EPOCHS = {"features": 0, "finetune": 12, "scratch": 30, "auto": 12}
+DEFAULT_LR = {"features": 0.0, "finetune": 3e-4, "scratch": 2e-3, "auto": 3e-4}
 
 
 @dataclass
@@ -51,33 +55,29 @@ class FitContext:
     cache_dir: str | None
     progress: bool
     train: TrainConfig
+    unfreeze: int | str = 3
+    layer_decay: float = 0.7
+    l2sp: float = 0.0
+    workdir: str | None = None
+    resume: bool = False
 
 
 def model_key(spec: ModelSpec, network: nn.Module) -> str:
     return f"{spec.family}:{spec.arch}:{weights_digest(network)}"
 
 
-def fit_features(data: LabeledImages, classes: list[str], ctx: FitContext) -> Fitted:
+def fit_features(data: LabeledImages, classes: list[str], ctx: FitContext, probe: Probe | None = None) -> Fitted:
     """Features from the frozen pretrained backbone (cached), head chosen on a train split, refit on all data."""
-    network = create_backbone(ctx.spec, weights=ctx.weights, num_classes=0)
-    extractor = FeatureExtractor(network, ctx.spec.preprocessing, model_key(ctx.spec, network), precision=ctx.precision,
-                                 batch_size=ctx.batch_size, cache_dir=ctx.cache_dir, progress=ctx.progress)
-    extraction = extractor.extract(data.paths)
-    data = data.subset(np.flatnonzero(extraction.ok))
-    y = _targets_after_skipping(data, classes, extraction.skipped)
-    train_idx, val_idx = stratified_split(data.labels, ctx.val_fraction, ctx.seed)
-    x = extraction.features
-    probe = fit_logistic_head(x[train_idx], y[train_idx], seed=ctx.seed)
-    metrics = _val_metrics(y[val_idx], probe.predict_proba(x[val_idx]).argmax(1), len(classes))
-    head = fit_logistic_head(x, y, seed=ctx.seed, C=probe.C)  # final head: all labels, the C chosen above
-    metrics |= {
-        "n_train": int(len(train_idx)), "n_val": int(len(val_idx)), "head_C": probe.C,
-        "images_per_second": extraction.images_per_second, "n_features_computed": extraction.n_computed,
-        "n_features_cached": extraction.n_cached, "precision": extractor.precision,
+    probe = probe or linear_probe(data, classes, ctx)
+    head = fit_logistic_head(probe.features, probe.y, seed=ctx.seed, C=probe.head.C)  # all labels, the C chosen
+    metrics = {
+        "val_accuracy": probe.val_accuracy, "val_macro_f1": probe.val_macro_f1,
+        "n_train": int(len(probe.train_idx)), "n_val": int(len(probe.val_idx)), "head_C": probe.head.C,
+        **probe.extraction_info,
     }
-    reason = (f"features: frozen {ctx.spec.name} + logistic regression (C={probe.C:.3g}); "
-              f"validation accuracy {metrics['val_accuracy']:.3f} on {len(val_idx)} held-out images")
-    return Fitted(extractor.network.cpu(), head, 0, metrics, extraction.skipped, reason)
+    reason = (f"features: frozen {ctx.spec.name} + logistic regression (C={probe.head.C:.3g}); "
+              f"validation accuracy {probe.val_accuracy:.3f} on {len(probe.val_idx)} held-out images")
+    return Fitted(probe.network, head, 0, metrics, probe.skipped, reason)
 
 
 def fit_scratch(data: LabeledImages, classes: list[str], ctx: FitContext) -> Fitted:
@@ -87,28 +87,141 @@ def fit_scratch(data: LabeledImages, classes: list[str], ctx: FitContext) -> Fit
     train_idx, val_idx = stratified_split(data.labels, ctx.val_fraction, ctx.seed)
     torch.manual_seed(ctx.seed)
     network = create_backbone(ctx.spec, pretrained=False, num_classes=len(classes))
+    metrics = _train_and_score(network, data, y, train_idx, val_idx, ctx, plan=None)
+    reason = (f"scratch: {ctx.spec.arch} from random initialisation, {metrics['epochs_run']} epochs; "
+              f"validation accuracy {metrics['val_accuracy']:.3f}")
+    return Fitted(network.cpu(), None, len(classes), metrics, skipped, reason)
+
+
+def fit_finetune(data: LabeledImages, classes: list[str], ctx: FitContext, probe: Probe | None = None) -> Fitted:
+    """Linear probe on cached features first, then retrain the top stages with discriminative learning rates."""
+    probe = probe or linear_probe(data, classes, ctx)
+    data, y, train_idx, val_idx = probe.data, probe.y, probe.train_idx, probe.val_idx
+    network = probe.network
+    set_num_classes(network, ctx.spec, len(classes))
+    init_classifier_from_head(network, ctx.spec, probe.head)
+    groups = layer_groups(network, ctx.spec)
+    n_trainable = trainable_groups(groups, ctx.unfreeze)
+    lrs = tuple(ctx.train.lr * ctx.layer_decay ** (len(groups) - 1 - i) for i in range(len(groups)))
+    schedule = tuple(range(2, n_trainable + 1)) or (1,)  # gradual: one more stage each epoch, head always trains
+    plan = Plan(tuple(tuple(g) for g in groups), lrs, schedule, l2sp=ctx.l2sp)
+    metrics = _train_and_score(network, data, y, train_idx, val_idx, ctx, plan=plan)
+    metrics |= {"probe_val_accuracy": probe.val_accuracy, "probe_C": probe.head.C, "unfreeze": ctx.unfreeze,
+                "trainable_groups": n_trainable - 1, "layer_decay": ctx.layer_decay, "l2sp": ctx.l2sp}
+    stages = "all stages" if ctx.unfreeze == "all" else f"top {n_trainable - 1} of {len(groups) - 1} stages"
+    reason = (f"finetune: {ctx.spec.name}, probe-initialised head, {stages} retrained (layer decay "
+              f"{ctx.layer_decay}), {metrics['epochs_run']} epochs; validation accuracy {metrics['val_accuracy']:.3f} "
+              f"(linear probe alone: {probe.val_accuracy:.3f})")
+    return Fitted(network.cpu(), None, len(classes), metrics, probe.skipped, reason)
+
+
+@dataclass
+class Probe:
+    """A pretrained backbone, its cached features and a logistic head fit on the training split."""
+
+    network: nn.Module
+    data: LabeledImages
+    y: np.ndarray
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    features: np.ndarray
+    head: LinearHead
+    val_accuracy: float
+    val_macro_f1: float
+    skipped: list
+    extraction_info: dict
+
+
+def linear_probe(data: LabeledImages, classes: list[str], ctx: FitContext) -> Probe:
+    """Extract (cached) features, drop unreadable images, split, and fit the head on the training split."""
+    network = create_backbone(ctx.spec, weights=ctx.weights, num_classes=0)
+    extractor = FeatureExtractor(network, ctx.spec.preprocessing, model_key(ctx.spec, network), precision=ctx.precision,
+                                 batch_size=ctx.batch_size, cache_dir=ctx.cache_dir, progress=ctx.progress)
+    extraction = extractor.extract(data.paths)
+    data = data.subset(np.flatnonzero(extraction.ok))
+    y = _targets_after_skipping(data, classes, extraction.skipped)
+    train_idx, val_idx = stratified_split(data.labels, ctx.val_fraction, ctx.seed)
+    x = extraction.features
+    head = fit_logistic_head(x[train_idx], y[train_idx], seed=ctx.seed)
+    val = _val_metrics(y[val_idx], head.predict_proba(x[val_idx]).argmax(1), len(classes))
+    info = {"images_per_second": extraction.images_per_second, "n_features_computed": extraction.n_computed,
+            "n_features_cached": extraction.n_cached, "precision": extractor.precision}
+    return Probe(extractor.network.cpu(), data, y, train_idx, val_idx, x, head, val["val_accuracy"],
+                 val["val_macro_f1"], extraction.skipped, info)
+
+
+def init_classifier_from_head(network: nn.Module, spec: ModelSpec, head: LinearHead) -> None:
+    """Copy a logistic head (standardise, then linear) into the network's linear classifier."""
+    weight = head.coef / head.scale
+    bias = head.intercept - weight @ head.mean
+    if weight.shape[0] == 1:  # binary: scikit-learn's one logit z becomes the pair (0, z)
+        weight = np.concatenate([np.zeros_like(weight), weight])
+        bias = np.concatenate([[0.0], bias])
+    layer = network.get_submodule(spec.classifier)
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(weight))
+        layer.bias.copy_(torch.from_numpy(bias))
+
+
+def _train_and_score(network, data, y, train_idx, val_idx, ctx: FitContext, plan: Plan | None) -> dict:
     pre = ctx.spec.preprocessing
     train_set = ImageFiles([data.paths[i] for i in train_idx], y[train_idx], pre.train_transform())
     val_set = ImageFiles([data.paths[i] for i in val_idx], y[val_idx], pre.eval_transform())
-    workdir = Path(tempfile.mkdtemp(prefix="transferkit-train-"))
-    try:
-        start = time.perf_counter()
-        info = train_network(network, train_set, val_set, ctx.train, workdir, seed=ctx.seed,
-                             num_classes=len(classes), progress=ctx.progress)
-        seconds = time.perf_counter() - start
-    finally:
+    workdir = Path(ctx.workdir) if ctx.workdir else Path(tempfile.mkdtemp(prefix="transferkit-train-"))
+    start = time.perf_counter()
+    info = train_network(network, train_set, val_set, ctx.train, workdir, seed=ctx.seed,
+                         num_classes=int(y.max()) + 1, progress=ctx.progress, plan=plan, resume=ctx.resume)
+    seconds = time.perf_counter() - start
+    if not ctx.workdir:
         shutil.rmtree(workdir, ignore_errors=True)
     network.eval()
-    extractor = FeatureExtractor(network, pre, "unused", precision=ctx.precision, use_cache=False, progress=False)
-    val_logits = np.concatenate([extractor.forward(torch.stack([pre.eval_transform()(load_image(data.paths[i]))
-                                                                for i in chunk]))
-                                 for chunk in np.array_split(val_idx, max(1, len(val_idx) // 32))])
-    metrics = _val_metrics(y[val_idx], val_logits.argmax(1), len(classes))
-    metrics |= {"n_train": int(len(train_idx)), "n_val": int(len(val_idx)), "train_seconds": seconds,
-                "train_config": ctx.train.to_dict(), **info}
-    reason = (f"scratch: {ctx.spec.arch} from random initialisation, {info['epochs_run'] + 1} epochs; "
-              f"validation accuracy {metrics['val_accuracy']:.3f}")
-    return Fitted(network.cpu(), None, len(classes), metrics, skipped, reason)
+    scorer = FeatureExtractor(network, pre, "unused", precision=ctx.precision, use_cache=False, progress=False)
+    val_logits = scorer.extract([data.paths[i] for i in val_idx]).features
+    metrics = _val_metrics(y[val_idx], val_logits.argmax(1), int(y.max()) + 1)
+    return metrics | {"n_train": int(len(train_idx)), "n_val": int(len(val_idx)), "train_seconds": seconds,
+                      "train_config": ctx.train.to_dict(), "precision": scorer.precision, **info}
+
+
+AUTO_MIN_PER_CLASS = 10  # below this many labeled images in a class, fine-tuning overfits more than it helps
+AUTO_SEPARATED = 0.97  # a linear probe this accurate on validation leaves little for fine-tuning to win
+FINETUNE_IMAGES_PER_SECOND_CPU = 25.0  # EfficientNet-Lite0 training, bf16, 2 cores: a rough budget estimate
+
+
+def fit_auto(data: LabeledImages, classes: list[str], ctx: FitContext, time_budget: float | None = None) -> Fitted:
+    """Probe first, then decide between ``features`` and ``finetune`` (and how much to unfreeze), saying why."""
+    probe = linear_probe(data, classes, ctx)
+    choice, unfreeze, why = choose_strategy(probe, ctx, time_budget)
+    if choice == "features":
+        fitted = fit_features(data, classes, ctx, probe=probe)
+    else:
+        fitted = fit_finetune(data, classes, replace(ctx, unfreeze=unfreeze), probe=probe)
+        if fitted.metrics["val_accuracy"] < probe.val_accuracy:
+            choice = "features"
+            why += (f"; but fine-tuning reached {fitted.metrics['val_accuracy']:.3f} on validation, below the "
+                    f"probe's {probe.val_accuracy:.3f}, so the frozen features are kept")
+            fitted = fit_features(data, classes, ctx, probe=linear_probe(data, classes, ctx))
+    fitted.metrics["auto_choice"] = choice
+    fitted.metrics["auto_reason"] = why
+    fitted.reason = f"auto chose {choice}: {why}. {fitted.reason}"
+    return fitted
+
+
+def choose_strategy(probe: Probe, ctx: FitContext, time_budget: float | None) -> tuple[str, int | str, str]:
+    """(strategy, unfreeze, reason) from labels per class, how well the probe separates the classes, and time."""
+    per_class = int(np.bincount(probe.y).min())
+    if per_class < AUTO_MIN_PER_CLASS:
+        return "features", 0, (f"the smallest class has {per_class} labeled images (< {AUTO_MIN_PER_CLASS}), too few "
+                               "to retrain layers without overfitting")
+    if probe.val_accuracy >= AUTO_SEPARATED:
+        return "features", 0, (f"the pretrained features already separate the classes (probe validation accuracy "
+                               f"{probe.val_accuracy:.3f})")
+    estimate = ctx.train.epochs * len(probe.train_idx) / FINETUNE_IMAGES_PER_SECOND_CPU
+    if time_budget is not None and estimate > time_budget:
+        return "features", 0, f"fine-tuning would take about {estimate:.0f} s, over the {time_budget:.0f} s budget"
+    unfreeze: int | str = 2 if per_class < 50 else 4 if per_class < 200 else "all"
+    return "finetune", unfreeze, (f"at least {per_class} labeled images per class and a probe at "
+                                  f"{probe.val_accuracy:.3f} on validation leave room to adapt the top layers "
+                                  f"(unfreeze {unfreeze})")
 
 
 def scan_images(data: LabeledImages, progress: bool) -> tuple[LabeledImages, list[tuple[Path, str]]]:

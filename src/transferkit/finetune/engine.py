@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .data import ImageFiles
+from .module import Plan
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,13 @@ def train_network(
     seed: int,
     num_classes: int,
     progress: bool = True,
+    plan: Plan | None = None,
+    resume: bool = False,
 ) -> dict:
-    """Train ``network`` in place; it ends with the weights of the best validation epoch. Returns metrics."""
+    """Train ``network`` in place; it ends with the weights of the best validation epoch. Returns metrics.
+
+    Checkpoints go to ``workdir/checkpoints``; with ``resume`` a run killed mid-way continues from its last one.
+    """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # lightning 2.6 against torch 2.14, harmless
         import lightning as L
@@ -80,6 +86,7 @@ def train_network(
     weights = None
     if counts.max() / max(counts.min(), 1) > 1.5:
         weights = torch.tensor(counts.sum() / (num_classes * np.maximum(counts, 1)), dtype=torch.float32)
+    network.train()  # the module's epoch hook then puts frozen BatchNorm layers back in eval mode
     module = ClassifierModule(
         network.to(memory_format=torch.channels_last),
         lr=config.lr,
@@ -87,6 +94,7 @@ def train_network(
         epochs=config.epochs,
         class_weights=weights,
         label_smoothing=config.label_smoothing,
+        plan=plan,
     )
     batch_size = min(config.batch_size, len(train))
     loader_args = {"num_workers": config.num_workers, "persistent_workers": config.num_workers > 0}
@@ -112,8 +120,11 @@ def train_network(
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*number of training batches.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # our own checkpoints, on resume
         os.environ.setdefault("PL_DISABLE_FORK", "1")
-        trainer.fit(module, train_loader, val_loader)
+        last = workdir / "checkpoints" / "last.ckpt"
+        resumed_after = _completed_epochs(last) if resume and last.is_file() else None
+        trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resumed_after is not None else None)
     best = checkpoint.best_model_path
     if best:
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
@@ -122,4 +133,9 @@ def train_network(
         "epochs_run": int(trainer.current_epoch),
         "best_val_loss": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
         "stopped_early": bool(stopper.stopped_epoch),
+        "resumed_after_epochs": resumed_after,
     }
+
+
+def _completed_epochs(path: Path) -> int:
+    return int(torch.load(path, map_location="cpu", weights_only=True).get("epoch", -1)) + 1

@@ -1,14 +1,39 @@
-"""The Lightning module that trains an image classifier network (from scratch now; fine-tuning builds on it)."""
+"""The Lightning module that trains an image classifier network, from scratch or fine-tuning a pretrained one.
+
+For fine-tuning it takes a :class:`Plan`: parameter groups from input to head with one learning rate each
+(discriminative rates), how many of the top groups train at each epoch (gradual unfreezing), and an optional L2-SP
+pull towards the pretrained weights. BatchNorm layers whose parameters are frozen stay in eval mode, so frozen parts
+keep their pretrained running statistics.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import partial
 
-import lightning as L
+import warnings
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # lightning 2.6 against torch 2.14, harmless
+    import lightning as L
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a pretrained network is fine-tuned. ``groups`` run from the input to the classifier (last)."""
+
+    groups: tuple[tuple[str, ...], ...]
+    lrs: tuple[float, ...]
+    trainable_at_epoch: tuple[int, ...]  # number of top groups that train in epoch e (the last entry holds after)
+    l2sp: float = 0.0
+
+    def trainable(self, epoch: int) -> int:
+        return self.trainable_at_epoch[min(epoch, len(self.trainable_at_epoch) - 1)]
 
 
 class ClassifierModule(L.LightningModule):
@@ -23,6 +48,7 @@ class ClassifierModule(L.LightningModule):
         epochs: int,
         class_weights: torch.Tensor | None = None,
         label_smoothing: float = 0.1,
+        plan: Plan | None = None,
     ) -> None:
         super().__init__()
         self.network = network
@@ -30,17 +56,40 @@ class ClassifierModule(L.LightningModule):
         self.weight_decay = weight_decay
         self.epochs = epochs
         self.label_smoothing = label_smoothing
+        self.plan = plan
         self.register_buffer("class_weights", class_weights if class_weights is not None else None, persistent=False)
+        if plan is not None and plan.l2sp > 0:
+            params = dict(network.named_parameters())
+            body = [n for g in plan.groups[:-1] for n in g]
+            self._l2sp_names = body
+            for i, name in enumerate(body):
+                self.register_buffer(f"_sp{i}", params[name].detach().clone(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
 
-    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits.float(), y, weight=self.class_weights, label_smoothing=self.label_smoothing)
+    # -- freezing ----------------------------------------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        if self.plan is None:
+            return
+        params = dict(self.network.named_parameters())
+        n_trainable = self.plan.trainable(self.current_epoch)
+        for i, group in enumerate(self.plan.groups):
+            train = i >= len(self.plan.groups) - n_trainable
+            for name in group:
+                params[name].requires_grad_(train)
+        set_frozen_batchnorm_eval(self.network)
 
+    # -- steps ---------------------------------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
         x, y = batch
-        loss = self._loss(self(x.contiguous(memory_format=torch.channels_last)), y)
+        logits = self(x.contiguous(memory_format=torch.channels_last))
+        loss = F.cross_entropy(logits.float(), y, weight=self.class_weights, label_smoothing=self.label_smoothing)
+        if self.plan is not None and self.plan.l2sp > 0:
+            params = dict(self.network.named_parameters())
+            drift = sum(((params[n] - getattr(self, f"_sp{i}")) ** 2).sum()
+                        for i, n in enumerate(self._l2sp_names) if params[n].requires_grad)
+            loss = loss + 0.5 * self.plan.l2sp * drift
         self.log("train_loss", loss, prog_bar=True, on_epoch=True, on_step=False, batch_size=len(y))
         return loss
 
@@ -53,16 +102,31 @@ class ClassifierModule(L.LightningModule):
         self.log("val_acc", acc, prog_bar=True, batch_size=len(y), sync_dist=True)
 
     def configure_optimizers(self):
-        decay, no_decay = [], []
-        for name, p in self.network.named_parameters():
-            if p.requires_grad:
-                (no_decay if p.ndim <= 1 else decay).append(p)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=self.lr
-        )
+        params = dict(self.network.named_parameters())
+        if self.plan is None:
+            named = [(params, self.lr)]
+        else:
+            n_max = max(self.plan.trainable_at_epoch)
+            top = self.plan.groups[len(self.plan.groups) - n_max:]
+            named = [({n: params[n] for n in g}, lr) for g, lr in zip(top, self.plan.lrs[len(self.plan.lrs) - n_max:])]
+        groups = []
+        for named_params, lr in named:
+            decay = [p for n, p in named_params.items() if p.ndim > 1]
+            no_decay = [p for n, p in named_params.items() if p.ndim <= 1]
+            wd = 0.0 if (self.plan is not None and self.plan.l2sp > 0) else self.weight_decay
+            groups += [{"params": decay, "weight_decay": wd, "lr": lr}, {"params": no_decay, "weight_decay": 0.0, "lr": lr}]
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=self.lr)
         steps = max(1, int(self.trainer.estimated_stepping_batches))
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(warmup_cosine, total=steps))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def set_frozen_batchnorm_eval(network: nn.Module) -> None:
+    """BatchNorm layers whose parameters do not train keep their running statistics: eval mode."""
+    for module in network.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            if not any(p.requires_grad for p in module.parameters(recurse=False)):
+                module.eval()
 
 
 def warmup_cosine(step: int, total: int, warmup_fraction: float = 0.1) -> float:

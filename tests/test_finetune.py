@@ -1,0 +1,106 @@
+"""Fine-tuning: layer groups, probe-initialised head, the BatchNorm policy, auto's decision and resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from transferkit import ImageClassifier, zoo
+from transferkit.features import FeatureExtractor
+from transferkit.finetune.groups import layer_groups, trainable_groups
+from transferkit.finetune.module import ClassifierModule, Plan
+from transferkit.heads import fit_logistic_head
+from transferkit.strategies import init_classifier_from_head
+
+
+@pytest.mark.parametrize("name", ["tf_efficientnet_lite0", "mobilenet_v2"])
+def test_layer_groups_cover_every_parameter_once_from_stem_to_classifier(name):
+    spec = zoo.resolve(name)
+    net = zoo.create_backbone(spec, pretrained=False, num_classes=4)
+    groups = layer_groups(net, spec)
+    names = [n for g in groups for n in g]
+    assert sorted(names) == sorted(n for n, _ in net.named_parameters()) and len(names) == len(set(names))
+    assert all(n.startswith(spec.classifier) for n in groups[-1])
+    assert len(groups) >= 8  # stem, the stages, the classifier
+    assert trainable_groups(groups, 2) == 3 and trainable_groups(groups, "all") == len(groups)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_probe_initialised_classifier_reproduces_the_probe(small_train, n_classes):
+    spec = zoo.resolve("lite0")
+    net = zoo.create_backbone(spec)
+    classes = sorted(p.name for p in small_train.iterdir())[:n_classes]
+    paths = [p for c in classes for p in sorted((small_train / c).glob("*.png"))]
+    y = np.array([classes.index(p.parent.name) for p in paths])
+    extractor = FeatureExtractor(net, spec.preprocessing, "probe-test", precision="fp32", use_cache=False, progress=False)
+    features = extractor.extract(paths).features
+    head = fit_logistic_head(features, y)
+    zoo.set_num_classes(net, spec, n_classes)
+    init_classifier_from_head(net, spec, head)
+    logits = FeatureExtractor(net, spec.preprocessing, "x", precision="fp32", use_cache=False, progress=False).extract(paths).features
+    np.testing.assert_allclose(torch.softmax(torch.from_numpy(logits).double(), 1).numpy(), head.predict_proba(features), atol=1e-4)
+
+
+def test_frozen_batchnorm_keeps_its_running_statistics():
+    spec = zoo.resolve("lite0")
+    net = zoo.create_backbone(spec, num_classes=3)
+    groups = layer_groups(net, spec)
+    plan = Plan(tuple(tuple(g) for g in groups), tuple([1e-3] * len(groups)), (2,))  # top stage + classifier
+    module = ClassifierModule(net, lr=1e-3, weight_decay=0.0, epochs=1, plan=plan)
+    net.train()
+    module.on_train_epoch_start()
+    stem_bn, top_bn = net.bn1, net.bn2  # bn2 follows conv_head, in the top group
+    before_stem, before_top = stem_bn.running_mean.clone(), top_bn.running_mean.clone()
+    net(torch.randn(4, 3, 96, 96) * 3)
+    assert not stem_bn.training and torch.equal(stem_bn.running_mean, before_stem)
+    assert top_bn.training and not torch.equal(top_bn.running_mean, before_top)
+    assert not net.conv_stem.weight.requires_grad and net.conv_head.weight.requires_grad
+
+
+@pytest.mark.slow
+def test_finetune_trains_only_the_top_stages_and_round_trips(small_train, tmp_path):
+    clf = ImageClassifier(strategy="finetune", unfreeze=1, epochs=1, batch_size=8, verbose=False).fit(small_train)
+    pretrained = zoo.create_backbone(zoo.resolve("lite0"))
+    assert torch.equal(clf.network_.conv_stem.weight, pretrained.conv_stem.weight)  # frozen
+    assert not torch.equal(clf.network_.conv_head.weight, pretrained.conv_head.weight)  # retrained
+    assert 0 <= clf.metrics_["probe_val_accuracy"] <= 1 and clf.metrics_["trainable_groups"] == 1
+    clf.save(tmp_path / "ft")
+    files = sorted(small_train.rglob("*.png"))
+    assert np.array_equal(ImageClassifier.load(tmp_path / "ft", verbose=False).predict_proba(files), clf.predict_proba(files))
+
+
+def test_auto_keeps_features_when_labels_are_few_and_says_why(small_train, tmp_path):
+    clf = ImageClassifier(strategy="auto", verbose=False).fit(small_train)
+    assert clf.metrics_["auto_choice"] == "features" and clf.head_ is not None
+    assert "6 labeled images" in clf.reason_ and clf.reason_.startswith("auto chose features")
+    clf.save(tmp_path / "auto")
+    assert "auto chose features" in (tmp_path / "auto" / "transferkit.json").read_text()
+
+
+@pytest.mark.slow
+def test_a_fit_killed_with_sigkill_resumes_from_its_last_checkpoint(small_train, tmp_path):
+    workdir = tmp_path / "work"
+    code = (
+        "from transferkit import ImageClassifier;"
+        f"ImageClassifier(strategy='scratch', epochs=40, batch_size=8, workdir={str(workdir)!r}, verbose=False)"
+        f".fit({str(small_train)!r})"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    last = workdir / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 240
+    while not last.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(0.5)  # let the checkpoint write finish (it is written atomically, then renamed)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert last.exists(), "the first epoch never checkpointed"
+    clf = ImageClassifier(strategy="scratch", epochs=2, batch_size=8, workdir=str(workdir), resume=True,
+                          verbose=False).fit(small_train)
+    assert clf.metrics_["resumed_after_epochs"] >= 1
