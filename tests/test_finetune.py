@@ -104,3 +104,48 @@ def test_a_fit_killed_with_sigkill_resumes_from_its_last_checkpoint(small_train,
     clf = ImageClassifier(strategy="scratch", epochs=2, batch_size=8, workdir=str(workdir), resume=True,
                           verbose=False).fit(small_train)
     assert clf.metrics_["resumed_after_epochs"] >= 1
+
+
+def test_tta_averages_an_image_with_its_mirror(fitted_features, example_test):
+
+    files = sorted(example_test.rglob("*.png"))[:6]
+    plain = fitted_features.predict_proba(files)
+    fitted_features.set_params(tta=True)
+    try:
+        averaged = fitted_features.predict_proba(files)
+    finally:
+        fitted_features.set_params(tta=False)
+    mirrored = fitted_features._proba(fitted_features._get_extractor(mirror=True).extract(files).features)
+    np.testing.assert_allclose(averaged, (plain + mirrored) / 2)
+    assert not np.allclose(plain, mirrored)  # clip art is rarely symmetric: the mirror changes the prediction
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_ddp_fit_on_cpu_matches_a_single_process_fit(small_train, tmp_path):
+    """A real 2-process DDP run (gloo on CPU, launched by torchrun) gives a model that predicts like one process."""
+    common = ["fit", str(small_train), "--strategy", "finetune", "--unfreeze", "1", "--epochs", "1", "--lr", "1e-4", "--seed", "0", "--json"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+                "--master_port", str(_free_port()), "-m", "transferkit.cli"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # The same global batch: 2 processes x 4 images against 1 process x 8 images.
+    ddp = subprocess.run(torchrun + common + ["--out", str(tmp_path / "ddp"), "--devices", "2", "--batch-size", "4"],
+                         env=env, capture_output=True, text=True, timeout=400)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    single = subprocess.run([sys.executable, "-m", "transferkit.cli"] + common + ["--out", str(tmp_path / "one"),
+                                                                               "--batch-size", "8"],
+                            env=env, capture_output=True, text=True, timeout=400)
+    assert single.returncode == 0, single.stderr[-3000:]
+    files = sorted(small_train.rglob("*.png"))
+    p_ddp = ImageClassifier.load(tmp_path / "ddp", verbose=False).predict_proba(files)
+    p_one = ImageClassifier.load(tmp_path / "one", verbose=False).predict_proba(files)
+    assert (p_ddp.argmax(1) == p_one.argmax(1)).mean() >= 0.9
+    assert np.abs(p_ddp - p_one).max() < 0.15
+    assert not (tmp_path / ".ddp.training").exists()  # checkpoints cleaned up once the model is saved

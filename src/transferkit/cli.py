@@ -56,12 +56,14 @@ def fit(
     strategy: Annotated[str, typer.Option(help="features: frozen backbone + logistic regression. finetune: probe-initialised head, top stages retrained. auto: decides between them and says why. scratch: same network, random init (the no-transfer baseline).")] = "features",
     seed: Annotated[int, typer.Option(help="Seed for the validation split, the head's cross-validation and training.")] = 0,
     epochs: Annotated[Optional[int], typer.Option(help="Maximum training epochs (default: 12 finetune, 30 scratch; early stopping usually ends sooner).")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate of the top layers (default: 3e-4 finetune, 2e-3 scratch).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate of the top layers (default: 1e-4 finetune, 2e-3 scratch).")] = None,
     unfreeze: Annotated[str, typer.Option(help="finetune: how many top stages to retrain, or 'all'. The head always trains.")] = "3",
     layer_decay: Annotated[float, typer.Option(help="finetune: each stage trains at this fraction of the learning rate of the stage above.")] = 0.7,
     l2sp: Annotated[float, typer.Option(help="finetune: pull weights towards their pretrained values (L2-SP); 0 is off, try 0.01.")] = 0.0,
     time_budget: Annotated[Optional[float], typer.Option(help="auto: seconds it may spend; over budget it keeps the frozen features.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue a fit that was interrupted, from its last checkpoint.")] = False,
+    devices: Annotated[int, typer.Option(help="Devices (GPUs, or CPU processes) to train on with DDP.")] = 1,
+    num_nodes: Annotated[int, typer.Option(help="Machines to train on with DDP (launch with torchrun or SLURM).")] = 1,
     batch_size: Annotated[int, typer.Option(help="Images per batch for extraction and training.")] = 32,
     precision: Annotated[str, typer.Option(help="auto (bfloat16 where the hardware supports it), bf16 or fp32.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object with the fit's metrics.")] = False,
@@ -72,17 +74,22 @@ def fit(
     import shutil
 
     workdir = out_dir.parent / f".{out_dir.name}.training"
-    if workdir.exists() and not resume:
+    if workdir.exists() and not resume and _env_rank_zero():
         err.print(f"[yellow]An interrupted fit left checkpoints in {workdir}; starting afresh "
                   "(pass --resume to continue it instead).[/]")
         shutil.rmtree(workdir)
     clf = ImageClassifier(
         backbone=model, strategy=strategy, weights=str(weights) if weights else None, seed=seed, epochs=epochs,
         lr=lr, batch_size=batch_size, precision=precision, unfreeze=unfreeze, layer_decay=layer_decay, l2sp=l2sp,
-        time_budget=time_budget, workdir=str(workdir), resume=resume, verbose=not as_json,
+        time_budget=time_budget, devices=devices, num_nodes=num_nodes, workdir=str(workdir), resume=resume,
+        verbose=not as_json,
     )
     clf.fit(data)
-    clf.save(out_dir)  # atomic: the model folder appears only now, complete
+    clf.save(out_dir)  # atomic: the model folder appears only now, complete (rank 0 only)
+    from .finetune.engine import is_primary_process
+
+    if not is_primary_process():
+        return
     shutil.rmtree(workdir, ignore_errors=True)
     if as_json:
         print(json.dumps({"model": str(out_dir), "strategy": clf.strategy_, "classes": clf.classes_.tolist(),
@@ -101,12 +108,13 @@ def evaluate(
     model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model folder written by `transferkit fit`.")],
     data: Annotated[Path, typer.Argument(help="Labeled test data: class subfolders or a CSV with path,label.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (accuracy, macro_f1, per_class, confusion_matrix).")] = False,
+    tta: Annotated[bool, typer.Option(help="Test-time augmentation: average each image with its mirror image.")] = False,
 ) -> None:
     """Measure a saved model on labeled data: accuracy, macro-F1, per-class report and confusion matrix."""
     from . import ImageClassifier
     from .evaluate import evaluate as run_evaluation
 
-    clf = ImageClassifier.load(model_dir, verbose=not as_json)
+    clf = ImageClassifier.load(model_dir, verbose=not as_json, tta=tta)
     result = run_evaluation(clf, data)
     if as_json:
         print(json.dumps(result.to_dict()))
@@ -131,12 +139,13 @@ def predict(
     files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="Images (or folders of images) to classify.")],
     top: Annotated[int, typer.Option(help="How many classes to show per image.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line: file, label, probability, top.")] = False,
+    tta: Annotated[bool, typer.Option(help="Test-time augmentation: average each image with its mirror image.")] = False,
 ) -> None:
     """Classify images with a saved model."""
     from . import ImageClassifier
     from .data import read_images
 
-    clf = ImageClassifier.load(model_dir, verbose=False)
+    clf = ImageClassifier.load(model_dir, verbose=False, tta=tta)
     paths = [p for f in files for p in (read_images(f).paths if f.is_dir() else (f,))]
     proba, ok, skipped = clf.predict_files(paths)
     classes = clf.classes_.tolist()
@@ -190,6 +199,12 @@ def models(
         table.add_row(name, ", ".join(s.aliases), f"{pre.input_size} {pre.interpolation}", norm,
                       str(s.feature_dim), "offline" if s.offline else s.source)
     out.print(table)
+
+
+def _env_rank_zero() -> bool:
+    import os
+
+    return all(os.environ.get(v, "0") == "0" for v in ("RANK", "LOCAL_RANK", "NODE_RANK"))
 
 
 def _report_skipped(skipped) -> None:

@@ -19,6 +19,7 @@ from .data import LabeledImages, check_trainable, read_images
 from .errors import BadInputError, NotFittedError
 from .features import FeatureExtractor
 from .finetune import TrainConfig
+from .finetune.engine import is_primary_process
 from .heads import LinearHead
 from .preprocessing import Preprocessing
 from .strategies import (
@@ -56,6 +57,9 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
     layer_decay: each stage below the top trains at this fraction of the learning rate of the stage above.
     l2sp: strength of the L2-SP pull towards the pretrained weights (0 turns it off; try 0.01).
     time_budget: seconds ``auto`` may spend; over it, it keeps the frozen features.
+    devices, num_nodes: train networks on several devices / machines with Lightning's DDP (launch with torchrun or
+        SLURM for several nodes); only rank 0 writes the model folder.
+    tta: test-time augmentation at predict: average the probabilities of each image and its mirror image.
     workdir, resume: where training checkpoints live; ``resume=True`` continues a killed fit from its last one.
     cache_dir: where features are cached (default ``$TRANSFERKIT_CACHE`` or ``~/.cache/transferkit``).
     verbose: progress bars and a line about what was done, on standard error.
@@ -77,6 +81,9 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         layer_decay: float = 0.7,
         l2sp: float = 0.0,
         time_budget: float | None = None,
+        devices: int = 1,
+        num_nodes: int = 1,
+        tta: bool = False,
         cache_dir: str | None = None,
         workdir: str | None = None,
         resume: bool = False,
@@ -95,6 +102,9 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         self.layer_decay = layer_decay
         self.l2sp = l2sp
         self.time_budget = time_budget
+        self.devices = devices
+        self.num_nodes = num_nodes
+        self.tta = tta
         self.cache_dir = cache_dir
         self.workdir = workdir
         self.resume = resume
@@ -121,7 +131,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
             cache_dir=self.cache_dir, progress=self.verbose,
             train=TrainConfig(
                 epochs=self.epochs or max(1, DEFAULT_EPOCHS[self.strategy]), lr=self.lr or DEFAULT_LR[self.strategy] or 1e-3,
-                batch_size=self.batch_size, precision=self.precision,
+                batch_size=self.batch_size, precision=self.precision, devices=self.devices, num_nodes=self.num_nodes,
             ),
             unfreeze=_unfreeze(self.unfreeze), layer_decay=self.layer_decay, l2sp=self.l2sp,
             workdir=self.workdir, resume=self.resume,
@@ -153,7 +163,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         self.skipped_ = fitted.skipped
         self.reason_ = fitted.reason
         self.strategy_ = strategy
-        self._extractor = None
+        self._extractors = {}
 
     # -- predicting ------------------------------------------------------------------------------------------------
     def predict_proba(self, X) -> np.ndarray:
@@ -180,20 +190,26 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         """Probabilities for the readable files, a mask of which were readable, and why the others were not."""
         self._check_fitted()
         extraction = self._get_extractor().extract(paths, description="Predicting")
-        if self.head_ is not None:
-            proba = self.head_.predict_proba(extraction.features)
-        else:
-            proba = torch.softmax(torch.from_numpy(extraction.features).double(), dim=1).numpy()
+        proba = self._proba(extraction.features)
+        if self.tta:
+            mirrored = self._get_extractor(mirror=True).extract(paths, description="Predicting (mirrored)")
+            proba = (proba + self._proba(mirrored.features)) / 2
         return proba, extraction.ok, extraction.skipped
 
-    def _get_extractor(self) -> FeatureExtractor:
-        if getattr(self, "_extractor", None) is None:
-            self._extractor = FeatureExtractor(
+    def _proba(self, outputs: np.ndarray) -> np.ndarray:
+        if self.head_ is not None:
+            return self.head_.predict_proba(outputs)
+        return torch.softmax(torch.from_numpy(outputs).double(), dim=1).numpy()
+
+    def _get_extractor(self, mirror: bool = False) -> FeatureExtractor:
+        extractors = self.__dict__.setdefault("_extractors", {})
+        if mirror not in extractors:
+            extractors[mirror] = FeatureExtractor(
                 self.network_, self.preprocessing_, model_key(self.spec_, self.network_),
                 precision=self.metrics_.get("precision", self.precision), batch_size=self.batch_size,
-                cache_dir=self.cache_dir, use_cache=self.head_ is not None, progress=self.verbose,
+                cache_dir=self.cache_dir, use_cache=self.head_ is not None, progress=self.verbose, mirror=mirror,
             )
-        return self._extractor
+        return extractors[mirror]
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "classes_"):
@@ -202,8 +218,10 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
 
     # -- saving ----------------------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write the model folder (JSON + safetensors), atomically."""
+        """Write the model folder (JSON + safetensors), atomically. In a distributed run only rank 0 writes."""
         self._check_fitted()
+        if not is_primary_process():
+            return Path(path)
         spec = self.spec_
         config = {
             "task": TASK,
@@ -214,7 +232,8 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
             "preprocessing": self.preprocessing_.to_dict(),
             "network_classes": self.network_classes_,
             "head": self.head_.config() if self.head_ is not None else None,
-            "params": {k: v for k, v in self.get_params().items() if k not in ("verbose", "cache_dir", "workdir", "resume")},
+            "params": {k: v for k, v in self.get_params().items()
+                       if k not in ("verbose", "cache_dir", "workdir", "resume", "devices", "num_nodes")},
             "metrics": _jsonable(self.metrics_),
             "reason": self.reason_,
             "skipped": [[str(p), why] for p, why in self.skipped_],

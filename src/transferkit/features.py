@@ -77,15 +77,21 @@ class FeatureExtractor:
         use_cache: bool = True,
         progress: bool = True,
         device: torch.device | None = None,
+        mirror: bool = False,
     ) -> None:
         self.device = device or default_device()
         self.precision = resolve_precision(precision, self.device)
         self.network = network.eval().to(self.device, memory_format=torch.channels_last)
         self.preprocessing = preprocessing
         self.transform = preprocessing.eval_transform()
+        if mirror:  # test-time augmentation: the left-right mirror image
+            from torchvision.transforms import v2
+
+            self.transform = v2.Compose([v2.RandomHorizontalFlip(p=1.0), self.transform])
         self.batch_size = batch_size
         self.progress = progress
-        key = json.dumps({"model": model_key, "pre": preprocessing.to_dict(), "precision": self.precision}, sort_keys=True)
+        key = json.dumps({"model": model_key, "pre": preprocessing.to_dict(), "precision": self.precision,
+                          **({"mirror": True} if mirror else {})}, sort_keys=True)
         self.cache_root = (Path(cache_dir) if cache_dir else default_cache_dir()) / "features" / _sha(key.encode())[:20]
         self.use_cache = use_cache
 

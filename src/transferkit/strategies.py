@@ -31,7 +31,7 @@ from .zoo import ModelSpec, create_backbone, set_num_classes, weights_digest
 
 STRATEGIES = ("features", "finetune", "scratch", "auto")
 DEFAULT_EPOCHS = {"features": 0, "finetune": 12, "scratch": 30, "auto": 12}
-DEFAULT_LR = {"features": 0.0, "finetune": 3e-4, "scratch": 2e-3, "auto": 3e-4}
+DEFAULT_LR = {"features": 0.0, "finetune": 1e-4, "scratch": 2e-3, "auto": 1e-4}
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,8 @@ class TrainConfig:
     precision: str = "auto"
     label_smoothing: float = 0.1
     num_workers: int = 1
+    devices: int = 1
+    num_nodes: int = 1
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -42,6 +44,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.batch_size must be at least 1, got {self.batch_size}.")
         if self.patience < 1:
             raise ValueError(f"TrainConfig.patience must be at least 1, got {self.patience}.")
+        if self.devices < 1 or self.num_nodes < 1:
+            raise ValueError(f"TrainConfig.devices and .num_nodes must be at least 1, got {self.devices} and {self.num_nodes}.")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"TrainConfig.precision must be 'auto', 'bf16' or 'fp32', got {self.precision!r}.")
 
@@ -86,6 +90,11 @@ def train_network(
     weights = None
     if counts.max() / max(counts.min(), 1) > 1.5:
         weights = torch.tensor(counts.sum() / (num_classes * np.maximum(counts, 1)), dtype=torch.float32)
+    distributed = config.devices * config.num_nodes > 1
+    if plan is not None and distributed:
+        # DDP syncs the parameters that train when it wraps the model; stages cannot join later, so under DDP every
+        # planned stage trains from the first epoch (no gradual unfreezing).
+        plan = replace(plan, trainable_at_epoch=(max(plan.trainable_at_epoch),))
     network.train()  # the module's epoch hook then puts frozen BatchNorm layers back in eval mode
     module = ClassifierModule(
         network.to(memory_format=torch.channels_last),
@@ -105,7 +114,9 @@ def train_network(
     trainer = L.Trainer(
         max_epochs=config.epochs,
         accelerator="auto",
-        devices=1,
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy="ddp" if distributed else "auto",
         precision=_lightning_precision(config.precision),
         callbacks=[checkpoint, stopper],
         logger=False,
@@ -139,3 +150,12 @@ def train_network(
 
 def _completed_epochs(path: Path) -> int:
     return int(torch.load(path, map_location="cpu", weights_only=True).get("epoch", -1)) + 1
+
+
+def is_primary_process() -> bool:
+    """True on the process that should write files: rank 0 of a distributed run, or a plain single process."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return all(os.environ.get(v, "0") == "0" for v in ("RANK", "LOCAL_RANK", "NODE_RANK"))

@@ -64,16 +64,20 @@ class ClassifierModule(L.LightningModule):
             self._l2sp_names = body
             for i, name in enumerate(body):
                 self.register_buffer(f"_sp{i}", params[name].detach().clone(), persistent=False)
+        self._apply_freeze(0)  # before Lightning wraps the module (DDP registers only trainable parameters)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
 
     # -- freezing ----------------------------------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
+        self._apply_freeze(self.current_epoch)
+
+    def _apply_freeze(self, epoch: int) -> None:
         if self.plan is None:
             return
         params = dict(self.network.named_parameters())
-        n_trainable = self.plan.trainable(self.current_epoch)
+        n_trainable = self.plan.trainable(epoch)
         for i, group in enumerate(self.plan.groups):
             train = i >= len(self.plan.groups) - n_trainable
             for name in group:
@@ -90,7 +94,7 @@ class ClassifierModule(L.LightningModule):
             drift = sum(((params[n] - getattr(self, f"_sp{i}")) ** 2).sum()
                         for i, n in enumerate(self._l2sp_names) if params[n].requires_grad)
             loss = loss + 0.5 * self.plan.l2sp * drift
-        self.log("train_loss", loss, prog_bar=True, on_epoch=True, on_step=False, batch_size=len(y))
+        self.log("train_loss", loss, prog_bar=True, on_epoch=True, on_step=False, batch_size=len(y), sync_dist=True)
         return loss
 
     def validation_step(self, batch, batch_idx):
