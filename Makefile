@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench clean-venv
+.PHONY: demo test bench bench-deps clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -22,6 +22,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/features_vs_scratch.py
+
+bench-deps: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 
 clean-venv:
 	rm -rf $(VENV)

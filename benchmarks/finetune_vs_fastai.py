@@ -1,0 +1,117 @@
+"""Benchmark for fine-tuning: transferkit's features / finetune / auto / scratch against fastai's
+``vision_learner(...).fine_tune(...)`` with the same backbone and the same pretrained weights.
+
+    pip install fastai==2.8.12        # benchmark-only dependency (make bench-deps)
+    python benchmarks/finetune_vs_fastai.py --datasets fashion --ks 5,20,100 --seeds 1
+
+Records test accuracy and wall time per run and prints a Markdown table (mean ± sd over seeds). Every run uses
+EfficientNet-Lite0 with the packaged ImageNet weights; fastai gets them loaded into its body by hand (checked:
+only the classifier keys are missing) and mean = std = 0.5 normalisation, as timm's preprocessing says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+import datasets as D  # noqa: E402
+
+from transferkit import ImageClassifier, zoo  # noqa: E402
+from transferkit.data import read_images  # noqa: E402
+from transferkit.evaluate import evaluate  # noqa: E402
+
+
+def run_transferkit(strategy, paths, labels, test, seed, cache_dir):
+    clf = ImageClassifier(strategy=strategy, seed=seed, cache_dir=cache_dir, verbose=False)
+    start = time.perf_counter()
+    clf.fit(paths, labels)
+    seconds = time.perf_counter() - start
+    extra = {"auto_choice": clf.metrics_.get("auto_choice")} if strategy == "auto" else {}
+    return evaluate(clf, test).accuracy, seconds, extra
+
+
+def run_fastai(paths, labels, test, seed, epochs):
+    import torch
+    from fastai.vision.all import (ImageDataLoaders, Normalize, Resize, aug_transforms, accuracy, set_seed,
+                                   vision_learner)
+
+    spec = zoo.resolve("tf_efficientnet_lite0")
+    pre = spec.preprocessing
+    set_seed(seed, reproducible=True)
+    start = time.perf_counter()
+    bs = max(2, min(32, int(0.8 * len(paths)) // 2))  # fastai drops the last partial batch: keep it below the set
+    dls = ImageDataLoaders.from_lists(
+        "/", [str(p) for p in paths], labels, valid_pct=0.2, seed=seed, bs=bs,
+        item_tfms=Resize(pre.input_size), batch_tfms=[*aug_transforms(), Normalize.from_stats(pre.mean, pre.std)],
+        num_workers=0,
+    )
+    learn = vision_learner(dls, spec.arch, pretrained=False, metrics=accuracy)
+    state = zoo.create_backbone(spec, num_classes=0).state_dict()
+    body = learn.model[0].model
+    result = body.load_state_dict(state, strict=False)
+    assert not result.unexpected_keys and all("classifier" in k for k in result.missing_keys), result
+    with learn.no_bar(), learn.no_logging():
+        learn.fine_tune(epochs)
+    test_items = read_images(test)
+    dl = learn.dls.test_dl([str(p) for p in test_items.paths])
+    with learn.no_bar():
+        preds, _ = learn.get_preds(dl=dl)
+    predicted = np.array(learn.dls.vocab)[preds.argmax(1).numpy()]
+    seconds = time.perf_counter() - start
+    torch.set_num_threads(torch.get_num_threads())
+    return float((predicted == np.array(test_items.labels)).mean()), seconds, {}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", default="clipart-large,fashion")
+    parser.add_argument("--ks", default="5,10,20,100")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--methods", default="features,finetune,auto,scratch,fastai")
+    parser.add_argument("--fastai-epochs", type=int, default=4)
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "transferkit-bench")
+    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "finetune_vs_fastai.json")
+    args = parser.parse_args()
+    sources = {"clipart": D.clipart_bundled, "clipart-large": lambda: D.clipart_large(args.work),
+               "fashion": lambda: D.fashion_mnist(args.work)}
+    methods = args.methods.split(",")
+    rows = []
+    for name in args.datasets.split(","):
+        pool, test = sources[name]()
+        for k in [int(v) for v in args.ks.split(",")]:
+            for seed in range(args.seeds):
+                paths, labels = D.sample(pool, k, seed)
+                for method in methods:
+                    if method == "fastai":
+                        acc, seconds, extra = run_fastai(paths, labels, test, seed, args.fastai_epochs)
+                    else:
+                        acc, seconds, extra = run_transferkit(method, paths, labels, test, seed, str(args.work / "cache"))
+                    rows.append({"dataset": name, "k": k, "seed": seed, "method": method, "accuracy": acc,
+                                 "seconds": seconds, **extra})
+                    print(f"  {name} k={k} seed={seed} {method:8s} acc={acc:.3f} {seconds:.0f}s {extra or ''}",
+                          file=sys.stderr, flush=True)
+                    args.json.parent.mkdir(parents=True, exist_ok=True)
+                    args.json.write_text(json.dumps(rows, indent=2))
+    print(f"\n| dataset | k | " + " | ".join(methods) + " |")
+    print("|---|---|" + "---|" * len(methods))
+    for name in args.datasets.split(","):
+        for k in sorted({r["k"] for r in rows if r["dataset"] == name}):
+            cells = []
+            for m in methods:
+                sel = [r for r in rows if r["dataset"] == name and r["k"] == k and r["method"] == m]
+                acc = [100 * r["accuracy"] for r in sel]
+                sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
+                cells.append(f"{statistics.mean(acc):.1f} ± {sd:.1f} ({statistics.mean(r['seconds'] for r in sel):.0f} s)")
+            print(f"| {name} | {k} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
