@@ -131,9 +131,8 @@ def train_network(
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*number of training batches.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
-        warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")  # frozen BatchNorm, on purpose  # our own checkpoints, on resume
-        os.environ.setdefault("PL_DISABLE_FORK", "1")
+        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # our own checkpoints, on resume
+        warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")  # frozen BatchNorm, on purpose
         last = workdir / "checkpoints" / "last.ckpt"
         resumed_after = _completed_epochs(last) if resume and last.is_file() else None
         trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resumed_after is not None else None)
