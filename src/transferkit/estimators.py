@@ -130,7 +130,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
             val_fraction=self.val_fraction, precision=self.precision, batch_size=self.batch_size,
             cache_dir=self.cache_dir, progress=self.verbose,
             train=TrainConfig(
-                epochs=self.epochs or max(1, DEFAULT_EPOCHS[self.strategy]), lr=self.lr or DEFAULT_LR[self.strategy] or 1e-3,
+                epochs=self.epochs or DEFAULT_EPOCHS.get(self.strategy, 1), lr=self.lr or DEFAULT_LR.get(self.strategy, 1e-3),
                 batch_size=self.batch_size, precision=self.precision, devices=self.devices, num_nodes=self.num_nodes,
             ),
             unfreeze=_unfreeze(self.unfreeze), layer_decay=self.layer_decay, l2sp=self.l2sp,

@@ -1,10 +1,13 @@
 """The strategies: how a classifier is made from a backbone and labeled images.
 
 - ``features``: the pretrained network as a fixed feature extractor, a logistic-regression head on its features.
+- ``finetune``: that head initialises a new classifier, then the top stages are retrained (discriminative learning
+  rates, gradual unfreezing, frozen BatchNorm kept in eval mode, optional L2-SP).
+- ``auto``: probes first, then picks one of the two from labels per class, probe accuracy and the time budget.
 - ``scratch``: the same architecture from random initialisation, trained on the same images: the honest
   "no transfer" baseline.
 
-Each returns a :class:`Fitted` and one line saying what it did.
+Each returns a :class:`Fitted` and one line saying what it did (and, for ``auto``, why).
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ from .progress import progress_bar
 from .zoo import ModelSpec, create_backbone, set_num_classes, weights_digest
 
 STRATEGIES = ("features", "finetune", "scratch", "auto")
-DEFAULT_EPOCHS = {"features": 0, "finetune": 12, "scratch": 30, "auto": 12}
-DEFAULT_LR = {"features": 0.0, "finetune": 1e-4, "scratch": 2e-3, "auto": 1e-4}
+DEFAULT_EPOCHS = {"finetune": 12, "scratch": 30, "auto": 12}  # for strategies that train a network
+DEFAULT_LR = {"finetune": 1e-4, "scratch": 2e-3, "auto": 1e-4}
 
 
 @dataclass
