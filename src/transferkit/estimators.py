@@ -25,13 +25,10 @@ from .preprocessing import Preprocessing
 from .strategies import (
     DEFAULT_EPOCHS,
     DEFAULT_LR,
+    FITTERS,
     STRATEGIES,
     FitContext,
     Fitted,
-    fit_auto,
-    fit_features,
-    fit_finetune,
-    fit_scratch,
     model_key,
 )
 from .zoo import DEFAULT_BACKBONE, ModelSpec, create_backbone, resolve
@@ -134,14 +131,11 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
                 batch_size=self.batch_size, precision=self.precision, devices=self.devices, num_nodes=self.num_nodes,
             ),
             unfreeze=_unfreeze(self.unfreeze), layer_decay=self.layer_decay, l2sp=self.l2sp,
-            workdir=self.workdir, resume=self.resume,
+            workdir=self.workdir, resume=self.resume, time_budget=self.time_budget,
         )
         classes = data.classes
         start = time.perf_counter()
-        if self.strategy == "auto":
-            fitted = fit_auto(data, classes, ctx, time_budget=self.time_budget)
-        else:
-            fitted = {"features": fit_features, "finetune": fit_finetune, "scratch": fit_scratch}[self.strategy](data, classes, ctx)
+        fitted = FITTERS[self.strategy](data, classes, ctx)
         fitted.metrics["fit_seconds"] = time.perf_counter() - start
         self._set_fitted(spec, spec.preprocessing, classes, fitted, self.strategy)
         if self.verbose:

@@ -63,6 +63,7 @@ class FitContext:
     l2sp: float = 0.0
     workdir: str | None = None
     resume: bool = False
+    time_budget: float | None = None
 
 
 def model_key(spec: ModelSpec, network: nn.Module) -> str:
@@ -190,10 +191,10 @@ AUTO_SEPARATED = 0.97  # a linear probe this accurate on validation leaves littl
 FINETUNE_IMAGES_PER_SECOND_CPU = 25.0  # EfficientNet-Lite0 training, bf16, 2 cores: a rough budget estimate
 
 
-def fit_auto(data: LabeledImages, classes: list[str], ctx: FitContext, time_budget: float | None = None) -> Fitted:
+def fit_auto(data: LabeledImages, classes: list[str], ctx: FitContext) -> Fitted:
     """Probe first, then decide between ``features`` and ``finetune`` (and how much to unfreeze), saying why."""
     probe = linear_probe(data, classes, ctx)
-    choice, unfreeze, why = choose_strategy(probe, ctx, time_budget)
+    choice, unfreeze, why = choose_strategy(probe, ctx)
     if choice == "features":
         fitted = fit_features(data, classes, ctx, probe=probe)
     else:
@@ -209,7 +210,7 @@ def fit_auto(data: LabeledImages, classes: list[str], ctx: FitContext, time_budg
     return fitted
 
 
-def choose_strategy(probe: Probe, ctx: FitContext, time_budget: float | None) -> tuple[str, int | str, str]:
+def choose_strategy(probe: Probe, ctx: FitContext) -> tuple[str, int | str, str]:
     """(strategy, unfreeze, reason) from labels per class, how well the probe separates the classes, and time."""
     per_class = int(np.bincount(probe.y).min())
     if per_class < AUTO_MIN_PER_CLASS:
@@ -219,12 +220,15 @@ def choose_strategy(probe: Probe, ctx: FitContext, time_budget: float | None) ->
         return "features", 0, (f"the pretrained features already separate the classes (probe validation accuracy "
                                f"{probe.val_accuracy:.3f})")
     estimate = ctx.train.epochs * len(probe.train_idx) / FINETUNE_IMAGES_PER_SECOND_CPU
-    if time_budget is not None and estimate > time_budget:
-        return "features", 0, f"fine-tuning would take about {estimate:.0f} s, over the {time_budget:.0f} s budget"
+    if ctx.time_budget is not None and estimate > ctx.time_budget:
+        return "features", 0, f"fine-tuning would take about {estimate:.0f} s, over the {ctx.time_budget:.0f} s budget"
     unfreeze: int | str = 2 if per_class < 50 else 4 if per_class < 200 else "all"
     return "finetune", unfreeze, (f"at least {per_class} labeled images per class and a probe at "
                                   f"{probe.val_accuracy:.3f} on validation leave room to adapt the top layers "
                                   f"(unfreeze {unfreeze})")
+
+
+FITTERS = {"features": fit_features, "finetune": fit_finetune, "scratch": fit_scratch, "auto": fit_auto}
 
 
 def scan_images(data: LabeledImages, progress: bool) -> tuple[LabeledImages, list[tuple[Path, str]]]:
