@@ -48,11 +48,13 @@ def test_probe_initialised_classifier_reproduces_the_probe(small_train, n_classe
     np.testing.assert_allclose(torch.softmax(torch.from_numpy(logits).double(), 1).numpy(), head.predict_proba(features), atol=1e-4)
 
 
-def test_frozen_batchnorm_keeps_its_running_statistics():
+@pytest.mark.parametrize("bn_statistics", ["frozen", "train"])
+def test_batchnorm_policy_keeps_pretrained_running_statistics(bn_statistics):
+    """Frozen stages always keep their BatchNorm statistics; trained stages re-estimate them only when asked."""
     spec = zoo.resolve("lite0")
     net = zoo.create_backbone(spec, num_classes=3)
     groups = layer_groups(net, spec)
-    plan = Plan(tuple(tuple(g) for g in groups), tuple([1e-3] * len(groups)), (2,))  # top stage + classifier
+    plan = Plan(tuple(tuple(g) for g in groups), tuple([1e-3] * len(groups)), (2,), bn_statistics=bn_statistics)
     module = ClassifierModule(net, lr=1e-3, weight_decay=0.0, epochs=1, plan=plan)
     net.train()
     module.on_train_epoch_start()
@@ -60,8 +62,9 @@ def test_frozen_batchnorm_keeps_its_running_statistics():
     before_stem, before_top = stem_bn.running_mean.clone(), top_bn.running_mean.clone()
     net(torch.randn(4, 3, 96, 96) * 3)
     assert not stem_bn.training and torch.equal(stem_bn.running_mean, before_stem)
-    assert top_bn.training and not torch.equal(top_bn.running_mean, before_top)
-    assert not net.conv_stem.weight.requires_grad and net.conv_head.weight.requires_grad
+    assert top_bn.training == (bn_statistics == "train")
+    assert torch.equal(top_bn.running_mean, before_top) == (bn_statistics == "frozen")
+    assert not net.conv_stem.weight.requires_grad and net.conv_head.weight.requires_grad and top_bn.weight.requires_grad
 
 
 @pytest.mark.slow

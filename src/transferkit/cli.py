@@ -60,6 +60,7 @@ def fit(
     unfreeze: Annotated[str, typer.Option(help="finetune: how many top stages to retrain, or 'all'. The head always trains.")] = "3",
     layer_decay: Annotated[float, typer.Option(help="finetune: each stage trains at this fraction of the learning rate of the stage above.")] = 0.7,
     l2sp: Annotated[float, typer.Option(help="finetune: pull weights towards their pretrained values (L2-SP); 0 is off, try 0.01.")] = 0.0,
+    bn_statistics: Annotated[str, typer.Option(help="finetune: 'frozen' keeps BatchNorm's pretrained statistics (best on small data); 'train' re-estimates them in retrained stages.")] = "frozen",
     time_budget: Annotated[Optional[float], typer.Option(help="auto: seconds it may spend; over budget it keeps the frozen features.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue a fit that was interrupted, from its last checkpoint.")] = False,
     devices: Annotated[int, typer.Option(help="Devices (GPUs, or CPU processes) to train on with DDP.")] = 1,
@@ -80,7 +81,7 @@ def fit(
         shutil.rmtree(workdir)
     clf = ImageClassifier(
         backbone=model, strategy=strategy, weights=str(weights) if weights else None, seed=seed, epochs=epochs,
-        lr=lr, batch_size=batch_size, precision=precision, unfreeze=unfreeze, layer_decay=layer_decay, l2sp=l2sp,
+        lr=lr, batch_size=batch_size, precision=precision, unfreeze=unfreeze, layer_decay=layer_decay, l2sp=l2sp, bn_statistics=bn_statistics,
         time_budget=time_budget, devices=devices, num_nodes=num_nodes, workdir=str(workdir), resume=resume,
         verbose=not as_json,
     )

@@ -53,6 +53,8 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
     unfreeze: how many top stages ``finetune`` retrains (an int, or ``"all"``); the head always trains.
     layer_decay: each stage below the top trains at this fraction of the learning rate of the stage above.
     l2sp: strength of the L2-SP pull towards the pretrained weights (0 turns it off; try 0.01).
+    bn_statistics: ``"frozen"`` keeps every BatchNorm layer's pretrained running statistics while fine-tuning
+        (their scale and shift still train); ``"train"`` lets the retrained stages re-estimate them.
     time_budget: seconds ``auto`` may spend; over it, it keeps the frozen features.
     devices, num_nodes: train networks on several devices / machines with Lightning's DDP (launch with torchrun or
         SLURM for several nodes); only rank 0 writes the model folder.
@@ -77,6 +79,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         unfreeze: int | str = 3,
         layer_decay: float = 0.7,
         l2sp: float = 0.0,
+        bn_statistics: str = "frozen",
         time_budget: float | None = None,
         devices: int = 1,
         num_nodes: int = 1,
@@ -98,6 +101,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         self.unfreeze = unfreeze
         self.layer_decay = layer_decay
         self.l2sp = l2sp
+        self.bn_statistics = bn_statistics
         self.time_budget = time_budget
         self.devices = devices
         self.num_nodes = num_nodes
@@ -117,6 +121,8 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
             if y is not None:
                 raise BadInputError("Pass the labels once: either y= or labels=, not both.")
             y = labels
+        if self.bn_statistics not in ("frozen", "train"):
+            raise BadInputError(f"bn_statistics must be 'frozen' or 'train', got {self.bn_statistics!r}.")
         if self.strategy not in STRATEGIES:
             raise BadInputError(f"strategy must be one of {', '.join(STRATEGIES)}; got {self.strategy!r}.")
         data = read_images(X, y)
@@ -131,7 +137,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
                 batch_size=self.batch_size, precision=self.precision, devices=self.devices, num_nodes=self.num_nodes,
             ),
             unfreeze=_unfreeze(self.unfreeze), layer_decay=self.layer_decay, l2sp=self.l2sp,
-            workdir=self.workdir, resume=self.resume, time_budget=self.time_budget,
+            workdir=self.workdir, resume=self.resume, time_budget=self.time_budget, bn_statistics=self.bn_statistics,
         )
         classes = data.classes
         start = time.perf_counter()

@@ -64,6 +64,7 @@ class FitContext:
     workdir: str | None = None
     resume: bool = False
     time_budget: float | None = None
+    bn_statistics: str = "frozen"
 
 
 def model_key(spec: ModelSpec, network: nn.Module) -> str:
@@ -108,10 +109,11 @@ def fit_finetune(data: LabeledImages, classes: list[str], ctx: FitContext, probe
     n_trainable = trainable_groups(groups, ctx.unfreeze)
     lrs = tuple(ctx.train.lr * ctx.layer_decay ** (len(groups) - 1 - i) for i in range(len(groups)))
     schedule = tuple(range(2, n_trainable + 1)) or (1,)  # gradual: one more stage each epoch, head always trains
-    plan = Plan(tuple(tuple(g) for g in groups), lrs, schedule, l2sp=ctx.l2sp)
+    plan = Plan(tuple(tuple(g) for g in groups), lrs, schedule, l2sp=ctx.l2sp, bn_statistics=ctx.bn_statistics)
     metrics = _train_and_score(network, data, y, train_idx, val_idx, ctx, plan=plan)
     metrics |= {"probe_val_accuracy": probe.val_accuracy, "probe_C": probe.head.C, "unfreeze": ctx.unfreeze,
-                "trainable_groups": n_trainable - 1, "layer_decay": ctx.layer_decay, "l2sp": ctx.l2sp}
+                "trainable_groups": n_trainable - 1, "layer_decay": ctx.layer_decay, "l2sp": ctx.l2sp,
+                "bn_statistics": ctx.bn_statistics}
     stages = "all stages" if ctx.unfreeze == "all" else f"top {n_trainable - 1} of {len(groups) - 1} stages"
     reason = (f"finetune: {ctx.spec.name}, probe-initialised head, {stages} retrained (layer decay "
               f"{ctx.layer_decay}), {metrics['epochs_run']} epochs; validation accuracy {metrics['val_accuracy']:.3f} "
@@ -199,10 +201,10 @@ def fit_auto(data: LabeledImages, classes: list[str], ctx: FitContext) -> Fitted
         fitted = fit_features(data, classes, ctx, probe=probe)
     else:
         fitted = fit_finetune(data, classes, replace(ctx, unfreeze=unfreeze), probe=probe)
-        if fitted.metrics["val_accuracy"] < probe.val_accuracy:
+        if fitted.metrics["val_accuracy"] <= probe.val_accuracy:  # a tie goes to the simpler, cheaper model
             choice = "features"
             why += (f"; but fine-tuning reached {fitted.metrics['val_accuracy']:.3f} on validation, below the "
-                    f"probe's {probe.val_accuracy:.3f}, so the frozen features are kept")
+                    f"probe's {probe.val_accuracy:.3f} or equal to it, so the frozen features are kept")
             fitted = fit_features(data, classes, ctx, probe=linear_probe(data, classes, ctx))
     fitted.metrics["auto_choice"] = choice
     fitted.metrics["auto_reason"] = why

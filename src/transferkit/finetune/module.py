@@ -2,8 +2,8 @@
 
 For fine-tuning it takes a :class:`Plan`: parameter groups from input to head with one learning rate each
 (discriminative rates), how many of the top groups train at each epoch (gradual unfreezing), and an optional L2-SP
-pull towards the pretrained weights. BatchNorm layers whose parameters are frozen stay in eval mode, so frozen parts
-keep their pretrained running statistics.
+pull towards the pretrained weights. BatchNorm layers keep their pretrained running statistics (eval mode): always
+in frozen stages, and by default in the trained stages too (``Plan.bn_statistics``).
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ class Plan:
     lrs: tuple[float, ...]
     trainable_at_epoch: tuple[int, ...]  # number of top groups that train in epoch e (the last entry holds after)
     l2sp: float = 0.0
+    bn_statistics: str = "frozen"  # "frozen": every BatchNorm uses its pretrained running statistics; "train": the
+    # trainable stages' BatchNorm layers re-estimate them from batches (for larger datasets)
 
     def trainable(self, epoch: int) -> int:
         return self.trainable_at_epoch[min(epoch, len(self.trainable_at_epoch) - 1)]
@@ -82,7 +84,7 @@ class ClassifierModule(L.LightningModule):
             train = i >= len(self.plan.groups) - n_trainable
             for name in group:
                 params[name].requires_grad_(train)
-        set_frozen_batchnorm_eval(self.network)
+        set_frozen_batchnorm_eval(self.network, every_layer=self.plan.bn_statistics == "frozen")
 
     # -- steps ---------------------------------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
@@ -125,11 +127,16 @@ class ClassifierModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
-def set_frozen_batchnorm_eval(network: nn.Module) -> None:
-    """BatchNorm layers whose parameters do not train keep their running statistics: eval mode."""
+def set_frozen_batchnorm_eval(network: nn.Module, every_layer: bool = False) -> None:
+    """BatchNorm layers whose parameters do not train keep their running statistics (eval mode).
+
+    With ``every_layer`` all of them do, trainable ones included (their scale and shift still learn). On small data
+    this keeps the features the probe-initialised head was fit on: batch statistics of a few augmented images
+    differ from the pretrained ones, and the head would first have to recover from that shift.
+    """
     for module in network.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            if not any(p.requires_grad for p in module.parameters(recurse=False)):
+            if every_layer or not any(p.requires_grad for p in module.parameters(recurse=False)):
                 module.eval()
 
 
