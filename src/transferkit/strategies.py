@@ -12,6 +12,7 @@ Each returns a :class:`Fitted` and one line saying what it did (and, for ``auto`
 
 from __future__ import annotations
 
+import copy
 import shutil
 import tempfile
 import time
@@ -200,12 +201,14 @@ def fit_auto(data: LabeledImages, classes: list[str], ctx: FitContext) -> Fitted
     if choice == "features":
         fitted = fit_features(data, classes, ctx, probe=probe)
     else:
-        fitted = fit_finetune(data, classes, replace(ctx, unfreeze=unfreeze), probe=probe)
+        # fine-tuning changes the network in place: give it a copy, so the probe stays ready to fall back on
+        tuned = replace(probe, network=copy.deepcopy(probe.network))
+        fitted = fit_finetune(data, classes, replace(ctx, unfreeze=unfreeze), probe=tuned)
         if fitted.metrics["val_accuracy"] <= probe.val_accuracy:  # a tie goes to the simpler, cheaper model
             choice = "features"
             why += (f"; but fine-tuning reached {fitted.metrics['val_accuracy']:.3f} on validation, below the "
                     f"probe's {probe.val_accuracy:.3f} or equal to it, so the frozen features are kept")
-            fitted = fit_features(data, classes, ctx, probe=linear_probe(data, classes, ctx))
+            fitted = fit_features(data, classes, ctx, probe=probe)
     fitted.metrics["auto_choice"] = choice
     fitted.metrics["auto_reason"] = why
     fitted.reason = f"auto chose {choice}: {why}. {fitted.reason}"
@@ -216,8 +219,8 @@ def choose_strategy(probe: Probe, ctx: FitContext) -> tuple[str, int | str, str]
     """(strategy, unfreeze, reason) from labels per class, how well the probe separates the classes, and time."""
     per_class = int(np.bincount(probe.y).min())
     if per_class < AUTO_MIN_PER_CLASS:
-        return "features", 0, (f"the smallest class has {per_class} labeled images (< {AUTO_MIN_PER_CLASS}), too few "
-                               "to retrain layers without overfitting")
+        return "features", 0, (f"the smallest class has {per_class} labeled images (< {AUTO_MIN_PER_CLASS}); with so "
+                               "few, fine-tuning did not beat the frozen features in transferkit's benchmarks")
     if probe.val_accuracy >= AUTO_SEPARATED:
         return "features", 0, (f"the pretrained features already separate the classes (probe validation accuracy "
                                f"{probe.val_accuracy:.3f})")
