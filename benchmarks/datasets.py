@@ -42,7 +42,7 @@ def fashion_mnist(work: Path, test_per_class: int = 100) -> tuple[dict[str, list
             labels = _idx(FASHION / f"{split}-labels-idx1-ubyte.gz")
             for c, name in enumerate(FASHION_CLASSES):
                 (out / name).mkdir(parents=True, exist_ok=True)
-                for j, i in enumerate(np.flatnonzero(labels == c)[:per_class]):
+                for i in np.flatnonzero(labels == c)[:per_class]:
                     Image.fromarray(images[i], "L").save(out / name / f"{split}-{i}.png")
     return _pool(pool_dir), test_dir
 

@@ -66,7 +66,6 @@ def run_fastai(paths, labels, test, seed, epochs):
         preds, _ = learn.get_preds(dl=dl)
     predicted = np.array(learn.dls.vocab)[preds.argmax(1).numpy()]
     seconds = time.perf_counter() - start
-    torch.set_num_threads(torch.get_num_threads())
     return float((predicted == np.array(test_items.labels)).mean()), seconds, {}
 
 
@@ -100,7 +99,7 @@ def main() -> None:
                           file=sys.stderr, flush=True)
                     args.json.parent.mkdir(parents=True, exist_ok=True)
                     args.json.write_text(json.dumps(rows, indent=2))
-    print(f"\n| dataset | k | " + " | ".join(methods) + " |")
+    print("\n| dataset | k | " + " | ".join(methods) + " |")
     print("|---|---|" + "---|" * len(methods))
     for name in args.datasets.split(","):
         for k in sorted({r["k"] for r in rows if r["dataset"] == name}):

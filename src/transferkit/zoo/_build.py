@@ -175,8 +175,8 @@ def hub_weights_file(spec: ModelSpec) -> Path:
         if isinstance(cached, str):
             return Path(cached)
     advice = (
-        f"If this machine is offline, download the weights elsewhere and pass the file: "
-        f"--weights PATH (safetensors or a PyTorch state dict), or ImageClassifier(weights=PATH). "
+        "If this machine is offline, download the weights elsewhere and pass the file: "
+        "--weights PATH (safetensors or a PyTorch state dict), or ImageClassifier(weights=PATH). "
         "`transferkit models` lists backbones whose weights ship in packages and work offline."
     )
     reachable, why = _hub_reachable()
