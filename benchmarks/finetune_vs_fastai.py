@@ -39,7 +39,6 @@ def run_transferkit(strategy, paths, labels, test, seed, cache_dir):
 
 
 def run_fastai(paths, labels, test, seed, epochs):
-    import torch
     from fastai.vision.all import (ImageDataLoaders, Normalize, Resize, aug_transforms, accuracy, set_seed,
                                    vision_learner)
 
