@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--datasets", default="clipart-large,fashion")
     parser.add_argument("--ks", default="5,10,20,100")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--methods", default="features,finetune,auto,scratch,fastai")
     parser.add_argument("--fastai-epochs", type=int, default=4)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "transferkit-bench")
@@ -85,7 +86,7 @@ def main() -> None:
     for name in args.datasets.split(","):
         pool, test = sources[name]()
         for k in [int(v) for v in args.ks.split(",")]:
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 paths, labels = D.sample(pool, k, seed)
                 for method in methods:
                     if method == "fastai":
