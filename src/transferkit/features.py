@@ -8,7 +8,6 @@ hits. Each feature vector is one ``.npy`` file, written atomically and read with
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import tempfile
@@ -99,7 +98,8 @@ class FeatureExtractor:
         paths = [Path(p) for p in paths]
         rows: list[np.ndarray | None] = [None] * len(paths)
         skipped: list[tuple[Path, str]] = []
-        todo: list[tuple[int, str, bytes]] = []
+        todo: list[tuple[int, str]] = []  # (index, content digest); files are read again when decoded, so a large
+        # dataset is never held in memory at once
         for i, path in enumerate(paths):
             try:
                 data = path.read_bytes()
@@ -111,16 +111,16 @@ class FeatureExtractor:
             if cached is not None:
                 rows[i] = cached
             else:
-                todo.append((i, digest, data))
+                todo.append((i, digest))
         n_cached = sum(r is not None for r in rows)
         start = time.perf_counter()
         with progress_bar(description, total=len(todo), enabled=self.progress and bool(todo)) as advance:
             for batch_start in range(0, len(todo), self.batch_size):
                 batch = todo[batch_start : batch_start + self.batch_size]
                 tensors, kept = [], []
-                for i, digest, data in batch:
+                for i, digest in batch:
                     try:
-                        tensors.append(self.transform(load_image(io.BytesIO(data), name=paths[i])))
+                        tensors.append(self.transform(load_image(paths[i])))
                         kept.append((i, digest))
                     except ImageDecodeError as exc:
                         skipped.append((paths[i], exc.reason))
