@@ -74,8 +74,10 @@ def fit(
 
     import shutil
 
+    from .finetune.engine import is_primary_process
+
     workdir = out_dir.parent / f".{out_dir.name}.training"
-    if workdir.exists() and not resume and _env_rank_zero():
+    if workdir.exists() and not resume and is_primary_process():
         err.print(f"[yellow]An interrupted fit left checkpoints in {workdir}; starting afresh "
                   "(pass --resume to continue it instead).[/]")
         shutil.rmtree(workdir)
@@ -87,8 +89,6 @@ def fit(
     )
     clf.fit(data)
     clf.save(out_dir)  # atomic: the model folder appears only now, complete (rank 0 only)
-    from .finetune.engine import is_primary_process
-
     if not is_primary_process():
         return
     shutil.rmtree(workdir, ignore_errors=True)
@@ -200,12 +200,6 @@ def models(
         table.add_row(name, ", ".join(s.aliases), f"{pre.input_size} {pre.interpolation}", norm,
                       str(s.feature_dim), "offline" if s.offline else s.source)
     out.print(table)
-
-
-def _env_rank_zero() -> bool:
-    import os
-
-    return all(os.environ.get(v, "0") == "0" for v in ("RANK", "LOCAL_RANK", "NODE_RANK"))
 
 
 def _report_skipped(skipped) -> None:

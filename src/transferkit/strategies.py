@@ -103,7 +103,7 @@ def fit_finetune(data: LabeledImages, classes: list[str], ctx: FitContext, probe
     """Linear probe on cached features first, then retrain the top stages with discriminative learning rates."""
     probe = probe or linear_probe(data, classes, ctx)
     data, y, train_idx, val_idx = probe.data, probe.y, probe.train_idx, probe.val_idx
-    network = probe.network
+    network = copy.deepcopy(probe.network)  # the probe stays intact (auto falls back on it)
     set_num_classes(network, ctx.spec, len(classes))
     init_classifier_from_head(network, ctx.spec, probe.head)
     groups = layer_groups(network, ctx.spec)
@@ -201,9 +201,7 @@ def fit_auto(data: LabeledImages, classes: list[str], ctx: FitContext) -> Fitted
     if choice == "features":
         fitted = fit_features(data, classes, ctx, probe=probe)
     else:
-        # fine-tuning changes the network in place: give it a copy, so the probe stays ready to fall back on
-        tuned = replace(probe, network=copy.deepcopy(probe.network))
-        fitted = fit_finetune(data, classes, replace(ctx, unfreeze=unfreeze), probe=tuned)
+        fitted = fit_finetune(data, classes, replace(ctx, unfreeze=unfreeze), probe=probe)
         if fitted.metrics["val_accuracy"] <= probe.val_accuracy:  # a tie goes to the simpler, cheaper model
             choice = "features"
             why += (f"; but fine-tuning reached {fitted.metrics['val_accuracy']:.3f} on validation, below the "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -23,20 +22,17 @@ class ImageDecodeError(Exception):
         self.reason = reason
 
 
-def load_image(path: str | Path | BinaryIO, max_side: int = MAX_SIDE, name: str | Path | None = None) -> Image.Image:
-    """Decode ``path`` (a file name, or an open binary file whose ``name`` is given for messages) to an RGB image whose long side is at most ``max_side``.
+def load_image(path: str | Path, max_side: int = MAX_SIDE) -> Image.Image:
+    """Decode ``path`` to an RGB image whose long side is at most ``max_side``.
 
     EXIF orientation is applied; grayscale, palette, 16-bit, CMYK and transparent images become RGB, with
     transparency composited onto white. Raises :class:`ImageDecodeError` naming the file and the reason.
     """
-    source = path
-    if name is None:
-        name = path if isinstance(path, (str, Path)) else getattr(path, "name", "<image data>")
-    path = Path(name)
+    path = Path(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(source) as img:
+            with Image.open(path) as img:
                 w, h = img.size
                 if w * h > MAX_PIXELS:
                     raise ImageDecodeError(path, f"too large to decode safely ({w}x{h} pixels)")
