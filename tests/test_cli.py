@@ -20,7 +20,8 @@ def model_dir(tmp_path_factory, small_train):
     result = runner.invoke(app, ["fit", str(small_train), "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     fit = json.loads(result.stdout.strip().splitlines()[-1])
-    assert fit["strategy"] == "features" and fit["classes"] == ["beverages", "birds", "fruit"]
+    assert fit["strategy"] == "auto" and fit["auto_choice"] == "features"  # 6 images per class: too few to fine-tune
+    assert fit["classes"] == ["beverages", "birds", "fruit"]
     assert 0 <= fit["val_accuracy"] <= 1
     return out
 
@@ -29,7 +30,7 @@ def test_evaluate_json_is_one_object_with_accuracy(model_dir, small_train):
     result = runner.invoke(app, ["evaluate", str(model_dir), str(small_train), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["n_images"] == 18 and 0.5 < report["accuracy"] <= 1
+    assert report["n_examples"] == 18 and 0.5 < report["accuracy"] <= 1
     assert [row["class"] for row in report["per_class"]] == ["beverages", "birds", "fruit"]
     assert sum(map(sum, report["confusion_matrix"])) == 18
 
@@ -54,7 +55,8 @@ def test_predict_json_lines_and_unreadable_files(model_dir, small_train, tmp_pat
 def test_models_json_lists_the_zoo_with_the_default():
     result = runner.invoke(app, ["models", "--json"])
     zoo = json.loads(result.stdout)
-    assert [m["name"] for m in zoo if m["default"]] == ["tf_efficientnet_lite0"]
+    assert [(m["name"], m["modality"]) for m in zoo if m["default"]] == [("tf_efficientnet_lite0", "image"),
+                                                                         ("all-MiniLM-L6-v2", "text")]
     assert {m["name"] for m in zoo} >= {"tf_efficientnet_lite1", "tf_efficientnet_lite2", "mobilenet_v2"}
 
 

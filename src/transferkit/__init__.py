@@ -10,15 +10,15 @@ from .errors import WeightsUnavailableError as WeightsUnavailableError
 __version__ = "0.1.0"
 
 __all__ = [
-    "BadInputError", "BundleError", "ImageClassifier", "NotFittedError", "TransferkitError", "UnknownModelError",
+    "BadInputError", "BundleError", "ImageClassifier", "NotFittedError", "TextClassifier", "TransferkitError", "UnknownModelError",
     "WeightsUnavailableError",
 ]
 
 
 def __getattr__(name: str):
     # The estimator pulls in torch, timm and scikit-learn; importing it lazily keeps `transferkit --help` instant.
-    if name == "ImageClassifier":
-        from .estimators import ImageClassifier
+    if name in ("ImageClassifier", "TextClassifier"):
+        from . import estimators
 
-        return ImageClassifier
+        return getattr(estimators, name)
     raise AttributeError(f"module 'transferkit' has no attribute {name!r}")

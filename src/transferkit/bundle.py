@@ -30,7 +30,8 @@ def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
-    for name in ("transferkit", "torch", "torchvision", "timm", "scikit-learn", "lightning", "safetensors"):
+    for name in ("transferkit", "torch", "torchvision", "timm", "scikit-learn", "lightning", "safetensors",
+                 "transformers", "sentence-transformers"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -71,10 +72,8 @@ def save_bundle(path: str | Path, config: dict[str, Any], tensors: dict[str, tor
     return path
 
 
-def load_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Read a bundle's configuration and tensors, with clear errors for missing or foreign folders."""
-    from safetensors.torch import load_file
-
+def read_config(path: str | Path) -> tuple[dict[str, Any], Path]:
+    """A bundle's configuration (and its weights file), with clear errors for missing or foreign folders."""
     path = Path(path)
     if not path.is_dir():
         raise BundleError(f"{path} is not a model folder. Create one with `transferkit fit DATA --out {path}`.")
@@ -91,6 +90,14 @@ def load_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tenso
         raise BundleError(
             f"{path} was saved by a newer transferkit (format {config['format_version']}); upgrade transferkit to load it."
         )
+    return config, weights_file
+
+
+def load_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Read a bundle's configuration and tensors."""
+    from safetensors.torch import load_file
+
+    config, weights_file = read_config(path)
     try:
         tensors = load_file(str(weights_file))
     except Exception as exc:  # safetensors raises its own error type on damaged files

@@ -49,27 +49,38 @@ def _friendly(func):
 @app.command()
 @_friendly
 def fit(
-    data: Annotated[Path, typer.Argument(help="Folder with one subfolder per class, or a CSV with path,label columns.")],
+    data: Annotated[Path, typer.Argument(help="Images: a folder with one subfolder per class, or a CSV with path,label columns. Texts: a CSV / TSV / JSONL with text and label columns, or a folder with one subfolder of .txt files per class. Which one is detected and printed.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the fitted model to.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Backbone: a zoo name (see `transferkit models`) or any timm name.")] = "tf_efficientnet_lite0",
-    weights: Annotated[Optional[Path], typer.Option(help="Local weights file for the backbone (safetensors or a state dict).")] = None,
-    strategy: Annotated[str, typer.Option(help="features: frozen backbone + logistic regression. finetune: probe-initialised head, top stages retrained. auto: decides between them and says why. scratch: same network, random init (the no-transfer baseline).")] = "features",
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Images: a zoo backbone (see `transferkit models`) or any timm name; default tf_efficientnet_lite0. Texts: a zoo encoder, a Hugging Face name, a model folder or a word-vector file; default all-MiniLM-L6-v2.")] = None,
+    weights: Annotated[Optional[Path], typer.Option(help="Images: local weights file for the backbone (safetensors or a state dict).")] = None,
+    strategy: Annotated[str, typer.Option(help="auto: measures, chooses and says why. features: frozen backbone/encoder + logistic regression. finetune: images: probe-initialised head, top stages retrained; texts: contrastive tuning on pairs (SetFit's recipe). scratch: no transfer (images: same network, random init; texts: TF-IDF).")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed for the validation split, the head's cross-validation and training.")] = 0,
-    epochs: Annotated[Optional[int], typer.Option(help="Maximum training epochs (default: 12 finetune, 30 scratch; early stopping usually ends sooner).")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate of the top layers (default: 1e-4 finetune, 2e-3 scratch).")] = None,
-    unfreeze: Annotated[str, typer.Option(help="finetune: how many top stages to retrain, or 'all'. The head always trains.")] = "3",
-    layer_decay: Annotated[float, typer.Option(help="finetune: each stage trains at this fraction of the learning rate of the stage above.")] = 0.7,
-    l2sp: Annotated[float, typer.Option(help="finetune: pull weights towards their pretrained values (L2-SP); 0 is off, try 0.01.")] = 0.0,
-    bn_statistics: Annotated[str, typer.Option(help="finetune: 'frozen' keeps BatchNorm's pretrained statistics (best on small data); 'train' re-estimates them in retrained stages.")] = "frozen",
+    epochs: Annotated[Optional[int], typer.Option(help="Maximum training epochs (default: images 12 finetune, 30 scratch; texts 1 pass over the pairs).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default: images 1e-4 finetune, 2e-3 scratch; texts 2e-5).")] = None,
+    unfreeze: Annotated[str, typer.Option(help="Images, finetune: how many top stages to retrain, or 'all'. The head always trains.")] = "3",
+    layer_decay: Annotated[float, typer.Option(help="Images, finetune: each stage trains at this fraction of the learning rate of the stage above.")] = 0.7,
+    l2sp: Annotated[float, typer.Option(help="Images, finetune: pull weights towards their pretrained values (L2-SP); 0 is off, try 0.01.")] = 0.0,
+    bn_statistics: Annotated[str, typer.Option(help="Images, finetune: 'frozen' keeps BatchNorm's pretrained statistics (best on small data); 'train' re-estimates them in retrained stages.")] = "frozen",
+    text_column: Annotated[Optional[str], typer.Option(help="Texts: the CSV / JSONL column holding the text (found by itself when named text, sentence, content, ...).")] = None,
+    label_column: Annotated[Optional[str], typer.Option(help="Texts: the column holding the label (found by itself when named label, class, category, ...).")] = None,
+    long_text: Annotated[str, typer.Option(help="Texts longer than the encoder's window (256 tokens for MiniLM): 'truncate' keeps the beginning, 'chunk' averages every window.")] = "truncate",
     time_budget: Annotated[Optional[float], typer.Option(help="auto: seconds it may spend; over budget it keeps the frozen features.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue a fit that was interrupted, from its last checkpoint.")] = False,
-    devices: Annotated[int, typer.Option(help="Devices (GPUs, or CPU processes) to train on with DDP.")] = 1,
-    num_nodes: Annotated[int, typer.Option(help="Machines to train on with DDP (launch with torchrun or SLURM).")] = 1,
-    batch_size: Annotated[int, typer.Option(help="Images per batch for extraction and training.")] = 32,
+    resume: Annotated[bool, typer.Option(help="Images: continue a fit that was interrupted, from its last checkpoint.")] = False,
+    devices: Annotated[int, typer.Option(help="Images: devices (GPUs, or CPU processes) to train on with DDP.")] = 1,
+    num_nodes: Annotated[int, typer.Option(help="Images: machines to train on with DDP (launch with torchrun or SLURM).")] = 1,
+    batch_size: Annotated[int, typer.Option(help="Images or texts per batch for extraction and training.")] = 32,
     precision: Annotated[str, typer.Option(help="auto (bfloat16 where the hardware supports it), bf16 or fp32.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object with the fit's metrics.")] = False,
 ) -> None:
-    """Fit a classifier on labeled images and save it as a model folder."""
+    """Fit a classifier on labeled images or texts and save it as a model folder."""
+    from .data import is_text_source
+
+    if is_text_source(data):
+        clf = _fit_text(data, model, strategy, seed, epochs, lr, text_column, label_column, long_text, time_budget,
+                        batch_size, precision, as_json)
+        clf.save(out_dir)
+        _print_fit(clf, out_dir, as_json, "TEXT...")
+        return
     from . import ImageClassifier
 
     import shutil
@@ -81,46 +92,70 @@ def fit(
         err.print(f"[yellow]An interrupted fit left checkpoints in {workdir}; starting afresh "
                   "(pass --resume to continue it instead).[/]")
         shutil.rmtree(workdir)
+    if not as_json:
+        err.print(f"Image data: {data}", highlight=False)
     clf = ImageClassifier(
-        backbone=model, strategy=strategy, weights=str(weights) if weights else None, seed=seed, epochs=epochs,
-        lr=lr, batch_size=batch_size, precision=precision, unfreeze=unfreeze, layer_decay=layer_decay, l2sp=l2sp, bn_statistics=bn_statistics,
-        time_budget=time_budget, devices=devices, num_nodes=num_nodes, workdir=str(workdir), resume=resume,
-        verbose=not as_json,
+        backbone=model or "tf_efficientnet_lite0", strategy=strategy, weights=str(weights) if weights else None,
+        seed=seed, epochs=epochs, lr=lr, batch_size=batch_size, precision=precision, unfreeze=unfreeze,
+        layer_decay=layer_decay, l2sp=l2sp, bn_statistics=bn_statistics, time_budget=time_budget, devices=devices,
+        num_nodes=num_nodes, workdir=str(workdir), resume=resume, verbose=not as_json,
     )
     clf.fit(data)
     clf.save(out_dir)  # atomic: the model folder appears only now, complete (rank 0 only)
     if not is_primary_process():
         return
     shutil.rmtree(workdir, ignore_errors=True)
+    _print_fit(clf, out_dir, as_json, "IMAGE...")
+
+
+def _fit_text(data, model, strategy, seed, epochs, lr, text_column, label_column, long_text, time_budget,
+              batch_size, precision, as_json):
+    from . import TextClassifier
+    from .data import read_texts
+
+    texts = read_texts(data, text_column=text_column, label_column=label_column, require_labels=True)
+    if not as_json:
+        err.print(f"Text data: {len(texts)} texts in {len(texts.classes)} classes from {data}", highlight=False)
+    clf = TextClassifier(
+        encoder=model or "all-MiniLM-L6-v2", strategy=strategy, seed=seed, epochs=epochs or 1, lr=lr or 2e-5,
+        text_column=text_column, label_column=label_column, long_text=long_text, time_budget=time_budget,
+        batch_size=batch_size, precision=precision, verbose=not as_json,
+    )
+    return clf.fit(data)
+
+
+def _print_fit(clf, out_dir: Path, as_json: bool, what: str) -> None:
     if as_json:
         print(json.dumps({"model": str(out_dir), "strategy": clf.strategy_, "classes": clf.classes_.tolist(),
-                          "skipped": [[str(p), w] for p, w in clf.skipped_], **clf.metrics_}, default=float))
+                          "reason": clf.reason_, "skipped": [[str(p), w] for p, w in getattr(clf, "skipped_", [])],
+                          **clf.metrics_}, default=float))
         return
     m = clf.metrics_
-    speed = f", {m['images_per_second']:.0f} images/s" if m.get("images_per_second") else ""
+    rate = m.get("images_per_second") or m.get("texts_per_second")
+    speed = f", {rate:.0f} {'images' if 'images_per_second' in m else 'texts'}/s" if rate else ""
     out.print(f"Saved [bold]{out_dir}[/]: {len(clf.classes_)} classes, validation accuracy "
               f"[bold]{m['val_accuracy']:.3f}[/] (macro-F1 {m['val_macro_f1']:.3f}), {m['fit_seconds']:.1f} s{speed}.")
-    out.print(f"Next: transferkit evaluate {out_dir} TEST_DATA   or   transferkit predict {out_dir} IMAGE...")
+    out.print(f"Next: transferkit evaluate {out_dir} TEST_DATA   or   transferkit predict {out_dir} {what}")
 
 
 @app.command()
 @_friendly
 def evaluate(
     model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model folder written by `transferkit fit`.")],
-    data: Annotated[Path, typer.Argument(help="Labeled test data: class subfolders or a CSV with path,label.")],
+    data: Annotated[Path, typer.Argument(help="Labeled test data in the form the model was fit on (class subfolders, a CSV, a JSONL).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (accuracy, macro_f1, per_class, confusion_matrix).")] = False,
     tta: Annotated[bool, typer.Option(help="Test-time augmentation: average each image with its mirror image.")] = False,
 ) -> None:
     """Measure a saved model on labeled data: accuracy, macro-F1, per-class report and confusion matrix."""
-    from . import ImageClassifier
+    from .estimators import load_model
     from .evaluate import evaluate as run_evaluation
 
-    clf = ImageClassifier.load(model_dir, verbose=not as_json, tta=tta)
+    clf = load_model(model_dir, verbose=not as_json, **({"tta": tta} if tta else {}))
     result = run_evaluation(clf, data)
     if as_json:
         print(json.dumps(result.to_dict()))
         return
-    out.print(f"[bold]{model_dir}[/] on {data}: {result.n_images} images, accuracy [bold]{result.accuracy:.3f}[/], "
+    out.print(f"[bold]{model_dir}[/] on {data}: {result.n_examples} examples, accuracy [bold]{result.accuracy:.3f}[/], "
               f"macro-F1 {result.macro_f1:.3f}")
     table = Table("class", "precision", "recall", "F1", "support", title="Per class")
     for row in result.per_class:
@@ -137,30 +172,40 @@ def evaluate(
 @_friendly
 def predict(
     model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model folder written by `transferkit fit`.")],
-    files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="Images (or folders of images) to classify.")],
-    top: Annotated[int, typer.Option(help="How many classes to show per image.")] = 1,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line: file, label, probability, top.")] = False,
-    tta: Annotated[bool, typer.Option(help="Test-time augmentation: average each image with its mirror image.")] = False,
+    inputs: Annotated[Optional[list[str]], typer.Argument(metavar="INPUT...", help="Images: files or folders of images. Texts: the texts themselves, or files (.txt: one text per line; .csv/.jsonl: the text column); '-' or nothing reads one text per line from standard input.")] = None,
+    top: Annotated[int, typer.Option(help="How many classes to show per input.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line: input, label, probability, top.")] = False,
+    tta: Annotated[bool, typer.Option(help="Images: test-time augmentation, averaging each image with its mirror image.")] = False,
 ) -> None:
-    """Classify images with a saved model."""
-    from . import ImageClassifier
-    from .data import read_images
+    """Classify images or texts with a saved model."""
+    from .estimators import TextClassifier, load_model
 
-    clf = ImageClassifier.load(model_dir, verbose=False, tta=tta)
-    paths = [p for f in files for p in (read_images(f).paths if f.is_dir() else (f,))]
-    proba, ok, skipped = clf.predict_files(paths)
+    clf = load_model(model_dir, verbose=False, **({"tta": tta} if tta else {}))
+    if isinstance(clf, TextClassifier):
+        names, items = _text_inputs(clf, inputs or ["-"])
+        proba, skipped = clf.predict_proba(items), []
+        key = "text"
+    else:
+        from .data import read_images
+
+        if not inputs:
+            raise typer.BadParameter("give image files or folders to classify")
+        paths = [p for f in map(Path, inputs) for p in (read_images(f).paths if f.is_dir() else (f,))]
+        proba, ok, skipped = clf.predict_files(paths)
+        names = [str(p) for p, keep in zip(paths, ok) if keep]
+        key = "file"
     classes = clf.classes_.tolist()
-    readable = [p for p, keep in zip(paths, ok) if keep]
-    table = Table("file", "label", "probability", *(["top"] if top > 1 else []))
-    for path, p in zip(readable, proba):
+    table = Table(key, "label", "probability", *(["top"] if top > 1 else []))
+    for name, p in zip(names, proba):
         order = p.argsort()[::-1][: max(top, 1)]
-        best = {"file": str(path), "label": classes[order[0]], "probability": float(p[order[0]]),
+        best = {key: name, "label": classes[order[0]], "probability": float(p[order[0]]),
                 "top": [{"label": classes[i], "probability": float(p[i])} for i in order]}
         if as_json:
             print(json.dumps(best))
         else:
             rest = ", ".join(f"{classes[i]} {p[i]:.2f}" for i in order[1:])
-            table.add_row(str(path), best["label"], f"{best['probability']:.3f}", *([rest] if top > 1 else []))
+            shown = name if len(name) <= 80 else name[:77] + "..."
+            table.add_row(shown, best["label"], f"{best['probability']:.3f}", *([rest] if top > 1 else []))
     if as_json:
         for path, why in skipped:
             print(json.dumps({"file": str(path), "error": why}))
@@ -171,35 +216,70 @@ def predict(
         raise typer.Exit(1)
 
 
+def _text_inputs(clf, inputs: list[str]) -> tuple[list[str], list[str]]:
+    """(names to show, texts): '-' reads standard input, an existing file is read as texts, anything else is a text."""
+    from .data import read_texts
+
+    texts: list[str] = []
+    for item in inputs:
+        if item == "-":
+            texts += [line for line in sys.stdin.read().splitlines() if line.strip()]
+        elif len(item) < 4096 and "\n" not in item and Path(item).is_file():
+            texts += list(read_texts(Path(item), text_column=clf.text_column).texts)
+        else:
+            texts.append(item)
+    if not texts:
+        raise typer.BadParameter("no text to classify: give texts as arguments, files, or lines on standard input")
+    return texts, texts
+
+
 @app.command()
 def models(
     pattern: Annotated[Optional[str], typer.Argument(help='Shell pattern to filter names, e.g. "*lite*".')] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the zoo as a JSON list.")] = False,
 ) -> None:
-    """List the model zoo: backbones whose pretrained weights ship in packages and work offline.
+    """List the model zoo: image backbones and text encoders whose pretrained weights ship in packages (offline).
 
-    Any timm model name (e.g. resnet50.a1_in1k) also works with --model when the Hugging Face hub is reachable.
+    Online, any timm name (e.g. resnet50.a1_in1k) works as an image --model, and any sentence-transformers or
+    transformers name (e.g. sentence-transformers/all-mpnet-base-v2) as a text --model. A local model folder or a
+    word-vector file (GloVe, word2vec, fastText .vec) also works for texts.
     """
-    from .zoo import DEFAULT_BACKBONE, list_models
+    from .zoo import DEFAULT_BACKBONE, DEFAULT_TEXT_ENCODER, list_models, list_text_encoders
 
     specs = list_models(pattern)
+    encoders = list_text_encoders(pattern)
     if as_json:
-        print(json.dumps([{"name": s.name, "aliases": list(s.aliases), "family": s.family, "source": s.source,
-                           "package": s.package, "feature_dim": s.feature_dim, "license": s.license,
-                           "preprocessing": s.preprocessing.to_dict(), "default": s.name == DEFAULT_BACKBONE}
-                          for s in specs]))
+        print(json.dumps([{"name": s.name, "modality": "image", "aliases": list(s.aliases), "family": s.family,
+                           "source": s.source, "package": s.package, "feature_dim": s.feature_dim,
+                           "license": s.license, "preprocessing": s.preprocessing.to_dict(),
+                           "default": s.name == DEFAULT_BACKBONE} for s in specs]
+                         + [{"name": e.name, "modality": "text", "aliases": list(e.aliases), "family": e.kind,
+                             "source": e.source, "package": e.package, "feature_dim": e.dim, "license": e.license,
+                             "max_tokens": e.max_tokens, "default": e.name == DEFAULT_TEXT_ENCODER}
+                            for e in encoders]))
         return
     from rich.table import Column
 
-    table = Table(Column("name", no_wrap=True), "aliases", "input", "normalise", "dim", "weights",
-                  title="transferkit model zoo (offline)", caption="* the default. Any timm name also works online: --model resnet50.a1_in1k")
-    for s in specs:
-        pre = s.preprocessing
-        norm = "0.5/0.5" if pre.mean == (0.5, 0.5, 0.5) else "ImageNet"
-        name = f"[bold]{s.name}[/]*" if s.name == DEFAULT_BACKBONE else s.name
-        table.add_row(name, ", ".join(s.aliases), f"{pre.input_size} {pre.interpolation}", norm,
-                      str(s.feature_dim), "offline" if s.offline else s.source)
-    out.print(table)
+    if specs:
+        table = Table(Column("name", no_wrap=True), "aliases", "input", "normalise", "dim", "weights",
+                      title="Image backbones (offline)",
+                      caption="* the default. Any timm name also works online: --model resnet50.a1_in1k")
+        for s in specs:
+            pre = s.preprocessing
+            norm = "0.5/0.5" if pre.mean == (0.5, 0.5, 0.5) else "ImageNet"
+            name = f"[bold]{s.name}[/]*" if s.name == DEFAULT_BACKBONE else s.name
+            table.add_row(name, ", ".join(s.aliases), f"{pre.input_size} {pre.interpolation}", norm,
+                          str(s.feature_dim), "offline" if s.offline else s.source)
+        out.print(table)
+    if encoders:
+        table = Table(Column("name", no_wrap=True), "aliases", "window", "dim", "weights", "about",
+                      title="Text encoders (offline)",
+                      caption="* the default. Online: any sentence-transformers name; offline: a model folder or a "
+                              "word-vector file (GloVe, word2vec, fastText)")
+        for e in encoders:
+            name = f"[bold]{e.name}[/]*" if e.name == DEFAULT_TEXT_ENCODER else e.name
+            table.add_row(name, ", ".join(e.aliases), f"{e.max_tokens} tokens", str(e.dim), "offline", e.description)
+        out.print(table)
 
 
 def _report_skipped(skipped) -> None:

@@ -1,4 +1,5 @@
-"""ImageClassifier: a scikit-learn style estimator composed of the zoo, data, features, heads and training engine.
+"""ImageClassifier and TextClassifier: scikit-learn style estimators composed of the zoo, data, features, heads
+and training engines.
 
 The constructor only stores its arguments; ``fit`` learns ``classes_``, ``network_``, ``head_`` and ``metrics_``.
 """
@@ -31,7 +32,8 @@ from .strategies import (
     Fitted,
     model_key,
 )
-from .zoo import DEFAULT_BACKBONE, ModelSpec, create_backbone, resolve
+from .finetune.contrastive import ContrastiveConfig
+from .zoo import DEFAULT_BACKBONE, DEFAULT_TEXT_ENCODER, ModelSpec, create_backbone, resolve, resolve_text_encoder
 
 TASK = "image-classification"
 
@@ -42,8 +44,9 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     backbone: a zoo name (``transferkit models``), an alias such as ``"lite0"``, or any timm model name.
-    strategy: ``"features"`` (frozen backbone + logistic regression), ``"finetune"`` (probe-initialised head, top
-        stages retrained), ``"auto"`` (decides between the two and says why) or ``"scratch"`` (random init).
+    strategy: ``"auto"`` (the default: decides between features and finetune and says why), ``"features"`` (frozen
+        backbone + logistic regression), ``"finetune"`` (probe-initialised head, top stages retrained) or
+        ``"scratch"`` (random init).
     weights: a local weights file (safetensors or a state dict) to use instead of the backbone's own.
     seed: seeds the split, the head's cross-validation and training.
     val_fraction: share of each class held out to validate (and, for networks, to stop early).
@@ -67,7 +70,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         backbone: str = DEFAULT_BACKBONE,
-        strategy: str = "features",
+        strategy: str = "auto",
         *,
         weights: str | None = None,
         seed: int = 0,
@@ -298,3 +301,242 @@ def _jsonable(value):
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
     return value
+
+
+TEXT_TASK = "text-classification"
+
+
+class TextClassifier(ClassifierMixin, BaseEstimator):
+    """Reuse a pretrained text encoder (or word vectors) on a new, small labeled set of texts.
+
+    Parameters
+    ----------
+    encoder: a zoo name (default ``all-MiniLM-L6-v2``, offline), a Hugging Face model name, a local model folder, or
+        a word-vector file (GloVe text, word2vec binary or text, fastText ``.vec``).
+    strategy: ``"auto"`` (measures, chooses and says why), ``"features"`` (frozen embeddings + logistic regression),
+        ``"finetune"`` (contrastive tuning on pairs from the labels, as SetFit does, then the head) or ``"scratch"``
+        (TF-IDF + logistic regression, no transfer).
+    long_text: ``"truncate"`` (keep the first ``max_tokens`` tokens of the encoder's window) or ``"chunk"`` (average
+        the embeddings of every window).
+    rounds, epochs, lr, train_tokens: contrastive tuning: pairs per text = 2 x rounds; the window while training.
+    text_column, label_column: columns of a CSV / JSONL (auto-detected when ``None``).
+    Other parameters as for :class:`ImageClassifier`.
+    """
+
+    def __init__(
+        self,
+        encoder: str = DEFAULT_TEXT_ENCODER,
+        strategy: str = "auto",
+        *,
+        seed: int = 0,
+        val_fraction: float = 0.2,
+        precision: str = "auto",
+        batch_size: int = 32,
+        long_text: str = "truncate",
+        rounds: int = 5,
+        epochs: int = 1,
+        lr: float = 2e-5,
+        train_tokens: int = 128,
+        time_budget: float | None = None,
+        text_column: str | None = None,
+        label_column: str | None = None,
+        cache_dir: str | None = None,
+        verbose: bool = True,
+    ) -> None:
+        self.encoder = encoder
+        self.strategy = strategy
+        self.seed = seed
+        self.val_fraction = val_fraction
+        self.precision = precision
+        self.batch_size = batch_size
+        self.long_text = long_text
+        self.rounds = rounds
+        self.epochs = epochs
+        self.lr = lr
+        self.train_tokens = train_tokens
+        self.time_budget = time_budget
+        self.text_column = text_column
+        self.label_column = label_column
+        self.cache_dir = cache_dir
+        self.verbose = verbose
+
+    def fit(self, X, y: Sequence | None = None, *, labels: Sequence | None = None) -> TextClassifier:
+        """Fit on a CSV / TSV / JSONL file, a folder of ``<class>/*.txt``, or a list of texts with ``y``."""
+        from .data import check_trainable, read_texts
+        from .text_strategies import TEXT_FITTERS, TextFitContext
+
+        if labels is not None:
+            if y is not None:
+                raise BadInputError("Pass the labels once: either y= or labels=, not both.")
+            y = labels
+        if self.strategy not in TEXT_FITTERS:
+            raise BadInputError(f"strategy must be one of {', '.join(TEXT_FITTERS)}; got {self.strategy!r}.")
+        if self.long_text not in ("truncate", "chunk"):
+            raise BadInputError(f"long_text must be 'truncate' or 'chunk', got {self.long_text!r}.")
+        data = read_texts(X, y, text_column=self.text_column, label_column=self.label_column, require_labels=True)
+        check_trainable(data, where=data.origin, noun="text")
+        spec = resolve_text_encoder(self.encoder) if self.strategy != "scratch" else None
+        ctx = TextFitContext(
+            encoder=spec, seed=self.seed, val_fraction=self.val_fraction, precision=self.precision,
+            batch_size=self.batch_size, cache_dir=self.cache_dir, progress=self.verbose, long_text=self.long_text,
+            contrastive=ContrastiveConfig(rounds=self.rounds, epochs=self.epochs, lr=self.lr,
+                                          max_tokens=self.train_tokens, precision=_train_precision(self.precision)),
+            time_budget=self.time_budget,
+        )
+        classes = data.classes
+        start = time.perf_counter()
+        fitted = TEXT_FITTERS[self.strategy](data, classes, ctx)
+        fitted.metrics["fit_seconds"] = time.perf_counter() - start
+        fitted.metrics["n_texts"] = len(data)
+        self._set_fitted(spec, classes, fitted, self.strategy, list(data.notes))
+        if self.verbose:
+            for note in data.notes:
+                print(f"Note: {data.origin}: {note}.", file=sys.stderr)
+            print(fitted.reason, file=sys.stderr)
+        return self
+
+    def _set_fitted(self, spec, classes, fitted, strategy: str, notes: list[str]) -> None:
+        self.spec_ = spec
+        self.classes_ = np.array(classes)
+        self.encoder_ = fitted.encoder
+        self.head_ = fitted.head
+        self.vectorizer_ = fitted.vectorizer
+        self.tuned_ = fitted.tuned
+        self.metrics_ = fitted.metrics
+        self.reason_ = fitted.reason
+        self.strategy_ = strategy
+        self.notes_ = notes
+
+    # -- predicting ------------------------------------------------------------------------------------------------
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities for a list of texts (or a file / folder of texts), columns in ``classes_`` order."""
+        self._check_fitted()
+        texts = self._texts(X)
+        if self.vectorizer_ is not None:
+            return self.head_.predict_proba(self.vectorizer_.transform(texts))
+        return self.head_.predict_proba(self.embed(texts))
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """The features the head sees: the (possibly tuned) encoder's embeddings of ``texts``."""
+        from .features import TextFeatureExtractor
+
+        self._check_fitted()
+        if self.encoder_ is None:
+            raise BadInputError("This model uses TF-IDF (strategy scratch); it has no encoder to embed with.")
+        extractor = TextFeatureExtractor(
+            self.encoder_, long_text=self.long_text, precision=self.metrics_.get("precision", self.precision),
+            batch_size=self.batch_size, cache_dir=self.cache_dir, use_cache=not self.tuned_,
+            progress=self.verbose and len(texts) > 256,
+        )
+        return extractor.extract(list(texts), description="Predicting").features
+
+    def predict(self, X) -> np.ndarray:
+        self._check_fitted()
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def predict_files(self, X) -> tuple[np.ndarray, np.ndarray, list]:
+        """Same shape as ImageClassifier.predict_files: every text is readable, so nothing is skipped."""
+        proba = self.predict_proba(X)
+        return proba, np.ones(len(proba), dtype=bool), []
+
+    def score(self, X, y: Sequence | None = None, sample_weight=None) -> float:
+        from .data import read_texts
+
+        data = read_texts(X, y, text_column=self.text_column, label_column=self.label_column, require_labels=True)
+        return float(np.mean(self.predict(list(data.texts)) == np.array(data.labels)))
+
+    def _texts(self, X) -> list[str]:
+        from .data import read_texts
+
+        if isinstance(X, (str, Path)):
+            if not Path(X).exists():
+                raise BadInputError(f"{X!s:.60} is not a file or folder. To classify texts, pass a list of strings: "
+                                    "predict([text, ...]).")
+            return list(read_texts(X, text_column=self.text_column, label_column=self.label_column).texts)
+        texts = ["" if t is None else str(t) for t in X]
+        return texts
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "classes_"):
+            raise NotFittedError(f"This {type(self).__name__} is not fitted yet. Call fit(data) first, or load a model "
+                                 "with TextClassifier.load(path).")
+
+    # -- saving ----------------------------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the model folder (JSON + safetensors), atomically; a tuned encoder's weights are included."""
+        self._check_fitted()
+        config = {
+            "task": TEXT_TASK,
+            "strategy": self.strategy_,
+            "classes": self.classes_.tolist(),
+            "encoder": None if self.spec_ is None else {**self.spec_.to_dict(), "tuned": bool(self.tuned_),
+                                                        "digest": self.encoder_.digest() if not self.tuned_ else None},
+            "head": self.head_.config(),
+            "vectorizer": None,
+            "params": {k: v for k, v in self.get_params().items() if k not in ("verbose", "cache_dir")},
+            "metrics": _jsonable(self.metrics_),
+            "reason": self.reason_,
+            "notes": self.notes_,
+        }
+        tensors = {k: torch.from_numpy(v) for k, v in self.head_.to_tensors().items()}
+        if self.vectorizer_ is not None:
+            vocab = sorted(self.vectorizer_.vocabulary_, key=self.vectorizer_.vocabulary_.get)
+            config["vectorizer"] = {"kind": "tfidf", "params": _vectorizer_params(self.vectorizer_),
+                                    "vocabulary": vocab}
+            tensors["tfidf.idf"] = torch.from_numpy(np.asarray(self.vectorizer_.idf_, dtype=np.float64))
+        if self.tuned_:
+            tensors |= {f"encoder.{k}": v for k, v in self.encoder_.state_dict().items()}
+        return _bundle.save_bundle(path, config, tensors)
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides) -> TextClassifier:
+        """Rebuild a saved model; it predicts exactly as the one that was saved."""
+        from .text_strategies import TextFitted, make_vectorizer
+        from .zoo import TextEncoderSpec, load_text_encoder
+
+        config, tensors = _bundle.load_bundle(path)
+        if config.get("task") != TEXT_TASK:
+            raise BadInputError(f"{path} holds a {config.get('task')!r} model, not a text classifier.")
+        model = cls(**{**config["params"], **overrides})
+        head = LinearHead.from_tensors({k: v.numpy() for k, v in tensors.items() if k.startswith("head.")},
+                                       config["head"])
+        spec = encoder = vectorizer = None
+        if config.get("encoder"):
+            spec = TextEncoderSpec.from_dict(config["encoder"])
+            if spec.source == "vectors" and not Path(spec.path).is_file():
+                raise BadInputError(f"{path} uses the word vectors in {spec.path}, which is missing. Put the file "
+                                    "back there, or refit with the vectors' new location.")
+            encoder = load_text_encoder(spec)
+            if config["encoder"].get("tuned"):
+                encoder.load_state_dict({k.removeprefix("encoder."): v for k, v in tensors.items()
+                                         if k.startswith("encoder.")})
+            elif config["encoder"].get("digest") and encoder.digest() != config["encoder"]["digest"]:
+                raise BadInputError(f"The encoder {spec.name} ({spec.path or spec.hub_id or spec.package}) is not the "
+                                    f"one {path} was fitted with: its weights changed. Refit the model.")
+        if config.get("vectorizer"):
+            vectorizer = make_vectorizer().set_params(**config["vectorizer"]["params"])
+            vectorizer.vocabulary_ = {w: i for i, w in enumerate(config["vectorizer"]["vocabulary"])}
+            vectorizer.idf_ = tensors["tfidf.idf"].numpy()
+        fitted = TextFitted(encoder, head, vectorizer, bool(config["encoder"] and config["encoder"].get("tuned")),
+                            config["metrics"], config.get("reason", ""))
+        model._set_fitted(spec, config["classes"], fitted, config["strategy"], config.get("notes", []))
+        return model
+
+
+def _train_precision(precision: str) -> str:
+    from .features import resolve_precision
+
+    return resolve_precision(precision, torch.device("cpu"))
+
+
+def _vectorizer_params(vectorizer) -> dict:
+    keep = ("ngram_range", "sublinear_tf", "min_df", "max_features", "strip_accents", "lowercase", "norm", "use_idf",
+            "smooth_idf")
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vectorizer.get_params().items() if k in keep}
+
+
+def load_model(path: str | Path, **overrides) -> ImageClassifier | TextClassifier:
+    """Load any transferkit model folder as the estimator that wrote it."""
+    config, _ = _bundle.read_config(path)
+    cls = TextClassifier if config.get("task") == TEXT_TASK else ImageClassifier
+    return cls.load(path, **overrides)

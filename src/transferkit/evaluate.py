@@ -1,4 +1,5 @@
-"""Metrics of a fitted classifier on labeled data: accuracy, macro-F1, per-class report, confusion matrix."""
+"""Metrics of a fitted classifier (images or texts) on labeled data: accuracy, macro-F1, per-class report,
+confusion matrix."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ class Evaluation:
     macro_f1: float
     per_class: list[dict]
     confusion_matrix: list[list[int]]
-    n_images: int
+    n_examples: int
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -26,23 +27,22 @@ class Evaluation:
 
 
 def evaluate(model, data, labels=None) -> Evaluation:
-    """Score ``model`` on a labeled folder, CSV, or paths with ``labels``; unreadable files are listed, not scored."""
+    """Score ``model`` on labeled data: for images a folder, CSV, or paths with ``labels`` (unreadable files are
+    listed, not scored); for texts a CSV / JSONL / folder of .txt, or texts with ``labels``."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-    images = read_images(data, labels)
-    if images.labels is None:
-        raise BadInputError(f"{data} has no labels to evaluate against. Use one subfolder per class, or a CSV with a label column.")
+    items, truth, what = _labeled_items(model, data, labels)
     classes = [str(c) for c in model.classes_]
-    unknown = sorted(set(images.labels) - set(classes))
+    unknown = sorted(set(truth) - set(classes))
     if unknown:
         raise BadInputError(
-            f"{data} has classes the model was not trained on: {', '.join(unknown[:5])}. "
-            f"The model knows: {', '.join(classes)}."
+            f"{data if isinstance(data, (str, Path)) else 'The data'} has classes the model was not trained on: "
+            f"{', '.join(unknown[:5])}. The model knows: {', '.join(classes)}."
         )
-    proba, ok, skipped = model.predict_files(list(images.paths))
+    proba, ok, skipped = model.predict_files(items)
     if not ok.any():
-        raise BadInputError(f"None of the {len(images)} images in {data} could be read.")
-    y_true = np.array([classes.index(c) for c, keep in zip(images.labels, ok) if keep])
+        raise BadInputError(f"None of the {len(items)} {what} in {data} could be read.")
+    y_true = np.array([classes.index(c) for c, keep in zip(truth, ok) if keep])
     y_pred = proba.argmax(1)
     idx = list(range(len(classes)))
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=idx, zero_division=0)
@@ -56,6 +56,30 @@ def evaluate(model, data, labels=None) -> Evaluation:
         macro_f1=float(f1_score(y_true, y_pred, labels=idx, average="macro", zero_division=0)),
         per_class=per_class,
         confusion_matrix=confusion_matrix(y_true, y_pred, labels=idx).tolist(),
-        n_images=int(ok.sum()),
+        n_examples=int(ok.sum()),
         skipped=[(str(Path(p)), why) for p, why in skipped],
     )
+
+
+def _labeled_items(model, data, labels) -> tuple[list, list[str], str]:
+    if hasattr(model, "vectorizer_"):  # a TextClassifier
+        from .data import read_texts
+
+        texts = read_texts(data, labels, text_column=model.text_column, label_column=model.label_column,
+                           require_labels=True)
+        return list(texts.texts), list(texts.labels), "texts"
+    images = read_images(data, labels)
+    if images.labels is None:
+        raise BadInputError(f"{data} has no labels to evaluate against. Use one subfolder per class, or a CSV with a "
+                            "label column.")
+    return list(images.paths), list(images.labels), "images"
+
+
+def validation_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict:
+    """Accuracy and macro-F1 of integer predictions, as the strategies report them on their validation split."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    return {
+        "val_accuracy": float(accuracy_score(y_true, y_pred)),
+        "val_macro_f1": float(f1_score(y_true, y_pred, average="macro", labels=list(range(n_classes)), zero_division=0)),
+    }

@@ -89,10 +89,8 @@ class FeatureExtractor:
             self.transform = v2.Compose([v2.RandomHorizontalFlip(p=1.0), self.transform])
         self.batch_size = batch_size
         self.progress = progress
-        key = json.dumps({"model": model_key, "pre": preprocessing.to_dict(), "precision": self.precision,
-                          **({"mirror": True} if mirror else {})}, sort_keys=True)
-        self.cache_root = (Path(cache_dir) if cache_dir else default_cache_dir()) / "features" / _sha(key.encode())[:20]
-        self.use_cache = use_cache
+        self.cache = FeatureCache({"model": model_key, "pre": preprocessing.to_dict(), "precision": self.precision,
+                                   **({"mirror": True} if mirror else {})}, cache_dir, enabled=use_cache)
 
     def extract(self, paths: Sequence[str | Path], description: str = "Extracting features") -> Extraction:
         paths = [Path(p) for p in paths]
@@ -107,7 +105,7 @@ class FeatureExtractor:
                 skipped.append((path, "file not found" if isinstance(exc, FileNotFoundError) else str(exc)))
                 continue
             digest = _sha(data)
-            cached = self._read_cache(digest)
+            cached = self.cache.read(digest)
             if cached is not None:
                 rows[i] = cached
             else:
@@ -127,7 +125,7 @@ class FeatureExtractor:
                 if tensors:
                     for (i, digest), row in zip(kept, self.forward(torch.stack(tensors))):
                         rows[i] = row
-                        self._write_cache(digest, row)
+                        self.cache.write(digest, row)
                 advance(len(batch))
         seconds = time.perf_counter() - start
         ok = np.array([r is not None for r in rows], dtype=bool)
@@ -147,21 +145,30 @@ class FeatureExtractor:
             out = self.network(x)
         return out.float().cpu().numpy()
 
-    def _cache_file(self, digest: str) -> Path:
-        return self.cache_root / digest[:2] / f"{digest}.npy"
 
-    def _read_cache(self, digest: str) -> np.ndarray | None:
-        if not self.use_cache:
+class FeatureCache:
+    """One ``.npy`` file per (extractor configuration, content digest), written atomically, read without pickle."""
+
+    def __init__(self, key: dict, cache_dir: str | Path | None = None, enabled: bool = True) -> None:
+        digest = _sha(json.dumps(key, sort_keys=True).encode())[:20]
+        self.root = (Path(cache_dir) if cache_dir else default_cache_dir()) / "features" / digest
+        self.enabled = enabled
+
+    def _file(self, digest: str) -> Path:
+        return self.root / digest[:2] / f"{digest}.npy"
+
+    def read(self, digest: str) -> np.ndarray | None:
+        if not self.enabled:
             return None
         try:
-            return np.load(self._cache_file(digest), allow_pickle=False)
+            return np.load(self._file(digest), allow_pickle=False)
         except (OSError, ValueError):  # missing, or a damaged file: recompute it
             return None
 
-    def _write_cache(self, digest: str, row: np.ndarray) -> None:
-        if not self.use_cache:
+    def write(self, digest: str, row: np.ndarray) -> None:
+        if not self.enabled:
             return
-        target = self._cache_file(digest)
+        target = self._file(digest)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
         try:
@@ -175,3 +182,74 @@ class FeatureExtractor:
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class TextExtraction:
+    """One feature vector per text, in input order."""
+
+    features: np.ndarray
+    n_computed: int = 0
+    n_cached: int = 0
+    n_long: int = 0  # texts longer than the encoder's window (truncated, or chunked)
+    seconds: float = 0.0
+
+    @property
+    def texts_per_second(self) -> float | None:
+        return self.n_computed / self.seconds if self.n_computed and self.seconds > 0 else None
+
+
+class TextFeatureExtractor:
+    """Runs a text encoder over texts in length-sorted batches (bfloat16 autocast where it pays), with the cache.
+
+    ``long_text``: ``"truncate"`` keeps the first ``max_tokens`` tokens of a long text (what sentence-transformers
+    does); ``"chunk"`` embeds every window of ``max_tokens`` (overlapping by an eighth) and averages them.
+    """
+
+    def __init__(self, encoder, *, long_text: str = "truncate", precision: str = "auto", batch_size: int = 32,
+                 cache_dir: str | Path | None = None, use_cache: bool = True, progress: bool = True) -> None:
+        if long_text not in ("truncate", "chunk"):
+            raise ValueError(f"long_text must be 'truncate' or 'chunk', got {long_text!r}.")
+        self.encoder = encoder
+        self.long_text = long_text
+        self.precision = resolve_precision(precision, torch.device("cpu")) if encoder.kind != "word-vectors" else "fp32"
+        self.batch_size = batch_size
+        self.progress = progress
+        key = {"encoder": encoder.digest(), "precision": self.precision}
+        if encoder.kind != "word-vectors":
+            key["long_text"] = long_text
+        self.cache = FeatureCache(key, cache_dir, enabled=use_cache)
+
+    def extract(self, texts: Sequence[str], description: str = "Embedding texts") -> TextExtraction:
+        digests = [_sha(t.encode("utf-8", errors="replace")) for t in texts]
+        rows: list[np.ndarray | None] = [self.cache.read(d) for d in digests]
+        n_cached = sum(r is not None for r in rows)
+        todo = sorted((i for i, r in enumerate(rows) if r is None), key=lambda i: -len(texts[i]))
+        n_long = 0
+        start = time.perf_counter()
+        with progress_bar(description, total=len(todo), enabled=self.progress and bool(todo)) as advance:
+            for b in range(0, len(todo), self.batch_size):
+                batch = todo[b : b + self.batch_size]
+                vectors, long = self.embed([texts[i] for i in batch])
+                n_long += long
+                for i, row in zip(batch, vectors):
+                    rows[i] = row
+                    self.cache.write(digests[i], row)
+                advance(len(batch))
+        seconds = time.perf_counter() - start
+        dim = self.encoder.dim
+        features = np.stack(rows) if rows else np.zeros((0, dim), np.float32)
+        return TextExtraction(features.astype(np.float32), len(todo), n_cached, n_long, seconds)
+
+    def embed(self, texts: list[str]) -> tuple[np.ndarray, int]:
+        """Embeddings of one batch and how many of its texts exceeded the window."""
+        if self.encoder.kind == "word-vectors":
+            return self.encoder.embed(texts), 0
+        tokens, owner, n_long = self.encoder.tokenize(texts, self.long_text)
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16" else nullcontext()
+        with torch.inference_mode(), autocast:
+            emb = self.encoder.forward(tokens).float()
+        if len(owner) != len(texts):  # chunks: average each text's windows, then unit length again
+            pooled = torch.zeros(len(texts), emb.shape[1]).index_add_(0, torch.from_numpy(owner), emb)
+            emb = torch.nn.functional.normalize(pooled, dim=1)
+        return emb.numpy(), n_long

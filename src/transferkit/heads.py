@@ -30,12 +30,16 @@ class LinearHead:
     C: float
     class_weight: str | None
 
-    def decision_function(self, features: np.ndarray) -> np.ndarray:
-        z = ((features - self.mean) / self.scale) @ self.coef.T + self.intercept
-        return z
+    def decision_function(self, features) -> np.ndarray:
+        import scipy.sparse
 
-    def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        z = self.decision_function(np.asarray(features, dtype=np.float64))
+        if scipy.sparse.issparse(features):  # TF-IDF rows: fold the standardisation into the weights, stay sparse
+            weight = self.coef / self.scale
+            return np.asarray(features @ weight.T) + (self.intercept - weight @ self.mean)
+        return ((np.asarray(features, dtype=np.float64) - self.mean) / self.scale) @ self.coef.T + self.intercept
+
+    def predict_proba(self, features) -> np.ndarray:
+        z = self.decision_function(features)
         if self.coef.shape[0] == 1:
             p = 1.0 / (1.0 + np.exp(-z[:, 0]))
             return np.stack([1.0 - p, p], axis=1)

@@ -25,6 +25,7 @@ from torch import nn
 
 from .data import LabeledImages, check_trainable, load_image, stratified_split
 from .data.images import ImageDecodeError
+from .evaluate import validation_metrics as _val_metrics
 from .features import FeatureExtractor
 from .finetune import ImageFiles, TrainConfig, train_network
 from .finetune.groups import layer_groups, trainable_groups
@@ -261,12 +262,3 @@ def _targets_after_skipping(data: LabeledImages, classes: list[str], skipped: li
         )
     check_trainable(data, "the training data (after skipping unreadable images)")
     return y
-
-
-def _val_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict:
-    from sklearn.metrics import accuracy_score, f1_score
-
-    return {
-        "val_accuracy": float(accuracy_score(y_true, y_pred)),
-        "val_macro_f1": float(f1_score(y_true, y_pred, average="macro", labels=list(range(n_classes)), zero_division=0)),
-    }

@@ -109,12 +109,12 @@ def _read_csv(path: Path) -> LabeledImages:
     return LabeledImages(paths, tuple(r["label"] for r in rows))
 
 
-def check_trainable(data: LabeledImages, where: str = "the training data") -> None:
-    """Raise a clear error unless ``data`` can train a classifier: labels, two classes, two images per class."""
+def check_trainable(data, where: str = "the training data", noun: str = "image") -> None:
+    """Raise a clear error unless ``data`` can train a classifier: labels, two classes, two examples per class."""
     if data.labels is None:
         raise BadInputError(f"{where} has no labels. Use one subfolder per class, or a CSV with a label column.")
     if len(data) == 0:
-        raise BadInputError(f"{where} holds no readable images.")
+        raise BadInputError(f"{where} holds no readable {noun}s.")
     counts = Counter(data.labels)
     if len(counts) < 2:
         only = next(iter(counts))
@@ -124,8 +124,8 @@ def check_trainable(data: LabeledImages, where: str = "the training data") -> No
     singles = sorted(c for c, n in counts.items() if n < 2)
     if singles:
         raise BadInputError(
-            f"In {where}, class {', '.join(repr(s) for s in singles)} has a single image; each class needs at least "
-            "two (one to train on, one to validate). Add images or remove the class."
+            f"In {where}, class {', '.join(repr(s) for s in singles)} has a single {noun}; each class needs at least "
+            f"two (one to train on, one to validate). Add {noun}s or remove the class."
         )
 
 
