@@ -83,8 +83,19 @@ def main() -> None:
     parser.add_argument("--setfit-ks", default="8", help="ks at which SetFit runs (comma list, or 'all' for every k)")
     parser.add_argument("--test-per-class", type=int, default=200)
     parser.add_argument("--jsonl", type=Path, default=None, help="Append each result as one JSON line here too.")
+    parser.add_argument("--table-from", type=Path, default=None,
+                        help="Print the table of results saved with --jsonl (several runs) and exit.")
     args = parser.parse_args()
     methods = args.methods.split(",")
+    if args.table_from:
+        results: dict[tuple, list[dict]] = {}
+        for line in args.table_from.read_text().splitlines():
+            row = json.loads(line)
+            results.setdefault((row["dataset"], row["k"], row["method"]), []).append(row)
+        order = {k: i for i, k in enumerate(args.ks.split(","))}
+        results = dict(sorted(results.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 99))))
+        print_table(results, methods)
+        return
     setfit_ks = None if args.setfit_ks == "all" else set(args.setfit_ks.split(","))
     results: dict[tuple, list[dict]] = {}
     for name in args.datasets.split(","):
@@ -129,8 +140,8 @@ def print_table(results: dict[tuple, list[dict]], methods: list[str]) -> None:
                 picks = " (" + "/".join(r["choice"][:2] for r in rows) + ")"
             cells.append(f"{statistics.mean(acc):.1f}{sd} ({sec:.0f} s){picks}")
         print(f"| {name} | {k} | " + " | ".join(cells) + " |")
-    print(f"\n{len(next(iter(results.values())))} seed(s) per cell; accuracy % on the fixed test set (mean ± sd), "
-          "mean fit seconds; auto's picks: fe = features, fi = finetune, sc = scratch.")
+    print("\nAccuracy % on the fixed test set (mean ± sd over seeds), mean fit seconds; auto's picks per seed: "
+          "fe = features, fi = finetune, sc = scratch.")
 
 
 if __name__ == "__main__":

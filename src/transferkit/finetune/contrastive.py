@@ -2,7 +2,8 @@
 
 Each labeled text is paired, per round, with one text of its own class (target cosine 1) and one of another class
 (target 0); the encoder learns to pull the first together and push the second apart (cosine-similarity loss,
-sentence-transformers' ``CosineSimilarityLoss``). Few labels make many pairs, so a few dozen examples are enough to
+sentence-transformers' ``CosineSimilarityLoss``). Each distinct text in a batch of pairs is embedded once: with few
+labels the pairs share most of their texts, so a step costs far fewer forward passes than two per pair. Few labels make many pairs, so a few dozen examples are enough to
 adapt the embedding to the task; a linear head is then fit on the new embeddings.
 """
 
@@ -85,10 +86,8 @@ def train_contrastive(encoder, texts: list[str], y: np.ndarray, config: Contrast
             order = pairs if epoch == 0 else pairs[np.random.default_rng(seed + epoch).permutation(len(pairs))]
             for b in range(0, len(order), config.batch_size):
                 batch = order[b : b + config.batch_size]
-                left, _, _ = encoder.tokenize([texts[i] for i in batch[:, 0]], max_tokens=config.max_tokens, count_long=False)
-                right, _, _ = encoder.tokenize([texts[j] for j in batch[:, 1]], max_tokens=config.max_tokens, count_long=False)
                 with autocast:
-                    loss = loss_fn([left, right], torch.as_tensor(batch[:, 2], dtype=torch.float32))
+                    loss = _pair_loss(loss_fn, encoder, texts, batch, config)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -108,7 +107,15 @@ def _mean_loss(loss_fn, encoder, texts: list[str], pairs: np.ndarray, config: Co
     with torch.no_grad():
         for b in range(0, len(pairs), config.batch_size):
             batch = pairs[b : b + config.batch_size]
-            left, _, _ = encoder.tokenize([texts[i] for i in batch[:, 0]], max_tokens=config.max_tokens, count_long=False)
-            right, _, _ = encoder.tokenize([texts[j] for j in batch[:, 1]], max_tokens=config.max_tokens, count_long=False)
-            total += float(loss_fn([left, right], torch.as_tensor(batch[:, 2], dtype=torch.float32))) * len(batch)
+            total += float(_pair_loss(loss_fn, encoder, texts, batch, config)) * len(batch)
     return total / max(len(pairs), 1)
+
+
+def _pair_loss(loss_fn, encoder, texts: list[str], batch: np.ndarray, config: ContrastiveConfig) -> torch.Tensor:
+    """The loss of a batch of pairs, each distinct text embedded once (few labels: pairs share most texts)."""
+    unique, position = np.unique(batch[:, :2], return_inverse=True)
+    position = torch.from_numpy(position.reshape(-1, 2))
+    tokens, _, _ = encoder.tokenize([texts[i] for i in unique], max_tokens=config.max_tokens, count_long=False)
+    emb = encoder.forward(tokens)
+    labels = torch.as_tensor(batch[:, 2], dtype=torch.float32)
+    return loss_fn.compute_loss_from_embeddings([emb[position[:, 0]], emb[position[:, 1]]], labels)
