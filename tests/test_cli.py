@@ -93,3 +93,21 @@ def test_fit_with_a_local_weights_file(tmp_path, small_train):
 def test_help_is_fast_and_does_not_import_torch():
     code = "import sys; from transferkit.cli import app; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_evaluate_report_holds_the_numbers_json_prints(model_dir, small_train, tmp_path):
+    import re
+
+    report = tmp_path / "report.html"
+    result = runner.invoke(app, ["evaluate", str(model_dir), str(small_train), "--json", "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    numbers = json.loads(result.stdout)
+    page = report.read_text()
+    assert f"<b>{numbers['accuracy']:.3f}</b>" in page and f"<b>{numbers['macro_f1']:.3f}</b>" in page
+    assert f"<b>{numbers['ece']:.3f}</b>" in page
+    for row in numbers["per_class"]:
+        assert f"<td>{row['class']}</td><td>{row['precision']:.3f}</td><td>{row['recall']:.3f}</td>" in page
+    plots = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
+    assert len(plots) >= 3  # per-class bars, confusion matrix, reliability diagram (+ thumbnails of mistakes)
+    assert "http://" not in page and "https://" not in page  # self-contained
+    assert sum(b["count"] for b in numbers["calibration"]) == numbers["n_examples"]

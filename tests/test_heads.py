@@ -43,3 +43,4 @@ def test_imbalanced_classes_are_reweighted():
     x = rng.normal(size=(36, 4)) + y[:, None] * 0.5
     assert fit_logistic_head(x, y).class_weight == "balanced"
     assert fit_logistic_head(x[:12], np.array([0] * 6 + [1] * 6)).class_weight is None
+

@@ -145,18 +145,25 @@ def evaluate(
     data: Annotated[Path, typer.Argument(help="Labeled test data in the form the model was fit on (class subfolders, a CSV, a JSONL).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (accuracy, macro_f1, per_class, confusion_matrix).")] = False,
     tta: Annotated[bool, typer.Option(help="Test-time augmentation: average each image with its mirror image.")] = False,
+    report: Annotated[Optional[Path], typer.Option(help="Also write a self-contained HTML report here: metrics, confusion matrix, per-class precision/recall, calibration (reliability diagram, ECE) and the most confidently wrong examples.")] = None,
 ) -> None:
-    """Measure a saved model on labeled data: accuracy, macro-F1, per-class report and confusion matrix."""
+    """Measure a saved model on labeled data: accuracy, macro-F1, per-class report, confusion matrix, calibration."""
     from .estimators import load_model
     from .evaluate import evaluate as run_evaluation
 
     clf = load_model(model_dir, verbose=not as_json, **({"tta": tta} if tta else {}))
     result = run_evaluation(clf, data)
+    if report is not None:
+        from .report import evaluation_report, write_report
+
+        write_report(report, evaluation_report(result, str(model_dir), str(data), {"reason": clf.reason_}))
+        if not as_json:
+            err.print(f"Report written to {report}", highlight=False)
     if as_json:
         print(json.dumps(result.to_dict()))
         return
     out.print(f"[bold]{model_dir}[/] on {data}: {result.n_examples} examples, accuracy [bold]{result.accuracy:.3f}[/], "
-              f"macro-F1 {result.macro_f1:.3f}")
+              f"macro-F1 {result.macro_f1:.3f}, expected calibration error {result.ece:.3f}")
     table = Table("class", "precision", "recall", "F1", "support", title="Per class")
     for row in result.per_class:
         table.add_row(row["class"], f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
@@ -231,6 +238,40 @@ def _text_inputs(clf, inputs: list[str]) -> tuple[list[str], list[str]]:
     if not texts:
         raise typer.BadParameter("no text to classify: give texts as arguments, files, or lines on standard input")
     return texts, texts
+
+
+@app.command()
+@_friendly
+def rank(
+    data: Annotated[Path, typer.Argument(help="Labeled data, images or texts, as for `transferkit fit`.")],
+    models_: Annotated[Optional[str], typer.Option("--models", help="Comma-separated candidates (default: every offline backbone, or every text encoder, in the zoo).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the cross-validation folds.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the ranking as a JSON list, best first.")] = False,
+) -> None:
+    """Rank pretrained models for your data in seconds, without fine-tuning: LogME and cross-validated kNN accuracy
+    on each model's frozen features (cached, so `fit` reuses them)."""
+    from .data import is_text_source
+    from .rank import rank_image_models, rank_text_encoders
+    from .zoo import list_models, list_text_encoders
+
+    text = is_text_source(data)
+    if models_:
+        names = [m.strip() for m in models_.split(",") if m.strip()]
+    else:
+        names = [e.name for e in list_text_encoders()] if text else [m.name for m in list_models() if m.offline]
+    ranker = rank_text_encoders if text else rank_image_models
+    rows = ranker(data, names, progress=not as_json, seed=seed)
+    if as_json:
+        print(json.dumps([r.to_dict() for r in rows]))
+        return
+    table = Table("#", "model", "LogME", "kNN accuracy (CV)", "dim", "seconds",
+                  title=f"Which pretrained model suits {data}?",
+                  caption="Higher LogME = features explain the labels better (You et al., 2021). Fit the first with "
+                          "--model NAME.")
+    for i, r in enumerate(rows, 1):
+        table.add_row(str(i), f"[bold]{r.model}[/]" if i == 1 else r.model, f"{r.logme:.3f}", f"{r.knn_accuracy:.3f}",
+                      str(r.feature_dim), f"{r.seconds:.1f}" + (" (cached)" if r.cached else ""))
+    out.print(table)
 
 
 @app.command()

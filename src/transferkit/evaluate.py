@@ -1,5 +1,5 @@
 """Metrics of a fitted classifier (images or texts) on labeled data: accuracy, macro-F1, per-class report,
-confusion matrix."""
+confusion matrix, calibration (reliability bins and expected calibration error) and the most confident mistakes."""
 
 from __future__ import annotations
 
@@ -21,9 +21,34 @@ class Evaluation:
     confusion_matrix: list[list[int]]
     n_examples: int
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    ece: float = 0.0  # expected calibration error: mean |accuracy - confidence| over confidence bins, weighted
+    calibration: list[dict] = field(default_factory=list)  # per bin: lower, upper, count, confidence, accuracy
+    confident_errors: list[dict] = field(default_factory=list)  # the most confidently wrong examples
+    modality: str = "image"
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+CALIBRATION_BINS = 10
+N_CONFIDENT_ERRORS = 12
+
+
+def calibration(confidence: np.ndarray, correct: np.ndarray, bins: int = CALIBRATION_BINS) -> tuple[float, list[dict]]:
+    """Expected calibration error (Guo et al., 2017) and the reliability diagram's bins, equal-width in confidence."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    rows, ece = [], 0.0
+    for b in range(bins):
+        mask = which == b
+        n = int(mask.sum())
+        conf = float(confidence[mask].mean()) if n else None
+        acc = float(correct[mask].mean()) if n else None
+        if n:
+            ece += n / len(confidence) * abs(acc - conf)
+        rows.append({"lower": float(edges[b]), "upper": float(edges[b + 1]), "count": n, "confidence": conf,
+                     "accuracy": acc})
+    return float(ece), rows
 
 
 def evaluate(model, data, labels=None) -> Evaluation:
@@ -50,7 +75,16 @@ def evaluate(model, data, labels=None) -> Evaluation:
         {"class": c, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
         for c, p, r, f, s in zip(classes, precision, recall, f1, support)
     ]
+    confidence = proba.max(1)
+    correct = y_pred == y_true
+    ece, bins = calibration(confidence, correct)
+    kept = [item for item, keep in zip(items, ok) if keep]
+    wrong = np.flatnonzero(~correct)
+    wrong = wrong[np.argsort(-confidence[wrong], kind="stable")][:N_CONFIDENT_ERRORS]
+    errors = [{"item": str(kept[i]), "true": classes[y_true[i]], "predicted": classes[y_pred[i]],
+               "probability": float(confidence[i]), "probability_of_true": float(proba[i, y_true[i]])} for i in wrong]
     return Evaluation(
+        ece=ece, calibration=bins, confident_errors=errors, modality="text" if what == "texts" else "image",
         classes=classes,
         accuracy=float(accuracy_score(y_true, y_pred)),
         macro_f1=float(f1_score(y_true, y_pred, labels=idx, average="macro", zero_division=0)),

@@ -1,0 +1,4 @@
+"""Reports: self-contained HTML pages (plots embedded as PNG data) for an evaluation and for a strategy comparison."""
+
+from .html import evaluation_report as evaluation_report
+from .html import write_report as write_report

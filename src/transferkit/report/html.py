@@ -1,0 +1,184 @@
+"""Self-contained HTML reports: every plot is drawn with matplotlib and embedded as a PNG data URI, every number is
+also printed, so the file opens anywhere (no network, no scripts) and can be mailed or archived as it is."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222;
+padding:0 1rem}
+h1{font-size:1.6rem;margin-bottom:.2rem} h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
+.sub{color:#666;margin-top:0} table{border-collapse:collapse;margin:.5rem 0} td,th{padding:.25rem .6rem;
+border-bottom:1px solid #eee;text-align:right} th{background:#f6f6f6} td:first-child,th:first-child{text-align:left}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:.8rem}
+.card{border:1px solid #ddd;border-radius:6px;padding:.5rem;font-size:.85rem;background:#fff}
+.card img{max-width:100%;max-height:150px;display:block;margin:auto} .bad{color:#b00020}
+.kpi{display:inline-block;margin-right:2rem} .kpi b{font-size:1.5rem;display:block}
+.plots img{max-width:100%} .note{background:#f3f7ff;border-left:4px solid #4a7bd0;padding:.6rem 1rem}
+.text{white-space:pre-wrap;max-height:9em;overflow:hidden}
+"""
+
+
+def figure_uri(fig) -> str:
+    """A matplotlib figure as a PNG data URI (the figure is closed)."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def page(title: str, subtitle: str, body: str) -> str:
+    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1><p class=sub>{html.escape(subtitle)}</p>"
+            f"{body}</body></html>")
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def write_report(path: str | Path, document: str) -> Path:
+    """Write atomically: a crash never leaves half a report."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(document)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# -- evaluation -------------------------------------------------------------------------------------------------
+
+def evaluation_report(evaluation, model_name: str, data_name: str, model_info: dict | None = None) -> str:
+    """The HTML page of an :class:`~transferkit.evaluate.Evaluation`."""
+    e = evaluation
+    info = model_info or {}
+    kpis = "".join(f"<span class=kpi>{label}<b>{value}</b></span>" for label, value in (
+        ("accuracy", f"{e.accuracy:.3f}"), ("macro-F1", f"{e.macro_f1:.3f}"), ("ECE", f"{e.ece:.3f}"),
+        ("examples", f"{e.n_examples}"), ("classes", f"{len(e.classes)}")))
+    body = [f"<div>{kpis}</div>"]
+    if info.get("reason"):
+        body.append(f"<p class=note>How the model was made: {html.escape(info['reason'])}</p>")
+    body.append("<h2>Per class</h2>")
+    body.append(table(["class", "precision", "recall", "F1", "support"],
+                      [[r["class"], f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", r["support"]]
+                       for r in e.per_class]))
+    body.append(f"<div class=plots><img alt='precision and recall per class' src='{_per_class_plot(e)}'></div>")
+    body.append("<h2>Confusion matrix</h2><p>Rows: true class; columns: predicted class; colour: share of the row.</p>")
+    body.append(f"<div class=plots><img alt='confusion matrix' src='{_confusion_plot(e)}'></div>")
+    body.append(table(["true \\ predicted", *e.classes], [[c, *row] for c, row in zip(e.classes, e.confusion_matrix)]))
+    body.append("<h2>Calibration</h2><p>When the model says 80%, is it right 80% of the time? Bars: accuracy per "
+                f"confidence bin; the diagonal is perfect calibration. Expected calibration error "
+                f"<b>{e.ece:.3f}</b> (0 is perfect).</p>")
+    body.append(f"<div class=plots><img alt='reliability diagram' src='{_reliability_plot(e)}'></div>")
+    body.append(table(["confidence bin", "examples", "mean confidence", "accuracy"],
+                      [[f"{b['lower']:.1f}-{b['upper']:.1f}", b["count"],
+                        "" if b["confidence"] is None else f"{b['confidence']:.3f}",
+                        "" if b["accuracy"] is None else f"{b['accuracy']:.3f}"] for b in e.calibration]))
+    body.append("<h2>Most confidently wrong</h2>")
+    if e.confident_errors:
+        body.append("<div class=cards>" + "".join(_error_card(err, e.modality) for err in e.confident_errors) + "</div>")
+    else:
+        body.append("<p>No mistakes on this data.</p>")
+    if e.skipped:
+        body.append("<h2>Skipped</h2>" + table(["file", "why"], [list(s) for s in e.skipped[:50]]))
+    subtitle = f"{model_name} on {data_name}: {e.n_examples} {'texts' if e.modality == 'text' else 'images'}"
+    return page(f"Evaluation of {Path(model_name).name}", subtitle, "".join(body))
+
+
+def _confusion_plot(e) -> str:
+    plt = pyplot()
+    cm = np.asarray(e.confusion_matrix, dtype=float)
+    share = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    n = len(e.classes)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(n):
+        for j in range(n):
+            if cm[i, j]:
+                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(n), e.classes, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), e.classes, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    return figure_uri(fig)
+
+
+def _per_class_plot(e) -> str:
+    plt = pyplot()
+    n = len(e.classes)
+    x = np.arange(n)
+    fig, ax = plt.subplots(figsize=(max(4, 0.6 * n + 1.5), 2.8))
+    ax.bar(x - 0.2, [r["precision"] for r in e.per_class], 0.4, label="precision")
+    ax.bar(x + 0.2, [r["recall"] for r in e.per_class], 0.4, label="recall")
+    ax.set_xticks(x, e.classes, rotation=45, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.legend(loc="lower right", fontsize=8)
+    return figure_uri(fig)
+
+
+def _reliability_plot(e) -> str:
+    plt = pyplot()
+    bins = e.calibration
+    centers = [(b["lower"] + b["upper"]) / 2 for b in bins]
+    width = bins[0]["upper"] - bins[0]["lower"]
+    fig, (ax, hist) = plt.subplots(2, 1, figsize=(4.2, 4.6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.bar(centers, [b["accuracy"] or 0 for b in bins], width * 0.95, color="#4a7bd0", label="accuracy")
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8, loc="upper left")
+    hist.bar(centers, [b["count"] for b in bins], width * 0.95, color="#999")
+    hist.set_xlabel("confidence")
+    hist.set_ylabel("examples")
+    return figure_uri(fig)
+
+
+def _error_card(err: dict, modality: str) -> str:
+    caption = (f"<div>true <b>{html.escape(err['true'])}</b>, predicted <b class=bad>{html.escape(err['predicted'])}"
+               f"</b> at {err['probability']:.2f}</div>")
+    if modality == "text":
+        text = err["item"] if len(err["item"]) <= 400 else err["item"][:400] + "..."
+        return f"<div class=card><div class=text>{html.escape(text)}</div>{caption}</div>"
+    return (f"<div class=card><img alt='{html.escape(Path(err['item']).name)}' src='{_thumbnail(err['item'])}'>"
+            f"{caption}<div>{html.escape(Path(err['item']).name)}</div></div>")
+
+
+def _thumbnail(path: str, side: int = 160) -> str:
+    from ..data.images import ImageDecodeError, load_image
+
+    try:
+        image = load_image(path, max_side=side)
+    except ImageDecodeError:
+        return ""
+    image.thumbnail((side, side))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
