@@ -242,6 +242,38 @@ def _text_inputs(clf, inputs: list[str]) -> tuple[list[str], list[str]]:
 
 @app.command()
 @_friendly
+def pretrain(
+    data: Annotated[Path, typer.Argument(help="A data-rich source task: labeled images (class subfolders or a CSV).")],
+    name: Annotated[str, typer.Option("--name", help="Name of the new backbone in the local zoo (reuse it with --model NAME).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Architecture (and, unless --scratch, starting weights): a zoo or timm name.")] = "tf_efficientnet_lite0",
+    scratch: Annotated[bool, typer.Option("--scratch", help="Train from random weights instead of fine-tuning every layer of the pretrained model.")] = False,
+    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs (default: 30 from scratch, 12 fine-tuning).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default: 2e-3 from scratch, 1e-4 fine-tuning).")] = None,
+    input_size: Annotated[Optional[int], typer.Option(help="Train and later use the backbone at this image size (e.g. 64 for small images; default: the architecture's own).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
+    seed: Annotated[int, typer.Option(help="Seed for the split and training.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace a local zoo entry of the same name.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object describing the new entry.")] = False,
+) -> None:
+    """Train a network on a data-rich source task and register it in the local model zoo, so that
+    `transferkit fit OTHER_DATA --model NAME` transfers it to a task with few labels (any strategy)."""
+    from .estimators import pretrain as run_pretrain
+    from .zoo import local_zoo_dir
+
+    clf, folder = run_pretrain(data, name, base=model, from_scratch=scratch, epochs=epochs, lr=lr,
+                               batch_size=batch_size, input_size=input_size, seed=seed, overwrite=overwrite,
+                               verbose=not as_json)
+    info = {"name": name, "folder": str(folder), "classes": clf.classes_.tolist(), **{
+        k: clf.metrics_.get(k) for k in ("val_accuracy", "epochs_run", "fit_seconds", "n_train", "n_val")}}
+    if as_json:
+        print(json.dumps(info, default=float))
+        return
+    out.print(f"Registered [bold]{name}[/] in {local_zoo_dir()} (validation accuracy on the source task "
+              f"{info['val_accuracy']:.3f}). Reuse it: transferkit fit DATA --model {name}")
+
+
+@app.command()
+@_friendly
 def rank(
     data: Annotated[Path, typer.Argument(help="Labeled data, images or texts, as for `transferkit fit`.")],
     models_: Annotated[Optional[str], typer.Option("--models", help="Comma-separated candidates (default: every offline backbone, or every text encoder, in the zoo).")] = None,
@@ -272,6 +304,68 @@ def rank(
         table.add_row(str(i), f"[bold]{r.model}[/]" if i == 1 else r.model, f"{r.logme:.3f}", f"{r.knn_accuracy:.3f}",
                       str(r.feature_dim), f"{r.seconds:.1f}" + (" (cached)" if r.cached else ""))
     out.print(table)
+
+
+@app.command()
+@_friendly
+def compare(
+    data: Annotated[Path, typer.Argument(help="Labeled data, images or texts, as for `transferkit fit`.")],
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="The HTML report to write.")] = Path("compare.html"),
+    ks: Annotated[str, typer.Option(help="Labeled examples per class to try, comma-separated.")] = "2,5,10,20",
+    seeds: Annotated[int, typer.Option(help="Repeats per size, each with another sample of labels.")] = 2,
+    strategies: Annotated[Optional[str], typer.Option(help="Comma-separated (default: features,scratch; add finetune or auto to include them).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Backbone or text encoder (defaults as for fit).")] = None,
+    test: Annotated[Optional[Path], typer.Option(help="Labeled test data; default: 30% of DATA held out once.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Images: training epochs for scratch / finetune (default: their fit defaults).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every run and the recommendation as JSON.")] = False,
+) -> None:
+    """Learning curves: accuracy against labels per class for each strategy (transfer against scratch), with the
+    time each took, written as a self-contained HTML report with a recommendation drawn from the curve."""
+    from .compare import learning_curve, recommend
+    from .data import is_text_source, read_images, read_texts
+    from .report import comparison_report, write_report
+
+    text = is_text_source(data)
+    names = [s.strip() for s in (strategies or "features,scratch").split(",") if s.strip()]
+    sizes = [int(k) for k in ks.split(",") if k.strip()]
+    if text:
+        from . import TextClassifier
+
+        source = read_texts(data, require_labels=True)
+        items, labels = list(source.texts), list(source.labels)
+        held = read_texts(test, require_labels=True) if test else None
+        held = (list(held.texts), list(held.labels)) if held else None
+
+        def make(strategy: str, seed: int):
+            return TextClassifier(encoder=model or "all-MiniLM-L6-v2", strategy=strategy, seed=seed, verbose=False)
+    else:
+        from . import ImageClassifier
+
+        source = read_images(data)
+        if source.labels is None:
+            raise typer.BadParameter(f"{data} has no labels")
+        items, labels = list(source.paths), list(source.labels)
+        held = read_images(test) if test else None
+        held = (list(held.paths), list(held.labels)) if held else None
+
+        def make(strategy: str, seed: int):
+            return ImageClassifier(backbone=model or "tf_efficientnet_lite0", strategy=strategy, seed=seed,
+                                   epochs=epochs, verbose=False)
+
+    def show(point) -> None:
+        if not as_json:
+            err.print(f"k={point.k:<4} seed={point.seed} {point.strategy:<9} accuracy {point.accuracy:.3f}  "
+                      f"{point.seconds:.1f} s", highlight=False)
+
+    points = learning_curve(items, labels, sizes, seeds, names, make, test=held, on_point=show)
+    advice = recommend(points)
+    write_report(out_file, comparison_report(points, advice, str(data), model or "default model"))
+    if as_json:
+        print(json.dumps({"report": str(out_file), "recommendation": advice, "runs": [p.to_dict() for p in points]}))
+        return
+    for line in advice:
+        out.print(line)
+    out.print(f"Report: [bold]{out_file}[/]")
 
 
 @app.command()
@@ -310,7 +404,7 @@ def models(
             norm = "0.5/0.5" if pre.mean == (0.5, 0.5, 0.5) else "ImageNet"
             name = f"[bold]{s.name}[/]*" if s.name == DEFAULT_BACKBONE else s.name
             table.add_row(name, ", ".join(s.aliases), f"{pre.input_size} {pre.interpolation}", norm,
-                          str(s.feature_dim), "offline" if s.offline else s.source)
+                          str(s.feature_dim), "local" if s.source == "local" else "offline" if s.offline else s.source)
         out.print(table)
     if encoders:
         table = Table(Column("name", no_wrap=True), "aliases", "window", "dim", "weights", "about",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -62,6 +63,8 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
     devices, num_nodes: train networks on several devices / machines with Lightning's DDP (launch with torchrun or
         SLURM for several nodes); only rank 0 writes the model folder.
     tta: test-time augmentation at predict: average the probabilities of each image and its mirror image.
+    input_size: resize images to this many pixels instead of the backbone's own input size (e.g. small images and
+        a network trained from scratch); stored with the model like the rest of its preprocessing.
     workdir, resume: where training checkpoints live; ``resume=True`` continues a killed fit from its last one.
     cache_dir: where features are cached (default ``$TRANSFERKIT_CACHE`` or ``~/.cache/transferkit``).
     verbose: progress bars and a line about what was done, on standard error.
@@ -87,11 +90,13 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         devices: int = 1,
         num_nodes: int = 1,
         tta: bool = False,
+        input_size: int | None = None,
         cache_dir: str | None = None,
         workdir: str | None = None,
         resume: bool = False,
         verbose: bool = True,
     ) -> None:
+        self.input_size = input_size
         self.backbone = backbone
         self.strategy = strategy
         self.weights = weights
@@ -131,6 +136,8 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         data = read_images(X, y)
         check_trainable(data)
         spec = resolve(self.backbone)
+        if self.input_size:
+            spec = replace(spec, preprocessing=replace(spec.preprocessing, input_size=int(self.input_size)))
         ctx = FitContext(
             spec=spec, weights=str(self.weights) if self.weights else None, seed=self.seed,
             val_fraction=self.val_fraction, precision=self.precision, batch_size=self.batch_size,
@@ -540,3 +547,29 @@ def load_model(path: str | Path, **overrides) -> ImageClassifier | TextClassifie
     config, _ = _bundle.read_config(path)
     cls = TextClassifier if config.get("task") == TEXT_TASK else ImageClassifier
     return cls.load(path, **overrides)
+
+
+def pretrain(data, name: str, *, base: str = DEFAULT_BACKBONE, from_scratch: bool = False, epochs: int | None = None,
+             lr: float | None = None, batch_size: int = 32, input_size: int | None = None, seed: int = 0,
+             overwrite: bool = False, verbose: bool = True) -> tuple[ImageClassifier, Path]:
+    """Train a network on a data-rich source task and register it in the local zoo as ``name``.
+
+    ``from_scratch`` trains ``base``'s architecture from random weights; otherwise every layer of the pretrained
+    ``base`` is fine-tuned. Afterwards ``ImageClassifier(backbone=name)`` (or ``--model NAME``) reuses it with
+    every strategy. Returns the fitted source classifier and the zoo entry's folder.
+    """
+    import copy
+
+    from .zoo import register_local_model, set_num_classes
+
+    clf = ImageClassifier(backbone=base, strategy="scratch" if from_scratch else "finetune", unfreeze="all",
+                          epochs=epochs, lr=lr, batch_size=batch_size, input_size=input_size, seed=seed,
+                          verbose=verbose).fit(data)
+    network = copy.deepcopy(clf.network_)
+    set_num_classes(network, clf.spec_, 0)
+    trained_on = {"data": str(data), "classes": clf.classes_.tolist(), "n_classes": len(clf.classes_),
+                  "n_images": int(clf.metrics_["n_train"] + clf.metrics_["n_val"]),
+                  "how": "from scratch" if from_scratch else f"fine-tuned from {clf.spec_.name}",
+                  "val_accuracy": clf.metrics_["val_accuracy"], "epochs_run": clf.metrics_.get("epochs_run")}
+    folder = register_local_model(name, network, clf.spec_, clf.preprocessing_, trained_on, overwrite=overwrite)
+    return clf, folder

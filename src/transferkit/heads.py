@@ -17,6 +17,7 @@ IMBALANCE_RATIO = 1.5  # largest class / smallest class above which classes are 
 C_GRID = np.logspace(-4, 1, 11)  # for standardised features; small-data optima sit well inside this range
 TOLERANCE = 1e-3
 MAX_ITER = 500
+FEW_SHOT_C = float(C_GRID[len(C_GRID) // 2])  # when a class has a single example there is nothing to cross-validate
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ def class_weighting(y: np.ndarray) -> str | None:
 
 
 def fit_logistic_head(features: np.ndarray, y: np.ndarray, seed: int = 0, C: float | None = None) -> LinearHead:
-    """Fit the head on integer labels ``y``; choose ``C`` by cross-validated log-loss unless it is given."""
+    """Fit the head on integer labels ``y``; choose ``C`` by cross-validated log-loss unless it is given (or a class
+    has a single example, where a middle-of-the-grid ``C`` is used)."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
     from sklearn.model_selection import StratifiedKFold
@@ -81,6 +83,8 @@ def fit_logistic_head(features: np.ndarray, y: np.ndarray, seed: int = 0, C: flo
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)  # "least populated class has only n members"
         warnings.simplefilter("ignore", category=ConvergenceWarning)  # at tol 1e-3 the last digits do not matter
+        if C is None and np.bincount(y).min() < 2:
+            C = FEW_SHOT_C
         if C is None:
             folds = int(min(5, np.bincount(y).min()))
             cv = StratifiedKFold(n_splits=max(folds, 2), shuffle=True, random_state=seed)

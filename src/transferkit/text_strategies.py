@@ -29,6 +29,7 @@ from .zoo import TextEncoderSpec, load_text_encoder
 
 TEXT_STRATEGIES = ("features", "finetune", "scratch", "auto")
 TFIDF_C_GRID = np.logspace(-1, 3, 9)
+TFIDF_FEW_SHOT_C = 10.0  # one example in a class: nothing to cross-validate; TF-IDF rows need a weak penalty
 AUTO_FINETUNE_MAX_PER_CLASS = 64  # contrastive tuning pays off in the few-shot range (README, text benchmark)
 AUTO_SEPARATED = 0.97  # frozen features this accurate on validation leave little to win
 AUTO_TFIDF_MIN_PER_CLASS = 50  # from here on, TF-IDF is measured too: with many labels it can beat frozen features
@@ -173,6 +174,8 @@ def _tfidf_model(texts, y: np.ndarray, seed: int, C: float | None = None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
         warnings.simplefilter("ignore", category=ConvergenceWarning)
+        if C is None and np.bincount(y).min() < 2:
+            C = TFIDF_FEW_SHOT_C
         if C is None:
             folds = max(2, int(min(5, np.bincount(y).min())))
             model = LogisticRegressionCV(

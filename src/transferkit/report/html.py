@@ -140,7 +140,7 @@ def _per_class_plot(e) -> str:
     ax.bar(x + 0.2, [r["recall"] for r in e.per_class], 0.4, label="recall")
     ax.set_xticks(x, e.classes, rotation=45, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     return figure_uri(fig)
 
 
@@ -182,3 +182,67 @@ def _thumbnail(path: str, side: int = 160) -> str:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+# -- comparison (learning curves) -------------------------------------------------------------------------------
+
+def comparison_report(points, recommendation: list[str], data_name: str, model_name: str) -> str:
+    """The HTML page of a learning-curve comparison: accuracy and time against labels per class, per strategy."""
+    from ..compare import summarise
+
+    summary = summarise(points)
+    ks = sorted({p.k for p in points})
+    body = ["<h2>Recommendation</h2>"]
+    body.append("<div class=note>" + "".join(f"<p>{html.escape(line)}</p>" for line in recommendation) + "</div>")
+    body.append("<h2>Accuracy against labels per class</h2>")
+    body.append(f"<div class=plots><img alt='learning curves' src='{_curve_plot(summary, 'mean', 'test accuracy')}'>"
+                f"<img alt='fit time' src='{_curve_plot(summary, 'seconds', 'fit time (s)')}'></div>")
+    header = ["strategy", *[f"k={k}" for k in ks]]
+    rows = []
+    for strategy, per_k in summary.items():
+        cells = []
+        for k in ks:
+            v = per_k.get(k)
+            cells.append("" if v is None else f"{100 * v['mean']:.1f} ± {100 * v['sd']:.1f}% ({v['seconds']:.1f} s)")
+        rows.append([strategy, *cells])
+    body.append(table(header, rows))
+    seeds = max(p.seed for p in points) + 1
+    n_test = points[0].n_test if points else 0
+    body.append(f"<p>Each cell: mean ± standard deviation of the test accuracy over {seeds} seed(s), and the mean fit "
+                f"time. The test split ({n_test} examples) is the same for every k, seed and strategy.</p>")
+    body.append("<h2>Every run</h2>")
+    body.append(table(["strategy", "k", "seed", "accuracy", "seconds", "train", "test"],
+                      [[p.strategy, p.k, p.seed, f"{p.accuracy:.4f}", f"{p.seconds:.2f}", p.n_train, p.n_test]
+                       for p in points]))
+    return page(f"Transfer or not? {'/'.join(Path(data_name).parts[-2:])}", f"{model_name}; strategies "
+                f"{', '.join(summary)}; {len(ks)} sizes", "".join(body))
+
+
+def _curve_plot(summary: dict, key: str, label: str) -> str:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for strategy, per_k in summary.items():
+        ks = sorted(per_k)
+        values = [per_k[k][key] * (100 if key == "mean" else 1) for k in ks]
+        if key == "mean":
+            sds = [per_k[k]["sd"] * 100 for k in ks]
+            ax.errorbar(ks, values, yerr=sds, marker="o", capsize=3, label=strategy,
+                        linestyle="--" if strategy == "scratch" else "-")
+        else:
+            ax.plot(ks, values, marker="o", label=strategy, linestyle="--" if strategy == "scratch" else "-")
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+
+    all_ks = sorted({k for per_k in summary.values() for k in per_k})
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_locator(FixedLocator(all_ks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    if key != "mean":
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(ScalarFormatter())
+    ax.set_xlabel("labeled examples per class")
+    ax.set_ylabel(label + (" (%)" if key == "mean" else ""))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return figure_uri(fig)

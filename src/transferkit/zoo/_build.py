@@ -42,7 +42,8 @@ def create_backbone(
         path = Path(weights)
         model = _load_into_architecture(spec, read_state_dict(path), path)
     elif pretrained and spec.source != "none":
-        path = packaged_weights_file(spec) if spec.source == "package" else hub_weights_file(spec)
+        path = (packaged_weights_file(spec) if spec.source == "package" else Path(spec.weights_path)
+                if spec.source == "local" else hub_weights_file(spec))
         model = _load_into_architecture(spec, read_state_dict(path), path)
     else:
         model = _architecture(spec, num_classes=1000 if num_classes is None else num_classes)

@@ -41,10 +41,11 @@ class ModelSpec:
     description: str = ""
     aliases: tuple[str, ...] = field(default=())
     hub_id: str | None = None
+    weights_path: str | None = None  # source "local": the weights file of a model pretrained here
 
     @property
     def offline(self) -> bool:
-        return self.source == "package"
+        return self.source in ("package", "local")
 
 
 def _lite(n: int, size: int, file: str) -> ModelSpec:
@@ -89,17 +90,29 @@ _ZOO: tuple[ModelSpec, ...] = (
 _BY_NAME = {s.name: s for s in _ZOO} | {a: s for s in _ZOO for a in s.aliases}
 
 
+def builtin_names() -> set[str]:
+    return set(_BY_NAME)
+
+
 def list_models(pattern: str | None = None) -> list[ModelSpec]:
-    """The zoo's entries whose name or alias matches a shell pattern such as ``"*lite*"``."""
+    """The zoo's entries (built-in, then the local zoo's) whose name or alias matches a pattern such as ``"*lite*"``."""
+    from ._local import list_local_models
+
+    specs = [*_ZOO, *list_local_models()]
     if not pattern:
-        return list(_ZOO)
-    return [s for s in _ZOO if any(fnmatch.fnmatch(n, pattern) for n in (s.name, *s.aliases))]
+        return specs
+    return [s for s in specs if any(fnmatch.fnmatch(n, pattern) for n in (s.name, *s.aliases))]
 
 
 def resolve(name: str) -> ModelSpec:
-    """A spec for a zoo name or alias, or for any timm architecture (weights then come from the hub)."""
+    """A spec for a zoo name or alias, a model in the local zoo, or any timm architecture (weights from the hub)."""
+    from ._local import local_model
+
     if name in _BY_NAME:
         return _BY_NAME[name]
+    local = local_model(name)
+    if local is not None:
+        return local
     import timm
 
     hub_name = name.removeprefix("timm/")
