@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-import datasets as D  # noqa: E402
+import image_datasets as D  # noqa: E402
 
 from transferkit import ImageClassifier, zoo  # noqa: E402
 from transferkit.evaluate import evaluate  # noqa: E402

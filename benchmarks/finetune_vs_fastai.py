@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-import datasets as D  # noqa: E402
+import image_datasets as D  # noqa: E402
 
 from transferkit import ImageClassifier, zoo  # noqa: E402
 from transferkit.data import read_images  # noqa: E402

@@ -83,3 +83,22 @@ def sample(pool: dict[str, list[Path]], k: int, seed: int) -> tuple[list[Path], 
         paths += chosen
         labels += [cls] * len(chosen)
     return paths, labels
+
+
+def fashion_classes(work: Path, classes: list[str], split: str, per_class: int, offset: int = 0) -> Path:
+    """A class-per-folder tree of Fashion-MNIST images of ``classes`` from ``split`` (``train`` / ``t10k``):
+    ``per_class`` images each, starting at the ``offset``-th image of the class."""
+    if not FASHION.is_dir():
+        raise SystemExit(f"{FASHION} missing: apt-get install dataset-fashion-mnist")
+    out = work / "fashion-subsets" / f"{split}-{'_'.join(classes)}-{offset}-{per_class}"
+    if (out / ".done").exists():
+        return out
+    images = _idx(FASHION / f"{split}-images-idx3-ubyte.gz")
+    labels = _idx(FASHION / f"{split}-labels-idx1-ubyte.gz")
+    for name in classes:
+        c = FASHION_CLASSES.index(name)
+        (out / name).mkdir(parents=True, exist_ok=True)
+        for i in np.flatnonzero(labels == c)[offset : offset + per_class]:
+            Image.fromarray(images[i], "L").save(out / name / f"{split}-{i}.png")
+    (out / ".done").touch()
+    return out
