@@ -255,8 +255,10 @@ def pretrain(
     overwrite: Annotated[bool, typer.Option(help="Replace a local zoo entry of the same name.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object describing the new entry.")] = False,
 ) -> None:
-    """Train a network on a data-rich source task and register it in the local model zoo, so that
-    `transferkit fit OTHER_DATA --model NAME` transfers it to a task with few labels (any strategy)."""
+    """Train a network on a data-rich task and add it to the local model zoo.
+
+    Then `transferkit fit OTHER_DATA --model NAME` transfers it to a task with few labels, with any strategy.
+    """
     from .estimators import pretrain as run_pretrain
     from .zoo import local_zoo_dir
 
@@ -280,8 +282,11 @@ def rank(
     seed: Annotated[int, typer.Option(help="Seed for the cross-validation folds.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the ranking as a JSON list, best first.")] = False,
 ) -> None:
-    """Rank pretrained models for your data in seconds, without fine-tuning: LogME and cross-validated kNN accuracy
-    on each model's frozen features (cached, so `fit` reuses them)."""
+    """Rank pretrained models for your data in seconds, without fine-tuning.
+
+    Scores each model's frozen features with LogME and a cross-validated kNN accuracy (features are cached, so the
+    `fit` that follows reuses them).
+    """
     from .data import is_text_source
     from .rank import rank_image_models, rank_text_encoders
     from .zoo import list_models, list_text_encoders
@@ -319,8 +324,11 @@ def compare(
     epochs: Annotated[Optional[int], typer.Option(help="Images: training epochs for scratch / finetune (default: their fit defaults).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print every run and the recommendation as JSON.")] = False,
 ) -> None:
-    """Learning curves: accuracy against labels per class for each strategy (transfer against scratch), with the
-    time each took, written as a self-contained HTML report with a recommendation drawn from the curve."""
+    """Learning curves: transfer against scratch over the number of labels per class.
+
+    Fits each strategy on k labels per class (for each k and seed), scores all on one held-out split, and writes a
+    self-contained HTML report: accuracy and time against labels per class, and a recommendation drawn from them.
+    """
     from .compare import learning_curve, recommend
     from .data import is_text_source, read_images, read_texts
     from .report import comparison_report, write_report

@@ -545,8 +545,10 @@ def _vectorizer_params(vectorizer) -> dict:
 def load_model(path: str | Path, **overrides) -> ImageClassifier | TextClassifier:
     """Load any transferkit model folder as the estimator that wrote it."""
     config, _ = _bundle.read_config(path)
-    cls = TextClassifier if config.get("task") == TEXT_TASK else ImageClassifier
-    return cls.load(path, **overrides)
+    if config.get("task") == TEXT_TASK:
+        overrides.pop("tta", None)  # images only
+        return TextClassifier.load(path, **overrides)
+    return ImageClassifier.load(path, **overrides)
 
 
 def pretrain(data, name: str, *, base: str = DEFAULT_BACKBONE, from_scratch: bool = False, epochs: int | None = None,
