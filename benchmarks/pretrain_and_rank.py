@@ -37,7 +37,7 @@ TARGET = ["sandal", "shirt", "sneaker", "bag", "boot"]
 LOCAL_NAME = "fashion5-scratch"
 
 
-def ensure_pretrained(per_class: int, epochs: int) -> dict:
+def ensure_pretrained(per_class: int, epochs: int, how: str = "scratch") -> dict:
     from transferkit.estimators import pretrain
     from transferkit.zoo import local_zoo_dir
 
@@ -46,8 +46,8 @@ def ensure_pretrained(per_class: int, epochs: int) -> dict:
         return json.loads((entry / "transferkit.json").read_text())["trained_on"] | {"seconds": None}
     source = D.fashion_classes(WORK, SOURCE, "train", per_class)
     start = time.perf_counter()
-    clf, _ = pretrain(source, LOCAL_NAME, from_scratch=True, epochs=epochs, input_size=64, batch_size=64,
-                      verbose=True)
+    clf, _ = pretrain(source, LOCAL_NAME, from_scratch=how == "scratch", epochs=epochs, input_size=64,
+                      batch_size=64, lr=None if how == "scratch" else 1e-3, verbose=True)
     info = {"seconds": time.perf_counter() - start, "val_accuracy": clf.metrics_["val_accuracy"],
             "n_images": per_class * len(SOURCE), "epochs_run": clf.metrics_.get("epochs_run")}
     print(json.dumps({"pretrained": info}), flush=True)
@@ -57,7 +57,7 @@ def ensure_pretrained(per_class: int, epochs: int) -> dict:
 def part_pretrain(args) -> None:
     from transferkit import ImageClassifier
 
-    info = ensure_pretrained(args.source_per_class, args.pretrain_epochs)
+    info = ensure_pretrained(args.source_per_class, args.pretrain_epochs, args.pretrain_how)
     pool = D._pool(D.fashion_classes(WORK, TARGET, "train", 300))
     test = D.fashion_classes(WORK, TARGET, "t10k", 100)
     methods = {
@@ -79,7 +79,7 @@ def part_pretrain(args) -> None:
             rows[name].append((accuracy, seconds))
             print(json.dumps({"part": "pretrain", "method": name, "seed": seed, "accuracy": accuracy,
                               "seconds": seconds}), flush=True)
-    print(f"\nPretrained {LOCAL_NAME} from scratch on {info.get('n_images')} images of {', '.join(SOURCE)} "
+    print(f"\nPretrained {LOCAL_NAME} ({args.pretrain_how}) on {info.get('n_images')} images of {', '.join(SOURCE)} "
           f"(64 px; source validation accuracy {info.get('val_accuracy', float('nan')):.3f}"
           + (f", {info['seconds']:.0f} s" if info.get("seconds") else "") + ").")
     print(f"\n| target: {', '.join(TARGET)}, k = {args.k} per class | accuracy % | fit s |")
@@ -97,7 +97,7 @@ def part_rank(args) -> None:
     from transferkit.rank import rank_image_models
     from transferkit.zoo import list_models
 
-    ensure_pretrained(args.source_per_class, args.pretrain_epochs)
+    ensure_pretrained(args.source_per_class, args.pretrain_epochs, args.pretrain_how)
     candidates = [m.name for m in list_models() if m.offline]
     fashion_pool = D._pool(D.fashion_classes(WORK, D.FASHION_CLASSES, "train", 300))
     fashion_paths, fashion_labels = D.sample(fashion_pool, 20, 0)
@@ -145,7 +145,11 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--source-per-class", type=int, default=1200)
     parser.add_argument("--pretrain-epochs", type=int, default=8)
+    parser.add_argument("--pretrain-how", choices=("scratch", "finetune"), default="scratch",
+                        help="scratch: random init; finetune: every layer of ImageNet Lite0 retrained on the source")
     args = parser.parse_args()
+    global LOCAL_NAME
+    LOCAL_NAME = f"fashion5-{args.pretrain_how}"
     os.environ.setdefault("TRANSFERKIT_MODELS", str(WORK / "local-zoo"))
     for part in args.parts.split(","):
         {"pretrain": part_pretrain, "rank": part_rank}[part](args)

@@ -326,6 +326,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     long_text: ``"truncate"`` (keep the first ``max_tokens`` tokens of the encoder's window) or ``"chunk"`` (average
         the embeddings of every window).
     rounds, epochs, lr, train_tokens: contrastive tuning: pairs per text = 2 x rounds; the window while training.
+    refit: ``finetune`` validates a copy of the encoder tuned on the training split, then tunes the final encoder on
+        every label (twice the time; ``False`` keeps the first one).
     text_column, label_column: columns of a CSV / JSONL (auto-detected when ``None``).
     Other parameters as for :class:`ImageClassifier`.
     """
@@ -344,6 +346,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         epochs: int = 1,
         lr: float = 2e-5,
         train_tokens: int = 128,
+        refit: bool = True,
         time_budget: float | None = None,
         text_column: str | None = None,
         label_column: str | None = None,
@@ -361,6 +364,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self.epochs = epochs
         self.lr = lr
         self.train_tokens = train_tokens
+        self.refit = refit
         self.time_budget = time_budget
         self.text_column = text_column
         self.label_column = label_column
@@ -388,7 +392,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             batch_size=self.batch_size, cache_dir=self.cache_dir, progress=self.verbose, long_text=self.long_text,
             contrastive=ContrastiveConfig(rounds=self.rounds, epochs=self.epochs, lr=self.lr,
                                           max_tokens=self.train_tokens, precision=_train_precision(self.precision)),
-            time_budget=self.time_budget,
+            time_budget=self.time_budget, refit=self.refit,
         )
         classes = data.classes
         start = time.perf_counter()

@@ -3,6 +3,7 @@
 - ``features``: the frozen encoder's embeddings (cached) under the logistic-regression head.
 - ``finetune``: the encoder is first tuned contrastively on pairs built from the labels (SetFit's recipe, fewer
   pairs and a shorter training window so it runs in minutes on a CPU), then the head is fit on its embeddings.
+  Validation tunes a copy on the training split; the final encoder is then tuned on every label (``refit``).
 - ``scratch``: TF-IDF over words and word pairs with a linear model: the honest "no transfer" baseline.
 - ``auto``: measures the frozen features (and TF-IDF when there are enough labels) on a validation split, then
   chooses, saying why.
@@ -48,6 +49,7 @@ class TextFitContext:
     long_text: str = "truncate"
     contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
     time_budget: float | None = None
+    refit: bool = True  # finetune: after validating, tune the final encoder on every label
 
 
 @dataclass
@@ -129,14 +131,25 @@ def fit_text_finetune(data: LabeledTexts, classes: list[str], ctx: TextFitContex
     x = extraction.features
     train_head = fit_logistic_head(x[train_idx], y[train_idx], seed=ctx.seed)
     val = _val_metrics(y[val_idx], train_head.predict_proba(x[val_idx]).argmax(1), len(classes))
+    if ctx.refit:  # validated on the split; the final encoder learns from every label, as the heads do
+        encoder = copy.deepcopy(base)
+        info_all = train_contrastive(encoder, texts, y, ctx.contrastive, seed=ctx.seed, progress=ctx.progress)
+        info = {**info, "refit_pairs": info_all["pairs"], "train_seconds": info["train_seconds"] +
+                info_all["train_seconds"]}
+        extractor = TextFeatureExtractor(encoder, long_text=ctx.long_text, precision=ctx.precision,
+                                         batch_size=ctx.batch_size, use_cache=False, progress=ctx.progress)
+        x = extractor.extract(texts, description="Embedding with the final encoder").features
     head = fit_logistic_head(x, y, seed=ctx.seed, C=train_head.C)
     metrics = {**val, "n_train": int(len(train_idx)), "n_val": int(len(val_idx)), "head_C": train_head.C,
                "n_long_texts": extraction.n_long, "long_text": ctx.long_text, "max_tokens": encoder.max_tokens,
-               "precision": extractor.precision, **info}
+               "precision": extractor.precision, "refit": ctx.refit, **info}
     if probe is not None:
         metrics["probe_val_accuracy"] = probe.val_accuracy
-    reason = (f"finetune: {ctx.encoder.name} tuned on {info['pairs']} contrastive pairs from {len(train_idx)} texts "
-              f"({info['train_seconds']:.0f} s), then logistic regression; validation accuracy "
+    tuned_on = (f"validated with {info['pairs']} pairs from {len(train_idx)} texts, then tuned on "
+                f"{info['refit_pairs']} pairs from all {len(texts)}" if ctx.refit else
+                f"tuned on {info['pairs']} contrastive pairs from {len(train_idx)} texts")
+    reason = (f"finetune: {ctx.encoder.name} {tuned_on} ({info['train_seconds']:.0f} s), then logistic regression; "
+              f"validation accuracy "
               f"{val['val_accuracy']:.3f}" + (f" (frozen features: {probe.val_accuracy:.3f})" if probe else ""))
     return TextFitted(encoder, head, None, True, metrics, reason)
 
@@ -229,7 +242,7 @@ def choose_text_strategy(probe: TextProbe, ctx: TextFitContext) -> tuple[str, st
         if per_class >= AUTO_TFIDF_MIN_PER_CLASS:
             return "compare-tfidf", f"with at least {per_class} labels per class, TF-IDF was measured too"
         return "features", "word vectors cannot be fine-tuned"
-    pairs = 2 * ctx.contrastive.rounds * len(probe.train_idx) * ctx.contrastive.epochs
+    pairs = 2 * ctx.contrastive.rounds * len(probe.y) * ctx.contrastive.epochs * (2 if ctx.refit else 1)
     estimate = pairs / CONTRASTIVE_PAIRS_PER_SECOND_CPU
     if ctx.time_budget is not None and estimate > ctx.time_budget:
         return "features", (f"contrastive tuning would take about {estimate:.0f} s, over the {ctx.time_budget:.0f} s "
