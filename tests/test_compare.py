@@ -57,3 +57,12 @@ def test_compare_cli_writes_the_report_with_the_runs_it_prints(small_train, tmp_
     assert "data:image/png;base64," in page and out["recommendation"][0] in page.replace("&#x27;", "'")
     for r in out["runs"]:
         assert f"<td>{r['accuracy']:.4f}</td>" in page
+
+
+def test_compare_on_text_pits_frozen_embeddings_against_tfidf(text_csv, tmp_path):
+    result = CliRunner().invoke(app, ["compare", str(text_csv), "--ks", "2,4", "--seeds", "1",
+                                      "--out", str(tmp_path / "c.html"), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert {(r["strategy"], r["k"]) for r in out["runs"]} == {(s, k) for s in ("features", "scratch") for k in (2, 4)}
+    assert any("scratch" in line for line in out["recommendation"])

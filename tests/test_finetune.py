@@ -152,3 +152,35 @@ def test_two_process_ddp_fit_on_cpu_matches_a_single_process_fit(small_train, tm
     assert (p_ddp.argmax(1) == p_one.argmax(1)).mean() >= 0.9
     assert np.abs(p_ddp - p_one).max() < 0.15
     assert not (tmp_path / ".ddp.training").exists()  # checkpoints cleaned up once the model is saved
+
+
+def _probe(per_class: int, val_accuracy: float, images_per_second=None):
+    from transferkit.heads import LinearHead
+    from transferkit.strategies import Probe
+
+    y = np.repeat([0, 1], per_class)
+    head = LinearHead(np.zeros(2), np.ones(2), np.zeros((1, 2)), np.zeros(1), 1.0, None)
+    return Probe(None, None, y, np.arange(len(y)), np.arange(0), np.zeros((len(y), 2)), head, val_accuracy,
+                 val_accuracy, [], {"images_per_second": images_per_second})
+
+
+@pytest.mark.parametrize("per_class,val,budget,ips,expected,why", [
+    (10, 0.60, None, None, "features", "the smallest class has 10"),
+    (80, 0.99, None, None, "features", "already separate the classes"),
+    (80, 0.80, None, None, "finetune", "leave room to adapt"),
+    (80, 0.80, 10.0, None, "features", "over the 10 s budget"),  # 12 epochs x 160 images at 25 img/s: 77 s
+    (80, 0.80, 100.0, 500.0, "finetune", "leave room to adapt"),  # measured 500 img/s -> 100 img/s: 19 s
+    (80, 0.80, 100.0, 50.0, "features", "over the 100 s budget"),  # measured 50 img/s -> 10 img/s: 192 s
+])
+def test_auto_decides_from_labels_separation_and_a_budget_from_measured_speed(per_class, val, budget, ips,
+                                                                              expected, why):
+    from dataclasses import replace
+
+    from transferkit.finetune import TrainConfig
+    from transferkit.strategies import FitContext, choose_strategy
+    from transferkit.zoo import resolve
+
+    ctx = FitContext(spec=resolve("lite0"), weights=None, seed=0, val_fraction=0.2, precision="fp32", batch_size=8,
+                     cache_dir=None, progress=False, train=TrainConfig(epochs=12))
+    choice, _, reason = choose_strategy(_probe(per_class, val, ips), replace(ctx, time_budget=budget))
+    assert choice == expected and why in reason

@@ -192,7 +192,8 @@ def _train_and_score(network, data, y, train_idx, val_idx, ctx: FitContext, plan
 
 AUTO_MIN_PER_CLASS = 50  # measured: below ~50 labels per class fine-tuning did not beat the frozen features (README)
 AUTO_SEPARATED = 0.97  # a linear probe this accurate on validation leaves little for fine-tuning to win
-FINETUNE_IMAGES_PER_SECOND_CPU = 25.0  # EfficientNet-Lite0 training, bf16, 2 cores: a rough budget estimate
+FINETUNE_IMAGES_PER_SECOND_CPU = 25.0  # EfficientNet-Lite0 training, bf16, 2 cores: when nothing was measured
+TRAIN_SLOWER_THAN_EXTRACTION = 5.0  # measured: 126 img/s extraction vs ~25 img/s fine-tuning (augment + backward)
 
 
 def fit_auto(data: LabeledImages, classes: list[str], ctx: FitContext) -> Fitted:
@@ -223,7 +224,9 @@ def choose_strategy(probe: Probe, ctx: FitContext) -> tuple[str, int | str, str]
     if probe.val_accuracy >= AUTO_SEPARATED:
         return "features", 0, (f"the pretrained features already separate the classes (probe validation accuracy "
                                f"{probe.val_accuracy:.3f})")
-    estimate = ctx.train.epochs * len(probe.train_idx) / FINETUNE_IMAGES_PER_SECOND_CPU
+    measured = probe.extraction_info.get("images_per_second")  # this machine's inference speed, when it extracted
+    speed = measured / TRAIN_SLOWER_THAN_EXTRACTION if measured else FINETUNE_IMAGES_PER_SECOND_CPU
+    estimate = ctx.train.epochs * len(probe.train_idx) / speed
     if ctx.time_budget is not None and estimate > ctx.time_budget:
         return "features", 0, f"fine-tuning would take about {estimate:.0f} s, over the {ctx.time_budget:.0f} s budget"
     unfreeze: int | str = 2 if per_class < 50 else 4 if per_class < 200 else "all"
