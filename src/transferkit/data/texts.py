@@ -12,6 +12,7 @@ import csv
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,7 @@ def is_text_source(source) -> bool:
     if path.is_dir():
         from .images import is_image_file
 
-        files = [p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")][:500]
+        files = list(islice((p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")), 500))
         n_text = sum(p.suffix.lower() == ".txt" for p in files)
         return n_text > 0 and n_text >= sum(is_image_file(p) for p in files)
     return False
