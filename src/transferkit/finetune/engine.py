@@ -106,7 +106,10 @@ def train_network(
         plan=plan,
     )
     batch_size = min(config.batch_size, len(train))
-    loader_args = {"num_workers": config.num_workers, "persistent_workers": config.num_workers > 0}
+    # Under DDP on CPU each rank loads its own batches in-process: a forked loader worker of a rank that already runs
+    # threads (gloo, progress bars) can deadlock, and was seen to hang a 2-process run once in CI.
+    workers = 0 if distributed and not torch.cuda.is_available() else config.num_workers
+    loader_args = {"num_workers": workers, "persistent_workers": workers > 0}
     train_loader = DataLoader(train, batch_size=batch_size, shuffle=True, drop_last=len(train) > batch_size, **loader_args)
     val_loader = DataLoader(val, batch_size=config.batch_size, shuffle=False, **loader_args)
     checkpoint = ModelCheckpoint(dirpath=workdir / "checkpoints", monitor="val_loss", mode="min", save_last=True)
