@@ -111,11 +111,7 @@ def fit(
 def _fit_text(data, model, strategy, seed, epochs, lr, text_column, label_column, long_text, time_budget,
               batch_size, precision, as_json):
     from . import TextClassifier
-    from .data import read_texts
 
-    texts = read_texts(data, text_column=text_column, label_column=label_column, require_labels=True)
-    if not as_json:
-        err.print(f"Text data: {len(texts)} texts in {len(texts.classes)} classes from {data}", highlight=False)
     clf = TextClassifier(
         encoder=model or "all-MiniLM-L6-v2", strategy=strategy, seed=seed, epochs=epochs or 1, lr=lr or 2e-5,
         text_column=text_column, label_column=label_column, long_text=long_text, time_budget=time_budget,

@@ -386,6 +386,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             raise BadInputError(f"long_text must be 'truncate' or 'chunk', got {self.long_text!r}.")
         data = read_texts(X, y, text_column=self.text_column, label_column=self.label_column, require_labels=True)
         check_trainable(data, where=data.origin, noun="text")
+        if self.verbose:
+            print(f"Text data: {len(data)} texts in {len(data.classes)} classes from {data.origin}", file=sys.stderr)
         spec = resolve_text_encoder(self.encoder) if self.strategy != "scratch" else None
         ctx = TextFitContext(
             encoder=spec, seed=self.seed, val_fraction=self.val_fraction, precision=self.precision,

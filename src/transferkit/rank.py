@@ -31,19 +31,10 @@ def class_evidence(u: np.ndarray, s: np.ndarray, d: int, t: np.ndarray, max_iter
     """(log evidence, alpha, beta) of ``t = f m + noise``, ``m ~ N(0, 1/alpha)``, noise ``~ N(0, 1/beta)``, with
     alpha and beta at the evidence maximum (MacKay's fixed-point updates), from the SVD of the features."""
     n = len(t)
-    sigma = s**2
     z = u.T @ t  # the target in the basis of the features' left singular vectors
-    outside = float(t @ t - z @ z)  # the part of the target no linear map of the features can reach
-
-    def terms(alpha: float, beta: float) -> tuple[float, float, float]:
-        shrink = alpha + beta * sigma
-        m2 = float(((beta * s * z / shrink) ** 2).sum())  # |m|^2 of the posterior mean
-        res2 = outside + float(((alpha * z / shrink) ** 2).sum())  # |t - f m|^2
-        return float((beta * sigma / shrink).sum()), m2, res2
-
     alpha, beta = 1.0, 1.0
     for _ in range(max_iter):
-        gamma, m2, res2 = terms(alpha, beta)
+        gamma, m2, res2 = _posterior(s, t, z, alpha, beta)
         new_alpha, new_beta = gamma / (m2 + 1e-12), max(n - gamma, 1e-12) / (res2 + 1e-12)
         done = abs(new_alpha / new_beta - alpha / beta) / (alpha / beta) < tol
         alpha, beta = new_alpha, new_beta
@@ -52,13 +43,20 @@ def class_evidence(u: np.ndarray, s: np.ndarray, d: int, t: np.ndarray, max_iter
     return log_evidence(s, d, t, z, alpha, beta), alpha, beta
 
 
+def _posterior(s: np.ndarray, t: np.ndarray, z: np.ndarray, alpha: float, beta: float) -> tuple[float, float, float]:
+    """(effective number of parameters gamma, |m|^2 of the posterior mean, |t - f m|^2)."""
+    shrink = alpha + beta * s**2
+    outside = float(t @ t - z @ z)  # the part of the target no linear map of the features can reach
+    m2 = float(((beta * s * z / shrink) ** 2).sum())
+    res2 = outside + float(((alpha * z / shrink) ** 2).sum())
+    return float((beta * s**2 / shrink).sum()), m2, res2
+
+
 def log_evidence(s: np.ndarray, d: int, t: np.ndarray, z: np.ndarray, alpha: float, beta: float) -> float:
     """log p(t | alpha, beta) = log N(t; 0, I/beta + f f'/alpha), in closed form from the SVD."""
     n = len(t)
-    sigma = s**2
-    shrink = alpha + beta * sigma
-    m2 = float(((beta * s * z / shrink) ** 2).sum())
-    res2 = float(t @ t - z @ z) + float(((alpha * z / shrink) ** 2).sum())
+    shrink = alpha + beta * s**2
+    _, m2, res2 = _posterior(s, t, z, alpha, beta)
     log_det = float(np.log(shrink).sum()) + (d - len(s)) * np.log(alpha)
     return float(d / 2 * np.log(alpha) + n / 2 * np.log(beta) - 0.5 * log_det - beta / 2 * res2 - alpha / 2 * m2
                  - n / 2 * np.log(2 * np.pi))

@@ -120,7 +120,7 @@ def fit_text_finetune(data: LabeledTexts, classes: list[str], ctx: TextFitContex
 
         raise BadInputError("finetune needs a transformer encoder; word vectors are fixed. Use --strategy features "
                             "with word vectors, or a sentence encoder such as all-MiniLM-L6-v2.")
-    y, train_idx, val_idx = split(data, classes, ctx)
+    y, train_idx, val_idx = (probe.y, probe.train_idx, probe.val_idx) if probe else split(data, classes, ctx)
     encoder = copy.deepcopy(base)  # the probe's encoder stays intact (auto falls back on it)
     texts = list(data.texts)
     info = train_contrastive(encoder, [texts[i] for i in train_idx], y[train_idx], ctx.contrastive, seed=ctx.seed,
