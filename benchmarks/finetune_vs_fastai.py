@@ -29,8 +29,9 @@ from transferkit.data import read_images  # noqa: E402
 from transferkit.evaluate import evaluate  # noqa: E402
 
 
-def run_transferkit(strategy, paths, labels, test, seed, cache_dir):
-    clf = ImageClassifier(strategy=strategy, seed=seed, cache_dir=cache_dir, verbose=False)
+def run_transferkit(strategy, paths, labels, test, seed, cache_dir, scratch_epochs=None):
+    epochs = scratch_epochs if strategy == "scratch" else None
+    clf = ImageClassifier(strategy=strategy, seed=seed, cache_dir=cache_dir, verbose=False, epochs=epochs)
     start = time.perf_counter()
     clf.fit(paths, labels)
     seconds = time.perf_counter() - start
@@ -77,39 +78,87 @@ def main() -> None:
     parser.add_argument("--methods", default="features,finetune,auto,scratch,fastai")
     parser.add_argument("--fastai-epochs", type=int, default=4)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "transferkit-bench")
+    parser.add_argument("--scratch-epochs", type=int, default=15, help="epoch cap for the scratch column")
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "finetune_vs_fastai.json")
+    parser.add_argument("--resume", action="store_true", help="keep the runs already in --json and skip them")
+    parser.add_argument("--table-from", type=Path, nargs="+", help="print the table of these result files, run nothing")
+    parser.add_argument("--threads", type=int, help="torch threads (e.g. 1 per process when two grids run side by side)")
     args = parser.parse_args()
+    methods = args.methods.split(",")
+    if args.table_from:
+        print_table([row for path in args.table_from for row in json.loads(path.read_text())], methods)
+        return
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    rows = json.loads(args.json.read_text()) if args.resume and args.json.is_file() else []
+    run_grid(args, methods, rows)
+    print_table(rows, methods)
+
+
+def run_grid(args, methods, rows) -> None:
+    done = {(r["dataset"], r["k"], r["seed"], r["method"]) for r in rows}
     sources = {"clipart": D.clipart_bundled, "clipart-large": lambda: D.clipart_large(args.work),
                "fashion": lambda: D.fashion_mnist(args.work)}
-    methods = args.methods.split(",")
-    rows = []
     for name in args.datasets.split(","):
         pool, test = sources[name]()
         for k in [int(v) for v in args.ks.split(",")]:
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 paths, labels = D.sample(pool, k, seed)
                 for method in methods:
+                    if (name, k, seed, method) in done:
+                        continue
                     if method == "fastai":
                         acc, seconds, extra = run_fastai(paths, labels, test, seed, args.fastai_epochs)
                     else:
-                        acc, seconds, extra = run_transferkit(method, paths, labels, test, seed, str(args.work / "cache"))
+                        acc, seconds, extra = run_transferkit(method, paths, labels, test, seed, str(args.work / "cache"),
+                                                              args.scratch_epochs)
                     rows.append({"dataset": name, "k": k, "seed": seed, "method": method, "accuracy": acc,
-                                 "seconds": seconds, **extra})
+                                 "seconds": seconds, "n_train": len(paths), **extra})
                     print(f"  {name} k={k} seed={seed} {method:8s} acc={acc:.3f} {seconds:.0f}s {extra or ''}",
                           file=sys.stderr, flush=True)
                     args.json.parent.mkdir(parents=True, exist_ok=True)
-                    args.json.write_text(json.dumps(rows, indent=2))
+                    tmp = args.json.with_suffix(".tmp")
+                    tmp.write_text(json.dumps(rows, indent=2))
+                    tmp.replace(args.json)
+
+
+def print_table(rows, methods) -> None:
     print("\n| dataset | k | " + " | ".join(methods) + " |")
     print("|---|---|" + "---|" * len(methods))
-    for name in args.datasets.split(","):
+    for name in dict.fromkeys(r["dataset"] for r in rows):
         for k in sorted({r["k"] for r in rows if r["dataset"] == name}):
             cells = []
             for m in methods:
                 sel = [r for r in rows if r["dataset"] == name and r["k"] == k and r["method"] == m]
+                if not sel:
+                    cells.append("-")
+                    continue
                 acc = [100 * r["accuracy"] for r in sel]
                 sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
-                cells.append(f"{statistics.mean(acc):.1f} ± {sd:.1f} ({statistics.mean(r['seconds'] for r in sel):.0f} s)")
+                cells.append(f"{statistics.mean(acc):.1f} ± {sd:.1f} ({statistics.mean(r['seconds'] for r in sel):.0f} s)"
+                             + (f" n={len(sel)}" if len(sel) < 3 else ""))
             print(f"| {name} | {k} | " + " | ".join(cells) + " |")
+    print_targets(rows)
+
+
+def print_targets(rows) -> None:
+    """The issue's targets per dataset and k, on the mean over seeds: auto against the better of features and
+    finetune, finetune against fastai (accuracy and time), finetune against features."""
+    def mean(name, k, method, field):
+        sel = [r[field] for r in rows if r["dataset"] == name and r["k"] == k and r["method"] == method]
+        return statistics.mean(sel) * (100 if field == "accuracy" else 1) if sel else float("nan")
+
+    print("\n| dataset | k | auto - best(features, finetune) | finetune - fastai | time finetune / fastai "
+          "| finetune - features |")
+    print("|---|---|---|---|---|---|")
+    for name in dict.fromkeys(r["dataset"] for r in rows):
+        for k in sorted({r["k"] for r in rows if r["dataset"] == name}):
+            acc = {m: mean(name, k, m, "accuracy") for m in ("features", "finetune", "auto", "fastai")}
+            ratio = mean(name, k, "finetune", "seconds") / mean(name, k, "fastai", "seconds")
+            print(f"| {name} | {k} | {acc['auto'] - max(acc['features'], acc['finetune']):+.1f} "
+                  f"| {acc['finetune'] - acc['fastai']:+.1f} | {ratio:.2f} | {acc['finetune'] - acc['features']:+.1f} |")
 
 
 if __name__ == "__main__":

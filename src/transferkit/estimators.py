@@ -50,7 +50,8 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         ``"scratch"`` (random init).
     weights: a local weights file (safetensors or a state dict) to use instead of the backbone's own.
     seed: seeds the split, the head's cross-validation and training.
-    val_fraction: share of each class held out to validate (and, for networks, to stop early).
+    val_fraction: share of each class held out to validate (and, for networks, to stop early); ``None`` (default):
+        20 %, or 10 % when every class has at least 50 labeled images.
     precision: ``"auto"`` (bfloat16 autocast where the CPU or GPU supports it), ``"bf16"`` or ``"fp32"``.
     epochs, lr, batch_size: training settings for networks (``finetune``, ``scratch``); ``None`` picks the strategy's
         default; ``batch_size`` also sets extraction batches.
@@ -77,7 +78,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         *,
         weights: str | None = None,
         seed: int = 0,
-        val_fraction: float = 0.2,
+        val_fraction: float | None = None,
         precision: str = "auto",
         epochs: int | None = None,
         lr: float | None = None,

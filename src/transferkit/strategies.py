@@ -36,7 +36,7 @@ from .zoo import ModelSpec, create_backbone, set_num_classes, weights_digest
 
 STRATEGIES = ("features", "finetune", "scratch", "auto")
 DEFAULT_EPOCHS = {"finetune": 12, "scratch": 30, "auto": 12}  # for strategies that train a network
-DEFAULT_LR = {"finetune": 1e-4, "scratch": 2e-3, "auto": 1e-4}
+DEFAULT_LR = {"finetune": 3e-4, "scratch": 2e-3, "auto": 3e-4}  # finetune: head's peak; lower stages decay
 
 
 @dataclass
@@ -54,7 +54,7 @@ class FitContext:
     spec: ModelSpec
     weights: str | None
     seed: int
-    val_fraction: float
+    val_fraction: float | None  # None: validation_fraction decides
     precision: str
     batch_size: int
     cache_dir: str | None
@@ -67,6 +67,21 @@ class FitContext:
     resume: bool = False
     time_budget: float | None = None
     bn_statistics: str = "frozen"
+
+
+VAL_FRACTION = 0.2
+VAL_FRACTION_MANY = 0.1  # from VAL_MANY_PER_CLASS labels per class in every class
+VAL_MANY_PER_CLASS = 50
+
+
+def validation_fraction(labels, requested: float | None) -> float:
+    """The share of each class held out for validation: ``requested`` when given; otherwise 20 %, or 10 % once every
+    class has at least 50 labeled images (fine-tuning then needs the images more than validation does: measured
+    +1.7 points on Fashion-MNIST at 100 per class, README)."""
+    if requested is not None:
+        return requested
+    counts = np.unique(np.asarray(labels), return_counts=True)[1]
+    return VAL_FRACTION_MANY if len(counts) and counts.min() >= VAL_MANY_PER_CLASS else VAL_FRACTION
 
 
 def model_key(spec: ModelSpec, network: nn.Module) -> str:
@@ -91,7 +106,7 @@ def fit_scratch(data: LabeledImages, classes: list[str], ctx: FitContext) -> Fit
     """The same architecture, randomly initialised, trained on the same images with augmentation."""
     data, skipped = scan_images(data, ctx.progress)
     y = _targets_after_skipping(data, classes, skipped)
-    train_idx, val_idx = stratified_split(data.labels, ctx.val_fraction, ctx.seed)
+    train_idx, val_idx = stratified_split(data.labels, validation_fraction(data.labels, ctx.val_fraction), ctx.seed)
     torch.manual_seed(ctx.seed)
     network = create_backbone(ctx.spec, pretrained=False, num_classes=len(classes))
     metrics = _train_and_score(network, data, y, train_idx, val_idx, ctx, plan=None)
@@ -148,7 +163,7 @@ def linear_probe(data: LabeledImages, classes: list[str], ctx: FitContext) -> Pr
     extraction = extractor.extract(data.paths)
     data = data.subset(np.flatnonzero(extraction.ok))
     y = _targets_after_skipping(data, classes, extraction.skipped)
-    train_idx, val_idx = stratified_split(data.labels, ctx.val_fraction, ctx.seed)
+    train_idx, val_idx = stratified_split(data.labels, validation_fraction(data.labels, ctx.val_fraction), ctx.seed)
     x = extraction.features
     head = fit_logistic_head(x[train_idx], y[train_idx], seed=ctx.seed)
     val = _val_metrics(y[val_idx], head.predict_proba(x[val_idx]).argmax(1), len(classes))
