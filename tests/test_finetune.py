@@ -184,3 +184,16 @@ def test_auto_decides_from_labels_separation_and_a_budget_from_measured_speed(pe
                      cache_dir=None, progress=False, train=TrainConfig(epochs=12))
     choice, _, reason = choose_strategy(_probe(per_class, val, ips), replace(ctx, time_budget=budget))
     assert choice == expected and why in reason
+
+
+@pytest.mark.parametrize("per_class,requested,expected", [
+    ({"a": 20, "b": 20}, None, 0.2),
+    ({"a": 50, "b": 50}, None, 0.1),  # every class has 50: fine-tuning gets the images
+    ({"a": 200, "b": 49}, None, 0.2),  # one small class keeps the larger hold-out
+    ({"a": 200, "b": 200}, 0.3, 0.3),  # an explicit fraction always wins
+])
+def test_validation_holds_out_less_once_every_class_has_many_labels(per_class, requested, expected):
+    from transferkit.strategies import validation_fraction
+
+    labels = [name for name, n in per_class.items() for _ in range(n)]
+    assert validation_fraction(labels, requested) == expected
