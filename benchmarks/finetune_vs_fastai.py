@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "finetune_vs_fastai.json")
     parser.add_argument("--resume", action="store_true", help="keep the runs already in --json and skip them")
     parser.add_argument("--table-from", type=Path, nargs="+", help="print the table of these result files, run nothing")
-    parser.add_argument("--threads", type=int, help="torch threads (e.g. 1 per process when two grids run side by side)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: all; measured: two 1-thread grids side by side were no faster)")
     args = parser.parse_args()
     methods = args.methods.split(",")
     if args.table_from:
@@ -124,6 +124,10 @@ def run_grid(args, methods, rows) -> None:
                     tmp.replace(args.json)
 
 
+def select(rows, name, k, method) -> list[dict]:
+    return [r for r in rows if r["dataset"] == name and r["k"] == k and r["method"] == method]
+
+
 def print_table(rows, methods) -> None:
     print("\n| dataset | k | " + " | ".join(methods) + " |")
     print("|---|---|" + "---|" * len(methods))
@@ -131,7 +135,7 @@ def print_table(rows, methods) -> None:
         for k in sorted({r["k"] for r in rows if r["dataset"] == name}):
             cells = []
             for m in methods:
-                sel = [r for r in rows if r["dataset"] == name and r["k"] == k and r["method"] == m]
+                sel = select(rows, name, k, m)
                 if not sel:
                     cells.append("-")
                     continue
@@ -147,7 +151,7 @@ def print_targets(rows) -> None:
     """The issue's targets per dataset and k, on the mean over seeds: auto against the better of features and
     finetune, finetune against fastai (accuracy and time), finetune against features."""
     def mean(name, k, method, field):
-        sel = [r[field] for r in rows if r["dataset"] == name and r["k"] == k and r["method"] == method]
+        sel = [r[field] for r in select(rows, name, k, method)]
         return statistics.mean(sel) * (100 if field == "accuracy" else 1) if sel else float("nan")
 
     print("\n| dataset | k | auto - best(features, finetune) | finetune - fastai | time finetune / fastai "
