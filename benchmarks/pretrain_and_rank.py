@@ -38,7 +38,7 @@ LOCAL_NAME = "fashion5-scratch"
 
 
 def ensure_pretrained(per_class: int, epochs: int, how: str = "scratch") -> dict:
-    from transferkit.estimators import pretrain
+    from transferkit.pretrain import pretrain
     from transferkit.zoo import local_zoo_dir
 
     entry = local_zoo_dir() / LOCAL_NAME
@@ -55,16 +55,16 @@ def ensure_pretrained(per_class: int, epochs: int, how: str = "scratch") -> dict
 
 
 def part_pretrain(args) -> None:
-    from transferkit import ImageClassifier
+    from transferkit import Features, ImageClassifier, Scratch
 
     info = ensure_pretrained(args.source_per_class, args.pretrain_epochs, args.pretrain_how)
     pool = D._pool(D.fashion_classes(WORK, TARGET, "train", 300))
     test = D.fashion_classes(WORK, TARGET, "t10k", 100)
     methods = {
-        f"features on {LOCAL_NAME} (pretrained here)": dict(backbone=LOCAL_NAME, strategy="features"),
-        "features on ImageNet Lite0": dict(backbone="tf_efficientnet_lite0", strategy="features"),
-        "scratch (Lite0 architecture, 64 px)": dict(backbone="tf_efficientnet_lite0", strategy="scratch",
-                                                    input_size=64, epochs=30),
+        f"features on {LOCAL_NAME} (pretrained here)": dict(backbone=LOCAL_NAME, strategy=Features()),
+        "features on ImageNet Lite0": dict(backbone="tf_efficientnet_lite0", strategy=Features()),
+        "scratch (Lite0 architecture, 64 px)": dict(backbone="tf_efficientnet_lite0", strategy=Scratch(epochs=30),
+                                                    input_size=64),
     }
     rows: dict[str, list] = {m: [] for m in methods}
     for seed in range(args.seeds):
@@ -93,28 +93,29 @@ def part_pretrain(args) -> None:
 def part_rank(args) -> None:
     from scipy.stats import kendalltau
 
-    from transferkit import ImageClassifier
-    from transferkit.rank import rank_image_models
+    from transferkit import FineTune, ImageClassifier
+    from transferkit.rank import rank_models
     from transferkit.zoo import list_models
 
     ensure_pretrained(args.source_per_class, args.pretrain_epochs, args.pretrain_how)
-    candidates = [m.name for m in list_models() if m.offline]
+    candidates = [m.name for m in list_models(modality="image") if m.offline]
     fashion_pool = D._pool(D.fashion_classes(WORK, D.FASHION_CLASSES, "train", 300))
     fashion_paths, fashion_labels = D.sample(fashion_pool, 20, 0)
     fashion_train = WORK / "rank-fashion-train.csv"
     fashion_train.write_text("path,label\n" + "".join(f"{p},{c}\n" for p, c in zip(fashion_paths, fashion_labels)))
-    datasets = {"Open Clip Art (bundled, 20/class)": (D.ROOT / "examples/clipart/train", D.ROOT / "examples/clipart/test"),
+    datasets = {"Open Clip Art (bundled, 20/class)": (D.ROOT / "examples/clipart/train",
+                                                     D.ROOT / "examples/clipart/test"),
                 "Fashion-MNIST (20/class)": (fashion_train, D.fashion_classes(WORK, D.FASHION_CLASSES, "t10k", 100))}
     for title, (train, test) in datasets.items():
         with tempfile.TemporaryDirectory() as cold:
             start = time.perf_counter()
-            ranking = rank_image_models(train, candidates, cache_dir=cold, progress=False)
+            ranking = rank_models(train, candidates, modality="image", cache_dir=cold, progress=False)
             rank_seconds = time.perf_counter() - start
         finetuned = {}
         finetune_seconds = 0.0
         for name in candidates:
             with tempfile.TemporaryDirectory() as cache:
-                clf = ImageClassifier(backbone=name, strategy="finetune", cache_dir=cache, verbose=False)
+                clf = ImageClassifier(backbone=name, strategy=FineTune(), cache_dir=cache, verbose=False)
                 t0 = time.perf_counter()
                 clf.fit(train)
                 finetune_seconds += time.perf_counter() - t0

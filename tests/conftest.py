@@ -1,4 +1,6 @@
-"""Shared fixtures: a per-session feature cache, the bundled example data, and one fitted model reused by tests."""
+"""Shared fixtures: an isolated cache and local zoo (nothing under the user's home), the bundled example data, tiny
+backbones for the contract suite (a small timm network in the local zoo, a small sentence encoder folder), and one
+fitted model reused by tests."""
 
 from __future__ import annotations
 
@@ -13,12 +15,62 @@ EXAMPLE = ROOT / "examples" / "clipart"
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory):
-    """Every test writes its feature cache under a temporary folder, never into the user's home."""
+    """Every test writes its feature cache and local zoo under a temporary folder, never into the user's home, and
+    never reaches the network."""
     mp = pytest.MonkeyPatch()
     mp.setenv("TRANSFERKIT_CACHE", str(tmp_path_factory.mktemp("cache")))
+    mp.setenv("TRANSFERKIT_MODELS", str(tmp_path_factory.mktemp("zoo")))
     mp.setenv("HF_HUB_OFFLINE", "1")
     yield
     mp.undo()
+
+
+TINY_IMAGE = "tiny-effnet"
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(_isolated_cache) -> str:
+    """A small timm network (``test_efficientnet``, random weights, 64 px) registered in the (temporary) local zoo:
+    every strategy runs on it in seconds. It says nothing about accuracy; the contract suite needs none."""
+    import torch
+
+    from transferkit.preprocessing import Preprocessing
+    from transferkit.zoo import ModelSpec, register_local_model
+    from transferkit.zoo._images import architecture
+
+    spec = ModelSpec(name="test_efficientnet", modality="image", kind="timm", source="none", arch="test_efficientnet",
+                     classifier="classifier")
+    torch.manual_seed(0)
+    network = architecture(spec, 0)
+    pre = Preprocessing(input_size=64, mean=(0.5,) * 3, std=(0.5,) * 3)
+    register_local_model(TINY_IMAGE, network, spec, pre, {"data": "random init, for tests"}, overwrite=True)
+    return TINY_IMAGE
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory) -> str:
+    """A small sentence encoder folder (2 layers, 32 dimensions, random weights, MiniLM's tokenizer)."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers import BertConfig, BertModel
+
+    try:
+        from sentence_transformers.sentence_transformer import modules as models
+    except ImportError:  # sentence-transformers < 6
+        from sentence_transformers import models
+
+    from transferkit.zoo import resolve
+    from transferkit.zoo._text import encoder_folder
+
+    folder = tmp_path_factory.mktemp("encoders") / "tiny-encoder"
+    transformer = models.Transformer(str(encoder_folder(resolve("minilm", "text"))), max_seq_length=64)
+    config = BertConfig(vocab_size=transformer.auto_model.config.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    torch.manual_seed(0)
+    name = next(n for n, _ in transformer.named_children())
+    setattr(transformer, name, BertModel(config))
+    SentenceTransformer(modules=[transformer, models.Pooling(32, "mean"), models.Normalize()]).save(str(folder))
+    return str(folder)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ def model_dir(tmp_path_factory, small_train):
     fit = json.loads(result.stdout.strip().splitlines()[-1])
     assert fit["strategy"] == "auto" and fit["auto_choice"] == "features"  # 6 images per class: too few to fine-tune
     assert fit["classes"] == ["beverages", "birds", "fruit"]
-    assert 0 <= fit["val_accuracy"] <= 1
+    assert 0 <= fit["cv_accuracy"] <= 1 and fit["cv_n"] == 18
     return out
 
 
@@ -84,9 +84,11 @@ def test_fit_with_a_local_weights_file(tmp_path, small_train):
     result = runner.invoke(app, ["fit", str(small_train), "--out", str(tmp_path / "m"), "--weights",
                                  str(tmp_path / "lite0.safetensors"), "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout.strip().splitlines()[-1])["n_features_cached"] == 18  # same tensors as the packaged weights: cache hit
+    # the same tensors as the packaged weights: the cache hits
+    assert json.loads(result.stdout.strip().splitlines()[-1])["n_features_cached"] == 18
     torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "other.pth")
-    result = runner.invoke(app, ["fit", str(small_train), "--out", str(tmp_path / "m2"), "--weights", str(tmp_path / "other.pth")])
+    result = runner.invoke(app, ["fit", str(small_train), "--out", str(tmp_path / "m2"), "--weights",
+                                 str(tmp_path / "other.pth")])
     assert result.exit_code == 2 and "do not fit architecture" in result.output
 
 
@@ -113,9 +115,49 @@ def test_evaluate_report_holds_the_numbers_json_prints(model_dir, small_train, t
     assert sum(b["count"] for b in numbers["calibration"]) == numbers["n_examples"]
 
 
-def test_fit_val_fraction_sets_how_many_images_are_held_out(tmp_path, small_train):
-    result = runner.invoke(app, ["fit", str(small_train), "--out", str(tmp_path / "m"), "--strategy", "features",
-                                 "--val-fraction", "0.5", "--json"])
+def test_fit_val_fraction_sets_how_many_images_are_held_out(tmp_path, small_train, tiny_backbone):
+    result = runner.invoke(app, ["fit", str(small_train), "--out", str(tmp_path / "m"), "--model", tiny_backbone,
+                                 "--strategy", "finetune", "--epochs", "1", "--val-fraction", "0.5", "--json"])
     assert result.exit_code == 0, result.output
     fit = json.loads(result.stdout.strip().splitlines()[-1])
     assert (fit["n_train"], fit["n_val"]) == (9, 9)  # 3 of each class's 6 images, against 1 at the default 20 %
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--strategy", "features", "--epochs", "3"], "--epochs tune a network; --strategy features keeps it frozen"),
+    (["--rounds", "3"], "--rounds applies to texts"),
+    (["--strategy", "scratch", "--unfreeze", "2"], "--unfreeze do not apply to --strategy scratch"),
+    (["--time-budget", "5", "--strategy", "features"], "--time-budget applies to --strategy auto"),
+    (["--strategy", "finetune", "--bn-statistics", "sometimes"], "bn_statistics must be one of frozen, train"),
+    (["--seed", "-1"], "seed must be a whole number"),
+])
+def test_options_that_cannot_apply_are_refused_with_the_reason(tmp_path, small_train, args, message):
+    result = runner.invoke(app, ["fit", str(small_train), "--out", str(tmp_path / "m"), *args])
+    assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+    assert "Traceback" not in result.output and not (tmp_path / "m").exists()
+
+
+def test_text_options_on_images_and_image_options_on_texts_are_refused(tmp_path, small_train, text_csv):
+    result = runner.invoke(app, ["fit", str(text_csv), "--out", str(tmp_path / "m"), "--unfreeze", "2", "--resume"])
+    assert result.exit_code == 2 and "--unfreeze, --resume apply to images" in " ".join(result.output.split())
+
+
+def test_fit_refuses_an_out_folder_that_is_not_a_model_before_any_work(tmp_path, small_train):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "keep.jpg").write_bytes(b"precious")
+    result = runner.invoke(app, ["fit", str(small_train), "--out", str(folder)])
+    assert result.exit_code == 2 and "not a transferkit model folder" in result.output
+    assert [p.name for p in folder.iterdir()] == ["keep.jpg"]
+
+
+def test_refitting_into_a_model_folder_asks_for_overwrite(tmp_path, model_dir):
+    result = runner.invoke(app, ["fit", str(tmp_path), "--out", str(model_dir)])
+    assert result.exit_code == 2 and "--overwrite" in result.output
+
+
+def test_version_prints_the_package_version():
+    from transferkit import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"transferkit {__version__}"

@@ -1,24 +1,27 @@
-"""ImageClassifier: the scikit-learn contract, fitting on the bundled example, bundles and bad data."""
+"""ImageClassifier on real data: the bundled example, paths with labels, unreadable images, options that do not
+apply, and strategy settings reachable as nested parameters."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import numpy as np
 import pytest
 from sklearn.base import clone
 
-from transferkit import ImageClassifier
-from transferkit.bundle import CONFIG_FILE, WEIGHTS_FILE
-from transferkit.errors import BadInputError, BundleError, NotFittedError
+from transferkit import Features, FineTune, ImageClassifier
+from transferkit.errors import BadInputError, NotFittedError
 
 
-def test_constructor_only_stores_and_clone_works():
-    clf = ImageClassifier(backbone="lite0", strategy="scratch", seed=3)
-    assert clf.get_params()["seed"] == 3
-    copy = clone(clf)
-    assert copy.get_params() == clf.get_params() and not hasattr(copy, "classes_")
+def test_constructor_only_stores_and_strategy_settings_are_nested_parameters():
+    clf = ImageClassifier(backbone="lite0", strategy=FineTune(unfreeze=2), seed=3)
+    params = clf.get_params(deep=True)
+    assert params["seed"] == 3 and params["strategy__unfreeze"] == 2 and params["strategy__epochs"] is None
+    clf.set_params(strategy__epochs=5)
+    assert clf.strategy.epochs == 5
+    twin = clone(clf)
+    assert twin.get_params()["strategy__epochs"] == 5 and twin.strategy is not clf.strategy
+    assert not hasattr(twin, "classes_")
 
 
 def test_predict_before_fit_says_to_fit(example_test):
@@ -26,14 +29,25 @@ def test_predict_before_fit_says_to_fit(example_test):
         ImageClassifier().predict(example_test)
 
 
-def test_unknown_strategy_is_refused(small_train):
-    with pytest.raises(BadInputError, match="strategy must be one of"):
-        ImageClassifier(strategy="magic").fit(small_train)
+@pytest.mark.parametrize("strategy,message", [
+    ("magic", "strategy must be one of"),
+    (FineTune(rounds=3), "rounds do.* not apply to finetune of a image-backbone"),
+    (Features(norm="cubic"), "Features.norm must be one of"),
+])
+def test_settings_that_cannot_apply_are_refused_before_any_work(small_train, strategy, message):
+    with pytest.raises(BadInputError, match=message):
+        ImageClassifier(strategy=strategy, verbose=False).fit(small_train)
+
+
+@pytest.mark.parametrize("seed", [-1, 2 ** 40, 1.5])
+def test_a_seed_out_of_range_is_a_clear_error(small_train, seed):
+    with pytest.raises(BadInputError, match="seed must be a whole number"):
+        ImageClassifier(seed=seed, verbose=False).fit(small_train)
 
 
 def test_features_strategy_learns_the_bundled_example(fitted_features, example_test):
     assert fitted_features.classes_.tolist() == ["beverages", "birds", "bugs", "desserts", "fruit", "mammals"]
-    assert fitted_features.metrics_["val_accuracy"] > 0.5  # chance is 1/6
+    assert fitted_features.metrics_["cv_accuracy"] > 0.5 and fitted_features.metrics_["cv_n"] == 120  # chance 1/6
     assert fitted_features.score(example_test) > 0.6
     proba = fitted_features.predict_proba(sorted(example_test.rglob("*.png"))[:5])
     assert proba.shape == (5, 6) and np.allclose(proba.sum(1), 1)
@@ -42,43 +56,9 @@ def test_features_strategy_learns_the_bundled_example(fitted_features, example_t
 def test_fit_accepts_paths_and_labels(small_train):
     paths = sorted(small_train.rglob("*.png"))
     labels = [p.parent.name for p in paths]
-    clf = ImageClassifier(verbose=False).fit(paths, labels=labels)
+    clf = ImageClassifier(strategy="features", verbose=False).fit(paths, labels=labels)
     assert set(clf.classes_) == {"birds", "fruit", "beverages"}
     assert clf.predict(paths).shape == (len(paths),)
-
-
-def test_bundle_round_trip_predicts_identically(fitted_features, example_test, tmp_path):
-    fitted_features.save(tmp_path / "model")
-    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [WEIGHTS_FILE, CONFIG_FILE]
-    config = json.loads((tmp_path / "model" / CONFIG_FILE).read_text())
-    assert config["strategy"] == "features" and config["preprocessing"]["mean"] == [0.5, 0.5, 0.5]
-    assert {"torch", "timm", "scikit-learn"} <= set(config["versions"])
-    loaded = ImageClassifier.load(tmp_path / "model", verbose=False)
-    files = sorted(example_test.rglob("*.png"))
-    assert np.array_equal(loaded.predict_proba(files), fitted_features.predict_proba(files))
-
-
-def test_a_crash_while_saving_leaves_the_old_bundle_intact(fitted_features, tmp_path, monkeypatch):
-    target = tmp_path / "model"
-    fitted_features.save(target)
-    before = (target / WEIGHTS_FILE).read_bytes()
-    import safetensors.torch
-
-    def crash(*args, **kwargs):
-        raise KeyboardInterrupt("killed mid-save")
-
-    monkeypatch.setattr(safetensors.torch, "save_file", crash)
-    with pytest.raises(KeyboardInterrupt):
-        fitted_features.save(target)
-    assert (target / WEIGHTS_FILE).read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no half-written folder left behind
-
-
-def test_a_half_written_folder_is_not_loaded(tmp_path):
-    (tmp_path / "partial").mkdir()
-    (tmp_path / "partial" / CONFIG_FILE).write_text("{}")
-    with pytest.raises(BundleError, match="not a complete transferkit model"):
-        ImageClassifier.load(tmp_path / "partial")
 
 
 def test_unreadable_training_images_are_skipped_and_counted(small_train, tmp_path):
@@ -86,9 +66,9 @@ def test_unreadable_training_images_are_skipped_and_counted(small_train, tmp_pat
     shutil.copytree(small_train, data)
     (data / "birds" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     (data / "fruit" / "notes.jpg").write_text("not an image")
-    clf = ImageClassifier(verbose=False).fit(data)
+    clf = ImageClassifier(strategy="features", verbose=False).fit(data)
     assert sorted(p.name for p, _ in clf.skipped_) == ["corrupt.png", "notes.jpg"]
-    assert clf.metrics_["n_train"] + clf.metrics_["n_val"] == 18
+    assert clf.metrics_["cv_n"] == 18
 
 
 def test_a_class_left_without_readable_images_stops_with_a_clear_error(small_train, tmp_path):

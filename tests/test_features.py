@@ -1,75 +1,97 @@
-"""Feature extraction: the cache keyed by model + preprocessing + content, skipped files, and bf16 accuracy."""
+"""The one extraction loop: the cache keyed by featurizer and content, skipped items with their reason, a cache
+that cannot be written, and bf16 accuracy on the fast path."""
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from transferkit import zoo
-from transferkit.features import FeatureExtractor
-from transferkit.preprocessing import Preprocessing
+from transferkit.features import extract
+from transferkit.featurizers import ImageBackbone
 
 
 @pytest.fixture(scope="module")
 def lite0():
-    spec = zoo.resolve("lite0")
-    return spec, zoo.create_backbone(spec)
-
-
-def _extractor(lite0, tmp_path, **kw):
-    spec, net = lite0
-    kw.setdefault("preprocessing", spec.preprocessing)
-    return FeatureExtractor(net, model_key="lite0-test", cache_dir=tmp_path, progress=False, **kw)
+    return ImageBackbone.from_spec(zoo.resolve("lite0"))
 
 
 def test_second_extraction_hits_the_cache_and_returns_the_same_features(lite0, tmp_path, small_train):
     paths = sorted(small_train.rglob("*.png"))
-    first = _extractor(lite0, tmp_path).extract(paths)
+    first = extract(lite0, paths, cache_dir=tmp_path)
     assert first.n_computed == len(paths) and first.n_cached == 0 and first.features.shape == (len(paths), 1280)
-    second = _extractor(lite0, tmp_path).extract(paths)
+    second = extract(lite0, paths, cache_dir=tmp_path)
     assert second.n_computed == 0 and second.n_cached == len(paths)
     assert np.array_equal(first.features, second.features)
 
 
 def test_cache_follows_file_content_not_its_name(lite0, tmp_path, small_train):
     src = sorted(small_train.rglob("*.png"))[0]
-    _extractor(lite0, tmp_path).extract([src])
+    extract(lite0, [src], cache_dir=tmp_path)
     moved = tmp_path / "renamed.png"
     shutil.copy(src, moved)
-    assert _extractor(lite0, tmp_path).extract([moved]).n_cached == 1
+    assert extract(lite0, [moved], cache_dir=tmp_path).n_cached == 1
 
 
-def test_other_preprocessing_does_not_reuse_the_cache(lite0, tmp_path, small_train):
+def test_other_preprocessing_or_view_does_not_reuse_the_cache(lite0, tmp_path, small_train):
     paths = sorted(small_train.rglob("*.png"))[:2]
-    _extractor(lite0, tmp_path).extract(paths)
-    other = Preprocessing(input_size=192, mean=(0.5,) * 3, std=(0.5,) * 3)
-    assert _extractor(lite0, tmp_path, preprocessing=other).extract(paths).n_computed == 2
+    extract(lite0, paths, cache_dir=tmp_path)
+    other = ImageBackbone(lite0.spec, lite0.network, replace(lite0.preprocessing, input_size=192))
+    assert extract(other, paths, cache_dir=tmp_path).n_computed == 2
+    assert extract(lite0.with_view("mirror"), paths, cache_dir=tmp_path).n_computed == 2
 
 
 def test_unreadable_files_are_skipped_with_their_reason(lite0, tmp_path, small_train):
     good = sorted(small_train.rglob("*.png"))[:2]
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8 not really a jpeg")
-    result = _extractor(lite0, tmp_path).extract([good[0], bad, good[1]])
-    assert result.ok.tolist() == [True, False, True]
+    result = extract(lite0, [good[0], bad, tmp_path / "missing.png", good[1]], cache_dir=tmp_path)
+    assert result.ok.tolist() == [True, False, False, True]
     assert result.features.shape[0] == 2
-    assert result.skipped[0][0] == bad and "not an image" in result.skipped[0][1]
+    assert [(p, why) for p, why in result.skipped] == [(bad, "not an image file PIL can read"),
+                                                       (tmp_path / "missing.png", "file not found")]
 
 
-def test_bf16_autocast_keeps_features_and_imagenet_predictions(lite0):
-    """The fast path must not cost accuracy: bf16 features point the same way as fp32 ones."""
-    from test_zoo import _imagenet_samples
+def test_a_cache_that_cannot_be_written_is_reported_once_and_extraction_goes_on(lite0, tmp_path, small_train, capsys):
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache folder should be")
+    paths = sorted(small_train.rglob("*.png"))[:3]
+    result = extract(lite0, paths, cache_dir=blocked)
+    assert result.ok.all() and result.features.shape == (3, 1280)
+    assert capsys.readouterr().err.count("cannot be written") == 1
+
+
+def test_bf16_autocast_keeps_features_and_imagenet_predictions():
+    """The fast path must not cost accuracy: bf16 outputs point the same way as fp32 ones."""
     from PIL import Image
+    from test_zoo import _imagenet_samples
 
-    spec, _ = lite0
+    spec = zoo.resolve("lite0")
     net = zoo.create_backbone(spec, num_classes=None)
     files, labels = _imagenet_samples()
-    x = torch.stack([spec.preprocessing.eval_transform()(Image.open(f).convert("RGB")) for f in files])
-    fp32 = FeatureExtractor(net, spec.preprocessing, "k", precision="fp32", use_cache=False, progress=False).forward(x)
-    bf16 = FeatureExtractor(net, spec.preprocessing, "k", precision="bf16", use_cache=False, progress=False).forward(x)
+    batch = [spec.preprocessing.eval_transform()(Image.open(f).convert("RGB")) for f in files]
+    fp32 = ImageBackbone(spec, net, spec.preprocessing, precision="fp32", device=torch.device("cpu")).transform(batch)
+    bf16 = ImageBackbone(spec, net, spec.preprocessing, precision="bf16", device=torch.device("cpu")).transform(batch)
     assert (fp32.argmax(1) == labels.numpy()).sum() - (bf16.argmax(1) == labels.numpy()).sum() <= 1
     cos = (fp32 * bf16).sum(1) / np.linalg.norm(fp32, axis=1) / np.linalg.norm(bf16, axis=1)
     assert cos.min() > 0.99
+
+
+def test_precision_auto_follows_the_machine_not_the_model(monkeypatch):
+    """A model fitted where bfloat16 is native must not predict under emulated bfloat16 elsewhere."""
+    from transferkit import runtime
+
+    runtime.native_bf16.cache_clear()
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    try:
+        assert runtime.resolve_precision("auto", "cpu") == "fp32"
+        runtime.native_bf16.cache_clear()
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+        assert runtime.resolve_precision("auto", "cpu") == "bf16"
+        assert runtime.resolve_precision("fp32", "cpu") == "fp32"
+    finally:
+        runtime.native_bf16.cache_clear()

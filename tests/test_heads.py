@@ -1,46 +1,84 @@
-"""The logistic-regression head predicts exactly as scikit-learn, and re-weights imbalanced classes."""
+"""The linear head predicts exactly as scikit-learn, normalises rows as it says, re-weights imbalanced classes, and
+its cross-validated probabilities never see the row they predict."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
 from transferkit import heads
-from transferkit.heads import LinearHead, fit_logistic_head
+from transferkit.heads import LinearHead, cross_val_proba, fit_head
 
 
+def _data(n_classes: int, n_features: int, per_class: int = 15, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(n_classes), per_class)
+    return rng.normal(size=(len(y), n_features)) + y[:, None] * 0.7 + 3.0, y
+
+
+@pytest.mark.parametrize("norm", ["l2", "standard", "none"])
 @pytest.mark.parametrize("n_classes, n_features", [(2, 40), (4, 40), (3, 8)])
-def test_head_probabilities_match_scikit_learn(n_classes, n_features, monkeypatch):
+def test_head_probabilities_match_scikit_learn(norm, n_classes, n_features, monkeypatch):
     """Fewer rows than features takes the row-space shortcut; it must reach scikit-learn's own optimum."""
     monkeypatch.setattr(heads, "TOLERANCE", 1e-10)
-    rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(n_classes), 15)
-    x = rng.normal(size=(len(y), n_features)) + y[:, None] * 0.7
-    head = fit_logistic_head(x, y, seed=0)
-    scaler = StandardScaler().fit(x)
-    reference = LogisticRegression(C=head.C, tol=1e-10, max_iter=10000).fit(scaler.transform(x), y)
-    # Same optimum as scikit-learn fitting all features directly...
-    np.testing.assert_allclose(head.predict_proba(x), reference.predict_proba(scaler.transform(x)), atol=1e-5)
-    # ...and exactly scikit-learn's formula given the same parameters.
-    reference.coef_, reference.intercept_ = head.coef, head.intercept
-    np.testing.assert_allclose(head.predict_proba(x), reference.predict_proba(scaler.transform(x)), atol=1e-12)
+    monkeypatch.setattr(heads, "MAX_ITER", 100000)
+    x, y = _data(n_classes, n_features)
+    head = fit_head(x, y, norm=norm, C=3.0)
+    if norm == "l2":
+        z = (x - x.mean(0)) / np.linalg.norm(x - x.mean(0), axis=1, keepdims=True)
+    elif norm == "standard":
+        z = (x - x.mean(0)) / x.std(0)
+    else:
+        z = x
+    reference = LogisticRegression(C=3.0, tol=1e-10, max_iter=100000).fit(z, y)
+    np.testing.assert_allclose(head.predict_proba(x), reference.predict_proba(z), atol=1e-5)
+    reference.coef_, reference.intercept_ = head.coef, head.intercept  # exactly scikit-learn's formula
+    np.testing.assert_allclose(head.predict_proba(x), reference.predict_proba(z), atol=1e-12)
 
 
-def test_head_round_trips_through_tensors():
-    rng = np.random.default_rng(1)
-    y = np.repeat([0, 1, 2], 8)
-    x = rng.normal(size=(24, 5)) + y[:, None]
-    head = fit_logistic_head(x, y)
-    again = LinearHead.from_tensors(head.to_tensors(), head.config())
+def test_l2_rows_ignore_the_scale_of_a_feature_vector():
+    x, y = _data(3, 10)
+    head = fit_head(x, y, norm="l2")
+    centred = x - head.mean
+    np.testing.assert_allclose(head.predict_proba(head.mean + 5 * centred), head.predict_proba(x), atol=1e-12)
+
+
+def test_head_round_trips_through_its_saved_form():
+    x, y = _data(3, 5, per_class=8, seed=1)
+    head = fit_head(x, y)
+    again = LinearHead.load(*head.save())
     assert np.array_equal(again.predict_proba(x), head.predict_proba(x))
+
+
+@pytest.mark.parametrize("norm", ["standard", "none"])
+def test_as_linear_is_the_same_map_for_affine_normalisations(norm):
+    x, y = _data(3, 6)
+    head = fit_head(x, y, norm=norm)
+    weight, bias = head.as_linear()
+    np.testing.assert_allclose(x @ weight.T + bias, head.decision_function(x), atol=1e-9)
 
 
 def test_imbalanced_classes_are_reweighted():
     rng = np.random.default_rng(2)
     y = np.array([0] * 30 + [1] * 6)
     x = rng.normal(size=(36, 4)) + y[:, None] * 0.5
-    assert fit_logistic_head(x, y).class_weight == "balanced"
-    assert fit_logistic_head(x[:12], np.array([0] * 6 + [1] * 6)).class_weight is None
+    assert fit_head(x, y).class_weight == "balanced"
+    assert fit_head(x[:12], np.array([0] * 6 + [1] * 6)).class_weight is None
 
+
+def test_cross_validated_probabilities_never_see_the_row_they_predict():
+    """A head that memorises its training rows is perfect in-sample and at chance out of fold."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 200))
+    y = rng.permutation(np.repeat([0, 1], 20))
+    in_sample = fit_head(x, y, C=1e6).predict_proba(x).argmax(1)
+    assert (in_sample == y).mean() == 1.0
+    oof, folds = cross_val_proba(lambda a, b: fit_head(a, b, C=1e6), x, y)
+    assert folds == 5 and oof.shape == (40, 2) and 0.2 <= (oof.argmax(1) == y).mean() <= 0.8
+
+
+def test_cross_validation_uses_as_many_folds_as_the_smallest_class_allows():
+    x, y = _data(3, 4, per_class=3)
+    _, folds = cross_val_proba(lambda a, b: fit_head(a, b), x, y)
+    assert folds == 3

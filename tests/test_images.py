@@ -35,7 +35,7 @@ def test_every_mode_becomes_rgb(tmp_path, mode, make):
 
 
 def test_sixteen_bit_keeps_its_contrast(tmp_path):
-    Image.fromarray((np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)).save(tmp_path / "deep.png")
+    Image.fromarray(np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).save(tmp_path / "deep.png")
     arr = np.asarray(load_image(tmp_path / "deep.png"))
     assert arr.min() == 0 and arr.max() == 255
 

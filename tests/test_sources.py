@@ -24,14 +24,14 @@ def test_folder_layout_gives_paths_labels_and_sorted_classes(tmp_path):
     data = read_images(_tree(tmp_path / "d", {"dogs": 3, "cats": 2}))
     assert data.classes == ["cats", "dogs"]
     assert Counter(data.labels) == {"dogs": 3, "cats": 2}
-    assert all(p.parent.name == label for p, label in zip(data.paths, data.labels))
+    assert all(p.parent.name == label for p, label in zip(data.items, data.labels))
 
 
 def test_csv_paths_are_relative_to_the_csv(tmp_path):
     _tree(tmp_path / "imgs", {"a": 2, "b": 2})
     (tmp_path / "labels.csv").write_text("path,label\nimgs/a/0.png,x\nimgs/b/1.png,y\n")
     data = read_images(tmp_path / "labels.csv")
-    assert data.paths[0] == tmp_path / "imgs/a/0.png" and data.labels == ("x", "y")
+    assert data.items[0] == tmp_path / "imgs/a/0.png" and data.labels == ("x", "y")
 
 
 def test_csv_without_path_column_says_what_is_expected(tmp_path):
@@ -58,12 +58,12 @@ def test_missing_path_is_a_clear_error(tmp_path):
 
 def test_a_single_class_is_refused(tmp_path):
     with pytest.raises(BadInputError, match="single class.*at least two"):
-        check_trainable(read_images(_tree(tmp_path / "d", {"only": 3})))
+        check_trainable(read_images(_tree(tmp_path / "d", {"only": 3})), noun="image")
 
 
 def test_a_class_with_one_image_is_refused(tmp_path):
     with pytest.raises(BadInputError, match="'lonely' has a single image"):
-        check_trainable(read_images(_tree(tmp_path / "d", {"lonely": 1, "many": 4})))
+        check_trainable(read_images(_tree(tmp_path / "d", {"lonely": 1, "many": 4})), noun="image")
 
 
 def test_split_is_stratified_seeded_and_disjoint():

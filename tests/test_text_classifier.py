@@ -1,5 +1,6 @@
-"""TextClassifier: the scikit-learn contract, every strategy, bundles that predict exactly as saved, auto's reason,
-and the CLI on text (fit detects text, evaluate, predict from arguments and standard input)."""
+"""TextClassifier on real sentences with the packaged MiniLM: every strategy, model folders that predict exactly as
+saved, auto's reason, word vectors, and the CLI on text (fit detects text, evaluate, predict from arguments and
+standard input)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,12 @@ import json
 
 import numpy as np
 import pytest
+from conftest import TOPICS
 from sklearn.base import clone
 from typer.testing import CliRunner
 
-from transferkit import BadInputError, NotFittedError, TextClassifier
+from transferkit import Auto, BadInputError, FineTune, NotFittedError, TextClassifier
 from transferkit.cli import app
-
-from conftest import TOPICS
 
 HELD_OUT = {
     "sport": ["The midfielder was sent off and his team lost the derby.", "She cycled to victory in the final stage."],
@@ -39,31 +39,32 @@ def test_predict_before_fit_says_to_fit():
 
 
 def test_clone_and_get_params_follow_scikit_learn():
-    clf = TextClassifier(strategy="scratch", rounds=2)
-    assert clone(clf).get_params() == clf.get_params()
+    clf = TextClassifier(strategy=FineTune(rounds=2))
+    assert clone(clf).get_params()["strategy__rounds"] == 2 == clf.get_params()["strategy__rounds"]
 
 
 def test_bundle_round_trip_predicts_identically(text_features_model, tmp_path):
     text_features_model.save(tmp_path / "m")
     loaded = TextClassifier.load(tmp_path / "m", verbose=False)
     np.testing.assert_array_equal(loaded.predict_proba(TEST_TEXTS), text_features_model.predict_proba(TEST_TEXTS))
-    assert not any(p.suffix in (".pkl", ".pickle", ".bin") for p in (tmp_path / "m").iterdir())
+    assert not any(p.suffix in (".pkl", ".pickle", ".bin") for p in (tmp_path / "m").rglob("*"))
+    assert not (tmp_path / "m" / "featurizer" / "model.safetensors").exists()  # the frozen encoder is a reference
 
 
 def test_scratch_is_tfidf_and_round_trips(text_csv, tmp_path):
     clf = TextClassifier(strategy="scratch", verbose=False).fit(text_csv)
-    assert clf.encoder_ is None and "TF-IDF" in clf.reason_
+    assert clf.vectorizer_ is not None and "TF-IDF" in clf.reason_
     clf.save(tmp_path / "tfidf")
     loaded = TextClassifier.load(tmp_path / "tfidf")
     np.testing.assert_allclose(loaded.predict_proba(TEST_TEXTS), clf.predict_proba(TEST_TEXTS), atol=1e-12)
 
 
 def test_finetune_changes_the_encoder_and_the_bundle_keeps_the_tuned_weights(text_csv, text_features_model, tmp_path):
-    clf = TextClassifier(strategy="finetune", rounds=2, train_tokens=32, verbose=False).fit(text_csv)
-    assert clf.tuned_ and clf.metrics_["pairs"] > 0
+    clf = TextClassifier(strategy=FineTune(rounds=2, train_tokens=32), verbose=False).fit(text_csv)
+    assert clf.featurizer_.tuned and clf.metrics_["pairs"] > 0
     assert clf.metrics_["pair_loss_after"] < clf.metrics_["pair_loss_before"]
-    base = text_features_model.encoder_.state_dict()
-    tuned = clf.encoder_.state_dict()
+    base = text_features_model.featurizer_.model.state_dict()
+    tuned = clf.featurizer_.model.state_dict()
     assert any(not np.allclose(base[k].numpy(), tuned[k].numpy()) for k in base)
     clf.save(tmp_path / "tuned")
     loaded = TextClassifier.load(tmp_path / "tuned", verbose=False)
@@ -75,16 +76,16 @@ def test_auto_says_what_it_chose_and_why_and_records_it(text_csv, tmp_path):
     assert clf.metrics_["auto_choice"] in ("features", "finetune", "scratch")
     assert clf.reason_.startswith(f"auto chose {clf.metrics_['auto_choice']}: ")
     clf.save(tmp_path / "auto")
-    saved = json.loads((tmp_path / "auto" / "transferkit.json").read_text())
+    saved = json.loads((tmp_path / "auto" / "report.json").read_text())
     assert saved["reason"] == clf.reason_ and saved["metrics"]["auto_reason"]
 
 
 def test_auto_keeps_frozen_features_within_a_tiny_time_budget(text_csv):
-    from transferkit.text_strategies import AUTO_SEPARATED
+    from transferkit.strategies import AUTO_SEPARATED
 
-    clf = TextClassifier(time_budget=0.001, verbose=False).fit(text_csv)
+    clf = TextClassifier(strategy=Auto(time_budget=0.001), verbose=False).fit(text_csv)
     assert clf.metrics_["auto_choice"] == "features"
-    assert "budget" in clf.metrics_["auto_reason"] or clf.metrics_["val_accuracy"] >= AUTO_SEPARATED
+    assert "budget" in clf.metrics_["auto_reason"] or clf.metrics_["cv_accuracy"] >= AUTO_SEPARATED
 
 
 def test_word_vectors_work_as_an_encoder(tmp_path):
@@ -104,7 +105,7 @@ def test_word_vectors_work_as_an_encoder(tmp_path):
     assert clf.score(texts, labels) > 0.9
     clf.save(tmp_path / "wv")
     np.testing.assert_array_equal(TextClassifier.load(tmp_path / "wv").predict_proba(texts), clf.predict_proba(texts))
-    with pytest.raises(BadInputError, match="word vectors are fixed"):
+    with pytest.raises(BadInputError, match="cannot tune a word-vectors featurizer"):
         TextClassifier(encoder=str(path), strategy="finetune", verbose=False).fit(texts, labels)
 
 

@@ -15,7 +15,7 @@ def test_csv_columns_are_detected_and_rows_kept_in_order(tmp_path):
     path = tmp_path / "data.csv"
     path.write_text("id,Review,Category\n1,Great phone,tech\n2,\"Lovely, warm soup\",food\n", encoding="utf-8")
     data = read_texts(path)
-    assert data.texts == ("Great phone", "Lovely, warm soup") and data.labels == ("tech", "food")
+    assert data.items == ("Great phone", "Lovely, warm soup") and data.labels == ("tech", "food")
 
 
 def test_named_columns_win_and_a_wrong_name_lists_the_columns(tmp_path):
@@ -31,11 +31,11 @@ def test_named_columns_win_and_a_wrong_name_lists_the_columns(tmp_path):
 def test_tsv_and_jsonl(tmp_path):
     tsv = tmp_path / "d.tsv"
     tsv.write_text("sentence\tlabel\nfirst one\tp\nsecond one\tn\n", encoding="utf-8")
-    assert read_texts(tsv).texts == ("first one", "second one")
+    assert read_texts(tsv).items == ("first one", "second one")
     jsonl = tmp_path / "d.jsonl"
     jsonl.write_text("\n".join(json.dumps(r) for r in [{"text": "a b", "label": 1}, {"text": "c d", "label": 0}]))
     data = read_texts(jsonl)
-    assert data.texts == ("a b", "c d") and data.labels == ("1", "0")
+    assert data.items == ("a b", "c d") and data.labels == ("1", "0")
 
 
 def test_broken_json_line_names_the_line(tmp_path):
@@ -49,7 +49,7 @@ def test_empty_texts_and_missing_labels_are_left_out_and_reported(tmp_path):
     path = tmp_path / "data.csv"
     path.write_text("text,label\ngood one,a\n   ,a\nno label here,\nanother,b\n", encoding="utf-8")
     data = read_texts(path)
-    assert data.texts == ("good one", "another")
+    assert data.items == ("good one", "another")
     assert any("1 empty text(s) (row 3)" in n for n in data.notes)
     assert any("1 text(s) without a label (row 4)" in n for n in data.notes)
 
@@ -62,7 +62,7 @@ def test_bytes_that_are_not_utf8_are_replaced_and_counted(tmp_path):
     (root / "neg" / "1.txt").write_text("plain text", encoding="utf-8")
     data = read_texts(root)
     assert data.labels == ("neg", "pos")
-    assert data.texts[1] == "caf\ufffd au lait"
+    assert data.items[1] == "caf\ufffd au lait"
     assert any("not valid UTF-8" in n and "1.txt" in n for n in data.notes)
 
 
@@ -81,7 +81,7 @@ def test_lists_from_python_need_one_label_each():
 def test_require_labels_explains_how_to_give_them(tmp_path):
     path = tmp_path / "lines.txt"
     path.write_text("one\ntwo\n")
-    assert read_texts(path).texts == ("one", "two")
+    assert read_texts(path).items == ("one", "two")
     with pytest.raises(BadInputError, match="has no labels"):
         read_texts(path, require_labels=True)
 

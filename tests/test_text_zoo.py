@@ -10,12 +10,17 @@ import numpy as np
 import pytest
 
 from transferkit import UnknownModelError, WeightsUnavailableError
-from transferkit.zoo import (
-    WordVectorEncoder,
-    load_text_encoder,
-    read_word_vectors,
-    resolve_text_encoder,
-)
+from transferkit.features import extract
+from transferkit.featurizers import SentenceEncoder, WordVectorAverage, text_featurizer
+from transferkit.zoo import read_word_vectors, resolve
+
+
+def resolve_text_encoder(name):
+    return resolve(name, "text")
+
+
+def load_text_encoder(spec, **options):
+    return text_featurizer(spec, **options)
 
 WORDS = ["the", "cat", "dog", "sat", "ran", "mat"]
 VECTORS = np.arange(len(WORDS) * 4, dtype=np.float32).reshape(len(WORDS), 4) / 10
@@ -60,10 +65,10 @@ def test_gzipped_vectors_and_a_malformed_line(tmp_path):
 
 def test_sif_average_weights_rare_words_more_and_skips_unknown_words(tmp_path):
     spec = resolve_text_encoder(str(_glove(tmp_path / "glove.txt")))
-    assert spec.source == "vectors" and spec.kind == "word-vectors"
+    assert spec.source == "file" and spec.kind == "word-vectors"
     encoder = load_text_encoder(spec)
-    assert isinstance(encoder, WordVectorEncoder)
-    out = encoder.embed(["The CAT sat", "zebra", "cat"])
+    assert isinstance(encoder, WordVectorAverage)
+    out = encoder.transform(["The CAT sat", "zebra", "cat"])
     sif = encoder.vectors.sif
     expected = (sif[0] * VECTORS[0] + sif[1] * VECTORS[1] + sif[3] * VECTORS[3]) / (sif[0] + sif[1] + sif[3])
     np.testing.assert_allclose(out[0], expected, rtol=1e-5)
@@ -73,35 +78,30 @@ def test_sif_average_weights_rare_words_more_and_skips_unknown_words(tmp_path):
 
 
 def test_packaged_minilm_gives_unit_384_dim_embeddings_with_similar_sentences_closer():
-    from transferkit.features import TextFeatureExtractor
-
-    encoder = load_text_encoder(resolve_text_encoder("minilm"))
-    x = TextFeatureExtractor(encoder, use_cache=False, progress=False, precision="fp32").extract(
-        ["A cat sits on the mat.", "A kitten is sitting on a rug.", "Stock markets fell sharply today."]).features
+    encoder = load_text_encoder(resolve_text_encoder("minilm"), precision="fp32")
+    assert isinstance(encoder, SentenceEncoder)
+    x = extract(encoder, ["A cat sits on the mat.", "A kitten is sitting on a rug.", "Stock markets fell sharply today."],
+                use_cache=False).features
     assert x.shape == (3, 384)
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1, atol=1e-4)
     assert x[0] @ x[1] > x[0] @ x[2] + 0.2
 
 
 def test_bf16_embeddings_match_fp32():
-    from transferkit.features import TextFeatureExtractor
-
-    encoder = load_text_encoder(resolve_text_encoder("all-MiniLM-L6-v2"))
+    spec = resolve_text_encoder("all-MiniLM-L6-v2")
     texts = ["Heavy rain is expected tonight.", "The striker scored twice.", "Knead the dough for ten minutes."]
-    a = TextFeatureExtractor(encoder, use_cache=False, progress=False, precision="fp32").extract(texts).features
-    b = TextFeatureExtractor(encoder, use_cache=False, progress=False, precision="bf16").extract(texts).features
+    a = extract(load_text_encoder(spec, precision="fp32"), texts, use_cache=False).features
+    b = extract(load_text_encoder(spec, precision="bf16"), texts, use_cache=False).features
     assert (a * b).sum(1).min() > 0.99
 
 
 def test_long_texts_are_truncated_or_chunked_and_counted():
-    from transferkit.features import TextFeatureExtractor
-
-    encoder = load_text_encoder(resolve_text_encoder("all-MiniLM-L6-v2"))
+    spec = resolve_text_encoder("all-MiniLM-L6-v2")
     long = " ".join(["The weather today is sunny."] * 5 + ["Stocks and bonds fell in early trading."] * 80)
     short = "Sunny weather today."
-    truncated = TextFeatureExtractor(encoder, use_cache=False, progress=False).extract([long, short])
-    chunked = TextFeatureExtractor(encoder, long_text="chunk", use_cache=False, progress=False).extract([long, short])
-    assert truncated.n_long == 1 and chunked.n_long == 1
+    truncated = extract(load_text_encoder(spec), [long, short], use_cache=False)
+    chunked = extract(load_text_encoder(spec, long_text="chunk"), [long, short], use_cache=False)
+    assert truncated.n_overlong == 1 and chunked.n_overlong == 1
     np.testing.assert_allclose(truncated.features[1], chunked.features[1], atol=1e-3)  # short: the same
     assert truncated.features[0] @ chunked.features[0] < 0.999  # long: the rest of the text changes the vector
 

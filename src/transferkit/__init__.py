@@ -1,4 +1,8 @@
-"""transferkit: reuse pretrained networks on new tasks with little labeled data."""
+"""transferkit: reuse pretrained networks on new tasks with little labeled data.
+
+The public API, re-exported explicitly. Importing the package imports nothing heavy: the estimators (torch, timm,
+scikit-learn) load on first use, so ``transferkit --help`` stays instant.
+"""
 
 from .errors import BadInputError as BadInputError
 from .errors import BundleError as BundleError
@@ -7,18 +11,22 @@ from .errors import TransferkitError as TransferkitError
 from .errors import UnknownModelError as UnknownModelError
 from .errors import WeightsUnavailableError as WeightsUnavailableError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-__all__ = [
-    "BadInputError", "BundleError", "ImageClassifier", "NotFittedError", "TextClassifier", "TransferkitError", "UnknownModelError",
-    "WeightsUnavailableError",
-]
+_LAZY = {
+    "ImageClassifier": "estimators", "TextClassifier": "estimators", "Classifier": "estimators",
+    "load_model": "estimators", "Features": "strategies", "FineTune": "strategies", "Scratch": "strategies",
+    "Auto": "strategies", "pretrain": "pretrain",
+}
+
+__all__ = ["Auto", "BadInputError", "BundleError", "Classifier", "Features", "FineTune", "ImageClassifier",
+           "NotFittedError", "Scratch", "TextClassifier", "TransferkitError", "UnknownModelError",
+           "WeightsUnavailableError", "load_model", "pretrain"]
 
 
 def __getattr__(name: str):
-    # The estimator pulls in torch, timm and scikit-learn; importing it lazily keeps `transferkit --help` instant.
-    if name in ("ImageClassifier", "TextClassifier"):
-        from . import estimators
+    if name in _LAZY:
+        import importlib
 
-        return getattr(estimators, name)
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'transferkit' has no attribute {name!r}")

@@ -1,8 +1,19 @@
-"""A fitted model as a folder: ``transferkit.json`` (configuration, labels, metrics, versions) and
-``model.safetensors`` (every tensor). Never pickle.
+"""A fitted model as a folder of components, each saving its own configuration and tensors (never pickle):
 
-Saving writes a sibling temporary folder and renames it into place, so a crash mid-save leaves either the old
-bundle or none, never a half-written one that loads wrong.
+    model/
+      transferkit.json          format and version, task, classes, the components in order, inference settings
+      featurizer/config.json    the featurizer's configuration (its kind: image-backbone, sentence-encoder, ...)
+      featurizer/model.safetensors
+      head/config.json          the linear head
+      head/model.safetensors
+      report.json               what happened at fit: strategy, why, metrics with their sample sizes, skipped files
+
+How to run the model (``transferkit.json``) is kept apart from what happened when it was made (``report.json``):
+nothing in the report changes how the model predicts. Folders written by transferkit 0.1 (format 1: one JSON and
+one safetensors file) are read through :func:`migrate_v1`.
+
+Saving writes a sibling temporary folder and renames it into place, so a crash mid-save leaves either the old model
+or none, never a half-written one. Folders and files get the user's usual permissions (umask).
 """
 
 from __future__ import annotations
@@ -16,14 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from .errors import BundleError
 
 FORMAT = "transferkit-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CONFIG_FILE = "transferkit.json"
 WEIGHTS_FILE = "model.safetensors"
+COMPONENT_CONFIG = "config.json"
+REPORT_FILE = "report.json"
+TASKS = {"image": "image-classification", "text": "text-classification"}
+MAX_JSON_BYTES = 256 << 20  # a model description larger than this is not one of ours
 
 
 def library_versions() -> dict[str, str]:
@@ -39,77 +53,273 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def save_bundle(path: str | Path, config: dict[str, Any], tensors: dict[str, torch.Tensor | np.ndarray], overwrite: bool = True) -> Path:
-    """Write the bundle atomically. ``config`` must be JSON-serialisable; tensors are stored in safetensors."""
-    from safetensors.torch import save_file
+def is_model_folder(path: Path) -> bool:
+    return Path(path).is_dir() and (Path(path) / CONFIG_FILE).is_file()
 
+
+def save_model(path: str | Path, document: dict[str, Any], components: dict[str, tuple[dict, dict]],
+               report: dict[str, Any], *, overwrite: bool = True) -> Path:
+    """Write a model folder atomically. ``components`` maps a name to (config, tensors), in pipeline order.
+
+    An existing model folder is replaced only with ``overwrite``; files of the user's inside it (a report saved
+    there, say) are carried over into the new folder. Anything else at ``path`` is never replaced.
+    """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise BundleError(f"{path} already exists. Choose another --out or remove it.")
-    if path.exists() and not (path / CONFIG_FILE).is_file():
-        raise BundleError(f"{path} exists and is not a transferkit model folder; refusing to replace it.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    check_destination(path, overwrite)
+    document = {"format": FORMAT, "format_version": FORMAT_VERSION, **document,
+                "components": [{"name": name, "kind": config["kind"]} for name, (config, _) in components.items()],
+                "versions": library_versions()}
+
+    def write(staging: Path) -> None:
+        for name, (config, tensors) in components.items():
+            folder = staging / name
+            folder.mkdir()
+            _write_json(folder / COMPONENT_CONFIG, config)
+            if tensors:
+                _write_tensors(folder / WEIGHTS_FILE, tensors)
+        _write_json(staging / REPORT_FILE, report)
+        _write_json(staging / CONFIG_FILE, document)
+
+    return _replace_folder(path, write, overwrite)
+
+
+def check_destination(path: Path, overwrite: bool) -> None:
+    """Refuse early what saving would refuse late: a folder that is not a model, or a model without ``overwrite``."""
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise BundleError(f"{path} exists and is not a folder; choose another --out.")
+    if path.exists():
+        if not is_model_folder(path):
+            if any(path.iterdir()):
+                raise BundleError(f"{path} exists and is not a transferkit model folder; refusing to write into it. "
+                                  "Choose another --out.")
+        elif not overwrite:
+            raise BundleError(f"{path} already holds a model. Pass --overwrite to replace it (your other files in "
+                              "the folder are kept), or choose another --out.")
+
+
+def _replace_folder(path: Path, write, overwrite: bool) -> Path:
     try:
-        document = {"format": FORMAT, "format_version": FORMAT_VERSION, "versions": library_versions(), **config}
-        flat = {k: (torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v.detach().cpu().contiguous())
-                for k, v in tensors.items()}
-        save_file(flat, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT})
-        _write_text(staging / CONFIG_FILE, json.dumps(document, indent=2, sort_keys=False))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    except OSError as exc:
+        raise BundleError(f"Cannot write the model next to {path}: {exc.strerror or exc}. Choose another --out.") from None
+    try:
+        os.chmod(staging, 0o777 & ~_umask())
+        write(staging)
         _fsync_dir(staging)
-        if path.exists():
+        if path.exists() and is_model_folder(path) and overwrite:
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(path, old)
-            os.replace(staging, path)
+            os.rename(staging, path)
+            _carry_over(old, path)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(staging, path)
+            if path.exists() and not any(path.iterdir()):
+                path.rmdir()
+            try:
+                os.rename(staging, path)  # fails if another process created a model there meanwhile: never mixed
+            except OSError:
+                raise BundleError(f"{path} appeared while this model was being written (another fit with the same "
+                                  "--out?). Nothing was replaced; choose another --out or pass --overwrite.") from None
         _fsync_dir(path.parent)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BundleError(f"Writing the model to {path} failed: {exc.strerror or exc}. The previous content of {path} "
+                          "is unchanged; free some space or choose another --out.") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return path
 
 
-def read_config(path: str | Path) -> tuple[dict[str, Any], Path]:
-    """A bundle's configuration (and its weights file), with clear errors for missing or foreign folders."""
+def _carry_over(old: Path, new: Path) -> None:
+    """The user's own files in a model folder that is being replaced move into the new one."""
+    ours = {CONFIG_FILE, WEIGHTS_FILE, REPORT_FILE} | {p.name for p in new.iterdir()}
+    for entry in old.iterdir():
+        if entry.name not in ours:
+            os.replace(entry, new / entry.name)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def read_document(path: str | Path) -> tuple[dict[str, Any], Path]:
+    """A model folder's ``transferkit.json``, with clear errors for missing, foreign or newer folders."""
     path = Path(path)
     if not path.is_dir():
         raise BundleError(f"{path} is not a model folder. Create one with `transferkit fit DATA --out {path}`.")
-    config_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
-    if not config_file.is_file() or not weights_file.is_file():
-        raise BundleError(f"{path} is not a complete transferkit model: it needs {CONFIG_FILE} and {WEIGHTS_FILE}.")
-    try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{config_file} is not valid JSON ({exc}); the model folder is damaged.") from exc
-    if config.get("format") != FORMAT:
+    config_file = path / CONFIG_FILE
+    if not config_file.is_file():
+        raise BundleError(f"{path} is not a transferkit model: it has no {CONFIG_FILE}.")
+    document = _read_json(config_file)
+    if document.get("format") != FORMAT:
         raise BundleError(f"{config_file} is not a transferkit model description.")
-    if int(config.get("format_version", 0)) > FORMAT_VERSION:
-        raise BundleError(
-            f"{path} was saved by a newer transferkit (format {config['format_version']}); upgrade transferkit to load it."
-        )
-    return config, weights_file
+    version = document.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise BundleError(f"{path} was saved by a newer transferkit (format {version}); upgrade transferkit to load it.")
+    return document, config_file
 
 
-def load_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Read a bundle's configuration and tensors."""
+def load_model_parts(path: str | Path) -> tuple[dict, dict[str, tuple[dict, dict]], dict]:
+    """(document, components by name in order, report) of a model folder of any supported format."""
+    path = Path(path)
+    document, _ = read_document(path)
+    if document.get("format_version") == 1:
+        return migrate_v1(document, _read_tensors(path / WEIGHTS_FILE))
+    components = {}
+    for entry in document.get("components") or []:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name.isidentifier():
+            raise BundleError(f"{path / CONFIG_FILE} lists a component {entry!r} that is not valid.")
+        folder = path / name
+        config = _read_json(folder / COMPONENT_CONFIG)
+        weights = folder / WEIGHTS_FILE
+        components[name] = (config, _read_tensors(weights) if weights.is_file() else {})
+    report = _read_json(path / REPORT_FILE) if (path / REPORT_FILE).is_file() else {}
+    return document, components, report
+
+
+# -- format 1 (transferkit 0.1): one JSON and one safetensors file ---------------------------------------------
+
+def migrate_v1(config: dict, tensors: dict) -> tuple[dict, dict[str, tuple[dict, dict]], dict]:
+    """Read a format-1 folder as components. Only what inference needs is taken from it, each value checked: the
+    old ``params`` (which once held a cache folder) are not passed to any constructor."""
+    task = config.get("task")
+    if task not in TASKS.values():
+        raise BundleError(f"This folder holds a {task!r}, not a classifier.")
+    modality = "image" if task == TASKS["image"] else "text"
+    params = config.get("params") or {}
+    inference: dict[str, Any] = {}
+    if modality == "image":
+        featurizer, head = _v1_image(config, tensors)
+        if isinstance(params.get("tta"), bool):
+            inference["tta"] = params["tta"]
+    else:
+        featurizer, head = _v1_text(config, tensors)
+    if isinstance(params.get("batch_size"), int) and 1 <= params["batch_size"] <= 4096:
+        inference["batch_size"] = params["batch_size"]
+    document = {"format": FORMAT, "format_version": 1, "task": task, "modality": modality,
+                "classes": config.get("classes"), "inference": inference,
+                "components": [{"name": "featurizer", "kind": featurizer[0]["kind"]},
+                               {"name": "head", "kind": head[0]["kind"]}]}
+    report = {"strategy": config.get("strategy"), "reason": config.get("reason", ""),
+              "metrics": config.get("metrics") or {}, "skipped": config.get("skipped") or [],
+              "notes": config.get("notes") or [], "versions": config.get("versions") or {}, "migrated_from_format": 1}
+    return document, {"featurizer": featurizer, "head": head}, report
+
+
+def _v1_head(config: dict | None, tensors: dict) -> tuple[dict, dict]:
+    keys = ("mean", "scale", "coef", "intercept")
+    if config is None or any(f"head.{k}" not in tensors for k in keys):
+        raise BundleError("The format-1 model folder has no head tensors; it is damaged.")
+    return ({"kind": "linear-head", "norm": "standard", "C": config.get("C"), "class_weight": config.get("class_weight")},
+            {k: tensors[f"head.{k}"] for k in keys})
+
+
+def _v1_image(config: dict, tensors: dict) -> tuple[tuple[dict, dict], tuple[dict, dict]]:
+    b = config.get("backbone") or {}
+    classifier = b.get("classifier") or "classifier"
+    spec = {"name": b.get("name"), "modality": "image", "kind": b.get("family"), "source": b.get("source"),
+            "arch": b.get("arch"), "classifier": classifier}
+    network = {k.removeprefix("network."): v for k, v in tensors.items() if k.startswith("network.")}
+    n_out = int(config.get("network_classes") or 0)
+    if n_out:  # the network gave logits itself: its classifier becomes the head
+        weight, bias = network.pop(f"{classifier}.weight", None), network.pop(f"{classifier}.bias", None)
+        if weight is None or bias is None:
+            raise BundleError("The format-1 model folder's network has no classifier tensors; it is damaged.")
+        d = weight.shape[1]
+        head = ({"kind": "linear-head", "norm": "none"},
+                {"mean": np.zeros(d), "scale": np.ones(d), "coef": np.asarray(weight, np.float64),
+                 "intercept": np.asarray(bias, np.float64)})
+    else:
+        head = _v1_head(config.get("head"), tensors)
+    featurizer = {"kind": "image-backbone", "spec": spec, "preprocessing": config.get("preprocessing") or {},
+                  "tuned": config.get("strategy") != "features"}
+    return (featurizer, network), head
+
+
+def _v1_text(config: dict, tensors: dict) -> tuple[tuple[dict, dict], tuple[dict, dict]]:
+    head = _v1_head(config.get("head"), tensors)
+    vectorizer = config.get("vectorizer")
+    if vectorizer:
+        if "tfidf.idf" not in tensors:
+            raise BundleError("The format-1 model folder's TF-IDF has no idf tensor; it is damaged.")
+        return ({"kind": "tfidf", "params": vectorizer.get("params") or {}, "vocabulary": vectorizer["vocabulary"]},
+                {"idf": tensors["tfidf.idf"]}), head
+    e = config.get("encoder") or {}
+    word_vectors = e.get("kind") == "word-vectors"
+    spec = {"name": e.get("name"), "modality": "text", "kind": e.get("kind"),
+            "source": "file" if e.get("source") == "vectors" else e.get("source"), "dim": e.get("dim"),
+            "max_tokens": e.get("max_tokens"), "package": e.get("package"), "package_module": e.get("package_module"),
+            "package_path": e.get("package_dir"), "hub_id": e.get("hub_id"), "path": e.get("path")}
+    spec = {k: v for k, v in spec.items() if v is not None}
+    if word_vectors:
+        return ({"kind": "word-vectors", "spec": spec}, {}), head
+    long_text = (config.get("params") or {}).get("long_text", "truncate")
+    tuned = bool(e.get("tuned"))
+    encoder = {k.removeprefix("encoder."): v for k, v in tensors.items() if k.startswith("encoder.")} if tuned else {}
+    return ({"kind": "sentence-encoder", "spec": spec, "tuned": tuned,
+             "long_text": long_text if long_text in ("truncate", "chunk") else "truncate"}, encoder), head
+
+
+# -- files --------------------------------------------------------------------------------------------------------
+
+def _read_json(path: Path) -> dict:
+    try:
+        if not path.is_file():
+            raise BundleError(f"{path} is missing; the model folder is incomplete.")
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise BundleError(f"{path} is too large to be a model description.")
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{path} is not valid JSON ({exc}); the model folder is damaged.") from None
+    except OSError as exc:
+        raise BundleError(f"{path} cannot be read: {exc.strerror or exc}.") from None
+    if not isinstance(value, dict):
+        raise BundleError(f"{path} is not a JSON object; the model folder is damaged.")
+    return value
+
+
+def _read_tensors(path: Path) -> dict:
     from safetensors.torch import load_file
 
-    config, weights_file = read_config(path)
+    if not path.is_file():
+        raise BundleError(f"{path} is missing; the model folder is incomplete.")
     try:
-        tensors = load_file(str(weights_file))
+        return load_file(str(path))
     except Exception as exc:  # safetensors raises its own error type on damaged files
-        raise BundleError(f"{weights_file} cannot be read ({exc}); the model folder is damaged.") from exc
-    return config, tensors
+        raise BundleError(f"{path} cannot be read ({exc}); the model folder is damaged.") from None
 
 
-def _write_text(path: Path, text: str) -> None:
+def _write_json(path: Path, value: dict) -> None:
     with open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
+        fh.write(json.dumps(value, indent=1, default=_jsonable))
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _write_tensors(path: Path, tensors: dict) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    flat = {k: (torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v.detach().cpu().contiguous())
+            for k, v in tensors.items()}
+    save_file(flat, str(path), metadata={"format": FORMAT})
+    os.chmod(path, 0o666 & ~_umask())  # safetensors creates its files owner-only
+
+def _jsonable(value):
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -123,3 +333,28 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+# -- single-file entries (the local zoo's backbones) ---------------------------------------------------------------
+
+def save_bundle(path: str | Path, config: dict[str, Any], tensors: dict, overwrite: bool = True) -> Path:
+    """One JSON and one safetensors file in a folder, written atomically (the local zoo's entries)."""
+    path = Path(path)
+    if path.exists() and not is_model_folder(path):
+        raise BundleError(f"{path} exists and is not a transferkit folder; refusing to replace it.")
+
+    def write(staging: Path) -> None:
+        _write_tensors(staging / WEIGHTS_FILE, tensors)
+        _write_json(staging / CONFIG_FILE, {"format": FORMAT, "format_version": 1, "versions": library_versions(),
+                                            **config})
+
+    return _replace_folder(path, write, overwrite)
+
+
+def read_config(path: str | Path) -> tuple[dict[str, Any], Path]:
+    """A single-file entry's configuration and its weights file."""
+    document, _ = read_document(path)
+    weights = Path(path) / WEIGHTS_FILE
+    if not weights.is_file():
+        raise BundleError(f"{path} is not a complete transferkit folder: it needs {WEIGHTS_FILE}.")
+    return document, weights

@@ -1,4 +1,9 @@
-"""The command line: thin, it parses arguments, calls the public API and prints (``--json`` for scripts)."""
+"""The command line: thin, it parses arguments, calls the public API and prints (``--json`` for scripts).
+
+Defaults are not restated here: strategy and tuner options default to ``None`` ("the strategy's own default"), and
+the help texts read the defaults from the tuners (``transferkit.finetune.tuners``). Nothing heavy is imported
+before a command needs it.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from .finetune.tuners import SCRATCH, ContrastiveTuner, NetworkTuner
 
 app = typer.Typer(
     name="transferkit",
@@ -25,6 +32,22 @@ out = Console()
 err = Console(stderr=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"transferkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Reuse pretrained networks on new tasks with little labeled data."""
+
+
 def _friendly(func):
     """Print transferkit's own errors as one readable message (exit code 2) instead of a traceback."""
 
@@ -37,102 +60,183 @@ def _friendly(func):
         except TransferkitError as exc:
             err.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
-        except ValueError as exc:  # configuration checks (e.g. TrainConfig) say which field and its limit
-            if "must be" not in str(exc):
-                raise
-            err.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            hint = (" A fine-tuning fit keeps its checkpoints: run the same command with --resume to continue."
+                    if func.__name__ == "fit" else "")
+            err.print(f"[yellow]Interrupted.[/]{hint}", highlight=False, soft_wrap=True)
+            raise typer.Exit(130) from None
 
     return wrapper
+
+
+_EPOCHS = (f"Maximum epochs (default: finetune {NetworkTuner.epochs} for images, {ContrastiveTuner.epochs} pass over the "
+           f"pairs for texts; scratch {SCRATCH['epochs']}).")
+_LR = (f"Peak learning rate (default: finetune {NetworkTuner.lr:g} for images, lower stages layer-decayed, "
+       f"{ContrastiveTuner.lr:g} for texts; scratch {SCRATCH['lr']:g}).")
 
 
 @app.command()
 @_friendly
 def fit(
     data: Annotated[Path, typer.Argument(help="Images: a folder with one subfolder per class, or a CSV with path,label columns. Texts: a CSV / TSV / JSONL with text and label columns, or a folder with one subfolder of .txt files per class. Which one is detected and printed.")],
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the fitted model to.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the fitted model to (new, or a model folder with --overwrite).")],
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Images: a zoo backbone (see `transferkit models`) or any timm name; default tf_efficientnet_lite0. Texts: a zoo encoder, a Hugging Face name, a model folder or a word-vector file; default all-MiniLM-L6-v2.")] = None,
     weights: Annotated[Optional[Path], typer.Option(help="Images: local weights file for the backbone (safetensors or a state dict).")] = None,
     strategy: Annotated[str, typer.Option(help="auto: measures, chooses and says why. features: frozen backbone/encoder + logistic regression. finetune: images: probe-initialised head, top stages retrained; texts: contrastive tuning on pairs (SetFit's recipe). scratch: no transfer (images: same network, random init; texts: TF-IDF).")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed for the validation split, the head's cross-validation and training.")] = 0,
-    val_fraction: Annotated[Optional[float], typer.Option(help="Share of each class held out for validation (default: 0.2; images: 0.1 once every class has 50 labels).")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Maximum training epochs (default: images 12 finetune, 30 scratch; texts 1 pass over the pairs).")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default: images 3e-4 finetune (lower stages layer-decayed), 2e-3 scratch; texts 2e-5).")] = None,
-    unfreeze: Annotated[str, typer.Option(help="Images, finetune: how many top stages to retrain, or 'all'. The head always trains.")] = "3",
-    layer_decay: Annotated[float, typer.Option(help="Images, finetune: each stage trains at this fraction of the learning rate of the stage above.")] = 0.7,
-    l2sp: Annotated[float, typer.Option(help="Images, finetune: pull weights towards their pretrained values (L2-SP); 0 is off, try 0.01.")] = 0.0,
-    bn_statistics: Annotated[str, typer.Option(help="Images, finetune: 'frozen' keeps BatchNorm's pretrained statistics (best on small data); 'train' re-estimates them in retrained stages.")] = "frozen",
+    val_fraction: Annotated[Optional[float], typer.Option(help="Share of each class held out to validate tuning (default: 0.2, or 0.1 once every class has 50 labels).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help=_EPOCHS)] = None,
+    lr: Annotated[Optional[float], typer.Option(help=_LR)] = None,
+    unfreeze: Annotated[Optional[str], typer.Option(help=f"Images, finetune: how many top stages to retrain, or 'all' (default {NetworkTuner.unfreeze}; auto picks 4 or all). The head always trains.")] = None,
+    layer_decay: Annotated[Optional[float], typer.Option(help=f"Images, finetune: each stage trains at this fraction of the learning rate of the stage above (default {NetworkTuner.layer_decay}).")] = None,
+    l2sp: Annotated[Optional[float], typer.Option(help="Images, finetune: pull weights towards their pretrained values (L2-SP); 0 (default) is off, try 0.01.")] = None,
+    bn_statistics: Annotated[Optional[str], typer.Option(help="Images, finetune: 'frozen' (default) keeps BatchNorm's pretrained statistics; 'train' re-estimates them in retrained stages.")] = None,
+    augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Images, finetune / scratch: random crops, flips and colour jitter while training (default: on; off for data where a mirror image means something else, such as digits).")] = None,
+    rounds: Annotated[Optional[int], typer.Option(help=f"Texts, finetune: contrastive pairs per text = 2 x rounds (default {ContrastiveTuner.rounds}).")] = None,
+    train_tokens: Annotated[Optional[int], typer.Option(help=f"Texts, finetune: the window texts are truncated to while pairs are learned (default {ContrastiveTuner.train_tokens}).")] = None,
     text_column: Annotated[Optional[str], typer.Option(help="Texts: the CSV / JSONL column holding the text (found by itself when named text, sentence, content, ...).")] = None,
     label_column: Annotated[Optional[str], typer.Option(help="Texts: the column holding the label (found by itself when named label, class, category, ...).")] = None,
-    long_text: Annotated[str, typer.Option(help="Texts longer than the encoder's window (256 tokens for MiniLM): 'truncate' keeps the beginning, 'chunk' averages every window.")] = "truncate",
-    time_budget: Annotated[Optional[float], typer.Option(help="auto: seconds it may spend; over budget it keeps the frozen features.")] = None,
+    long_text: Annotated[Optional[str], typer.Option(help="Texts longer than the encoder's window (256 tokens for MiniLM): 'truncate' (default) keeps the beginning, 'chunk' averages every window.")] = None,
+    time_budget: Annotated[Optional[float], typer.Option(help="auto: seconds tuning may take; over budget it keeps the frozen features.")] = None,
     resume: Annotated[bool, typer.Option(help="Images: continue a fit that was interrupted, from its last checkpoint.")] = False,
-    devices: Annotated[int, typer.Option(help="Images: devices (GPUs, or CPU processes) to train on with DDP.")] = 1,
-    num_nodes: Annotated[int, typer.Option(help="Images: machines to train on with DDP (launch with torchrun or SLURM).")] = 1,
-    batch_size: Annotated[int, typer.Option(help="Images or texts per batch for extraction and training.")] = 32,
-    precision: Annotated[str, typer.Option(help="auto (bfloat16 where the hardware supports it), bf16 or fp32.")] = "auto",
+    devices: Annotated[Optional[int], typer.Option(help="Images: devices (GPUs, or CPU processes) to train on with DDP.")] = None,
+    num_nodes: Annotated[Optional[int], typer.Option(help="Images: machines to train on with DDP (launch with torchrun or SLURM).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images or texts per batch when extracting features and predicting.")] = 32,
+    precision: Annotated[str, typer.Option(help="auto (bfloat16 where this machine runs it natively), bf16 or fp32.")] = "auto",
+    overwrite: Annotated[bool, typer.Option(help="Replace the model already in --out (other files in that folder are kept).")] = False,
+    restart: Annotated[bool, typer.Option(help="Images: discard the checkpoints an interrupted fit left, and start afresh.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object with the fit's metrics.")] = False,
 ) -> None:
-    """Fit a classifier on labeled images or texts and save it as a model folder."""
-    from .data import is_text_source
+    """Fit a classifier on labeled images or texts and save it as a model folder.
 
-    if is_text_source(data):
-        clf = _fit_text(data, model, strategy, seed, val_fraction, epochs, lr, text_column, label_column, long_text,
-                        time_budget, batch_size, precision, as_json)
-        clf.save(out_dir)
+    Examples:
+
+      transferkit fit photos/ --out model
+
+      transferkit fit photos/ --out model --strategy finetune --unfreeze 2 --epochs 8
+
+      transferkit fit reviews.csv --out textmodel --text-column review --label-column stars
+    """
+    from .bundle import check_destination
+    from .data import is_text_source
+    from .runtime import is_primary_process
+
+    check_destination(out_dir, overwrite)  # before any work: a fit never ends in "cannot save there"
+    text = is_text_source(data)
+    image_only = {"--weights": weights, "--unfreeze": unfreeze, "--layer-decay": layer_decay, "--l2sp": l2sp,
+                  "--bn-statistics": bn_statistics, "--augment": augment, "--devices": devices, "--num-nodes": num_nodes,
+                  "--resume": resume or None, "--restart": restart or None}
+    text_only = {"--rounds": rounds, "--train-tokens": train_tokens, "--text-column": text_column,
+                 "--label-column": label_column, "--long-text": long_text}
+    foreign = [k for k, v in (image_only if text else text_only).items() if v is not None]
+    if foreign:
+        raise typer.BadParameter(f"{', '.join(foreign)} appl{'ies' if len(foreign) == 1 else 'y'} to "
+                                 f"{'images' if text else 'texts'}, and {data} holds {'texts' if text else 'images'}.")
+    tuning = {"epochs": epochs, "lr": lr, "unfreeze": unfreeze, "layer_decay": layer_decay, "l2sp": l2sp,
+              "bn_statistics": bn_statistics, "augment": augment, "devices": devices, "num_nodes": num_nodes,
+              "rounds": rounds,
+              "train_tokens": train_tokens}
+    chosen = _strategy(strategy, tuning, time_budget)
+    if not as_json:
+        err.print(f"{'Text' if text else 'Image'} data: {data}", highlight=False)
+    if text:
+        from . import TextClassifier
+
+        clf = TextClassifier(model or _default("text"), chosen, seed=seed, val_fraction=val_fraction,
+                             precision=precision, batch_size=batch_size, long_text=long_text or "truncate",
+                             text_column=text_column, label_column=label_column, verbose=not as_json)
+        clf.fit(data)
+        clf.save(out_dir, overwrite=overwrite)
         _print_fit(clf, out_dir, as_json, "TEXT...")
         return
-    from . import ImageClassifier
-
     import shutil
 
-    from .finetune.engine import is_primary_process
+    from . import ImageClassifier
 
     workdir = out_dir.parent / f".{out_dir.name}.training"
     if workdir.exists() and not resume and is_primary_process():
-        err.print(f"[yellow]An interrupted fit left checkpoints in {workdir}; starting afresh "
-                  "(pass --resume to continue it instead).[/]")
+        if not restart:
+            from .errors import BadInputError
+
+            raise BadInputError(f"An interrupted fit left checkpoints in {workdir}; they are kept. Pass --resume to "
+                                "continue it, or --restart to discard them and start afresh.")
         shutil.rmtree(workdir)
-    if not as_json:
-        err.print(f"Image data: {data}", highlight=False)
-    clf = ImageClassifier(
-        backbone=model or "tf_efficientnet_lite0", strategy=strategy, weights=str(weights) if weights else None,
-        seed=seed, val_fraction=val_fraction, epochs=epochs, lr=lr, batch_size=batch_size, precision=precision,
-        unfreeze=unfreeze, layer_decay=layer_decay, l2sp=l2sp, bn_statistics=bn_statistics, time_budget=time_budget, devices=devices,
-        num_nodes=num_nodes, workdir=str(workdir), resume=resume, verbose=not as_json,
-    )
+    clf = ImageClassifier(model or _default("image"), chosen, weights=str(weights) if weights else None, seed=seed,
+                          val_fraction=val_fraction, precision=precision, batch_size=batch_size, workdir=str(workdir),
+                          resume=resume, verbose=not as_json)
     clf.fit(data)
-    clf.save(out_dir)  # atomic: the model folder appears only now, complete (rank 0 only)
+    clf.save(out_dir, overwrite=overwrite)  # atomic: the model folder appears only now, complete (rank 0 only)
     if not is_primary_process():
         return
     shutil.rmtree(workdir, ignore_errors=True)
     _print_fit(clf, out_dir, as_json, "IMAGE...")
 
 
-def _fit_text(data, model, strategy, seed, val_fraction, epochs, lr, text_column, label_column, long_text,
-              time_budget, batch_size, precision, as_json):
-    from . import TextClassifier
+def _default(modality: str) -> str:
+    from .zoo._registry import DEFAULTS
 
-    clf = TextClassifier(
-        encoder=model or "all-MiniLM-L6-v2", strategy=strategy, seed=seed, val_fraction=val_fraction or 0.2,
-        epochs=epochs or 1, lr=lr or 2e-5, text_column=text_column, label_column=label_column, long_text=long_text, time_budget=time_budget,
-        batch_size=batch_size, precision=precision, verbose=not as_json,
-    )
-    return clf.fit(data)
+    return DEFAULTS[modality]
+
+
+def _strategy(name: str, tuning: dict, time_budget: float | None):
+    """The strategy object for the CLI's options: options a strategy has no use for are errors, not ignored."""
+    from .strategies import STRATEGIES, Auto, Features, FineTune, Scratch
+
+    given = {k: v for k, v in tuning.items() if v is not None}
+    flags = ", ".join(f"--{k.replace('_', '-')}" for k in given)
+    if name not in STRATEGIES:
+        raise typer.BadParameter(f"--strategy must be one of {', '.join(STRATEGIES)}, got {name!r}.")
+    if time_budget is not None and name != "auto":
+        raise typer.BadParameter("--time-budget applies to --strategy auto.")
+    if name == "features":
+        if given:
+            raise typer.BadParameter(f"{flags} tune a network; --strategy features keeps it frozen. Use finetune, "
+                                     "scratch or auto.")
+        return Features()
+    if name == "scratch":
+        extra = sorted(set(given) - {"epochs", "lr", "augment", "devices", "num_nodes"})
+        if extra:
+            raise typer.BadParameter(f"{', '.join('--' + k.replace('_', '-') for k in extra)} do not apply to "
+                                     "--strategy scratch (it takes --epochs, --lr, --augment, --devices, --num-nodes).")
+        return Scratch(**given)
+    finetune = FineTune(**given)
+    return finetune if name == "finetune" else Auto(time_budget=time_budget, finetune=finetune if given else None)
 
 
 def _print_fit(clf, out_dir: Path, as_json: bool, what: str) -> None:
+    m = clf.metrics_
     if as_json:
         print(json.dumps({"model": str(out_dir), "strategy": clf.strategy_, "classes": clf.classes_.tolist(),
-                          "reason": clf.reason_, "skipped": [[str(p), w] for p, w in getattr(clf, "skipped_", [])],
-                          **clf.metrics_}, default=float))
+                          "reason": clf.reason_, "skipped": [[str(p), w] for p, w in clf.skipped_], **m},
+                         default=_json_default))
         return
-    m = clf.metrics_
-    rate = m.get("images_per_second") or m.get("texts_per_second")
-    speed = f", {rate:.0f} {'images' if 'images_per_second' in m else 'texts'}/s" if rate else ""
-    out.print(f"Saved [bold]{out_dir}[/]: {len(clf.classes_)} classes, validation accuracy "
-              f"[bold]{m['val_accuracy']:.3f}[/] (macro-F1 {m['val_macro_f1']:.3f}), {m['fit_seconds']:.1f} s{speed}.")
+    rate = m.get("features_per_second")
+    speed = f", {rate:.0f} {clf.noun}s/s" if rate else ""
+    estimate = _estimate_line(m)
+    out.print(f"Saved [bold]{out_dir}[/]: {len(clf.classes_)} classes, {estimate}, {m['fit_seconds']:.1f} s{speed}.")
     out.print(f"Next: transferkit evaluate {out_dir} TEST_DATA   or   transferkit predict {out_dir} {what}")
+
+
+def _estimate_line(m: dict) -> str:
+    """The accuracy a fit reports, with how it was measured, its sample size and interval."""
+    if "val_accuracy" in m:
+        low, high = m.get("val_interval") or (0, 1)
+        return (f"validation accuracy [bold]{m['val_accuracy']:.3f}[/] on {m.get('n_val')} held-out (95% "
+                f"{low:.2f}-{high:.2f})")
+    low, high = m.get("cv_interval") or (0, 1)
+    return (f"cross-validated accuracy [bold]{m['cv_accuracy']:.3f}[/] over {m.get('cv_n')} labels "
+            f"({m.get('cv_folds')}-fold; 95% {low:.2f}-{high:.2f})")
+
+
+def _json_default(value):
+    try:
+        import numpy as np
+
+        if isinstance(value, (np.floating, np.integer, np.bool_)):
+            return value.item()
+    except ImportError:  # pragma: no cover
+        pass
+    return str(value)
 
 
 @app.command()
@@ -141,14 +245,27 @@ def evaluate(
     model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model folder written by `transferkit fit`.")],
     data: Annotated[Path, typer.Argument(help="Labeled test data in the form the model was fit on (class subfolders, a CSV, a JSONL).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (accuracy, macro_f1, per_class, confusion_matrix).")] = False,
-    tta: Annotated[bool, typer.Option(help="Test-time augmentation: average each image with its mirror image.")] = False,
-    report: Annotated[Optional[Path], typer.Option(help="Also write a self-contained HTML report here: metrics, confusion matrix, per-class precision/recall, calibration (reliability diagram, ECE) and the most confidently wrong examples.")] = None,
+    tta: Annotated[bool, typer.Option(help="Images: test-time augmentation, averaging each image with its mirror image.")] = False,
+    report: Annotated[Optional[Path], typer.Option(help="Also write a self-contained HTML report here (a new file, or an earlier report): metrics, confusion matrix, per-class precision/recall, calibration and the most confidently wrong examples.")] = None,
 ) -> None:
-    """Measure a saved model on labeled data: accuracy, macro-F1, per-class report, confusion matrix, calibration."""
+    """Measure a saved model on labeled data: accuracy, macro-F1, per-class report, confusion matrix, calibration.
+
+    Examples:
+
+      transferkit evaluate model test/
+
+      transferkit evaluate model test/ --report report.html
+    """
     from .estimators import load_model
     from .evaluate import evaluate as run_evaluation
 
+    if report is not None:
+        from .report.html import check_report_path
+
+        check_report_path(report)
     clf = load_model(model_dir, verbose=not as_json, **({"tta": tta} if tta else {}))
+    if tta and clf.modality != "image":
+        raise typer.BadParameter("--tta applies to image models.")
     result = run_evaluation(clf, data)
     if report is not None:
         from .report import evaluation_report, write_report
@@ -157,10 +274,14 @@ def evaluate(
         if not as_json:
             err.print(f"Report written to {report}", highlight=False)
     if as_json:
-        print(json.dumps(result.to_dict()))
+        print(json.dumps(result.to_dict(), default=_json_default))
         return
-    out.print(f"[bold]{model_dir}[/] on {data}: {result.n_examples} examples, accuracy [bold]{result.accuracy:.3f}[/], "
-              f"macro-F1 {result.macro_f1:.3f}, expected calibration error {result.ece:.3f}")
+    low, high = result.interval
+    out.print(f"[bold]{model_dir}[/] on {data}: {result.n_examples} examples, accuracy [bold]{result.accuracy:.3f}[/] "
+              f"(95% {low:.2f}-{high:.2f}), macro-F1 {result.macro_f1:.3f}, expected calibration error {result.ece:.3f}")
+    if result.n_examples < 100:
+        err.print(f"[yellow]Note: {result.n_examples} test examples measure accuracy to about +-"
+                  f"{(high - low) / 2:.2f}; more test data would make the number firmer.[/]")
     table = Table("class", "precision", "recall", "F1", "support", title="Per class")
     for row in result.per_class:
         table.add_row(row["class"], f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
@@ -181,23 +302,29 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line: input, label, probability, top.")] = False,
     tta: Annotated[bool, typer.Option(help="Images: test-time augmentation, averaging each image with its mirror image.")] = False,
 ) -> None:
-    """Classify images or texts with a saved model."""
-    from .estimators import TextClassifier, load_model
+    """Classify images or texts with a saved model.
+
+    Examples:
+
+      transferkit predict model photo.jpg more_photos/ --top 3
+
+      echo "great value" | transferkit predict textmodel --json
+    """
+    from .estimators import load_model
 
     clf = load_model(model_dir, verbose=False, **({"tta": tta} if tta else {}))
-    if isinstance(clf, TextClassifier):
-        names, items = _text_inputs(clf, inputs or ["-"])
-        proba, skipped = clf.predict_proba(items), []
+    if clf.modality == "text":
+        if tta:
+            raise typer.BadParameter("--tta applies to image models.")
+        items = _text_inputs(clf, inputs or ["-"])
         key = "text"
     else:
-        from .data import read_images
-
         if not inputs:
             raise typer.BadParameter("give image files or folders to classify")
-        paths = [p for f in map(Path, inputs) for p in (read_images(f).paths if f.is_dir() else (f,))]
-        proba, ok, skipped = clf.predict_files(paths)
-        names = [str(p) for p, keep in zip(paths, ok) if keep]
+        items = [p for f in map(Path, inputs) for p in (clf._read(f).items if f.is_dir() else (f,))]
         key = "file"
+    proba, ok, skipped = clf.predict_items(items)
+    names = [str(p) for p, keep in zip(items, ok) if keep]
     classes = clf.classes_.tolist()
     table = Table(key, "label", "probability", *(["top"] if top > 1 else []))
     for name, p in zip(names, proba):
@@ -212,29 +339,32 @@ def predict(
             table.add_row(shown, best["label"], f"{best['probability']:.3f}", *([rest] if top > 1 else []))
     if as_json:
         for path, why in skipped:
-            print(json.dumps({"file": str(path), "error": why}))
-    else:
+            print(json.dumps({key: str(path), "error": why}))
+    elif names:
         out.print(table)
-        _report_skipped(skipped)
+    _report_skipped(skipped if not as_json else [])
+    if not names:
+        from .errors import BadInputError
+
+        raise BadInputError(f"None of the {len(items)} input(s) could be read, so nothing was predicted"
+                            + (f" (e.g. {skipped[0][0]}: {skipped[0][1]})." if skipped else "."))
     if skipped:
         raise typer.Exit(1)
 
 
-def _text_inputs(clf, inputs: list[str]) -> tuple[list[str], list[str]]:
-    """(names to show, texts): '-' reads standard input, an existing file is read as texts, anything else is a text."""
-    from .data import read_texts
-
+def _text_inputs(clf, inputs: list[str]) -> list[str]:
+    """'-' reads standard input, an existing file is read as texts, anything else is a text."""
     texts: list[str] = []
     for item in inputs:
         if item == "-":
             texts += [line for line in sys.stdin.read().splitlines() if line.strip()]
         elif len(item) < 4096 and "\n" not in item and Path(item).is_file():
-            texts += list(read_texts(Path(item), text_column=clf.text_column).texts)
+            texts += list(clf._read(Path(item)).items)
         else:
             texts.append(item)
     if not texts:
         raise typer.BadParameter("no text to classify: give texts as arguments, files, or lines on standard input")
-    return texts, texts
+    return texts
 
 
 @app.command()
@@ -244,8 +374,8 @@ def pretrain(
     name: Annotated[str, typer.Option("--name", help="Name of the new backbone in the local zoo (reuse it with --model NAME).")],
     model: Annotated[str, typer.Option("--model", "-m", help="Architecture (and, unless --scratch, starting weights): a zoo or timm name.")] = "tf_efficientnet_lite0",
     scratch: Annotated[bool, typer.Option("--scratch", help="Train from random weights instead of fine-tuning every layer of the pretrained model.")] = False,
-    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs (default: 30 from scratch, 12 fine-tuning).")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default: 2e-3 from scratch, 3e-4 fine-tuning).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help=f"Maximum epochs (default: {SCRATCH['epochs']} from scratch, {NetworkTuner.epochs} fine-tuning).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help=f"Peak learning rate (default: {SCRATCH['lr']:g} from scratch, {NetworkTuner.lr:g} fine-tuning).")] = None,
     input_size: Annotated[Optional[int], typer.Option(help="Train and later use the backbone at this image size (e.g. 64 for small images; default: the architecture's own).")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
     seed: Annotated[int, typer.Option(help="Seed for the split and training.")] = 0,
@@ -256,7 +386,7 @@ def pretrain(
 
     Then `transferkit fit OTHER_DATA --model NAME` transfers it to a task with few labels, with any strategy.
     """
-    from .estimators import pretrain as run_pretrain
+    from .pretrain import pretrain as run_pretrain
     from .zoo import local_zoo_dir
 
     clf, folder = run_pretrain(data, name, base=model, from_scratch=scratch, epochs=epochs, lr=lr,
@@ -265,7 +395,7 @@ def pretrain(
     info = {"name": name, "folder": str(folder), "classes": clf.classes_.tolist(), **{
         k: clf.metrics_.get(k) for k in ("val_accuracy", "epochs_run", "fit_seconds", "n_train", "n_val")}}
     if as_json:
-        print(json.dumps(info, default=float))
+        print(json.dumps(info, default=_json_default))
         return
     out.print(f"Registered [bold]{name}[/] in {local_zoo_dir()} (validation accuracy on the source task "
               f"{info['val_accuracy']:.3f}). Reuse it: transferkit fit DATA --model {name}")
@@ -285,16 +415,15 @@ def rank(
     `fit` that follows reuses them).
     """
     from .data import is_text_source
-    from .rank import rank_image_models, rank_text_encoders
-    from .zoo import list_models, list_text_encoders
+    from .rank import rank_models
+    from .zoo import list_models
 
-    text = is_text_source(data)
+    modality = "text" if is_text_source(data) else "image"
     if models_:
         names = [m.strip() for m in models_.split(",") if m.strip()]
     else:
-        names = [e.name for e in list_text_encoders()] if text else [m.name for m in list_models() if m.offline]
-    ranker = rank_text_encoders if text else rank_image_models
-    rows = ranker(data, names, progress=not as_json, seed=seed)
+        names = [m.name for m in list_models(modality=modality) if m.offline]
+    rows = rank_models(data, names, modality=modality, progress=not as_json, seed=seed)
     if as_json:
         print(json.dumps([r.to_dict() for r in rows]))
         return
@@ -312,7 +441,7 @@ def rank(
 @_friendly
 def compare(
     data: Annotated[Path, typer.Argument(help="Labeled data, images or texts, as for `transferkit fit`.")],
-    out_file: Annotated[Path, typer.Option("--out", "-o", help="The HTML report to write.")] = Path("compare.html"),
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="The HTML report to write (a new file, or an earlier report).")] = Path("compare.html"),
     ks: Annotated[str, typer.Option(help="Labeled examples per class to try, comma-separated.")] = "2,5,10,20",
     seeds: Annotated[int, typer.Option(help="Repeats per size, each with another sample of labels.")] = 2,
     strategies: Annotated[Optional[str], typer.Option(help="Comma-separated (default: features,scratch; add finetune or auto to include them).")] = None,
@@ -327,42 +456,40 @@ def compare(
     self-contained HTML report: accuracy and time against labels per class, and a recommendation drawn from them.
     """
     from .compare import learning_curve, recommend
-    from .data import is_text_source, read_images, read_texts
+    from .data import is_text_source
     from .report import comparison_report, write_report
+    from .report.html import check_report_path
+    from .strategies import STRATEGIES, FineTune, Scratch, make_strategy
 
+    check_report_path(out_file)
     text = is_text_source(data)
     names = [s.strip() for s in (strategies or "features,scratch").split(",") if s.strip()]
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown:
+        raise typer.BadParameter(f"--strategies: unknown {', '.join(unknown)}; choose from {', '.join(STRATEGIES)}.")
+    if epochs is not None and text:
+        raise typer.BadParameter("--epochs applies to images.")
     sizes = [int(k) for k in ks.split(",") if k.strip()]
     if text:
-        from . import TextClassifier
-
-        source = read_texts(data, require_labels=True)
-        items, labels = list(source.texts), list(source.labels)
-        held = read_texts(test, require_labels=True) if test else None
-        held = (list(held.texts), list(held.labels)) if held else None
-
-        def make(strategy: str, seed: int):
-            return TextClassifier(encoder=model or "all-MiniLM-L6-v2", strategy=strategy, seed=seed, verbose=False)
+        from . import TextClassifier as cls
     else:
-        from . import ImageClassifier
+        from . import ImageClassifier as cls
+    reader = cls(verbose=False)
+    source = reader._read(data, require_labels=True)
+    held = reader._read(test, require_labels=True) if test else None
 
-        source = read_images(data)
-        if source.labels is None:
-            raise typer.BadParameter(f"{data} has no labels")
-        items, labels = list(source.paths), list(source.labels)
-        held = read_images(test) if test else None
-        held = (list(held.paths), list(held.labels)) if held else None
-
-        def make(strategy: str, seed: int):
-            return ImageClassifier(backbone=model or "tf_efficientnet_lite0", strategy=strategy, seed=seed,
-                                   epochs=epochs, verbose=False)
+    def make(strategy: str, seed: int):
+        chosen = {"finetune": FineTune(epochs=epochs), "scratch": Scratch(epochs=epochs)}.get(strategy) if epochs \
+            else make_strategy(strategy)
+        return cls(model or _default("text" if text else "image"), chosen, seed=seed, verbose=False)
 
     def show(point) -> None:
         if not as_json:
             err.print(f"k={point.k:<4} seed={point.seed} {point.strategy:<9} accuracy {point.accuracy:.3f}  "
                       f"{point.seconds:.1f} s", highlight=False)
 
-    points = learning_curve(items, labels, sizes, seeds, names, make, test=held, on_point=show)
+    points = learning_curve(list(source.items), list(source.labels), sizes, seeds, names, make,
+                            test=(list(held.items), list(held.labels)) if held else None, on_point=show)
     advice = recommend(points)
     write_report(out_file, comparison_report(points, advice, str(data), model or "default model"))
     if as_json:
@@ -376,6 +503,8 @@ def compare(
 @app.command()
 def models(
     pattern: Annotated[Optional[str], typer.Argument(help='Shell pattern to filter names, e.g. "*lite*".')] = None,
+    text_only: Annotated[bool, typer.Option("--text", help="Only text encoders.")] = False,
+    image_only: Annotated[bool, typer.Option("--image", help="Only image backbones.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the zoo as a JSON list.")] = False,
 ) -> None:
     """List the model zoo: image backbones and text encoders whose pretrained weights ship in packages (offline).
@@ -384,40 +513,38 @@ def models(
     transformers name (e.g. sentence-transformers/all-mpnet-base-v2) as a text --model. A local model folder or a
     word-vector file (GloVe, word2vec, fastText .vec) also works for texts.
     """
-    from .zoo import DEFAULT_BACKBONE, DEFAULT_TEXT_ENCODER, list_models, list_text_encoders
-
-    specs = list_models(pattern)
-    encoders = list_text_encoders(pattern)
-    if as_json:
-        print(json.dumps([{"name": s.name, "modality": "image", "aliases": list(s.aliases), "family": s.family,
-                           "source": s.source, "package": s.package, "feature_dim": s.feature_dim,
-                           "license": s.license, "preprocessing": s.preprocessing.to_dict(),
-                           "default": s.name == DEFAULT_BACKBONE} for s in specs]
-                         + [{"name": e.name, "modality": "text", "aliases": list(e.aliases), "family": e.kind,
-                             "source": e.source, "package": e.package, "feature_dim": e.dim, "license": e.license,
-                             "max_tokens": e.max_tokens, "default": e.name == DEFAULT_TEXT_ENCODER}
-                            for e in encoders]))
-        return
     from rich.table import Column
 
-    if specs:
+    from .zoo import DEFAULTS, list_models
+
+    modality = "text" if text_only else "image" if image_only else None
+    specs = list_models(pattern, modality)
+    if as_json:
+        print(json.dumps([{"name": s.name, "modality": s.modality, "aliases": list(s.aliases), "kind": s.kind,
+                           "source": s.source, "package": s.package, "feature_dim": s.dim, "license": s.license,
+                           "max_tokens": s.max_tokens, "default": s.name == DEFAULTS[s.modality],
+                           "preprocessing": s.preprocessing.to_dict() if s.preprocessing else None} for s in specs]))
+        return
+    images = [s for s in specs if s.modality == "image"]
+    texts = [s for s in specs if s.modality == "text"]
+    if images:
         table = Table(Column("name", no_wrap=True), "aliases", "input", "normalise", "dim", "weights",
                       title="Image backbones (offline)",
                       caption="* the default. Any timm name also works online: --model resnet50.a1_in1k")
-        for s in specs:
+        for s in images:
             pre = s.preprocessing
             norm = "0.5/0.5" if pre.mean == (0.5, 0.5, 0.5) else "ImageNet"
-            name = f"[bold]{s.name}[/]*" if s.name == DEFAULT_BACKBONE else s.name
-            table.add_row(name, ", ".join(s.aliases), f"{pre.input_size} {pre.interpolation}", norm,
-                          str(s.feature_dim), "local" if s.source == "local" else "offline" if s.offline else s.source)
+            name = f"[bold]{s.name}[/]*" if s.name == DEFAULTS["image"] else s.name
+            table.add_row(name, ", ".join(s.aliases), f"{pre.input_size} {pre.interpolation}", norm, str(s.dim or ""),
+                          "local" if s.source == "local" else "offline" if s.offline else s.source)
         out.print(table)
-    if encoders:
+    if texts:
         table = Table(Column("name", no_wrap=True), "aliases", "window", "dim", "weights", "about",
                       title="Text encoders (offline)",
                       caption="* the default. Online: any sentence-transformers name; offline: a model folder or a "
                               "word-vector file (GloVe, word2vec, fastText)")
-        for e in encoders:
-            name = f"[bold]{e.name}[/]*" if e.name == DEFAULT_TEXT_ENCODER else e.name
+        for e in texts:
+            name = f"[bold]{e.name}[/]*" if e.name == DEFAULTS["text"] else e.name
             table.add_row(name, ", ".join(e.aliases), f"{e.max_tokens} tokens", str(e.dim), "offline", e.description)
         out.print(table)
 

@@ -88,7 +88,7 @@ def summarise(points: Sequence[CurvePoint]) -> dict[str, dict[int, dict]]:
         out[p.strategy][p.k]["acc"].append(p.accuracy)
         out[p.strategy][p.k]["sec"].append(p.seconds)
     for per_k in out.values():
-        for k, v in per_k.items():
+        for v in per_k.values():
             acc, sec = v.pop("acc"), v.pop("sec")
             v |= {"mean": statistics.mean(acc), "sd": statistics.stdev(acc) if len(acc) > 1 else 0.0,
                   "seconds": statistics.mean(sec), "seeds": len(acc)}

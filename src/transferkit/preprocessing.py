@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .errors import BadInputError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-INCEPTION_MEAN = (0.5, 0.5, 0.5)
-INCEPTION_STD = (0.5, 0.5, 0.5)
 
 _INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 
@@ -34,15 +34,15 @@ class Preprocessing:
 
     def __post_init__(self) -> None:
         if not 16 <= self.input_size <= 1024:
-            raise ValueError(f"Preprocessing.input_size must be between 16 and 1024 pixels, got {self.input_size}.")
+            raise BadInputError(f"Preprocessing.input_size must be between 16 and 1024 pixels, got {self.input_size}.")
         if len(self.mean) != 3 or len(self.std) != 3:
-            raise ValueError("Preprocessing.mean and .std need three values, one per RGB channel.")
+            raise BadInputError("Preprocessing.mean and .std need three values, one per RGB channel.")
         if any(s <= 0 for s in self.std):
-            raise ValueError(f"Preprocessing.std must be positive, got {self.std}.")
+            raise BadInputError(f"Preprocessing.std must be positive, got {self.std}.")
         if self.interpolation not in _INTERPOLATIONS:
-            raise ValueError(f"Preprocessing.interpolation must be one of {_INTERPOLATIONS}, got {self.interpolation!r}.")
+            raise BadInputError(f"Preprocessing.interpolation must be one of {_INTERPOLATIONS}, got {self.interpolation!r}.")
         if not 0.1 <= self.crop_pct <= 1.0:
-            raise ValueError(f"Preprocessing.crop_pct must be in [0.1, 1.0], got {self.crop_pct}.")
+            raise BadInputError(f"Preprocessing.crop_pct must be in [0.1, 1.0], got {self.crop_pct}.")
         # JSON gives lists back; keep the dataclass hashable and comparable.
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
@@ -54,6 +54,29 @@ class Preprocessing:
     def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**known)
+
+    @classmethod
+    def from_timm(cls, cfg: dict[str, Any]) -> Preprocessing:
+        """From a timm pretrained config (``get_pretrained_cfg(name).to_dict()``)."""
+        interpolation = cfg.get("interpolation", "bicubic")
+        return cls(
+            input_size=int(cfg.get("input_size", (3, 224, 224))[-1]),
+            mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
+            std=tuple(cfg.get("std", IMAGENET_STD)),
+            interpolation=interpolation if interpolation in _INTERPOLATIONS else "bicubic",
+            crop_pct=float(cfg.get("crop_pct", 0.875)),
+            crop_mode=cfg.get("crop_mode", "center"),
+        )
+
+    @classmethod
+    def from_torchvision(cls, arch: str, tag: str = "DEFAULT") -> Preprocessing:
+        """From the metadata of torchvision's weights ``tag`` (e.g. ``IMAGENET1K_V1``) for ``arch``."""
+        import torchvision
+
+        transform = torchvision.models.get_model_weights(arch)[tag].transforms()
+        crop, resize = int(transform.crop_size[0]), int(transform.resize_size[0])
+        return cls(input_size=crop, mean=tuple(transform.mean), std=tuple(transform.std),
+                   interpolation=transform.interpolation.value, crop_pct=crop / resize)
 
     def _timm_kwargs(self) -> dict[str, Any]:
         return {

@@ -97,48 +97,26 @@ def score_features(name: str, features: np.ndarray, y: np.ndarray, seconds_so_fa
                    int(len(y)), cached)
 
 
-def rank_image_models(data, names: list[str], *, cache_dir=None, precision: str = "auto", batch_size: int = 32,
-                      progress: bool = True, seed: int = 0) -> list[Ranking]:
-    """Rank image backbones on labeled images (a folder or CSV), best LogME first."""
-    from .data import check_trainable, read_images
-    from .features import FeatureExtractor
-    from .strategies import model_key
-    from .zoo import create_backbone, resolve
+def rank_models(data, names: list[str], *, modality: str = "image", cache_dir=None, precision: str = "auto",
+                batch_size: int = 32, progress: bool = True, seed: int = 0, **read_options) -> list[Ranking]:
+    """Rank pretrained models (image backbones, or text encoders and word-vector files) on labeled data, best LogME
+    first. ``read_options`` go to the reader (``text_column``, ``label_column`` for tables of texts)."""
+    from .data import check_trainable
+    from .estimators import ImageClassifier, TextClassifier
+    from .features import extract
 
-    images = read_images(data)
-    check_trainable(images)
-    classes = images.classes
+    cls = ImageClassifier if modality == "image" else TextClassifier
+    settings = {"precision": precision, "batch_size": batch_size, "cache_dir": cache_dir, **read_options}
+    labeled = cls(**settings)._read(data, require_labels=True)
+    check_trainable(labeled, noun=cls.noun)
+    classes = labeled.classes
     out = []
     for name in names:
         start = time.perf_counter()
-        spec = resolve(name)
-        network = create_backbone(spec, num_classes=0)
-        extractor = FeatureExtractor(network, spec.preprocessing, model_key(spec, network), precision=precision,
-                                     batch_size=batch_size, cache_dir=cache_dir, progress=progress)
-        extraction = extractor.extract(images.paths, description=f"Features of {spec.name}")
-        y = np.array([classes.index(c) for c, ok in zip(images.labels, extraction.ok) if ok])
-        out.append(score_features(spec.name, extraction.features, y, time.perf_counter() - start,
-                                  extraction.n_computed == 0, seed))
-    return sorted(out, key=lambda r: -r.logme)
-
-
-def rank_text_encoders(data, names: list[str], *, cache_dir=None, precision: str = "auto", batch_size: int = 32,
-                       progress: bool = True, seed: int = 0, text_column=None, label_column=None) -> list[Ranking]:
-    """Rank text encoders (or word-vector files) on labeled texts, best LogME first."""
-    from .data import check_trainable, read_texts
-    from .features import TextFeatureExtractor
-    from .zoo import load_text_encoder, resolve_text_encoder
-
-    texts = read_texts(data, text_column=text_column, label_column=label_column, require_labels=True)
-    check_trainable(texts, texts.origin, noun="text")
-    classes = texts.classes
-    y = np.array([classes.index(c) for c in texts.labels])
-    out = []
-    for name in names:
-        start = time.perf_counter()
-        spec = resolve_text_encoder(name)
-        extraction = TextFeatureExtractor(load_text_encoder(spec), precision=precision, batch_size=batch_size,
-                                          cache_dir=cache_dir, progress=progress).extract(list(texts.texts))
-        out.append(score_features(spec.name, extraction.features, y, time.perf_counter() - start,
+        featurizer = cls(name, **settings)._featurizer()
+        extraction = extract(featurizer, labeled.items, batch_size=batch_size, cache_dir=cache_dir,
+                             progress=progress, description=f"Features of {featurizer.name}")
+        y = np.array([classes.index(c) for c, ok in zip(labeled.labels, extraction.ok) if ok])
+        out.append(score_features(featurizer.name, extraction.features, y, time.perf_counter() - start,
                                   extraction.n_computed == 0, seed))
     return sorted(out, key=lambda r: -r.logme)

@@ -1,282 +1,490 @@
-"""The strategies: how a classifier is made from a backbone and labeled images.
+"""The strategies: how a classifier is made from a featurizer and labeled items, written once for images and texts.
 
-- ``features``: the pretrained network as a fixed feature extractor, a logistic-regression head on its features.
-- ``finetune``: that head initialises a new classifier, then the top stages are retrained (discriminative learning
-  rates, gradual unfreezing, frozen BatchNorm kept in eval mode, optional L2-SP).
-- ``auto``: probes first, then picks one of the two from labels per class, probe accuracy and the time budget.
-- ``scratch``: the same architecture from random initialisation, trained on the same images: the honest
-  "no transfer" baseline.
+- :class:`Features`: the pretrained featurizer frozen, a linear head on its (cached) features.
+- :class:`FineTune`: the featurizer's own weights adapted by the tuner of its kind (image networks: Lightning,
+  layer-wise; sentence encoders: contrastive pairs), then the head.
+- :class:`Scratch`: the modality's no-transfer featurizer (images: the same network from random initialisation,
+  trained; texts: TF-IDF learned from the training texts): the honest baseline.
+- :class:`Auto`: measures, chooses among them, and says why.
 
-Each returns a :class:`Fitted` and one line saying what it did (and, for ``auto``, why).
+Each strategy is a scikit-learn parameter object (``get_params``, ``set_params``, ``clone``): its own settings live
+with it, so ``ImageClassifier(strategy=FineTune(unfreeze=2)).get_params(deep=True)`` shows
+``strategy__unfreeze`` and grid search reaches it. ``fit(problem)`` returns a :class:`Fitted` with one line saying
+what was done. Importing this module imports no torch.
 """
 
 from __future__ import annotations
 
 import copy
-import shutil
-import tempfile
 import time
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
-from torch import nn
+from sklearn.base import BaseEstimator
 
-from .data import LabeledImages, check_trainable, load_image, stratified_split
-from .data.images import ImageDecodeError
-from .evaluate import validation_metrics as _val_metrics
-from .features import FeatureExtractor
-from .finetune import ImageFiles, TrainConfig, train_network
-from .finetune.groups import layer_groups, trainable_groups
-from .finetune.module import Plan
-from .heads import LinearHead, fit_logistic_head
-from .progress import progress_bar
-from .zoo import ModelSpec, create_backbone, set_num_classes, weights_digest
+from .data.labeled import Labeled, check_trainable, stratified_split, validation_fraction
+from .errors import BadInputError
+from .evaluate import accuracy_estimate
+from .finetune.tuners import SCRATCH, ContrastiveTuner, NetworkTuner, make_tuner
 
-STRATEGIES = ("features", "finetune", "scratch", "auto")
-DEFAULT_EPOCHS = {"finetune": 12, "scratch": 30, "auto": 12}  # for strategies that train a network
-DEFAULT_LR = {"finetune": 3e-4, "scratch": 2e-3, "auto": 3e-4}  # finetune: head's peak; lower stages decay
+if TYPE_CHECKING:
+    from .featurizers import Featurizer
+    from .heads import LinearHead
+
+STRATEGIES = ("auto", "features", "finetune", "scratch")
+
+
+@dataclass(frozen=True)
+class FitRun:
+    """How one fit runs (not what the model is): seeds, batches, precision, the cache, checkpoints, progress."""
+
+    seed: int = 0
+    val_fraction: float | None = None  # None: the adaptive rule of ``validation_fraction``
+    batch_size: int = 32
+    precision: str = "auto"
+    cache_dir: str | None = None
+    progress: bool = True
+    workdir: str | None = None  # image networks: where training checkpoints live
+    resume: bool = False
+
+
+@dataclass
+class Problem:
+    """What a strategy learns from: the pretrained featurizer to start from and the labeled items."""
+
+    featurizer: Featurizer
+    data: Labeled
+    classes: list[str]
+    run: FitRun
+
+    @property
+    def noun(self) -> str:
+        return "image" if self.featurizer.modality == "image" else "text"
 
 
 @dataclass
 class Fitted:
-    network: nn.Module
-    head: LinearHead | None
-    network_classes: int  # 0: the network gives features for the head; k: it gives logits itself
+    featurizer: Featurizer
+    head: LinearHead
     metrics: dict
-    skipped: list[tuple[Path, str]] = field(default_factory=list)
-    reason: str = ""
+    reason: str
+    skipped: list = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class FitContext:
-    spec: ModelSpec
-    weights: str | None
-    seed: int
-    val_fraction: float | None  # None: validation_fraction decides
-    precision: str
-    batch_size: int
-    cache_dir: str | None
-    progress: bool
-    train: TrainConfig
-    unfreeze: int | str = 3
-    layer_decay: float = 0.7
-    l2sp: float = 0.0
-    workdir: str | None = None
-    resume: bool = False
-    time_budget: float | None = None
-    bn_statistics: str = "frozen"
+class Strategy(BaseEstimator):
+    name: ClassVar[str]
+
+    def fit(self, problem: Problem) -> Fitted:
+        raise NotImplementedError
 
 
-VAL_FRACTION = 0.2
-VAL_FRACTION_MANY = 0.1  # from VAL_MANY_PER_CLASS labels per class in every class
-VAL_MANY_PER_CLASS = 50
-
-
-def validation_fraction(labels, requested: float | None) -> float:
-    """The share of each class held out for validation: ``requested`` when given; otherwise 20 %, or 10 % once every
-    class has at least 50 labeled images (fine-tuning then needs the images more than validation does: measured
-    +1.7 points on Fashion-MNIST at 100 per class, README)."""
-    if requested is not None:
-        return requested
-    counts = np.unique(np.asarray(labels), return_counts=True)[1]
-    return VAL_FRACTION_MANY if len(counts) and counts.min() >= VAL_MANY_PER_CLASS else VAL_FRACTION
-
-
-def model_key(spec: ModelSpec, network: nn.Module) -> str:
-    return f"{spec.family}:{spec.arch}:{weights_digest(network)}"
-
-
-def fit_features(data: LabeledImages, classes: list[str], ctx: FitContext, probe: Probe | None = None) -> Fitted:
-    """Features from the frozen pretrained backbone (cached), head chosen on a train split, refit on all data."""
-    probe = probe or linear_probe(data, classes, ctx)
-    head = fit_logistic_head(probe.features, probe.y, seed=ctx.seed, C=probe.head.C)  # all labels, the C chosen
-    metrics = {
-        "val_accuracy": probe.val_accuracy, "val_macro_f1": probe.val_macro_f1,
-        "n_train": int(len(probe.train_idx)), "n_val": int(len(probe.val_idx)), "head_C": probe.head.C,
-        **probe.extraction_info,
-    }
-    reason = (f"features: frozen {ctx.spec.name} + logistic regression (C={probe.head.C:.3g}); "
-              f"validation accuracy {probe.val_accuracy:.3f} on {len(probe.val_idx)} held-out images")
-    return Fitted(probe.network, head, 0, metrics, probe.skipped, reason)
-
-
-def fit_scratch(data: LabeledImages, classes: list[str], ctx: FitContext) -> Fitted:
-    """The same architecture, randomly initialised, trained on the same images with augmentation."""
-    data, skipped = scan_images(data, ctx.progress)
-    y = _targets_after_skipping(data, classes, skipped)
-    train_idx, val_idx = stratified_split(data.labels, validation_fraction(data.labels, ctx.val_fraction), ctx.seed)
-    torch.manual_seed(ctx.seed)
-    network = create_backbone(ctx.spec, pretrained=False, num_classes=len(classes))
-    metrics = _train_and_score(network, data, y, train_idx, val_idx, ctx, plan=None)
-    reason = (f"scratch: {ctx.spec.arch} from random initialisation, {metrics['epochs_run']} epochs; "
-              f"validation accuracy {metrics['val_accuracy']:.3f}")
-    return Fitted(network.cpu(), None, len(classes), metrics, skipped, reason)
-
-
-def fit_finetune(data: LabeledImages, classes: list[str], ctx: FitContext, probe: Probe | None = None) -> Fitted:
-    """Linear probe on cached features first, then retrain the top stages with discriminative learning rates."""
-    probe = probe or linear_probe(data, classes, ctx)
-    data, y, train_idx, val_idx = probe.data, probe.y, probe.train_idx, probe.val_idx
-    network = copy.deepcopy(probe.network)  # the probe stays intact (auto falls back on it)
-    set_num_classes(network, ctx.spec, len(classes))
-    init_classifier_from_head(network, ctx.spec, probe.head)
-    groups = layer_groups(network, ctx.spec)
-    n_trainable = trainable_groups(groups, ctx.unfreeze)
-    lrs = tuple(ctx.train.lr * ctx.layer_decay ** (len(groups) - 1 - i) for i in range(len(groups)))
-    schedule = tuple(range(2, n_trainable + 1)) or (1,)  # gradual: one more stage each epoch, head always trains
-    plan = Plan(tuple(tuple(g) for g in groups), lrs, schedule, l2sp=ctx.l2sp, bn_statistics=ctx.bn_statistics)
-    metrics = _train_and_score(network, data, y, train_idx, val_idx, ctx, plan=plan)
-    metrics |= {"probe_val_accuracy": probe.val_accuracy, "probe_C": probe.head.C, "unfreeze": ctx.unfreeze,
-                "trainable_groups": n_trainable - 1, "layer_decay": ctx.layer_decay, "l2sp": ctx.l2sp,
-                "bn_statistics": ctx.bn_statistics}
-    stages = "all stages" if ctx.unfreeze == "all" else f"top {n_trainable - 1} of {len(groups) - 1} stages"
-    reason = (f"finetune: {ctx.spec.name}, probe-initialised head, {stages} retrained (layer decay "
-              f"{ctx.layer_decay}), {metrics['epochs_run']} epochs; validation accuracy {metrics['val_accuracy']:.3f} "
-              f"(linear probe alone: {probe.val_accuracy:.3f})")
-    return Fitted(network.cpu(), None, len(classes), metrics, probe.skipped, reason)
-
+# -- the probe: frozen features and the head's cross-validated accuracy, shared by every strategy ------------------
 
 @dataclass
 class Probe:
-    """A pretrained backbone, its cached features and a logistic head fit on the training split."""
+    """A frozen featurizer's features of every readable item, the head on all of them, and its out-of-fold
+    (cross-validated) predictions: the estimate a fit reports."""
 
-    network: nn.Module
-    data: LabeledImages
+    featurizer: Featurizer
+    data: Labeled  # the readable items
     y: np.ndarray
-    train_idx: np.ndarray
-    val_idx: np.ndarray
-    features: np.ndarray
+    features: Any  # a dense array, or a sparse matrix (TF-IDF)
     head: LinearHead
-    val_accuracy: float
-    val_macro_f1: float
+    oof: np.ndarray  # out-of-fold probabilities, one row per readable item
+    folds: int
     skipped: list
-    extraction_info: dict
+    info: dict
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.oof.argmax(1) == self.y
+
+    @property
+    def cv_accuracy(self) -> float:
+        return float(self.correct.mean())
+
+    def metrics(self, prefix: str = "") -> dict:
+        estimate = accuracy_estimate(self.correct)
+        return {f"{prefix}cv_accuracy": estimate["accuracy"], f"{prefix}cv_interval": estimate["interval"],
+                f"{prefix}cv_n": estimate["n"], f"{prefix}cv_folds": self.folds}
 
 
-def linear_probe(data: LabeledImages, classes: list[str], ctx: FitContext) -> Probe:
-    """Extract (cached) features, drop unreadable images, split, and fit the head on the training split."""
-    network = create_backbone(ctx.spec, weights=ctx.weights, num_classes=0)
-    extractor = FeatureExtractor(network, ctx.spec.preprocessing, model_key(ctx.spec, network), precision=ctx.precision,
-                                 batch_size=ctx.batch_size, cache_dir=ctx.cache_dir, progress=ctx.progress)
-    extraction = extractor.extract(data.paths)
-    data = data.subset(np.flatnonzero(extraction.ok))
-    y = _targets_after_skipping(data, classes, extraction.skipped)
-    train_idx, val_idx = stratified_split(data.labels, validation_fraction(data.labels, ctx.val_fraction), ctx.seed)
+def run_probe(featurizer, data: Labeled, classes: list[str], run: FitRun, head_settings: Features) -> Probe:
+    """Extract (cached) features, drop unreadable items, fit the head on all of them and cross-validate it."""
+    from .features import extract
+    from .heads import cross_val_proba
+
+    noun = "image" if featurizer.modality == "image" else "text"
+    if featurizer.learns_from_data:
+        return _probe_learning_featurizer(featurizer, data, classes, run, head_settings)
+    extraction = extract(featurizer, data.items, batch_size=run.batch_size, cache_dir=run.cache_dir,
+                         progress=run.progress, description=f"Features of {featurizer.name}")
+    readable = data.subset(np.flatnonzero(extraction.ok))
+    _check_after_skipping(readable, classes, extraction.skipped, noun)
+    y = readable.targets(classes)
     x = extraction.features
-    head = fit_logistic_head(x[train_idx], y[train_idx], seed=ctx.seed)
-    val = _val_metrics(y[val_idx], head.predict_proba(x[val_idx]).argmax(1), len(classes))
-    info = {"images_per_second": extraction.images_per_second, "n_features_computed": extraction.n_computed,
-            "n_features_cached": extraction.n_cached, "precision": extractor.precision}
-    return Probe(extractor.network.cpu(), data, y, train_idx, val_idx, x, head, val["val_accuracy"],
-                 val["val_macro_f1"], extraction.skipped, info)
+    oof, folds = cross_val_proba(lambda a, b: head_settings.fit_head(a, b, run.seed), x, y, seed=run.seed)
+    head = head_settings.fit_head(x, y, run.seed)
+    info = {"features_per_second": extraction.per_second, "n_features_computed": extraction.n_computed,
+            "n_features_cached": extraction.n_cached, "n_overlong": extraction.n_overlong,
+            "precision": getattr(featurizer, "resolved_precision", None)}
+    return Probe(featurizer, readable, y, x, head, oof, folds, extraction.skipped, info)
 
 
-def init_classifier_from_head(network: nn.Module, spec: ModelSpec, head: LinearHead) -> None:
-    """Copy a logistic head (standardise, then linear) into the network's linear classifier."""
-    weight = head.coef / head.scale
-    bias = head.intercept - weight @ head.mean
-    if weight.shape[0] == 1:  # binary: scikit-learn's one logit z becomes the pair (0, z)
-        weight = np.concatenate([np.zeros_like(weight), weight])
-        bias = np.concatenate([[0.0], bias])
-    layer = network.get_submodule(spec.classifier)
-    with torch.no_grad():
-        layer.weight.copy_(torch.from_numpy(weight))
-        layer.bias.copy_(torch.from_numpy(bias))
+def _probe_learning_featurizer(featurizer, data, classes, run, head_settings) -> Probe:
+    """A featurizer that learns from the training items (TF-IDF) is refit inside every fold, so the estimate never
+    sees the held-out texts' words."""
+    from .heads import cross_val_proba
+
+    y = data.targets(classes)
+    items = np.array(data.items, dtype=object)
+
+    class Fold:  # fit(features=item indices) -> a head-like object predicting from item indices
+        def __init__(self, idx, target):
+            self.featurizer = copy.deepcopy(featurizer).fit(list(items[idx]))
+            self.head = head_settings.fit_head(self.featurizer.transform(list(items[idx])), target, run.seed)
+
+        def predict_proba(self, idx):
+            return self.head.predict_proba(self.featurizer.transform(list(items[idx])))
+
+    index = np.arange(len(y))
+    oof, folds = cross_val_proba(lambda idx, target: Fold(idx, target), index, y, seed=run.seed)
+    final = copy.deepcopy(featurizer).fit(list(items))
+    x = final.transform(list(items))
+    head = head_settings.fit_head(x, y, run.seed)
+    return Probe(final, data, y, x, head, oof, folds, [], {"vocabulary": final.dim})
 
 
-def _train_and_score(network, data, y, train_idx, val_idx, ctx: FitContext, plan: Plan | None) -> dict:
-    pre = ctx.spec.preprocessing
-    train_set = ImageFiles([data.paths[i] for i in train_idx], y[train_idx], pre.train_transform())
-    val_set = ImageFiles([data.paths[i] for i in val_idx], y[val_idx], pre.eval_transform())
-    workdir = Path(ctx.workdir) if ctx.workdir else Path(tempfile.mkdtemp(prefix="transferkit-train-"))
-    start = time.perf_counter()
-    info = train_network(network, train_set, val_set, ctx.train, workdir, seed=ctx.seed,
-                         num_classes=int(y.max()) + 1, progress=ctx.progress, plan=plan, resume=ctx.resume)
-    seconds = time.perf_counter() - start
-    if not ctx.workdir:
-        shutil.rmtree(workdir, ignore_errors=True)
-    network.eval()
-    scorer = FeatureExtractor(network, pre, "unused", precision=ctx.precision, use_cache=False, progress=False)
-    val_logits = scorer.extract([data.paths[i] for i in val_idx]).features
-    metrics = _val_metrics(y[val_idx], val_logits.argmax(1), int(y.max()) + 1)
-    return metrics | {"n_train": int(len(train_idx)), "n_val": int(len(val_idx)), "train_seconds": seconds,
-                      "train_config": ctx.train.to_dict(), "precision": scorer.precision, **info}
-
-
-AUTO_MIN_PER_CLASS = 50  # measured: below ~50 labels per class fine-tuning did not beat the frozen features (README)
-AUTO_SEPARATED = 0.97  # a linear probe this accurate on validation leaves little for fine-tuning to win
-FINETUNE_IMAGES_PER_SECOND_CPU = 25.0  # EfficientNet-Lite0 training, bf16, 2 cores: when nothing was measured
-TRAIN_SLOWER_THAN_EXTRACTION = 5.0  # measured: 126 img/s extraction vs ~25 img/s fine-tuning (augment + backward)
-
-
-def fit_auto(data: LabeledImages, classes: list[str], ctx: FitContext) -> Fitted:
-    """Probe first, then decide between ``features`` and ``finetune`` (and how much to unfreeze), saying why."""
-    probe = linear_probe(data, classes, ctx)
-    choice, unfreeze, why = choose_strategy(probe, ctx)
-    if choice == "features":
-        fitted = fit_features(data, classes, ctx, probe=probe)
-    else:
-        fitted = fit_finetune(data, classes, replace(ctx, unfreeze=unfreeze), probe=probe)
-        if fitted.metrics["val_accuracy"] <= probe.val_accuracy:  # a tie goes to the simpler, cheaper model
-            choice = "features"
-            why += (f"; but fine-tuning reached {fitted.metrics['val_accuracy']:.3f} on validation, below the "
-                    f"probe's {probe.val_accuracy:.3f} or equal to it, so the frozen features are kept")
-            fitted = fit_features(data, classes, ctx, probe=probe)
-    fitted.metrics["auto_choice"] = choice
-    fitted.metrics["auto_reason"] = why
-    fitted.reason = f"auto chose {choice}: {why}. {fitted.reason}"
-    return fitted
-
-
-def choose_strategy(probe: Probe, ctx: FitContext) -> tuple[str, int | str, str]:
-    """(strategy, unfreeze, reason) from labels per class, how well the probe separates the classes, and time."""
-    per_class = int(np.bincount(probe.y).min())
-    if per_class < AUTO_MIN_PER_CLASS:
-        return "features", 0, (f"the smallest class has {per_class} labeled images (< {AUTO_MIN_PER_CLASS}); with so "
-                               "few, fine-tuning did not beat the frozen features in transferkit's benchmarks")
-    if probe.val_accuracy >= AUTO_SEPARATED:
-        return "features", 0, (f"the pretrained features already separate the classes (probe validation accuracy "
-                               f"{probe.val_accuracy:.3f})")
-    measured = probe.extraction_info.get("images_per_second")  # this machine's inference speed, when it extracted
-    speed = measured / TRAIN_SLOWER_THAN_EXTRACTION if measured else FINETUNE_IMAGES_PER_SECOND_CPU
-    estimate = ctx.train.epochs * len(probe.train_idx) / speed
-    if ctx.time_budget is not None and estimate > ctx.time_budget:
-        return "features", 0, f"fine-tuning would take about {estimate:.0f} s, over the {ctx.time_budget:.0f} s budget"
-    unfreeze: int | str = 2 if per_class < 50 else 4 if per_class < 200 else "all"
-    return "finetune", unfreeze, (f"at least {per_class} labeled images per class and a probe at "
-                                  f"{probe.val_accuracy:.3f} on validation leave room to adapt the top layers "
-                                  f"(unfreeze {unfreeze})")
-
-
-FITTERS = {"features": fit_features, "finetune": fit_finetune, "scratch": fit_scratch, "auto": fit_auto}
-
-
-def scan_images(data: LabeledImages, progress: bool) -> tuple[LabeledImages, list[tuple[Path, str]]]:
-    """Decode every image once; keep the readable ones and say why the others were dropped."""
-    keep, skipped = [], []
-    with progress_bar("Checking images", total=len(data), enabled=progress) as advance:
-        for i, path in enumerate(data.paths):
-            try:
-                load_image(path)
-                keep.append(i)
-            except ImageDecodeError as exc:
-                skipped.append((path, exc.reason))
-            advance(1)
-    return data.subset(keep), skipped
-
-
-def _targets_after_skipping(data: LabeledImages, classes: list[str], skipped: list) -> np.ndarray:
-    """Class indices of the readable images; a clear error if skipping emptied a class or left too few images."""
-    from .errors import BadInputError
-
-    y = np.array([classes.index(c) for c in data.labels], dtype=int)
-    empty = [c for k, c in enumerate(classes) if not (y == k).any()]
+def _check_after_skipping(data: Labeled, classes: list[str], skipped: list, noun: str) -> None:
+    present = set(data.labels or ())
+    empty = [c for c in classes if c not in present]
     if empty:
-        raise BadInputError(
-            f"Class {', '.join(repr(c) for c in empty)} has no readable images left after skipping "
-            f"{len(skipped)} unreadable files (e.g. {skipped[0][0]}: {skipped[0][1]}). Fix or replace those files."
-        )
-    check_trainable(data, "the training data (after skipping unreadable images)")
-    return y
+        example = f" (e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+        raise BadInputError(f"Class {', '.join(repr(c) for c in empty)} has no readable {noun}s left after skipping "
+                            f"{len(skipped)} unreadable file(s){example}. Fix or replace those files.")
+    check_trainable(data, f"{data.origin} (after skipping unreadable {noun}s)", noun=noun)
+
+
+def _estimate_text(correct: np.ndarray, how: str) -> str:
+    e = accuracy_estimate(correct)
+    return f"{how} accuracy {e['accuracy']:.3f} (95% interval {e['interval'][0]:.2f}-{e['interval'][1]:.2f}, n={e['n']})"
+
+
+# -- the strategies -------------------------------------------------------------------------------------------------
+
+class Features(Strategy):
+    """The pretrained featurizer frozen; a logistic-regression head on its features.
+
+    ``norm``: how each feature row is normalised before the head (``"l2"``: centred, unit length; ``"standard"``:
+    per-feature standardisation; ``"none"``). ``C``: the head's inverse regularisation strength.
+    """
+
+    name = "features"
+
+    def __init__(self, norm: str = "l2", C: float = 10.0) -> None:
+        self.norm = norm
+        self.C = C
+
+    def check(self) -> None:
+        from .heads import NORMS
+
+        if self.norm not in NORMS:
+            raise BadInputError(f"Features.norm must be one of {', '.join(NORMS)}, got {self.norm!r}.")
+        if not isinstance(self.C, (int, float)) or isinstance(self.C, bool) or not self.C > 0:
+            raise BadInputError(f"Features.C must be a positive number, got {self.C!r}.")
+
+    def fit_head(self, x, y, seed: int = 0):
+        from .heads import fit_head
+
+        return fit_head(x, y, norm=self.norm, C=float(self.C), seed=seed)
+
+    def fit(self, problem: Problem) -> Fitted:
+        self.check()
+        probe = run_probe(problem.featurizer, problem.data, problem.classes, problem.run, self)
+        return self.fitted_from(probe, problem)
+
+    def fitted_from(self, probe: Probe, problem: Problem) -> Fitted:
+        metrics = {**probe.metrics(), "n_train": len(probe.y), **probe.info, "head": self.get_params()}
+        reason = (f"features: {probe.featurizer.describe()} + logistic regression; "
+                  + _estimate_text(probe.correct, f"{probe.folds}-fold cross-validated"))
+        return Fitted(probe.featurizer, probe.head, metrics, reason, probe.skipped)
+
+
+_TUNER_OPTIONS = ("epochs", "lr", "unfreeze", "layer_decay", "l2sp", "bn_statistics", "augment", "devices",
+                  "num_nodes", "rounds", "train_tokens", "refit")
+
+
+class FineTune(Strategy):
+    """Adapt the featurizer's own weights with the tuner of its kind, validated on a held-out split.
+
+    Every option is ``None`` by default, meaning the tuner's own default (``finetune.tuners``). Image networks take
+    ``epochs, lr, unfreeze, layer_decay, l2sp, bn_statistics, augment, devices, num_nodes``; sentence encoders take
+    ``epochs, lr, rounds, train_tokens, refit``. An option that does not apply is an error, never ignored.
+    ``features``: the head settings (a :class:`Features`) for the probe that starts and judges the tuning.
+    """
+
+    name = "finetune"
+
+    def __init__(self, epochs: int | None = None, lr: float | None = None, unfreeze: int | str | None = None,
+                 layer_decay: float | None = None, l2sp: float | None = None, bn_statistics: str | None = None,
+                 augment: bool | None = None, devices: int | None = None, num_nodes: int | None = None, rounds: int | None = None,
+                 train_tokens: int | None = None, refit: bool | None = None, features: Features | None = None) -> None:
+        self.epochs = epochs
+        self.lr = lr
+        self.unfreeze = unfreeze
+        self.layer_decay = layer_decay
+        self.l2sp = l2sp
+        self.bn_statistics = bn_statistics
+        self.augment = augment
+        self.devices = devices
+        self.num_nodes = num_nodes
+        self.rounds = rounds
+        self.train_tokens = train_tokens
+        self.refit = refit
+        self.features = features
+
+    def options(self) -> dict:
+        return {k: getattr(self, k) for k in _TUNER_OPTIONS}
+
+    def tuner(self, featurizer, **defaults):
+        return make_tuner(featurizer.kind, {**defaults, **{k: v for k, v in self.options().items() if v is not None}})
+
+    def fit(self, problem: Problem, probe: Probe | None = None, **tuner_defaults) -> Fitted:
+        features = self.features or Features()
+        features.check()
+        tuner = self.tuner(problem.featurizer, **tuner_defaults)  # checked before any work is done
+        probe = probe or run_probe(problem.featurizer, problem.data, problem.classes, problem.run, features)
+        run = problem.run
+        train_idx, val_idx = stratified_split(probe.data.labels, validation_fraction(probe.data.labels,
+                                                                                      run.val_fraction), run.seed)
+        split_head = features.fit_head(probe.features[train_idx], probe.y[train_idx], run.seed)
+        probe_val = split_head.predict_proba(probe.features[val_idx]).argmax(1) == probe.y[val_idx]
+        if isinstance(tuner, NetworkTuner):
+            from .finetune.network import tune_network
+
+            tuned, head, info = tune_network(probe.featurizer, split_head, list(probe.data.items), probe.y, train_idx,
+                                             val_idx, tuner, run=run)
+            correct = _val_correct(tuned, head, [probe.data.items[i] for i in val_idx], probe.y[val_idx], run)
+            stages = "all" if tuner.unfreeze == "all" else f"top {info.get('trainable_stages')} of"
+            what = (f"{stages} {info.get('stages')} stages retrained from a probe-initialised head (layer decay "
+                    f"{tuner.layer_decay}), {info.get('epochs_run')} epochs")
+        else:
+            tuned, head, info, correct = _tune_encoder(probe, features, tuner, train_idx, val_idx, run)
+            what = (f"validated with {info['pairs']} contrastive pairs from {len(train_idx)} texts"
+                    + (f", then tuned on {info['refit_pairs']} pairs from all {len(probe.y)}" if tuner.refit else ""))
+        metrics = {**info, "val_accuracy": float(correct.mean()), "val_interval": accuracy_estimate(correct)["interval"],
+                   "n_val": int(len(val_idx)), "n_train": int(len(train_idx)),
+                   "probe_val_accuracy": float(probe_val.mean()), **probe.metrics("probe_"),
+                   "tuner": tuner.to_dict()}
+        reason = (f"finetune: {problem.featurizer.name}, {what}; "
+                  + _estimate_text(correct, f"validation ({len(val_idx)} held out)")
+                  + f" against {probe_val.mean():.3f} for the frozen features on the same split")
+        return Fitted(tuned, head, metrics, reason, probe.skipped)
+
+
+def _val_correct(featurizer, head, items: list, y: np.ndarray, run: FitRun) -> np.ndarray:
+    """Which validation items the tuned model gets right."""
+    from .features import extract
+
+    extraction = extract(featurizer, items, batch_size=run.batch_size, use_cache=False)
+    return head.predict_proba(extraction.features).argmax(1) == y[extraction.ok]
+
+
+def _tune_encoder(probe: Probe, features: Features, tuner: ContrastiveTuner, train_idx, val_idx, run: FitRun):
+    """Contrastive tuning of a copy on the training split (validation), then of the final encoder on every label."""
+    from .features import extract
+    from .finetune.contrastive import train_contrastive
+
+    texts = list(probe.data.items)
+    base = probe.featurizer
+    encoder = _tuned_copy(base)
+    info = train_contrastive(encoder, [texts[i] for i in train_idx], probe.y[train_idx], tuner, seed=run.seed,
+                             precision=run.precision, progress=run.progress)
+    x = extract(encoder, texts, batch_size=run.batch_size, use_cache=False, progress=run.progress,
+                description="Embedding with the tuned encoder").features
+    head = features.fit_head(x[train_idx], probe.y[train_idx], run.seed)
+    correct = head.predict_proba(x[val_idx]).argmax(1) == probe.y[val_idx]
+    if tuner.refit:  # validated on the split; the final encoder learns from every label, as the heads do
+        encoder = _tuned_copy(base)
+        refit = train_contrastive(encoder, texts, probe.y, tuner, seed=run.seed, precision=run.precision,
+                                  progress=run.progress)
+        info = {**info, "refit_pairs": refit["pairs"], "train_seconds": info["train_seconds"] + refit["train_seconds"]}
+        x = extract(encoder, texts, batch_size=run.batch_size, use_cache=False, progress=run.progress,
+                    description="Embedding with the final encoder").features
+    head = features.fit_head(x, probe.y, run.seed)
+    return encoder, head, info, correct
+
+
+def _tuned_copy(featurizer):
+    tuned = copy.deepcopy(featurizer)
+    tuned.tuned, tuned._digest = True, None
+    return tuned
+
+
+class Scratch(Strategy):
+    """No transfer: images train the same architecture from random initialisation (``epochs``, ``lr`` and the other
+    network options as for :class:`FineTune`; defaults in ``finetune.tuners.SCRATCH``); texts learn TF-IDF from the
+    training texts alone (no options)."""
+
+    name = "scratch"
+
+    def __init__(self, epochs: int | None = None, lr: float | None = None, augment: bool | None = None,
+                 devices: int | None = None, num_nodes: int | None = None, features: Features | None = None) -> None:
+        self.epochs = epochs
+        self.lr = lr
+        self.augment = augment
+        self.devices = devices
+        self.num_nodes = num_nodes
+        self.features = features
+
+    def fit(self, problem: Problem) -> Fitted:
+        features = self.features or Features()
+        fresh = problem.featurizer.scratch()
+        options = {k: getattr(self, k) for k in ("epochs", "lr", "augment", "devices", "num_nodes")}
+        if fresh.learns_from_data:
+            given = sorted(k for k, v in options.items() if v is not None)
+            if given:
+                raise BadInputError(f"{', '.join(given)} do not apply to scratch on texts: it learns TF-IDF, there is "
+                                    "no network to train.")
+            probe = run_probe(fresh, problem.data, problem.classes, problem.run, features)
+            metrics = {**probe.metrics(), "n_train": len(probe.y), **probe.info}
+            reason = (f"scratch: {probe.featurizer.describe()} + logistic regression, no pretrained knowledge; "
+                      + _estimate_text(probe.correct, f"{probe.folds}-fold cross-validated"))
+            return Fitted(probe.featurizer, probe.head, metrics, reason)
+        from .finetune.network import tune_network
+
+        tuner = make_tuner(fresh.kind, {**SCRATCH, **{k: v for k, v in options.items() if v is not None}},
+                           what="scratch")
+        data, skipped = _readable(fresh, problem)
+        y = data.targets(problem.classes)
+        run = problem.run
+        train_idx, val_idx = stratified_split(data.labels, validation_fraction(data.labels, run.val_fraction), run.seed)
+        tuned, head, info = tune_network(fresh, None, list(data.items), y, train_idx, val_idx, tuner, run=run,
+                                         from_scratch=True)
+        correct = _val_correct(tuned, head, [data.items[i] for i in val_idx], y[val_idx], run)
+        metrics = {**info, "val_accuracy": float(correct.mean()), "val_interval": accuracy_estimate(correct)["interval"],
+                   "n_val": int(len(val_idx)), "n_train": int(len(train_idx)), "tuner": tuner.to_dict()}
+        reason = (f"scratch: {fresh.name} from random initialisation, {info.get('epochs_run')} epochs; "
+                  + _estimate_text(correct, f"validation ({len(val_idx)} held out)"))
+        return Fitted(tuned, head, metrics, reason, skipped)
+
+
+def _readable(featurizer, problem: Problem) -> tuple[Labeled, list]:
+    """The items a featurizer can read (decoding each once), and why the others were dropped."""
+    from .featurizers import ItemError
+    from .progress import progress_bar
+
+    keep, skipped = [], []
+    with progress_bar(f"Checking {problem.noun}s", total=len(problem.data), enabled=problem.run.progress) as advance:
+        for i, item in enumerate(problem.data.items):
+            try:
+                featurizer.prepare(item)
+                keep.append(i)
+            except ItemError as exc:
+                skipped.append((item, exc.reason))
+            advance(1)
+    data = problem.data.subset(keep)
+    _check_after_skipping(data, problem.classes, skipped, problem.noun)
+    return data, skipped
+
+
+# -- auto ---------------------------------------------------------------------------------------------------------
+
+AUTO_SEPARATED = 0.97  # frozen features this accurate (cross-validated) leave little for tuning to win
+# where tuning paid off in transferkit's benchmarks (README), per tuner kind: labels in the smallest class
+TUNING_PAYS = {"image-backbone": (50, None), "sentence-encoder": (2, 64)}
+NETWORK_TRAIN_SLOWER_THAN_EXTRACTION = 5.0  # measured: 126 img/s extraction vs ~25 img/s fine-tuning on a CPU
+NETWORK_IMAGES_PER_SECOND = 25.0  # EfficientNet-Lite0 fine-tuning on 2 CPU cores, when nothing was measured
+CONTRASTIVE_PAIRS_PER_SECOND = 6.0  # MiniLM, 128 tokens, 2 CPU cores
+
+
+class Auto(Strategy):
+    """Measure, choose and say why: the frozen features first (cross-validated over every label), then tuning where
+    the labels per class are in the range where it paid off in the benchmarks, the features do not already separate
+    the classes, and it fits the time budget; the tuned model is kept only if it beats the frozen features on the
+    same validation split (a tie keeps the simpler model). Text also measures TF-IDF from 50 labels per class.
+
+    ``time_budget``: seconds tuning may take (estimated from this machine's measured speed); ``finetune``, ``features``:
+    the settings used when those are chosen.
+    """
+
+    name = "auto"
+
+    def __init__(self, time_budget: float | None = None, finetune: FineTune | None = None,
+                 features: Features | None = None) -> None:
+        self.time_budget = time_budget
+        self.finetune = finetune
+        self.features = features
+
+    def fit(self, problem: Problem) -> Fitted:
+        features = self.features or Features()
+        features.check()
+        finetune = self.finetune or FineTune(features=features)
+        if self.time_budget is not None and not (isinstance(self.time_budget, (int, float)) and self.time_budget >= 0):
+            raise BadInputError(f"time_budget must be a number of seconds (0 or more), got {self.time_budget!r}.")
+        probe = run_probe(problem.featurizer, problem.data, problem.classes, problem.run, features)
+        fitted, choice, why = self._decide(problem, probe, features, finetune)
+        fitted.metrics["auto_choice"] = choice
+        fitted.metrics["auto_reason"] = why
+        fitted.reason = f"auto chose {choice}: {why}. {fitted.reason}"
+        return fitted
+
+    def _decide(self, problem: Problem, probe: Probe, features: Features, finetune: FineTune):
+        per_class = int(np.bincount(probe.y).min())
+        cv = probe.cv_accuracy
+        kind = problem.featurizer.kind
+        frozen = features.fitted_from(probe, problem)
+        if problem.featurizer.modality == "text" and per_class >= 50:
+            scratch = Scratch(features=features).fit(problem)
+            if scratch.metrics["cv_accuracy"] > cv:
+                return scratch, "scratch", (f"with {per_class} labels per class TF-IDF reached "
+                                            f"{scratch.metrics['cv_accuracy']:.3f} cross-validated, above the frozen "
+                                            f"features' {cv:.3f}: the words themselves suffice")
+        if cv >= AUTO_SEPARATED:
+            return frozen, "features", f"the frozen features already separate the classes ({cv:.3f} cross-validated)"
+        low, high = TUNING_PAYS.get(kind, (None, None))
+        if low is None:
+            return frozen, "features", f"a {kind} featurizer cannot be tuned"
+        if per_class < low or (high is not None and per_class > high):
+            where = f"from {low}" if high is None else f"between {low} and {high}"
+            return frozen, "features", (f"the smallest class has {per_class} labels; tuning paid off {where} per class "
+                                        "in transferkit's benchmarks")
+        estimate = self._estimate_seconds(kind, probe, finetune)
+        if self.time_budget is not None and estimate > self.time_budget:
+            return frozen, "features", (f"tuning would take about {estimate:.0f} s, over the {self.time_budget:.0f} s "
+                                        "budget")
+        unfreeze = None
+        if kind == "image-backbone" and finetune.unfreeze is None:
+            unfreeze = 4 if per_class < 200 else "all"
+        start = time.perf_counter()
+        tuned = finetune.fit(problem, probe=probe, **({"unfreeze": unfreeze} if unfreeze is not None else {}))
+        why = (f"{per_class} labels per class and frozen features at {cv:.3f} cross-validated leave room to tune "
+               f"({time.perf_counter() - start:.0f} s)")
+        if tuned.metrics["val_accuracy"] <= tuned.metrics["probe_val_accuracy"]:
+            return frozen, "features", (why + f"; but the tuned model reached {tuned.metrics['val_accuracy']:.3f} on "
+                                        f"validation, not above the frozen features' "
+                                        f"{tuned.metrics['probe_val_accuracy']:.3f} on the same split, so those are kept")
+        return tuned, "finetune", why
+
+    @staticmethod
+    def _estimate_seconds(kind: str, probe: Probe, finetune: FineTune) -> float:
+        tuner = finetune.tuner(probe.featurizer)
+        n = len(probe.y)
+        if kind == "image-backbone":
+            measured = probe.info.get("features_per_second")
+            speed = measured / NETWORK_TRAIN_SLOWER_THAN_EXTRACTION if measured else NETWORK_IMAGES_PER_SECOND
+            return tuner.epochs * n / speed
+        pairs = 2 * tuner.rounds * n * tuner.epochs * (2 if tuner.refit else 1)
+        return pairs / CONTRASTIVE_PAIRS_PER_SECOND
+
+
+def make_strategy(strategy: str | Strategy) -> Strategy:
+    """A strategy object from its name, or the object itself."""
+    if isinstance(strategy, Strategy):
+        return strategy
+    table = {"auto": Auto, "features": Features, "finetune": FineTune, "scratch": Scratch}
+    if strategy not in table:
+        raise BadInputError(f"strategy must be one of {', '.join(STRATEGIES)} (or a strategy object such as "
+                            f"FineTune(epochs=5)); got {strategy!r}.")
+    return table[strategy]()

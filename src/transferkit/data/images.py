@@ -32,15 +32,14 @@ def load_image(path: str | Path, max_side: int = MAX_SIDE) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                w, h = img.size
+            with Image.open(path) as opened:
+                w, h = opened.size
                 if w * h > MAX_PIXELS:
                     raise ImageDecodeError(path, f"too large to decode safely ({w}x{h} pixels)")
-                if img.format == "JPEG":
-                    img.draft("RGB", (max_side, max_side))  # decode JPEGs at reduced size: much faster
-                img.load()
-                img = ImageOps.exif_transpose(img)
-                img = to_rgb(img)
+                if opened.format == "JPEG":
+                    opened.draft("RGB", (max_side, max_side))  # decode JPEGs at reduced size: much faster
+                opened.load()
+                img = to_rgb(ImageOps.exif_transpose(opened))
     except ImageDecodeError:
         raise
     except FileNotFoundError:

@@ -1,51 +1,28 @@
 """Where labeled texts come from: a CSV / TSV / JSONL file with a text and a label column, a folder of ``.txt``
 files per class, a plain ``.txt`` file of one text per line (to predict), or lists from Python.
 
-Everything resolves to a :class:`LabeledTexts`. Reading never stops at the first bad row: bytes that are not UTF-8
-are replaced (and counted), empty texts and rows without a label are left out, and each of these is reported with
-the file and row, so a user can fix the source.
+Everything resolves to a :class:`~transferkit.data.labeled.Labeled` of texts. Reading never stops at the first bad
+row: bytes that are not UTF-8 are replaced (and counted), empty texts and rows without a label are left out, and each
+of these is reported with the file and row, so a user can fix the source.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import BadInputError
+from .labeled import Labeled
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 TEXT_COLUMN_NAMES = ("text", "sentence", "content", "body", "review", "message", "document", "comment", "title")
 LABEL_COLUMN_NAMES = ("label", "labels", "class", "category", "target", "topic", "y", "intent")
-
-
-@dataclass(frozen=True)
-class LabeledTexts:
-    texts: tuple[str, ...]
-    labels: tuple[str, ...] | None
-    origin: str = "texts"  # what the user passed, for messages
-    notes: tuple[str, ...] = field(default=())  # what reading left out or repaired, one line each
-
-    @property
-    def classes(self) -> list[str]:
-        return sorted(set(self.labels or ()))
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def subset(self, keep: Sequence[int] | np.ndarray) -> LabeledTexts:
-        keep = list(keep)
-        return LabeledTexts(
-            tuple(self.texts[i] for i in keep),
-            tuple(self.labels[i] for i in keep) if self.labels is not None else None,
-            self.origin, self.notes,
-        )
 
 
 def is_text_source(source) -> bool:
@@ -68,7 +45,7 @@ def is_text_source(source) -> bool:
 
 
 def read_texts(source, labels: Sequence | None = None, *, text_column: str | None = None,
-               label_column: str | None = None, require_labels: bool = False) -> LabeledTexts:
+               label_column: str | None = None, require_labels: bool = False) -> Labeled:
     """Resolve what a user passed to ``fit`` / ``evaluate`` / ``predict`` for text.
 
     ``source`` is a CSV/TSV/JSONL file (columns auto-detected unless named), a folder ``root/<class>/*.txt``, a
@@ -105,7 +82,7 @@ def read_texts(source, labels: Sequence | None = None, *, text_column: str | Non
 
 
 def _clean(origin: str, where: list[str], texts: list[str], labels: list[str | None] | None,
-           notes: list[str] | None = None) -> LabeledTexts:
+           notes: list[str] | None = None) -> Labeled:
     """Drop empty texts and rows without a label, saying which."""
     notes = list(notes or [])
     keep = []
@@ -123,7 +100,7 @@ def _clean(origin: str, where: list[str], texts: list[str], labels: list[str | N
         notes.append(f"left out {len(unlabeled)} text(s) without a label ({_first(unlabeled)})")
     if not keep:
         raise BadInputError(f"{origin} holds no usable text: {'; '.join(notes) or 'it is empty'}.")
-    return LabeledTexts(
+    return Labeled(
         tuple(texts[i] for i in keep),
         tuple(labels[i].strip() for i in keep) if labels is not None else None,
         origin, tuple(notes),
@@ -146,7 +123,7 @@ def _decoding_note(bad: list[str]) -> list[str]:
     return [f"{len(bad)} text(s) were not valid UTF-8; undecodable bytes became U+FFFD ({_first(bad)})"] if bad else []
 
 
-def _read_folder(root: Path) -> LabeledTexts:
+def _read_folder(root: Path) -> Labeled:
     subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     bad: list[str] = []
     if not subdirs:
@@ -169,18 +146,36 @@ def _read_folder(root: Path) -> LabeledTexts:
     return _clean(str(root), [str(p) for p in files], texts, labels, _decoding_note(bad))
 
 
-def _read_lines(path: Path) -> LabeledTexts:
+def _read_lines(path: Path) -> Labeled:
     bad: list[str] = []
     lines = [_decode(raw, bad, f"{path}:{i + 1}") for i, raw in enumerate(path.read_bytes().splitlines())]
     return _clean(str(path), [f"line {i + 1}" for i in range(len(lines))], lines, None, _decoding_note(bad))
 
 
-def _read_table(path: Path, text_column: str | None, label_column: str | None) -> LabeledTexts:
+def _read_table(path: Path, text_column: str | None, label_column: str | None) -> Labeled:
     bad: list[str] = []
     raw = path.read_bytes()
     content = _decode(raw, bad, str(path))
-    csv.field_size_limit(1 << 30)  # long documents in one cell are fine
-    reader = csv.reader(content.splitlines(keepends=True), delimiter=TABLE_SUFFIXES[path.suffix.lower()])
+    with _long_csv_fields():
+        return _parse_table(path, content, bad, text_column, label_column)
+
+
+@contextmanager
+def _long_csv_fields():
+    """Long documents in one cell are fine: raise the csv module's field limit while reading, then restore it (it is
+    process-wide state that belongs to the user's program)."""
+    old = csv.field_size_limit(1 << 30)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
+
+
+def _parse_table(path: Path, content: str, bad: list[str], text_column: str | None,
+                 label_column: str | None) -> Labeled:
+    # io.StringIO with newline="" hands the csv module the lines it expects: only \r and \n end a row, so an
+    # unquoted U+2028 (LINE SEPARATOR) inside a text stays in its cell (str.splitlines would split the row there)
+    reader = csv.reader(io.StringIO(content, newline=""), delimiter=TABLE_SUFFIXES[path.suffix.lower()])
     try:
         header = next(reader)
     except StopIteration:
@@ -204,7 +199,7 @@ def _read_table(path: Path, text_column: str | None, label_column: str | None) -
     return _clean(str(path), where, texts, labels if lab is not None else None, notes)
 
 
-def _read_jsonl(path: Path, text_column: str | None, label_column: str | None) -> LabeledTexts:
+def _read_jsonl(path: Path, text_column: str | None, label_column: str | None) -> Labeled:
     bad: list[str] = []
     records, where = [], []
     for i, raw in enumerate(path.read_bytes().splitlines()):

@@ -1,5 +1,7 @@
-"""The training engine: datasets, the Lightning module and the Trainer set-up."""
+"""Tuning featurizers: image networks with Lightning (fine-tuning and training from scratch), sentence encoders
+with contrastive pairs. ``tuners`` holds their settings and imports no torch; the engines are imported on use."""
 
-from .data import ImageFiles as ImageFiles
-from .engine import TrainConfig as TrainConfig
-from .engine import train_network as train_network
+from .tuners import SCRATCH as SCRATCH
+from .tuners import ContrastiveTuner as ContrastiveTuner
+from .tuners import NetworkTuner as NetworkTuner
+from .tuners import make_tuner as make_tuner

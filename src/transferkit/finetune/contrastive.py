@@ -3,42 +3,22 @@
 Each labeled text is paired, per round, with one text of its own class (target cosine 1) and one of another class
 (target 0); the encoder learns to pull the first together and push the second apart (cosine-similarity loss,
 sentence-transformers' ``CosineSimilarityLoss``). Each distinct text in a batch of pairs is embedded once: with few
-labels the pairs share most of their texts, so a step costs far fewer forward passes than two per pair. Few labels make many pairs, so a few dozen examples are enough to
-adapt the embedding to the task; a linear head is then fit on the new embeddings.
+labels the pairs share most of their texts, so a step costs far fewer forward passes than two per pair. Few labels
+make many pairs, so a few dozen examples are enough to adapt the embedding to the task; a linear head is then fit on
+the new embeddings.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from contextlib import nullcontext
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
 from ..progress import progress_bar
-
-
-@dataclass(frozen=True)
-class ContrastiveConfig:
-    rounds: int = 5  # pairs per text = 2 x rounds (SetFit's num_iterations defaults to 20)
-    epochs: int = 1
-    lr: float = 2e-5
-    batch_size: int = 16
-    max_tokens: int = 128  # training window; texts are truncated to it while pairs are learned
-    warmup: float = 0.1
-    precision: str = "bf16"
-
-    def __post_init__(self) -> None:
-        for name in ("rounds", "epochs", "batch_size", "max_tokens"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}.")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from ..runtime import autocast, resolve_precision
+from .tuners import ContrastiveTuner
 
 
 def make_pairs(y: np.ndarray, rounds: int, seed: int) -> np.ndarray:
@@ -57,9 +37,9 @@ def make_pairs(y: np.ndarray, rounds: int, seed: int) -> np.ndarray:
     return pairs[rng.permutation(len(pairs))]
 
 
-def train_contrastive(encoder, texts: list[str], y: np.ndarray, config: ContrastiveConfig, seed: int = 0,
-                      progress: bool = True) -> dict:
-    """Fine-tune ``encoder`` (a :class:`~transferkit.zoo.SentenceEncoder`) in place; returns what it did."""
+def train_contrastive(encoder, texts: list[str], y: np.ndarray, config: ContrastiveTuner, seed: int = 0,
+                      precision: str = "auto", progress: bool = True) -> dict:
+    """Fine-tune ``encoder`` (a :class:`~transferkit.featurizers.SentenceEncoder`) in place; returns what it did."""
     try:
         from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
     except ImportError:  # sentence-transformers < 6
@@ -75,7 +55,7 @@ def train_contrastive(encoder, texts: list[str], y: np.ndarray, config: Contrast
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (steps - s) / max(1, steps - warm)) if s >= warm
         else (s + 1) / warm)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if config.precision == "bf16" else nullcontext()
+    resolved = resolve_precision(precision, encoder.device.type)
     probe_pairs = pairs[:64]  # a fixed sample of the pairs, scored before and after: did the encoder learn them?
     loss_before = _mean_loss(loss_fn, encoder, texts, probe_pairs, config)
     model.train()
@@ -86,7 +66,7 @@ def train_contrastive(encoder, texts: list[str], y: np.ndarray, config: Contrast
             order = pairs if epoch == 0 else pairs[np.random.default_rng(seed + epoch).permutation(len(pairs))]
             for b in range(0, len(order), config.batch_size):
                 batch = order[b : b + config.batch_size]
-                with autocast:
+                with autocast(resolved, encoder.device.type):
                     loss = _pair_loss(loss_fn, encoder, texts, batch, config)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -98,10 +78,10 @@ def train_contrastive(encoder, texts: list[str], y: np.ndarray, config: Contrast
     model.eval()
     return {"pairs": int(len(pairs)), "steps": int(steps), "train_seconds": time.perf_counter() - start,
             "pair_loss_before": loss_before, "pair_loss_after": _mean_loss(loss_fn, encoder, texts, probe_pairs, config),
-            "contrastive": config.to_dict()}
+            "contrastive": config.to_dict(), "precision": resolved}
 
 
-def _mean_loss(loss_fn, encoder, texts: list[str], pairs: np.ndarray, config: ContrastiveConfig) -> float:
+def _mean_loss(loss_fn, encoder, texts: list[str], pairs: np.ndarray, config: ContrastiveTuner) -> float:
     encoder.model.eval()
     total = 0.0
     with torch.no_grad():
@@ -111,11 +91,11 @@ def _mean_loss(loss_fn, encoder, texts: list[str], pairs: np.ndarray, config: Co
     return total / max(len(pairs), 1)
 
 
-def _pair_loss(loss_fn, encoder, texts: list[str], batch: np.ndarray, config: ContrastiveConfig) -> torch.Tensor:
+def _pair_loss(loss_fn, encoder, texts: list[str], batch: np.ndarray, config: ContrastiveTuner) -> torch.Tensor:
     """The loss of a batch of pairs, each distinct text embedded once (few labels: pairs share most texts)."""
     unique, position = np.unique(batch[:, :2], return_inverse=True)
     position = torch.from_numpy(position.reshape(-1, 2))
-    tokens, _, _ = encoder.tokenize([texts[i] for i in unique], max_tokens=config.max_tokens, count_long=False)
+    tokens, _ = encoder.tokenize([texts[i] for i in unique], max_tokens=config.train_tokens)
     emb = encoder.forward(tokens)
-    labels = torch.as_tensor(batch[:, 2], dtype=torch.float32)
-    return loss_fn.compute_loss_from_embeddings([emb[position[:, 0]], emb[position[:, 1]]], labels)
+    labels = torch.as_tensor(batch[:, 2], dtype=torch.float32, device=emb.device)
+    return loss_fn.compute_loss_from_embeddings([emb[position[:, 0].to(emb.device)], emb[position[:, 1].to(emb.device)]], labels)

@@ -1,14 +1,14 @@
-"""Train a network with Lightning: early stopping on validation, checkpoints, seeds, ``accelerator="auto"``.
+"""Train a network with Lightning: early stopping on validation, checkpoints, seeds, ``accelerator="auto"``, DDP.
 
-Users configure :class:`TrainConfig`; the Trainer stays behind this function.
+Users configure a :class:`~transferkit.finetune.tuners.NetworkTuner`; the Trainer stays behind this function, and
+Lightning is imported only when a network is trained.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,57 +17,26 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .data import ImageFiles
-from .module import Plan
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Settings for training a network; each field is checked with a message naming it."""
-
-    epochs: int = 30
-    lr: float = 2e-3
-    batch_size: int = 32
-    weight_decay: float = 0.05
-    patience: int = 6
-    precision: str = "auto"
-    label_smoothing: float = 0.1
-    num_workers: int = 1
-    devices: int = 1
-    num_nodes: int = 1
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"TrainConfig.epochs must be at least 1, got {self.epochs}.")
-        if not 0 < self.lr < 1:
-            raise ValueError(f"TrainConfig.lr must be between 0 and 1, got {self.lr}.")
-        if self.batch_size < 1:
-            raise ValueError(f"TrainConfig.batch_size must be at least 1, got {self.batch_size}.")
-        if self.patience < 1:
-            raise ValueError(f"TrainConfig.patience must be at least 1, got {self.patience}.")
-        if self.devices < 1 or self.num_nodes < 1:
-            raise ValueError(f"TrainConfig.devices and .num_nodes must be at least 1, got {self.devices} and {self.num_nodes}.")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"TrainConfig.precision must be 'auto', 'bf16' or 'fp32', got {self.precision!r}.")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from .groups import Plan
+from .tuners import NetworkTuner
 
 
 def _lightning_precision(precision: str) -> str:
-    from ..features import default_device, resolve_precision
+    from ..runtime import default_device, resolve_precision
 
-    return "bf16-mixed" if resolve_precision(precision, default_device()) == "bf16" else "32-true"
+    return "bf16-mixed" if resolve_precision(precision, default_device().type) == "bf16" else "32-true"
 
 
 def train_network(
     network: nn.Module,
     train: ImageFiles,
     val: ImageFiles,
-    config: TrainConfig,
+    config: NetworkTuner,
     workdir: Path,
     *,
     seed: int,
     num_classes: int,
+    precision: str = "auto",
     progress: bool = True,
     plan: Plan | None = None,
     resume: bool = False,
@@ -120,7 +89,7 @@ def train_network(
         devices=config.devices,
         num_nodes=config.num_nodes,
         strategy="ddp" if distributed else "auto",
-        precision=_lightning_precision(config.precision),
+        precision=_lightning_precision(precision),
         callbacks=[checkpoint, stopper],
         logger=False,
         enable_progress_bar=progress,
@@ -153,12 +122,3 @@ def train_network(
 
 def _completed_epochs(path: Path) -> int:
     return int(torch.load(path, map_location="cpu", weights_only=True).get("epoch", -1)) + 1
-
-
-def is_primary_process() -> bool:
-    """True on the process that should write files: rank 0 of a distributed run, or a plain single process."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank() == 0
-    return all(os.environ.get(v, "0") == "0" for v in ("RANK", "LOCAL_RANK", "NODE_RANK"))

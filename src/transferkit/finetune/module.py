@@ -9,10 +9,8 @@ in frozen stages, and by default in the trained stages too (``Plan.bn_statistics
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from functools import partial
-
 import warnings
+from functools import partial
 
 import torch
 from torch import nn
@@ -22,20 +20,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # lightning 2.6 against torch 2.14, harmless
     import lightning as L
 
-
-@dataclass(frozen=True)
-class Plan:
-    """How a pretrained network is fine-tuned. ``groups`` run from the input to the classifier (last)."""
-
-    groups: tuple[tuple[str, ...], ...]
-    lrs: tuple[float, ...]
-    trainable_at_epoch: tuple[int, ...]  # number of top groups that train in epoch e (the last entry holds after)
-    l2sp: float = 0.0
-    bn_statistics: str = "frozen"  # "frozen": every BatchNorm uses its pretrained running statistics; "train": the
-    # trainable stages' BatchNorm layers re-estimate them from batches (for larger datasets)
-
-    def trainable(self, epoch: int) -> int:
-        return self.trainable_at_epoch[min(epoch, len(self.trainable_at_epoch) - 1)]
+from .groups import Plan
 
 
 class ClassifierModule(L.LightningModule):

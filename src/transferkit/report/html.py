@@ -28,27 +28,23 @@ border-bottom:1px solid #eee;text-align:right} th{background:#f6f6f6} td:first-c
 
 
 def figure_uri(fig) -> str:
-    """A matplotlib figure as a PNG data URI (the figure is closed)."""
-    import matplotlib.pyplot as plt
-
+    """A matplotlib figure as a PNG data URI."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def pyplot():
-    import matplotlib
+def figure(*args, **kwargs):
+    """A figure of its own, drawn without pyplot: the user's matplotlib backend and open figures are untouched."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=kwargs.pop("figsize", (5, 3.4)))
+    return fig, fig.subplots(*args, **kwargs)
 
 
 def page(title: str, subtitle: str, body: str) -> str:
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1><p class=sub>{html.escape(subtitle)}</p>"
+            f"{GENERATOR}<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1><p class=sub>{html.escape(subtitle)}</p>"
             f"{body}</body></html>")
 
 
@@ -58,19 +54,56 @@ def table(header: list[str], rows: list[list]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def write_report(path: str | Path, document: str) -> Path:
-    """Write atomically: a crash never leaves half a report."""
+GENERATOR = "<meta name=generator content=transferkit>"
+
+
+def check_report_path(path: str | Path) -> Path:
+    """A report goes to a new file, or over an earlier transferkit report; never over anything else (a model's
+    weights, a user's file, a device)."""
+    from ..errors import BadInputError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(document)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise BadInputError(f"{path} exists and is not a regular file; write the report to a new .html file.")
+    if path.exists():
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(4096)
+        except OSError as exc:
+            raise BadInputError(f"{path} cannot be read ({exc.strerror}); write the report elsewhere.") from None
+        if GENERATOR.encode() not in head:
+            raise BadInputError(f"{path} exists and is not a transferkit report; refusing to overwrite it. Write the "
+                                "report to a new .html file.")
+    if not path.parent.is_dir():
+        raise BadInputError(f"The folder of {path} does not exist; create it or write the report elsewhere.")
     return path
+
+
+def write_report(path: str | Path, document: str) -> Path:
+    """Write atomically: a crash (or a full disk) never leaves half a report, and never replaces anything that is
+    not an earlier report (:func:`check_report_path`)."""
+    from ..errors import BadInputError
+
+    path = check_report_path(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as fh:
+            fh.write(document)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        raise BadInputError(f"Writing the report to {path} failed: {exc.strerror or exc}. Nothing was written; free "
+                            "some space or choose another path.") from None
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 # -- evaluation -------------------------------------------------------------------------------------------------
@@ -113,11 +146,10 @@ def evaluation_report(evaluation, model_name: str, data_name: str, model_info: d
 
 
 def _confusion_plot(e) -> str:
-    plt = pyplot()
     cm = np.asarray(e.confusion_matrix, dtype=float)
     share = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     n = len(e.classes)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n))
+    fig, ax = figure(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n))
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for i in range(n):
         for j in range(n):
@@ -132,10 +164,9 @@ def _confusion_plot(e) -> str:
 
 
 def _per_class_plot(e) -> str:
-    plt = pyplot()
     n = len(e.classes)
     x = np.arange(n)
-    fig, ax = plt.subplots(figsize=(max(4, 0.6 * n + 1.5), 2.8))
+    fig, ax = figure(figsize=(max(4, 0.6 * n + 1.5), 2.8))
     ax.bar(x - 0.2, [r["precision"] for r in e.per_class], 0.4, label="precision")
     ax.bar(x + 0.2, [r["recall"] for r in e.per_class], 0.4, label="recall")
     ax.set_xticks(x, e.classes, rotation=45, ha="right", fontsize=8)
@@ -145,11 +176,10 @@ def _per_class_plot(e) -> str:
 
 
 def _reliability_plot(e) -> str:
-    plt = pyplot()
     bins = e.calibration
     centers = [(b["lower"] + b["upper"]) / 2 for b in bins]
     width = bins[0]["upper"] - bins[0]["lower"]
-    fig, (ax, hist) = plt.subplots(2, 1, figsize=(4.2, 4.6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    fig, (ax, hist) = figure(2, 1, figsize=(4.2, 4.6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     ax.bar(centers, [b["accuracy"] or 0 for b in bins], width * 0.95, color="#4a7bd0", label="accuracy")
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
     ax.set_ylabel("accuracy")
@@ -219,8 +249,7 @@ def comparison_report(points, recommendation: list[str], data_name: str, model_n
 
 
 def _curve_plot(summary: dict, key: str, label: str) -> str:
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.4))
+    fig, ax = figure(figsize=(5, 3.4))
     for strategy, per_k in summary.items():
         ks = sorted(per_k)
         values = [per_k[k][key] * (100 if key == "mean" else 1) for k in ks]

@@ -1,8 +1,8 @@
-"""The local model zoo: backbones you trained yourself (``transferkit pretrain``), reusable by name.
+"""The local model zoo: backbones trained here (``transferkit pretrain``), reusable by name like the built-in ones.
 
 Each entry is a folder ``<zoo>/<name>/`` holding ``transferkit.json`` (architecture, preprocessing, what it was
-trained on) and ``model.safetensors`` (the backbone's weights, without its old classifier), written atomically.
-The zoo lives in ``$TRANSFERKIT_MODELS``, by default ``~/.local/share/transferkit/models``.
+trained on) and ``model.safetensors`` (the backbone's weights without its old classifier), written atomically. The
+zoo lives in ``$TRANSFERKIT_MODELS``, by default ``~/.local/share/transferkit/models``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ import re
 from pathlib import Path
 
 from ..errors import BadInputError, BundleError
-from ..preprocessing import Preprocessing
-from ._registry import ModelSpec
+from ._spec import ModelSpec
 
 ENTRY_TASK = "backbone"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -27,18 +26,11 @@ def list_local_models() -> list[ModelSpec]:
     root = local_zoo_dir()
     if not root.is_dir():
         return []
-    specs = []
-    for folder in sorted(root.iterdir()):
-        spec = _read_entry(folder)
-        if spec is not None:
-            specs.append(spec)
-    return specs
+    return [spec for folder in sorted(root.iterdir()) if (spec := _read_entry(folder)) is not None]
 
 
 def local_model(name: str) -> ModelSpec | None:
-    if not NAME.fullmatch(name):
-        return None
-    return _read_entry(local_zoo_dir() / name)
+    return _read_entry(local_zoo_dir() / name) if NAME.fullmatch(name) else None
 
 
 def _read_entry(folder: Path) -> ModelSpec | None:
@@ -53,33 +45,29 @@ def _read_entry(folder: Path) -> ModelSpec | None:
     b = config["backbone"]
     trained = config.get("trained_on", {})
     return ModelSpec(
-        name=folder.name, family=b["family"], arch=b["arch"], preprocessing=Preprocessing.from_dict(config["preprocessing"]),
-        feature_dim=b.get("feature_dim"), source="local", classifier=b["classifier"], license="(yours)",
+        name=folder.name, modality="image", kind=b.get("kind", b.get("family")), source="local", arch=b["arch"],
+        path=str(weights), classifier=b["classifier"], dim=b.get("feature_dim"),
+        preprocessing_override=config["preprocessing"], license="(yours)",
         description=(f"pretrained here on {trained.get('data', '?')} ({trained.get('n_classes', '?')} classes, "
                      f"{trained.get('n_images', '?')} images, {trained.get('how', '?')})"),
-        weights_path=str(weights),
     )
 
 
-def register_local_model(name: str, network, spec: ModelSpec, preprocessing: Preprocessing, trained_on: dict,
-                         overwrite: bool = False) -> Path:
-    """Save ``network`` (its classifier already removed) as a zoo entry called ``name``."""
+def write_entry(name: str, network, spec: ModelSpec, preprocessing, trained_on: dict, overwrite: bool = False) -> Path:
+    """Save ``network`` (its classifier already removed) as the local zoo entry ``name``."""
     from ..bundle import save_bundle
-    from ._registry import builtin_names
 
     if not NAME.fullmatch(name):
         raise BadInputError(f"Model name {name!r}: use letters, digits, '.', '_' or '-' (up to 64), starting with a "
                             "letter or digit.")
-    if name in builtin_names():
-        raise BadInputError(f"{name!r} is a built-in zoo model; pick another --name.")
     target = local_zoo_dir() / name
     if target.exists() and not overwrite:
         raise BadInputError(f"The local zoo already has {name!r} ({target}). Pick another --name or pass --overwrite.")
     config = {
         "task": ENTRY_TASK,
-        "backbone": {"family": spec.family, "arch": spec.arch, "classifier": spec.classifier,
-                     "feature_dim": spec.feature_dim, "base": spec.name},
+        "backbone": {"kind": spec.kind, "arch": spec.arch, "classifier": spec.classifier, "feature_dim": spec.dim,
+                     "base": spec.name},
         "preprocessing": preprocessing.to_dict(),
         "trained_on": trained_on,
     }
-    return save_bundle(target, config, dict(network.state_dict()))
+    return save_bundle(target, config, dict(network.state_dict()), overwrite=True)

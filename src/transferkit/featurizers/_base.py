@@ -1,0 +1,106 @@
+"""The featurizer interface: what a timm backbone, a sentence encoder, word vectors and TF-IDF have in common.
+
+A featurizer turns items (image files, texts) into feature rows. The extraction loop (``transferkit.features``)
+only speaks this interface: ``digest`` keys the feature cache, ``item_key`` names an item by its content, ``prepare``
+decodes one item (or says why it cannot), ``transform`` computes a batch. A model folder saves a featurizer with
+``save`` (a JSON config and named tensors) and rebuilds it with ``load``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, ClassVar
+
+import numpy as np
+
+KINDS: dict[str, type[Featurizer]] = {}
+
+
+class ItemError(Exception):
+    """One item cannot be read or decoded; ``reason`` says why in a few words."""
+
+    def __init__(self, item, reason: str) -> None:
+        super().__init__(f"{item}: {reason}")
+        self.item = item
+        self.reason = reason
+
+
+class Featurizer:
+    kind: ClassVar[str]  # the component type written into model folders
+    modality: ClassVar[str]  # "image" | "text"
+    tunable: ClassVar[bool] = False  # a FineTune tuner exists for it
+    cacheable: ClassVar[bool] = True  # features worth caching on disk (not for TF-IDF: cheaper to recompute)
+    learns_from_data: ClassVar[bool] = False  # fit() learns from the training items (TF-IDF's vocabulary)
+    tuned: bool = False  # its weights were changed by fine-tuning (a model folder then stores them)
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            KINDS[cls.kind] = cls
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def dim(self) -> int:
+        raise NotImplementedError
+
+    def digest(self) -> str:
+        """A content digest of everything that maps an item to its features (weights, preprocessing, precision)."""
+        raise NotImplementedError
+
+    def item_key(self, item) -> str:
+        """A digest of an item's content: the cache key of its features (a renamed file still hits)."""
+        raise NotImplementedError
+
+    def prepare(self, item) -> Any:
+        """The decoded item, ready for ``transform``; raises :class:`ItemError` when it cannot be read."""
+        return item
+
+    def transform(self, batch: list) -> np.ndarray:
+        """Features of prepared items, one row each."""
+        raise NotImplementedError
+
+    def batch_order(self, items: list) -> list[int]:
+        """The order in which items are batched (texts: longest first, so batches pad little)."""
+        return list(range(len(items)))
+
+    def count_overlong(self, batch: list) -> int:
+        """How many prepared items exceed the featurizer's window (texts longer than the encoder reads)."""
+        return 0
+
+    def fit(self, items: list) -> Featurizer:
+        """Learn from the training items; pretrained featurizers have nothing to learn."""
+        return self
+
+    def scratch(self) -> Featurizer:
+        """The modality's no-transfer featurizer: the same network from random initialisation (images), TF-IDF
+        (texts)."""
+        raise NotImplementedError
+
+    def save(self) -> tuple[dict, dict]:
+        """(JSON-serialisable config, named tensors) of everything ``load`` needs."""
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, config: dict, tensors: dict, **runtime) -> Featurizer:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return f"{'tuned' if self.tuned else 'frozen'} {self.name}"
+
+
+def content_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_featurizer(config: dict, tensors: dict, **runtime) -> Featurizer:
+    """Rebuild a saved featurizer from its ``kind``."""
+    from ..errors import BundleError
+
+    kind = config.get("kind")
+    if kind not in KINDS:
+        raise BundleError(f"Unknown featurizer kind {kind!r} in the model folder (known: {', '.join(sorted(KINDS))}). "
+                          "It was written by a newer transferkit, or edited by hand.")
+    return KINDS[kind].load(config, tensors, **runtime)

@@ -1,0 +1,138 @@
+"""Images through a pretrained backbone (timm or torchvision): decode, the backbone's own eval transform, pooled
+features, on the fast path (channels-last memory, ``inference_mode``, bfloat16 autocast where the machine runs it
+natively)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+
+from ..data.images import ImageDecodeError, load_image
+from ..preprocessing import Preprocessing
+from ..runtime import autocast, check_precision, default_device, resolve_precision
+from ..zoo import ModelSpec, create_backbone, weights_digest
+from ._base import Featurizer, ItemError, content_digest
+
+VIEWS = ("center", "mirror")  # the eval transform, and the same after a left-right flip (test-time augmentation)
+
+
+class ImageBackbone(Featurizer):
+    """Pooled features of a pretrained image network. ``network`` returns features (its classifier removed)."""
+
+    kind = "image-backbone"
+    modality = "image"
+    tunable = True
+
+    def __init__(self, spec: ModelSpec, network, preprocessing: Preprocessing, *, precision: str = "auto",
+                 view: str = "center", tuned: bool = False, device=None) -> None:
+        self.spec = spec
+        self.network = network.eval()
+        self.preprocessing = preprocessing
+        self.precision = check_precision(precision)
+        self.view = view
+        self.tuned = tuned
+        self.device = device or default_device()
+        self._placed = False
+        self._transform = None
+        self._digest: str | None = None
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, *, weights: str | None = None, input_size: int | None = None,
+                  pretrained: bool = True, precision: str = "auto") -> ImageBackbone:
+        from dataclasses import replace
+
+        pre = spec.preprocessing
+        if input_size:
+            pre = replace(pre, input_size=int(input_size))
+        network = create_backbone(spec, weights=weights, pretrained=pretrained, num_classes=0)
+        return cls(spec, network, pre, precision=precision)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def dim(self) -> int:
+        return int(getattr(self.network, "num_features", 0) or self.spec.dim or 0)
+
+    @property
+    def resolved_precision(self) -> str:
+        return resolve_precision(self.precision, self.device.type)
+
+    def digest(self) -> str:
+        if self._digest is None:
+            self._digest = f"{self.spec.kind}:{self.spec.arch}:{weights_digest(self.network)}"
+        return content_digest(repr((self._digest, self.preprocessing.to_dict(), self.resolved_precision,
+                                    self.view)).encode())[:20]
+
+    def with_view(self, view: str) -> ImageBackbone:
+        """The same network seeing each image through another view (``mirror``: flipped left-right)."""
+        other = copy.copy(self)
+        other.view, other._transform = view, None
+        return other
+
+    def item_key(self, item) -> str:
+        try:
+            return content_digest(Path(item).read_bytes())
+        except FileNotFoundError:
+            raise ItemError(item, "file not found") from None
+        except OSError as exc:
+            raise ItemError(item, exc.strerror or str(exc)) from None
+
+    def prepare(self, item):
+        if self._transform is None:
+            transform = self.preprocessing.eval_transform()
+            if self.view == "mirror":
+                from torchvision.transforms import v2
+
+                transform = v2.Compose([v2.RandomHorizontalFlip(p=1.0), transform])
+            self._transform = transform
+        try:
+            return self._transform(load_image(item))
+        except ImageDecodeError as exc:
+            raise ItemError(item, exc.reason) from None
+
+    def transform(self, batch: list) -> np.ndarray:
+        import torch
+
+        if not self._placed:
+            self.network = self.network.eval().to(self.device, memory_format=torch.channels_last)
+            self._placed = True
+        x = torch.stack(batch).to(self.device, memory_format=torch.channels_last)
+        with torch.inference_mode(), autocast(self.resolved_precision, self.device.type):
+            out = self.network(x)
+        return out.float().cpu().numpy()
+
+    def save(self) -> tuple[dict, dict]:
+        config = {"kind": self.kind, "spec": self.spec.to_dict(), "preprocessing": self.preprocessing.to_dict(),
+                  "tuned": self.tuned}
+        return config, {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
+
+    @classmethod
+    def load(cls, config: dict, tensors: dict, precision: str = "auto", **_) -> ImageBackbone:
+        from ..errors import BundleError
+        from ..zoo._images import architecture
+
+        spec = ModelSpec.from_dict(config["spec"])
+        network = architecture(spec, 0)
+        try:
+            network.load_state_dict(tensors, strict=True)
+        except RuntimeError as exc:
+            raise BundleError(f"The backbone's weights do not fit architecture {spec.arch!r} named in the model "
+                              f"folder ({str(exc).splitlines()[0][:200]}). The folder was edited or is damaged; refit "
+                              "the model.") from None
+        return cls(spec, network, Preprocessing.from_dict(config["preprocessing"]), precision=precision,
+                   tuned=bool(config.get("tuned")))
+
+    def scratch(self) -> ImageBackbone:
+        """The same architecture from random initialisation: the "no transfer" baseline, trained by a tuner."""
+        from ..zoo._images import architecture
+
+        return ImageBackbone(self.spec, architecture(self.spec, 0), self.preprocessing, precision=self.precision)
+
+    def cpu(self) -> ImageBackbone:
+        self.network = self.network.cpu()
+        self._placed = False
+        return self

@@ -1,0 +1,60 @@
+"""Where and how a network runs, chosen by the machine that runs it (never copied from the one that fitted it):
+the device, and the precision path (bfloat16 autocast where the hardware supports it natively, else float32)."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from functools import cache
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def check_precision(precision: str) -> str:
+    from .errors import BadInputError
+
+    if precision not in PRECISIONS:
+        raise BadInputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+    return precision
+
+
+def default_device():
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@cache
+def native_bf16(device_type: str) -> bool:
+    """Whether this machine runs bfloat16 natively: CUDA with bf16 support, or a CPU with AVX-512 BF16 / AMX (oneDNN
+    says so). On other CPUs bfloat16 is emulated and slower than float32."""
+    import torch
+
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_precision(precision: str, device_type: str = "cpu") -> str:
+    """``auto`` becomes ``bf16`` where the hardware runs it natively, else ``fp32``; the others stay as they are."""
+    check_precision(precision)
+    if precision != "auto":
+        return precision
+    return "bf16" if native_bf16(device_type) else "fp32"
+
+
+def autocast(precision: str, device_type: str):
+    """The autocast context of a resolved precision."""
+    import torch
+
+    return torch.autocast(device_type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+
+
+def is_primary_process() -> bool:
+    """True on the process that should write files: rank 0 of a distributed run, or a plain single process."""
+    import os
+
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return all(os.environ.get(v, "0") == "0" for v in ("RANK", "LOCAL_RANK", "NODE_RANK"))
