@@ -113,6 +113,18 @@ def accuracy_estimate(correct, confidence: float = 0.95) -> dict:
     return {"accuracy": p, "interval": [float(max(0.0, centre - half)), float(min(1.0, centre + half))], "n": n}
 
 
+def significantly_better(a_correct, b_correct, alpha: float = 0.05) -> bool:
+    """Whether ``a`` is right significantly more often than ``b`` on the same examples: an exact one-sided sign test
+    on the examples where they disagree (McNemar's exact test). With a handful of examples it never is."""
+    from scipy.stats import binomtest
+
+    a, b = np.asarray(a_correct, bool), np.asarray(b_correct, bool)
+    wins, losses = int((a & ~b).sum()), int((~a & b).sum())
+    if wins + losses == 0:
+        return False
+    return binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue < alpha
+
+
 def validation_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict:
     """Accuracy and macro-F1 of integer predictions, as the strategies report them on their validation split."""
     from sklearn.metrics import accuracy_score, f1_score

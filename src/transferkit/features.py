@@ -49,6 +49,11 @@ def extract(featurizer: Featurizer, items: Sequence, *, batch_size: int = 32, ca
             use_cache: bool = True, progress: bool = False, description: str = "Extracting features") -> Extraction:
     """Features of ``items`` through ``featurizer``: cached rows are read, the rest computed in batches."""
     items = list(items)
+    members = getattr(featurizer, "members", None)
+    if members is not None:  # a concatenation: each member extracts (and caches) on its own
+        parts = [extract(m, items, batch_size=batch_size, cache_dir=cache_dir, use_cache=use_cache, progress=progress,
+                         description=f"Features of {m.name}") for m in members]
+        return _combine(featurizer, parts, len(items))
     if not featurizer.cacheable:
         start = time.perf_counter()
         features = featurizer.transform([featurizer.prepare(i) for i in items])
@@ -90,6 +95,20 @@ def extract(featurizer: Featurizer, items: Sequence, *, batch_size: int = 32, ca
     return Extraction(features.astype(np.float32, copy=False), ok, [(items[i], skipped[i]) for i in sorted(skipped)],
                       n_computed=len(todo), n_cached=n_cached, n_overlong=n_overlong,
                       seconds=time.perf_counter() - start)
+
+
+def _combine(featurizer, parts: list[Extraction], n: int) -> Extraction:
+    ok = np.logical_and.reduce([p.ok for p in parts])
+    blocks = []
+    for p in parts:  # each part holds rows for its own readable items; keep the rows every member could read
+        rows = np.flatnonzero(p.ok)
+        keep = np.isin(rows, np.flatnonzero(ok))
+        blocks.append(p.features[keep])
+    skipped = {str(item): (item, why) for p in parts for item, why in p.skipped}
+    return Extraction(featurizer.combine(blocks) if ok.any() else np.zeros((0, featurizer.dim), np.float32), ok,
+                      list(skipped.values()), n_computed=max(p.n_computed for p in parts),
+                      n_cached=min(p.n_cached for p in parts), n_overlong=max(p.n_overlong for p in parts),
+                      seconds=sum(p.seconds for p in parts))
 
 
 class FeatureCache:

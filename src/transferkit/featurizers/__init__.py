@@ -3,6 +3,7 @@
 from ._base import Featurizer as Featurizer
 from ._base import ItemError as ItemError
 from ._base import load_featurizer as load_featurizer
+from ._concat import Concat as Concat
 from ._image import ImageBackbone as ImageBackbone
 from ._text import SentenceEncoder as SentenceEncoder
 from ._text import Tfidf as Tfidf

@@ -79,6 +79,10 @@ class Featurizer:
         (texts)."""
         raise NotImplementedError
 
+    def companions(self) -> list[Featurizer]:
+        """Other pretrained featurizers worth combining with this one (``Concat``): none by default."""
+        return []
+
     def save(self) -> tuple[dict, dict]:
         """(JSON-serialisable config, named tensors) of everything ``load`` needs."""
         raise NotImplementedError

@@ -126,6 +126,20 @@ class ImageBackbone(Featurizer):
         return cls(spec, network, Preprocessing.from_dict(config["preprocessing"]), precision=precision,
                    tuned=bool(config.get("tuned")))
 
+    def companions(self) -> list[Featurizer]:
+        """The zoo's other image backbones whose weights ship in packages (offline): what ``auto`` may add."""
+        from ..errors import WeightsUnavailableError
+        from ..zoo import list_models
+
+        others: list[Featurizer] = []
+        for spec in list_models(modality="image"):
+            if spec.source == "package" and spec.name != self.spec.name:
+                try:
+                    others.append(ImageBackbone.from_spec(spec, precision=self.precision))
+                except WeightsUnavailableError:  # a package that is not installed: combine what is there
+                    continue
+        return others
+
     def scratch(self) -> ImageBackbone:
         """The same architecture from random initialisation: the "no transfer" baseline, trained by a tuner."""
         from ..zoo._images import architecture
