@@ -54,7 +54,8 @@ def test_a_model_folder_is_made_of_components(fitted_features, tmp_path):
     assert featurizer["kind"] == "image-backbone" and featurizer["preprocessing"]["mean"] == [0.5, 0.5, 0.5]
     document = json.loads((tmp_path / "model" / CONFIG_FILE).read_text())
     assert {"torch", "timm", "scikit-learn"} <= set(document["versions"])
-    assert document["inference"] == {"batch_size": 32, "precision": "auto", "tta": False}
+    assert document["inference"] == {"batch_size": 32, "precision": "auto", "tta": False, "path_column": None,
+                                     "label_column": None}
 
 
 def test_folders_and_files_get_the_users_permissions(fitted_features, tmp_path):

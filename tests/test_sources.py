@@ -35,14 +35,22 @@ def test_csv_paths_are_relative_to_the_csv(tmp_path):
 
 
 def test_csv_without_path_column_says_what_is_expected(tmp_path):
-    (tmp_path / "bad.csv").write_text("file,label\na.png,x\n")
-    with pytest.raises(BadInputError, match="'path' column"):
+    (tmp_path / "bad.csv").write_text("name,label\nalice,x\n")
+    with pytest.raises(BadInputError, match="cannot tell which column holds the image paths.*--path-column"):
         read_images(tmp_path / "bad.csv")
+
+
+def test_a_path_column_is_found_by_its_name_or_by_holding_image_files(tmp_path):
+    (tmp_path / "a.csv").write_text("filename,category\nx.png,cat\n")
+    assert read_images(tmp_path / "a.csv").labels == ("cat",)
+    (tmp_path / "b.csv").write_text("picture,kind\nx.png,cat\n")
+    data = read_images(tmp_path / "b.csv", label_column="kind")
+    assert data.items == (tmp_path / "x.png",) and "image paths from column 'picture'" in data.notes[-1]
 
 
 def test_csv_empty_label_names_the_row(tmp_path):
     (tmp_path / "l.csv").write_text("path,label\na.png,x\nb.png,\n")
-    with pytest.raises(BadInputError, match=r"rows \[3\]"):
+    with pytest.raises(BadInputError, match=r"row 3 have an empty label"):
         read_images(tmp_path / "l.csv")
 
 

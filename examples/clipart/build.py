@@ -5,13 +5,17 @@
     python examples/clipart/build.py --out /tmp/clipart-large --train 0 --classes all   # every usable image
 
 Images are decoded with transferkit's robust loader (transparency onto white), downsized so the long side is at
-most 160 px, and written as PNG. Selection is seeded and sorted, so the output is reproducible.
+most 160 px, and written as PNG. Selection is seeded and sorted, so the output is reproducible. An image whose PNG
+is byte-identical to one already taken (Open Clip Art holds some drawings twice) is left out, so no test image is
+a copy of a training image.
 Open Clip Art is public domain (see LICENSE.md beside this script).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
 import random
 import shutil
 from pathlib import Path
@@ -45,6 +49,7 @@ def build(out: Path, classes: dict[str, str], train: int, test: int, max_side: i
         raise SystemExit(f"{SOURCE} not found: install Debian's openclipart-png (apt-get install openclipart-png).")
     shutil.rmtree(out, ignore_errors=True)
     counts = {}
+    seen: set[str] = set()
     for label, sub in classes.items():
         files = sorted(p for p in (SOURCE / sub).rglob("*.png"))
         random.Random(f"{seed}:{label}").shuffle(files)
@@ -59,12 +64,19 @@ def build(out: Path, classes: dict[str, str], train: int, test: int, max_side: i
             except ImageDecodeError as exc:
                 print(f"skip {exc}")
                 continue
+            buffer = io.BytesIO()
+            img.save(buffer, format="PNG", optimize=True)
+            digest = hashlib.sha256(buffer.getvalue()).hexdigest()
+            if digest in seen:
+                print(f"skip {path}: the same image as one already taken")
+                continue
+            seen.add(digest)
             split = "train" if (train and kept < train) else "test"
             if split == "test":
                 n_test += 1
             target = out / split / label / f"{path.stem[:60]}.png"
             target.parent.mkdir(parents=True, exist_ok=True)
-            img.save(target, optimize=True)
+            target.write_bytes(buffer.getvalue())
             kept += 1
         counts[label] = (kept - n_test, n_test)
     return counts

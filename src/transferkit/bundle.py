@@ -88,6 +88,12 @@ def check_destination(path: Path, overwrite: bool) -> None:
     path = Path(path)
     if path.is_symlink() or (path.exists() and not path.is_dir()):
         raise BundleError(f"{path} exists and is not a folder; choose another --out.")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise BundleError(f"{ancestor} is not writable, so the model cannot be saved to {path}. Choose an --out in a "
+                          "folder you can write to.")
     if path.exists():
         if not is_model_folder(path):
             if any(path.iterdir()):

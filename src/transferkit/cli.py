@@ -60,6 +60,11 @@ def _friendly(func):
         except TransferkitError as exc:
             err.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except OSError as exc:  # a path the OS refuses (too long, read-only, full disk) in a place not caught earlier
+            where = f"{exc.filename}: " if exc.filename else ""
+            err.print(f"[bold red]Error:[/] {where}{exc.strerror or exc}. Check the path, its permissions and the free "
+                      "space.", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             hint = (" A fine-tuning fit keeps its checkpoints: run the same command with --resume to continue."
                     if func.__name__ == "fit" else "")
@@ -95,7 +100,8 @@ def fit(
     rounds: Annotated[Optional[int], typer.Option(help=f"Texts, finetune: contrastive pairs per text = 2 x rounds (default {ContrastiveTuner.rounds}).")] = None,
     train_tokens: Annotated[Optional[int], typer.Option(help=f"Texts, finetune: the window texts are truncated to while pairs are learned (default {ContrastiveTuner.train_tokens}).")] = None,
     text_column: Annotated[Optional[str], typer.Option(help="Texts: the CSV / JSONL column holding the text (found by itself when named text, sentence, content, ...).")] = None,
-    label_column: Annotated[Optional[str], typer.Option(help="Texts: the column holding the label (found by itself when named label, class, category, ...).")] = None,
+    label_column: Annotated[Optional[str], typer.Option(help="Tables: the column holding the label (found by itself when named label, class, category, ...).")] = None,
+    path_column: Annotated[Optional[str], typer.Option(help="Image tables: the column holding the image paths (found by itself when named path, file, ... or when it lists image files).")] = None,
     long_text: Annotated[Optional[str], typer.Option(help="Texts longer than the encoder's window (256 tokens for MiniLM): 'truncate' (default) keeps the beginning, 'chunk' averages every window.")] = None,
     time_budget: Annotated[Optional[float], typer.Option(help="auto: seconds tuning may take; over budget it keeps the frozen features.")] = None,
     resume: Annotated[bool, typer.Option(help="Images: continue a fit that was interrupted, from its last checkpoint.")] = False,
@@ -122,12 +128,12 @@ def fit(
     from .runtime import is_primary_process
 
     check_destination(out_dir, overwrite)  # before any work: a fit never ends in "cannot save there"
-    text = is_text_source(data)
-    image_only = {"--weights": weights, "--unfreeze": unfreeze, "--layer-decay": layer_decay, "--l2sp": l2sp,
+    text = is_text_source(data, text_column=text_column, path_column=path_column)
+    image_only = {"--weights": weights, "--path-column": path_column, "--unfreeze": unfreeze, "--layer-decay": layer_decay, "--l2sp": l2sp,
                   "--bn-statistics": bn_statistics, "--augment": augment, "--devices": devices, "--num-nodes": num_nodes,
                   "--resume": resume or None, "--restart": restart or None}
     text_only = {"--rounds": rounds, "--train-tokens": train_tokens, "--text-column": text_column,
-                 "--label-column": label_column, "--long-text": long_text}
+                 "--long-text": long_text}
     foreign = [k for k, v in (image_only if text else text_only).items() if v is not None]
     if foreign:
         raise typer.BadParameter(f"{', '.join(foreign)} appl{'ies' if len(foreign) == 1 else 'y'} to "
@@ -162,8 +168,9 @@ def fit(
                                 "continue it, or --restart to discard them and start afresh.")
         shutil.rmtree(workdir)
     clf = ImageClassifier(model or _default("image"), chosen, weights=str(weights) if weights else None, seed=seed,
-                          val_fraction=val_fraction, precision=precision, batch_size=batch_size, workdir=str(workdir),
-                          resume=resume, verbose=not as_json)
+                          val_fraction=val_fraction, precision=precision, batch_size=batch_size,
+                          path_column=path_column, label_column=label_column, workdir=str(workdir), resume=resume,
+                          verbose=not as_json)
     clf.fit(data)
     clf.save(out_dir, overwrite=overwrite)  # atomic: the model folder appears only now, complete (rank 0 only)
     if not is_primary_process():
@@ -279,16 +286,20 @@ def evaluate(
     low, high = result.interval
     out.print(f"[bold]{model_dir}[/] on {data}: {result.n_examples} examples, accuracy [bold]{result.accuracy:.3f}[/] "
               f"(95% {low:.2f}-{high:.2f}), macro-F1 {result.macro_f1:.3f}, expected calibration error {result.ece:.3f}")
+    for note in result.notes:
+        err.print(f"[yellow]Note: {note}.[/]", highlight=False, soft_wrap=True)
     if result.n_examples < 100:
         err.print(f"[yellow]Note: {result.n_examples} test examples measure accuracy to about +-"
                   f"{(high - low) / 2:.2f}; more test data would make the number firmer.[/]")
+    from .report.html import printable
+
     table = Table("class", "precision", "recall", "F1", "support", title="Per class")
     for row in result.per_class:
-        table.add_row(row["class"], f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
+        table.add_row(printable(row["class"]), f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
     out.print(table)
-    cm = Table("true \\ predicted", *[c[:10] for c in result.classes], title="Confusion matrix")
+    cm = Table("true \\ predicted", *[printable(c)[:10] for c in result.classes], title="Confusion matrix")
     for c, row in zip(result.classes, result.confusion_matrix):
-        cm.add_row(c, *[f"[bold]{v}[/]" if i == result.classes.index(c) else (str(v) if v else "·") for i, v in enumerate(row)])
+        cm.add_row(printable(c), *[f"[bold]{v}[/]" if i == result.classes.index(c) else (str(v) if v else "·") for i, v in enumerate(row)])
     out.print(cm)
     _report_skipped(result.skipped)
 
@@ -301,6 +312,8 @@ def predict(
     top: Annotated[int, typer.Option(help="How many classes to show per input.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line: input, label, probability, top.")] = False,
     tta: Annotated[bool, typer.Option(help="Images: test-time augmentation, averaging each image with its mirror image.")] = False,
+    as_text: Annotated[bool, typer.Option("--text", help="Texts: every INPUT is a text to classify, even one that names a file.")] = False,
+    as_files: Annotated[bool, typer.Option("--files", help="Texts: every INPUT is a file of texts (one per line, or a table's text column).")] = False,
 ) -> None:
     """Classify images or texts with a saved model.
 
@@ -313,12 +326,16 @@ def predict(
     from .estimators import load_model
 
     clf = load_model(model_dir, verbose=False, **({"tta": tta} if tta else {}))
+    if as_text and as_files:
+        raise typer.BadParameter("--text and --files exclude each other.")
     if clf.modality == "text":
         if tta:
             raise typer.BadParameter("--tta applies to image models.")
-        items = _text_inputs(clf, inputs or ["-"])
+        items = _text_inputs(clf, inputs or ["-"], as_text, as_files)
         key = "text"
     else:
+        if as_text or as_files:
+            raise typer.BadParameter("--text and --files apply to text models; this model classifies images.")
         if not inputs:
             raise typer.BadParameter("give image files or folders to classify")
         items = [p for f in map(Path, inputs) for p in (clf._read(f).items if f.is_dir() else (f,))]
@@ -352,12 +369,25 @@ def predict(
         raise typer.Exit(1)
 
 
-def _text_inputs(clf, inputs: list[str]) -> list[str]:
-    """'-' reads standard input, an existing file is read as texts, anything else is a text."""
+FILE_LIKE = (".txt", ".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".png", ".jpg", ".jpeg")
+
+
+def _text_inputs(clf, inputs: list[str], as_text: bool, as_files: bool) -> list[str]:
+    """'-' reads standard input; a file is read as texts; anything else is a text. A word that looks like a file name
+    but names no file is an error, not a text to classify (``--text`` says it is one)."""
     texts: list[str] = []
     for item in inputs:
-        if item == "-":
+        if item == "-" and not as_text:
             texts += [line for line in sys.stdin.read().splitlines() if line.strip()]
+            continue
+        looks_like_file = len(item) < 4096 and "\n" not in item and (
+            "/" in item or item.lower().endswith(FILE_LIKE)) and " " not in item.strip()
+        if as_text:
+            texts.append(item)
+        elif as_files or looks_like_file:
+            if not Path(item).is_file():
+                raise typer.BadParameter(f"{item} is not a file. To classify these words as a text, pass --text.")
+            texts += list(clf._read(Path(item)).items)
         elif len(item) < 4096 and "\n" not in item and Path(item).is_file():
             texts += list(clf._read(Path(item)).items)
         else:
@@ -488,6 +518,12 @@ def compare(
             err.print(f"k={point.k:<4} seed={point.seed} {point.strategy:<9} accuracy {point.accuracy:.3f}  "
                       f"{point.seconds:.1f} s", highlight=False)
 
+    from .data.hygiene import content_keys, duplicate_notes
+
+    keys = content_keys(source.items, make("features", 0)._featurizer().item_key)
+    for note in duplicate_notes(source.items, source.labels, keys, "data"):
+        err.print(f"[yellow]Note: {note}: a copy in the training sample and in the test split inflates accuracy.[/]",
+                  highlight=False, soft_wrap=True)
     points = learning_curve(list(source.items), list(source.labels), sizes, seeds, names, make,
                             test=(list(held.items), list(held.labels)) if held else None, on_point=show)
     advice = recommend(points)

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from .data.hygiene import content_keys, duplicate_notes
 from .data.labeled import Labeled, check_trainable
 from .errors import BadInputError, NotFittedError
 from .runtime import PRECISIONS, check_precision
@@ -63,6 +64,9 @@ class Classifier(ClassifierMixin, BaseEstimator):
             self._say(f"{self.noun.capitalize()} data: {len(data)} {self.noun}s in {len(data.classes)} classes from "
                       f"{data.origin}")
         featurizer = self._featurizer()
+        keys = content_keys(data.items, featurizer.item_key)
+        data = Labeled(data.items, data.labels, data.origin,
+                       (*data.notes, *duplicate_notes(data.items, data.labels, keys, "training data")))
         start = time.perf_counter()
         fitted = strategy.fit(Problem(featurizer, data, data.classes, self._run()))
         fitted.metrics["fit_seconds"] = time.perf_counter() - start
@@ -75,6 +79,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         self.strategy_ = strategy.name
         self.skipped_ = list(fitted.skipped)
         self.notes_ = list(data.notes)
+        self.train_digests_ = sorted({k[:16] for k in keys if k is not None})
         if self.verbose:
             for note in data.notes:
                 self._say(f"Note: {data.origin}: {note}.")
@@ -107,6 +112,8 @@ class Classifier(ClassifierMixin, BaseEstimator):
         extraction = extract(self.featurizer_, list(items), batch_size=self.batch_size, cache_dir=self.cache_dir,
                              use_cache=not self.featurizer_.tuned, progress=self.verbose and len(items) > 256,
                              description="Predicting")
+        if not extraction.ok.any():  # nothing readable: no rows to predict, and no row of the wrong width
+            return np.zeros((0, len(self.classes_))), extraction.ok, extraction.skipped
         return self.head_.predict_proba(extraction.features), extraction.ok, extraction.skipped
 
     predict_files = predict_items  # the name transferkit 0.1 used
@@ -144,10 +151,12 @@ class Classifier(ClassifierMixin, BaseEstimator):
             return Path(path)
         document = {"task": TASKS[self.modality], "modality": self.modality, "classes": self.classes_.tolist(),
                     "inference": {k: getattr(self, k) for k in self.inference_params}}
-        components = {"featurizer": self.featurizer_.save(), "head": self.head_.save()}
+        head_config, head_tensors = self.head_.save()
+        components = {"featurizer": self.featurizer_.save(),
+                      "head": ({**head_config, "classes": self.classes_.tolist()}, head_tensors)}
         report = {"strategy": self.strategy_, "reason": self.reason_, "metrics": self.metrics_,
                   "skipped": [[str(p), why] for p, why in self.skipped_], "notes": self.notes_,
-                  "fit_params": _describe_params(self)}
+                  "fit_params": _describe_params(self), "train_digests": self.train_digests_}
         return save_model(path, document, components, report, overwrite=overwrite)
 
     @classmethod
@@ -166,7 +175,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
                                 "or with transferkit.load_model, which picks the class.")
         model = cls(**_inference_settings(cls, document.get("inference") or {}, path), **overrides)
         featurizer, head = _components(components, path, model)
-        _check_classes(document.get("classes"), head, path)
+        _check_classes(document.get("classes"), head, components["head"][0], path)
         model.classes_ = np.array(document["classes"])
         model.featurizer_ = featurizer
         model.head_ = head
@@ -175,6 +184,8 @@ class Classifier(ClassifierMixin, BaseEstimator):
         model.strategy_ = report.get("strategy")
         model.skipped_ = [(Path(p), why) for p, why in report.get("skipped") or []]
         model.notes_ = list(report.get("notes") or [])
+        digests = report.get("train_digests") or []
+        model.train_digests_ = [d for d in digests if isinstance(d, str)]
         return model
 
 
@@ -198,6 +209,10 @@ def _inference_settings(cls, inference: dict, path) -> dict:
             raise BundleError(f"{path}: inference precision {value!r} is not one of {', '.join(PRECISIONS)}.")
         if key == "tta" and not isinstance(value, bool):
             raise BundleError(f"{path}: inference tta {value!r} is not true or false.")
+        if key.endswith("_column") and not (value is None or (isinstance(value, str) and len(value) < 256)):
+            raise BundleError(f"{path}: inference {key} {value!r} is not a column name.")
+        if key == "long_text" and value not in ("truncate", "chunk"):
+            raise BundleError(f"{path}: inference long_text {value!r} is not truncate or chunk.")
         out[key] = value
     return out
 
@@ -225,16 +240,22 @@ def _components(components: dict, path, model):
     return featurizer, head
 
 
-def _check_classes(classes, head, path) -> None:
+def _check_classes(classes, head, head_config: dict, path) -> None:
+    """The class list must be distinct names (or whole numbers), as many as the head predicts, and in the order the
+    head learned them: an edited list would otherwise predict wrong labels without a word."""
     from .errors import BundleError
 
-    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes) or len(set(classes)) != len(
-            classes):
-        raise BundleError(f"{path}: the class list must be distinct names; found {classes!r}.")
+    if not isinstance(classes, list) or not classes or len(set(map(repr, classes))) != len(classes) or not (
+            all(isinstance(c, str) for c in classes) or all(isinstance(c, int) for c in classes)):
+        raise BundleError(f"{path}: the class list must be distinct names (or whole numbers); found {classes!r}.")
     outputs = head.coef.shape[0]
     if len(classes) != (2 if outputs == 1 else outputs):
         raise BundleError(f"{path} names {len(classes)} classes but its head predicts "
                           f"{2 if outputs == 1 else outputs}. The class list was edited; restore it or refit.")
+    learned = head_config.get("classes")
+    if learned is not None and learned != classes:
+        raise BundleError(f"{path}: the class list {classes} is not the one the head learned ({learned}): it was "
+                          "edited or reordered. Restore it, or refit the model.")
 
 
 def _describe_params(model) -> dict:
@@ -260,6 +281,8 @@ class ImageClassifier(Classifier):
     batch_size: images per batch when extracting features and predicting.
     tta: test-time augmentation at predict: average each image's probabilities with its mirror image's.
     input_size: resize images to this many pixels instead of the backbone's own input size.
+    path_column, label_column: columns of a table (CSV / TSV / JSONL / DataFrame) of image paths (found by name, or
+        by holding image file names, when ``None``).
     workdir, resume: where training checkpoints live; ``resume=True`` continues a killed fit from its last one.
     cache_dir: where features are cached (default ``$TRANSFERKIT_CACHE`` or ``~/.cache/transferkit``).
     verbose: progress bars and a line about what was done, on standard error.
@@ -267,13 +290,13 @@ class ImageClassifier(Classifier):
 
     modality = "image"
     noun = "image"
-    inference_params = ("batch_size", "precision", "tta")
+    inference_params = ("batch_size", "precision", "tta", "path_column", "label_column")
 
     def __init__(self, backbone: str = DEFAULTS["image"], strategy: str | Strategy = "auto", *,
                  weights: str | None = None, seed: int = 0, val_fraction: float | None = None,
                  precision: str = "auto", batch_size: int = 32, tta: bool = False, input_size: int | None = None,
-                 workdir: str | None = None, resume: bool = False, cache_dir: str | None = None,
-                 verbose: bool = True) -> None:
+                 path_column: str | None = None, label_column: str | None = None, workdir: str | None = None,
+                 resume: bool = False, cache_dir: str | None = None, verbose: bool = True) -> None:
         self.backbone = backbone
         self.strategy = strategy
         self.weights = weights
@@ -283,6 +306,8 @@ class ImageClassifier(Classifier):
         self.batch_size = batch_size
         self.tta = tta
         self.input_size = input_size
+        self.path_column = path_column
+        self.label_column = label_column
         self.workdir = workdir
         self.resume = resume
         self.cache_dir = cache_dir
@@ -291,7 +316,7 @@ class ImageClassifier(Classifier):
     def _read(self, X, y=None, *, require_labels: bool = False) -> Labeled:
         from .data import read_images
 
-        data = read_images(X, y)
+        data = read_images(X, y, path_column=self.path_column, label_column=self.label_column)
         if require_labels and data.labels is None:
             raise BadInputError(f"{data.origin} has no labels: pass a folder of class subfolders, a CSV with a label "
                                 "column, or y=.")
@@ -310,13 +335,11 @@ class ImageClassifier(Classifier):
         return replace(super()._run(), workdir=self.workdir, resume=self.resume)
 
     def _items(self, X) -> list:
-        if isinstance(X, (str, Path)):
-            return list(self._read(X).items)
-        return [Path(p) for p in X]
+        return list(self._read(X).items)
 
     def predict_items(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list]:
         proba, ok, skipped = super().predict_items(items)
-        if self.tta:  # the mirror image's probabilities, averaged in
+        if self.tta and ok.any():  # the mirror image's probabilities, averaged in
             from .features import extract
 
             backbone: Any = self.featurizer_
@@ -350,6 +373,7 @@ class TextClassifier(Classifier):
 
     modality = "text"
     noun = "text"
+    inference_params = ("batch_size", "precision", "long_text", "text_column", "label_column")
 
     def __init__(self, encoder: str = DEFAULTS["text"], strategy: str | Strategy = "auto", *, seed: int = 0,
                  val_fraction: float | None = None, precision: str = "auto", batch_size: int = 32,

@@ -25,6 +25,7 @@ class Evaluation:
     confident_errors: list[dict] = field(default_factory=list)  # the most confidently wrong examples
     modality: str = "image"
     interval: list[float] = field(default_factory=lambda: [0.0, 1.0])  # 95% Wilson interval of the accuracy
+    notes: list[str] = field(default_factory=list)  # duplicates, copies of training items: what weakens the numbers
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,14 +57,23 @@ def evaluate(model, data, labels=None) -> Evaluation:
     listed, not scored); for texts a CSV / JSONL / folder of .txt, or texts with ``labels``."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
+    from .data.hygiene import content_keys, duplicate_notes, overlap
+
     labeled = model._read(data, labels, require_labels=True)
     items, truth, what = list(labeled.items), list(labeled.labels), f"{model.noun}s"
-    classes = [str(c) for c in model.classes_]
-    unknown = sorted(set(truth) - set(classes))
+    keys = content_keys(items, model.featurizer_.item_key)
+    notes = [*labeled.notes, *duplicate_notes(items, truth, keys, "test data")]
+    copies = overlap(keys, set(getattr(model, "train_digests_", []) or []))
+    if copies:
+        examples = ", ".join(str(items[i])[:60] for i in copies[:3])
+        notes.append(f"{len(copies)} test {what} are exact copies of training {what} ({examples}): the accuracy on "
+                     "them says nothing about new data; remove them from the test set")
+    classes = model.classes_.tolist()
+    unknown = sorted(set(map(repr, truth)) - set(map(repr, classes)))
     if unknown:
         raise BadInputError(
             f"{data if isinstance(data, (str, Path)) else 'The data'} has classes the model was not trained on: "
-            f"{', '.join(unknown[:5])}. The model knows: {', '.join(classes)}."
+            f"{', '.join(unknown[:5])}. The model knows: {', '.join(map(str, classes))}."
         )
     proba, ok, skipped = model.predict_items(items)
     if not ok.any():
@@ -93,6 +103,7 @@ def evaluate(model, data, labels=None) -> Evaluation:
         confusion_matrix=confusion_matrix(y_true, y_pred, labels=idx).tolist(),
         n_examples=int(ok.sum()),
         interval=accuracy_estimate(correct)["interval"],
+        notes=notes,
         skipped=[(str(Path(p)), why) for p, why in skipped],
     )
 

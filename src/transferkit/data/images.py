@@ -14,11 +14,11 @@ MAX_PIXELS = 200_000_000  # refuse larger images before decoding them (about 800
 
 
 class ImageDecodeError(Exception):
-    """One file could not be decoded; ``reason`` says why in a few words."""
+    """One image could not be decoded; ``reason`` says why in a few words."""
 
-    def __init__(self, path: Path, reason: str) -> None:
+    def __init__(self, path, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
-        self.path = Path(path)
+        self.path = path
         self.reason = reason
 
 
@@ -53,6 +53,39 @@ def load_image(path: str | Path, max_side: int = MAX_SIDE) -> Image.Image:
     if max(img.size) > max_side:
         img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     return img
+
+
+def as_image(item, max_side: int = MAX_SIDE) -> Image.Image:
+    """An in-memory image (a PIL image, or a numpy array: HxW gray or HxWxC uint8 with 1, 3 or 4 channels) as a
+    bounded RGB image; :class:`ImageDecodeError` says why one cannot be used."""
+    if isinstance(item, Image.Image):
+        img = item
+    elif isinstance(item, np.ndarray):
+        if item.dtype != np.uint8:
+            raise ImageDecodeError(_name(item), f"an array of {item.dtype}; images as arrays are uint8 (0-255)")
+        if item.ndim == 3 and item.shape[-1] == 1:
+            item = item[..., 0]
+        if not (item.ndim == 2 or (item.ndim == 3 and item.shape[-1] in (3, 4))):
+            raise ImageDecodeError(_name(item), f"an array of shape {item.shape}; expected height x width (x 3 or 4)")
+        img = Image.fromarray(item)
+    else:
+        raise ImageDecodeError(_name(item), f"a {type(item).__name__}, not an image path, PIL image or array")
+    w, h = img.size
+    if w * h > MAX_PIXELS:
+        raise ImageDecodeError(_name(item), f"too large to use safely ({w}x{h} pixels)")
+    img = to_rgb(img)
+    if max(img.size) > max_side:
+        img = img.copy()
+        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return img
+
+
+def _name(item) -> str:
+    if isinstance(item, np.ndarray):
+        return f"<array {'x'.join(map(str, item.shape))}>"
+    if isinstance(item, Image.Image):
+        return f"<image {item.size[0]}x{item.size[1]}>"
+    return f"<{type(item).__name__}>"
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -47,6 +47,38 @@ class Labeled:
         return np.array([index[c] for c in self.labels or ()], dtype=int)
 
 
+def normalise_labels(values, origin: str, allow_missing: bool = False) -> tuple:
+    """Labels as the user gave them, checked: names or whole numbers, all of one type (``1`` and ``"1"`` must not
+    quietly become one class), so ``predict`` answers in the type the model was fitted on. ``None`` marks a missing
+    label where ``allow_missing``; text tables give strings, JSON lines and Python lists may give numbers."""
+    out: list = []
+    for i, value in enumerate(values):
+        if value is None or (isinstance(value, float) and value != value):
+            if not allow_missing:
+                raise BadInputError(f"{origin}: label {i} is missing. Give every item a label.")
+            out.append(None)
+            continue
+        if isinstance(value, (bool, np.bool_)):
+            value = bool(value)
+        elif isinstance(value, (int, np.integer)):
+            value = int(value)
+        elif isinstance(value, (str, np.str_)):
+            value = str(value)
+        elif isinstance(value, (float, np.floating)):
+            raise BadInputError(f"{origin}: label {value!r} (item {i}) is a fraction. Use class names or whole numbers "
+                                "as labels.")
+        else:
+            raise BadInputError(f"{origin}: label {value!r} (item {i}) is a {type(value).__name__}; use class names "
+                                "(strings) or whole numbers.")
+        out.append(value)
+    kinds = sorted({type(v).__name__ for v in out if v is not None})
+    if len(kinds) > 1:
+        examples = ", ".join(repr(next(v for v in out if type(v).__name__ == k)) for k in kinds)
+        raise BadInputError(f"{origin}: the labels mix types ({examples}). 1 and '1' would be different classes; "
+                            "convert them all to strings or all to numbers.")
+    return tuple(out)
+
+
 def check_trainable(data: Labeled, where: str | None = None, noun: str = "example") -> None:
     """Raise a clear error unless ``data`` can train a classifier: labels, two classes, two examples per class."""
     where = where or data.origin

@@ -5,17 +5,28 @@ natively)."""
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import numpy as np
 
-from ..data.images import ImageDecodeError, load_image
+from ..data.files import MAX_ITEM_BYTES, check_regular_file
+from ..data.images import ImageDecodeError, as_image, load_image
+from ..errors import BadInputError
 from ..preprocessing import Preprocessing
 from ..runtime import autocast, check_precision, default_device, resolve_precision
 from ..zoo import ModelSpec, create_backbone, weights_digest
 from ._base import Featurizer, ItemError, content_digest
 
 VIEWS = ("center", "mirror")  # the eval transform, and the same after a left-right flip (test-time augmentation)
+
+
+def _reason(exc: BadInputError) -> str:
+    """The short reason of a file check, for a skipped item ("file not found", "not a regular file ...")."""
+    text = str(exc)
+    if "does not exist" in text:
+        return "file not found"
+    return text.split(". ")[0].split(" is ", 1)[-1] if " is " in text else text
 
 
 class ImageBackbone(Featurizer):
@@ -74,10 +85,17 @@ class ImageBackbone(Featurizer):
         return other
 
     def item_key(self, item) -> str:
+        if not isinstance(item, (str, os.PathLike)):
+            try:
+                image = as_image(item)
+            except ImageDecodeError as exc:
+                raise ItemError(exc.path, exc.reason) from None
+            return content_digest(repr((image.mode, image.size)).encode() + image.tobytes())
         try:
+            check_regular_file(item, "image", MAX_ITEM_BYTES)
             return content_digest(Path(item).read_bytes())
-        except FileNotFoundError:
-            raise ItemError(item, "file not found") from None
+        except BadInputError as exc:
+            raise ItemError(item, _reason(exc)) from None
         except OSError as exc:
             raise ItemError(item, exc.strerror or str(exc)) from None
 
@@ -90,7 +108,8 @@ class ImageBackbone(Featurizer):
                 transform = v2.Compose([v2.RandomHorizontalFlip(p=1.0), transform])
             self._transform = transform
         try:
-            return self._transform(load_image(item))
+            image = load_image(item) if isinstance(item, (str, os.PathLike)) else as_image(item)
+            return self._transform(image)
         except ImageDecodeError as exc:
             raise ItemError(item, exc.reason) from None
 

@@ -106,8 +106,16 @@ def train_network(
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # our own checkpoints, on resume
         warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")  # frozen BatchNorm, on purpose
         last = workdir / "checkpoints" / "last.ckpt"
-        resumed_after = _completed_epochs(last) if resume and last.is_file() else None
-        trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resumed_after is not None else None)
+        resumed_after = _check_checkpoint(last, module) if resume and last.is_file() else None
+        try:
+            trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resumed_after is not None else None)
+        except SystemExit:
+            if trainer.interrupted:  # Lightning turns Ctrl-C into sys.exit(1); say it was an interruption
+                import signal
+
+                signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignored further Ctrl-C
+                raise KeyboardInterrupt from None
+            raise
     best = checkpoint.best_model_path
     if best:
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
@@ -120,5 +128,21 @@ def train_network(
     }
 
 
-def _completed_epochs(path: Path) -> int:
-    return int(torch.load(path, map_location="cpu", weights_only=True).get("epoch", -1)) + 1
+def _check_checkpoint(path: Path, module: nn.Module) -> int:
+    """The epochs a checkpoint completed, once it is known to belong to this network (same tensors and shapes): a
+    checkpoint of another fit (another class count, another backbone) is a clear error, and stays where it is."""
+    from ..errors import BadInputError
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a damaged or foreign file: torch raises several types here
+        raise BadInputError(f"The checkpoint {path} cannot be read ({str(exc).splitlines()[0][:200]}). Pass --restart "
+                            "to start afresh (it removes that folder).") from None
+    saved = {k: tuple(v.shape) for k, v in checkpoint.get("state_dict", {}).items()}
+    wanted = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    if saved != wanted:
+        differ = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+        raise BadInputError(f"The checkpoint in {path.parent} is from another fit: {len(differ)} tensors differ "
+                            f"(e.g. {differ[0]}: {saved.get(differ[0])} there, {wanted.get(differ[0])} here; another "
+                            "class count or backbone?). Pass --restart to start afresh, or --out another folder.")
+    return int(checkpoint.get("epoch", -1)) + 1

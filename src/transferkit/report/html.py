@@ -34,6 +34,11 @@ def figure_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+def printable(value) -> str:
+    """A name as it can be drawn and written: bytes of a file name that are not UTF-8 become U+FFFD."""
+    return str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def figure(*args, **kwargs):
     """A figure of its own, drawn without pyplot: the user's matplotlib backend and open figures are untouched."""
     from matplotlib.figure import Figure
@@ -110,12 +115,20 @@ def _umask() -> int:
 
 def evaluation_report(evaluation, model_name: str, data_name: str, model_info: dict | None = None) -> str:
     """The HTML page of an :class:`~transferkit.evaluate.Evaluation`."""
+    from dataclasses import replace
+
     e = evaluation
+    e = replace(e, classes=[printable(c) for c in e.classes],
+                per_class=[{**r, "class": printable(r["class"])} for r in e.per_class],
+                confident_errors=[{**r, "true": printable(r["true"]), "predicted": printable(r["predicted"]),
+                                   "item": printable(r["item"])} for r in e.confident_errors])
     info = model_info or {}
     kpis = "".join(f"<span class=kpi>{label}<b>{value}</b></span>" for label, value in (
         ("accuracy", f"{e.accuracy:.3f}"), ("macro-F1", f"{e.macro_f1:.3f}"), ("ECE", f"{e.ece:.3f}"),
         ("examples", f"{e.n_examples}"), ("classes", f"{len(e.classes)}")))
     body = [f"<div>{kpis}</div>"]
+    for note in getattr(e, "notes", []):
+        body.append(f"<p class=note>Note: {html.escape(note)}.</p>")
     if info.get("reason"):
         body.append(f"<p class=note>How the model was made: {html.escape(info['reason'])}</p>")
     body.append("<h2>Per class</h2>")

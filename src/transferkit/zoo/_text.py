@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import importlib.util
 import logging
+import pickle
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +70,7 @@ def load_sentence_transformer(spec: ModelSpec, device: str = "cpu"):
     with _quiet_libraries():
         try:
             return SentenceTransformer(str(folder), device=device, local_files_only=True)
-        except (OSError, ValueError, ImportError, AttributeError) as exc:
+        except (OSError, ValueError, ImportError, AttributeError, RuntimeError, pickle.UnpicklingError) as exc:
             # a folder whose modules.json names a class that is no sentence-transformers module, a pickled
             # pytorch_model.bin that transformers refuses to unpickle, missing files: the library's reason, no trace
             raise WeightsUnavailableError(f"Cannot load the text encoder from {folder}: {_short(exc)}") from None

@@ -1,0 +1,106 @@
+"""Nothing lost: a full disk or a read-only destination fails cleanly with nothing half-written, Ctrl-C says how to
+continue and keeps the checkpoints, and two fits with the same seed give byte-identical models."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from transferkit import Features, FineTune, ImageClassifier
+from transferkit.cli import app
+from transferkit.errors import BadInputError, BundleError
+
+runner = CliRunner()
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_while_saving_keeps_the_old_model_and_says_so(fitted_features, tmp_path, monkeypatch):
+    fitted_features.save(tmp_path / "model")
+    before = {p: p.read_bytes() for p in (tmp_path / "model").rglob("*") if p.is_file()}
+    import safetensors.torch
+
+    monkeypatch.setattr(safetensors.torch, "save_file", _disk_full)
+    with pytest.raises(BundleError, match="No space left on device.*unchanged"):
+        fitted_features.save(tmp_path / "model")
+    assert {p: p.read_bytes() for p in (tmp_path / "model").rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_full_disk_for_the_feature_cache_does_not_stop_the_fit(small_train, tiny_backbone, tmp_path, monkeypatch,
+                                                                 capsys):
+    import numpy as np
+
+    monkeypatch.setattr(np, "save", _disk_full)
+    clf = ImageClassifier(tiny_backbone, Features(), cache_dir=str(tmp_path / "cache"), verbose=False).fit(small_train)
+    assert len(clf.classes_) == 3
+    assert "cannot be written" in capsys.readouterr().err
+
+
+def test_a_full_disk_for_a_report_writes_nothing(tmp_path, monkeypatch):
+    from transferkit.report import write_report
+
+    monkeypatch.setattr(os, "replace", _disk_full)
+    with pytest.raises(BadInputError, match="No space left on device.*Nothing was written"):
+        write_report(tmp_path / "r.html", "<html></html>")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_read_only_destination_is_refused_before_the_fit(small_train, tmp_path, monkeypatch):
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if Path(path) == tmp_path else real(path, mode))
+    result = runner.invoke(app, ["fit", str(small_train), "--out", str(tmp_path / "model")])
+    assert result.exit_code == 2 and "is not writable" in result.output and "Features of" not in result.output
+
+
+def test_a_class_name_that_is_not_utf8_still_gets_its_report(tmp_path, tiny_backbone, small_train):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(small_train / "birds", data / "birds")
+    odd = os.fsdecode(b"caf\xe9")  # a Latin-1 folder name: not valid UTF-8
+    shutil.copytree(small_train / "fruit", data / odd)
+    assert runner.invoke(app, ["fit", str(data), "--out", str(tmp_path / "m"), "--model", tiny_backbone,
+                               "--strategy", "features"]).exit_code == 0
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "m"), str(data), "--report", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    assert "caf" in (tmp_path / "r.html").read_text(encoding="utf-8")
+
+
+def test_two_fits_with_the_same_seed_give_byte_identical_models(small_train, tiny_backbone, tmp_path):
+    for run in ("a", "b"):
+        ImageClassifier(tiny_backbone, FineTune(epochs=1), seed=7, verbose=False).fit(small_train).save(tmp_path / run)
+
+    def digests(folder: Path) -> dict:
+        return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in folder.rglob("*.safetensors")}
+
+    assert digests(tmp_path / "a") == digests(tmp_path / "b") and len(digests(tmp_path / "a")) == 2
+
+
+def test_ctrl_c_during_fine_tuning_says_how_to_resume_and_keeps_the_checkpoints(small_train, tiny_backbone, tmp_path):
+    out = tmp_path / "model"
+    workdir = tmp_path / ".model.training"
+    proc = subprocess.Popen([sys.executable, "-m", "transferkit.cli", "fit", str(small_train), "--out", str(out),
+                             "--model", tiny_backbone, "--strategy", "finetune", "--epochs", "200"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 120
+    while not (workdir / "checkpoints" / "last.ckpt").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "Interrupted" in stderr and "--resume" in stderr and "Traceback" not in stderr
+    assert (workdir / "checkpoints" / "last.ckpt").exists() and not out.exists()
