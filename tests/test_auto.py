@@ -21,6 +21,10 @@ class FakeFeaturizer:
     learns_from_data: bool = False
     tunable: bool = True
 
+    @property
+    def cheap_scratch(self) -> bool:
+        return self.modality == "text"
+
     def companions(self) -> list:
         return []
 

@@ -84,7 +84,7 @@ def extract(featurizer: Featurizer, items: Sequence, *, batch_size: int = 32, ca
                 except ItemError as exc:
                     skipped[i] = exc.reason
             if prepared:
-                n_overlong += featurizer.count_overlong(prepared) if featurizer.modality == "text" else 0
+                n_overlong += featurizer.count_overlong(prepared)
                 for i, row in zip(batch, featurizer.transform(prepared)):
                     rows[i] = row
                     cache.write(keys[i], row)

@@ -60,7 +60,7 @@ class Problem:
 
     @property
     def noun(self) -> str:
-        return "image" if self.featurizer.modality == "image" else "text"
+        return self.featurizer.modality  # "image" or "text": what the messages call one item
 
 
 @dataclass
@@ -115,7 +115,7 @@ def run_probe(featurizer, data: Labeled, classes: list[str], run: FitRun, head_s
     from .features import extract
     from .heads import cross_val_proba
 
-    noun = "image" if featurizer.modality == "image" else "text"
+    noun = featurizer.modality
     if featurizer.learns_from_data:
         return _probe_learning_featurizer(featurizer, data, classes, run, head_settings)
     extraction = extract(featurizer, data.items, batch_size=run.batch_size, cache_dir=run.cache_dir,
@@ -392,6 +392,7 @@ def _readable(featurizer, problem: Problem) -> tuple[Labeled, list]:
 # -- auto ---------------------------------------------------------------------------------------------------------
 
 AUTO_SEPARATED = 0.97  # frozen features this accurate (cross-validated) leave little for tuning to win
+AUTO_SCRATCH_FROM = 50  # labels per class from which a no-transfer featurizer that needs no training is measured too
 
 
 @dataclass(frozen=True)
@@ -486,7 +487,9 @@ class Auto(Strategy):
         cv = frozen.cv_accuracy
         kind = problem.featurizer.kind
         kept = features.fitted_from(frozen, problem)
-        if problem.featurizer.modality == "text" and per_class >= 50:
+        if per_class >= AUTO_SCRATCH_FROM and problem.featurizer.cheap_scratch:
+            # a no-transfer featurizer that needs no training (TF-IDF) is cheap to measure, and with many labels the
+            # words themselves can win (SpamAssassin from 16 labels per class, README)
             scratch = Scratch(features=features).fit(problem)
             if scratch.metrics["cv_accuracy"] > cv:
                 return scratch, "scratch", (f"with {per_class} labels per class TF-IDF reached "

@@ -31,6 +31,7 @@ class Featurizer:
     tunable: ClassVar[bool] = False  # a FineTune tuner exists for it
     cacheable: ClassVar[bool] = True  # features worth caching on disk (not for TF-IDF: cheaper to recompute)
     learns_from_data: ClassVar[bool] = False  # fit() learns from the training items (TF-IDF's vocabulary)
+    cheap_scratch: ClassVar[bool] = False  # its no-transfer twin (``scratch()``) needs no training: cheap to measure
     tuned: bool = False  # its weights were changed by fine-tuning (a model folder then stores them)
 
     def __init_subclass__(cls, **kwargs) -> None:

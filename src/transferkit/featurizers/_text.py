@@ -21,6 +21,7 @@ def _text_key(item) -> str:
 
 class _TextFeaturizer(Featurizer):
     modality = "text"
+    cheap_scratch = True  # TF-IDF
 
     def item_key(self, item) -> str:
         return _text_key(item)
