@@ -119,7 +119,13 @@ def main() -> None:
     parser.add_argument("--label", default="now")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--no-timing", action="store_true", help="skip the start-up timings (they take a minute)")
+    parser.add_argument("--table", nargs=2, metavar=("BEFORE", "AFTER"),
+                        help="only print a Markdown table comparing two saved results (labels, e.g. before after)")
     args = parser.parse_args()
+    if args.table:
+        print(markdown(*(json.loads((ROOT / "benchmarks" / "results" / f"codebase-{label}.json").read_text())
+                         for label in args.table)))
+        return
     files = source_files()
     lines = {str(p.relative_to(ROOT)): count_lines(p) for p in files}
     module, module_lines = max(lines.items(), key=lambda kv: kv[1])
@@ -170,6 +176,35 @@ def ensure_features_model() -> Path:
                         "--out", str(model), "--strategy", "features"], check=True, capture_output=True,
                        env={**os.environ, "HF_HUB_OFFLINE": "1"})
     return model
+
+
+def markdown(before: dict, after: dict) -> str:
+    def timing(r: dict, key: str) -> str:
+        t = r.get(key) or {}
+        return f"{t.get('a_median_s')} s ({t.get('ratio_median')} x)" if t.get("a_median_s") is not None else ""
+
+    rows = [
+        ("lines of `src/` (files)", f"{before['src_lines']} ({before['src_files']})",
+         f"{after['src_lines']} ({after['src_files']})"),
+        ("largest module", "{} ({})".format(*before["largest_module"]), "{} ({})".format(*after["largest_module"])),
+        ("largest function", "{} ({})".format(*before["largest_function"]), "{} ({})".format(*after["largest_function"])),
+        ("lines that branch on modality", before["modality_branch_lines"], after["modality_branch_lines"]),
+        ("definitions named per modality", len(before["twin_definitions"]), len(after["twin_definitions"])),
+        ("`duplicates` pairs in `src/`", before["duplicates"][0].split(" pairs")[0], after["duplicates"][0].split(" pairs")[0]),
+        ("`import transferkit`, median (/ `import torch, timm`)", timing(before, "import_transferkit"),
+         timing(after, "import_transferkit")),
+        ("import of the estimators", timing(before, "import_estimators"), timing(after, "import_estimators")),
+        ("cold `transferkit predict` of one image", timing(before, "cold_predict_one_image"),
+         timing(after, "cold_predict_one_image")),
+        ("`predict` imports Lightning", before.get("lightning_imported_by_predict"),
+         after.get("lightning_imported_by_predict")),
+    ]
+    m = after["machine"]
+    lines = [f"Measured by `python benchmarks/codebase_metrics.py` on {m['cpu']} ({', '.join(m['flags'])}), "
+             f"{m['threads']} threads; times are medians of 5 whole processes paired with `python -c 'import torch, "
+             "timm'` by farm-bench.", "", "| | before (0.1) | after (0.2) |", "|---|---|---|"]
+    lines += [f"| {name} | {b} | {a} |" for name, b, a in rows]
+    return "\n".join(lines)
 
 
 def show(r: dict) -> None:
