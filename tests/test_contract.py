@@ -65,11 +65,18 @@ def test_fit_learns_the_classes_and_reports_an_estimate_with_its_sample_size(cas
     assert clf.strategy_ == strategy
     assert clf.reason_.startswith("auto chose" if strategy == "auto" else strategy)
     m = clf.metrics_
-    if "val_accuracy" in m:  # tuned: a held-out split, with its size and interval
+    n = len(clf._read(data).items)
+    if "accuracy_estimate" in m:  # tuned: frozen features cross-validated over every label + tuning's gain on a split
+        low, high = m["estimate_interval"]
+        assert m["probe_cv_n"] == n and m["n_val"] >= 3 and low <= m["accuracy_estimate"] <= high
+        assert f"over all {n} labels" in clf.reason_
+    elif "val_accuracy" in m:  # trained from scratch: its held-out split, with its size and interval
         assert m["n_val"] >= 3 and m["val_interval"][0] <= m["val_accuracy"] <= m["val_interval"][1]
+        assert f"n={m['n_val']}" in clf.reason_
     else:  # frozen or TF-IDF: cross-validated over every label
-        assert m["cv_n"] == len(clf._read(data).items) and m["cv_interval"][0] <= m["cv_accuracy"] <= m["cv_interval"][1]
-    assert "interval" in clf.reason_ and "n=" in clf.reason_
+        assert m["cv_n"] == n and m["cv_interval"][0] <= m["cv_accuracy"] <= m["cv_interval"][1]
+        assert f"n={n}" in clf.reason_
+    assert "interval" in clf.reason_
 
 
 def test_probabilities_are_distributions_and_predict_takes_their_argmax(case):

@@ -226,6 +226,10 @@ def _print_fit(clf, out_dir: Path, as_json: bool, what: str) -> None:
 
 def _estimate_line(m: dict) -> str:
     """The accuracy a fit reports, with how it was measured, its sample size and interval."""
+    if "accuracy_estimate" in m:
+        low, high = m.get("estimate_interval") or (0, 1)
+        return (f"estimated accuracy [bold]{m['accuracy_estimate']:.3f}[/] (95% {low:.2f}-{high:.2f}; frozen features "
+                f"cross-validated over {m.get('probe_cv_n')} labels, plus tuning's gain on {m.get('n_val')} held out)")
     if "val_accuracy" in m:
         low, high = m.get("val_interval") or (0, 1)
         return (f"validation accuracy [bold]{m['val_accuracy']:.3f}[/] on {m.get('n_val')} held-out (95% "

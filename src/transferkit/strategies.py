@@ -25,7 +25,7 @@ from sklearn.base import BaseEstimator
 
 from .data.labeled import Labeled, check_trainable, stratified_split, validation_fraction
 from .errors import BadInputError
-from .evaluate import accuracy_estimate, significantly_better
+from .evaluate import accuracy_estimate, significantly_better, tuned_estimate
 from .finetune.tuners import SCRATCH, ContrastiveTuner, NetworkTuner, make_tuner
 
 if TYPE_CHECKING:
@@ -273,13 +273,17 @@ class FineTune(Strategy):
             tuned, head, info, correct = _tune_encoder(probe, features, tuner, train_idx, val_idx, run)
             what = (f"validated with {info['pairs']} contrastive pairs from {len(train_idx)} texts"
                     + (f", then tuned on {info['refit_pairs']} pairs from all {len(probe.y)}" if tuner.refit else ""))
-        metrics = {**info, "val_accuracy": float(correct.mean()), "val_interval": accuracy_estimate(correct)["interval"],
+        estimate = tuned_estimate(probe.correct, correct, probe_val)
+        metrics = {**info, "accuracy_estimate": estimate["accuracy"], "estimate_interval": estimate["interval"],
+                   "val_accuracy": float(correct.mean()), "val_interval": accuracy_estimate(correct)["interval"],
                    "n_val": int(len(val_idx)), "n_train": int(len(train_idx)), "val_correct": correct.tolist(),
                    "probe_val_accuracy": float(probe_val.mean()), **probe.metrics("probe_"),
                    "tuner": tuner.to_dict()}
-        reason = (f"finetune: {problem.featurizer.name}, {what}; "
-                  + _estimate_text(correct, f"validation ({len(val_idx)} held out)")
-                  + f" against {probe_val.mean():.3f} for the frozen features on the same split")
+        low, high = estimate["interval"]
+        reason = (f"finetune: {problem.featurizer.name}, {what}; estimated accuracy {estimate['accuracy']:.3f} (95% "
+                  f"interval {low:.2f}-{high:.2f}): the frozen features' {estimate['frozen_cv']:.3f} cross-validated "
+                  f"over all {estimate['n']} labels, {estimate['gain_on_split']:+.3f} from tuning on the "
+                  f"{estimate['n_val']} held out ({correct.mean():.3f} against {probe_val.mean():.3f})")
         return Fitted(tuned, head, metrics, reason, probe.skipped)
 
 
