@@ -41,6 +41,16 @@ def read_bytes(path: str | os.PathLike, what: str = "file", limit: int = MAX_TAB
         raise BadInputError(f"{path} cannot be read: {exc.strerror or exc}.") from None
 
 
+class ItemError(Exception):
+    """One item (an image file, an in-memory image) cannot be read or decoded; ``reason`` says why in a few words.
+    Extraction skips it and reports it; it is not an error a user catches."""
+
+    def __init__(self, item, reason: str) -> None:
+        super().__init__(f"{item}: {reason}")
+        self.item = item
+        self.reason = reason
+
+
 _OTHER_ENCODINGS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
                     (b"\xfe\xff", "UTF-16"))
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from .files import ItemError
+
 
 def content_keys(items: Sequence, key: Callable) -> list[str | None]:
     """Each item's content digest (``None`` where the item cannot be read: it is reported elsewhere)."""
-    from ..featurizers import ItemError
-
     out: list[str | None] = []
     for item in items:
         try:

@@ -13,16 +13,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..data.files import ItemError as ItemError  # re-exported: featurizers raise it
+
 KINDS: dict[str, type[Featurizer]] = {}
-
-
-class ItemError(Exception):
-    """One item cannot be read or decoded; ``reason`` says why in a few words."""
-
-    def __init__(self, item, reason: str) -> None:
-        super().__init__(f"{item}: {reason}")
-        self.item = item
-        self.reason = reason
 
 
 class Featurizer:
