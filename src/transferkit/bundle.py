@@ -36,7 +36,7 @@ CONFIG_FILE = "transferkit.json"
 WEIGHTS_FILE = "model.safetensors"
 COMPONENT_CONFIG = "config.json"
 REPORT_FILE = "report.json"
-TASKS = {"image": "image-classification", "text": "text-classification"}
+TASKS = {"image": "image-classification", "text": "text-classification"}  # the task a model folder names
 MAX_JSON_BYTES = 256 << 20  # a model description larger than this is not one of ours
 
 

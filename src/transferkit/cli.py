@@ -267,21 +267,18 @@ def evaluate(
 
       transferkit evaluate model test/ --report report.html
     """
-    from .estimators import load_model
     from .evaluate import evaluate as run_evaluation
 
     if report is not None:
         from .report.html import check_report_path
 
         check_report_path(report)
-    clf = load_model(model_dir, verbose=not as_json, **({"tta": tta} if tta else {}))
-    if tta and clf.modality != "image":
-        raise typer.BadParameter("--tta applies to image models.")
-    result = run_evaluation(clf, data)
+    model = _load(model_dir, verbose=not as_json, tta=tta)
+    result = run_evaluation(model, data)
     if report is not None:
         from .report import evaluation_report, write_report
 
-        write_report(report, evaluation_report(result, str(model_dir), str(data), {"reason": clf.reason_}))
+        write_report(report, evaluation_report(result, str(model_dir), str(data), {"reason": model.report.get("reason")}))
         if not as_json:
             err.print(f"Report written to {report}", highlight=False)
     if as_json:
@@ -327,26 +324,22 @@ def predict(
 
       echo "great value" | transferkit predict textmodel --json
     """
-    from .estimators import load_model
-
-    clf = load_model(model_dir, verbose=False, **({"tta": tta} if tta else {}))
     if as_text and as_files:
         raise typer.BadParameter("--text and --files exclude each other.")
-    if clf.modality == "text":
-        if tta:
-            raise typer.BadParameter("--tta applies to image models.")
-        items = _text_inputs(clf, inputs or ["-"], as_text, as_files)
+    model = _load(model_dir, verbose=False, tta=tta)
+    if model.modality == "text":
+        items = _text_inputs(model, inputs or ["-"], as_text, as_files)
         key = "text"
     else:
         if as_text or as_files:
             raise typer.BadParameter("--text and --files apply to text models; this model classifies images.")
         if not inputs:
             raise typer.BadParameter("give image files or folders to classify")
-        items = [p for f in map(Path, inputs) for p in (clf._read(f).items if f.is_dir() else (f,))]
+        items = [p for f in map(Path, inputs) for p in (model.read(f).items if f.is_dir() else (f,))]
         key = "file"
-    proba, ok, skipped = clf.predict_items(items)
+    proba, ok, skipped = model.predict_items(items)
     names = [str(p) for p, keep in zip(items, ok) if keep]
-    classes = clf.classes_.tolist()
+    classes = model.classes.tolist()
     table = Table(key, "label", "probability", *(["top"] if top > 1 else []))
     for name, p in zip(names, proba):
         order = p.argsort()[::-1][: max(top, 1)]
@@ -376,7 +369,19 @@ def predict(
 FILE_LIKE = (".txt", ".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".png", ".jpg", ".jpeg")
 
 
-def _text_inputs(clf, inputs: list[str], as_text: bool, as_files: bool) -> list[str]:
+def _load(model_dir: Path, verbose: bool, tta: bool):
+    """A model folder loaded for inference (a Predictor: no scikit-learn estimator, no Lightning)."""
+    from .predictor import Predictor
+
+    model = Predictor.load(model_dir, verbose=verbose)
+    if tta:
+        if model.modality != "image":
+            raise typer.BadParameter("--tta applies to image models.")
+        model.settings["tta"] = True
+    return model
+
+
+def _text_inputs(model, inputs: list[str], as_text: bool, as_files: bool) -> list[str]:
     """'-' reads standard input; a file is read as texts; anything else is a text. A word that looks like a file name
     but names no file is an error, not a text to classify (``--text`` says it is one)."""
     texts: list[str] = []
@@ -391,9 +396,9 @@ def _text_inputs(clf, inputs: list[str], as_text: bool, as_files: bool) -> list[
         elif as_files or looks_like_file:
             if not Path(item).is_file():
                 raise typer.BadParameter(f"{item} is not a file. To classify these words as a text, pass --text.")
-            texts += list(clf._read(Path(item)).items)
+            texts += list(model.read(Path(item)).items)
         elif len(item) < 4096 and "\n" not in item and Path(item).is_file():
-            texts += list(clf._read(Path(item)).items)
+            texts += list(model.read(Path(item)).items)
         else:
             texts.append(item)
     if not texts:

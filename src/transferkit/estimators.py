@@ -11,15 +11,16 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from .data.hygiene import content_keys, duplicate_notes
 from .data.labeled import Labeled, check_trainable
-from .errors import BadInputError, NotFittedError
-from .runtime import PRECISIONS, check_precision
+from .errors import BadInputError
+from .predictor import SETTINGS, Predictor, default, not_fitted, read
+from .runtime import check_precision
 from .strategies import FitRun, Problem, Strategy, make_strategy
 from .zoo import DEFAULTS
 
@@ -29,20 +30,14 @@ class Classifier(ClassifierMixin, BaseEstimator):
 
     modality: ClassVar[str]
     noun: ClassVar[str]
-    # what a model folder keeps of the settings: how to run it. precision stays a policy ("auto" by default), resolved
-    # by the machine that runs the model, never the resolved path of the machine that fitted it
-    inference_params: ClassVar[tuple[str, ...]] = ("batch_size", "precision")
 
     # -- what subclasses say ---------------------------------------------------------------------------------------
-    def _read(self, X, y=None, *, require_labels: bool = False) -> Labeled:
-        raise NotImplementedError
-
     def _featurizer(self):
         raise NotImplementedError
 
-    def _items(self, X) -> list:
-        """Items to predict from what a user passes (a path, a folder, a list)."""
-        raise NotImplementedError
+    def _read(self, X, y=None, *, require_labels: bool = False) -> Labeled:
+        columns = {k: getattr(self, k) for k in SETTINGS[self.modality] if k.endswith("_column")}
+        return read(self.modality, X, y, require_labels=require_labels, **columns)
 
     def _run(self) -> FitRun:
         return FitRun(seed=self.seed, val_fraction=self.val_fraction, batch_size=self.batch_size,
@@ -91,30 +86,25 @@ class Classifier(ClassifierMixin, BaseEstimator):
         return self
 
     # -- predicting ------------------------------------------------------------------------------------------------
+    def predictor(self) -> Predictor:
+        """The fitted model for inference, with this estimator's current settings (``tta``, ``batch_size``, ...)."""
+        self._check_fitted()
+        settings = {k: getattr(self, k) for k in SETTINGS[self.modality]}
+        report = {"strategy": self.strategy_, "reason": self.reason_, "metrics": self.metrics_,
+                  "train_digests": self.train_digests_}
+        return Predictor(self.modality, self.featurizer_, self.head_, self.classes_, settings, report, self.cache_dir,
+                         self.verbose)
+
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes_``."""
-        self._check_fitted()
-        proba, _, skipped = self.predict_items(self._items(X))
-        if skipped:
-            listed = "; ".join(f"{p}: {why}" for p, why in skipped[:5])
-            raise BadInputError(f"Cannot predict {len(skipped)} unreadable input(s): {listed}.")
-        return proba
+        return self.predictor().predict_proba(X)
 
     def predict(self, X) -> np.ndarray:
-        self._check_fitted()
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        return self.predictor().predict(X)
 
     def predict_items(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list]:
         """Probabilities for the readable items, a mask of which were readable, and why the others were not."""
-        from .features import extract
-
-        self._check_fitted()
-        extraction = extract(self.featurizer_, list(items), batch_size=self.batch_size, cache_dir=self.cache_dir,
-                             use_cache=not self.featurizer_.tuned, progress=self.verbose and len(items) > 256,
-                             description="Predicting")
-        if not extraction.ok.any():  # nothing readable: no rows to predict, and no row of the wrong width
-            return np.zeros((0, len(self.classes_))), extraction.ok, extraction.skipped
-        return self.head_.predict_proba(extraction.features), extraction.ok, extraction.skipped
+        return self.predictor().predict_items(items)
 
     predict_files = predict_items  # the name transferkit 0.1 used
 
@@ -127,14 +117,13 @@ class Classifier(ClassifierMixin, BaseEstimator):
         """The features the head sees."""
         from .features import extract
 
-        self._check_fitted()
-        return extract(self.featurizer_, self._items(X), batch_size=self.batch_size, cache_dir=self.cache_dir,
+        predictor = self.predictor()
+        return extract(self.featurizer_, predictor.items(X), batch_size=self.batch_size, cache_dir=self.cache_dir,
                        use_cache=not self.featurizer_.tuned).features
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "classes_"):
-            raise NotFittedError(f"This {type(self).__name__} is not fitted yet. Call fit(data) first, or load a model "
-                                 f"with {type(self).__name__}.load(path).")
+            raise not_fitted(type(self).__name__)
 
     def _say(self, message: str) -> None:
         print(message, file=sys.stderr)
@@ -143,14 +132,15 @@ class Classifier(ClassifierMixin, BaseEstimator):
     def save(self, path: str | Path, *, overwrite: bool = True) -> Path:
         """Write the model folder (components: featurizer, head), atomically. In a distributed run only rank 0
         writes. An existing model folder is replaced only with ``overwrite`` (the default here; the CLI asks)."""
-        from .bundle import TASKS, save_model
+        from .bundle import save_model
+        from .predictor import TASKS
         from .runtime import is_primary_process
 
         self._check_fitted()
         if not is_primary_process():
             return Path(path)
         document = {"task": TASKS[self.modality], "modality": self.modality, "classes": self.classes_.tolist(),
-                    "inference": {k: getattr(self, k) for k in self.inference_params}}
+                    "inference": {k: getattr(self, k) for k in SETTINGS[self.modality]}}
         head_config, head_tensors = self.head_.save()
         components = {"featurizer": self.featurizer_.save(),
                       "head": ({**head_config, "classes": self.classes_.tolist()}, head_tensors)}
@@ -166,96 +156,25 @@ class Classifier(ClassifierMixin, BaseEstimator):
         Only inference settings are read from the folder, each checked; ``overrides`` (e.g. ``verbose=False``,
         ``tta=True``) set constructor parameters of the loaded estimator.
         """
-        from .bundle import load_model_parts
-
-        document, components, report = load_model_parts(path)
-        if document.get("modality") != cls.modality:
-            raise BadInputError(f"{path} holds a {document.get('modality')} model; load it with "
-                                f"{'ImageClassifier' if document.get('modality') == 'image' else 'TextClassifier'}, "
-                                "or with transferkit.load_model, which picks the class.")
-        model = cls(**_inference_settings(cls, document.get("inference") or {}, path), **overrides)
-        featurizer, head = _components(components, path, model)
-        _check_classes(document.get("classes"), head, components["head"][0], path)
-        model.classes_ = np.array(document["classes"])
-        model.featurizer_ = featurizer
-        model.head_ = head
+        settings = {k: v for k, v in overrides.items() if k in SETTINGS[cls.modality]}
+        predictor = Predictor.load(path, modality=cls.modality, **settings)
+        model = cls(**{**predictor.settings, **overrides})
+        report = predictor.report
+        model.classes_ = predictor.classes
+        model.featurizer_ = predictor.featurizer
+        model.head_ = predictor.head
         model.metrics_ = report.get("metrics") or {}
         model.reason_ = report.get("reason", "")
         model.strategy_ = report.get("strategy")
         model.skipped_ = [(Path(p), why) for p, why in report.get("skipped") or []]
         model.notes_ = list(report.get("notes") or [])
-        digests = report.get("train_digests") or []
-        model.train_digests_ = [d for d in digests if isinstance(d, str)]
+        model.train_digests_ = predictor.train_digests
         return model
 
 
 def _check_seed(seed) -> None:
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2 ** 32:
         raise BadInputError(f"seed must be a whole number from 0 to 2**32 - 1, got {seed!r}.")
-
-
-def _inference_settings(cls, inference: dict, path) -> dict:
-    """The folder's inference settings that this class takes, each checked (anything else in the folder is left)."""
-    from .errors import BundleError
-
-    out = {}
-    for key in cls.inference_params:
-        if key not in inference:
-            continue
-        value = inference[key]
-        if key == "batch_size" and not (isinstance(value, int) and 1 <= value <= 4096):
-            raise BundleError(f"{path}: inference batch_size {value!r} is not a number from 1 to 4096.")
-        if key == "precision" and value not in PRECISIONS:
-            raise BundleError(f"{path}: inference precision {value!r} is not one of {', '.join(PRECISIONS)}.")
-        if key == "tta" and not isinstance(value, bool):
-            raise BundleError(f"{path}: inference tta {value!r} is not true or false.")
-        if key.endswith("_column") and not (value is None or (isinstance(value, str) and len(value) < 256)):
-            raise BundleError(f"{path}: inference {key} {value!r} is not a column name.")
-        if key == "long_text" and value not in ("truncate", "chunk"):
-            raise BundleError(f"{path}: inference long_text {value!r} is not truncate or chunk.")
-        out[key] = value
-    return out
-
-
-def _components(components: dict, path, model):
-    from .errors import BundleError
-    from .featurizers import load_featurizer
-    from .heads import LinearHead
-
-    if set(components) != {"featurizer", "head"}:
-        raise BundleError(f"{path} lists components {sorted(components)}; this transferkit reads a featurizer and "
-                          "a head.")
-    featurizer = load_featurizer(*components["featurizer"], precision=model.precision)
-    if featurizer.modality != model.modality:
-        raise BundleError(f"{path}: its featurizer reads {featurizer.modality}s, but the folder says it is a "
-                          f"{model.modality} model. The folder was edited or is damaged.")
-    head_config, head_tensors = components["head"]
-    if head_config.get("kind") != LinearHead.kind:
-        raise BundleError(f"{path}: unknown head kind {head_config.get('kind')!r}.")
-    head = LinearHead.load(head_config, head_tensors)
-    dim = featurizer.dim
-    if dim and head.n_features != dim:
-        raise BundleError(f"{path}: the head takes {head.n_features} features but the featurizer "
-                          f"({featurizer.name}) gives {dim}. The folder was edited or is damaged; refit the model.")
-    return featurizer, head
-
-
-def _check_classes(classes, head, head_config: dict, path) -> None:
-    """The class list must be distinct names (or whole numbers), as many as the head predicts, and in the order the
-    head learned them: an edited list would otherwise predict wrong labels without a word."""
-    from .errors import BundleError
-
-    if not isinstance(classes, list) or not classes or len(set(map(repr, classes))) != len(classes) or not (
-            all(isinstance(c, str) for c in classes) or all(isinstance(c, int) for c in classes)):
-        raise BundleError(f"{path}: the class list must be distinct names (or whole numbers); found {classes!r}.")
-    outputs = head.coef.shape[0]
-    if len(classes) != (2 if outputs == 1 else outputs):
-        raise BundleError(f"{path} names {len(classes)} classes but its head predicts "
-                          f"{2 if outputs == 1 else outputs}. The class list was edited; restore it or refit.")
-    learned = head_config.get("classes")
-    if learned is not None and learned != classes:
-        raise BundleError(f"{path}: the class list {classes} is not the one the head learned ({learned}): it was "
-                          "edited or reordered. Restore it, or refit the model.")
 
 
 def _describe_params(model) -> dict:
@@ -290,12 +209,13 @@ class ImageClassifier(Classifier):
 
     modality = "image"
     noun = "image"
-    inference_params = ("batch_size", "precision", "tta", "path_column", "label_column")
 
     def __init__(self, backbone: str = DEFAULTS["image"], strategy: str | Strategy = "auto", *,
                  weights: str | None = None, seed: int = 0, val_fraction: float | None = None,
-                 precision: str = "auto", batch_size: int = 32, tta: bool = False, input_size: int | None = None,
-                 path_column: str | None = None, label_column: str | None = None, workdir: str | None = None,
+                 precision: str = default("image", "precision"), batch_size: int = default("image", "batch_size"),
+                 tta: bool = default("image", "tta"), input_size: int | None = None,
+                 path_column: str | None = default("image", "path_column"),
+                 label_column: str | None = default("image", "label_column"), workdir: str | None = None,
                  resume: bool = False, cache_dir: str | None = None, verbose: bool = True) -> None:
         self.backbone = backbone
         self.strategy = strategy
@@ -313,15 +233,6 @@ class ImageClassifier(Classifier):
         self.cache_dir = cache_dir
         self.verbose = verbose
 
-    def _read(self, X, y=None, *, require_labels: bool = False) -> Labeled:
-        from .data import read_images
-
-        data = read_images(X, y, path_column=self.path_column, label_column=self.label_column)
-        if require_labels and data.labels is None:
-            raise BadInputError(f"{data.origin} has no labels: pass a folder of class subfolders, a CSV with a label "
-                                "column, or y=.")
-        return data
-
     def _featurizer(self):
         from .featurizers import ImageBackbone
         from .zoo import resolve
@@ -333,23 +244,6 @@ class ImageClassifier(Classifier):
         from dataclasses import replace
 
         return replace(super()._run(), workdir=self.workdir, resume=self.resume)
-
-    def _items(self, X) -> list:
-        return list(self._read(X).items)
-
-    def predict_items(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list]:
-        proba, ok, skipped = super().predict_items(items)
-        if self.tta and ok.any():  # the mirror image's probabilities, averaged in
-            from .features import extract
-
-            backbone: Any = self.featurizer_
-            mirrored = extract(backbone.with_view("mirror"), [i for i, k in zip(items, ok) if k],
-                               batch_size=self.batch_size, cache_dir=self.cache_dir,
-                               use_cache=not self.featurizer_.tuned)
-            proba = (proba + self.head_.predict_proba(mirrored.features)) / 2
-        return proba, ok, skipped
-
-    predict_files = predict_items
 
     @property
     def preprocessing_(self):
@@ -373,12 +267,13 @@ class TextClassifier(Classifier):
 
     modality = "text"
     noun = "text"
-    inference_params = ("batch_size", "precision", "long_text", "text_column", "label_column")
 
     def __init__(self, encoder: str = DEFAULTS["text"], strategy: str | Strategy = "auto", *, seed: int = 0,
-                 val_fraction: float | None = None, precision: str = "auto", batch_size: int = 32,
-                 long_text: str = "truncate", text_column: str | None = None, label_column: str | None = None,
-                 cache_dir: str | None = None, verbose: bool = True) -> None:
+                 val_fraction: float | None = None, precision: str = default("text", "precision"),
+                 batch_size: int = default("text", "batch_size"), long_text: str = default("text", "long_text"),
+                 text_column: str | None = default("text", "text_column"),
+                 label_column: str | None = default("text", "label_column"), cache_dir: str | None = None,
+                 verbose: bool = True) -> None:
         self.encoder = encoder
         self.strategy = strategy
         self.seed = seed
@@ -391,25 +286,11 @@ class TextClassifier(Classifier):
         self.cache_dir = cache_dir
         self.verbose = verbose
 
-    def _read(self, X, y=None, *, require_labels: bool = False) -> Labeled:
-        from .data import read_texts
-
-        return read_texts(X, y, text_column=self.text_column, label_column=self.label_column,
-                          require_labels=require_labels)
-
     def _featurizer(self):
         from .featurizers import text_featurizer
         from .zoo import resolve
 
         return text_featurizer(resolve(self.encoder, "text"), long_text=self.long_text, precision=self.precision)
-
-    def _items(self, X) -> list:
-        if isinstance(X, (str, Path)):
-            if not Path(X).exists():
-                raise BadInputError(f"{X!s:.60} is not a file or folder. To classify texts, pass a list of strings: "
-                                    "predict([text, ...]).")
-            return list(self._read(X).items)
-        return ["" if t is None else str(t) for t in X]
 
     @property
     def vectorizer_(self):
@@ -419,7 +300,8 @@ class TextClassifier(Classifier):
 
 def load_model(path: str | Path, **overrides) -> Classifier:
     """Load any transferkit model folder as the estimator that wrote it."""
-    from .bundle import TASKS, read_document
+    from .bundle import read_document
+    from .predictor import TASKS
 
     document, _ = read_document(path)
     text = document.get("modality") == "text" or document.get("task") == TASKS["text"]

@@ -59,16 +59,17 @@ def evaluate(model, data, labels=None) -> Evaluation:
 
     from .data.hygiene import content_keys, duplicate_notes, overlap
 
-    labeled = model._read(data, labels, require_labels=True)
+    model = model.predictor() if hasattr(model, "predictor") else model  # an estimator, or a loaded Predictor
+    labeled = model.read(data, labels, require_labels=True)
     items, truth, what = list(labeled.items), list(labeled.labels), f"{model.noun}s"
-    keys = content_keys(items, model.featurizer_.item_key)
+    keys = content_keys(items, model.featurizer.item_key)
     notes = [*labeled.notes, *duplicate_notes(items, truth, keys, "test data")]
-    copies = overlap(keys, set(getattr(model, "train_digests_", []) or []))
+    copies = overlap(keys, set(model.train_digests))
     if copies:
         examples = ", ".join(str(items[i])[:60] for i in copies[:3])
         notes.append(f"{len(copies)} test {what} are exact copies of training {what} ({examples}): the accuracy on "
                      "them says nothing about new data; remove them from the test set")
-    classes = model.classes_.tolist()
+    classes = model.classes.tolist()
     unknown = sorted(set(map(repr, truth)) - set(map(repr, classes)))
     if unknown:
         raise BadInputError(

@@ -1,0 +1,210 @@
+"""What a model folder loads into: a featurizer, a head and the classes, with the settings of how to run them.
+
+A :class:`Predictor` is the whole of inference: reading what a user passes (files, folders, tables, in-memory
+images, texts), extracting (cached for frozen featurizers), the head, test-time augmentation. The estimators fit and
+hand their fitted parts to a Predictor; ``transferkit predict`` and ``evaluate`` load one directly, which imports no
+scikit-learn estimator and no Lightning, so they start fast; a server or an exported model builds on the same object.
+
+Inference settings are defined here, once, with their defaults and checks (``SETTINGS``); the estimators' constructors
+take their defaults from this table, and a model folder stores them apart from what happened at fit (its report).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .bundle import TASKS as TASKS
+from .data.labeled import Labeled
+from .errors import BadInputError, BundleError, NotFittedError
+
+
+def _column(value) -> bool:
+    return value is None or (isinstance(value, str) and 0 < len(value) < 256)
+
+
+# setting: (default, check, what it must be), per modality
+SETTINGS: dict[str, dict[str, tuple[Any, Any, str]]] = {
+    "image": {
+        "batch_size": (32, lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096,
+                       "a number from 1 to 4096"),
+        "precision": ("auto", lambda v: v in ("auto", "bf16", "fp32"), "auto, bf16 or fp32"),
+        "tta": (False, lambda v: isinstance(v, bool), "true or false"),
+        "path_column": (None, _column, "a column name"),
+        "label_column": (None, _column, "a column name"),
+    },
+    "text": {
+        "batch_size": (32, lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096,
+                       "a number from 1 to 4096"),
+        "precision": ("auto", lambda v: v in ("auto", "bf16", "fp32"), "auto, bf16 or fp32"),
+        "long_text": ("truncate", lambda v: v in ("truncate", "chunk"), "truncate or chunk"),
+        "text_column": (None, _column, "a column name"),
+        "label_column": (None, _column, "a column name"),
+    },
+}
+
+
+def default(modality: str, setting: str):
+    """The default of an inference setting (the estimators' constructors read theirs from here)."""
+    return SETTINGS[modality][setting][0]
+
+
+def check_settings(modality: str, settings: dict, where: str = "the settings", error=BadInputError) -> dict:
+    """Every setting of the modality, each checked, defaults for the missing ones; unknown keys are an error."""
+    table = SETTINGS[modality]
+    unknown = sorted(set(settings) - set(table))
+    if unknown:
+        raise BadInputError(f"{', '.join(unknown)} do{'es' if len(unknown) == 1 else ''} not apply to {modality} "
+                            f"models; their settings are {', '.join(table)}.")
+    out = {}
+    for key, (fallback, ok, what) in table.items():
+        value = settings.get(key, fallback)
+        if not ok(value):
+            raise error(f"{where}: {key} {value!r} must be {what}.")
+        out[key] = value
+    return out
+
+
+@dataclass
+class Predictor:
+    modality: str
+    featurizer: Any
+    head: Any
+    classes: np.ndarray
+    settings: dict
+    report: dict = field(default_factory=dict)  # what happened at fit: strategy, reason, metrics, train digests
+    cache_dir: str | None = None
+    verbose: bool = False
+
+    @property
+    def noun(self) -> str:
+        return self.modality
+
+    @property
+    def train_digests(self) -> list[str]:
+        return [d for d in self.report.get("train_digests") or [] if isinstance(d, str)]
+
+    # -- reading ---------------------------------------------------------------------------------------------------
+    def read(self, X, y: Sequence | None = None, *, require_labels: bool = False) -> Labeled:
+        """What a user passes, as labeled items, read as the model was fitted (the same table columns)."""
+        return read(self.modality, X, y, require_labels=require_labels, **{
+            k: v for k, v in self.settings.items() if k.endswith("_column")})
+
+    def items(self, X) -> list:
+        if self.modality == "text" and isinstance(X, (str, Path)) and not Path(X).exists():
+            raise BadInputError(f"{X!s:.60} is not a file or folder. To classify texts, pass a list of strings: "
+                                "predict([text, ...]).")
+        return list(self.read(X).items)
+
+    # -- predicting --------------------------------------------------------------------------------------------------
+    def predict_items(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list]:
+        """Probabilities for the readable items, a mask of which were readable, and why the others were not."""
+        from .features import extract
+
+        items = list(items)
+        options = {"batch_size": self.settings["batch_size"], "cache_dir": self.cache_dir,
+                   "use_cache": not self.featurizer.tuned}
+        extraction = extract(self.featurizer, items, progress=self.verbose and len(items) > 256,
+                             description="Predicting", **options)
+        if not extraction.ok.any():  # nothing readable: no rows to predict, and no row of the wrong width
+            return np.zeros((0, len(self.classes))), extraction.ok, extraction.skipped
+        proba = self.head.predict_proba(extraction.features)
+        if self.settings.get("tta"):  # the mirror image's probabilities, averaged in
+            kept = [item for item, ok in zip(items, extraction.ok) if ok]
+            mirrored = extract(self.featurizer.with_view("mirror"), kept, **options)
+            proba = (proba + self.head.predict_proba(mirrored.features)) / 2
+        return proba, extraction.ok, extraction.skipped
+
+    def predict_proba(self, X) -> np.ndarray:
+        proba, _, skipped = self.predict_items(self.items(X))
+        if skipped:
+            listed = "; ".join(f"{p}: {why}" for p, why in skipped[:5])
+            raise BadInputError(f"Cannot predict {len(skipped)} unreadable input(s): {listed}.")
+        return proba
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes[self.predict_proba(X).argmax(axis=1)]
+
+    # -- loading -----------------------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path, *, modality: str | None = None, cache_dir: str | None = None,
+             verbose: bool = False, **settings) -> Predictor:
+        """A model folder (this format or transferkit 0.1's) ready to predict. Only inference settings are read from
+        it, each checked; ``settings`` override them (``tta=True``, ``precision="fp32"``)."""
+        from .bundle import load_model_parts
+
+        document, components, report = load_model_parts(path)
+        found = document.get("modality")
+        if found not in TASKS:
+            raise BundleError(f"{path}: unknown modality {found!r} in the model description.")
+        if modality is not None and found != modality:
+            raise BadInputError(f"{path} holds a {found} model; load it with "
+                                f"{'ImageClassifier' if found == 'image' else 'TextClassifier'}, or with "
+                                "transferkit.load_model, which picks the class.")
+        stored = {k: v for k, v in (document.get("inference") or {}).items() if k in SETTINGS[found]}
+        stored = check_settings(found, stored, str(path), BundleError)
+        merged = check_settings(found, {**stored, **settings}, "the settings given")
+        featurizer, head = _components(components, path, found, merged["precision"])
+        _check_classes(document.get("classes"), head, components["head"][0], path)
+        return cls(found, featurizer, head, np.array(document["classes"]), merged, report, cache_dir, verbose)
+
+
+def read(modality: str, X, y: Sequence | None = None, *, require_labels: bool = False, text_column: str | None = None,
+         path_column: str | None = None, label_column: str | None = None) -> Labeled:
+    """Labeled items of a modality from what a user passes (files, folders, tables, DataFrames, lists)."""
+    from .data import read_images, read_texts
+
+    if modality == "text":
+        return read_texts(X, y, text_column=text_column, label_column=label_column, require_labels=require_labels)
+    data = read_images(X, y, path_column=path_column, label_column=label_column)
+    if require_labels and data.labels is None:
+        raise BadInputError(f"{data.origin} has no labels: pass a folder of class subfolders, a table with a label "
+                            "column, or y=.")
+    return data
+
+
+def _components(components: dict, path, modality: str, precision: str):
+    from .featurizers import load_featurizer
+    from .heads import LinearHead
+
+    if set(components) != {"featurizer", "head"}:
+        raise BundleError(f"{path} lists components {sorted(components)}; this transferkit reads a featurizer and "
+                          "a head.")
+    featurizer = load_featurizer(*components["featurizer"], precision=precision)
+    if featurizer.modality != modality:
+        raise BundleError(f"{path}: its featurizer reads {featurizer.modality}s, but the folder says it is a "
+                          f"{modality} model. The folder was edited or is damaged.")
+    head_config, head_tensors = components["head"]
+    if head_config.get("kind") != LinearHead.kind:
+        raise BundleError(f"{path}: unknown head kind {head_config.get('kind')!r}.")
+    head = LinearHead.load(head_config, head_tensors)
+    dim = featurizer.dim
+    if dim and head.n_features != dim:
+        raise BundleError(f"{path}: the head takes {head.n_features} features but the featurizer "
+                          f"({featurizer.name}) gives {dim}. The folder was edited or is damaged; refit the model.")
+    return featurizer, head
+
+
+def _check_classes(classes, head, head_config: dict, path) -> None:
+    """The class list must be distinct names (or whole numbers), as many as the head predicts, and in the order the
+    head learned them: an edited list would otherwise predict wrong labels without a word."""
+    if not isinstance(classes, list) or not classes or len(set(map(repr, classes))) != len(classes) or not (
+            all(isinstance(c, str) for c in classes) or all(isinstance(c, int) for c in classes)):
+        raise BundleError(f"{path}: the class list must be distinct names (or whole numbers); found {classes!r}.")
+    outputs = head.coef.shape[0]
+    if len(classes) != (2 if outputs == 1 else outputs):
+        raise BundleError(f"{path} names {len(classes)} classes but its head predicts "
+                          f"{2 if outputs == 1 else outputs}. The class list was edited; restore it or refit.")
+    learned = head_config.get("classes")
+    if learned is not None and learned != classes:
+        raise BundleError(f"{path}: the class list {classes} is not the one the head learned ({learned}): it was "
+                          "edited or reordered. Restore it, or refit the model.")
+
+
+def not_fitted(name: str) -> NotFittedError:
+    return NotFittedError(f"This {name} is not fitted yet. Call fit(data) first, or load a model with "
+                          f"{name}.load(path).")
