@@ -313,6 +313,7 @@ def predict(
     top: Annotated[int, typer.Option(help="How many classes to show per input.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line: input, label, probability, top.")] = False,
     tta: Annotated[bool, typer.Option(help="Images: test-time augmentation, averaging each image with its mirror image.")] = False,
+    out_file: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write every prediction to this .csv, .jsonl or .parquet file as it comes (bounded memory, progress with ETA); run again after a kill to continue where it stopped.")] = None,
     as_text: Annotated[bool, typer.Option("--text", help="Texts: every INPUT is a text to classify, even one that names a file.")] = False,
     as_files: Annotated[bool, typer.Option("--files", help="Texts: every INPUT is a file of texts (one per line, or a table's text column).")] = False,
 ) -> None:
@@ -323,6 +324,8 @@ def predict(
       transferkit predict model photo.jpg more_photos/ --top 3
 
       echo "great value" | transferkit predict textmodel --json
+
+      transferkit predict model /data/100k_images/ --out predictions.csv --top 3
     """
     if as_text and as_files:
         raise typer.BadParameter("--text and --files exclude each other.")
@@ -335,8 +338,22 @@ def predict(
             raise typer.BadParameter("--text and --files apply to text models; this model classifies images.")
         if not inputs:
             raise typer.BadParameter("give image files or folders to classify")
-        items = [p for f in map(Path, inputs) for p in (model.read(f).items if f.is_dir() else (f,))]
+        items = [p for f in map(Path, inputs) for p in (
+            model.read(f).items if f.is_dir() or f.suffix.lower() in (".csv", ".tsv", ".jsonl") else (f,))]
         key = "file"
+    if out_file is not None:
+        from .bulk import predict_to_file
+
+        counts = predict_to_file(model, items, out_file, top=top, progress=not as_json)
+        summary = {"out": str(out_file), **counts}
+        if as_json:
+            print(json.dumps(summary))
+        else:
+            out.print(f"Wrote {counts['written']} prediction(s) to [bold]{out_file}[/]"
+                      + (f" ({counts['already_there']} already there from an earlier run)" if counts["already_there"] else "")
+                      + (f"; {counts['unreadable']} input(s) could not be read (see the error column)" if counts["unreadable"] else "")
+                      + ".")
+        return
     proba, ok, skipped = model.predict_items(items)
     names = [str(p) for p, keep in zip(items, ok) if keep]
     classes = model.classes.tolist()

@@ -1,0 +1,104 @@
+"""Bulk prediction: streamed to CSV / JSON lines / Parquet, resumable after a kill without a row duplicated or lost,
+unreadable inputs reported in the output, top-k and every class's probability as columns."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from transferkit import Features, ImageClassifier
+from transferkit.bulk import predict_to_file
+from transferkit.cli import app
+from transferkit.predictor import Predictor
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def model(small_train, tiny_backbone, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bulk") / "model"
+    ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train).save(folder)
+    return folder
+
+
+@pytest.fixture
+def inputs(small_train, tmp_path):
+    files = sorted(small_train.rglob("*.png"))
+    bad = tmp_path / "broken.jpg"
+    bad.write_text("not an image")
+    return [*files[:7], bad, *files[7:]]
+
+
+def _rows(path):
+    if path.suffix == ".csv":
+        with path.open(newline="") as fh:
+            return list(csv.DictReader(fh))
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_killed_run_continues_where_it_stopped_without_duplicates_or_losses(model, inputs, tmp_path, suffix):
+    predictor = Predictor.load(model)
+    reference = tmp_path / f"whole{suffix}"
+    predict_to_file(predictor, inputs, reference, top=2, chunk=4, progress=False)
+    out = tmp_path / f"resumed{suffix}"
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_two_chunks(written):
+        if written >= 8:
+            with open(out, "a") as fh:
+                fh.write('{"half a ro')  # the row in flight when the process died
+            raise Killed
+
+    with pytest.raises(Killed):
+        predict_to_file(predictor, inputs, out, top=2, chunk=4, progress=False, on_chunk=kill_after_two_chunks)
+    counts = predict_to_file(predictor, inputs, out, top=2, chunk=4, progress=False)
+    assert counts["already_there"] == 8 and counts["written"] == len(inputs) - 8
+    key = "file"
+    resumed, whole = _rows(out), _rows(reference)
+    assert sorted(r[key] for r in resumed) == sorted(str(i) for i in inputs)  # each input once
+    by_input = {r[key]: r for r in whole}
+    for row in resumed:
+        assert row.get("label") == by_input[row[key]].get("label")
+        assert float(row.get("probability") or 0) == pytest.approx(float(by_input[row[key]].get("probability") or 0))
+
+
+def test_rows_hold_top_k_every_class_and_the_errors(model, inputs, tmp_path):
+    out = tmp_path / "p.csv"
+    counts = predict_to_file(Predictor.load(model), inputs, out, top=2, progress=False)
+    rows = _rows(out)
+    assert counts == {"written": len(inputs), "already_there": 0, "unreadable": 1}
+    classes = ["beverages", "birds", "fruit"]
+    assert list(rows[0]) == ["file", "label", "probability", "top2_label", "top2_probability",
+                             *[f"p_{c}" for c in classes], "error"]
+    good = [r for r in rows if not r["error"]]
+    assert all(abs(sum(float(r[f"p_{c}"]) for c in classes) - 1) < 1e-6 for r in good)
+    assert [r["error"] for r in rows if r["error"]] == ["not an image file PIL can read"]
+    proba = Predictor.load(model).predict_items([inputs[0]])[0][0]
+    assert good[0]["label"] == classes[int(np.argmax(proba))]
+
+
+def test_the_cli_writes_parquet_and_says_what_it_did(model, small_train, tmp_path):
+    pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "p.parquet"
+    result = runner.invoke(app, ["predict", str(model), str(small_train), "--out", str(out), "--top", "3"])
+    assert result.exit_code == 0, result.output
+    assert "Wrote 18 prediction(s)" in result.output
+    table = pq.read_table(out)
+    assert table.num_rows == 18 and "top3_label" in table.column_names and not (tmp_path / "p.parquet.partial.jsonl").exists()
+
+
+def test_an_output_of_another_model_is_not_appended_to(model, inputs, tmp_path):
+    out = tmp_path / "p.csv"
+    out.write_text("id,score\n1,0.5\n")
+    with pytest.raises(Exception, match="other columns"):
+        predict_to_file(Predictor.load(model), inputs, out, progress=False)
+    assert out.read_text() == "id,score\n1,0.5\n"
