@@ -257,6 +257,7 @@ def evaluate(
     data: Annotated[Path, typer.Argument(help="Labeled test data in the form the model was fit on (class subfolders, a CSV, a JSONL).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (accuracy, macro_f1, per_class, confusion_matrix).")] = False,
     tta: Annotated[bool, typer.Option(help="Images: test-time augmentation, averaging each image with its mirror image.")] = False,
+    runtime: Annotated[str, typer.Option(help="torch, or onnx (ONNX Runtime; a model folder is exported once and cached). An export folder (`transferkit export`) always runs on ONNX Runtime.")] = "torch",
     report: Annotated[Optional[Path], typer.Option(help="Also write a self-contained HTML report here (a new file, or an earlier report): metrics, confusion matrix, per-class precision/recall, calibration and the most confidently wrong examples.")] = None,
 ) -> None:
     """Measure a saved model on labeled data: accuracy, macro-F1, per-class report, confusion matrix, calibration.
@@ -273,7 +274,7 @@ def evaluate(
         from .report.html import check_report_path
 
         check_report_path(report)
-    model = _load(model_dir, verbose=not as_json, tta=tta)
+    model = _load(model_dir, verbose=not as_json, tta=tta, runtime=runtime)
     result = run_evaluation(model, data)
     if report is not None:
         from .report import evaluation_report, write_report
@@ -313,6 +314,7 @@ def predict(
     top: Annotated[int, typer.Option(help="How many classes to show per input.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line: input, label, probability, top.")] = False,
     tta: Annotated[bool, typer.Option(help="Images: test-time augmentation, averaging each image with its mirror image.")] = False,
+    runtime: Annotated[str, typer.Option(help="torch, or onnx (ONNX Runtime; a model folder is exported once and cached). An export folder (`transferkit export`) always runs on ONNX Runtime.")] = "torch",
     out_file: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write every prediction to this .csv, .jsonl or .parquet file as it comes (bounded memory, progress with ETA); run again after a kill to continue where it stopped.")] = None,
     as_text: Annotated[bool, typer.Option("--text", help="Texts: every INPUT is a text to classify, even one that names a file.")] = False,
     as_files: Annotated[bool, typer.Option("--files", help="Texts: every INPUT is a file of texts (one per line, or a table's text column).")] = False,
@@ -329,7 +331,7 @@ def predict(
     """
     if as_text and as_files:
         raise typer.BadParameter("--text and --files exclude each other.")
-    model = _load(model_dir, verbose=False, tta=tta)
+    model = _load(model_dir, verbose=False, tta=tta, runtime=runtime)
     if model.modality == "text":
         items = _text_inputs(model, inputs or ["-"], as_text, as_files)
         key = "text"
@@ -386,8 +388,23 @@ def predict(
 FILE_LIKE = (".txt", ".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".png", ".jpg", ".jpeg")
 
 
-def _load(model_dir: Path, verbose: bool, tta: bool):
-    """A model folder loaded for inference (a Predictor: no scikit-learn estimator, no Lightning)."""
+def _load(model_dir: Path, verbose: bool, tta: bool, runtime: str = "torch"):
+    """A model folder loaded for inference (a Predictor: no scikit-learn estimator, no Lightning), or an ONNX export
+    (run by ONNX Runtime: no PyTorch either). ``runtime="onnx"`` exports a model folder first (cached)."""
+    from .export import is_export
+
+    if runtime not in ("torch", "onnx"):
+        raise typer.BadParameter(f"--runtime must be torch or onnx, got {runtime!r}.")
+    if is_export(model_dir) or runtime == "onnx":
+        from .onnx_runtime import OnnxPredictor
+
+        folder = model_dir if is_export(model_dir) else _cached_export(model_dir, verbose)
+        model = OnnxPredictor.load(folder, verbose=verbose)
+        if tta:
+            if model.modality != "image":
+                raise typer.BadParameter("--tta applies to image models.")
+            model.settings["tta"] = True
+        return model
     from .predictor import Predictor
 
     model = Predictor.load(model_dir, verbose=verbose)
@@ -396,6 +413,31 @@ def _load(model_dir: Path, verbose: bool, tta: bool):
             raise typer.BadParameter("--tta applies to image models.")
         model.settings["tta"] = True
     return model
+
+
+def _cached_export(model_dir: Path, verbose: bool) -> Path:
+    """The ONNX export of a model folder, made once and kept in the cache (keyed by the folder's content)."""
+    import hashlib
+
+    from .export import export_onnx, is_export
+    from .features import default_cache_dir
+    from .predictor import Predictor
+
+    if not (model_dir / "transferkit.json").is_file():
+        from .errors import BundleError
+
+        raise BundleError(f"{model_dir} is neither a model folder nor an ONNX export.")
+    digest = hashlib.sha256()
+    for path in sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name != "report.json"):
+        digest.update(path.relative_to(model_dir).as_posix().encode())
+        digest.update(path.read_bytes())
+    folder = default_cache_dir() / "exports" / digest.hexdigest()[:20]
+    if not is_export(folder):
+        if verbose:
+            err.print(f"Exporting {model_dir} to ONNX (once; cached in {folder}) ...", highlight=False)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        export_onnx(Predictor.load(model_dir), folder, overwrite=True)
+    return folder
 
 
 def _text_inputs(model, inputs: list[str], as_text: bool, as_files: bool) -> list[str]:
@@ -421,6 +463,56 @@ def _text_inputs(model, inputs: list[str], as_text: bool, as_files: bool) -> lis
     if not texts:
         raise typer.BadParameter("no text to classify: give texts as arguments, files, or lines on standard input")
     return texts
+
+
+@app.command()
+@_friendly
+def export(
+    model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model folder written by `transferkit fit`.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="The folder to write the export to.")],
+    format_: Annotated[str, typer.Option("--format", help="onnx: one graph from the input to class probabilities, run by ONNX Runtime.")] = "onnx",
+    quantize: Annotated[Optional[str], typer.Option(help="int8: also write a dynamically quantised graph (ONNX Runtime's tools); give --check-data to measure what it costs in accuracy.")] = None,
+    check_data: Annotated[Optional[Path], typer.Option(help="Labeled data to check the export on (and to measure --quantize's accuracy change); default: generated inputs.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an earlier export in --out.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the export's manifest as JSON.")] = False,
+) -> None:
+    """Export a model to ONNX, checked against the model before it is reported written.
+
+    Examples:
+
+      transferkit export model --out model-onnx
+
+      transferkit export model --out model-onnx --quantize int8 --check-data test/
+
+      transferkit predict model-onnx photo.jpg        # runs on ONNX Runtime, without PyTorch
+    """
+    from .export import export_onnx
+    from .predictor import Predictor
+
+    if format_ != "onnx":
+        raise typer.BadParameter(f"--format must be onnx, got {format_!r}.")
+    predictor = Predictor.load(model_dir)
+    items = labels = None
+    if check_data is not None:
+        data = predictor.read(check_data, require_labels=quantize is not None)
+        items, labels = list(data.items), list(data.labels or []) or None
+    manifest = export_onnx(predictor, out_dir, check_items=items, check_labels=labels, quantize=quantize,
+                           overwrite=overwrite)
+    if as_json:
+        print(json.dumps(manifest, default=_json_default))
+        return
+    c = manifest["check"]
+    out.print(f"Wrote [bold]{out_dir}[/] ({manifest['export_seconds']:.0f} s): ONNX Runtime matches the model on "
+              f"{c['inputs']} inputs (largest probability difference {c['max_abs_difference']:.1e}, tolerance "
+              f"{c['tolerance']:g}; the same class for all).")
+    q = manifest.get("quantized")
+    if q:
+        size = f"{q['bytes_int8'] / 2**20:.1f} MiB against {q['bytes_fp32'] / 2**20:.1f} MiB"
+        if "accuracy_change" in q:
+            out.print(f"int8: {size}; accuracy {q['accuracy_int8']:.3f} against {q['accuracy_fp32']:.3f} in float32 on "
+                      f"{q['n']} labeled examples ({100 * q['accuracy_change']:+.1f} points).")
+        else:
+            out.print(f"int8: {size}; {q['note']}.")
 
 
 @app.command()

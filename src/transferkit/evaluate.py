@@ -62,7 +62,7 @@ def evaluate(model, data, labels=None) -> Evaluation:
     model = model.predictor() if hasattr(model, "predictor") else model  # an estimator, or a loaded Predictor
     labeled = model.read(data, labels, require_labels=True)
     items, truth, what = list(labeled.items), list(labeled.labels), f"{model.noun}s"
-    keys = content_keys(items, model.featurizer.item_key)
+    keys = content_keys(items, model.item_key)
     notes = [*labeled.notes, *duplicate_notes(items, truth, keys, "test data")]
     copies = overlap(keys, set(model.train_digests))
     if copies:

@@ -94,6 +94,10 @@ class Predictor:
         return read(self.modality, X, y, require_labels=require_labels, **{
             k: v for k, v in self.settings.items() if k.endswith("_column")})
 
+    def item_key(self, item) -> str:
+        """An item's content digest (data hygiene: duplicates, copies of training items)."""
+        return self.featurizer.item_key(item)
+
     def items(self, X) -> list:
         if self.modality == "text" and isinstance(X, (str, Path)) and not Path(X).exists():
             raise BadInputError(f"{X!s:.60} is not a file or folder. To classify texts, pass a list of strings: "

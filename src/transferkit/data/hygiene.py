@@ -14,7 +14,7 @@ def content_keys(items: Sequence, key: Callable) -> list[str | None]:
     for item in items:
         try:
             out.append(key(item))
-        except ItemError:
+        except (ItemError, OSError, ValueError):  # unreadable: reported where it is read
             out.append(None)
     return out
 

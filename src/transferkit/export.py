@@ -1,0 +1,244 @@
+"""Export a fitted model to ONNX: one graph from the network's input to class probabilities, and a manifest.
+
+    export/
+      model.onnx                    inputs -> probabilities (the backbone(s) or encoder, the head, softmax)
+      transferkit-export.json       classes, the inputs and how to prepare them (preprocessing or tokenizer),
+                                    versions, and the parity check the export passed
+      tokenizer.json                texts: what tokenisation needs (the Hugging Face tokenizers format)
+
+The graph starts where preprocessing ends: for images, one float32 NCHW input per backbone, resized, cropped and
+normalised as the manifest says (``onnx_runtime`` does that with PIL and numpy, as timm's eval transform does); for
+texts, token ids and masks. Export checks itself before it reports success: ONNX Runtime's probabilities on sample
+inputs must match the PyTorch model's in float32 (``TOLERANCE``) with the same class for every input.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BadInputError
+
+MANIFEST = "transferkit-export.json"
+GRAPH = "model.onnx"
+FORMAT = "transferkit-onnx"
+TOLERANCE = 1e-4  # max |probability difference| between ONNX Runtime and PyTorch (float32) on the check inputs
+OPSET = 18
+
+
+def is_export(path) -> bool:
+    return (Path(path) / MANIFEST).is_file()
+
+
+def _graph_module(predictor):
+    """A torch module from the model's inputs to class probabilities."""
+    import torch
+    from torch import nn
+
+    featurizer, head = predictor.featurizer, predictor.head
+    members = getattr(featurizer, "members", None) or [featurizer]
+    kinds = {m.kind for m in members}
+    if not kinds <= {"image-backbone", "sentence-encoder"}:
+        raise BadInputError(f"ONNX export covers image backbones and sentence encoders; this model uses "
+                            f"{', '.join(sorted(kinds - {'image-backbone', 'sentence-encoder'}))} (TF-IDF or word "
+                            "vectors), which the ONNX runtime of transferkit does not run yet.")
+
+    class Graph(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.text = predictor.modality == "text"
+            self.nets = nn.ModuleList([m.model if self.text else m.network for m in members])
+            self.concat = len(members) > 1
+            self.norm = head.norm
+            for name in ("mean", "scale", "coef", "intercept"):
+                self.register_buffer(name, torch.from_numpy(np.asarray(getattr(head, name), np.float32)))
+            self.input_names = (list(members[0].tokenizer.model_input_names) if self.text else
+                                [f"image_{i}" if self.concat else "image" for i in range(len(members))])
+
+        def forward(self, *inputs):
+            if self.text:
+                batch = dict(zip(self.input_names, inputs))
+                x = self.nets[0](batch)["sentence_embedding"]
+            else:
+                feats = [net(inp) for net, inp in zip(self.nets, inputs)]
+                if self.concat:
+                    feats = [f / f.norm(dim=1, keepdim=True).clamp_min(1e-12) / math.sqrt(len(feats)) for f in feats]
+                x = torch.cat(feats, dim=1) if self.concat else feats[0]
+            if self.norm == "standard":
+                x = (x - self.mean) / self.scale
+            elif self.norm == "l2":
+                x = x - self.mean
+                x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            z = x @ self.coef.T + self.intercept
+            if z.shape[1] == 1:  # scikit-learn's binary form: one logit, a sigmoid
+                p = torch.sigmoid(z)
+                return torch.cat([1 - p, p], dim=1)
+            return torch.softmax(z, dim=1)
+
+    graph = Graph().eval()
+    for net in graph.nets:
+        net.float()
+    return graph, members
+
+
+def _sample_images(n: int = 6) -> list:
+    """Check inputs when no data is given: images with structure (gradients, shapes, colours), not noise."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(n):
+        size = (int(rng.integers(80, 400)), int(rng.integers(80, 400)))
+        img = Image.new("RGB", size, tuple(int(v) for v in rng.integers(0, 255, 3)))
+        draw = ImageDraw.Draw(img)
+        for _ in range(6):
+            box = sorted(rng.integers(0, size[0], 2).tolist()), sorted(rng.integers(0, size[1], 2).tolist())
+            draw.ellipse((box[0][0], box[1][0], box[0][1], box[1][1]), fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+        out.append(img)
+    return out
+
+
+SAMPLE_TEXTS = ["The match ended in a draw after extra time.", "Add the flour and stir until smooth.",
+                "Heavy rain is expected along the coast tonight.", "Great value, would buy again!", "x",
+                "An email about a meeting moved to Thursday afternoon, with the agenda attached."]
+
+
+def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, quantize: str | None = None,
+                check_labels: list | None = None, overwrite: bool = False, progress: bool = False) -> dict:
+    """Write ``predictor``'s model as ONNX into ``out`` and check it; returns what the manifest records."""
+    import torch
+
+    from . import __version__
+    from .bundle import check_destination, library_versions
+    from .onnx_runtime import OnnxPredictor
+
+    out = Path(out)
+    if out.exists() and not (is_export(out) and overwrite):
+        if is_export(out):
+            raise BadInputError(f"{out} already holds an export. Pass --overwrite to replace it, or choose another --out.")
+        check_destination(out, overwrite=False)
+    if quantize not in (None, "int8"):
+        raise BadInputError(f"--quantize must be int8, got {quantize!r}.")
+    graph, members = _graph_module(predictor)
+    text = predictor.modality == "text"
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent if out.parent.exists() else None))
+    start = time.perf_counter()
+    try:
+        if text:
+            encoder = members[0]
+            tokens, _ = encoder.tokenize(SAMPLE_TEXTS[:2])
+            example = tuple(tokens[name] for name in graph.input_names)
+            batch, seq = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("seq", min=2, max=encoder.max_tokens)
+            shapes = (tuple({0: batch, 1: seq} for _ in graph.input_names),)  # forward(*inputs): one tuple
+            encoder.tokenizer.save_pretrained(str(staging))
+            inputs = [{"name": n, "kind": "tokens"} for n in graph.input_names]
+            text_info = {"tokenizer": "tokenizer.json", "max_tokens": encoder.max_tokens,
+                         "long_text": encoder.long_text, "input_names": graph.input_names}
+        else:
+            example = tuple(torch.zeros(2, 3, m.preprocessing.input_size, m.preprocessing.input_size) for m in members)
+            batch = torch.export.Dim("batch", min=1, max=4096)
+            shapes = (tuple({0: batch} for _ in members),)  # forward(*inputs): one tuple
+            inputs = [{"name": n, "kind": "image", "preprocessing": m.preprocessing.to_dict()}
+                      for n, m in zip(graph.input_names, members)]
+            text_info = {}
+        _export(graph, example, staging / GRAPH, graph.input_names, shapes)
+        manifest = {
+            "format": FORMAT, "format_version": 1, "modality": predictor.modality,
+            "classes": predictor.classes.tolist(), "inputs": inputs, "output": "probabilities", **text_info,
+            "model": {"featurizer": featurizer_name(predictor), "reason": predictor.report.get("reason", "")},
+            "versions": {**library_versions(), "transferkit": __version__}, "opset": OPSET,
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        check = _parity(predictor, OnnxPredictor.load(staging), check_items)
+        manifest["check"] = check
+        if quantize:
+            manifest["quantized"] = _quantize(predictor, staging, check_items, check_labels)
+        manifest["export_seconds"] = time.perf_counter() - start
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def featurizer_name(predictor) -> str:
+    return getattr(predictor.featurizer, "name", "?")
+
+
+def _export(graph, example, path: Path, names: list[str], shapes) -> None:
+    import contextlib
+    import io
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(graph, example, str(path), input_names=names, output_names=["probabilities"],
+                          dynamic_shapes=shapes, dynamo=True, opset_version=OPSET, external_data=False)
+
+
+def _parity(predictor, runtime, items: list | None) -> dict:
+    """ONNX Runtime against the PyTorch model (float32) on the check inputs."""
+    from dataclasses import replace
+
+    items = items or (SAMPLE_TEXTS if predictor.modality == "text" else _sample_images())
+    reference = replace(predictor, settings={**predictor.settings, "precision": "fp32", "tta": False})
+    reference.featurizer = _fp32(predictor.featurizer)
+    expected, ok, _ = reference.predict_items(items)
+    got, ok2, _ = runtime.predict_items([i for i, k in zip(items, ok) if k])
+    diff = float(np.abs(expected - got).max()) if len(got) else 0.0
+    agree = float((expected.argmax(1) == got.argmax(1)).mean()) if len(got) else 1.0
+    if diff > TOLERANCE or agree < 1.0:
+        raise BadInputError(f"The ONNX graph does not reproduce the model: probabilities differ by up to {diff:.2g} "
+                            f"(tolerance {TOLERANCE:g}), the same class for {agree:.0%} of {len(got)} inputs. The export "
+                            "was not written.")
+    return {"inputs": len(got), "max_abs_difference": diff, "tolerance": TOLERANCE, "argmax_agreement": agree}
+
+
+def _fp32(featurizer):
+    import copy
+
+    other = copy.copy(featurizer)
+    if hasattr(other, "members"):
+        other.members = [_fp32(m) for m in other.members]
+    elif hasattr(other, "precision"):
+        other.precision = "fp32"
+        if hasattr(other, "_transform"):
+            other._transform = None
+    return other
+
+
+def _quantize(predictor, folder: Path, items: list | None, labels: list | None) -> dict:
+    """Dynamic int8 quantisation (ONNX Runtime's tools), and the accuracy change it costs on labeled data."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from .onnx_runtime import OnnxPredictor
+
+    full = folder / GRAPH
+    small = folder / "model.int8.onnx"
+    quantize_dynamic(str(full), str(small), weight_type=QuantType.QInt8)
+    report = {"file": small.name, "bytes_fp32": full.stat().st_size, "bytes_int8": small.stat().st_size}
+    if items and labels:
+        fp32 = OnnxPredictor.load(folder)
+        int8 = OnnxPredictor.load(folder, graph=small.name)
+        p32, ok, _ = fp32.predict_items(items)
+        p8, _, _ = int8.predict_items(items)
+        truth = np.array([lab for lab, k in zip(labels, ok) if k])
+        classes = fp32.classes
+        report |= {"n": int(len(truth)), "accuracy_fp32": float((classes[p32.argmax(1)] == truth).mean()),
+                   "accuracy_int8": float((classes[p8.argmax(1)] == truth).mean()),
+                   "argmax_agreement": float((p32.argmax(1) == p8.argmax(1)).mean())}
+        report["accuracy_change"] = report["accuracy_int8"] - report["accuracy_fp32"]
+    else:
+        report["note"] = "no labeled data given (--check-data): the accuracy change was not measured"
+    return report

@@ -1,0 +1,198 @@
+"""Run an exported model with ONNX Runtime: no PyTorch, no timm, no scikit-learn estimator at all.
+
+Images are decoded as everywhere in transferkit (``data.images``: EXIF orientation, transparency onto white,
+bounded size) and prepared with PIL and numpy exactly as timm's eval transform does (resize the short side to
+``floor(size / crop_pct)`` with the model's interpolation, centre crop, scale to [0, 1], normalise); texts are
+tokenised by the Hugging Face ``tokenizers`` library from the tokenizer saved beside the graph. The interface is the
+:class:`~transferkit.predictor.Predictor`'s, so ``predict``, ``evaluate`` and bulk prediction run on either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .data.files import ItemError
+from .data.images import ImageDecodeError, as_image, load_image
+from .errors import BadInputError, BundleError
+
+_FILTERS = {"bicubic": 3, "bilinear": 2, "nearest": 0}  # PIL.Image.Resampling values
+
+
+def prepare_image(image, pre: dict) -> np.ndarray:
+    """timm's eval transform (center crop mode) with PIL and numpy: float32 CHW."""
+    from PIL import Image
+
+    size = int(pre["input_size"])
+    scale = math.floor(size / float(pre.get("crop_pct", 0.875)))
+    w, h = image.size
+    if w <= h:
+        new = (scale, int(scale * h / w))
+    else:
+        new = (int(scale * w / h), scale)
+    resized = image.resize(new, Image.Resampling(_FILTERS[pre.get("interpolation", "bicubic")]))
+    left = int(round((new[0] - size) / 2.0))
+    top = int(round((new[1] - size) / 2.0))
+    cropped = resized.crop((left, top, left + size, top + size))
+    x = np.asarray(cropped, dtype=np.float32) / 255.0
+    x = (x - np.asarray(pre["mean"], np.float32)) / np.asarray(pre["std"], np.float32)
+    return x.transpose(2, 0, 1)
+
+
+class OnnxPredictor:
+    """An export folder loaded for inference; the same interface as :class:`~transferkit.predictor.Predictor`."""
+
+    def __init__(self, folder: Path, manifest: dict, session, settings: dict, verbose: bool = False) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.session = session
+        self.modality = manifest["modality"]
+        self.classes = np.array(manifest["classes"])
+        self.settings = settings
+        self.report = {"reason": manifest.get("model", {}).get("reason", "")}
+        self.verbose = verbose
+        self._tokenizer = None
+
+    @property
+    def noun(self) -> str:
+        return self.modality
+
+    @property
+    def train_digests(self) -> list[str]:
+        return []
+
+    @classmethod
+    def load(cls, folder: str | Path, graph: str | None = None, verbose: bool = False, **settings) -> OnnxPredictor:
+        import onnxruntime as ort
+
+        from .export import GRAPH, MANIFEST
+        from .predictor import check_settings
+
+        folder = Path(folder)
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise BundleError(f"{folder / MANIFEST} cannot be read ({exc}); the export is damaged.") from None
+        if manifest.get("format") != "transferkit-onnx" or manifest.get("modality") not in ("image", "text"):
+            raise BundleError(f"{folder} is not a transferkit ONNX export.")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        threads = os.environ.get("OMP_NUM_THREADS")
+        if threads and threads.isdigit():
+            options.intra_op_num_threads = int(threads)
+        path = folder / (graph or GRAPH)
+        try:
+            session = ort.InferenceSession(str(path), options, providers=ort.get_available_providers())
+        except Exception as exc:  # onnxruntime raises its own error types on damaged graphs
+            raise BundleError(f"{path} cannot be loaded by ONNX Runtime ({str(exc)[:200]}).") from None
+        modality = manifest["modality"]
+        keep = {k: v for k, v in settings.items() if k in ("batch_size", "tta", "path_column", "text_column",
+                                                          "label_column")}
+        merged = check_settings(modality, {"long_text": manifest.get("long_text", "truncate")} | keep
+                                if modality == "text" else keep)
+        return cls(folder, manifest, session, merged, verbose)
+
+    # -- reading -----------------------------------------------------------------------------------------------------
+    def read(self, X, y: Sequence | None = None, *, require_labels: bool = False):
+        from .predictor import read
+
+        return read(self.modality, X, y, require_labels=require_labels,
+                    **{k: v for k, v in self.settings.items() if k.endswith("_column")})
+
+    def items(self, X) -> list:
+        if self.modality == "text" and isinstance(X, (str, Path)) and not Path(X).exists():
+            raise BadInputError(f"{X!s:.60} is not a file or folder. To classify texts, pass a list of strings.")
+        return list(self.read(X).items)
+
+    def item_key(self, item) -> str:
+        if self.modality == "text":
+            return hashlib.sha256(str(item).encode("utf-8", errors="replace")).hexdigest()
+        if isinstance(item, (str, os.PathLike)):
+            return hashlib.sha256(Path(item).read_bytes()).hexdigest()
+        image = as_image(item)
+        return hashlib.sha256(repr((image.mode, image.size)).encode() + image.tobytes()).hexdigest()
+
+    # -- predicting --------------------------------------------------------------------------------------------------
+    def predict_items(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list]:
+        items = list(items)
+        if self.modality == "text":
+            proba = self._run_texts(["" if t is None else str(t) for t in items])
+            return proba, np.ones(len(items), bool), []
+        return self._run_images(items)
+
+    def predict_proba(self, X) -> np.ndarray:
+        proba, _, skipped = self.predict_items(self.items(X))
+        if skipped:
+            listed = "; ".join(f"{p}: {why}" for p, why in skipped[:5])
+            raise BadInputError(f"Cannot predict {len(skipped)} unreadable input(s): {listed}.")
+        return proba
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes[self.predict_proba(X).argmax(axis=1)]
+
+    def _run_images(self, items: list) -> tuple[np.ndarray, np.ndarray, list]:
+        from PIL import Image
+
+        from .data.files import MAX_ITEM_BYTES, check_regular_file
+
+        inputs = self.manifest["inputs"]
+        ok = np.zeros(len(items), bool)
+        skipped, rows, mirrored = [], [], []
+        size = self.settings["batch_size"]
+        for start in range(0, len(items), size):
+            batch = {i["name"]: [] for i in inputs}
+            flipped = {i["name"]: [] for i in inputs}
+            for j, item in enumerate(items[start: start + size], start=start):
+                try:
+                    if isinstance(item, (str, os.PathLike)):
+                        check_regular_file(item, "image", MAX_ITEM_BYTES)
+                        image = load_image(item)
+                    else:
+                        image = as_image(item)
+                except ImageDecodeError as exc:
+                    skipped.append((item, exc.reason))
+                    continue
+                except (BadInputError, ItemError) as exc:
+                    skipped.append((item, "file not found" if "does not exist" in str(exc) else str(exc)))
+                    continue
+                ok[j] = True
+                for spec in inputs:
+                    batch[spec["name"]].append(prepare_image(image, spec["preprocessing"]))
+                    if self.settings.get("tta"):
+                        mirror = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+                        flipped[spec["name"]].append(prepare_image(mirror, spec["preprocessing"]))
+            if batch[inputs[0]["name"]]:
+                rows.append(self.session.run(None, {k: np.stack(v) for k, v in batch.items()})[0])
+                if self.settings.get("tta"):
+                    mirrored.append(self.session.run(None, {k: np.stack(v) for k, v in flipped.items()})[0])
+        proba = np.concatenate(rows) if rows else np.zeros((0, len(self.classes)))
+        if mirrored:
+            proba = (proba + np.concatenate(mirrored)) / 2
+        return proba.astype(np.float64), ok, skipped
+
+    def _run_texts(self, texts: list[str]) -> np.ndarray:
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            if self.manifest.get("long_text") == "chunk":
+                raise BadInputError("This model averages windows of long texts (long_text=chunk), which the ONNX "
+                                    "runtime does not do yet; predict with the model folder instead.")
+            tokenizer = Tokenizer.from_file(str(self.folder / self.manifest["tokenizer"]))
+            tokenizer.enable_truncation(int(self.manifest["max_tokens"]))
+            tokenizer.enable_padding()
+            self._tokenizer = tokenizer
+        names = self.manifest["input_names"]
+        fields = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
+        out = []
+        size = self.settings["batch_size"]
+        for start in range(0, len(texts), size):
+            encodings = self._tokenizer.encode_batch(texts[start: start + size])
+            feed = {n: np.array([getattr(e, fields[n]) for e in encodings], dtype=np.int64) for n in names}
+            out.append(self.session.run(None, feed)[0])
+        return (np.concatenate(out) if out else np.zeros((0, len(self.classes)))).astype(np.float64)

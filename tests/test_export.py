@@ -1,0 +1,108 @@
+"""ONNX export: one graph from input to class probabilities that ONNX Runtime runs like the model (checked before the
+export is written), the preparation of images without PyTorch exactly as timm's eval transform, texts through the
+saved tokenizer, int8 quantisation with its measured accuracy change, and predict / evaluate on the export."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from transferkit import Features, ImageClassifier, Scratch, TextClassifier
+from transferkit.cli import app
+from transferkit.errors import BadInputError
+from transferkit.export import MANIFEST, export_onnx
+from transferkit.onnx_runtime import OnnxPredictor, prepare_image
+from transferkit.predictor import Predictor
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def image_model(small_train, tiny_backbone, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("export") / "model"
+    ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train).save(folder)
+    return folder
+
+
+@pytest.mark.parametrize("pre", [
+    {"input_size": 224, "crop_pct": 0.875, "interpolation": "bicubic", "mean": (0.5,) * 3, "std": (0.5,) * 3},
+    {"input_size": 224, "crop_pct": 224 / 256, "interpolation": "bilinear", "mean": (0.485, 0.456, 0.406),
+     "std": (0.229, 0.224, 0.225)},
+])
+def test_images_are_prepared_without_torch_exactly_as_timms_eval_transform(pre, example_train):
+    from transferkit.preprocessing import Preprocessing
+
+    transform = Preprocessing(**pre).eval_transform()
+    files = sorted(example_train.rglob("*.png"))[:6]
+    wide = Image.new("RGB", (300, 90), (10, 200, 30))
+    for image in [Image.open(f).convert("RGB") for f in files] + [wide, wide.rotate(90, expand=True)]:
+        np.testing.assert_allclose(prepare_image(image, pre), transform(image).numpy(), atol=1e-5)
+
+
+def test_an_exported_image_model_predicts_like_the_model_and_records_its_check(image_model, small_train, tmp_path):
+    predictor = Predictor.load(image_model, precision="fp32")
+    files = sorted(small_train.rglob("*.png"))
+    manifest = export_onnx(predictor, tmp_path / "onnx", check_items=files)
+    assert manifest["check"]["argmax_agreement"] == 1.0 and manifest["check"]["max_abs_difference"] <= 1e-4
+    runtime = OnnxPredictor.load(tmp_path / "onnx")
+    np.testing.assert_allclose(runtime.predict_proba(files), predictor.predict_proba(files), atol=1e-4)
+    saved = json.loads((tmp_path / "onnx" / MANIFEST).read_text())
+    assert saved["classes"] == ["beverages", "birds", "fruit"] and saved["inputs"][0]["preprocessing"]["input_size"] == 64
+
+
+def test_the_onnx_runtime_imports_no_torch(image_model, small_train, tmp_path):
+    export_onnx(Predictor.load(image_model), tmp_path / "onnx")
+    image = sorted(small_train.rglob("*.png"))[0]
+    code = ("import sys; from transferkit.onnx_runtime import OnnxPredictor; "
+            f"p = OnnxPredictor.load({str(tmp_path / 'onnx')!r}); print(p.predict([{str(image)!r}])[0]); "
+            "assert 'torch' not in sys.modules and 'timm' not in sys.modules, 'torch imported'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_an_exported_text_model_tokenizes_and_predicts_like_the_model(tiny_encoder, text_csv, tmp_path):
+    clf = TextClassifier(tiny_encoder, Features(), precision="fp32", verbose=False).fit(text_csv)
+    clf.save(tmp_path / "model")
+    predictor = Predictor.load(tmp_path / "model")
+    texts = list(clf._read(text_csv).items) + ["a", "an entirely new sentence about nothing in particular " * 20]
+    export_onnx(predictor, tmp_path / "onnx", check_items=texts)
+    runtime = OnnxPredictor.load(tmp_path / "onnx")
+    np.testing.assert_allclose(runtime.predict_proba(texts), predictor.predict_proba(texts), atol=1e-4)
+    assert (tmp_path / "onnx" / "tokenizer.json").is_file()
+
+
+def test_int8_reports_the_accuracy_change_it_measured(image_model, small_train, tmp_path):
+    predictor = Predictor.load(image_model)
+    data = predictor.read(small_train)
+    manifest = export_onnx(predictor, tmp_path / "onnx", check_items=list(data.items),
+                           check_labels=list(data.labels), quantize="int8")
+    q = manifest["quantized"]
+    assert q["n"] == 18 and q["accuracy_change"] == pytest.approx(q["accuracy_int8"] - q["accuracy_fp32"])
+    assert (tmp_path / "onnx" / "model.int8.onnx").is_file() and q["bytes_int8"] < q["bytes_fp32"]
+
+
+def test_a_tfidf_model_is_refused_with_the_reason(text_csv, tmp_path):
+    TextClassifier(strategy=Scratch(), verbose=False).fit(text_csv).save(tmp_path / "m")
+    with pytest.raises(BadInputError, match="TF-IDF"):
+        export_onnx(Predictor.load(tmp_path / "m"), tmp_path / "onnx")
+    assert not (tmp_path / "onnx").exists()
+
+
+def test_the_cli_exports_then_predicts_and_evaluates_on_the_export(image_model, small_train, tmp_path):
+    result = runner.invoke(app, ["export", str(image_model), "--out", str(tmp_path / "onnx")])
+    assert result.exit_code == 0 and "ONNX Runtime matches the model" in result.output, result.output
+    image = sorted(small_train.rglob("*.png"))[0]
+    onnx = runner.invoke(app, ["predict", str(tmp_path / "onnx"), str(image), "--json"])
+    torch_ = runner.invoke(app, ["predict", str(image_model), str(image), "--json"])
+    assert json.loads(onnx.stdout)["label"] == json.loads(torch_.stdout)["label"]
+    evaluated = runner.invoke(app, ["evaluate", str(image_model), str(small_train), "--runtime", "onnx", "--json"])
+    assert evaluated.exit_code == 0 and json.loads(evaluated.stdout.strip().splitlines()[-1])["n_examples"] == 18
+    again = runner.invoke(app, ["export", str(image_model), "--out", str(tmp_path / "onnx")])
+    assert again.exit_code == 2 and "--overwrite" in again.output
