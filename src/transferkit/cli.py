@@ -467,6 +467,43 @@ def _text_inputs(model, inputs: list[str], as_text: bool, as_files: bool) -> lis
 
 @app.command()
 @_friendly
+def serve(
+    model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model folder (`transferkit fit`) or an ONNX export (`transferkit export`).")],
+    host: Annotated[str, typer.Option(help="The address to listen on; 127.0.0.1 (this machine only) unless you mean otherwise.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="The port to listen on.")] = 8000,
+    runtime: Annotated[str, typer.Option(help="torch, or onnx (ONNX Runtime; a model folder is exported once and cached).")] = "torch",
+    max_request_mb: Annotated[float, typer.Option(help="The largest request body accepted, in MiB.")] = 20.0,
+    max_batch: Annotated[int, typer.Option(help="Inputs of concurrent requests run through the model together, up to this many.")] = 32,
+) -> None:
+    """Serve a model over HTTP: POST /predict, GET /health, GET /model, OpenAPI docs at /docs.
+
+    Examples:
+
+      transferkit serve model --port 8000
+
+      curl -F files=@photo.jpg -F files=@other.png 'http://127.0.0.1:8000/predict?top=3'
+
+      curl -H 'content-type: application/json' -d '{"texts": ["great value"]}' http://127.0.0.1:8000/predict
+    """
+    from .serve import Limits
+    from .serve import serve as run_server
+
+    if not 0 < port < 65536:
+        raise typer.BadParameter(f"--port must be between 1 and 65535, got {port}.")
+    if max_request_mb <= 0 or max_batch < 1:
+        raise typer.BadParameter("--max-request-mb must be positive and --max-batch at least 1.")
+    model = _load(model_dir, verbose=False, tta=False, runtime=runtime)
+    model.use_cache = False
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"[yellow]Listening on {host}: anyone who can reach this machine can use the model.[/]")
+    err.print(f"Serving {model_dir} ({model.modality}, {len(model.classes)} classes) on http://{host}:{port} "
+              f"(docs: http://{host}:{port}/docs). Ctrl-C stops it.", highlight=False)
+    run_server(model, host=host, port=port, limits=Limits(max_request_mb=max_request_mb, max_batch=max_batch),
+               model_info={"model": str(model_dir)})
+
+
+@app.command()
+@_friendly
 def export(
     model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model folder written by `transferkit fit`.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="The folder to write the export to.")],

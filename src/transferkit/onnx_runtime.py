@@ -57,6 +57,7 @@ class OnnxPredictor:
         self.settings = settings
         self.report = {"reason": manifest.get("model", {}).get("reason", "")}
         self.verbose = verbose
+        self.use_cache = False  # nothing is cached: the graph runs every time
         self._tokenizer = None
 
     @property

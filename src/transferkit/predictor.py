@@ -79,6 +79,7 @@ class Predictor:
     report: dict = field(default_factory=dict)  # what happened at fit: strategy, reason, metrics, train digests
     cache_dir: str | None = None
     verbose: bool = False
+    use_cache: bool = True  # cache features of frozen featurizers on disk (a server turns it off)
 
     @property
     def noun(self) -> str:
@@ -111,7 +112,7 @@ class Predictor:
 
         items = list(items)
         options = {"batch_size": self.settings["batch_size"], "cache_dir": self.cache_dir,
-                   "use_cache": not self.featurizer.tuned}
+                   "use_cache": self.use_cache and not self.featurizer.tuned}
         extraction = extract(self.featurizer, items, progress=self.verbose and len(items) > 256,
                              description="Predicting", **options)
         if not extraction.ok.any():  # nothing readable: no rows to predict, and no row of the wrong width

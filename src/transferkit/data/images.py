@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -22,20 +23,23 @@ class ImageDecodeError(Exception):
         self.reason = reason
 
 
-def load_image(path: str | Path, max_side: int = MAX_SIDE) -> Image.Image:
-    """Decode ``path`` to an RGB image whose long side is at most ``max_side``.
+def load_image(path, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS, name: str | None = None) -> Image.Image:
+    """Decode ``path`` (a file, or a binary file object such as an upload) to an RGB image whose long side is at most
+    ``max_side``.
 
     EXIF orientation is applied; grayscale, palette, 16-bit, CMYK and transparent images become RGB, with
     transparency composited onto white. Raises :class:`ImageDecodeError` naming the file and the reason.
     """
-    path = Path(path)
+    path = Path(path) if isinstance(path, (str, os.PathLike)) else path
+    label = name or path
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as opened:
                 w, h = opened.size
-                if w * h > MAX_PIXELS:
-                    raise ImageDecodeError(path, f"too large to decode safely ({w}x{h} pixels)")
+                if w * h > max_pixels:
+                    raise ImageDecodeError(label, f"too large to decode safely ({w}x{h} pixels; at most "
+                                                  f"{max_pixels / 1e6:.0f} megapixels)")
                 if opened.format == "JPEG":
                     opened.draft("RGB", (max_side, max_side))  # decode JPEGs at reduced size: much faster
                 opened.load()
@@ -43,13 +47,13 @@ def load_image(path: str | Path, max_side: int = MAX_SIDE) -> Image.Image:
     except ImageDecodeError:
         raise
     except FileNotFoundError:
-        raise ImageDecodeError(path, "file not found") from None
+        raise ImageDecodeError(label, "file not found") from None
     except UnidentifiedImageError:
-        raise ImageDecodeError(path, "not an image file PIL can read") from None
+        raise ImageDecodeError(label, "not an image file PIL can read") from None
     except Image.DecompressionBombError as exc:
-        raise ImageDecodeError(path, f"too large to decode safely ({exc})") from None
+        raise ImageDecodeError(label, f"too large to decode safely ({exc})") from None
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt data
-        raise ImageDecodeError(path, f"corrupt or truncated image ({exc})") from None
+        raise ImageDecodeError(label, f"corrupt or truncated image ({exc})") from None
     if max(img.size) > max_side:
         img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     return img

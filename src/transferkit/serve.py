@@ -1,0 +1,227 @@
+"""A prediction server on FastAPI + uvicorn: ``transferkit serve MODEL``.
+
+    POST /predict      images as multipart uploads (``files``, several per request), or JSON ``{"texts": [...]}``;
+                       ``?top=3``; answers one prediction per input, in order
+    GET  /health       {"status": "ok"} once the model is loaded
+    GET  /model        classes, modality, how inputs are prepared, the fit's metrics and reason
+    GET  /docs         the OpenAPI documentation (and /openapi.json)
+
+Requests are batched: inputs that arrive within ``batch_wait_ms`` of each other (up to ``max_batch``) run through
+the model together, in a worker thread, so the server stays responsive. Limits: the request body (``max_request_mb``),
+the number of inputs per request, and the pixels of an image; a request past them, an upload that is not an image,
+or texts sent to an image model get a 4xx with a message that says what to change, never a 500 with a traceback.
+The server binds to 127.0.0.1 unless told otherwise.
+"""
+
+# no "from __future__ import annotations": FastAPI reads the endpoints' annotations, which name local imports
+
+import asyncio
+import io
+import time
+from dataclasses import dataclass, field
+
+MAX_REQUEST_MB = 20.0
+MAX_INPUTS = 256
+MAX_PIXELS = 50_000_000
+MAX_BATCH = 32
+BATCH_WAIT_MS = 5.0
+
+
+@dataclass
+class Limits:
+    max_request_mb: float = MAX_REQUEST_MB
+    max_inputs: int = MAX_INPUTS
+    max_pixels: int = MAX_PIXELS
+    max_batch: int = MAX_BATCH
+    batch_wait_ms: float = BATCH_WAIT_MS
+
+
+@dataclass
+class _Job:
+    items: list
+    future: asyncio.Future
+    queued: float = field(default_factory=time.perf_counter)
+
+
+class Batcher:
+    """Collects the inputs of concurrent requests into batches and runs them through the model in a thread."""
+
+    def __init__(self, predictor, limits: Limits) -> None:
+        self.predictor = predictor
+        self.limits = limits
+        self.queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self.batches = 0
+        self.items = 0
+
+    async def run(self) -> None:
+        while True:
+            jobs = [await self.queue.get()]
+            size = len(jobs[0].items)
+            deadline = time.perf_counter() + self.limits.batch_wait_ms / 1000
+            while size < self.limits.max_batch:
+                timeout = deadline - time.perf_counter()
+                if timeout <= 0:
+                    break
+                try:
+                    job = await asyncio.wait_for(self.queue.get(), timeout)
+                except TimeoutError:
+                    break
+                jobs.append(job)
+                size += len(job.items)
+            items = [item for job in jobs for item in job.items]
+            try:
+                proba, ok, skipped = await asyncio.to_thread(self.predictor.predict_items, items)
+            except Exception as exc:  # the model failed on this batch: every request in it gets the reason
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            self.batches += 1
+            self.items += len(items)
+            rows = iter(proba)
+            reasons = {id(item): why for item, why in skipped}
+            start = 0
+            for job in jobs:
+                n = len(job.items)
+                answer = [(next(rows), None) if flag else (None, reasons.get(id(item), "unreadable"))
+                          for item, flag in zip(job.items, ok[start: start + n])]
+                start += n
+                if not job.future.done():
+                    job.future.set_result(answer)
+
+    async def predict(self, items: list):
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put(_Job(items, future))
+        return await future
+
+
+def create_app(predictor, limits: Limits | None = None, model_info: dict | None = None):
+    """The ASGI application for a loaded predictor (a :class:`~transferkit.predictor.Predictor` or an
+    :class:`~transferkit.onnx_runtime.OnnxPredictor`)."""
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
+    from . import __version__
+    from .data.images import ImageDecodeError, load_image
+    from .errors import TransferkitError
+
+    limits = limits or Limits()
+    batcher = Batcher(predictor, limits)
+    classes = predictor.classes.tolist()
+
+    @asynccontextmanager
+    async def lifespan(app):
+        task = asyncio.create_task(batcher.run())
+        yield
+        task.cancel()
+
+    app = FastAPI(title="transferkit model", version=__version__, lifespan=lifespan,
+                  description=f"A {predictor.modality} classifier with {len(classes)} classes, served by transferkit.")
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limits.max_request_mb * 2**20:
+            return JSONResponse({"detail": f"The request is {int(declared) / 2**20:.1f} MiB; this server takes at most "
+                                           f"{limits.max_request_mb:g} MiB. Send fewer or smaller inputs per request."},
+                                status_code=413)
+        return await call_next(request)
+
+    @app.exception_handler(TransferkitError)
+    async def transferkit_error(request: Request, exc: TransferkitError):
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        what = "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in exc.errors()[:3])
+        return JSONResponse({"detail": f"The request does not fit the API ({what}). See /docs."}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):  # no traceback leaves the server
+        return JSONResponse({"detail": f"The model could not answer this request ({type(exc).__name__})."},
+                            status_code=500)
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "batches": batcher.batches, "inputs": batcher.items}
+
+    @app.get("/model")
+    async def model() -> dict:
+        report = getattr(predictor, "report", {}) or {}
+        metrics = {k: v for k, v in (report.get("metrics") or {}).items()
+                   if isinstance(v, (int, float, str)) and not k.startswith("val_correct")}
+        return {"modality": predictor.modality, "classes": classes, "settings": dict(predictor.settings),
+                "preparation": _preparation(predictor), "reason": report.get("reason", ""), "metrics": metrics,
+                "limits": limits.__dict__, **(model_info or {})}
+
+    def answer(names: list[str], results: list, top: int) -> dict:
+        out = []
+        for name, (p, error) in zip(names, results):
+            if p is None:
+                out.append({"input": name, "error": error})
+                continue
+            order = p.argsort()[::-1][:top]
+            out.append({"input": name, "label": classes[order[0]], "probability": float(p[order[0]]),
+                        "top": [{"label": classes[i], "probability": float(p[i])} for i in order]})
+        return {"predictions": out}
+
+    def check_top(top: int) -> int:
+        if not 1 <= top <= len(classes):
+            raise HTTPException(422, f"top must be between 1 and {len(classes)} (the number of classes), got {top}.")
+        return top
+
+    if predictor.modality == "image":
+        @app.post("/predict", summary="Classify uploaded images")
+        async def predict_images(files: list[UploadFile] = File(..., description="one or more image files"),
+                                 top: int = Query(1, description="how many classes to return per image")) -> dict:
+            check_top(top)
+            if len(files) > limits.max_inputs:
+                raise HTTPException(413, f"{len(files)} images in one request; at most {limits.max_inputs}.")
+            images, names = [], []
+            for upload in files:
+                data = await upload.read(int(limits.max_request_mb * 2**20) + 1)
+                name = upload.filename or f"upload {len(names)}"
+                if len(data) > limits.max_request_mb * 2**20:
+                    raise HTTPException(413, f"{name} is larger than {limits.max_request_mb:g} MiB.")
+                try:
+                    images.append(load_image(io.BytesIO(data), max_pixels=limits.max_pixels, name=name))
+                except ImageDecodeError as exc:
+                    status = 413 if "too large" in exc.reason else 400
+                    raise HTTPException(status, f"{name}: {exc.reason}. Send a JPEG, PNG, WebP, BMP, GIF or TIFF "
+                                                f"image of at most {limits.max_pixels / 1e6:.0f} megapixels.") from None
+                names.append(name)
+            return answer(names, await batcher.predict(images), top)
+    else:
+        from pydantic import BaseModel, Field
+
+        class Texts(BaseModel):
+            texts: list[str] = Field(..., min_length=1, description="the texts to classify")
+
+        @app.post("/predict", summary="Classify texts")
+        async def predict_texts(body: Texts, top: int = Query(1, description="how many classes per text")) -> dict:
+            check_top(top)
+            if len(body.texts) > limits.max_inputs:
+                raise HTTPException(413, f"{len(body.texts)} texts in one request; at most {limits.max_inputs}.")
+            return answer(body.texts, await batcher.predict(list(body.texts)), top)
+
+    return app
+
+
+def _preparation(predictor) -> list | dict:
+    manifest = getattr(predictor, "manifest", None)
+    if manifest is not None:
+        return manifest.get("inputs", [])
+    featurizer = predictor.featurizer
+    members = getattr(featurizer, "members", None) or [featurizer]
+    return [{"featurizer": m.name, **({"preprocessing": m.preprocessing.to_dict()} if hasattr(m, "preprocessing")
+                                      else {"max_tokens": getattr(m, "max_tokens", None)})} for m in members]
+
+
+def serve(predictor, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None,
+          model_info: dict | None = None, log_level: str = "warning") -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(predictor, limits, model_info), host=host, port=port, log_level=log_level)

@@ -1,0 +1,136 @@
+"""The prediction server, started by the test on 127.0.0.1 and stopped by it: real requests predict what
+`transferkit predict` predicts, several inputs per request and concurrent requests are batched, and bad requests get
+a 4xx with a message, never a 500 with a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from transferkit import Features, ImageClassifier, TextClassifier
+from transferkit.cli import app
+
+runner = CliRunner()
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(model, *extra):
+    port = _port()
+    proc = subprocess.Popen([sys.executable, "-m", "transferkit.cli", "serve", str(model), "--port", str(port), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(proc.stderr.read().decode()[-2000:])
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    proc.kill()
+    raise AssertionError("the server did not start")
+
+
+@pytest.fixture(scope="module")
+def image_server(small_train, tiny_backbone, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("serve") / "model"
+    ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train).save(folder)
+    proc, url = _start(folder)
+    yield folder, url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_uploads_are_predicted_as_transferkit_predict_predicts(image_server, small_train):
+    model, url = image_server
+    files = sorted(small_train.rglob("*.png"))[::4]
+    response = httpx.post(f"{url}/predict", params={"top": 2},
+                          files=[("files", (f.name, f.read_bytes(), "image/png")) for f in files], timeout=60)
+    assert response.status_code == 200, response.text
+    served = response.json()["predictions"]
+    cli = runner.invoke(app, ["predict", str(model), *map(str, files), "--json", "--top", "2"])
+    expected = [json.loads(line) for line in cli.stdout.strip().splitlines()]
+    assert [p["input"] for p in served] == [f.name for f in files]
+    assert [p["label"] for p in served] == [e["label"] for e in expected]
+    for p, e in zip(served, expected):
+        assert p["probability"] == pytest.approx(e["probability"], abs=1e-6) and len(p["top"]) == 2
+
+
+def test_health_model_and_openapi(image_server):
+    _, url = image_server
+    assert httpx.get(f"{url}/health").json()["status"] == "ok"
+    info = httpx.get(f"{url}/model").json()
+    assert info["classes"] == ["beverages", "birds", "fruit"] and info["preparation"][0]["preprocessing"]["input_size"] == 64
+    assert "/predict" in httpx.get(f"{url}/openapi.json").json()["paths"]
+
+
+def test_concurrent_requests_are_batched_and_none_is_lost(image_server, small_train):
+    _, url = image_server
+    files = sorted(small_train.rglob("*.png"))
+
+    async def go():
+        async with httpx.AsyncClient(timeout=60) as client:
+            async def one(f):
+                r = await client.post(f"{url}/predict", files=[("files", (f.name, f.read_bytes(), "image/png"))])
+                return r.status_code, r.json()["predictions"][0]["input"]
+            return await asyncio.gather(*(one(f) for f in files))
+
+    before = httpx.get(f"{url}/health").json()
+    results = asyncio.run(go())
+    after = httpx.get(f"{url}/health").json()
+    assert sorted(results) == sorted((200, f.name) for f in files)
+    assert after["inputs"] - before["inputs"] == len(files) and after["batches"] - before["batches"] < len(files)
+
+
+def _png(size) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("1", size).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("make,status,says", [
+    (lambda url: httpx.post(f"{url}/predict", files=[("files", ("notes.txt", b"hello", "text/plain"))]), 400,
+     "notes.txt: not an image file"),
+    (lambda url: httpx.post(f"{url}/predict", files=[("files", ("huge.png", _png((9000, 9000)), "image/png"))]), 413,
+     "megapixels"),
+    (lambda url: httpx.post(f"{url}/predict", content=b"x" * (21 * 2**20),
+                            headers={"content-type": "application/octet-stream"}), 413, "at most 20 MiB"),
+    (lambda url: httpx.post(f"{url}/predict", json={"texts": ["a text for an image model"]}), 422, "/docs"),
+    (lambda url: httpx.post(f"{url}/predict"), 422, "does not fit the API"),
+    (lambda url: httpx.post(f"{url}/predict", params={"top": 9}, files=[("files", ("a.png", _png((8, 8)), "image/png"))]),
+     422, "top must be between 1 and 3"),
+])
+def test_bad_requests_get_a_4xx_with_a_message(image_server, make, status, says):
+    _, url = image_server
+    response = make(url)
+    assert response.status_code == status, response.text
+    assert says in response.json()["detail"] and "Traceback" not in response.text
+
+
+def test_a_text_model_takes_json_texts(text_csv, tiny_encoder, tmp_path):
+    TextClassifier(tiny_encoder, Features(), verbose=False).fit(text_csv).save(tmp_path / "model")
+    proc, url = _start(tmp_path / "model")
+    try:
+        response = httpx.post(f"{url}/predict", json={"texts": ["sunny and warm", "a goal in extra time"]}, timeout=60)
+        assert response.status_code == 200 and len(response.json()["predictions"]) == 2
+        assert httpx.post(f"{url}/predict", json={"texts": []}).status_code == 422
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
