@@ -109,6 +109,9 @@ def fit(
     num_nodes: Annotated[Optional[int], typer.Option(help="Images: machines to train on with DDP (launch with torchrun or SLURM).")] = None,
     batch_size: Annotated[int, typer.Option(help="Images or texts per batch when extracting features and predicting.")] = 32,
     precision: Annotated[str, typer.Option(help="auto (bfloat16 where this machine runs it natively), bf16 or fp32.")] = "auto",
+    engine: Annotated[str, typer.Option(help="local, or ray: extract the features with Ray workers first (a local cluster, or --ray-address), then fit.")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help="With --engine ray: the cluster to use (auto, or HEAD:6379); none starts a local one.")] = None,
+    workers: Annotated[int, typer.Option(help="With --engine ray: how many workers (actors) extract or predict.")] = 2,
     overwrite: Annotated[bool, typer.Option(help="Replace the model already in --out (other files in that folder are kept).")] = False,
     restart: Annotated[bool, typer.Option(help="Images: discard the checkpoints an interrupted fit left, and start afresh.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object with the fit's metrics.")] = False,
@@ -143,6 +146,8 @@ def fit(
               "rounds": rounds,
               "train_tokens": train_tokens}
     chosen = _strategy(strategy, tuning, time_budget)
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}.")
     if not as_json:
         err.print(f"{'Text' if text else 'Image'} data: {data}", highlight=False)
     if text:
@@ -151,6 +156,8 @@ def fit(
         clf = TextClassifier(model or _default("text"), chosen, seed=seed, val_fraction=val_fraction,
                              precision=precision, batch_size=batch_size, long_text=long_text or "truncate",
                              text_column=text_column, label_column=label_column, verbose=not as_json)
+        if engine == "ray":
+            _warm_with_ray(clf, data, strategy, workers, ray_address, as_json)
         clf.fit(data)
         clf.save(out_dir, overwrite=overwrite)
         _print_fit(clf, out_dir, as_json, "TEXT...")
@@ -171,12 +178,27 @@ def fit(
                           val_fraction=val_fraction, precision=precision, batch_size=batch_size,
                           path_column=path_column, label_column=label_column, workdir=str(workdir), resume=resume,
                           verbose=not as_json)
+    if engine == "ray":
+        _warm_with_ray(clf, data, strategy, workers, ray_address, as_json)
     clf.fit(data)
     clf.save(out_dir, overwrite=overwrite)  # atomic: the model folder appears only now, complete (rank 0 only)
     if not is_primary_process():
         return
     shutil.rmtree(workdir, ignore_errors=True)
     _print_fit(clf, out_dir, as_json, "IMAGE...")
+
+
+def _warm_with_ray(clf, data: Path, strategy: str, workers: int, address: str | None, quiet: bool) -> None:
+    """Extract the features a fit will read with Ray workers, into the local cache (the fit then reads them)."""
+    from .distributed import warm_cache_with_ray
+
+    items = list(clf._read(data).items)
+    featurizer = clf._featurizer()
+    featurizers = [featurizer, *(featurizer.companions() if strategy == "auto" else [])]
+    total = sum(warm_cache_with_ray(f, items, workers=workers, batch_size=clf.batch_size, cache_dir=clf.cache_dir,
+                                    address=address) for f in featurizers)
+    if not quiet:
+        err.print(f"Ray: {workers} worker(s) extracted {total} feature rows into the cache.", highlight=False)
 
 
 def _default(modality: str) -> str:
@@ -315,6 +337,9 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line: input, label, probability, top.")] = False,
     tta: Annotated[bool, typer.Option(help="Images: test-time augmentation, averaging each image with its mirror image.")] = False,
     runtime: Annotated[str, typer.Option(help="torch, or onnx (ONNX Runtime; a model folder is exported once and cached). An export folder (`transferkit export`) always runs on ONNX Runtime.")] = "torch",
+    engine: Annotated[str, typer.Option(help="local, or ray: with --out, predict on Ray workers (a local cluster, or --ray-address).")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help="With --engine ray: the cluster to use (auto, or HEAD:6379); none starts a local one.")] = None,
+    workers: Annotated[int, typer.Option(help="With --engine ray: how many workers (actors), each with the model loaded once.")] = 2,
     out_file: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write every prediction to this .csv, .jsonl or .parquet file as it comes (bounded memory, progress with ETA); run again after a kill to continue where it stopped.")] = None,
     as_text: Annotated[bool, typer.Option("--text", help="Texts: every INPUT is a text to classify, even one that names a file.")] = False,
     as_files: Annotated[bool, typer.Option("--files", help="Texts: every INPUT is a file of texts (one per line, or a table's text column).")] = False,
@@ -343,10 +368,20 @@ def predict(
         items = [p for f in map(Path, inputs) for p in (
             model.read(f).items if f.is_dir() or f.suffix.lower() in (".csv", ".tsv", ".jsonl") else (f,))]
         key = "file"
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}.")
+    if engine == "ray" and out_file is None:
+        raise typer.BadParameter("--engine ray writes its predictions to a file: give --out predictions.csv.")
     if out_file is not None:
-        from .bulk import predict_to_file
+        if engine == "ray":
+            from .distributed import predict_with_ray
 
-        counts = predict_to_file(model, items, out_file, top=top, progress=not as_json)
+            counts = predict_with_ray(model_dir, items, out_file, workers=workers, top=top, runtime=runtime,
+                                      address=ray_address, progress=not as_json)
+        else:
+            from .bulk import predict_to_file
+
+            counts = predict_to_file(model, items, out_file, top=top, progress=not as_json)
         summary = {"out": str(out_file), **counts}
         if as_json:
             print(json.dumps(summary))

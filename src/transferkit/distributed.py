@@ -1,0 +1,178 @@
+"""Beyond one process: bulk prediction and feature extraction on Ray Data (``map_batches`` with an actor pool).
+
+Each actor loads the model (or featurizer) once and predicts the batches Ray Data hands it; the driver receives the
+results as they are ready and appends them to the output with the same resumable writer as one process
+(``transferkit.bulk``): rows already written are skipped, a killed worker's batch is run again by Ray (actors are
+restarted, their tasks retried), and nothing is written twice. Ray schedules; transferkit only says what to run.
+
+On a cluster: start Ray on every machine (``ray start --head`` on one, ``ray start --address HEAD:6379`` on the
+others), put the model folder and the data where every machine reads them at the same path (a shared file system),
+and pass ``--ray-address auto`` (or the head's address). Without an address, a local cluster is started for the run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def _init(address: str | None, workers: int) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    if address:
+        ray.init(address=address, **options)
+    else:
+        ray.init(num_cpus=max(workers, 1), **options)
+
+
+class _PredictActor:
+    """One loaded model per actor (a Predictor, or an ONNX export's OnnxPredictor)."""
+
+    def __init__(self, model: str, runtime: str, top: int, marker: str | None = None) -> None:
+        from .bulk import columns
+        from .export import is_export
+
+        if runtime == "onnx" or is_export(model):
+            from .onnx_runtime import OnnxPredictor
+
+            self.predictor = OnnxPredictor.load(model)
+        else:
+            from .predictor import Predictor
+
+            self.predictor = Predictor.load(model)
+            self.predictor.use_cache = False
+        self.key = "text" if self.predictor.modality == "text" else "file"
+        self.classes = self.predictor.classes.tolist()
+        self.top = min(top, len(self.classes))
+        self.columns = columns(self.classes, self.key, self.top)
+        if marker:  # tests: say where this actor runs, so one can be killed mid-run
+            Path(marker, f"{os.getpid()}.pid").write_text(str(os.getpid()))
+
+    def __call__(self, batch: dict) -> dict:
+        from .bulk import rows_for
+
+        items = [str(i) for i in batch["item"]]
+        proba, ok, skipped = self.predictor.predict_items(items)
+        rows = rows_for([i for i, k in zip(items, ok) if k], proba, self.classes, self.key, self.top)
+        rows += [{self.key: str(i), "error": why} for i, why in skipped]
+        return {c: np.array([_cell(r.get(c)) for r in rows], dtype=object) for c in self.columns}
+
+
+def _cell(value):
+    return "" if value is None else value
+
+
+def predict_with_ray(model: str | Path, items: Sequence, out: str | Path, *, workers: int = 2, top: int = 1,
+                     batch_size: int = 64, runtime: str = "torch", address: str | None = None,
+                     progress: bool = True, marker: str | None = None,
+                     on_rows: Callable[[int], None] | None = None) -> dict:
+    """Predict ``items`` into ``out`` (.csv or .jsonl) with ``workers`` Ray actors; resumes what ``out`` holds."""
+    import ray.data
+
+    from .bulk import _resume, _write, columns
+    from .errors import BadInputError
+    from .progress import progress_bar
+
+    out = Path(out)
+    if out.suffix.lower() not in (".csv", ".jsonl"):
+        raise BadInputError(f"--out {out}: with Ray, write predictions to a .csv or .jsonl file.")
+    if workers < 1:
+        raise BadInputError(f"--workers must be at least 1, got {workers}.")
+    probe = _PredictActor(str(model), runtime, top)  # the columns, and a clear error before Ray starts
+    cols = columns(probe.classes, probe.key, probe.top)
+    done = _resume(out, probe.key, cols)
+    todo = [str(i) for i in items if str(i) not in done]
+    counts = {"written": 0, "already_there": len(items) - len(todo), "unreadable": 0}
+    if not todo:
+        return counts
+    _init(address, workers)
+    dataset = ray.data.from_items([{"item": i} for i in todo], override_num_blocks=max(1, len(todo) // batch_size))
+    mapped = dataset.map_batches(_PredictActor, fn_constructor_kwargs={"model": str(model), "runtime": runtime,
+                                                                       "top": top, "marker": marker},
+                                 batch_size=batch_size, concurrency=workers, num_cpus=1, batch_format="numpy")
+    fmt = "csv" if out.suffix.lower() == ".csv" else "jsonl"
+    with open(out, "a", encoding="utf-8", newline="") as fh, progress_bar(
+            "Predicting (Ray)", total=len(todo), enabled=progress) as advance:
+        if fmt == "csv" and fh.tell() == 0:
+            _write(fh, fmt, cols, [], header=True)
+        for batch in mapped.iter_batches(batch_size=None, batch_format="numpy"):
+            rows = [{c: _plain(batch[c][i]) for c in cols} for i in range(len(batch[probe.key]))]
+            rows = [{k: v for k, v in r.items() if v != "" or k in (probe.key, "error")} for r in rows]
+            _write(fh, fmt, cols, rows)
+            counts["written"] += len(rows)
+            counts["unreadable"] += sum(bool(r.get("error")) for r in rows)
+            advance(len(rows))
+            if on_rows:
+                on_rows(counts["written"])
+    return counts
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+class _ExtractActor:
+    """One featurizer per actor, rebuilt from what it saves (config and tensors)."""
+
+    def __init__(self, saved, precision: str) -> None:
+        import ray
+
+        from .featurizers import load_featurizer
+
+        config, tensors = ray.get(saved) if isinstance(saved, ray.ObjectRef) else saved
+        self.featurizer = load_featurizer(config, tensors, precision=precision)  # the driver's path: its cache key
+
+    def __call__(self, batch: dict) -> dict:
+        from .features import extract
+
+        items = [str(i) for i in batch["item"]]
+        extraction = extract(self.featurizer, items, use_cache=False)
+        rows = iter(extraction.features)
+        features = [next(rows) if ok else None for ok in extraction.ok]
+        return {"item": np.array(items, dtype=object), "features": np.array(features, dtype=object)}
+
+
+def warm_cache_with_ray(featurizer, items: Sequence, *, workers: int = 2, batch_size: int = 64,
+                        cache_dir: str | None = None, address: str | None = None) -> int:
+    """Extract the features of ``items`` with Ray actors and write them into the local feature cache, so the fit
+    that follows reads them instead of running the network. Returns how many were extracted."""
+    import ray
+    import ray.data
+
+    from .features import FeatureCache
+
+    members = getattr(featurizer, "members", None) or [featurizer]
+    extracted = 0
+    for member in members:
+        if not member.cacheable:
+            continue
+        cache = FeatureCache(member.digest(), cache_dir)
+        todo = []
+        for item in items:
+            try:
+                key = member.item_key(item)
+            except Exception:  # unreadable: the fit reports it
+                continue
+            if cache.read(key) is None:
+                todo.append((str(item), key))
+        if not todo:
+            continue
+        _init(address, workers)
+        keys = dict(todo)
+        saved = ray.put(member.save())
+        dataset = ray.data.from_items([{"item": i} for i, _ in todo], override_num_blocks=max(1, len(todo) // batch_size))
+        precision = getattr(member, "resolved_precision", "fp32")
+        mapped = dataset.map_batches(_ExtractActor, fn_constructor_args=(saved, precision), batch_size=batch_size,
+                                     concurrency=workers, num_cpus=1, batch_format="numpy")
+        for batch in mapped.iter_batches(batch_size=None, batch_format="numpy"):
+            for item, row in zip(batch["item"], batch["features"]):
+                if row is not None:
+                    cache.write(keys[str(item)], np.asarray(row, dtype=np.float32))
+                    extracted += 1
+    return extracted
