@@ -19,8 +19,20 @@ from pathlib import Path
 import numpy as np
 
 
+def _ray():
+    """Ray, or a clear error saying how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as e:
+        from .errors import BadInputError
+
+        raise BadInputError("--engine ray needs Ray Data: pip install 'transferkit[scale]' (or 'ray[data]').") from e
+    return ray
+
+
 def _init(address: str | None, workers: int) -> None:
-    import ray
+    ray = _ray()
 
     if ray.is_initialized():
         return
@@ -73,7 +85,7 @@ def predict_with_ray(model: str | Path, items: Sequence, out: str | Path, *, wor
                      progress: bool = True, marker: str | None = None,
                      on_rows: Callable[[int], None] | None = None) -> dict:
     """Predict ``items`` into ``out`` (.csv or .jsonl) with ``workers`` Ray actors; resumes what ``out`` holds."""
-    import ray.data
+    ray = _ray()
 
     from .bulk import _resume, _write, columns
     from .errors import BadInputError
@@ -142,8 +154,7 @@ def warm_cache_with_ray(featurizer, items: Sequence, *, workers: int = 2, batch_
                         cache_dir: str | None = None, address: str | None = None) -> int:
     """Extract the features of ``items`` with Ray actors and write them into the local feature cache, so the fit
     that follows reads them instead of running the network. Returns how many were extracted."""
-    import ray
-    import ray.data
+    ray = _ray()
 
     from .features import FeatureCache
 
