@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed-stamp
 # the core the type checker reads
 CORE := src/transferkit/data src/transferkit/featurizers src/transferkit/features.py src/transferkit/heads.py \
 	src/transferkit/strategies.py src/transferkit/estimators.py src/transferkit/bundle.py src/transferkit/runtime.py \
-	src/transferkit/finetune/tuners.py src/transferkit/zoo src/transferkit/predictor.py
+	src/transferkit/finetune/tuners.py src/transferkit/zoo src/transferkit/predictor.py src/transferkit/card.py \
+	src/transferkit/share.py
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)

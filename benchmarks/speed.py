@@ -73,6 +73,53 @@ def extraction(n_images: int = 256) -> dict:
     return out
 
 
+def runtimes(folder: Path, n_images: int = 256, n_texts: int = 512) -> list[dict]:
+    """Predictions per second, warm, for each runtime and precision: a features model of Lite0 (images) and of
+    MiniLM (texts), as a Predictor (PyTorch, float32 and the machine's bfloat16 path where it has one) and as an
+    ONNX export (ONNX Runtime, float32 and dynamic int8), on the same inputs."""
+    from transferkit import Features, ImageClassifier, TextClassifier
+    from transferkit.export import export_onnx
+    from transferkit.onnx_runtime import OnnxPredictor
+    from transferkit.predictor import Predictor
+    from transferkit.runtime import native_bf16
+
+    files = sorted(TRAIN.rglob("*.png")) + sorted((TRAIN.parent / "test").rglob("*.png"))
+    images = (files * (n_images // len(files) + 1))[:n_images]
+    from suite_data import load_task
+
+    task = load_task("questions")  # real user questions (chatterbot-corpus): short texts, as most text inputs are
+    pool_texts = [t for ts in task.pool.values() for t in ts]
+    pool_labels = [c for c, ts in task.pool.items() for _ in ts]
+    texts = (pool_texts * (n_texts // len(pool_texts) + 1))[:n_texts]
+    rows = []
+    for modality, make, fit_on, items in (
+            ("image", lambda: ImageClassifier("tf_efficientnet_lite0", Features(), verbose=False), TRAIN, images),
+            ("text", lambda: TextClassifier("all-MiniLM-L6-v2", Features(), verbose=False),
+             (pool_texts, pool_labels), texts)):
+        model_dir, export_dir = folder / f"{modality}-model", folder / f"{modality}-onnx"
+        clf = make()
+        clf.fit(*fit_on) if isinstance(fit_on, tuple) else clf.fit(fit_on)
+        clf.save(model_dir)
+        export_onnx(Predictor.load(model_dir), export_dir, quantize="int8")
+        candidates = [("torch", "fp32")] + ([("torch", "bf16")] if native_bf16("cpu") else []) + \
+            [("onnx", "fp32"), ("onnx", "int8")]
+        for runtime, precision in candidates:
+            if runtime == "torch":
+                predictor = Predictor.load(model_dir, precision=precision)
+            else:
+                predictor = OnnxPredictor.load(export_dir, graph="model.int8.onnx" if precision == "int8" else None)
+            if hasattr(predictor, "use_cache"):
+                predictor.use_cache = False
+            predictor.predict_items(items[:32])  # warm up
+            start = time.perf_counter()
+            predictor.predict_items(items)
+            per_s = len(items) / (time.perf_counter() - start)
+            rows.append({"modality": modality, "runtime": runtime, "precision": precision, "items": len(items),
+                         "per_second": per_s})
+            print(f"  {modality} {runtime} {precision}: {per_s:.1f}/s", file=sys.stderr)
+    return rows
+
+
 def bench(a: list[str], b: list[str], runs: int = 5) -> dict:
     proc = subprocess.run(["farm-bench", "-n", str(runs), "--timeout", "1800", "--vs", shlex.join(b), "--", *a],
                           capture_output=True, text=True, timeout=2400)
@@ -90,6 +137,8 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     result = {"machine": machine(), "extraction": extraction()}
     with tempfile.TemporaryDirectory() as tmp:
+        os.environ["TRANSFERKIT_CACHE"] = str(Path(tmp) / "cache")
+        result["runtimes"] = runtimes(Path(tmp))
         # a fresh cache per run: sh -c gives every run its own folder, removed after
         fit = ["sh", "-c", f"d=$(mktemp -d) && TRANSFERKIT_CACHE=$d {CLI} fit {TRAIN} --out $d/m --strategy features "
                            f">/dev/null 2>&1; s=$?; rm -rf $d; exit $s"]
@@ -109,6 +158,10 @@ def main() -> None:
           f"{e['naive_fp32_images_per_s']:.1f} |\n| transferkit ({e['precision_chosen']}, chosen by this machine) | "
           f"{e['transferkit_images_per_s']:.1f} |\n| speed-up | {e['speed_up']:.2f}x |")
     print(f"features agree: cosine >= {e['feature_cosine_min']:.4f}")
+    print("| model | runtime | precision | predictions/s |\n|---|---|---|---|")
+    for r in result["runtimes"]:
+        print(f"| {'Lite0 features' if r['modality'] == 'image' else 'MiniLM features'} | {r['runtime']} | "
+              f"{r['precision']} | {r['per_second']:.1f} |")
     for key in ("features_vs_plain_probe", "cold_predict_vs_import"):
         r = result[key]
         print(f"{key}: {r['a_median_s']} s against {r['b_median_s']} s, ratio {r['ratio_median']} (median of pairs)")

@@ -48,7 +48,7 @@ def test_format1_params_do_not_reach_the_constructor(tmp_path):
 def test_a_model_folder_is_made_of_components(fitted_features, tmp_path):
     fitted_features.save(tmp_path / "model")
     names = sorted(p.relative_to(tmp_path / "model").as_posix() for p in (tmp_path / "model").rglob("*"))
-    assert names == sorted([CONFIG_FILE, REPORT_FILE, "featurizer", "featurizer/config.json",
+    assert names == sorted([CONFIG_FILE, REPORT_FILE, "README.md", "featurizer", "featurizer/config.json",
                             f"featurizer/{WEIGHTS_FILE}", "head", "head/config.json", f"head/{WEIGHTS_FILE}"])
     featurizer = json.loads((tmp_path / "model" / "featurizer" / "config.json").read_text())
     assert featurizer["kind"] == "image-backbone" and featurizer["preprocessing"]["mean"] == [0.5, 0.5, 0.5]

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from .card import model_card
 from .errors import BundleError
 
 FORMAT = "transferkit-bundle"
@@ -36,6 +37,7 @@ CONFIG_FILE = "transferkit.json"
 WEIGHTS_FILE = "model.safetensors"
 COMPONENT_CONFIG = "config.json"
 REPORT_FILE = "report.json"
+CARD_FILE = "README.md"  # the model card (transferkit.card), which the Hugging Face Hub shows
 TASKS = {"image": "image-classification", "text": "text-classification"}  # the task a model folder names
 MAX_JSON_BYTES = 256 << 20  # a model description larger than this is not one of ours
 
@@ -78,6 +80,7 @@ def save_model(path: str | Path, document: dict[str, Any], components: dict[str,
             if tensors:
                 _write_tensors(folder / WEIGHTS_FILE, tensors)
         _write_json(staging / REPORT_FILE, report)
+        _write_text(staging / CARD_FILE, model_card(document, report, {n: c for n, (c, _) in components.items()}))
         _write_json(staging / CONFIG_FILE, document)
 
     return _replace_folder(path, write, overwrite)
@@ -302,11 +305,16 @@ def _read_tensors(path: Path) -> dict:
         raise BundleError(f"{path} cannot be read ({exc}); the model folder is damaged.") from None
 
 
-def _write_json(path: Path, value: dict) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(value, indent=1, default=_jsonable))
+def _write_text(path: Path, text: str) -> None:
+    # backslashreplace: a class name that was not valid UTF-8 (a folder name's surrogates) shows as \udcxx escapes
+    with open(path, "w", encoding="utf-8", errors="backslashreplace") as fh:
+        fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _write_json(path: Path, value: dict) -> None:
+    _write_text(path, json.dumps(value, indent=1, default=_jsonable))
 
 
 def _write_tensors(path: Path, tensors: dict) -> None:

@@ -275,7 +275,7 @@ def _json_default(value):
 @app.command()
 @_friendly
 def evaluate(
-    model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model folder written by `transferkit fit`.")],
+    model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model folder written by `transferkit fit`, or hf://OWNER/NAME on the Hugging Face Hub.")],
     data: Annotated[Path, typer.Argument(help="Labeled test data in the form the model was fit on (class subfolders, a CSV, a JSONL).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (accuracy, macro_f1, per_class, confusion_matrix).")] = False,
     tta: Annotated[bool, typer.Option(help="Images: test-time augmentation, averaging each image with its mirror image.")] = False,
@@ -331,7 +331,7 @@ def evaluate(
 @app.command()
 @_friendly
 def predict(
-    model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model folder written by `transferkit fit`.")],
+    model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model folder written by `transferkit fit`, or hf://OWNER/NAME on the Hugging Face Hub.")],
     inputs: Annotated[Optional[list[str]], typer.Argument(metavar="INPUT...", help="Images: files or folders of images. Texts: the texts themselves, or files (.txt: one text per line; .csv/.jsonl: the text column); '-' or nothing reads one text per line from standard input.")] = None,
     top: Annotated[int, typer.Option(help="How many classes to show per input.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line: input, label, probability, top.")] = False,
@@ -503,7 +503,7 @@ def _text_inputs(model, inputs: list[str], as_text: bool, as_files: bool) -> lis
 @app.command()
 @_friendly
 def serve(
-    model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model folder (`transferkit fit`) or an ONNX export (`transferkit export`).")],
+    model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model folder (`transferkit fit`), hf://OWNER/NAME on the Hub, or an ONNX export (`transferkit export`).")],
     host: Annotated[str, typer.Option(help="The address to listen on; 127.0.0.1 (this machine only) unless you mean otherwise.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="The port to listen on.")] = 8000,
     runtime: Annotated[str, typer.Option(help="torch, or onnx (ONNX Runtime; a model folder is exported once and cached).")] = "torch",
@@ -540,7 +540,7 @@ def serve(
 @app.command()
 @_friendly
 def export(
-    model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model folder written by `transferkit fit`.")],
+    model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model folder written by `transferkit fit`, or hf://OWNER/NAME on the Hugging Face Hub.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="The folder to write the export to.")],
     format_: Annotated[str, typer.Option("--format", help="onnx: one graph from the input to class probabilities, run by ONNX Runtime.")] = "onnx",
     quantize: Annotated[Optional[str], typer.Option(help="int8: also write a dynamically quantised graph (ONNX Runtime's tools); give --check-data to measure what it costs in accuracy.")] = None,
@@ -585,6 +585,33 @@ def export(
                       f"{q['n']} labeled examples ({100 * q['accuracy_change']:+.1f} points).")
         else:
             out.print(f"int8: {size}; {q['note']}.")
+
+
+@app.command()
+@_friendly
+def push(
+    model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model folder written by `transferkit fit` (its README.md is the model card).")],
+    repo: Annotated[str, typer.Option("--repo", help="The Hugging Face Hub repository to upload to, OWNER/NAME (created if missing).")],
+    private: Annotated[bool, typer.Option(help="Create the repository as private.")] = False,
+    token: Annotated[Optional[str], typer.Option(envvar="HF_TOKEN", show_default=False, help="A Hub token with write access (default: HF_TOKEN, or the login of `hf auth login`).")] = None,
+    message: Annotated[Optional[str], typer.Option(help="The commit message.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print {repo, url} as JSON.")] = False,
+) -> None:
+    """Upload a model folder, with its model card, to the Hugging Face Hub.
+
+    Examples:
+
+      transferkit push model --repo alice/clipart-birds
+
+      transferkit predict hf://alice/clipart-birds photo.jpg    # anyone, once it is public
+    """
+    from .share import push as push_model
+
+    url = push_model(model_dir, repo, token=token, private=private, message=message)
+    if as_json:
+        print(json.dumps({"repo": repo, "url": url}))
+    else:
+        out.print(f"Pushed [bold]{model_dir}[/] to {repo}: {url}\nLoad it with hf://{repo}", highlight=False)
 
 
 @app.command()

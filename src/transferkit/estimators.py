@@ -66,6 +66,8 @@ class Classifier(ClassifierMixin, BaseEstimator):
         fitted = strategy.fit(Problem(featurizer, data, data.classes, self._run()))
         fitted.metrics["fit_seconds"] = time.perf_counter() - start
         fitted.metrics[f"n_{self.noun}s"] = len(data)
+        fitted.metrics["class_counts"] = {str(c): int(n) for c, n in zip(*np.unique(np.asarray(data.labels, dtype=str),
+                                                                                    return_counts=True))}
         self.classes_ = np.array(data.classes)
         self.featurizer_ = fitted.featurizer
         self.head_ = fitted.head
@@ -299,10 +301,12 @@ class TextClassifier(Classifier):
 
 
 def load_model(path: str | Path, **overrides) -> Classifier:
-    """Load any transferkit model folder as the estimator that wrote it."""
+    """Load any transferkit model folder (or ``hf://OWNER/NAME`` from the Hub) as the estimator that wrote it."""
     from .bundle import read_document
     from .predictor import TASKS
+    from .share import local_model_path
 
+    path = local_model_path(path)
     document, _ = read_document(path)
     text = document.get("modality") == "text" or document.get("task") == TASKS["text"]
     cls = TextClassifier if text else ImageClassifier

@@ -141,7 +141,9 @@ class Predictor:
         """A model folder (this format or transferkit 0.1's) ready to predict. Only inference settings are read from
         it, each checked; ``settings`` override them (``tta=True``, ``precision="fp32"``)."""
         from .bundle import load_model_parts
+        from .share import local_model_path
 
+        path = local_model_path(path)  # hf://OWNER/NAME: the hub's files, from its cache or downloaded
         document, components, report = load_model_parts(path)
         found = document.get("modality")
         if found not in TASKS:

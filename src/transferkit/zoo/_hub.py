@@ -4,10 +4,10 @@ failure when it cannot (a probe of a few seconds instead of minutes of retries).
 from __future__ import annotations
 
 import os
-import re
 import socket
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..errors import WeightsUnavailableError
 
@@ -19,13 +19,13 @@ def reachable() -> tuple[bool, str]:
     """Whether the hub answers (within a few seconds), and why not."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
         return False, "HF_HUB_OFFLINE is set"
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    host = re.sub(r"^\w+://", "", endpoint).split("/")[0].split(":")[0]
+    url = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
     outcome: list[str] = []
 
     def probe() -> None:
         try:
-            socket.create_connection((host, 443), timeout=PROBE_SECONDS).close()
+            socket.create_connection((host, port), timeout=PROBE_SECONDS).close()
             outcome.append("")
         except OSError as exc:
             outcome.append(str(exc) or type(exc).__name__)

@@ -1,0 +1,97 @@
+"""The model card: a README.md in every model folder, saying what the model is, what it was trained on, how it was
+chosen, how good it is (with the sample size behind each number) and what it cannot do. The Hugging Face Hub shows
+it as the repository's page; its front matter is the Hub's model-card metadata."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+PIPELINE_TAGS = {"image": "image-classification", "text": "text-classification"}
+
+
+def model_card(document: dict[str, Any], report: dict[str, Any], components: dict[str, dict]) -> str:
+    """Markdown for a model folder from its description, its fit report and its components' configs."""
+    modality = document["modality"]
+    classes = [str(c) for c in document["classes"]]
+    metrics = report.get("metrics") or {}
+    featurizer = components.get("featurizer") or {}
+    counts = metrics.get("class_counts") or {}
+    noun = "image" if modality == "image" else "text"
+    example = "photo.jpg" if modality == "image" else "a text to classify"
+    lines = ["---", "library_name: transferkit", f"pipeline_tag: {PIPELINE_TAGS[modality]}",
+             "tags:", "- transferkit", "- transfer-learning", "- few-shot", "---", "",
+             f"# {'An' if noun == 'image' else 'A'} {noun} classifier made with transferkit", "",
+             f"{len(classes)} classes: {', '.join(f'`{c}`' for c in classes)}.", "",
+             "## Model", "",
+             f"- Representation: {_describe_featurizer(featurizer)}",
+             f"- Strategy: `{report.get('strategy', '?')}`",
+             f"- Why: {report.get('reason') or 'not recorded'}", "",
+             "## Training data", ""]
+    n = metrics.get(f"n_{noun}s") or metrics.get("n_train")
+    lines.append(f"{n} labeled {noun}s" + (":" if counts else "."))
+    if counts:
+        lines += ["", "| class | examples |", "|---|---|"] + [f"| {_cell(c)} | {k} |" for c, k in counts.items()]
+    skipped = report.get("skipped") or []
+    if skipped:
+        lines += ["", f"{len(skipped)} unreadable input(s) were skipped."]
+    for note in report.get("notes") or []:
+        lines += ["", f"Note: {note}."]
+    lines += ["", "## How good it is", ""] + _metric_lines(metrics)
+    lines += ["", "## Limitations", "",
+              f"- It always answers one of its {len(classes)} classes: an input that belongs to none of them still "
+              "gets one (look at the probability).",
+              "- Accuracy was estimated on the training labels themselves (cross-validation or a held-out split). "
+              "With a few examples per class that estimate is wide (see its interval) and data unlike the "
+              "training examples (other sources, cameras, writing styles) can score lower: evaluate it on labeled "
+              "data of your own with `transferkit evaluate`.",
+              f"- The representation was pretrained on data of its own ({_pretrained_on(featurizer)}); its biases "
+              "carry over.", "",
+              "## Use it", "", "```bash", "pip install transferkit",
+              f"transferkit predict MODEL {'photo.jpg' if modality == 'image' else '--text ' + repr(example)} --top 3",
+              "transferkit serve MODEL            # a prediction server on 127.0.0.1",
+              "transferkit export MODEL --format onnx", "```", "",
+              "```python", "from transferkit import load_model", "", "model = load_model(\"MODEL\")",
+              f"model.predict([{example!r}])", "```", "",
+              "MODEL is this folder, or `hf://OWNER/NAME` once it is on the Hugging Face Hub.", "",
+              "## Versions", "", "```json", json.dumps(document.get("versions") or {}, indent=1), "```", ""]
+    return "\n".join(lines)
+
+
+# (value key, interval key, sample-size key, what it is), most telling first
+METRICS = (("accuracy_estimate", "estimate_interval", "cv_n", "estimated accuracy of the tuned model"),
+           ("cv_accuracy", "cv_interval", "cv_n", "cross-validated accuracy"),
+           ("val_accuracy", "val_interval", "n_val", "accuracy on a held-out validation split"))
+
+
+def _metric_lines(metrics: dict) -> list[str]:
+    out = []
+    for value_key, interval_key, n_key, what in METRICS:
+        value, interval, n = metrics.get(value_key), metrics.get(interval_key), metrics.get(n_key)
+        if isinstance(value, (int, float)):
+            span = f", 95% interval {interval[0]:.2f}-{interval[1]:.2f}" if interval else ""
+            folds = f", {metrics['cv_folds']} folds" if value_key == "cv_accuracy" and metrics.get("cv_folds") else ""
+            out.append(f"- {what.capitalize()}: **{value:.3f}** (n={n if n is not None else '?'}{folds}{span})")
+    return out or ["- No accuracy estimate was recorded (too few examples to hold any out)."]
+
+
+def _describe_featurizer(config: dict) -> str:
+    members = config.get("members")
+    if members:
+        return "several networks side by side: " + ", ".join(_describe_featurizer(m) for m in members)
+    name = (config.get("spec") or {}).get("name") or config.get("kind", "?")
+    tuned = {True: " (fine-tuned on this data)", False: " (frozen)"}.get(config.get("tuned"), "")
+    return f"`{name}`, {config.get('kind', '?')}{tuned}"
+
+
+def _pretrained_on(config: dict) -> str:
+    kinds = {m.get("kind") for m in (config.get("members") or [config])}
+    if kinds <= {"image-backbone"}:
+        return "ImageNet photographs"
+    if kinds & {"sentence-encoder"}:
+        return "English sentence pairs from the web"
+    return "see each component's source"
+
+
+def _cell(value: str) -> str:
+    return value.replace("|", "\\|").replace("\n", " ")
