@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-all lint bench bench-fewshot bench-rank bench-code bench-deps clean-venv
+.PHONY: demo test test-all lint browser bench bench-fewshot bench-rank bench-code bench-deps clean-venv
 # the core the type checker reads
 CORE := src/transferkit/data src/transferkit/featurizers src/transferkit/features.py src/transferkit/heads.py \
 	src/transferkit/strategies.py src/transferkit/estimators.py src/transferkit/bundle.py src/transferkit/runtime.py \
@@ -22,10 +22,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python examples/demo.py
 
-test: $(STAMP)  # the fast lane: everything but the tests that train real networks for a minute or more
+browser:  # Debian's Chromium for the app's browser tests (skipped, with the reason, where it cannot be installed)
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		apt-get install -y -q chromium >/dev/null 2>&1; } || echo "Chromium not installed: the browser tests will be skipped"
+
+test: $(STAMP) browser  # the fast lane: everything but the tests that train real networks for a minute or more
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
 
-test-all: $(STAMP) lint  # what CI runs: lint, type check and every test
+test-all: $(STAMP) browser lint  # what CI runs: lint, type check and every test
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -119,8 +119,8 @@ def main() -> None:
     parser.add_argument("--label", default="now")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--no-timing", action="store_true", help="skip the start-up timings (they take a minute)")
-    parser.add_argument("--table", nargs=2, metavar=("BEFORE", "AFTER"),
-                        help="only print a Markdown table comparing two saved results (labels, e.g. before after)")
+    parser.add_argument("--table", nargs="+", metavar="LABEL",
+                        help="only print a Markdown table comparing saved results (labels, e.g. before after now)")
     args = parser.parse_args()
     if args.table:
         print(markdown(*(json.loads((ROOT / "benchmarks" / "results" / f"codebase-{label}.json").read_text())
@@ -178,32 +178,33 @@ def ensure_features_model() -> Path:
     return model
 
 
-def markdown(before: dict, after: dict) -> str:
+COLUMN_NAMES = {"before": "before (0.1)", "after": "after the redesign", "now": "now (with export, serve, Ray, app)"}
+
+
+def markdown(*results: dict) -> str:
     def timing(r: dict, key: str) -> str:
         t = r.get(key) or {}
         return f"{t.get('a_median_s')} s ({t.get('ratio_median')} x)" if t.get("a_median_s") is not None else ""
 
     rows = [
-        ("lines of `src/` (files)", f"{before['src_lines']} ({before['src_files']})",
-         f"{after['src_lines']} ({after['src_files']})"),
-        ("largest module", "{} ({})".format(*before["largest_module"]), "{} ({})".format(*after["largest_module"])),
-        ("largest function", "{} ({})".format(*before["largest_function"]), "{} ({})".format(*after["largest_function"])),
-        ("lines that branch on modality", before["modality_branch_lines"], after["modality_branch_lines"]),
-        ("definitions named per modality", len(before["twin_definitions"]), len(after["twin_definitions"])),
-        ("`duplicates` pairs in `src/`", before["duplicates"][0].split(" pairs")[0], after["duplicates"][0].split(" pairs")[0]),
-        ("`import transferkit`, median (/ `import torch, timm`)", timing(before, "import_transferkit"),
-         timing(after, "import_transferkit")),
-        ("import of the estimators", timing(before, "import_estimators"), timing(after, "import_estimators")),
-        ("cold `transferkit predict` of one image", timing(before, "cold_predict_one_image"),
-         timing(after, "cold_predict_one_image")),
-        ("`predict` imports Lightning", before.get("lightning_imported_by_predict"),
-         after.get("lightning_imported_by_predict")),
+        ("lines of `src/` (files)", lambda r: f"{r['src_lines']} ({r['src_files']})"),
+        ("largest module", lambda r: "{} ({})".format(*r["largest_module"])),
+        ("largest function", lambda r: "{} ({})".format(*r["largest_function"])),
+        ("lines that branch on modality", lambda r: r["modality_branch_lines"]),
+        ("definitions named per modality", lambda r: len(r["twin_definitions"])),
+        ("`duplicates` pairs in `src/`", lambda r: r["duplicates"][0].split(" pairs")[0]),
+        ("`import transferkit`, median (/ `import torch, timm`)", lambda r: timing(r, "import_transferkit")),
+        ("import of the estimators", lambda r: timing(r, "import_estimators")),
+        ("cold `transferkit predict` of one image", lambda r: timing(r, "cold_predict_one_image")),
+        ("`predict` imports Lightning", lambda r: r.get("lightning_imported_by_predict")),
     ]
-    m = after["machine"]
+    m = results[-1]["machine"]
     lines = [f"Measured by `python benchmarks/codebase_metrics.py` on {m['cpu']} ({', '.join(m['flags'])}), "
              f"{m['threads']} threads; times are medians of 5 whole processes paired with `python -c 'import torch, "
-             "timm'` by farm-bench.", "", "| | before (0.1) | after (0.2) |", "|---|---|---|"]
-    lines += [f"| {name} | {b} | {a} |" for name, b, a in rows]
+             "timm'` by farm-bench.", "",
+             "| | " + " | ".join(COLUMN_NAMES.get(r["label"], r["label"]) for r in results) + " |",
+             "|---|" + "---|" * len(results)]
+    lines += [f"| {name} | " + " | ".join(str(value(r)) for r in results) + " |" for name, value in rows]
     return "\n".join(lines)
 
 

@@ -614,6 +614,44 @@ def push(
         out.print(f"Pushed [bold]{model_dir}[/] to {repo}: {url}\nLoad it with hf://{repo}", highlight=False)
 
 
+@app.command("app")
+@_friendly
+def app_command(
+    project_dir: Annotated[Path, typer.Argument(metavar="PROJECT_DIR", help="The project folder (created if missing); the CLI reads its data/ too.")] = Path("transferkit-project"),
+    port: Annotated[int, typer.Option(help="The port to listen on.")] = 8765,
+    host: Annotated[str, typer.Option(help="The address to listen on: 127.0.0.1 (this machine only) unless you mean otherwise; any other address requires a token.")] = "127.0.0.1",
+    token: Annotated[Optional[str], typer.Option(envvar="TRANSFERKIT_APP_TOKEN", show_default=False, help="The token browsers must present (default on a non-local --host: a new random one, printed).")] = None,
+    modality: Annotated[Optional[str], typer.Option(help="image or text, for a new project (else the page asks).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="The backbone or text encoder to train with (default: the zoo's default).")] = None,
+    open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the page in the default browser.")] = False,
+) -> None:
+    """A local web app: collect and label examples, train, try the model live, fix what it gets wrong, download it.
+
+    Examples:
+
+      transferkit app birds-project                 # then open http://127.0.0.1:8765
+
+      transferkit app reviews --modality text --port 9000
+
+      transferkit fit birds-project/data/train --out model    # the same data, from the command line
+    """
+    from .app.project import Project
+    from .app.web import LOCAL_HOSTS, new_token, run_app
+
+    if host not in LOCAL_HOSTS and token is None:
+        token = new_token()
+    project = Project(project_dir, modality)
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{port}/" + (f"?token={token}" if token else "")
+    out.print(f"transferkit app: project [bold]{project.root}[/]\nOpen {url}  (Ctrl-C to stop)", highlight=False)
+    if host not in LOCAL_HOSTS:
+        err.print(f"[yellow]Listening on {host}: anyone who can reach this machine and has the token can use it.[/]")
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(url)
+    run_app(project, host=host, port=port, token=token, model=model)
+
+
 @app.command()
 @_friendly
 def pretrain(

@@ -1,0 +1,371 @@
+"""The app's HTTP side: FastAPI routes over a :class:`Project`, and one page (``page.html``) that calls them.
+
+FastAPI (with uvicorn) rather than Gradio: it is already transferkit's server stack (``transferkit serve``), so the
+app adds no dependency; its routes are plain HTTP that the tests call directly as well as through a browser; and the
+safety rules (what an upload may be, where files go, who may connect) are written once, here, in view.
+"""
+
+# no "from __future__ import annotations": FastAPI reads the endpoints' annotations
+
+import csv
+import hmac
+import io
+import json
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+
+from . import runs
+from .project import MAX_UPLOAD_MB, Project, ProjectError
+
+MAX_REQUEST_MB = 64  # a request larger than this is refused before it is read
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+PAGE = Path(__file__).with_name("page.html")
+
+
+def create_app(project: Project, *, token: str | None = None, model: str | None = None):
+    """The ASGI application of ``project``. With ``token``, every request must carry it (header ``X-Token``, cookie
+    ``transferkit_token``, or ``?token=`` once, which sets the cookie)."""
+    from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+    from pydantic import BaseModel
+
+    from .. import __version__
+    from ..errors import TransferkitError
+
+    app = FastAPI(title="transferkit app", version=__version__)
+    app.add_middleware(_BodyLimit, max_bytes=MAX_REQUEST_MB * 2**20)
+    predictors: dict[str, object] = {}
+    runs.reap(project)
+
+    @app.middleware("http")
+    async def check_token(request: Request, call_next):
+        if token is None:
+            return await call_next(request)
+        given = (request.headers.get("x-token") or request.cookies.get("transferkit_token")
+                 or request.query_params.get("token") or "")
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return JSONResponse({"detail": "This app needs its token: open the address it printed when it started "
+                                           "(…/?token=…)."}, status_code=401)
+        response = await call_next(request)
+        if request.query_params.get("token"):
+            response.set_cookie("transferkit_token", token, httponly=True, samesite="strict")
+        return response
+
+    @app.exception_handler(TransferkitError)
+    async def refused(request: Request, exc: TransferkitError):
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        what = "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in exc.errors()[:3])
+        return JSONResponse({"detail": f"The request is not what this page sends ({what})."}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):  # never a traceback to the browser
+        return JSONResponse({"detail": f"Something went wrong ({type(exc).__name__}: {exc}). Your data is unchanged."},
+                            status_code=500)
+
+    # -- page and state -------------------------------------------------------------------------------------------
+    @app.get("/", response_class=HTMLResponse)
+    async def page():
+        return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/state")
+    async def state() -> dict:
+        runs.reap(project)
+        all_runs = project.runs()
+        counts = {s: len(project.items(s)) for s in ("train", "test", "pool")}
+        return {"project": str(project.root), "modality": project.modality, "classes": project.classes(),
+                "counts": counts, "runs": all_runs[:10], "has_model": project.latest_model() is not None,
+                "strategies": list(runs.STRATEGIES), "limits": {"upload_mb": MAX_UPLOAD_MB,
+                                                                "request_mb": MAX_REQUEST_MB}}
+
+    class Modality(BaseModel):
+        modality: str
+
+    @app.post("/api/modality")
+    async def set_modality(body: Modality) -> dict:
+        project.set_modality(body.modality)
+        return {"modality": project.modality}
+
+    class ClassName(BaseModel):
+        name: str
+
+    @app.post("/api/classes")
+    async def add_class(body: ClassName) -> dict:
+        return {"name": project.add_class(body.name)}
+
+    @app.delete("/api/classes/{name}")
+    async def delete_class(name: str) -> dict:
+        project.delete_class(name)
+        return {"deleted": name}
+
+    # -- examples ---------------------------------------------------------------------------------------------------
+    @app.get("/api/items")
+    async def items(split: str | None = None, label: str | None = None) -> list:
+        return [_public(r) for r in project.items(split, label)]
+
+    @app.post("/api/images")
+    async def add_images(files: list[UploadFile] = File(...), label: str = Form(""), split: str = Form("train")):
+        added, errors = [], []
+        for upload in files:
+            data = await upload.read(MAX_UPLOAD_MB * 2**20 + 1)
+            try:
+                added.append(_public(project.add_image(data, upload.filename or "upload", label or None, split)))
+            except ProjectError as exc:
+                errors.append(str(exc))
+        status = 200 if added or not errors else 400
+        return JSONResponse({"added": added, "errors": errors,
+                             **({"detail": " ".join(errors)} if errors and not added else {})}, status_code=status)
+
+    class Texts(BaseModel):
+        texts: list[str]
+        label: str = ""
+        split: str = "train"
+
+    @app.post("/api/texts")
+    async def add_texts(body: Texts) -> dict:
+        return {"added": project.add_texts(body.texts, [body.label or None] * len(body.texts), body.split)}
+
+    class Table(BaseModel):
+        csv: str
+        split: str = "train"
+
+    @app.post("/api/csv")
+    async def add_csv(body: Table) -> dict:
+        return {"added": project.add_csv(body.csv.encode("utf-8"), body.split)}
+
+    class Change(BaseModel):
+        label: str | None = None
+        split: str | None = None
+
+    @app.patch("/api/items/{item_id}")
+    async def change(item_id: int, body: Change) -> dict:
+        return _public(project.update(item_id, label=body.label, split=body.split))
+
+    @app.delete("/api/items/{item_id}")
+    async def delete(item_id: int) -> dict:
+        project.delete(item_id)
+        return {"deleted": item_id}
+
+    @app.get("/api/items/{item_id}/image")
+    async def image(item_id: int):
+        return FileResponse(project.image_file(item_id), headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/api/duplicates")
+    async def duplicates() -> list:
+        return project.duplicates()
+
+    @app.get("/api/history")
+    async def history() -> list:
+        return project.history()
+
+    # -- training ---------------------------------------------------------------------------------------------------
+    class Train(BaseModel):
+        strategy: str = "auto"
+        compare_scratch: bool = False
+
+    @app.post("/api/train")
+    async def train(body: Train) -> dict:
+        return {"run": runs.start(project, body.strategy, model, body.compare_scratch)}
+
+    @app.post("/api/runs/{run_id}/cancel")
+    async def cancel(run_id: int) -> dict:
+        runs.cancel(project, run_id)
+        return project.run(run_id)
+
+    @app.get("/api/suggestions")
+    async def suggestions(kind: str = "wrong", limit: int = 12) -> list:
+        if kind not in ("wrong", "unsure", "next"):
+            raise HTTPException(422, "kind must be wrong, unsure or next.")
+        return [_public(r) for r in project.suggestions(kind, min(max(limit, 1), 100))]
+
+    # -- trying the model -------------------------------------------------------------------------------------------
+    def predictor():
+        from ..predictor import Predictor
+
+        folder = project.latest_model()
+        if folder is None:
+            raise ProjectError("There is no model yet: train one first.")
+        if str(folder) not in predictors:
+            predictors.clear()
+            predictors[str(folder)] = Predictor.load(folder)
+        return predictors[str(folder)]
+
+    def answer(p, classes, top: int = 5) -> dict:
+        order = p.argsort()[::-1][:top]
+        return {"label": classes[order[0]], "probability": float(p[order[0]]),
+                "top": [{"label": classes[i], "probability": float(p[i])} for i in order]}
+
+    @app.post("/api/predict/image")
+    async def predict_image(file: UploadFile = File(...)) -> dict:
+        from ..data.images import ImageDecodeError, load_image
+        from .project import MAX_PIXELS
+
+        model_ = predictor()
+        data = await file.read(MAX_UPLOAD_MB * 2**20 + 1)
+        if len(data) > MAX_UPLOAD_MB * 2**20:
+            raise ProjectError(f"The image is larger than {MAX_UPLOAD_MB} MB.")
+        try:
+            img = load_image(io.BytesIO(data), max_pixels=MAX_PIXELS, name="the image")
+        except ImageDecodeError as exc:
+            raise ProjectError(f"{exc.reason}. Try a PNG, JPEG or WebP image.") from None
+        proba, ok, skipped = model_.predict_items([img])
+        if not ok[0]:
+            raise ProjectError(skipped[0][1] if skipped else "The image could not be read.")
+        return answer(proba[0], model_.classes.tolist())
+
+    class Text(BaseModel):
+        text: str
+
+    @app.post("/api/predict/text")
+    async def predict_text(body: Text) -> dict:
+        model_ = predictor()
+        if not body.text.strip():
+            raise ProjectError("Type a text to classify.")
+        proba, ok, skipped = model_.predict_items([body.text])
+        return answer(proba[0], model_.classes.tolist())
+
+    # -- taking it away ---------------------------------------------------------------------------------------------
+    def latest_run_folder() -> Path:
+        folder = project.latest_model()
+        if folder is None:
+            raise ProjectError("There is no model yet: train one first.")
+        return folder.parent
+
+    @app.get("/api/download/model")
+    async def download_model():
+        folder = latest_run_folder() / "model"
+        return Response(_zip(folder, "model"), media_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="{_slug(project)}-model.zip"'})
+
+    @app.get("/api/download/report")
+    async def download_report():
+        from ..evaluate import evaluate
+        from ..report import evaluation_report, write_report
+
+        run_folder = latest_run_folder()
+        test_inputs, test_labels, _ = project.labeled("test")
+        if not test_inputs:
+            raise ProjectError("The report scores the model on the test examples: move or add some to test first.")
+        report = run_folder / "report.html"
+        model_ = predictor()
+        result = evaluate(model_, test_inputs, test_labels)
+        write_report(report, evaluation_report(result, f"{project.root.name}, run {run_folder.name}",
+                                               f"{len(test_inputs)} test examples",
+                                               {"reason": model_.report.get("reason")}))
+        return FileResponse(report, media_type="text/html", filename=f"{_slug(project)}-report.html")
+
+    @app.get("/api/download/onnx")
+    async def download_onnx():
+        from ..export import export_onnx, is_export
+
+        run_folder = latest_run_folder()
+        target = run_folder / "onnx"
+        if not is_export(target):
+            export_onnx(predictor(), target, overwrite=True)
+        return Response(_zip(target, "onnx"), media_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="{_slug(project)}-onnx.zip"'})
+
+    @app.get("/api/download/predictions")
+    async def download_predictions():
+        rows = project.items("pool") + project.items("test")
+        if not rows:
+            raise ProjectError("There is nothing to predict: add unlabeled or test examples first.")
+        model_ = predictor()
+        inputs = [str(project.root / r["file"]) if r["file"] else r["text"] for r in rows]
+        proba, ok, skipped = model_.predict_items(inputs)
+        classes = model_.classes.tolist()
+        buffer = io.StringIO(newline="")
+        writer = csv.writer(buffer)
+        writer.writerow(["name", "split", "given_label", "label", "probability", *[f"p_{c}" for c in classes]])
+        values = iter(proba)
+        reasons = dict(skipped)
+        for row, good, item in zip(rows, ok, inputs):
+            if good:
+                p = next(values)
+                writer.writerow([row["name"], row["split"], row["label"] or "", classes[int(p.argmax())],
+                                 f"{p.max():.4f}", *[f"{v:.4f}" for v in p]])
+            else:
+                writer.writerow([row["name"], row["split"], row["label"] or "", "", "", *[""] * len(classes)])
+                writer.writerow([f"# {row['name']}: {reasons.get(item, 'unreadable')}"])
+        return Response(buffer.getvalue(), media_type="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{_slug(project)}-predictions.csv"'})
+
+    return app
+
+
+def _public(row: dict) -> dict:
+    """An item as the page sees it: no paths of the server's."""
+    keys = ("id", "name", "label", "split", "text", "kind", "predicted", "confidence", "score", "item")
+    out = {k: row[k] for k in keys if k in row}
+    out["image"] = bool(row.get("file"))
+    if "item" in row:
+        out["id"] = row["item"]
+    return out
+
+
+def _slug(project: Project) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in project.root.name)[:40] or "project"
+
+
+def _zip(folder: Path, name: str) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = shutil.make_archive(str(Path(tmp) / name), "zip", root_dir=folder.parent, base_dir=folder.name)
+        return Path(archive).read_bytes()
+
+
+class _BodyLimit:
+    """Refuse a request body larger than ``max_bytes`` (by its Content-Length, or while it streams) with a 413 and a
+    message, before the application reads it."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length", b"")
+        message = json.dumps({"detail": f"The upload is larger than {self.max_bytes / 2**20:.0f} MB, the most this "
+                                        f"app takes at once; images may be up to {MAX_UPLOAD_MB} MB each."}).encode()
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            return await _send_json(send, 413, message)
+        seen = [0]
+
+        async def limited():
+            event = await receive()
+            if event["type"] == "http.request":
+                seen[0] += len(event.get("body", b""))
+                if seen[0] > self.max_bytes:
+                    raise _TooLarge
+            return event
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await _send_json(send, 413, message)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _send_json(send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def run_app(project: Project, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
+            model: str | None = None) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(project, token=token, model=model), host=host, port=port, log_level="warning")

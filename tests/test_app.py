@@ -1,0 +1,166 @@
+"""`transferkit app`: projects on disk that reopen as they were and that two tabs can edit at once, uploads that are
+checked before anything is written, a token off localhost, and training in a child process that can be cancelled.
+The whole journey in a real browser is in test_app_browser.py."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from transferkit.app import Project, ProjectError
+from transferkit.app.web import create_app
+
+
+def _png(color=(200, 30, 30), size=(64, 48)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def project(tmp_path):
+    return Project(tmp_path / "birds", "image")
+
+
+def _snapshot(project: Project) -> tuple:
+    files = sorted(p.relative_to(project.root).as_posix() for p in project.root.rglob("*") if p.is_file()
+                   and not p.name.startswith("transferkit-project.db"))
+    return files, project.items(), project.classes()
+
+
+def test_a_project_is_folders_the_cli_reads_and_reopens_as_it_was(project, example_train):
+    project.add_class("birds")
+    project.add_class("fruit")
+    for cls in ("birds", "fruit"):
+        for f in sorted((example_train / cls).glob("*.png"))[:3]:
+            project.add_image(f.read_bytes(), f.name, cls)
+    again = Project(project.root)
+    assert again.modality == "image" and [c["name"] for c in again.classes()] == ["birds", "fruit"]
+    assert [(i["name"], i["label"]) for i in again.items()] == [(i["name"], i["label"]) for i in project.items()]
+    from transferkit.predictor import read
+
+    data = read("image", again.training_data("train"), require_labels=True)
+    assert sorted(data.classes) == ["birds", "fruit"] and len(data) == 6
+
+
+def test_two_tabs_editing_at_once_keep_both_changes(project):
+    project.add_class("a")
+    project.add_class("b")
+    first = project.add_image(_png((255, 0, 0)), "red.png", "a")
+    second = project.add_image(_png((0, 0, 255)), "blue.png", "a")
+    tab1, tab2 = Project(project.root), Project(project.root)  # two connections, as two browser tabs have
+    tab1.update(first["id"], label="b")
+    tab2.update(second["id"], split="test")
+    rows = {r["name"]: r for r in Project(project.root).items()}
+    assert (rows["red.png"]["label"], rows["red.png"]["split"]) == ("b", "train")
+    assert (rows["blue.png"]["label"], rows["blue.png"]["split"]) == ("a", "test")
+    assert (project.root / rows["red.png"]["file"]).is_file() and "/b/" in rows["red.png"]["file"]
+
+
+def test_exact_and_near_duplicates_are_shown_also_across_train_and_test(project):
+    project.add_class("a")
+    project.add_image(_png((10, 200, 10)), "one.png", "a")
+    project.add_image(_png((10, 200, 10)), "copy.png", "a", split="test")
+    near = Image.new("RGB", (64, 48), (10, 200, 10))
+    near.putpixel((0, 0), (12, 198, 10))
+    buffer = io.BytesIO()
+    near.save(buffer, "PNG")
+    project.add_image(buffer.getvalue(), "almost.png", "a")
+    groups = project.duplicates()
+    exact = [g for g in groups if g["kind"] == "exact"]
+    assert len(exact) == 1 and exact[0]["across_train_and_test"]
+    assert any(g["kind"] == "near" and "almost.png" in {i["name"] for i in g["items"]} for g in groups)
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("notes.png", b"this is not an image", "not an image that can be read"),
+    ("../../etc/evil.png", _png(), "not a plain file name"),
+    ("..\\evil.png", _png(), "not a plain file name"),
+])
+def test_bad_uploads_get_a_message_and_change_nothing(project, name, data, message):
+    project.add_class("a")
+    before = _snapshot(project)
+    client = TestClient(create_app(project))
+    response = client.post("/api/images", files=[("files", (name, data, "image/png"))], data={"label": "a"})
+    assert response.status_code == 400 and message in response.json()["detail"]
+    assert _snapshot(project) == before
+    assert not (project.root.parent / "etc").exists()
+
+
+def test_a_50_megapixel_image_is_refused_with_the_limit(project):
+    project.add_class("a")
+    buffer = io.BytesIO()
+    Image.new("L", (8700, 5800)).save(buffer, "PNG")  # 50.5 megapixels, a few hundred kB compressed
+    before = _snapshot(project)
+    response = TestClient(create_app(project)).post("/api/images", files=[("files", ("huge.png", buffer.getvalue()))],
+                                                    data={"label": "a"})
+    assert response.status_code == 400 and "50 megapixels" in response.json()["detail"] and "Downscale" in \
+        response.json()["detail"]
+    assert _snapshot(project) == before
+
+
+def test_a_100_mb_upload_is_refused_before_it_is_read(project):
+    project.add_class("a")
+    before = _snapshot(project)
+    response = TestClient(create_app(project)).post(
+        "/api/images", files=[("files", ("big.png", b"\0" * (100 * 2**20)))], data={"label": "a"})
+    assert response.status_code == 413 and "larger than 64 MB" in response.json()["detail"]
+    assert _snapshot(project) == before
+
+
+def test_class_names_that_are_not_folder_names_are_refused(project):
+    for bad in ("../up", "a/b", ".hidden", "", "x" * 65, "tab\there"):
+        with pytest.raises(ProjectError, match="cannot be a class name"):
+            project.add_class(bad)
+    assert project.classes() == []
+
+
+def test_off_localhost_every_request_needs_the_token(project):
+    client = TestClient(create_app(project, token="s3cret"))
+    assert client.get("/api/state").status_code == 401
+    assert "token" in client.get("/").json()["detail"]
+    assert client.get("/api/state", headers={"X-Token": "s3cret"}).status_code == 200
+    assert client.get("/?token=s3cret").status_code == 200  # sets the cookie the page's requests carry
+    assert client.get("/api/state").status_code == 200
+
+
+def test_training_needs_two_classes_with_two_examples(project):
+    project.add_class("a")
+    project.add_image(_png(), "one.png", "a")
+    response = TestClient(create_app(project)).post("/api/train", json={"strategy": "features"})
+    assert response.status_code == 400 and "at least two classes" in response.json()["detail"]
+    assert project.runs() == []
+
+
+def test_texts_typed_or_pasted_as_csv_become_the_csv_the_cli_reads(tmp_path):
+    project = Project(tmp_path / "reviews", "text")
+    client = TestClient(create_app(project))
+    assert client.post("/api/csv", json={"csv": "text,label\ngreat value,pos\nbroke at once,neg\n"}).status_code == 200
+    assert client.post("/api/texts", json={"texts": ["love it", "  "], "label": "pos"}).json()["added"] == 1
+    table = (project.root / "data" / "train.csv").read_text()
+    assert table.splitlines() == ["text,label", "great value,pos", "broke at once,neg", "love it,pos"]
+
+
+def test_a_run_trains_in_a_child_process_and_can_be_cancelled(project, example_train):
+    for cls in ("birds", "fruit"):
+        project.add_class(cls)
+        for f in sorted((example_train / cls).glob("*.png"))[:4]:
+            project.add_image(f.read_bytes(), f.name, cls)
+    client = TestClient(create_app(project, model="tf_efficientnet_lite0"))
+    run = client.post("/api/train", json={"strategy": "features"}).json()["run"]
+    assert client.post("/api/train", json={"strategy": "features"}).status_code == 400  # one run at a time
+    assert client.get("/api/state").status_code == 200  # the app answers while it trains
+    cancelled = client.post(f"/api/runs/{run}/cancel").json()
+    assert cancelled["status"] == "cancelled" and not (project.root / "runs" / str(run) / "model").exists()
+    run = client.post("/api/train", json={"strategy": "features"}).json()["run"]
+    deadline = time.monotonic() + 240
+    while project.run(run)["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    finished = project.run(run)
+    assert finished["status"] == "done", finished
+    assert finished["result"]["n"] == 8 and 0 <= finished["result"]["accuracy"] <= 1
+    assert len(project.suggestions("unsure", limit=100)) == 8  # every training example scored out of fold

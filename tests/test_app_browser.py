@@ -1,0 +1,211 @@
+"""The app in a real browser (Debian's Chromium, driven by Playwright; nothing is downloaded): create a project, add
+images of two classes (one of them mislabeled), train, try an image, fix the mislabeled one from the cleaner,
+retrain, download the model and check it predicts as the app does; a bad upload shows a message and changes nothing;
+the webcam adds a picture (Chromium's fake camera). Screenshots of the main screens are written to
+$TRANSFERKIT_SCREENSHOTS (default: the test's temporary folder)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+playwright = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium; "
+                                                         "`make test` installs it where it can)")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream"]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_app(project_dir: Path):
+    port = _port()
+    proc = subprocess.Popen([sys.executable, "-m", "transferkit.cli", "app", str(project_dir), "--port", str(port),
+                             "--model", "tf_efficientnet_lite0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(proc.stdout.read().decode()[-2000:])
+        try:
+            if httpx.get(url + "api/state", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("the app did not start within 60 s")
+
+
+def _stop(proc) -> None:
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture
+def app_url(tmp_path):
+    proc, url = _start_app(tmp_path / "project")
+    yield url, tmp_path / "project"
+    _stop(proc)
+
+
+@pytest.fixture
+def page():
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+        context.grant_permissions(["camera"])
+        yield context.new_page()
+        browser.close()
+
+
+def _shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("TRANSFERKIT_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _screenshot(page, path: Path) -> None:
+    page.wait_for_function("() => [...document.images].every(i => i.complete)")  # thumbnails drawn first
+    page.screenshot(path=str(path), full_page=True)
+
+
+def _wait_run(page, number: int, timeout_s: float = 240) -> None:
+    page.wait_for_function(f"() => document.querySelector('#stage').textContent.startsWith('Run {number} ') && "
+                           "/: (done|failed)/.test(document.querySelector('#stage').textContent)",
+                           timeout=timeout_s * 1000)
+    assert "done" in page.text_content("#stage"), page.text_content("#result")
+
+
+def test_label_train_try_fix_retrain_and_take_the_model_away(app_url, page, example_train, example_test, tmp_path):
+    url, project_dir = app_url
+    shots = _shots(tmp_path)
+    page.goto(url)
+    page.click("button[data-modality=image]")
+    for name in ("birds", "fruit"):
+        page.fill("#new-class", name)
+        page.click("#add-class")
+        page.wait_for_selector(f".class-card[data-class={name}]")
+    birds = sorted((example_train / "birds").glob("*.png"))[:10]
+    fruit = sorted((example_train / "fruit").glob("*.png"))[:11]
+    page.set_input_files(".class-card[data-class=birds] input.upload", [str(f) for f in birds + fruit[-1:]])
+    page.wait_for_function("() => document.querySelectorAll('#examples .item').length === 11")
+    page.set_input_files(".class-card[data-class=fruit] input.upload", [str(f) for f in fruit[:-1]])
+    page.wait_for_function("() => document.querySelectorAll('#examples .item').length === 21")
+    mislabeled = page.get_attribute(f"#examples .item[data-name='{fruit[-1].name}']", "data-id")
+
+    _screenshot(page, shots / "1-collect.png")
+    # a bad upload: a message, and nothing changes
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    page.set_input_files(".class-card[data-class=fruit] input.upload", str(bad))
+    page.wait_for_selector("#message.error")
+    assert "not an image that can be read" in page.text_content("#message")
+    assert page.locator("#examples .item").count() == 21
+
+    unlabeled = sorted((example_test / "fruit").glob("*.png"))[-2:]
+    page.set_input_files("#pool-upload", [str(f) for f in unlabeled])
+    page.wait_for_function("() => document.querySelector('#counts').textContent.includes('2 unlabeled')")
+
+    page.select_option("#strategy", "features")
+    page.click("#train")
+    _wait_run(page, 1)
+    page.wait_for_function("() => document.querySelectorAll('#next .suggestion').length === 2")  # the pool, ranked
+    page.locator("#next .suggestion").first.locator("button.label-as[data-label=fruit]").click()
+    page.wait_for_function("() => document.querySelector('#counts').textContent.includes('1 unlabeled')")
+    assert "cross-validated accuracy" in page.text_content("#result") and "n=21" in page.text_content("#result")
+    _screenshot(page, shots / "2-train.png")
+
+    probe = sorted((example_test / "birds").glob("*.png"))[0]
+    page.set_input_files("#try-file", str(probe))
+    page.wait_for_selector("#try-label")
+    shown = page.text_content("#try-label")
+    _screenshot(page, shots / "3-try.png")
+
+    # the fruit labeled as a bird is among the most confidently wrong, or at least the least certain
+    wrong = page.locator(f"#wrong .suggestion[data-id='{mislabeled}'], #unsure .suggestion[data-id='{mislabeled}']")
+    wrong.first.wait_for(timeout=10_000)
+    _screenshot(page, shots / "4-fix.png")
+    wrong.first.locator("button.label-as[data-label=fruit]").click()
+    page.wait_for_function(f"() => document.querySelector(\"#examples .item[data-id='{mislabeled}']\")"
+                           ".dataset.label === 'fruit'")
+    item = httpx.get(url + "api/items").json()
+    assert next(i for i in item if str(i["id"]) == mislabeled)["label"] == "fruit"
+    assert (project_dir / "data" / "train" / "fruit").is_dir() and len(list((project_dir / "data" / "train" / "fruit")
+                                                                             .iterdir())) == 12
+
+    page.click("#train")
+    _wait_run(page, 2)
+
+    with page.expect_download() as download:
+        page.click("#dl-model button")
+    archive = tmp_path / "model.zip"
+    download.value.save_as(archive)
+    with zipfile.ZipFile(archive) as z:
+        z.extractall(tmp_path / "downloaded")
+    from transferkit.predictor import Predictor
+
+    model = Predictor.load(tmp_path / "downloaded" / "model")
+    tests = sorted((example_test / "birds").glob("*.png"))[:3] + sorted((example_test / "fruit").glob("*.png"))[:3]
+    local = model.predict_proba(tests)
+    for path, p in zip(tests, local):
+        served = httpx.post(url + "api/predict/image", files={"file": (path.name, path.read_bytes())}).json()
+        assert served["label"] == model.classes[p.argmax()]
+        assert served["probability"] == pytest.approx(float(p.max()), abs=1e-5)
+    assert shown.split()[0] in ("birds", "fruit")
+
+
+def test_the_webcam_adds_a_picture_to_a_class(app_url, page):
+    url, project_dir = app_url
+    page.goto(url)
+    page.click("button[data-modality=image]")
+    page.fill("#new-class", "faces")
+    page.click("#add-class")
+    page.click(".class-card[data-class=faces] button.webcam")
+    page.wait_for_function("() => document.querySelector('#webcam').videoWidth > 0")
+    page.click("#snap")
+    page.wait_for_function("() => document.querySelectorAll('#examples .item').length === 1")
+    assert len(list((project_dir / "data" / "train" / "faces").glob("*.png"))) == 1
+
+
+def test_a_second_tab_and_a_restarted_app_show_everything_as_it_was(page, example_train, tmp_path):
+    proc, url = _start_app(tmp_path / "project")
+    try:
+        page.goto(url)
+        page.click("button[data-modality=image]")
+        page.fill("#new-class", "birds")
+        page.click("#add-class")
+        files = sorted((example_train / "birds").glob("*.png"))[:2]
+        page.set_input_files(".class-card[data-class=birds] input.upload", [str(f) for f in files])
+        page.wait_for_function("() => document.querySelectorAll('#examples .item').length === 2")
+        other = page.context.new_page()  # a second tab relabels one; the first tab shows it without a reload
+        other.goto(url)
+        other.wait_for_function("() => document.querySelectorAll('#examples .item').length === 2")
+        other.select_option("#examples .item:first-child select.move", "test")
+        page.wait_for_function("() => document.querySelector('#counts').textContent.startsWith('1 train · 1 test')",
+                               timeout=15_000)
+    finally:
+        _stop(proc)
+    proc, url = _start_app(tmp_path / "project")  # the app stopped and started again: nothing lived in the browser
+    try:
+        page.goto(url)
+        page.wait_for_function("() => document.querySelectorAll('#examples .item').length === 2")
+        assert page.text_content("#counts").startswith("1 train · 1 test")
+        assert "1 train · 1 test" in page.text_content(".class-card[data-class=birds] h3")
+    finally:
+        _stop(proc)
