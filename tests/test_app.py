@@ -4,7 +4,9 @@ The whole journey in a real browser is in test_app_browser.py."""
 
 from __future__ import annotations
 
+import csv
 import io
+import shutil
 import time
 
 import pytest
@@ -145,11 +147,16 @@ def test_texts_typed_or_pasted_as_csv_become_the_csv_the_cli_reads(tmp_path):
     assert table.splitlines() == ["text,label", "great value,pos", "broke at once,neg", "love it,pos"]
 
 
-def test_a_run_trains_in_a_child_process_and_can_be_cancelled(project, example_train):
+def test_a_run_trains_in_a_child_process_can_be_cancelled_and_its_model_taken_away(project, example_train,
+                                                                                    example_test, tmp_path):
     for cls in ("birds", "fruit"):
         project.add_class(cls)
         for f in sorted((example_train / cls).glob("*.png"))[:4]:
             project.add_image(f.read_bytes(), f.name, cls)
+        for f in sorted((example_test / cls).glob("*.png"))[:2]:
+            project.add_image(f.read_bytes(), f.name, cls, split="test")
+    unlabeled = sorted((example_test / "birds").glob("*.png"))[-1]
+    project.add_image(unlabeled.read_bytes(), unlabeled.name, None, split="pool")
     client = TestClient(create_app(project, model="tf_efficientnet_lite0"))
     run = client.post("/api/train", json={"strategy": "features"}).json()["run"]
     assert client.post("/api/train", json={"strategy": "features"}).status_code == 400  # one run at a time
@@ -164,3 +171,40 @@ def test_a_run_trains_in_a_child_process_and_can_be_cancelled(project, example_t
     assert finished["status"] == "done", finished
     assert finished["result"]["n"] == 8 and 0 <= finished["result"]["accuracy"] <= 1
     assert len(project.suggestions("unsure", limit=100)) == 8  # every training example scored out of fold
+    assert finished["result"]["test"]["n"] == 4 and len(project.suggestions("next")) == 1
+
+    archive = client.get("/api/download/model")
+    assert archive.status_code == 200 and archive.headers["content-type"] == "application/zip"
+    (tmp_path / "model.zip").write_bytes(archive.content)
+    shutil.unpack_archive(tmp_path / "model.zip", tmp_path / "unzipped")
+    from transferkit.predictor import Predictor
+
+    downloaded = Predictor.load(tmp_path / "unzipped" / "model")
+    table = list(csv.DictReader(io.StringIO(client.get("/api/download/predictions").text)))
+    assert [r["split"] for r in table] == ["pool", "test", "test", "test", "test"]
+    expected = downloaded.predict([str(project.root / r["file"]) for r in project.items("pool") + project.items("test")])
+    assert [r["label"] for r in table] == list(expected)  # the CSV is what the downloaded model predicts
+    report = client.get("/api/download/report")
+    assert report.status_code == 200 and "4 test examples" in report.text and "<img" in report.text
+
+
+@pytest.mark.slow
+def test_transfer_against_scratch_when_asked_and_the_onnx_download(tmp_path, small_train, tiny_backbone):
+    project = Project(tmp_path / "p", "image")
+    for cls in ("birds", "fruit"):
+        project.add_class(cls)
+        for f in sorted((small_train / cls).glob("*.png")):
+            project.add_image(f.read_bytes(), f.name, cls)
+    client = TestClient(create_app(project, model=tiny_backbone))
+    run = client.post("/api/train", json={"strategy": "features", "compare_scratch": True}).json()["run"]
+    deadline = time.monotonic() + 600
+    while project.run(run)["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(1)
+    result = project.run(run)["result"]
+    assert project.run(run)["status"] == "done", result
+    assert 0 <= result["scratch"]["accuracy"] <= 1 and result["scratch"]["n"] > 0
+    export = client.get("/api/download/onnx")
+    assert export.status_code == 200
+    (tmp_path / "onnx.zip").write_bytes(export.content)
+    shutil.unpack_archive(tmp_path / "onnx.zip", tmp_path / "onnx")
+    assert (tmp_path / "onnx" / "onnx" / "model.onnx").is_file()

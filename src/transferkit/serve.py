@@ -101,12 +101,10 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
-    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
 
     from . import __version__
     from .data.images import ImageDecodeError, load_image
-    from .errors import TransferkitError
 
     limits = limits or Limits()
     batcher = Batcher(predictor, limits)
@@ -130,19 +128,8 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
                                 status_code=413)
         return await call_next(request)
 
-    @app.exception_handler(TransferkitError)
-    async def transferkit_error(request: Request, exc: TransferkitError):
-        return JSONResponse({"detail": str(exc)}, status_code=400)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError):
-        what = "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in exc.errors()[:3])
-        return JSONResponse({"detail": f"The request does not fit the API ({what}). See /docs."}, status_code=422)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception):  # no traceback leaves the server
-        return JSONResponse({"detail": f"The model could not answer this request ({type(exc).__name__})."},
-                            status_code=500)
+    answer_errors_as_json(app, invalid="The request does not fit the API ({what}). See /docs.",
+                          unexpected="The model could not answer this request ({kind}).")
 
     @app.get("/health")
     async def health() -> dict:
@@ -208,6 +195,29 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
             return answer(body.texts, await batcher.predict(list(body.texts)), top)
 
     return app
+
+
+def answer_errors_as_json(app, *, invalid: str, unexpected: str) -> None:
+    """transferkit's own errors as 400, requests that do not fit the API as 422 (``invalid`` names ``{what}``), and
+    anything else as 500 with ``unexpected`` (``{kind}``, ``{error}``): a message in JSON, never a traceback."""
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
+    from .errors import TransferkitError
+
+    @app.exception_handler(TransferkitError)
+    async def refused(request: Request, exc: TransferkitError):
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def does_not_fit(request: Request, exc: RequestValidationError):
+        what = "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in exc.errors()[:3])
+        return JSONResponse({"detail": invalid.format(what=what)}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception):
+        return JSONResponse({"detail": unexpected.format(kind=type(exc).__name__, error=exc)}, status_code=500)
 
 
 def _preparation(predictor) -> list | dict:

@@ -35,7 +35,7 @@ def start(project: Project, strategy: str = "auto", model: str | None = None, co
     run_id = project.new_run(strategy)
     context = multiprocessing.get_context("spawn")
     process = context.Process(target=_child, args=(str(project.root), run_id, strategy, model, compare_scratch),
-                              daemon=True, name=f"transferkit-run-{run_id}")
+                              daemon=False, name=f"transferkit-run-{run_id}")  # fine-tuning starts data workers
     process.start()
     project.set_run(run_id, pid=process.pid)
     _children[run_id] = process
@@ -59,6 +59,12 @@ def cancel(project: Project, run_id: int) -> None:
         except ProcessLookupError:
             pass
     project.set_run(run_id, status="cancelled", finished=time.time(), stage="cancelled")
+
+
+def stop_all(project: Project) -> None:
+    """The app is stopping: its runs stop too (they would be marked failed when it starts again anyway)."""
+    for run_id in list(_children):
+        cancel(project, run_id)
 
 
 def reap(project: Project) -> None:

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..serve import answer_errors_as_json
 from . import runs
 from .project import MAX_UPLOAD_MB, Project, ProjectError
 
@@ -27,15 +28,20 @@ PAGE = Path(__file__).with_name("page.html")
 def create_app(project: Project, *, token: str | None = None, model: str | None = None):
     """The ASGI application of ``project``. With ``token``, every request must carry it (header ``X-Token``, cookie
     ``transferkit_token``, or ``?token=`` once, which sets the cookie)."""
+    from contextlib import asynccontextmanager
+
     from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
-    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
     from pydantic import BaseModel
 
     from .. import __version__
-    from ..errors import TransferkitError
 
-    app = FastAPI(title="transferkit app", version=__version__)
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        runs.stop_all(project)  # no training process outlives the app
+
+    app = FastAPI(title="transferkit app", version=__version__, lifespan=lifespan)
     app.add_middleware(_BodyLimit, max_bytes=MAX_REQUEST_MB * 2**20)
     predictors: dict[str, object] = {}
     runs.reap(project)
@@ -54,19 +60,8 @@ def create_app(project: Project, *, token: str | None = None, model: str | None 
             response.set_cookie("transferkit_token", token, httponly=True, samesite="strict")
         return response
 
-    @app.exception_handler(TransferkitError)
-    async def refused(request: Request, exc: TransferkitError):
-        return JSONResponse({"detail": str(exc)}, status_code=400)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError):
-        what = "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in exc.errors()[:3])
-        return JSONResponse({"detail": f"The request is not what this page sends ({what})."}, status_code=422)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception):  # never a traceback to the browser
-        return JSONResponse({"detail": f"Something went wrong ({type(exc).__name__}: {exc}). Your data is unchanged."},
-                            status_code=500)
+    answer_errors_as_json(app, invalid="The request is not what this page sends ({what}).",
+                          unexpected="Something went wrong ({kind}: {error}). Your data is unchanged.")
 
     # -- page and state -------------------------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse)
