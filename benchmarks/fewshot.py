@@ -352,6 +352,17 @@ def _targets(cells: dict, keys: list, modality: str) -> str:
     if gaps:
         out.append(f"- |printed estimate - test accuracy|: mean {100 * statistics.mean(gaps):.1f} points over "
                    f"{len(gaps)} fits")
+        by_k: dict[int, list[float]] = {}
+        signed: dict[int, list[float]] = {}
+        for k in keys:
+            for m in ("auto", "features", "finetune"):
+                for r in cells[k].get(m, {}).values():
+                    if r.get("printed") is not None:
+                        by_k.setdefault(k[2], []).append(abs(r["printed"] - r["accuracy"]))
+                        signed.setdefault(k[2], []).append(r["printed"] - r["accuracy"])
+        out.append("  by labels per class: " + "; ".join(
+            f"k={k}: {100 * statistics.mean(v):.1f} (printed minus test {100 * statistics.mean(signed[k]):+.1f}, "
+            f"{len(v)} fits)" for k, v in sorted(by_k.items())))
     return "\n".join(out)
 
 

@@ -208,3 +208,21 @@ def test_transfer_against_scratch_when_asked_and_the_onnx_download(tmp_path, sma
     (tmp_path / "onnx.zip").write_bytes(export.content)
     shutil.unpack_archive(tmp_path / "onnx.zip", tmp_path / "onnx")
     assert (tmp_path / "onnx" / "onnx" / "model.onnx").is_file()
+
+
+def test_a_text_project_trains_and_classifies_a_typed_text(tmp_path, tiny_encoder):
+    project = Project(tmp_path / "reviews", "text")
+    client = TestClient(create_app(project, model=tiny_encoder))
+    rows = ["great value, works well,pos", "love it, would buy again,pos", "excellent and sturdy,pos",
+            "broke after a day,neg", "terrible, do not buy,neg", "stopped working at once,neg"]
+    assert client.post("/api/csv", json={"csv": "text,label\n" + "\n".join(f'"{r.rsplit(",", 1)[0]}",'
+                                                                         f'{r.rsplit(",", 1)[1]}' for r in rows)
+                                         }).json()["added"] == 6
+    run = client.post("/api/train", json={"strategy": "features"}).json()["run"]
+    deadline = time.monotonic() + 240
+    while project.run(run)["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert project.run(run)["status"] == "done", project.run(run)["result"]
+    answer = client.post("/api/predict/text", json={"text": "works great"}).json()
+    assert answer["label"] in ("pos", "neg") and abs(sum(t["probability"] for t in answer["top"]) - 1) < 1e-6
+    assert client.post("/api/predict/text", json={"text": "   "}).status_code == 400
