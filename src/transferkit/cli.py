@@ -642,7 +642,8 @@ def app_command(
         token = new_token()
     project = Project(project_dir, modality)
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}/" + (f"?token={token}" if token else "")
-    out.print(f"transferkit app: project [bold]{project.root}[/]\nOpen {url}  (Ctrl-C to stop)", highlight=False)
+    out.print(f"transferkit app: project [bold]{project.root}[/]\nOpen {url}  (Ctrl-C to stop)", highlight=False,
+              soft_wrap=True)
     if host not in LOCAL_HOSTS:
         err.print(f"[yellow]Listening on {host}: anyone who can reach this machine and has the token can use it.[/]")
     if open_browser:
