@@ -426,7 +426,7 @@ FILE_LIKE = (".txt", ".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".png", ".jpg
 def _load(model_dir: Path, verbose: bool, tta: bool, runtime: str = "torch"):
     """A model folder loaded for inference (a Predictor: no scikit-learn estimator, no Lightning), or an ONNX export
     (run by ONNX Runtime: no PyTorch either). ``runtime="onnx"`` exports a model folder first (cached)."""
-    from .export import is_export
+    from .onnx_runtime import is_export
 
     if runtime not in ("torch", "onnx"):
         raise typer.BadParameter(f"--runtime must be torch or onnx, got {runtime!r}.")
@@ -454,8 +454,9 @@ def _cached_export(model_dir: Path, verbose: bool) -> Path:
     """The ONNX export of a model folder, made once and kept in the cache (keyed by the folder's content)."""
     import hashlib
 
-    from .export import export_onnx, is_export
+    from .export import export_onnx
     from .features import default_cache_dir
+    from .onnx_runtime import is_export
     from .predictor import Predictor
 
     if not (model_dir / "transferkit.json").is_file():

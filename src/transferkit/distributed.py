@@ -48,7 +48,7 @@ class _PredictActor:
 
     def __init__(self, model: str, runtime: str, top: int, marker: str | None = None) -> None:
         from .bulk import columns
-        from .export import is_export
+        from .onnx_runtime import is_export
 
         if runtime == "onnx" or is_export(model):
             from .onnx_runtime import OnnxPredictor

@@ -24,16 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BadInputError
+from .onnx_runtime import FORMAT, GRAPH, MANIFEST, is_export
 
-MANIFEST = "transferkit-export.json"
-GRAPH = "model.onnx"
-FORMAT = "transferkit-onnx"
 TOLERANCE = 1e-4  # max |probability difference| between ONNX Runtime and PyTorch (float32) on the check inputs
 OPSET = 18
-
-
-def is_export(path) -> bool:
-    return (Path(path) / MANIFEST).is_file()
 
 
 def _graph_module(predictor):

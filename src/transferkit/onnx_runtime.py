@@ -22,7 +22,14 @@ from .data.files import ItemError
 from .data.images import ImageDecodeError, as_image, load_image
 from .errors import BadInputError, BundleError
 
+MANIFEST = "transferkit-export.json"  # what makes a folder an export (transferkit.export writes it)
+GRAPH = "model.onnx"
+FORMAT = "transferkit-onnx"
 _FILTERS = {"bicubic": 3, "bilinear": 2, "nearest": 0}  # PIL.Image.Resampling values
+
+
+def is_export(path) -> bool:
+    return (Path(path) / MANIFEST).is_file()
 
 
 def prepare_image(image, pre: dict) -> np.ndarray:
@@ -72,7 +79,6 @@ class OnnxPredictor:
     def load(cls, folder: str | Path, graph: str | None = None, verbose: bool = False, **settings) -> OnnxPredictor:
         import onnxruntime as ort
 
-        from .export import GRAPH, MANIFEST
         from .predictor import check_settings
 
         folder = Path(folder)

@@ -256,7 +256,8 @@ def create_app(project: Project, *, token: str | None = None, model: str | None 
 
     @app.get("/api/download/onnx")
     async def download_onnx():
-        from ..export import export_onnx, is_export
+        from ..export import export_onnx
+        from ..onnx_runtime import is_export
 
         run_folder = latest_run_folder()
         target = run_folder / "onnx"
