@@ -30,9 +30,8 @@ def create_app(project: Project, *, token: str | None = None, model: str | None 
     ``transferkit_token``, or ``?token=`` once, which sets the cookie)."""
     from contextlib import asynccontextmanager
 
-    from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
-    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-    from pydantic import BaseModel
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
 
     from .. import __version__
 
@@ -43,7 +42,6 @@ def create_app(project: Project, *, token: str | None = None, model: str | None 
 
     app = FastAPI(title="transferkit app", version=__version__, lifespan=lifespan)
     app.add_middleware(_BodyLimit, max_bytes=MAX_REQUEST_MB * 2**20)
-    predictors: dict[str, object] = {}
     runs.reap(project)
 
     @app.middleware("http")
@@ -63,7 +61,38 @@ def create_app(project: Project, *, token: str | None = None, model: str | None 
     answer_errors_as_json(app, invalid="The request is not what this page sends ({what}).",
                           unexpected="Something went wrong ({kind}: {error}). Your data is unchanged.")
 
-    # -- page and state -------------------------------------------------------------------------------------------
+    _collect_routes(app, project)
+    _training_routes(app, project, model)
+    predictor = _latest_model(project)
+    _trying_routes(app, predictor)
+    _download_routes(app, project, predictor)
+    return app
+
+
+def _latest_model(project: Project):
+    """A function returning the latest finished run's model, loaded once (a Predictor), or a message to train."""
+    predictors: dict[str, object] = {}
+
+    def predictor():
+        from ..predictor import Predictor
+
+        folder = project.latest_model()
+        if folder is None:
+            raise ProjectError("There is no model yet: train one first.")
+        if str(folder) not in predictors:
+            predictors.clear()
+            predictors[str(folder)] = Predictor.load(folder)
+        return predictors[str(folder)]
+
+    return predictor
+
+
+def _collect_routes(app, project: Project) -> None:
+    """The page, the project's state, classes and examples."""
+    from fastapi import File, Form, UploadFile
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+    from pydantic import BaseModel
+
     @app.get("/", response_class=HTMLResponse)
     async def page():
         return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
@@ -158,7 +187,12 @@ def create_app(project: Project, *, token: str | None = None, model: str | None 
     async def history() -> list:
         return project.history()
 
-    # -- training ---------------------------------------------------------------------------------------------------
+
+def _training_routes(app, project: Project, model: str | None) -> None:
+    """Start and cancel runs; what the last run suggests fixing or labeling next."""
+    from fastapi import HTTPException
+    from pydantic import BaseModel
+
     class Train(BaseModel):
         strategy: str = "auto"
         compare_scratch: bool = False
@@ -178,17 +212,11 @@ def create_app(project: Project, *, token: str | None = None, model: str | None 
             raise HTTPException(422, "kind must be wrong, unsure or next.")
         return [_public(r) for r in project.suggestions(kind, min(max(limit, 1), 100))]
 
-    # -- trying the model -------------------------------------------------------------------------------------------
-    def predictor():
-        from ..predictor import Predictor
 
-        folder = project.latest_model()
-        if folder is None:
-            raise ProjectError("There is no model yet: train one first.")
-        if str(folder) not in predictors:
-            predictors.clear()
-            predictors[str(folder)] = Predictor.load(folder)
-        return predictors[str(folder)]
+def _trying_routes(app, predictor) -> None:
+    """Upload, webcam or typed text: the classes with probabilities, at once."""
+    from fastapi import File, UploadFile
+    from pydantic import BaseModel
 
     def answer(p, classes, top: int = 5) -> dict:
         order = p.argsort()[::-1][:top]
@@ -224,7 +252,11 @@ def create_app(project: Project, *, token: str | None = None, model: str | None 
         proba, ok, skipped = model_.predict_items([body.text])
         return answer(proba[0], model_.classes.tolist())
 
-    # -- taking it away ---------------------------------------------------------------------------------------------
+
+def _download_routes(app, project: Project, predictor) -> None:
+    """The model folder, the HTML report, the ONNX export and a predictions CSV."""
+    from fastapi.responses import FileResponse, Response
+
     def latest_run_folder() -> Path:
         folder = project.latest_model()
         if folder is None:
@@ -291,7 +323,6 @@ def create_app(project: Project, *, token: str | None = None, model: str | None 
         return Response(buffer.getvalue(), media_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{_slug(project)}-predictions.csv"'})
 
-    return app
 
 
 def _public(row: dict) -> dict:
