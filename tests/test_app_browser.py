@@ -33,10 +33,10 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def _start_app(project_dir: Path):
+def _start_app(project_dir: Path, model: str = "tf_efficientnet_lite0"):
     port = _port()
     proc = subprocess.Popen([sys.executable, "-m", "transferkit.cli", "app", str(project_dir), "--port", str(port),
-                             "--model", "tf_efficientnet_lite0"],
+                             "--model", model],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "2"})
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 60
@@ -207,5 +207,31 @@ def test_a_second_tab_and_a_restarted_app_show_everything_as_it_was(page, exampl
         page.wait_for_function("() => document.querySelectorAll('#examples .item').length === 2")
         assert page.text_content("#counts").startswith("1 train · 1 test")
         assert "1 train · 1 test" in page.text_content(".class-card[data-class=birds] h3")
+    finally:
+        _stop(proc)
+
+
+def test_a_text_project_in_the_browser_types_texts_trains_and_classifies(page, tiny_encoder, tmp_path):
+    proc, url = _start_app(tmp_path / "reviews", model=tiny_encoder)
+    try:
+        page.goto(url)
+        page.click("button[data-modality=text]")
+        texts = {"pos": ["great value, works well", "love it, would buy again", "excellent and sturdy"],
+                 "neg": ["broke after a day", "terrible, do not buy", "stopped working at once"]}
+        for name, lines in texts.items():
+            page.fill("#new-class", name)
+            page.click("#add-class")
+            page.fill(f".class-card[data-class={name}] textarea.texts", "\n".join(lines))
+            page.click(f".class-card[data-class={name}] button.add-texts")
+        page.wait_for_function("() => document.querySelectorAll('#examples .item').length === 6")
+        page.select_option("#strategy", "features")
+        page.click("#train")
+        _wait_run(page, 1)
+        page.fill("#try-text", "works great, very happy")
+        page.click("#try-text-button")
+        page.wait_for_selector("#try-label")
+        assert page.text_content("#try-label").split()[0] in ("pos", "neg")
+        table = (tmp_path / "reviews" / "data" / "train.csv").read_text().splitlines()
+        assert table[0] == "text,label" and len(table) == 7  # the CSV `transferkit fit` reads
     finally:
         _stop(proc)
