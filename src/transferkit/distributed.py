@@ -34,6 +34,7 @@ def _ray():
 def _init(address: str | None, workers: int) -> None:
     ray = _ray()
 
+    ray.data.DataContext.get_current().enable_progress_bars = False  # transferkit shows its own progress
     if ray.is_initialized():
         return
     options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
@@ -104,7 +105,7 @@ def predict_with_ray(model: str | Path, items: Sequence, out: str | Path, *, wor
     if not todo:
         return counts
     _init(address, workers)
-    dataset = ray.data.from_items([{"item": i} for i in todo], override_num_blocks=max(1, len(todo) // batch_size))
+    dataset = ray.data.from_items([{"item": i} for i in todo], override_num_blocks=_blocks(len(todo), batch_size, workers))
     mapped = dataset.map_batches(_PredictActor, fn_constructor_kwargs={"model": str(model), "runtime": runtime,
                                                                        "top": top, "marker": marker},
                                  batch_size=batch_size, concurrency=workers, num_cpus=1, batch_format="numpy")
@@ -123,6 +124,11 @@ def predict_with_ray(model: str | Path, items: Sequence, out: str | Path, *, wor
             if on_rows:
                 on_rows(counts["written"])
     return counts
+
+
+def _blocks(n: int, batch_size: int, workers: int) -> int:
+    """Enough blocks for every worker to get some, about one batch each, never more than there are items."""
+    return max(1, min(n, max(workers, -(-n // batch_size))))
 
 
 def _plain(value):
@@ -177,7 +183,7 @@ def warm_cache_with_ray(featurizer, items: Sequence, *, workers: int = 2, batch_
         _init(address, workers)
         keys = dict(todo)
         saved = ray.put(member.save())
-        dataset = ray.data.from_items([{"item": i} for i, _ in todo], override_num_blocks=max(1, len(todo) // batch_size))
+        dataset = ray.data.from_items([{"item": i} for i, _ in todo], override_num_blocks=_blocks(len(todo), batch_size, workers))
         precision = getattr(member, "resolved_precision", "fp32")
         mapped = dataset.map_batches(_ExtractActor, fn_constructor_args=(saved, precision), batch_size=batch_size,
                                      concurrency=workers, num_cpus=1, batch_format="numpy")
