@@ -105,3 +105,22 @@ def test_the_cli_exports_then_predicts_and_evaluates_on_the_export(image_model, 
     assert evaluated.exit_code == 0 and json.loads(evaluated.stdout.strip().splitlines()[-1])["n_examples"] == 18
     again = runner.invoke(app, ["export", str(image_model), "--out", str(tmp_path / "onnx")])
     assert again.exit_code == 2 and "--overwrite" in again.output
+
+
+@pytest.mark.parametrize("modality, kinds, device, bf16, expected", [
+    ("image", {"image-backbone"}, "cpu", True, "onnx"),      # 90 against 77 predictions/s (bf16) in the benchmark
+    ("image", {"image-backbone"}, "cpu", False, "onnx"),     # 90 against 38 (float32)
+    ("text", {"sentence-encoder"}, "cpu", True, "torch"),    # 441 (bf16) against 345
+    ("text", {"sentence-encoder"}, "cpu", False, "onnx"),    # 345 against 279
+    ("image", {"image-backbone"}, "cuda", True, "torch"),    # the ONNX runtime here is a CPU build
+    ("text", {"tfidf"}, "cpu", False, "torch"),              # the export does not cover TF-IDF or word vectors
+    ("image", set(), "cpu", False, "torch"),                 # a transferkit 0.1 folder
+])
+def test_the_default_runtime_is_the_one_measured_faster(monkeypatch, modality, kinds, device, bf16, expected):
+    import torch
+
+    from transferkit import runtime
+
+    monkeypatch.setattr(runtime, "default_device", lambda: torch.device(device))
+    monkeypatch.setattr(runtime, "native_bf16", lambda device_type: bf16)
+    assert runtime.faster_runtime(modality, kinds) == expected

@@ -52,7 +52,7 @@ def _start(model, *extra):
 def image_server(small_train, tiny_backbone, tmp_path_factory):
     folder = tmp_path_factory.mktemp("serve") / "model"
     ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train).save(folder)
-    proc, url = _start(folder)
+    proc, url = _start(folder, "--runtime", "torch")  # compared with `predict` to the last digit
     yield folder, url
     proc.terminate()
     proc.wait(timeout=30)
@@ -131,6 +131,24 @@ def test_a_text_model_takes_json_texts(text_csv, tiny_encoder, tmp_path):
         response = httpx.post(f"{url}/predict", json={"texts": ["sunny and warm", "a goal in extra time"]}, timeout=60)
         assert response.status_code == 200 and len(response.json()["predictions"]) == 2
         assert httpx.post(f"{url}/predict", json={"texts": []}).status_code == 422
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_by_default_the_server_runs_what_was_measured_faster_here(small_train, tiny_backbone, tmp_path):
+    from transferkit.runtime import faster_runtime
+
+    ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train).save(tmp_path / "model")
+    proc, url = _start(tmp_path / "model")
+    try:
+        info = httpx.get(f"{url}/model").json()
+        assert info["runtime"] == faster_runtime("image", {"image-backbone"})
+        files = sorted(small_train.rglob("*.png"))[:4]
+        served = httpx.post(f"{url}/predict", files=[("files", (f.name, f.read_bytes())) for f in files],
+                            timeout=60).json()["predictions"]
+        expected = ImageClassifier.load(tmp_path / "model", precision="fp32").predict_proba(files).max(axis=1)
+        assert [p["probability"] for p in served] == pytest.approx(list(expected), abs=1e-4)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -174,6 +174,18 @@ def read_document(path: str | Path) -> tuple[dict[str, Any], Path]:
     return document, config_file
 
 
+def featurizer_kinds(path: str | Path) -> tuple[str, set[str]]:
+    """(modality, the kinds of a model folder's featurizers) from its JSON alone, without loading any tensor; format-1
+    folders answer an empty set."""
+    path = Path(path)
+    document, _ = read_document(path)
+    if document.get("format_version") == 1 or not (path / "featurizer" / COMPONENT_CONFIG).is_file():
+        return str(document.get("modality", "image")), set()
+    config = _read_json(path / "featurizer" / COMPONENT_CONFIG)
+    members = config.get("members") if isinstance(config.get("members"), list) else [config]
+    return str(document.get("modality")), {str(m.get("kind")) for m in members if isinstance(m, dict)}
+
+
 def load_model_parts(path: str | Path) -> tuple[dict, dict[str, tuple[dict, dict]], dict]:
     """(document, components by name in order, report) of a model folder of any supported format."""
     path = Path(path)

@@ -336,7 +336,7 @@ def predict(
     top: Annotated[int, typer.Option(help="How many classes to show per input.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line: input, label, probability, top.")] = False,
     tta: Annotated[bool, typer.Option(help="Images: test-time augmentation, averaging each image with its mirror image.")] = False,
-    runtime: Annotated[str, typer.Option(help="torch, or onnx (ONNX Runtime; a model folder is exported once and cached). An export folder (`transferkit export`) always runs on ONNX Runtime.")] = "torch",
+    runtime: Annotated[str, typer.Option(help="auto: with --out, the runtime measured faster on this kind of machine (ONNX Runtime for image models on a CPU, exported once and cached), else torch; or torch, or onnx. An export folder (`transferkit export`) always runs on ONNX Runtime.")] = "auto",
     engine: Annotated[str, typer.Option(help="local, or ray: with --out, predict on Ray workers (a local cluster, or --ray-address).")] = "local",
     ray_address: Annotated[Optional[str], typer.Option(help="With --engine ray: the cluster to use (auto, or HEAD:6379); none starts a local one.")] = None,
     workers: Annotated[int, typer.Option(help="With --engine ray: how many workers (actors), each with the model loaded once.")] = 2,
@@ -356,6 +356,8 @@ def predict(
     """
     if as_text and as_files:
         raise typer.BadParameter("--text and --files exclude each other.")
+    if runtime == "auto" and (out_file is None or engine == "ray"):
+        runtime = "torch"  # a few inputs: no export step; Ray workers load the model folder themselves
     model = _load(model_dir, verbose=False, tta=tta, runtime=runtime)
     if model.modality == "text":
         items = _text_inputs(model, inputs or ["-"], as_text, as_files)
@@ -425,11 +427,17 @@ FILE_LIKE = (".txt", ".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".png", ".jpg
 
 def _load(model_dir: Path, verbose: bool, tta: bool, runtime: str = "torch"):
     """A model folder loaded for inference (a Predictor: no scikit-learn estimator, no Lightning), or an ONNX export
-    (run by ONNX Runtime: no PyTorch either). ``runtime="onnx"`` exports a model folder first (cached)."""
+    (run by ONNX Runtime: no PyTorch either). ``runtime="onnx"`` exports a model folder first (cached); ``auto`` takes
+    the runtime measured faster on this kind of machine."""
     from .onnx_runtime import is_export
+    from .share import local_model_path
 
-    if runtime not in ("torch", "onnx"):
-        raise typer.BadParameter(f"--runtime must be torch or onnx, got {runtime!r}.")
+    model_dir = local_model_path(model_dir)  # hf://OWNER/NAME: the hub's files
+
+    if runtime not in ("torch", "onnx", "auto"):
+        raise typer.BadParameter(f"--runtime must be auto, torch or onnx, got {runtime!r}.")
+    if runtime == "auto" and not is_export(model_dir):
+        runtime = _auto_runtime(model_dir, verbose)
     if is_export(model_dir) or runtime == "onnx":
         from .onnx_runtime import OnnxPredictor
 
@@ -448,6 +456,24 @@ def _load(model_dir: Path, verbose: bool, tta: bool, runtime: str = "torch"):
             raise typer.BadParameter("--tta applies to image models.")
         model.settings["tta"] = True
     return model
+
+
+def _auto_runtime(model_dir: Path, verbose: bool) -> str:
+    """The runtime measured faster for this model on this kind of machine (``runtime.faster_runtime``); ONNX means a
+    one-off export, and a model the export cannot take runs on PyTorch."""
+    from .bundle import featurizer_kinds
+    from .errors import TransferkitError
+    from .runtime import faster_runtime
+
+    modality, kinds = featurizer_kinds(model_dir)
+    chosen = faster_runtime(modality, kinds)
+    if chosen == "onnx":
+        try:
+            _cached_export(model_dir, verbose)
+        except TransferkitError as exc:
+            err.print(f"[yellow]Running on PyTorch: the ONNX export failed ({exc}).[/]", highlight=False)
+            return "torch"
+    return chosen
 
 
 def _cached_export(model_dir: Path, verbose: bool) -> Path:
@@ -507,7 +533,7 @@ def serve(
     model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model folder (`transferkit fit`), hf://OWNER/NAME on the Hub, or an ONNX export (`transferkit export`).")],
     host: Annotated[str, typer.Option(help="The address to listen on; 127.0.0.1 (this machine only) unless you mean otherwise.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="The port to listen on.")] = 8000,
-    runtime: Annotated[str, typer.Option(help="torch, or onnx (ONNX Runtime; a model folder is exported once and cached).")] = "torch",
+    runtime: Annotated[str, typer.Option(help="auto (the runtime measured faster on this kind of machine: ONNX Runtime for image models on a CPU, exported once and cached), torch or onnx.")] = "auto",
     max_request_mb: Annotated[float, typer.Option(help="The largest request body accepted, in MiB.")] = 20.0,
     max_batch: Annotated[int, typer.Option(help="Inputs of concurrent requests run through the model together, up to this many.")] = 32,
 ) -> None:
@@ -535,7 +561,7 @@ def serve(
     err.print(f"Serving {model_dir} ({model.modality}, {len(model.classes)} classes) on http://{host}:{port} "
               f"(docs: http://{host}:{port}/docs). Ctrl-C stops it.", highlight=False)
     run_server(model, host=host, port=port, limits=Limits(max_request_mb=max_request_mb, max_batch=max_batch),
-               model_info={"model": str(model_dir)})
+               model_info={"model": str(model_dir), "runtime": "onnx" if hasattr(model, "manifest") else "torch"})
 
 
 @app.command()

@@ -49,6 +49,24 @@ def autocast(precision: str, device_type: str):
     return torch.autocast(device_type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
 
 
+ONNX_KINDS = frozenset({"image-backbone", "sentence-encoder"})  # the featurizers an ONNX export covers
+
+
+def faster_runtime(modality: str, featurizer_kinds) -> str:
+    """``onnx`` or ``torch``: the runtime that predicted faster where it was measured (``benchmarks/speed.py``, in the
+    README). ONNX Runtime for image networks on a CPU (2.3x PyTorch in float32, and still ahead of PyTorch's native
+    bfloat16 path), and for text encoders on a CPU without native bfloat16 (1.2x float32); PyTorch where bfloat16 is
+    native for texts (1.3x ONNX float32), on a GPU, and for featurizers the export does not cover (TF-IDF, word
+    vectors)."""
+    if not set(featurizer_kinds) or not set(featurizer_kinds) <= ONNX_KINDS:
+        return "torch"
+    if default_device().type != "cpu":
+        return "torch"
+    if modality == "text" and native_bf16("cpu"):
+        return "torch"
+    return "onnx"
+
+
 def is_primary_process() -> bool:
     """True on the process that should write files: rank 0 of a distributed run, or a plain single process."""
     import os
