@@ -102,3 +102,21 @@ def test_an_output_of_another_model_is_not_appended_to(model, inputs, tmp_path):
     with pytest.raises(Exception, match="other columns"):
         predict_to_file(Predictor.load(model), inputs, out, progress=False)
     assert out.read_text() == "id,score\n1,0.5\n"
+
+
+def test_auto_exports_only_for_a_job_large_enough_to_repay_it(model, small_train, tmp_path, monkeypatch):
+    from transferkit.runtime import faster_runtime
+
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))  # no export of this model cached yet
+    if faster_runtime("image", {"image-backbone"}) != "onnx":
+        pytest.skip("on this machine PyTorch was measured faster for image models")
+
+    def runtime_of(out):
+        result = runner.invoke(app, ["predict", str(model), str(small_train), "--out", str(tmp_path / out), "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout.strip().splitlines()[-1])["runtime"]
+
+    assert runtime_of("small.csv") == "torch"  # 18 images: an export would cost more than it saves
+    assert runner.invoke(app, ["predict", str(model), str(next(small_train.rglob("*.png"))), "--runtime",
+                               "onnx"]).exit_code == 0  # exports once, into the cache
+    assert runtime_of("again.csv") == "onnx"  # the export is there now: the faster runtime costs nothing more

@@ -356,9 +356,8 @@ def predict(
     """
     if as_text and as_files:
         raise typer.BadParameter("--text and --files exclude each other.")
-    if runtime == "auto" and (out_file is None or engine == "ray"):
-        runtime = "torch"  # a few inputs: no export step; Ray workers load the model folder themselves
-    model = _load(model_dir, verbose=False, tta=tta, runtime=runtime)
+    chosen = "torch" if runtime == "auto" else runtime  # auto: decided below, once the size of the job is known
+    model = _load(model_dir, verbose=False, tta=tta, runtime=chosen)
     if model.modality == "text":
         items = _text_inputs(model, inputs or ["-"], as_text, as_files)
         key = "text"
@@ -374,17 +373,22 @@ def predict(
         raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}.")
     if engine == "ray" and out_file is None:
         raise typer.BadParameter("--engine ray writes its predictions to a file: give --out predictions.csv.")
+    if runtime == "auto" and out_file is not None and engine == "local" and not hasattr(model, "manifest"):
+        from .share import local_model_path
+
+        if _auto_runtime(local_model_path(model_dir), verbose=not as_json, n_items=len(items)) == "onnx":
+            model = _load(model_dir, verbose=False, tta=tta, runtime="onnx")
     if out_file is not None:
         if engine == "ray":
             from .distributed import predict_with_ray
 
-            counts = predict_with_ray(model_dir, items, out_file, workers=workers, top=top, runtime=runtime,
+            counts = predict_with_ray(model_dir, items, out_file, workers=workers, top=top, runtime=chosen,
                                       address=ray_address, progress=not as_json)
         else:
             from .bulk import predict_to_file
 
             counts = predict_to_file(model, items, out_file, top=top, progress=not as_json)
-        summary = {"out": str(out_file), **counts}
+        summary = {"out": str(out_file), "runtime": "onnx" if hasattr(model, "manifest") else "torch", **counts}
         if as_json:
             print(json.dumps(summary))
         else:
@@ -458,15 +462,23 @@ def _load(model_dir: Path, verbose: bool, tta: bool, runtime: str = "torch"):
     return model
 
 
-def _auto_runtime(model_dir: Path, verbose: bool) -> str:
-    """The runtime measured faster for this model on this kind of machine (``runtime.faster_runtime``); ONNX means a
-    one-off export, and a model the export cannot take runs on PyTorch."""
+AUTO_EXPORT_MIN_ITEMS = 5000  # an export of the four-backbone ensemble took 70 s here: worth it for big jobs only
+
+
+def _auto_runtime(model_dir: Path, verbose: bool, n_items: int | None = None) -> str:
+    """The runtime measured faster for this model on this kind of machine (``runtime.faster_runtime``). ONNX needs a
+    one-off export (cached): for a job of ``n_items`` it is made only when the job is large enough to repay it; a
+    server (``n_items`` None) always makes it. A model the export cannot take runs on PyTorch."""
     from .bundle import featurizer_kinds
     from .errors import TransferkitError
+    from .onnx_runtime import is_export
     from .runtime import faster_runtime
 
     modality, kinds = featurizer_kinds(model_dir)
     chosen = faster_runtime(modality, kinds)
+    if chosen == "onnx" and n_items is not None and n_items < AUTO_EXPORT_MIN_ITEMS \
+            and not is_export(_export_folder(model_dir)):
+        return "torch"
     if chosen == "onnx":
         try:
             _cached_export(model_dir, verbose)
@@ -476,12 +488,22 @@ def _auto_runtime(model_dir: Path, verbose: bool) -> str:
     return chosen
 
 
-def _cached_export(model_dir: Path, verbose: bool) -> Path:
-    """The ONNX export of a model folder, made once and kept in the cache (keyed by the folder's content)."""
+def _export_folder(model_dir: Path) -> Path:
+    """Where the cached ONNX export of a model folder lives (keyed by the folder's content)."""
     import hashlib
 
-    from .export import export_onnx
     from .features import default_cache_dir
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name not in ("report.json", "README.md")):
+        digest.update(path.relative_to(model_dir).as_posix().encode())
+        digest.update(path.read_bytes())
+    return default_cache_dir() / "exports" / digest.hexdigest()[:20]
+
+
+def _cached_export(model_dir: Path, verbose: bool) -> Path:
+    """The ONNX export of a model folder, made once and kept in the cache (keyed by the folder's content)."""
+    from .export import export_onnx
     from .onnx_runtime import is_export
     from .predictor import Predictor
 
@@ -489,11 +511,7 @@ def _cached_export(model_dir: Path, verbose: bool) -> Path:
         from .errors import BundleError
 
         raise BundleError(f"{model_dir} is neither a model folder nor an ONNX export.")
-    digest = hashlib.sha256()
-    for path in sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name != "report.json"):
-        digest.update(path.relative_to(model_dir).as_posix().encode())
-        digest.update(path.read_bytes())
-    folder = default_cache_dir() / "exports" / digest.hexdigest()[:20]
+    folder = _export_folder(model_dir)
     if not is_export(folder):
         if verbose:
             err.print(f"Exporting {model_dir} to ONNX (once; cached in {folder}) ...", highlight=False)
