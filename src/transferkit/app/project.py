@@ -311,14 +311,18 @@ class Project:
                     by.setdefault(it[key], []).append(it)
             groups += [[{**i, "kind": kind} for i in g] for g in by.values() if len(g) > 1
                        and frozenset(i["id"] for i in g) not in {frozenset(j["id"] for j in h) for h in groups}]
-        if self.modality == "image":  # near: small Hamming distance between difference hashes
+        if self.modality == "image":  # near: a small Hamming distance between difference hashes
+            import numpy as np
+
             seen = {frozenset(i["id"] for i in g) for g in groups}
-            hashes = [(it, int(it["near"], 16)) for it in items if it["near"]]
-            for a in range(len(hashes)):
-                for b in range(a + 1, len(hashes)):
-                    (ia, ha), (ib, hb) = hashes[a], hashes[b]
-                    if 0 < bin(ha ^ hb).count("1") <= 4 and frozenset((ia["id"], ib["id"])) not in seen:
-                        groups.append([{**ia, "kind": "near"}, {**ib, "kind": "near"}])
+            hashed = [it for it in items if it["near"]]
+            bits = np.array([int(it["near"], 16) for it in hashed], dtype=np.uint64)
+            for a in range(len(hashed) - 1):  # one vectorised row of the distance matrix at a time
+                rest = (bits[a + 1:] ^ bits[a]).view(np.uint8).reshape(-1, 8)
+                distance = np.unpackbits(rest, axis=1).sum(axis=1)
+                for b in np.flatnonzero((distance > 0) & (distance <= 4)) + a + 1:
+                    if frozenset((hashed[a]["id"], hashed[b]["id"])) not in seen:
+                        groups.append([{**hashed[a], "kind": "near"}, {**hashed[b], "kind": "near"}])
         out = []
         for g in groups:
             splits = {i["split"] for i in g}
