@@ -234,4 +234,5 @@ def serve(predictor, host: str = "127.0.0.1", port: int = 8000, limits: Limits |
           model_info: dict | None = None, log_level: str = "warning") -> None:
     import uvicorn
 
-    uvicorn.run(create_app(predictor, limits, model_info), host=host, port=port, log_level=log_level)
+    uvicorn.run(create_app(predictor, limits, model_info), host=host, port=port, log_level=log_level,
+                timeout_graceful_shutdown=5)  # open keep-alive connections do not hold a shutdown

@@ -395,4 +395,6 @@ def run_app(project: Project, host: str = "127.0.0.1", port: int = 8765, token: 
             model: str | None = None) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(project, token=token, model=model), host=host, port=port, log_level="warning")
+    # a browser tab keeps its connection open: Ctrl-C or SIGTERM stops the app within seconds all the same
+    uvicorn.run(create_app(project, token=token, model=model), host=host, port=port, log_level="warning",
+                timeout_graceful_shutdown=5)
