@@ -95,6 +95,17 @@ def small_train(tmp_path_factory, example_train) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_image_model(small_train, tiny_backbone, tmp_path_factory) -> Path:
+    """A saved features model of the tiny backbone on ``small_train`` (3 classes x 6 images), for tests that only read
+    it: predicting, exporting, serving, pushing."""
+    from transferkit import Features, ImageClassifier
+
+    folder = tmp_path_factory.mktemp("tiny-model") / "model"
+    ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train).save(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def fitted_features(example_train):
     from transferkit import ImageClassifier
 

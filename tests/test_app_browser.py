@@ -17,11 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import sync_playwright  # the [test] extra; it drives Debian's Chromium
 
-playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium; "
-                                                         "`make test` installs it where it can)")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream"]
@@ -66,7 +64,8 @@ def app_url(tmp_path):
 
 @pytest.fixture
 def page():
-    with playwright.sync_playwright() as p:
+    assert CHROMIUM, "Chromium is not installed: `make browser` (apt-get install chromium) installs it"
+    with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
         context.grant_permissions(["camera"])

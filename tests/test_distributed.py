@@ -9,14 +9,14 @@ import shutil
 import signal
 
 import pytest
+import ray  # the [test] and [scale] extras
 
-ray = pytest.importorskip("ray")
+from transferkit import Features, ImageClassifier
+from transferkit.bulk import predict_to_file
+from transferkit.distributed import predict_with_ray, warm_cache_with_ray
+from transferkit.predictor import Predictor
+
 pytestmark = pytest.mark.slow  # a local Ray cluster takes a while to start on 2 cores
-
-from transferkit import Features, ImageClassifier  # noqa: E402
-from transferkit.bulk import predict_to_file  # noqa: E402
-from transferkit.distributed import predict_with_ray, warm_cache_with_ray  # noqa: E402
-from transferkit.predictor import Predictor  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from transferkit import Features, ImageClassifier, Scratch, TextClassifier
+from transferkit import Features, Scratch, TextClassifier
 from transferkit.cli import app
 from transferkit.errors import BadInputError
 from transferkit.export import MANIFEST, export_onnx
@@ -24,10 +24,8 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def image_model(small_train, tiny_backbone, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("export") / "model"
-    ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train).save(folder)
-    return folder
+def image_model(tiny_image_model):
+    return tiny_image_model
 
 
 @pytest.mark.parametrize("pre", [

@@ -12,7 +12,7 @@ import pytest
 from fakehub import FakeHub
 from typer.testing import CliRunner
 
-from transferkit import Features, ImageClassifier, TextClassifier, load_model
+from transferkit import Features, TextClassifier, load_model
 from transferkit.cli import app
 from transferkit.errors import BadInputError, WeightsUnavailableError
 from transferkit.share import hub_name, push
@@ -21,10 +21,8 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def image_model(small_train, tiny_backbone, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("share") / "model"
-    ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train).save(folder)
-    return folder
+def image_model(tiny_image_model):
+    return tiny_image_model
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from functools import wraps
+from functools import cache, wraps
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -447,14 +447,10 @@ def _load(model_dir: Path, verbose: bool, tta: bool, runtime: str = "torch"):
 
         folder = model_dir if is_export(model_dir) else _cached_export(model_dir, verbose)
         model = OnnxPredictor.load(folder, verbose=verbose)
-        if tta:
-            if model.modality != "image":
-                raise typer.BadParameter("--tta applies to image models.")
-            model.settings["tta"] = True
-        return model
-    from .predictor import Predictor
+    else:
+        from .predictor import Predictor
 
-    model = Predictor.load(model_dir, verbose=verbose)
+        model = Predictor.load(model_dir, verbose=verbose)
     if tta:
         if model.modality != "image":
             raise typer.BadParameter("--tta applies to image models.")
@@ -490,15 +486,22 @@ def _auto_runtime(model_dir: Path, verbose: bool, n_items: int | None = None) ->
 
 def _export_folder(model_dir: Path) -> Path:
     """Where the cached ONNX export of a model folder lives (keyed by the folder's content)."""
-    import hashlib
-
     from .features import default_cache_dir
 
+    return default_cache_dir() / "exports" / _content_digest(str(model_dir.resolve()))
+
+
+@cache
+def _content_digest(folder: str) -> str:
+    """A model folder's content digest, its files read once per process (the report and card left out)."""
+    import hashlib
+
+    root = Path(folder)
     digest = hashlib.sha256()
-    for path in sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name not in ("report.json", "README.md")):
-        digest.update(path.relative_to(model_dir).as_posix().encode())
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name not in ("report.json", "README.md")):
+        digest.update(path.relative_to(root).as_posix().encode())
         digest.update(path.read_bytes())
-    return default_cache_dir() / "exports" / digest.hexdigest()[:20]
+    return digest.hexdigest()[:20]
 
 
 def _cached_export(model_dir: Path, verbose: bool) -> Path:

@@ -21,6 +21,7 @@ import numpy as np
 from .data.files import ItemError
 from .data.images import ImageDecodeError, as_image, load_image
 from .errors import BadInputError, BundleError
+from .predictor import Inference
 
 MANIFEST = "transferkit-export.json"  # what makes a folder an export (transferkit.export writes it)
 GRAPH = "model.onnx"
@@ -52,7 +53,7 @@ def prepare_image(image, pre: dict) -> np.ndarray:
     return x.transpose(2, 0, 1)
 
 
-class OnnxPredictor:
+class OnnxPredictor(Inference):
     """An export folder loaded for inference; the same interface as :class:`~transferkit.predictor.Predictor`."""
 
     def __init__(self, folder: Path, manifest: dict, session, settings: dict, verbose: bool = False) -> None:
@@ -66,10 +67,6 @@ class OnnxPredictor:
         self.verbose = verbose
         self.use_cache = False  # nothing is cached: the graph runs every time
         self._tokenizer = None
-
-    @property
-    def noun(self) -> str:
-        return self.modality
 
     @property
     def train_digests(self) -> list[str]:
@@ -105,18 +102,6 @@ class OnnxPredictor:
                                 if modality == "text" else keep)
         return cls(folder, manifest, session, merged, verbose)
 
-    # -- reading -----------------------------------------------------------------------------------------------------
-    def read(self, X, y: Sequence | None = None, *, require_labels: bool = False):
-        from .predictor import read
-
-        return read(self.modality, X, y, require_labels=require_labels,
-                    **{k: v for k, v in self.settings.items() if k.endswith("_column")})
-
-    def items(self, X) -> list:
-        if self.modality == "text" and isinstance(X, (str, Path)) and not Path(X).exists():
-            raise BadInputError(f"{X!s:.60} is not a file or folder. To classify texts, pass a list of strings.")
-        return list(self.read(X).items)
-
     def item_key(self, item) -> str:
         if self.modality == "text":
             return hashlib.sha256(str(item).encode("utf-8", errors="replace")).hexdigest()
@@ -132,16 +117,6 @@ class OnnxPredictor:
             proba = self._run_texts(["" if t is None else str(t) for t in items])
             return proba, np.ones(len(items), bool), []
         return self._run_images(items)
-
-    def predict_proba(self, X) -> np.ndarray:
-        proba, _, skipped = self.predict_items(self.items(X))
-        if skipped:
-            listed = "; ".join(f"{p}: {why}" for p, why in skipped[:5])
-            raise BadInputError(f"Cannot predict {len(skipped)} unreadable input(s): {listed}.")
-        return proba
-
-    def predict(self, X) -> np.ndarray:
-        return self.classes[self.predict_proba(X).argmax(axis=1)]
 
     def _run_images(self, items: list) -> tuple[np.ndarray, np.ndarray, list]:
         from PIL import Image

@@ -69,8 +69,46 @@ def check_settings(modality: str, settings: dict, where: str = "the settings", e
     return out
 
 
+class Inference:
+    """What every loaded model shares, whatever runs it (PyTorch here, ONNX Runtime in ``onnx_runtime``): reading
+    what a user passes as the model was fitted, and probabilities and labels from ``predict_items``. Subclasses set
+    ``modality``, ``classes`` and ``settings`` and define ``predict_items``."""
+
+    modality: str
+    classes: np.ndarray
+    settings: dict
+
+    @property
+    def noun(self) -> str:
+        return self.modality
+
+    def predict_items(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list]:
+        raise NotImplementedError
+
+    def read(self, X, y: Sequence | None = None, *, require_labels: bool = False) -> Labeled:
+        """What a user passes, as labeled items, read as the model was fitted (the same table columns)."""
+        return read(self.modality, X, y, require_labels=require_labels, **{
+            k: v for k, v in self.settings.items() if k.endswith("_column")})
+
+    def items(self, X) -> list:
+        if self.modality == "text" and isinstance(X, (str, Path)) and not Path(X).exists():
+            raise BadInputError(f"{X!s:.60} is not a file or folder. To classify texts, pass a list of strings: "
+                                "predict([text, ...]).")
+        return list(self.read(X).items)
+
+    def predict_proba(self, X) -> np.ndarray:
+        proba, _, skipped = self.predict_items(self.items(X))
+        if skipped:
+            listed = "; ".join(f"{p}: {why}" for p, why in skipped[:5])
+            raise BadInputError(f"Cannot predict {len(skipped)} unreadable input(s): {listed}.")
+        return proba
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes[self.predict_proba(X).argmax(axis=1)]
+
+
 @dataclass
-class Predictor:
+class Predictor(Inference):
     modality: str
     featurizer: Any
     head: Any
@@ -82,28 +120,12 @@ class Predictor:
     use_cache: bool = True  # cache features of frozen featurizers on disk (a server turns it off)
 
     @property
-    def noun(self) -> str:
-        return self.modality
-
-    @property
     def train_digests(self) -> list[str]:
         return [d for d in self.report.get("train_digests") or [] if isinstance(d, str)]
-
-    # -- reading ---------------------------------------------------------------------------------------------------
-    def read(self, X, y: Sequence | None = None, *, require_labels: bool = False) -> Labeled:
-        """What a user passes, as labeled items, read as the model was fitted (the same table columns)."""
-        return read(self.modality, X, y, require_labels=require_labels, **{
-            k: v for k, v in self.settings.items() if k.endswith("_column")})
 
     def item_key(self, item) -> str:
         """An item's content digest (data hygiene: duplicates, copies of training items)."""
         return self.featurizer.item_key(item)
-
-    def items(self, X) -> list:
-        if self.modality == "text" and isinstance(X, (str, Path)) and not Path(X).exists():
-            raise BadInputError(f"{X!s:.60} is not a file or folder. To classify texts, pass a list of strings: "
-                                "predict([text, ...]).")
-        return list(self.read(X).items)
 
     # -- predicting --------------------------------------------------------------------------------------------------
     def predict_items(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list]:
@@ -123,16 +145,6 @@ class Predictor:
             mirrored = extract(self.featurizer.with_view("mirror"), kept, **options)
             proba = (proba + self.head.predict_proba(mirrored.features)) / 2
         return proba, extraction.ok, extraction.skipped
-
-    def predict_proba(self, X) -> np.ndarray:
-        proba, _, skipped = self.predict_items(self.items(X))
-        if skipped:
-            listed = "; ".join(f"{p}: {why}" for p, why in skipped[:5])
-            raise BadInputError(f"Cannot predict {len(skipped)} unreadable input(s): {listed}.")
-        return proba
-
-    def predict(self, X) -> np.ndarray:
-        return self.classes[self.predict_proba(X).argmax(axis=1)]
 
     # -- loading -----------------------------------------------------------------------------------------------------
     @classmethod
