@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -245,6 +246,8 @@ def run(args) -> None:
     done = {(r["task"], r["k"], r["seed"], r["method"]) for r in read_results(args.results)} if args.resume else set()
     args.results.parent.mkdir(parents=True, exist_ok=True)
     where = machine()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).parent).stdout.strip() or None
     probes: dict[str, object] = {}
     with open(args.results, "a" if args.resume else "w") as out:
         for name in args.tasks:
@@ -270,7 +273,8 @@ def run(args) -> None:
                         else:
                             result = run_transferkit(method, task, items, labels, seed)
                         row = {"task": name, "modality": task.modality, "k": k, "seed": seed, "method": method,
-                               "n_train": len(items), "n_test": len(task.test_items), **result, "machine": where}
+                               "n_train": len(items), "n_test": len(task.test_items), **result, "machine": where,
+                               "commit": commit}
                         out.write(json.dumps(row) + "\n")
                         out.flush()
                         print(f"{name:9s} k={k:<3d} seed={seed} {method:9s} {result['accuracy']:.3f} "

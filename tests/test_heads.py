@@ -95,3 +95,53 @@ def test_a_tuned_models_estimate_adds_the_paired_gain_to_the_frozen_cross_valida
     assert e["interval"][0] < 1.0 and e["interval"][1] == 1.0
     same = tuned_estimate(cv, frozen, frozen)  # no gain: the frozen features' estimate, whose interval it keeps
     assert same["accuracy"] == pytest.approx(0.80) and same["interval"][1] - same["interval"][0] < 0.4
+
+
+def test_auto_power_takes_the_square_root_of_non_negative_features_only():
+    x, y = _data(3, 6)
+    assert fit_head(np.abs(x), y, power="auto").power == heads.POWER  # pooled ReLU activations
+    assert fit_head(x - 3.0, y, power="auto").power == 1.0  # signed features (a sentence encoder's) stay as they are
+    assert fit_head(np.abs(x), y, power="auto").C == heads.C_POWER and fit_head(x, y, power=1.0).C == heads.C_DEFAULT
+    head = fit_head(np.abs(x), y, power=0.5, norm="none", C=2.0)
+    reference = fit_head(np.sqrt(np.abs(x)), y, power=1.0, norm="none", C=2.0)
+    np.testing.assert_allclose(head.predict_proba(np.abs(x)), reference.predict_proba(np.sqrt(np.abs(x))), atol=1e-12)
+
+
+def test_a_head_on_blocks_averages_the_logits_of_one_head_per_block():
+    x, y = _data(3, 12)
+    x = np.abs(x)
+    head = fit_head(x, y, power="auto", blocks=(5, 7))
+    parts = [fit_head(x[:, :5], y, power="auto"), fit_head(x[:, 5:], y, power="auto")]
+    expected = (parts[0].decision_function(x[:, :5]) + parts[1].decision_function(x[:, 5:])) / 2
+    np.testing.assert_allclose(head.decision_function(x), expected, atol=1e-9)
+    big = np.hstack([x[:, :5], 9.0 * x[:, 5:]])  # a block's scale does not matter: each is made unit length alone
+    np.testing.assert_array_equal(fit_head(big, y, power=1.0, blocks=(5, 7)).predict_proba(big).argmax(1),
+                                  fit_head(x, y, power=1.0, blocks=(5, 7)).predict_proba(x).argmax(1))
+    with pytest.raises(ValueError, match="do not add up"):
+        fit_head(x, y, blocks=(5, 6))
+
+
+def test_power_and_blocks_survive_saving_and_a_damaged_folder_is_refused():
+    from transferkit.errors import BundleError
+
+    x, y = _data(3, 12)
+    head = fit_head(np.abs(x), y, power="auto", blocks=(4, 8))
+    config, tensors = head.save()
+    again = LinearHead.load(config, tensors)
+    assert (again.power, again.blocks) == (heads.POWER, (4, 8))
+    assert np.array_equal(again.predict_proba(np.abs(x)), head.predict_proba(np.abs(x)))
+    with pytest.raises(BundleError, match="do not fit"):
+        LinearHead.load({**config, "blocks": [4, 7]}, tensors)
+
+
+def test_a_power_transformed_head_has_no_linear_form():
+    x, y = _data(3, 6)
+    with pytest.raises(ValueError, match="no linear form"):
+        fit_head(np.abs(x), y, power=0.5).as_linear()
+
+
+def test_refit_keeps_every_setting():
+    x, y = _data(3, 12)
+    head = fit_head(np.abs(x), y, power="auto", blocks=(4, 8), norm="l2", C=3.0)
+    again = head.refit(np.abs(x)[::2], y[::2])
+    assert (again.norm, again.power, again.blocks, again.C) == (head.norm, head.power, head.blocks, head.C)

@@ -49,7 +49,7 @@ def _graph_module(predictor):
             self.text = predictor.modality == "text"
             self.nets = nn.ModuleList([m.model if self.text else m.network for m in members])
             self.concat = len(members) > 1
-            self.norm = head.norm
+            self.norm, self.power, self.bounds = head.norm, head.power, head.bounds
             for name in ("mean", "scale", "coef", "intercept"):
                 self.register_buffer(name, torch.from_numpy(np.asarray(getattr(head, name), np.float32)))
             self.input_names = (list(members[0].tokenizer.model_input_names) if self.text else
@@ -64,11 +64,14 @@ def _graph_module(predictor):
                 if self.concat:
                     feats = [f / f.norm(dim=1, keepdim=True).clamp_min(1e-12) / math.sqrt(len(feats)) for f in feats]
                 x = torch.cat(feats, dim=1) if self.concat else feats[0]
+            if self.power != 1.0:
+                x = torch.sign(x) * x.abs().pow(self.power)
             if self.norm == "standard":
                 x = (x - self.mean) / self.scale
             elif self.norm == "l2":
                 x = x - self.mean
-                x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+                x = torch.cat([b / b.norm(dim=1, keepdim=True).clamp_min(1e-12)
+                               for b in (x[:, start:stop] for start, stop in self.bounds)], dim=1)
             z = x @ self.coef.T + self.intercept
             if z.shape[1] == 1:  # scikit-learn's binary form: one logit, a sigmoid
                 p = torch.sigmoid(z)

@@ -2,12 +2,19 @@
 as tensors and they predict exactly as scikit-learn does.
 
 A head first normalises each feature row, then applies ``softmax(z @ coef.T + intercept)`` (scikit-learn's
-one-logit sigmoid form for two classes):
+one-logit sigmoid form for two classes). The normalisation:
 
-- ``"l2"``: centre on the training mean, then scale each row to unit length. Robust with 1-5 labels per class,
-  where per-feature statistics of a handful of rows are noise (measured: README, few-shot benchmark);
-- ``"standard"``: per-feature standardisation (transferkit 0.1's head; kept for the models it wrote);
-- ``"none"``: the rows as they are (TF-IDF rows, already unit length; a fine-tuned network's own classifier).
+- ``power``: ``sign(x) |x| ** power`` on every feature first. Non-negative features (pooled ReLU activations of an
+  image network) are heavy-tailed; their square root is closer to Gaussian, which a linear head on a few examples
+  needs (the power transform of the few-shot literature: Hu, Gripon & Pateux 2021). Measured on the four image tasks
+  at 5-20 labels per class: about one point above the raw features (``benchmarks/head_options.py``);
+- ``norm``: ``"l2"``: centre on the training mean, then scale each row to unit length. Robust with 1-5 labels per
+  class, where per-feature statistics of a handful of rows are noise (measured: README, few-shot benchmark);
+  ``"standard"``: per-feature standardisation (transferkit 0.1's head; kept for the models it wrote); ``"none"``: the
+  rows as they are (TF-IDF rows, already unit length; a fine-tuned network's own classifier);
+- ``blocks``: the widths of consecutive column blocks (the members of a ``Concat``). Each block is normalised and
+  fitted on its own and the head averages the blocks' logits: an ensemble of one head per backbone, which is still
+  one linear map on the normalised rows (so it saves, exports and predicts like any other head).
 
 Classes are re-weighted when they are imbalanced. ``cross_val_proba`` gives out-of-fold probabilities for every
 labeled row: the honest estimate a fit reports.
@@ -23,6 +30,9 @@ import numpy as np
 
 IMBALANCE_RATIO = 1.5  # largest class / smallest class above which classes are re-weighted
 NORMS = ("l2", "standard", "none")
+POWER = 0.5  # the power transform of non-negative features ("auto"); other features are used as they are
+C_DEFAULT = 10.0  # inverse regularisation of the head on features as they are (centred, unit length)
+C_POWER = 30.0  # ... and on power-transformed ones: 1-4 points above C = 3 or 10 there (benchmarks/head_options.py)
 TOLERANCE = 1e-4
 MAX_ITER = 1000
 
@@ -38,6 +48,8 @@ class LinearHead:
     intercept: np.ndarray
     C: float | None = None
     class_weight: str | None = None
+    power: float = 1.0
+    blocks: tuple[int, ...] = ()  # widths of column blocks normalised and fitted apart; () is one block
 
     kind = "linear-head"
 
@@ -50,20 +62,34 @@ class LinearHead:
     def n_features(self) -> int:
         return int(self.coef.shape[1])
 
+    @property
+    def bounds(self) -> list[tuple[int, int]]:
+        """(start, stop) of each column block."""
+        return block_bounds(self.blocks, self.n_features)
+
     def normalise(self, features):
         import scipy.sparse
 
         if scipy.sparse.issparse(features):
-            if self.norm == "l2":
-                raise ValueError("sparse features take a head without l2 normalisation")
+            if self.norm == "l2" or self.power != 1.0:
+                raise ValueError("sparse features take a head without l2 normalisation or a power transform")
             return features
         x = np.asarray(features, dtype=np.float64)
+        if self.power != 1.0:
+            x = np.sign(x) * np.abs(x) ** self.power
         if self.norm == "standard":
             return (x - self.mean) / self.scale
         if self.norm == "l2":
             x = x - self.mean
-            return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+            for start, stop in self.bounds:
+                block = x[:, start:stop]
+                x[:, start:stop] = block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
         return x
+
+    def refit(self, features, y: np.ndarray, seed: int = 0) -> LinearHead:
+        """A head with these settings (normalisation, power, blocks, C) fitted to other rows."""
+        return fit_head(features, y, norm=self.norm, C=self.C or C_DEFAULT, power=self.power, blocks=self.blocks,
+                        seed=seed)
 
     def decision_function(self, features) -> np.ndarray:
         import scipy.sparse
@@ -78,19 +104,21 @@ class LinearHead:
 
     def as_linear(self) -> tuple[np.ndarray, np.ndarray]:
         """(weight, bias) of one linear layer on the raw features that approximates this head: exact for
-        ``standard`` and ``none``; for ``l2`` the row norm is replaced by its typical training value (``scale[0]``),
-        which is what a network classifier initialised from the head can carry."""
-        if self.norm == "standard":
+        ``standard`` and ``none``; for ``l2`` each block's row norm is replaced by its typical training value
+        (``scale``), which is what a network classifier initialised from the head can carry. A power transform is
+        not linear: such a head has no linear form."""
+        if self.power != 1.0:
+            raise ValueError("a head on power-transformed features has no linear form; fit one with power=1")
+        if self.norm in ("standard", "l2"):
             weight = self.coef / self.scale
-        elif self.norm == "l2":
-            weight = self.coef / float(self.scale[0])
         else:
             weight = self.coef
         return weight, self.intercept - weight @ (self.mean if self.norm != "none" else np.zeros(self.n_features))
 
     def save(self) -> tuple[dict, dict[str, np.ndarray]]:
         config = {"kind": self.kind, "norm": self.norm, "C": self.C, "class_weight": self.class_weight,
-                  "n_features": self.n_features, "n_outputs": int(self.coef.shape[0])}
+                  "power": self.power, "blocks": list(self.blocks), "n_features": self.n_features,
+                  "n_outputs": int(self.coef.shape[0])}
         return config, {k: np.ascontiguousarray(getattr(self, k), dtype=np.float64)
                         for k in ("mean", "scale", "coef", "intercept")}
 
@@ -105,7 +133,12 @@ class LinearHead:
         if arrays["mean"].shape != (d,) or arrays["scale"].shape != (d,) or arrays["intercept"].shape[0] != arrays[
                 "coef"].shape[0]:
             raise BundleError("The head's tensors do not fit together (the model folder was edited or is damaged).")
-        return cls(config.get("norm", "standard"), **arrays, C=config.get("C"), class_weight=config.get("class_weight"))
+        blocks = tuple(int(b) for b in config.get("blocks") or ())
+        power = config.get("power", 1.0)
+        if (blocks and sum(blocks) != d) or not isinstance(power, (int, float)) or not power > 0:
+            raise BundleError("The head's settings do not fit its tensors (the model folder was edited or is damaged).")
+        return cls(config.get("norm", "standard"), **arrays, C=config.get("C"), class_weight=config.get("class_weight"),
+                   power=float(power), blocks=blocks)
 
 
 def logits_to_proba(z: np.ndarray) -> np.ndarray:
@@ -117,47 +150,91 @@ def logits_to_proba(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def block_bounds(blocks: tuple[int, ...], d: int) -> list[tuple[int, int]]:
+    if not blocks:
+        return [(0, d)]
+    stops = np.cumsum(blocks).tolist()
+    return list(zip([0, *stops[:-1]], stops))
+
+
+def resolve_power(power: float | str, features) -> float:
+    """``"auto"``: :data:`POWER` for dense features that are all >= 0 (pooled ReLU activations), else 1 (none)."""
+    import scipy.sparse
+
+    if power != "auto":
+        return float(power)
+    if scipy.sparse.issparse(features):
+        return 1.0
+    return POWER if float(np.min(features)) >= 0.0 else 1.0
+
+
+def default_C(power: float) -> float:
+    return C_POWER if power != 1.0 else C_DEFAULT
+
+
 def class_weighting(y: np.ndarray) -> str | None:
     counts = Counter(np.asarray(y).tolist())
     return "balanced" if max(counts.values()) / min(counts.values()) > IMBALANCE_RATIO else None
 
 
-def fit_head(features, y: np.ndarray, *, norm: str = "l2", C: float = 10.0, seed: int = 0) -> LinearHead:
-    """A logistic-regression head on integer labels ``y`` with the given normalisation and inverse regularisation."""
+def fit_head(features, y: np.ndarray, *, norm: str = "l2", C: float | None = None, power: float | str = 1.0,
+             blocks: tuple[int, ...] = (), seed: int = 0) -> LinearHead:
+    """A logistic-regression head on integer labels ``y``: rows normalised as ``norm`` says after the ``power``
+    transform (``"auto"``: :func:`resolve_power`), each block of ``blocks`` fitted on its own, inverse regularisation
+    ``C`` (``None``: :func:`default_C`)."""
     import scipy.sparse
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
 
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
     y = np.asarray(y)
+    power = resolve_power(power, features)
+    C = float(C) if C is not None else default_C(power)
     sparse = scipy.sparse.issparse(features)
+    d = features.shape[1]
+    blocks = tuple(int(b) for b in blocks) if len(blocks) > 1 else ()
+    if blocks and sum(blocks) != d:
+        raise ValueError(f"blocks {blocks} do not add up to the {d} features")
     if sparse:
-        norm = "none"
-        d = features.shape[1]
+        norm, power, blocks = "none", 1.0, ()
         mean, scale = np.zeros(d), np.ones(d)
     else:
         x = np.asarray(features, dtype=np.float64)
-        d = x.shape[1]
+        if power != 1.0:
+            x = np.sign(x) * np.abs(x) ** power
         if norm == "standard":
             mean, scale = x.mean(0), x.std(0)
             scale = np.where(scale > 0, scale, 1.0)
         elif norm == "l2":
             mean = x.mean(0)
-            centred_norms = np.linalg.norm(x - mean, axis=1)
-            scale = np.full(d, float(np.median(centred_norms)) or 1.0)  # only as_linear() reads it
+            scale = np.ones(d)
+            for start, stop in block_bounds(blocks, d):  # only as_linear() reads it
+                scale[start:stop] = float(np.median(np.linalg.norm(x[:, start:stop] - mean[start:stop], axis=1))) or 1.0
         else:
             mean, scale = np.zeros(d), np.ones(d)
-    head0 = LinearHead(norm, mean, scale, np.zeros((1, d)), np.zeros(1))
+    head0 = LinearHead(norm, mean, scale, np.zeros((1, d)), np.zeros(1), power=power, blocks=blocks)
     z = head0.normalise(features)
     weighting = class_weighting(y)
+    bounds = block_bounds(blocks, d)
+    coefs, intercepts = [], []
+    for start, stop in bounds:  # one logistic regression per block; the head averages their logits
+        coef, intercept = _logistic(z[:, start:stop] if blocks else z, y, C, weighting, seed, sparse)
+        coefs.append(coef / len(bounds))
+        intercepts.append(intercept / len(bounds))
+    return LinearHead(norm, mean, scale, np.concatenate(coefs, axis=1), np.sum(intercepts, axis=0), C, weighting,
+                      power, blocks)
+
+
+def _logistic(z, y: np.ndarray, C: float, weighting: str | None, seed: int, sparse: bool):
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
     basis = None if sparse else _row_space(z)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=ConvergenceWarning)  # at this tolerance the last digits do not matter
         model = LogisticRegression(C=C, class_weight=weighting, max_iter=MAX_ITER, tol=TOLERANCE,
                                    random_state=seed).fit(z @ basis if basis is not None else z, y)
     coef = model.coef_ @ basis.T if basis is not None else model.coef_.copy()
-    return LinearHead(norm, mean, scale, coef, model.intercept_.copy(), float(C), weighting)
+    return coef, model.intercept_.copy()
 
 
 def _row_space(x: np.ndarray) -> np.ndarray | None:

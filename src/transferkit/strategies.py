@@ -124,8 +124,9 @@ def run_probe(featurizer, data: Labeled, classes: list[str], run: FitRun, head_s
     _check_after_skipping(readable, classes, extraction.skipped, noun)
     y = readable.targets(classes)
     x = extraction.features
-    oof, folds = cross_val_proba(lambda a, b: head_settings.fit_head(a, b, run.seed), x, y, seed=run.seed)
-    head = head_settings.fit_head(x, y, run.seed)
+    blocks = featurizer.blocks
+    oof, folds = cross_val_proba(lambda a, b: head_settings.fit_head(a, b, run.seed, blocks), x, y, seed=run.seed)
+    head = head_settings.fit_head(x, y, run.seed, blocks)
     info = {"features_per_second": extraction.per_second, "n_features_computed": extraction.n_computed,
             "n_features_cached": extraction.n_cached, "n_overlong": extraction.n_overlong,
             "precision": getattr(featurizer, "resolved_precision", None)}
@@ -174,30 +175,42 @@ def _estimate_text(correct: np.ndarray, how: str) -> str:
 # -- the strategies -------------------------------------------------------------------------------------------------
 
 class Features(Strategy):
-    """The pretrained featurizer frozen; a logistic-regression head on its features.
+    """The pretrained featurizer frozen; a logistic-regression head on its features (``heads``).
 
     ``norm``: how each feature row is normalised before the head (``"l2"``: centred, unit length; ``"standard"``:
-    per-feature standardisation; ``"none"``). ``C``: the head's inverse regularisation strength.
+    per-feature standardisation; ``"none"``). ``power``: the power transform first (``"auto"``: the square root of
+    non-negative features, such as an image network's; ``1``: none). ``C``: the head's inverse regularisation
+    strength (``None``: ``heads.default_C``, which depends on the power transform). The members of a side-by-side
+    representation get one head each, their logits averaged.
     """
 
     name = "features"
 
-    def __init__(self, norm: str = "l2", C: float = 10.0) -> None:
+    def __init__(self, norm: str = "l2", C: float | None = None, power: float | str = "auto") -> None:
         self.norm = norm
         self.C = C
+        self.power = power
 
     def check(self) -> None:
         from .heads import NORMS
 
         if self.norm not in NORMS:
             raise BadInputError(f"Features.norm must be one of {', '.join(NORMS)}, got {self.norm!r}.")
-        if not isinstance(self.C, (int, float)) or isinstance(self.C, bool) or not self.C > 0:
-            raise BadInputError(f"Features.C must be a positive number, got {self.C!r}.")
+        if self.C is not None and (not isinstance(self.C, (int, float)) or isinstance(self.C, bool) or not self.C > 0):
+            raise BadInputError(f"Features.C must be a positive number (or None for the default), got {self.C!r}.")
+        if self.power != "auto" and (not isinstance(self.power, (int, float)) or isinstance(self.power, bool)
+                                     or not 0 < self.power <= 1):
+            raise BadInputError(f"Features.power must be \"auto\" or a number in (0, 1], got {self.power!r}.")
 
-    def fit_head(self, x, y, seed: int = 0):
+    def fit_head(self, x, y, seed: int = 0, blocks: tuple[int, ...] = ()):
         from .heads import fit_head
 
-        return fit_head(x, y, norm=self.norm, C=float(self.C), seed=seed)
+        return fit_head(x, y, norm=self.norm, C=self.C, power=self.power, blocks=blocks, seed=seed)
+
+    def linear(self) -> Features:
+        """The same settings without the power transform: the head a network's own linear classifier can start
+        from (fine-tuning)."""
+        return Features(norm=self.norm, C=self.C, power=1.0)
 
     def fit(self, problem: Problem) -> Fitted:
         self.check()
@@ -258,6 +271,8 @@ class FineTune(Strategy):
         run = problem.run
         train_idx, val_idx = stratified_split(probe.data.labels, validation_fraction(probe.data.labels,
                                                                                       run.val_fraction), run.seed)
+        if isinstance(tuner, NetworkTuner):  # the network's linear classifier starts from the split's head
+            features = features.linear()
         split_head = features.fit_head(probe.features[train_idx], probe.y[train_idx], run.seed)
         probe_val = split_head.predict_proba(probe.features[val_idx]).argmax(1) == probe.y[val_idx]
         if isinstance(tuner, NetworkTuner):
@@ -556,7 +571,7 @@ def _split_correct(probe: Probe, features: Features, run: FitRun) -> np.ndarray:
     head, fit on the rest, gets right."""
     labels = probe.data.labels
     train_idx, val_idx = stratified_split(labels, validation_fraction(labels, run.val_fraction), run.seed)
-    head = features.fit_head(probe.features[train_idx], probe.y[train_idx], run.seed)
+    head = features.fit_head(probe.features[train_idx], probe.y[train_idx], run.seed, probe.featurizer.blocks)
     return head.predict_proba(probe.features[val_idx]).argmax(1) == probe.y[val_idx]
 
 

@@ -112,7 +112,7 @@ def _train(project: Project, run_id: int, strategy: str, model: str | None, comp
 
     from .. import ImageClassifier, TextClassifier
     from ..features import extract
-    from ..heads import cross_val_proba, fit_head
+    from ..heads import cross_val_proba
     from ..progress import observe
 
     last = [0.0]
@@ -150,7 +150,7 @@ def _train(project: Project, run_id: int, strategy: str, model: str | None, comp
     y = np.array([classes.index(label) for label in np.asarray(labels, dtype=object)[extraction.ok]])
     kept = [i for i, ok in zip(ids, extraction.ok) if ok]
     head = clf.head_
-    proba, _ = cross_val_proba(lambda X, t: fit_head(X, t, norm=head.norm, C=head.C or 10.0), extraction.features, y)
+    proba, _ = cross_val_proba(head.refit, extraction.features, y)
     suggestions = []
     for item, p, truth in zip(kept, proba, y):
         guess = int(p.argmax())

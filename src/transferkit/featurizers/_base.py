@@ -73,6 +73,11 @@ class Featurizer:
         (texts)."""
         raise NotImplementedError
 
+    @property
+    def blocks(self) -> tuple[int, ...]:
+        """Widths of the column blocks of its features that a head fits apart (``Concat``: one per member)."""
+        return ()
+
     def companions(self) -> list[Featurizer]:
         """Other pretrained featurizers worth combining with this one (``Concat``): none by default."""
         return []

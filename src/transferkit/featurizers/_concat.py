@@ -36,6 +36,10 @@ class Concat(Featurizer):
     def tuned(self) -> bool:  # type: ignore[override]
         return any(m.tuned for m in self.members)
 
+    @property
+    def blocks(self) -> tuple[int, ...]:
+        return tuple(m.dim for m in self.members)
+
     def describe(self) -> str:
         return f"frozen {self.name} side by side"
 
