@@ -54,6 +54,29 @@ def test_an_exported_image_model_predicts_like_the_model_and_records_its_check(i
     assert saved["classes"] == ["beverages", "birds", "fruit"] and saved["inputs"][0]["preprocessing"]["input_size"] == 64
 
 
+def test_a_side_by_side_model_with_a_power_transformed_head_per_member_exports_exactly(image_model, small_train,
+                                                                                      tmp_path):
+    """What ``auto`` fits on images: backbones side by side, the square root of their features, one head each."""
+    import copy
+    import dataclasses
+
+    from transferkit.featurizers import Concat
+    from transferkit.heads import fit_head
+
+    predictor = Predictor.load(image_model, precision="fp32")
+    pair = Concat([predictor.featurizer, copy.deepcopy(predictor.featurizer)])
+    files = sorted(small_train.rglob("*.png"))
+    x = pair.transform([pair.prepare(f) for f in files])
+    y = np.array([predictor.classes.tolist().index(f.parent.name) for f in files])
+    head = fit_head(np.abs(x), y, power=0.5, blocks=pair.blocks)
+    assert head.power == 0.5 and len(head.bounds) == 2
+    both = dataclasses.replace(predictor, featurizer=pair, head=head)
+    manifest = export_onnx(both, tmp_path / "onnx", check_items=files)
+    assert manifest["check"]["argmax_agreement"] == 1.0 and manifest["check"]["max_abs_difference"] <= 1e-4
+    np.testing.assert_allclose(OnnxPredictor.load(tmp_path / "onnx").predict_proba(files), both.predict_proba(files),
+                               atol=1e-4)
+
+
 def test_the_onnx_runtime_imports_no_torch(image_model, small_train, tmp_path):
     export_onnx(Predictor.load(image_model), tmp_path / "onnx")
     image = sorted(small_train.rglob("*.png"))[0]

@@ -59,8 +59,11 @@ def test_scratch_is_tfidf_and_round_trips(text_csv, tmp_path):
     np.testing.assert_allclose(loaded.predict_proba(TEST_TEXTS), clf.predict_proba(TEST_TEXTS), atol=1e-12)
 
 
-def test_finetune_changes_the_encoder_and_the_bundle_keeps_the_tuned_weights(text_csv, text_features_model, tmp_path):
-    clf = TextClassifier(strategy=FineTune(rounds=2, train_tokens=32, refit=False), verbose=False).fit(text_csv)
+@pytest.mark.parametrize("loss, rounds", [("batch", 2), ("pairs", 8)])
+def test_finetune_changes_the_encoder_and_the_bundle_keeps_the_tuned_weights(text_csv, text_features_model, tmp_path,
+                                                                             loss, rounds):
+    clf = TextClassifier(strategy=FineTune(loss=loss, rounds=rounds, train_tokens=32, refit=False),
+                         verbose=False).fit(text_csv)
     assert clf.featurizer_.tuned and clf.metrics_["pairs"] > 0
     assert clf.metrics_["pair_loss_after"] < clf.metrics_["pair_loss_before"]
     base = text_features_model.featurizer_.model.state_dict()
@@ -152,3 +155,17 @@ def test_cli_evaluate_text_json(text_model_dir, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["n_examples"] == 6 and report["accuracy"] >= 5 / 6
+
+
+@pytest.mark.parametrize("n_classes, per_class, size", [(2, 10, 16), (5, 5, 16), (12, 3, 16), (3, 1, 16)])
+def test_a_contrastive_batch_holds_each_of_its_classes_at_least_twice(n_classes, per_class, size):
+    from transferkit.finetune.contrastive import class_balanced_batch
+
+    y = np.repeat(np.arange(n_classes), per_class)
+    for seed in range(20):
+        batch = class_balanced_batch(y, size, np.random.default_rng(seed))
+        counts = np.bincount(y[batch], minlength=n_classes)
+        assert len(batch) <= size and len(set(batch.tolist())) == len(batch)
+        assert all(c >= min(2, per_class) for c in counts if c), counts  # every text in it has a positive partner
+        if n_classes * 2 <= size:
+            assert (counts > 0).all()  # room for every class: every class is there

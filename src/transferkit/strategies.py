@@ -225,7 +225,7 @@ class Features(Strategy):
 
 
 _TUNER_OPTIONS = ("epochs", "lr", "unfreeze", "layer_decay", "l2sp", "bn_statistics", "augment", "devices",
-                  "num_nodes", "rounds", "train_tokens", "refit")
+                  "num_nodes", "loss", "rounds", "train_tokens", "refit")
 
 
 class FineTune(Strategy):
@@ -233,7 +233,7 @@ class FineTune(Strategy):
 
     Every option is ``None`` by default, meaning the tuner's own default (``finetune.tuners``). Image networks take
     ``epochs, lr, unfreeze, layer_decay, l2sp, bn_statistics, augment, devices, num_nodes``; sentence encoders take
-    ``epochs, lr, rounds, train_tokens, refit``. An option that does not apply is an error, never ignored.
+    ``epochs, lr, loss, rounds, train_tokens, refit``. An option that does not apply is an error, never ignored.
     ``features``: the head settings (a :class:`Features`) for the probe that starts and judges the tuning.
     """
 
@@ -241,8 +241,9 @@ class FineTune(Strategy):
 
     def __init__(self, epochs: int | None = None, lr: float | None = None, unfreeze: int | str | None = None,
                  layer_decay: float | None = None, l2sp: float | None = None, bn_statistics: str | None = None,
-                 augment: bool | None = None, devices: int | None = None, num_nodes: int | None = None, rounds: int | None = None,
-                 train_tokens: int | None = None, refit: bool | None = None, features: Features | None = None) -> None:
+                 augment: bool | None = None, devices: int | None = None, num_nodes: int | None = None,
+                 loss: str | None = None, rounds: int | None = None, train_tokens: int | None = None,
+                 refit: bool | None = None, features: Features | None = None) -> None:
         self.epochs = epochs
         self.lr = lr
         self.unfreeze = unfreeze
@@ -252,6 +253,7 @@ class FineTune(Strategy):
         self.augment = augment
         self.devices = devices
         self.num_nodes = num_nodes
+        self.loss = loss
         self.rounds = rounds
         self.train_tokens = train_tokens
         self.refit = refit
@@ -432,7 +434,7 @@ TUNING_PAYS = {
 }
 NETWORK_TRAIN_SLOWER_THAN_EXTRACTION = 5.0  # measured: 126 img/s extraction vs ~25 img/s fine-tuning on a CPU
 NETWORK_IMAGES_PER_SECOND = 25.0  # EfficientNet-Lite0 fine-tuning on 2 CPU cores, when nothing was measured
-CONTRASTIVE_PAIRS_PER_SECOND = 6.0  # MiniLM, 128 tokens, 2 CPU cores
+CONTRASTIVE_TEXTS_PER_SECOND = 50.0  # MiniLM, 128 tokens, one CPU thread: texts embedded and back-propagated
 
 
 class Auto(Strategy):
@@ -559,8 +561,8 @@ class Auto(Strategy):
             measured = probe.info.get("features_per_second")
             speed = measured / NETWORK_TRAIN_SLOWER_THAN_EXTRACTION if measured else NETWORK_IMAGES_PER_SECOND
             return tuner.epochs * n / speed
-        pairs = 2 * tuner.rounds * n * tuner.epochs * (2 if tuner.refit else 1)
-        return pairs / CONTRASTIVE_PAIRS_PER_SECOND
+        texts = tuner.rounds * n * tuner.epochs * (2 if tuner.refit else 1)  # each embedded ``rounds`` times
+        return texts / CONTRASTIVE_TEXTS_PER_SECOND
 
 
 ENSEMBLE_COST_PER_MEMBER = 1.3  # the zoo's other backbones cost about 1.3 times the default one each (240-260 px)

@@ -1,11 +1,14 @@
-"""Contrastive fine-tuning of a sentence encoder on pairs built from a few labels (the SetFit recipe).
+"""Contrastive fine-tuning of a sentence encoder on pairs built from a few labels.
 
-Each labeled text is paired, per round, with one text of its own class (target cosine 1) and one of another class
-(target 0); the encoder learns to pull the first together and push the second apart (cosine-similarity loss,
-sentence-transformers' ``CosineSimilarityLoss``). Each distinct text in a batch of pairs is embedded once: with few
-labels the pairs share most of their texts, so a step costs far fewer forward passes than two per pair. Few labels
-make many pairs, so a few dozen examples are enough to adapt the embedding to the task; a linear head is then fit on
-the new embeddings.
+The encoder learns to give texts of one class cosine similarity 1 and texts of different classes 0 (the objective of
+sentence-transformers' ``CosineSimilarityLoss``, SetFit's). Few labels make many pairs, so a few dozen examples are
+enough to adapt the embedding to the task; a linear head is then fit on the new embeddings. Two ways to pick pairs
+(``ContrastiveTuner.loss``):
+
+- ``"batch"``: class-balanced batches of texts, and every pair inside a batch: a batch of 16 texts embedded once
+  gives 120 pairs. Positives and negatives are weighted equally (SetFit balances them by sampling);
+- ``"pairs"``: SetFit's recipe: each text with one text of its own class and one of another class per round, each
+  distinct text of a batch of pairs embedded once.
 """
 
 from __future__ import annotations
@@ -47,48 +50,88 @@ def train_contrastive(encoder, texts: list[str], y: np.ndarray, config: Contrast
 
     torch.manual_seed(seed)
     model = encoder.model
-    loss_fn = CosineSimilarityLoss(model)
-    pairs = make_pairs(np.asarray(y), config.rounds, seed)
-    steps = config.epochs * math.ceil(len(pairs) / config.batch_size)
+    y = np.asarray(y)
+    if config.loss == "batch":
+        per_epoch = max(1, math.ceil(config.rounds * len(y) / config.batch_size))
+        batches = [class_balanced_batch(y, config.batch_size, np.random.default_rng([seed, s]))
+                   for s in range(config.epochs * per_epoch + 1)]
+        probe_batches, batches = batches[:1], batches[1:]  # scored before and after: did the encoder learn them?
+
+        def loss_of(batch):
+            return _batch_loss(encoder, texts, y, batch, config)
+    else:
+        loss_fn = CosineSimilarityLoss(model)
+        pairs = make_pairs(y, max(1, config.rounds // 4), seed)  # a text is embedded about 4 times per round
+        batches = [pairs[b: b + config.batch_size] for b in range(0, len(pairs), config.batch_size)]
+        batches = [batch for epoch in range(config.epochs) for batch in (batches if epoch == 0 else [
+            pairs[np.random.default_rng(seed + epoch).permutation(len(pairs))][b: b + config.batch_size]
+            for b in range(0, len(pairs), config.batch_size)])]
+        probe_batches = [pairs[:64]]
+
+        def loss_of(batch):
+            return _pair_loss(loss_fn, encoder, texts, batch, config)
+    steps = len(batches)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     warm = max(1, int(config.warmup * steps))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (steps - s) / max(1, steps - warm)) if s >= warm
         else (s + 1) / warm)
     resolved = resolve_precision(precision, encoder.device.type)
-    probe_pairs = pairs[:64]  # a fixed sample of the pairs, scored before and after: did the encoder learn them?
-    loss_before = _mean_loss(loss_fn, encoder, texts, probe_pairs, config)
+    loss_before = _mean_loss(loss_of, encoder, probe_batches)
     model.train()
-    losses = []
     start = time.perf_counter()
+    pairs = 0
     with progress_bar("Contrastive fine-tuning", total=steps, enabled=progress) as advance:
-        for epoch in range(config.epochs):
-            order = pairs if epoch == 0 else pairs[np.random.default_rng(seed + epoch).permutation(len(pairs))]
-            for b in range(0, len(order), config.batch_size):
-                batch = order[b : b + config.batch_size]
-                with autocast(resolved, encoder.device.type):
-                    loss = _pair_loss(loss_fn, encoder, texts, batch, config)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                schedule.step()
-                losses.append(float(loss.detach()))
-                advance(1)
+        for batch in batches:
+            with autocast(resolved, encoder.device.type):
+                loss = loss_of(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            pairs += len(batch) * (len(batch) - 1) // 2 if config.loss == "batch" else len(batch)
+            advance(1)
     model.eval()
-    return {"pairs": int(len(pairs)), "steps": int(steps), "train_seconds": time.perf_counter() - start,
-            "pair_loss_before": loss_before, "pair_loss_after": _mean_loss(loss_fn, encoder, texts, probe_pairs, config),
+    return {"pairs": int(pairs), "steps": int(steps), "train_seconds": time.perf_counter() - start,
+            "pair_loss_before": loss_before, "pair_loss_after": _mean_loss(loss_of, encoder, probe_batches),
             "contrastive": config.to_dict(), "precision": resolved}
 
 
-def _mean_loss(loss_fn, encoder, texts: list[str], pairs: np.ndarray, config: ContrastiveTuner) -> float:
+def class_balanced_batch(y: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``size`` texts (fewer when there are fewer), as many from each class as the batch allows and at
+    least two from each class it holds, so that every text has a positive pair; classes are drawn at random when the
+    batch cannot hold two of each."""
+    classes = np.unique(y)
+    if len(classes) * 2 > size:
+        classes = rng.choice(classes, max(1, size // 2), replace=False)
+    per = max(2, size // len(classes))
+    chosen = [rng.choice(members, min(per, len(members)), replace=False)
+              for members in (np.flatnonzero(y == c) for c in classes)]
+    batch = np.concatenate(chosen)
+    left = np.setdiff1d(np.flatnonzero(np.isin(y, classes)), batch)
+    if len(batch) < size and len(left):  # fill the remainder at random
+        batch = np.concatenate([batch, rng.choice(left, min(size - len(batch), len(left)), replace=False)])
+    return batch
+
+
+def _batch_loss(encoder, texts: list[str], y: np.ndarray, batch: np.ndarray, config: ContrastiveTuner) -> torch.Tensor:
+    """Squared error of the cosine similarity of every pair in the batch to 1 (same class) or 0, the positives'
+    mean and the negatives' mean weighted equally."""
+    tokens, _ = encoder.tokenize([texts[i] for i in batch], max_tokens=config.train_tokens)
+    emb = torch.nn.functional.normalize(encoder.forward(tokens).float(), dim=1)
+    upper = torch.triu_indices(len(batch), len(batch), 1, device=emb.device)
+    cosine = (emb @ emb.T)[upper[0], upper[1]]
+    same = torch.as_tensor(y[batch][:, None] == y[batch][None, :], device=emb.device)[upper[0], upper[1]]
+    parts = [((cosine[same] - 1.0) ** 2).mean()] if same.any() else []
+    parts += [(cosine[~same] ** 2).mean()] if (~same).any() else []
+    return torch.stack(parts).mean()
+
+
+def _mean_loss(loss_of, encoder, batches: list) -> float:
     encoder.model.eval()
-    total = 0.0
     with torch.no_grad():
-        for b in range(0, len(pairs), config.batch_size):
-            batch = pairs[b : b + config.batch_size]
-            total += float(_pair_loss(loss_fn, encoder, texts, batch, config)) * len(batch)
-    return total / max(len(pairs), 1)
+        return float(np.mean([float(loss_of(batch)) for batch in batches]))
 
 
 def _pair_loss(loss_fn, encoder, texts: list[str], batch: np.ndarray, config: ContrastiveTuner) -> torch.Tensor:

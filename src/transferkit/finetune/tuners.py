@@ -83,26 +83,39 @@ SCRATCH = {"epochs": 30, "lr": 2e-3, "unfreeze": "all"}
 
 @dataclass(frozen=True)
 class ContrastiveTuner:
-    """Tune a sentence encoder on pairs from the labels: per round, each text with one of its class (cosine target
-    1) and one of another (0). Each distinct text of a batch is embedded once."""
+    """Tune a sentence encoder so that texts of a class embed close together (cosine target 1) and texts of other
+    classes apart (0), then fit the head on the new embeddings.
 
-    rounds: int = 5  # pairs per text = 2 x rounds (SetFit's num_iterations defaults to 20)
+    ``loss``: ``"batch"`` (default): class-balanced batches of ``batch_size`` texts, every pair within a batch
+    learned at once, positives and negatives weighted equally: each text embedded once per batch gives
+    ``batch_size - 1`` pairs. ``"pairs"``: SetFit's recipe, sampled pairs (one same-class, one other-class partner
+    per text and round). ``rounds``: how many times each labeled text is embedded per epoch, either way. Measured on
+    the few-shot suite's text tasks: ``"batch"`` at 20 rounds above ``"pairs"`` at the same cost (README).
+    ``refit``: after validating on the split, tune a second encoder on every label (twice the time)."""
+
+    loss: str = "batch"
+    rounds: int = 20
     epochs: int = 1
     lr: float = 2e-5
     batch_size: int = 16
     train_tokens: int = 128  # training window: texts are truncated to it while pairs are learned
     warmup: float = 0.1
-    refit: bool = True  # after validating on the split, tune the final encoder on every label
+    refit: bool = False
 
     def __post_init__(self) -> None:
         _at_least(self, ("rounds", "epochs", "batch_size", "train_tokens"), 1)
         _between("lr", self.lr, 0, 1)
         _between("warmup", self.warmup, 0, 1, closed_low=True)
+        if self.loss not in CONTRASTIVE_LOSSES:
+            raise BadInputError(f"loss must be one of {', '.join(CONTRASTIVE_LOSSES)}, got {self.loss!r}.")
         if not isinstance(self.refit, bool):
             raise BadInputError(f"refit must be True or False, got {self.refit!r}.")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+CONTRASTIVE_LOSSES = ("batch", "pairs")
 
 
 TUNERS: dict[str, type] = {"image-backbone": NetworkTuner, "sentence-encoder": ContrastiveTuner}
