@@ -5,6 +5,8 @@
     python benchmarks/fewshot.py --resume                  # everything (hours on 2 CPU cores); resumable
     python benchmarks/fewshot.py --tasks clipart --ks 5 --seeds 2 --methods probe,auto    # a slice
     python benchmarks/fewshot.py --table                   # only print the tables from the results file
+    python benchmarks/fewshot.py --methods auto --results rerun.jsonl && python benchmarks/fewshot.py --merge rerun.jsonl
+                                                           # rerun a method with newer code, replace its rows
 
 Tasks are in ``suite_data.py`` (4 image domains, 3 text tasks, fixed test sets). For every task, k labels per class
 (k = 2, 5, 10, 20, and 50 where the pool allows) and seed, every method trains on the same sample and is scored on the
@@ -23,7 +25,8 @@ Each run appends one JSON line to the results file (flushed, so a killed run los
 ``--resume`` skips what is there). Fit times come from a cold feature cache; the test set is embedded outside the
 timed fit. The tables report, per task and k, the mean and standard deviation over seeds, the mean paired
 difference to ``probe`` with a 95% confidence interval (t over seeds), and for ``auto`` the accuracy it printed
-after the fit next to the test accuracy. The machine (CPU model, flags, threads) is recorded with every run.
+after the fit next to the test accuracy. The machine (CPU model, flags, threads) and the commit are recorded with
+every run.
 """
 
 from __future__ import annotations
@@ -282,6 +285,20 @@ def run(args) -> None:
                               flush=True)
 
 
+def merge(results: Path, others: list[Path]) -> None:
+    """Rows of ``others`` replace the rows of ``results`` with the same task, k, seed and method (a rerun of some
+    cells with newer code); the file is rewritten atomically."""
+    key = lambda r: (r["task"], r["k"], r["seed"], r["method"])  # noqa: E731
+    rows = {key(r): r for r in read_results(results)}
+    for other in others:
+        rows |= {key(r): r for r in read_results(other)}
+    order = {t: i for i, t in enumerate(suite_data.IMAGE_TASKS + suite_data.TEXT_TASKS)}
+    ordered = sorted(rows.values(), key=lambda r: (order.get(r["task"], 99), r["k"], r["seed"], r["method"]))
+    tmp = results.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in ordered))
+    tmp.replace(results)
+
+
 # -- tables --------------------------------------------------------------------------------------------------------
 
 def _paired(rows: dict, method: str, base: str = "probe") -> tuple[float, float, int] | None:
@@ -400,8 +417,12 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--resume", action="store_true", help="keep the runs already in --results and skip them")
     parser.add_argument("--table", action="store_true", help="only print the tables from --results")
+    parser.add_argument("--merge", type=Path, nargs="+", help="replace the runs in --results by these files' runs of "
+                        "the same task, k, seed and method (cells rerun with newer code), then print the tables")
     args = parser.parse_args()
-    if not args.table:
+    if args.merge:
+        merge(args.results, args.merge)
+    elif not args.table:
         args.tasks = [t for t in args.tasks.split(",") if t]
         args.ks = [int(k) for k in args.ks.split(",") if k]
         args.methods = [m for m in args.methods.split(",") if m]

@@ -259,8 +259,8 @@ class TextClassifier(Classifier):
     ----------
     encoder: a zoo name (default ``all-MiniLM-L6-v2``, offline), a Hugging Face model name, a local model folder, or
         a word-vector file (GloVe text, word2vec binary or text, fastText ``.vec``).
-    strategy: as for :class:`ImageClassifier`; for texts ``FineTune`` tunes the encoder on contrastive pairs
-        (``FineTune(rounds=5, train_tokens=128, refit=True)``) and ``Scratch`` is TF-IDF.
+    strategy: as for :class:`ImageClassifier`; for texts ``FineTune`` tunes the encoder contrastively
+        (``FineTune(loss="batch", rounds=20, train_tokens=128, refit=False)``) and ``Scratch`` is TF-IDF.
     long_text: ``"truncate"`` (keep the first tokens of the encoder's window) or ``"chunk"`` (average the embeddings
         of every window).
     text_column, label_column: columns of a CSV / JSONL (found by name when ``None``).
