@@ -81,6 +81,21 @@ def test_auto_says_what_it_chose_and_why_and_records_it(text_csv, tmp_path):
     clf.save(tmp_path / "auto")
     saved = json.loads((tmp_path / "auto" / "report.json").read_text())
     assert saved["reason"] == clf.reason_ and saved["metrics"]["auto_reason"]
+    if clf.metrics_["auto_choice"] == "finetune":  # tuned once, on the split it is validated on (refit=False)
+        assert clf.metrics_["tuner"]["loss"] == "batch" and "refit_pairs" not in clf.metrics_
+
+
+def test_the_tuning_time_estimate_counts_each_embedding_of_each_text():
+    from transferkit.finetune.tuners import ContrastiveTuner
+    from transferkit.strategies import CONTRASTIVE_TEXTS_PER_SECOND, Auto, FineTune
+
+    class Probe:
+        y = np.zeros(50)
+        featurizer = type("F", (), {"kind": "sentence-encoder"})()
+
+    once = Auto._estimate_seconds("sentence-encoder", Probe, FineTune())
+    assert once == ContrastiveTuner.rounds * 50 / CONTRASTIVE_TEXTS_PER_SECOND
+    assert Auto._estimate_seconds("sentence-encoder", Probe, FineTune(refit=True)) == 2 * once
 
 
 def test_auto_keeps_frozen_features_within_a_tiny_time_budget(text_csv):
@@ -169,3 +184,16 @@ def test_a_contrastive_batch_holds_each_of_its_classes_at_least_twice(n_classes,
         assert all(c >= min(2, per_class) for c in counts if c), counts  # every text in it has a positive partner
         if n_classes * 2 <= size:
             assert (counts > 0).all()  # room for every class: every class is there
+
+
+def test_with_two_labels_per_class_the_final_encoder_is_tuned_on_every_label():
+    """The split leaves one text of a class, which has no same-class pair to learn from."""
+    from transferkit.strategies import needs_every_label
+
+    assert needs_every_label(np.array([0, 1, 2]), np.array([0, 0, 1, 1, 2, 2]))
+    assert needs_every_label(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1, 2, 2]))  # a class not in the split at all
+    assert not needs_every_label(np.array([0, 0, 1, 1, 2, 2]), np.array([0, 0, 0, 1, 1, 1, 2, 2, 2]))
+    texts = ["refund my order", "the parcel never came", "how do I reset my password", "login fails every time"]
+    clf = TextClassifier(strategy=FineTune(rounds=2, train_tokens=32), verbose=False).fit(
+        texts, ["orders", "orders", "account", "account"])
+    assert clf.metrics_["refit_pairs"] > 0 and "then tuned on" in clf.reason_

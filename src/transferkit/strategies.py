@@ -289,7 +289,8 @@ class FineTune(Strategy):
         else:
             tuned, head, info, correct = _tune_encoder(probe, features, tuner, train_idx, val_idx, run)
             what = (f"validated with {info['pairs']} contrastive pairs from {len(train_idx)} texts"
-                    + (f", then tuned on {info['refit_pairs']} pairs from all {len(probe.y)}" if tuner.refit else ""))
+                    + (f", then tuned on {info['refit_pairs']} pairs from all {len(probe.y)}" if "refit_pairs" in info
+                       else ""))
         estimate = tuned_estimate(probe.correct, correct, probe_val)
         metrics = {**info, "accuracy_estimate": estimate["accuracy"], "estimate_interval": estimate["interval"],
                    "val_accuracy": float(correct.mean()), "val_interval": accuracy_estimate(correct)["interval"],
@@ -326,7 +327,8 @@ def _tune_encoder(probe: Probe, features: Features, tuner: ContrastiveTuner, tra
                 description="Embedding with the tuned encoder").features
     head = features.fit_head(x[train_idx], probe.y[train_idx], run.seed)
     correct = head.predict_proba(x[val_idx]).argmax(1) == probe.y[val_idx]
-    if tuner.refit:  # validated on the split; the final encoder learns from every label, as the heads do
+    if tuner.refit or needs_every_label(probe.y[train_idx], probe.y):
+        # validated on the split; the final encoder learns from every label, as the heads do
         encoder = _tuned_copy(base)
         refit = train_contrastive(encoder, texts, probe.y, tuner, seed=run.seed, precision=run.precision,
                                   progress=run.progress)
@@ -335,6 +337,12 @@ def _tune_encoder(probe: Probe, features: Features, tuner: ContrastiveTuner, tra
                     description="Embedding with the final encoder").features
     head = features.fit_head(x, probe.y, run.seed)
     return encoder, head, info, correct
+
+
+def needs_every_label(split: np.ndarray, every: np.ndarray) -> bool:
+    """Whether the split a tuner validates on left a class with fewer than two texts (with two labels per class:
+    one): such a class has no same-class pair to learn from, so the final encoder is tuned again on every label."""
+    return bool(np.bincount(split, minlength=int(every.max()) + 1).min() < 2)
 
 
 def _tuned_copy(featurizer):
