@@ -34,10 +34,10 @@ def options():
     from transferkit.heads import fit_head
 
     return {
-        "lite0, l2, C=10 (0.2 features)": (1, lambda x, y, b: fit_head(x, y, C=10.0, power=1.0)),
+        "lite0, l2, C=10 (before: features)": (1, lambda x, y, b: fit_head(x, y, C=10.0, power=1.0)),
         "lite0, sqrt, C=10": (1, lambda x, y, b: fit_head(x, y, C=10.0, power=0.5)),
         "lite0, sqrt, C=30 (features)": (1, lambda x, y, b: fit_head(x, y, C=30.0, power=0.5)),
-        "4 side by side, l2, C=10 (0.2 auto)": (4, lambda x, y, b: fit_head(x, y, C=10.0, power=1.0)),
+        "4 side by side, l2, C=10 (before: auto)": (4, lambda x, y, b: fit_head(x, y, C=10.0, power=1.0)),
         "4 side by side, sqrt, C=30, one head": (4, lambda x, y, b: fit_head(x, y, C=30.0, power=0.5)),
         "4, sqrt, C=10, a head each": (4, lambda x, y, b: fit_head(x, y, C=10.0, power=0.5, blocks=b)),
         "4, sqrt, C=30, a head each (auto)": (4, lambda x, y, b: fit_head(x, y, C=30.0, power=0.5, blocks=b)),
@@ -100,8 +100,7 @@ def main() -> None:
     parser.add_argument("--ks", default="5,10,20")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "head-options.json")
     args = parser.parse_args()
-    first, _, last = args.seeds.partition("-")
-    seeds = range(int(first), int(last or first) + 1)
+    seeds = suite_data.seed_range(args.seeds)
     ks = [int(k) for k in args.ks.split(",")]
     results = {t: run(t, seeds, ks) for t in args.tasks.split(",")}
     names = list(options())

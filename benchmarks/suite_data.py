@@ -78,6 +78,12 @@ class Task:
                 f"{len(self.test_items)} test")
 
 
+def seed_range(text: str) -> range:
+    """``"5-14"`` -> seeds 5 to 14; ``"3"`` -> seed 3."""
+    first, _, last = text.partition("-")
+    return range(int(first), int(last or first) + 1)
+
+
 IMAGE_TASKS = ("clipart", "fashion", "mnist", "icons")
 TEXT_TASKS = ("bbc", "spam", "questions")
 

@@ -61,8 +61,7 @@ def main() -> None:
     parser.add_argument("--configs", default="frozen,pairs:20,batch:20")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "text-tuning.json")
     args = parser.parse_args()
-    first, _, last = args.seeds.partition("-")
-    seeds = range(int(first), int(last or first) + 1)
+    seeds = suite_data.seed_range(args.seeds)
     base = text_featurizer(resolve("all-MiniLM-L6-v2", "text"))
     rows = []
     for name in args.tasks.split(","):
