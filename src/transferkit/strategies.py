@@ -450,7 +450,7 @@ class Auto(Strategy):
 
     1. The frozen features, cross-validated over every label; with ``ensemble`` also the zoo's other offline
        backbones side by side (``Concat``), kept when they cross-validate at least as well (measured on four image
-       tasks: 2-4 points above one backbone with 2-20 labels per class).
+       tasks: 0-7 points above one backbone with 2-20 labels per class).
     2. Tuning where the labels per class are in the range where it paid off in the benchmarks, the frozen features do
        not already separate the classes, and it fits the time budget; the tuned model is kept only if it beats the
        frozen features on the same validation split (a tie keeps the simpler model).
@@ -509,7 +509,7 @@ class Auto(Strategy):
                            f"zoo's backbones side by side ({combined:.3f})")
         return both, (f"{len(companions) + 1} zoo backbones side by side cross-validate at {combined:.3f}, "
                       f"{problem.featurizer.name} alone at {single:.3f} (side by side is kept unless the single "
-                      "backbone is significantly better: it measured 1-5 points better on every benchmark task)")
+                      "backbone is significantly better: it measured 0-7 points better on every benchmark task)")
 
     def _decide(self, problem: Problem, probe: Probe, frozen: Probe, features: Features, finetune: FineTune):
         per_class = int(np.bincount(frozen.y).min())
