@@ -82,12 +82,13 @@ def run(task_name: str, seeds, ks) -> dict:
         for seed in seeds:
             items, labels = task.sample(k, seed)
             y = np.array([classes.index(c) for c in labels])
+            train = {n: rows(items, n) for n in (1, 4)}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                probe = LogisticRegression(max_iter=1000).fit(rows(items, 1), y)
+                probe = LogisticRegression(max_iter=1000).fit(train[1], y)
             base = float((probe.predict(test[1]) == truth).mean())
             for name, (n, fit) in options().items():
-                head = fit(rows(items, n), y, blocks)
+                head = fit(train[n], y, blocks)
                 accuracy = float((head.predict_proba(test[n]).argmax(1) == truth).mean())
                 out.setdefault(name, {}).setdefault(k, []).append(100 * (accuracy - base))
     return out

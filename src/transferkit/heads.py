@@ -74,9 +74,7 @@ class LinearHead:
             if self.norm == "l2" or self.power != 1.0:
                 raise ValueError("sparse features take a head without l2 normalisation or a power transform")
             return features
-        x = np.asarray(features, dtype=np.float64)
-        if self.power != 1.0:
-            x = np.sign(x) * np.abs(x) ** self.power
+        x = power_transform(np.asarray(features, dtype=np.float64), self.power)
         if self.norm == "standard":
             return (x - self.mean) / self.scale
         if self.norm == "l2":
@@ -88,8 +86,7 @@ class LinearHead:
 
     def refit(self, features, y: np.ndarray, seed: int = 0) -> LinearHead:
         """A head with these settings (normalisation, power, blocks, C) fitted to other rows."""
-        return fit_head(features, y, norm=self.norm, C=self.C or C_DEFAULT, power=self.power, blocks=self.blocks,
-                        seed=seed)
+        return fit_head(features, y, norm=self.norm, C=self.C, power=self.power, blocks=self.blocks, seed=seed)
 
     def decision_function(self, features) -> np.ndarray:
         import scipy.sparse
@@ -157,6 +154,10 @@ def block_bounds(blocks: tuple[int, ...], d: int) -> list[tuple[int, int]]:
     return list(zip([0, *stops[:-1]], stops))
 
 
+def power_transform(x: np.ndarray, power: float) -> np.ndarray:
+    return x if power == 1.0 else np.sign(x) * np.abs(x) ** power
+
+
 def resolve_power(power: float | str, features) -> float:
     """``"auto"``: :data:`POWER` for dense features that are all >= 0 (pooled ReLU activations), else 1 (none)."""
     import scipy.sparse
@@ -198,9 +199,7 @@ def fit_head(features, y: np.ndarray, *, norm: str = "l2", C: float | None = Non
         norm, power, blocks = "none", 1.0, ()
         mean, scale = np.zeros(d), np.ones(d)
     else:
-        x = np.asarray(features, dtype=np.float64)
-        if power != 1.0:
-            x = np.sign(x) * np.abs(x) ** power
+        x = power_transform(np.asarray(features, dtype=np.float64), power)
         if norm == "standard":
             mean, scale = x.mean(0), x.std(0)
             scale = np.where(scale > 0, scale, 1.0)
@@ -211,24 +210,25 @@ def fit_head(features, y: np.ndarray, *, norm: str = "l2", C: float | None = Non
                 scale[start:stop] = float(np.median(np.linalg.norm(x[:, start:stop] - mean[start:stop], axis=1))) or 1.0
         else:
             mean, scale = np.zeros(d), np.ones(d)
-    head0 = LinearHead(norm, mean, scale, np.zeros((1, d)), np.zeros(1), power=power, blocks=blocks)
-    z = head0.normalise(features)
+    head0 = LinearHead(norm, mean, scale, np.zeros((1, d)), np.zeros(1), blocks=blocks)
+    z = head0.normalise(features if sparse else x)  # x is already power-transformed
     weighting = class_weighting(y)
     bounds = block_bounds(blocks, d)
     coefs, intercepts = [], []
     for start, stop in bounds:  # one logistic regression per block; the head averages their logits
-        coef, intercept = _logistic(z[:, start:stop] if blocks else z, y, C, weighting, seed, sparse)
+        coef, intercept = _logistic(z[:, start:stop] if blocks else z, y, C, weighting, seed)
         coefs.append(coef / len(bounds))
         intercepts.append(intercept / len(bounds))
     return LinearHead(norm, mean, scale, np.concatenate(coefs, axis=1), np.sum(intercepts, axis=0), C, weighting,
                       power, blocks)
 
 
-def _logistic(z, y: np.ndarray, C: float, weighting: str | None, seed: int, sparse: bool):
+def _logistic(z, y: np.ndarray, C: float, weighting: str | None, seed: int):
+    import scipy.sparse
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
-    basis = None if sparse else _row_space(z)
+    basis = None if scipy.sparse.issparse(z) else _row_space(z)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=ConvergenceWarning)  # at this tolerance the last digits do not matter
         model = LogisticRegression(C=C, class_weight=weighting, max_iter=MAX_ITER, tol=TOLERANCE,

@@ -273,11 +273,12 @@ class FineTune(Strategy):
         run = problem.run
         train_idx, val_idx = stratified_split(probe.data.labels, validation_fraction(probe.data.labels,
                                                                                       run.val_fraction), run.seed)
-        if isinstance(tuner, NetworkTuner):  # the network's linear classifier starts from the split's head
+        network = isinstance(tuner, NetworkTuner)
+        if network:  # the network's linear classifier starts from the split's head
             features = features.linear()
         split_head = features.fit_head(probe.features[train_idx], probe.y[train_idx], run.seed)
         probe_val = split_head.predict_proba(probe.features[val_idx]).argmax(1) == probe.y[val_idx]
-        if isinstance(tuner, NetworkTuner):
+        if network:
             from .finetune.network import tune_network
 
             tuned, head, info = tune_network(probe.featurizer, split_head, list(probe.data.items), probe.y, train_idx,

@@ -62,10 +62,9 @@ def train_contrastive(encoder, texts: list[str], y: np.ndarray, config: Contrast
     else:
         loss_fn = CosineSimilarityLoss(model)
         pairs = make_pairs(y, max(1, config.rounds // 4), seed)  # a text is embedded about 4 times per round
-        batches = [pairs[b: b + config.batch_size] for b in range(0, len(pairs), config.batch_size)]
-        batches = [batch for epoch in range(config.epochs) for batch in (batches if epoch == 0 else [
-            pairs[np.random.default_rng(seed + epoch).permutation(len(pairs))][b: b + config.batch_size]
-            for b in range(0, len(pairs), config.batch_size)])]
+        orders = [pairs] + [pairs[np.random.default_rng(seed + epoch).permutation(len(pairs))]
+                            for epoch in range(1, config.epochs)]  # each epoch's order, shuffled once
+        batches = [order[b: b + config.batch_size] for order in orders for b in range(0, len(order), config.batch_size)]
         probe_batches = [pairs[:64]]
 
         def loss_of(batch):
