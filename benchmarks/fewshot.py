@@ -157,9 +157,11 @@ def run_transferkit(method: str, task, items, labels, seed: int) -> dict:
     clf.cache_dir = str(SHARED_CACHE)  # the fixed test set is embedded outside the timed fit, once
     accuracy = clf.score(list(task.test_items), list(task.test_labels))
     m = clf.metrics_
-    printed = m.get("accuracy_estimate", m.get("val_accuracy", m.get("cv_accuracy")))
-    return {"accuracy": accuracy, "seconds": seconds, "printed": printed,
-            "printed_n": m.get("probe_cv_n", m.get("n_val", m.get("cv_n"))), "choice": m.get("auto_choice"),
+    from transferkit.evaluate import reported_accuracy
+
+    printed = reported_accuracy(m) or {}
+    return {"accuracy": accuracy, "seconds": seconds, "printed": printed.get("accuracy"),
+            "printed_n": printed.get("n"), "printed_how": printed.get("key"), "choice": m.get("auto_choice"),
             "representation": clf.featurizer_.name, "val_accuracy": m.get("val_accuracy"),
             "probe_val_accuracy": m.get("probe_val_accuracy"), "frozen_cv": m.get("probe_cv_accuracy",
                                                                                   m.get("cv_accuracy"))}

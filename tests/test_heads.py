@@ -84,19 +84,6 @@ def test_cross_validation_uses_as_many_folds_as_the_smallest_class_allows():
     assert folds == 3
 
 
-def test_a_tuned_models_estimate_adds_the_paired_gain_to_the_frozen_cross_validation():
-    from transferkit.evaluate import tuned_estimate
-
-    cv = np.array([1] * 16 + [0] * 4)  # frozen features: 0.80 over 20 labels
-    tuned = np.array([1, 1, 1, 1, 0])  # 4 of 5 held out...
-    frozen = np.array([1, 1, 1, 0, 0])  # ...against 3 of 5 for the frozen features on the same split
-    e = tuned_estimate(cv, tuned, frozen)
-    assert e["accuracy"] == pytest.approx(0.80 + 0.20) and e["n"] == 20 and e["n_val"] == 5
-    assert e["interval"][0] < 1.0 and e["interval"][1] == 1.0
-    same = tuned_estimate(cv, frozen, frozen)  # no gain: the frozen features' estimate, whose interval it keeps
-    assert same["accuracy"] == pytest.approx(0.80) and same["interval"][1] - same["interval"][0] < 0.4
-
-
 def test_auto_power_takes_the_square_root_of_non_negative_features_only():
     x, y = _data(3, 6)
     assert fit_head(np.abs(x), y, power="auto").power == heads.POWER  # pooled ReLU activations

@@ -58,20 +58,16 @@ def model_card(document: dict[str, Any], report: dict[str, Any], components: dic
     return "\n".join(lines)
 
 
-# (value key, interval key, sample-size key, what it is), most telling first
-METRICS = (("accuracy_estimate", "estimate_interval", "cv_n", "estimated accuracy of the tuned model"),
-           ("cv_accuracy", "cv_interval", "cv_n", "cross-validated accuracy"),
-           ("val_accuracy", "val_interval", "n_val", "accuracy on a held-out validation split"))
-
-
 def _metric_lines(metrics: dict) -> list[str]:
+    from .evaluate import REPORTED
+
     out = []
-    for value_key, interval_key, n_key, what in METRICS:
+    for value_key, interval_key, n_key, what in REPORTED:
         value, interval, n = metrics.get(value_key), metrics.get(interval_key), metrics.get(n_key)
         if isinstance(value, (int, float)):
             span = f", 95% interval {interval[0]:.2f}-{interval[1]:.2f}" if interval else ""
             folds = f", {metrics['cv_folds']} folds" if value_key == "cv_accuracy" and metrics.get("cv_folds") else ""
-            out.append(f"- {what.capitalize()}: **{value:.3f}** (n={n if n is not None else '?'}{folds}{span})")
+            out.append(f"- {what[0].upper() + what[1:]}: **{value:.3f}** (n={n if n is not None else '?'}{folds}{span})")
     return out or ["- No accuracy estimate was recorded (too few examples to hold any out)."]
 
 

@@ -248,17 +248,22 @@ def _print_fit(clf, out_dir: Path, as_json: bool, what: str) -> None:
 
 def _estimate_line(m: dict) -> str:
     """The accuracy a fit reports, with how it was measured, its sample size and interval."""
-    if "accuracy_estimate" in m:
-        low, high = m.get("estimate_interval") or (0, 1)
-        return (f"estimated accuracy [bold]{m['accuracy_estimate']:.3f}[/] (95% {low:.2f}-{high:.2f}; frozen features "
-                f"cross-validated over {m.get('probe_cv_n')} labels, plus tuning's gain on {m.get('n_val')} held out)")
-    if "val_accuracy" in m:
-        low, high = m.get("val_interval") or (0, 1)
-        return (f"validation accuracy [bold]{m['val_accuracy']:.3f}[/] on {m.get('n_val')} held-out (95% "
-                f"{low:.2f}-{high:.2f})")
-    low, high = m.get("cv_interval") or (0, 1)
-    return (f"cross-validated accuracy [bold]{m['cv_accuracy']:.3f}[/] over {m.get('cv_n')} labels "
-            f"({m.get('cv_folds')}-fold; 95% {low:.2f}-{high:.2f})")
+    from .evaluate import reported_accuracy
+
+    r = reported_accuracy(m)
+    if r is None:
+        return "no accuracy estimate (too few labels to hold any out)"
+    low, high = r["interval"]
+    how = {"accuracy_estimate": f"frozen features cross-validated over {r['n']} labels, plus tuning's gain on "
+                                f"{m.get('n_val')} held out",
+           "cv_estimate": f"{m.get('cv_folds')}-fold cross-validation over {r['n']} labels measured "
+                          f"{m.get('cv_accuracy', float('nan')):.3f}, each fold trained on "
+                          f"{(m.get('cv_folds') or 2) - 1}/{m.get('cv_folds')} of them",
+           "val_accuracy": f"{r['n']} held out",
+           "cv_accuracy": f"{m.get('cv_folds')}-fold cross-validation over {r['n']} labels"}[r["key"]]
+    name = "validation accuracy" if r["key"] == "val_accuracy" else (
+        "cross-validated accuracy" if r["key"] == "cv_accuracy" else "estimated accuracy")
+    return f"{name} [bold]{r['accuracy']:.3f}[/] (95% {low:.2f}-{high:.2f}; {how})"
 
 
 def _json_default(value):

@@ -138,11 +138,12 @@ def _train(project: Project, run_id: int, strategy: str, model: str | None, comp
     m = clf.metrics_
     result: dict = {"reason": clf.reason_, "strategy": clf.strategy_, "seconds": round(time.perf_counter() - start, 1),
                     "n_train": len(inputs), "classes": clf.classes_.tolist()}
-    for key, interval, n in (("accuracy_estimate", "estimate_interval", "cv_n"), ("cv_accuracy", "cv_interval", "cv_n"),
-                             ("val_accuracy", "val_interval", "n_val")):
-        if isinstance(m.get(key), (int, float)):
-            result.update(accuracy=m[key], interval=m.get(interval), n=m.get(n), measured=key)
-            break
+    from ..evaluate import reported_accuracy
+
+    reported = reported_accuracy(m)
+    if reported:
+        result.update(accuracy=reported["accuracy"], interval=reported["interval"], n=reported["n"],
+                      measured=reported["key"])
 
     project.set_run(run_id, stage="finding suspicious labels", progress=0.88)
     extraction = extract(clf.featurizer_, inputs, use_cache=True)
@@ -181,10 +182,9 @@ def _train(project: Project, run_id: int, strategy: str, model: str | None, comp
     if compare_scratch:
         project.set_run(run_id, stage="training from scratch, to compare", progress=0.97)
         scratch = cls(strategy="scratch", verbose=False, **options).fit(inputs, labels)
-        sm = scratch.metrics_
-        key = "cv_accuracy" if isinstance(sm.get("cv_accuracy"), (int, float)) else "val_accuracy"
-        result["scratch"] = {"accuracy": sm.get(key), "measured": key,
-                             "n": sm.get("cv_n") if key == "cv_accuracy" else sm.get("n_val")}
+        reported = reported_accuracy(scratch.metrics_) or {}
+        result["scratch"] = {"accuracy": reported.get("accuracy"), "measured": reported.get("key"),
+                             "n": reported.get("n")}
         if test_inputs:
             correct = np.asarray(scratch.predict(test_inputs), dtype=object) == np.asarray(test_labels, dtype=object)
             result["scratch"]["test_accuracy"] = float(correct.mean())
