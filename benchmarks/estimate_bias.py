@@ -53,7 +53,7 @@ def measure(task, featurizer, ks: list[int], seeds: range, cache: str) -> list[d
             items, labels = task.sample(k, seed)
             y = np.array([task.classes.index(c) for c in labels])
             x = extract(featurizer, list(items), cache_dir=cache, progress=False).features
-            fit = lambda a, b: head.fit_head(a, b, seed, featurizer.blocks)  # noqa: E731
+            fit = lambda a, b, s=seed: head.fit_head(a, b, s, featurizer.blocks)  # noqa: E731
             accuracy = float((fit(x, y).predict_proba(test).argmax(1) == truth).mean())
             oof, folds = cross_val_proba(fit, x, y, seed=seed)
             rows.append({"task": task.name, "modality": task.modality, "k": k, "seed": seed, "folds": folds,
