@@ -148,11 +148,12 @@ def cv_estimate(correct, folds: int, confidence: float = 0.95) -> dict:
     Each fold's head learned from (folds - 1) / folds of the labels, so with a few labels per class the folds read
     low (2 folds at 2 labels per class: heads that saw one example of each class). The measured accuracy and its
     Wilson interval are moved up the learning curve (``up_the_curve``): for 2 folds 0.50 reads 0.66, for 5 folds 0.80
-    reads 0.83. ``measured`` is what the folds scored."""
+    reads 0.83. ``measured`` (and ``measured_interval``) is what the folds scored."""
     measured = accuracy_estimate(correct, confidence)
     return {"accuracy": up_the_curve(measured["accuracy"], folds),
             "interval": [up_the_curve(v, folds) for v in measured["interval"]],
-            "n": measured["n"], "folds": int(folds), "measured": measured["accuracy"]}
+            "n": measured["n"], "folds": int(folds), "measured": measured["accuracy"],
+            "measured_interval": measured["interval"]}
 
 
 def tuned_estimate(frozen_cv_correct, tuned_val_correct, frozen_val_correct, folds: int,

@@ -111,9 +111,9 @@ class Probe:
 
     def metrics(self, prefix: str = "") -> dict:
         """What the folds measured (``cv_*``) and the estimate drawn from it for the head on every label."""
-        measured, estimate = accuracy_estimate(self.correct), self.estimate
-        return {f"{prefix}cv_accuracy": measured["accuracy"], f"{prefix}cv_interval": measured["interval"],
-                f"{prefix}cv_n": measured["n"], f"{prefix}cv_folds": self.folds,
+        estimate = self.estimate
+        return {f"{prefix}cv_accuracy": estimate["measured"], f"{prefix}cv_interval": estimate["measured_interval"],
+                f"{prefix}cv_n": estimate["n"], f"{prefix}cv_folds": self.folds,
                 f"{prefix}cv_estimate": estimate["accuracy"], f"{prefix}cv_estimate_interval": estimate["interval"]}
 
     def summary(self) -> str:
@@ -543,7 +543,7 @@ class Auto(Strategy):
                 return scratch, "scratch", (f"with {per_class} labels per class TF-IDF reached "
                                             f"{scratch.metrics['cv_accuracy']:.3f} cross-validated, above the frozen "
                                             f"features' {cv:.3f}: the words themselves suffice")
-        low = accuracy_estimate(frozen.correct)["interval"][0]
+        low = kept.metrics["cv_interval"][0]  # the folds' 95% interval, as the kept fit reports it
         if low >= AUTO_SEPARATED:
             return kept, "features", (f"the frozen features already separate the classes ({cv:.3f} cross-validated "
                                       f"over {len(frozen.y)} labels, 95% interval from {low:.2f})")
