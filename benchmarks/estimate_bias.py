@@ -6,10 +6,12 @@ corrects it (``transferkit.evaluate.LEARNING_CURVE_SLOPE``).
 
 For each task, k and seed: the representation ``auto`` keeps on that modality (images: the zoo's four backbones side
 by side; texts: all-MiniLM-L6-v2), the default head, its cross-validation as a fit runs it (at most 5 folds, at most
-the smallest class) and the test accuracy of the head on every label. The slope is fitted (least squares in accuracy,
-one number for both modalities) on the fit seeds (default 5-9, which the few-shot tables do not use) and judged on the
-others: mean of (estimate - test) and of its absolute value, in points, for the folds as measured, for the estimate
-with the slope fitted here and with the one transferkit ships. Features come from the suite's cache
+the smallest class) and the test accuracy of the head on every label. The folds' accuracy is read two ways: counted
+(right or wrong) and calibrated (``evaluate.calibrated_accuracy``, what transferkit prints). The slope is fitted
+(least squares in accuracy, one number for both modalities) on the fit seeds (default 5-9, which the few-shot tables
+do not use) and judged on the others: mean of (estimate - test) and of its absolute value, in points, for the folds
+as measured, for the estimates with the slope fitted here, with the one transferkit ships, and with a slope fitted
+on the other tasks only (leave one task out). Features come from the suite's cache
 (``benchmarks/work/cache``). Writes the rows to ``--out`` (JSON lines) and prints a markdown table.
 """
 
@@ -40,6 +42,7 @@ def representation(modality: str):
 
 
 def measure(task, featurizer, ks: list[int], seeds: range, cache: str) -> list[dict]:
+    from transferkit.evaluate import calibrated_accuracy
     from transferkit.features import extract
     from transferkit.heads import cross_val_proba
     from transferkit.strategies import Features
@@ -57,21 +60,34 @@ def measure(task, featurizer, ks: list[int], seeds: range, cache: str) -> list[d
             accuracy = float((fit(x, y).predict_proba(test).argmax(1) == truth).mean())
             oof, folds = cross_val_proba(fit, x, y, seed=seed)
             rows.append({"task": task.name, "modality": task.modality, "k": k, "seed": seed, "folds": folds,
-                         "cv": float((oof.argmax(1) == y).mean()), "test": accuracy})
+                         "cv": float((oof.argmax(1) == y).mean()), "calibrated": calibrated_accuracy(oof, y),
+                         "test": accuracy})
         print(f"{task.name} k={k}: {len(seeds)} seeds", flush=True)
     return rows
 
 
-def corrected(row: dict, slope: float) -> float:
+def corrected(row: dict, slope: float, read: str = "calibrated") -> float:
     from transferkit.evaluate import up_the_curve
 
-    return up_the_curve(row["cv"], row["folds"], slope)
+    return up_the_curve(row[read], row["folds"], slope)
 
 
-def fit_slope(rows: list[dict]) -> float:
+def fit_slope(rows: list[dict], read: str = "calibrated") -> float:
     grid = np.round(np.arange(0.0, 2.01, 0.05), 2)
-    errors = [np.mean([(corrected(r, b) - r["test"]) ** 2 for r in rows]) for b in grid]
+    errors = [np.mean([(corrected(r, b, read) - r["test"]) ** 2 for r in rows]) for b in grid]
     return float(grid[int(np.argmin(errors))])
+
+
+def leave_one_task_out(rows: list[dict], fit_seeds: set, read: str) -> dict:
+    """(estimate - test) of each judged row, its slope fitted on the other tasks' fit seeds: how the correction does
+    on a task it was not fitted to."""
+    gaps = {}
+    for task in {r["task"] for r in rows}:
+        slope = fit_slope([r for r in rows if r["task"] != task and r["seed"] in fit_seeds], read)
+        for r in rows:
+            if r["task"] == task and r["seed"] not in fit_seeds:
+                gaps[(r["task"], r["k"], r["seed"])] = corrected(r, slope, read) - r["test"]
+    return gaps
 
 
 def main() -> None:
@@ -94,28 +110,38 @@ def main() -> None:
             featurizers[task.modality] = representation(task.modality)
         rows += measure(task, featurizers[task.modality], ks, suite_data.seed_range(args.seeds), cache)
     fit_seeds = set(suite_data.seed_range(args.fit_seeds))
-    slope = fit_slope([r for r in rows if r["seed"] in fit_seeds])
+    fitted = [r for r in rows if r["seed"] in fit_seeds]
+    slope = fit_slope(fitted)
     judged = [r for r in rows if r["seed"] not in fit_seeds]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     where = machine()
     print(f"\nMachine: {where['cpu']} ({', '.join(where['flags'])}), {where['threads']} threads")
-    fitted = [r for r in rows if r["seed"] in fit_seeds]
     alone = ", ".join(f"{m} alone {fit_slope([r for r in fitted if r['modality'] == m]):.2f}"
                       for m in ("image", "text") if any(r["modality"] == m for r in fitted))
-    print(f"Slope fitted on seeds {args.fit_seeds} ({len(fitted)} samples): {slope:.2f} ({alone}; transferkit "
-          f"ships {LEARNING_CURVE_SLOPE}); judged on the other {len(judged)}.\n")
-    print("| modality | k | samples | folds as measured: mean, mean abs | corrected (fitted slope) | "
-          "corrected (shipped slope) |")
-    print("|---|---|---|---|---|---|")
-    for modality in ("image", "text"):
+    print(f"Slope fitted on seeds {args.fit_seeds} ({len(fitted)} samples) to the calibrated reading: {slope:.2f} "
+          f"({alone}; to the 0/1 count: {fit_slope(fitted, 'cv'):.2f}; transferkit ships {LEARNING_CURVE_SLOPE}); "
+          f"judged on the other {len(judged)}. Each cell: mean of (estimate - test), mean of its absolute value, in "
+          f"points. Leave one task out: the slope fitted on the other tasks only.\n")
+    estimates = {
+        "folds, counted": lambda r: r["cv"],
+        "counted, corrected (slope fitted to the count)": lambda r: corrected(r, fit_slope(fitted, "cv"), "cv"),
+        "calibrated, corrected (fitted slope)": lambda r: corrected(r, slope),
+        "calibrated, corrected (shipped slope)": lambda r: corrected(r, LEARNING_CURVE_SLOPE),
+    }
+    held_out = {read: leave_one_task_out(rows, fit_seeds, read) for read in ("cv", "calibrated")}
+    estimates["counted, corrected, leave one task out"] = lambda r: held_out["cv"][(r["task"], r["k"], r["seed"])] + r["test"]
+    estimates["calibrated, corrected, leave one task out"] = (
+        lambda r: held_out["calibrated"][(r["task"], r["k"], r["seed"])] + r["test"])
+    print("| modality | k | samples | " + " | ".join(estimates) + " |")
+    print("|---|---|---|" + "---|" * len(estimates))
+    for modality in ("image", "text", "both"):
         for k in ["all", *ks]:
-            cell = [r for r in judged if r["modality"] == modality and (k == "all" or r["k"] == k)]
-            if not cell:
+            cell = [r for r in judged if modality in (r["modality"], "both") and (k == "all" or r["k"] == k)]
+            if not cell or (modality == "both" and k != "all"):
                 continue
             parts = []
-            for estimate in (lambda r: r["cv"], lambda r: corrected(r, slope),
-                             lambda r: corrected(r, LEARNING_CURVE_SLOPE)):
+            for estimate in estimates.values():
                 gaps = np.array([estimate(r) - r["test"] for r in cell]) * 100
                 parts.append(f"{gaps.mean():+.1f}, {np.abs(gaps).mean():.1f}")
             print(f"| {modality} | {k} | {len(cell)} | " + " | ".join(parts) + " |")

@@ -76,7 +76,7 @@ def test_fit_learns_the_classes_and_reports_an_estimate_with_its_sample_size(cas
     else:  # frozen or TF-IDF: cross-validated over every label, and the estimate for the head on all of them
         assert m["cv_n"] == n and m["cv_interval"][0] <= m["cv_accuracy"] <= m["cv_interval"][1]
         low, high = m["cv_estimate_interval"]
-        assert low <= m["cv_estimate"] <= high and m["cv_estimate"] >= m["cv_accuracy"]
+        assert low <= m["cv_estimate"] <= high and m["cv_estimate"] >= m["cv_calibrated"]
         assert f"n={n}" in clf.reason_ and f"{m['cv_folds']}-fold cross-validated" in clf.reason_
     assert "interval" in clf.reason_
 

@@ -17,32 +17,57 @@ def test_calibration_bins_and_expected_calibration_error():
     assert [b["count"] for b in bins] == [0, 0, 0, 0, 0, 2, 0, 0, 0, 4]
 
 
-def test_a_cross_validated_accuracy_is_moved_up_the_learning_curve_by_what_its_folds_did_not_see():
-    from transferkit.evaluate import LEARNING_CURVE_SLOPE, cv_estimate
+def _held_out(right: int, wrong: int, p_right: float = 0.9, p_wrong: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+    """Two-class out-of-fold probabilities: ``right`` rows predicted correctly with probability ``p_right``, ``wrong``
+    rows predicted wrongly with probability ``p_wrong``; the labels are class 0."""
+    proba = np.array([[p_right, 1 - p_right]] * right + [[1 - p_wrong, p_wrong]] * wrong)
+    return proba, np.zeros(right + wrong, dtype=int)
 
-    half = np.array([1] * 10 + [0] * 10)
-    two, five = cv_estimate(half, folds=2), cv_estimate(half, folds=5)
+
+def test_held_out_accuracy_read_from_calibrated_probabilities_tracks_the_count_with_less_luck():
+    from transferkit.evaluate import calibrated_accuracy
+
+    # already calibrated (9 of 10 right at 0.9, 6 of 10 at 0.6): no temperature changes them, and the reading is
+    # the count, 15 of 20
+    sure, unsure = _held_out(9, 1, p_right=0.9, p_wrong=0.9), _held_out(6, 4, p_right=0.6, p_wrong=0.6)
+    proba, y = np.vstack([sure[0], unsure[0]]), np.concatenate([sure[1], unsure[1]])
+    assert calibrated_accuracy(proba, y) == pytest.approx(0.75, abs=1e-3)
+    # the same count, right by a hair and wrong with confidence, reads lower: 15 of 20 that were nearly 10
+    hair, y = _held_out(15, 5, p_right=0.55, p_wrong=0.95)
+    assert calibrated_accuracy(hair, y) < 0.75 - 0.1
+    everything_right, y = _held_out(8, 0)
+    assert calibrated_accuracy(everything_right, y) > 0.99
+
+
+def test_a_cross_validated_accuracy_is_moved_up_the_learning_curve_by_what_its_folds_did_not_see():
+    from transferkit.evaluate import LEARNING_CURVE_SLOPE, calibrated_accuracy, cv_estimate
+
+    proba, y = _held_out(10, 10, p_right=0.7, p_wrong=0.7)
+    two, five = cv_estimate(proba, y, folds=2), cv_estimate(proba, y, folds=5)
     assert two["measured"] == five["measured"] == 0.5
+    read = calibrated_accuracy(proba, y)
+    assert two["calibrated"] == read
     # in log-odds: slope * log(2) for heads that saw half of the labels, slope * log(5 / 4) for four fifths
-    assert np.log(two["accuracy"] / (1 - two["accuracy"])) == pytest.approx(LEARNING_CURVE_SLOPE * np.log(2))
-    assert 0.5 < five["accuracy"] < two["accuracy"] < 0.7
+    shift = np.log(two["accuracy"] / (1 - two["accuracy"])) - np.log(read / (1 - read))
+    assert shift == pytest.approx(LEARNING_CURVE_SLOPE * np.log(2))
+    assert read < five["accuracy"] < two["accuracy"] < read + 0.2
     for e in (two, five):  # the interval moves with it and still holds the estimate
         assert e["interval"][0] < e["accuracy"] < e["interval"][1] and e["n"] == 20
-    assert cv_estimate(np.ones(8), folds=2)["accuracy"] == 1.0  # nothing to correct at the ends
-    assert cv_estimate(np.zeros(8), folds=2)["accuracy"] == 0.0
+    right, y = _held_out(8, 0)
+    assert cv_estimate(right, y, folds=2)["accuracy"] > 0.99  # nothing to correct at the top
 
 
 def test_a_tuned_models_estimate_adds_the_paired_gain_to_the_frozen_estimate():
     from transferkit.evaluate import cv_estimate, tuned_estimate
 
-    cv = np.array([1] * 16 + [0] * 4)  # frozen features: 0.80 over 20 labels, 5 folds
-    frozen_estimate = cv_estimate(cv, folds=5)["accuracy"]
+    cv, y = _held_out(16, 4)  # frozen features: 16 of 20 labels, 5 folds
+    frozen_estimate = cv_estimate(cv, y, folds=5)["accuracy"]
     tuned = np.array([1, 1, 1, 1, 0])  # 4 of 5 held out...
     frozen = np.array([1, 1, 1, 0, 0])  # ...against 3 of 5 for the frozen features on the same split
-    e = tuned_estimate(cv, tuned, frozen, folds=5)
+    e = tuned_estimate(cv, y, tuned, frozen, folds=5)
     assert e["accuracy"] == pytest.approx(min(1.0, frozen_estimate + 0.20)) and e["n"] == 20 and e["n_val"] == 5
     assert e["frozen_cv"] == pytest.approx(0.80) and e["interval"][0] < 1.0 and e["interval"][1] == 1.0
-    same = tuned_estimate(cv, frozen, frozen, folds=5)  # no gain: the frozen features' estimate
+    same = tuned_estimate(cv, y, frozen, frozen, folds=5)  # no gain: the frozen features' estimate
     assert same["accuracy"] == pytest.approx(frozen_estimate) and same["interval"][1] - same["interval"][0] < 0.4
 
 

@@ -107,13 +107,15 @@ class Probe:
     @property
     def estimate(self) -> dict:
         """The accuracy of the head on every label, from the folds (``evaluate.cv_estimate``)."""
-        return cv_estimate(self.correct, self.folds)
+        return cv_estimate(self.oof, self.y, self.folds)
 
     def metrics(self, prefix: str = "") -> dict:
-        """What the folds measured (``cv_*``) and the estimate drawn from it for the head on every label."""
+        """What the folds measured (``cv_accuracy``: counted; ``cv_calibrated``: read from their probabilities) and
+        the estimate drawn from it for the head on every label (``cv_estimate``)."""
         estimate = self.estimate
         return {f"{prefix}cv_accuracy": estimate["measured"], f"{prefix}cv_interval": estimate["measured_interval"],
                 f"{prefix}cv_n": estimate["n"], f"{prefix}cv_folds": self.folds,
+                f"{prefix}cv_calibrated": estimate["calibrated"],
                 f"{prefix}cv_estimate": estimate["accuracy"], f"{prefix}cv_estimate_interval": estimate["interval"]}
 
     def summary(self) -> str:
@@ -121,8 +123,8 @@ class Probe:
         e = self.estimate
         low, high = e["interval"]
         return (f"estimated accuracy {e['accuracy']:.3f} (95% interval {low:.2f}-{high:.2f}, n={e['n']}): "
-                f"{e['folds']}-fold cross-validated {e['measured']:.3f}, each fold trained on "
-                f"{e['folds'] - 1}/{e['folds']} of the labels")
+                f"{e['folds']}-fold cross-validated {e['measured']:.3f} ({e['calibrated']:.3f} read from its "
+                f"temperature-scaled probabilities), each fold trained on {e['folds'] - 1}/{e['folds']} of the labels")
 
 
 def run_probe(featurizer, data: Labeled, classes: list[str], run: FitRun, head_settings: Features) -> Probe:
@@ -306,7 +308,7 @@ class FineTune(Strategy):
             what = (f"validated with {info['pairs']} contrastive pairs from {len(train_idx)} texts"
                     + (f", then tuned on {info['refit_pairs']} pairs from all {len(probe.y)}" if "refit_pairs" in info
                        else ""))
-        estimate = tuned_estimate(probe.correct, correct, probe_val, probe.folds)
+        estimate = tuned_estimate(probe.oof, probe.y, correct, probe_val, probe.folds)
         metrics = {**info, "accuracy_estimate": estimate["accuracy"], "estimate_interval": estimate["interval"],
                    "val_accuracy": float(correct.mean()), "val_interval": accuracy_estimate(correct)["interval"],
                    "n_val": int(len(val_idx)), "n_train": int(len(train_idx)), "val_correct": correct.tolist(),
