@@ -71,6 +71,28 @@ def test_a_tuned_models_estimate_adds_the_paired_gain_to_the_frozen_estimate():
     assert same["accuracy"] == pytest.approx(frozen_estimate) and same["interval"][1] - same["interval"][0] < 0.4
 
 
+def test_with_a_measured_prior_a_few_held_out_items_barely_move_tunings_gain():
+    from transferkit.evaluate import cv_estimate, tuned_estimate
+
+    cv, y = _held_out(16, 4)
+    frozen_estimate = cv_estimate(cv, y, folds=5)["accuracy"]
+    prior = (0.04, 0.035)  # what tuning gained in the benchmarks
+    # 4 held out on which both models agree: no evidence either way, the benchmarks' gain stands
+    agree = np.array([1, 1, 1, 0])
+    e = tuned_estimate(cv, y, agree, agree, folds=5, gain_prior=prior)
+    assert e["gain_on_split"] == 0.0 and e["gain"] == pytest.approx(0.04, abs=0.002)
+    assert e["accuracy"] == pytest.approx(frozen_estimate + e["gain"])
+    # one item lost out of 4 (-0.25 on the split) moves it a little, not by a quarter
+    lost = tuned_estimate(cv, y, np.array([1, 1, 0, 0]), agree, folds=5, gain_prior=prior)
+    assert 0.0 < lost["gain"] < 0.04
+    # 400 held out showing a clear loss outweigh the prior
+    many = tuned_estimate(cv, y, np.array([1] * 200 + [0] * 200), np.array([1] * 260 + [0] * 140), folds=5,
+                          gain_prior=prior)
+    assert many["gain"] < -0.05
+    for estimate in (e, lost, many):
+        assert estimate["interval"][0] < estimate["accuracy"] < estimate["interval"][1]
+
+
 def test_a_fit_reports_its_most_telling_accuracy_and_old_models_their_cross_validation():
     from transferkit.evaluate import reported_accuracy
 
