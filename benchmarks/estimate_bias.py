@@ -99,12 +99,15 @@ def main() -> None:
     parser.add_argument("--seeds", default="0-9", help="first-last")
     parser.add_argument("--fit-seeds", default="5-9", help="the seeds the slope is fitted on (first-last)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "estimate-bias.jsonl")
+    parser.add_argument("--table", action="store_true", help="only print the tables from the rows in --out")
     args = parser.parse_args()
     cache = str(suite_data.WORK / "cache")
     ks = [int(k) for k in args.ks.split(",")]
     rows: list[dict] = []
     featurizers: dict[str, object] = {}
-    for name in args.tasks.split(","):
+    if args.table:
+        rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
+    for name in [] if args.table else args.tasks.split(","):
         task = suite_data.load_task(name)
         if task.modality not in featurizers:
             featurizers[task.modality] = representation(task.modality)
@@ -113,8 +116,9 @@ def main() -> None:
     fitted = [r for r in rows if r["seed"] in fit_seeds]
     slope = fit_slope(fitted)
     judged = [r for r in rows if r["seed"] not in fit_seeds]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if not args.table:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     where = machine()
     print(f"\nMachine: {where['cpu']} ({', '.join(where['flags'])}), {where['threads']} threads")
     alone = ", ".join(f"{m} alone {fit_slope([r for r in fitted if r['modality'] == m]):.2f}"
@@ -145,6 +149,16 @@ def main() -> None:
                 gaps = np.array([estimate(r) - r["test"] for r in cell]) * 100
                 parts.append(f"{gaps.mean():+.1f}, {np.abs(gaps).mean():.1f}")
             print(f"| {modality} | {k} | {len(cell)} | " + " | ".join(parts) + " |")
+    print("\nThe luck of the sample: guessing each judged row's test accuracy as its task's and k's mean test accuracy "
+          "over all seeds (which no estimate can know) is off by, on average: "
+          + "; ".join(f"k={k}: {oracle_gap(rows, judged, k):.1f} points" for k in ks))
+
+
+def oracle_gap(rows: list[dict], judged: list[dict], k: int) -> float:
+    cells: dict[tuple, list[float]] = {}
+    for r in rows:
+        cells.setdefault((r["task"], r["k"]), []).append(r["test"])
+    return float(np.mean([abs(r["test"] - np.mean(cells[(r["task"], k)])) for r in judged if r["k"] == k]) * 100)
 
 
 if __name__ == "__main__":
