@@ -203,6 +203,7 @@ def test_transfer_against_scratch_when_asked_and_the_onnx_download(tmp_path, sma
     result = project.run(run)["result"]
     assert project.run(run)["status"] == "done", result
     assert 0 <= result["scratch"]["accuracy"] <= 1 and result["scratch"]["n"] > 0
+    assert result["scratch"]["measured"] == "validation accuracy"  # a name for the page, not a metrics key
     export = client.get("/api/download/onnx")
     assert export.status_code == 200
     (tmp_path / "onnx.zip").write_bytes(export.content)

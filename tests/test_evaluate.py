@@ -101,6 +101,7 @@ def test_a_fit_reports_its_most_telling_accuracy_and_old_models_their_cross_vali
     frozen = {"cv_accuracy": 0.6, "cv_interval": [0.4, 0.8], "cv_n": 20, "cv_estimate": 0.65,
               "cv_estimate_interval": [0.45, 0.82]}
     assert reported_accuracy(frozen) == {"key": "cv_estimate", "accuracy": 0.65, "interval": [0.45, 0.82], "n": 20,
-                                         "what": reported_accuracy(frozen)["what"]}
+                                         "name": "estimated accuracy", "what": reported_accuracy(frozen)["what"]}
     old = {"cv_accuracy": 0.6, "cv_interval": [0.4, 0.8], "cv_n": 20}  # saved before the estimate existed
-    assert reported_accuracy(old)["key"] == "cv_accuracy" and reported_accuracy({}) is None
+    assert reported_accuracy(old)["key"] == "cv_accuracy" and reported_accuracy(old)["name"] == "cross-validated accuracy"
+    assert reported_accuracy({}) is None

@@ -62,7 +62,7 @@ def _metric_lines(metrics: dict) -> list[str]:
     from .evaluate import REPORTED
 
     out = []
-    for value_key, interval_key, n_key, what in REPORTED:
+    for value_key, interval_key, n_key, _, what in REPORTED:
         value, interval, n = metrics.get(value_key), metrics.get(interval_key), metrics.get(n_key)
         if isinstance(value, (int, float)):
             span = f", 95% interval {interval[0]:.2f}-{interval[1]:.2f}" if interval else ""

@@ -257,13 +257,13 @@ def _estimate_line(m: dict) -> str:
     how = {"accuracy_estimate": f"frozen features cross-validated over {r['n']} labels, plus tuning's gain on "
                                 f"{m.get('n_val')} held out",
            "cv_estimate": f"{m.get('cv_folds')}-fold cross-validation over {r['n']} labels measured "
-                          f"{m.get('cv_accuracy', float('nan')):.3f}, each fold trained on "
-                          f"{(m.get('cv_folds') or 2) - 1}/{m.get('cv_folds')} of them",
+                          f"{m.get('cv_accuracy', float('nan')):.3f}"
+                          + (f" ({m['cv_calibrated']:.3f} from its calibrated probabilities)"
+                             if isinstance(m.get("cv_calibrated"), float) else "")
+                          + f", each fold trained on {(m.get('cv_folds') or 2) - 1}/{m.get('cv_folds')} of them",
            "val_accuracy": f"{r['n']} held out",
            "cv_accuracy": f"{m.get('cv_folds')}-fold cross-validation over {r['n']} labels"}[r["key"]]
-    name = "validation accuracy" if r["key"] == "val_accuracy" else (
-        "cross-validated accuracy" if r["key"] == "cv_accuracy" else "estimated accuracy")
-    return f"{name} [bold]{r['accuracy']:.3f}[/] (95% {low:.2f}-{high:.2f}; {how})"
+    return f"{r['name']} [bold]{r['accuracy']:.3f}[/] (95% {low:.2f}-{high:.2f}; {how})"
 
 
 def _json_default(value):

@@ -226,23 +226,24 @@ def tuned_estimate(frozen_proba, y, tuned_val_correct, frozen_val_correct, folds
             "gain_on_split": split_gain, "gain": float(gain)}
 
 
-# The accuracies a fit can record, most telling first: (value key, interval key, sample-size key, what it is). The
-# first one present is the number a fit prints (``reported_accuracy``).
-REPORTED = (("accuracy_estimate", "estimate_interval", "probe_cv_n", "estimated accuracy of the tuned model"),
-            ("cv_estimate", "cv_estimate_interval", "cv_n",
+# The accuracies a fit can record, most telling first: (value key, interval key, sample-size key, name, how it was
+# measured). The first one present is the number a fit prints (``reported_accuracy``).
+REPORTED = (("accuracy_estimate", "estimate_interval", "probe_cv_n", "estimated accuracy",
+             "estimated accuracy of the tuned model"),
+            ("cv_estimate", "cv_estimate_interval", "cv_n", "estimated accuracy",
              "estimated accuracy (cross-validation, corrected for its smaller training folds)"),
-            ("val_accuracy", "val_interval", "n_val", "accuracy on a held-out validation split"),
-            ("cv_accuracy", "cv_interval", "cv_n", "cross-validated accuracy"))
+            ("val_accuracy", "val_interval", "n_val", "validation accuracy", "accuracy on a held-out validation split"),
+            ("cv_accuracy", "cv_interval", "cv_n", "cross-validated accuracy", "cross-validated accuracy"))
 
 
 def reported_accuracy(metrics: dict) -> dict | None:
-    """The accuracy a fit reports from its metrics, with its interval, sample size and how it was measured (models
-    saved before ``cv_estimate`` existed report their cross-validated accuracy)."""
-    for key, interval, n, what in REPORTED:
+    """The accuracy a fit reports from its metrics, with its interval, sample size, short name and how it was
+    measured (models saved before ``cv_estimate`` existed report their cross-validated accuracy)."""
+    for key, interval, n, name, what in REPORTED:
         value = metrics.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return {"key": key, "accuracy": float(value), "interval": metrics.get(interval) or [0.0, 1.0],
-                    "n": metrics.get(n), "what": what}
+                    "n": metrics.get(n), "name": name, "what": what}
     return None
 
 

@@ -143,7 +143,7 @@ def _train(project: Project, run_id: int, strategy: str, model: str | None, comp
     reported = reported_accuracy(m)
     if reported:
         result.update(accuracy=reported["accuracy"], interval=reported["interval"], n=reported["n"],
-                      measured=reported["key"])
+                      measured=reported["key"], name=reported["name"])
 
     project.set_run(run_id, stage="finding suspicious labels", progress=0.88)
     extraction = extract(clf.featurizer_, inputs, use_cache=True)
@@ -183,7 +183,7 @@ def _train(project: Project, run_id: int, strategy: str, model: str | None, comp
         project.set_run(run_id, stage="training from scratch, to compare", progress=0.97)
         scratch = cls(strategy="scratch", verbose=False, **options).fit(inputs, labels)
         reported = reported_accuracy(scratch.metrics_) or {}
-        result["scratch"] = {"accuracy": reported.get("accuracy"), "measured": reported.get("key"),
+        result["scratch"] = {"accuracy": reported.get("accuracy"), "measured": reported.get("name"),
                              "n": reported.get("n")}
         if test_inputs:
             correct = np.asarray(scratch.predict(test_inputs), dtype=object) == np.asarray(test_labels, dtype=object)
