@@ -231,7 +231,8 @@ def tuned_estimate(frozen_proba, y, tuned_val_correct, frozen_val_correct, folds
 REPORTED = (("accuracy_estimate", "estimate_interval", "probe_cv_n", "estimated accuracy",
              "estimated accuracy of the tuned model"),
             ("cv_estimate", "cv_estimate_interval", "cv_n", "estimated accuracy",
-             "estimated accuracy (cross-validation, corrected for its smaller training folds)"),
+             "estimated accuracy (cross-validation read from its calibrated probabilities, corrected for its "
+             "smaller training folds)"),
             ("val_accuracy", "val_interval", "n_val", "validation accuracy", "accuracy on a held-out validation split"),
             ("cv_accuracy", "cv_interval", "cv_n", "cross-validated accuracy", "cross-validated accuracy"))
 
