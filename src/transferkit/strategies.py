@@ -390,7 +390,7 @@ class Scratch(Strategy):
 
     def fit(self, problem: Problem) -> Fitted:
         features = self.features or Features()
-        fresh = problem.featurizer.scratch()
+        fresh = problem.featurizer.scratch(problem.run.seed)
         options = {k: getattr(self, k) for k in ("epochs", "lr", "augment", "devices", "num_nodes")}
         if fresh.learns_from_data:
             given = sorted(k for k, v in options.items() if v is not None)

@@ -68,9 +68,9 @@ class Featurizer:
         """Learn from the training items; pretrained featurizers have nothing to learn."""
         return self
 
-    def scratch(self) -> Featurizer:
-        """The modality's no-transfer featurizer: the same network from random initialisation (images), TF-IDF
-        (texts)."""
+    def scratch(self, seed: int = 0) -> Featurizer:
+        """The modality's no-transfer featurizer: the same network from random initialisation drawn with ``seed``
+        (images), TF-IDF (texts)."""
         raise NotImplementedError
 
     @property

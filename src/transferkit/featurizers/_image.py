@@ -159,11 +159,17 @@ class ImageBackbone(Featurizer):
                     continue
         return others
 
-    def scratch(self) -> ImageBackbone:
-        """The same architecture from random initialisation: the "no transfer" baseline, trained by a tuner."""
+    def scratch(self, seed: int = 0) -> ImageBackbone:
+        """The same architecture from random initialisation drawn with ``seed`` (the same seed, the same weights):
+        the "no transfer" baseline, trained by a tuner."""
+        import torch
+
         from ..zoo._images import architecture
 
-        return ImageBackbone(self.spec, architecture(self.spec, 0), self.preprocessing, precision=self.precision)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            network = architecture(self.spec, 0)
+        return ImageBackbone(self.spec, network, self.preprocessing, precision=self.precision)
 
     def cpu(self) -> ImageBackbone:
         self.network = self.network.cpu()

@@ -29,7 +29,7 @@ class _TextFeaturizer(Featurizer):
     def prepare(self, item) -> str:
         return "" if item is None else str(item)
 
-    def scratch(self) -> Featurizer:
+    def scratch(self, seed: int = 0) -> Featurizer:
         """No transfer for texts: TF-IDF learned from the training texts alone."""
         return Tfidf()
 
