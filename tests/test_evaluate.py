@@ -93,6 +93,17 @@ def test_with_a_measured_prior_a_few_held_out_items_barely_move_tunings_gain():
         assert estimate["interval"][0] < estimate["accuracy"] < estimate["interval"][1]
 
 
+def test_the_benchmarks_gain_is_a_prior_only_for_the_recipe_they_measured():
+    from transferkit.finetune.tuners import ContrastiveTuner, NetworkTuner
+    from transferkit.strategies import TUNING_PAYS, measured_gain
+
+    text = TUNING_PAYS["sentence-encoder"]
+    assert measured_gain("sentence-encoder", ContrastiveTuner()) == (text.gain, text.gain_sd)
+    assert measured_gain("sentence-encoder", ContrastiveTuner(refit=True)) == (text.gain, text.gain_sd)
+    assert measured_gain("sentence-encoder", ContrastiveTuner(rounds=5)) is None  # another recipe: its split alone
+    assert measured_gain("image-backbone", NetworkTuner()) is None  # not measured
+
+
 def test_a_fit_reports_its_most_telling_accuracy_and_old_models_their_cross_validation():
     from transferkit.evaluate import reported_accuracy
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -308,8 +308,7 @@ class FineTune(Strategy):
             what = (f"validated with {info['pairs']} contrastive pairs from {len(train_idx)} texts"
                     + (f", then tuned on {info['refit_pairs']} pairs from all {len(probe.y)}" if "refit_pairs" in info
                        else ""))
-        prior = TUNING_PAYS.get(problem.featurizer.kind)
-        gain_prior = (prior.gain, prior.gain_sd) if prior is not None and prior.gain is not None else None
+        gain_prior = measured_gain(problem.featurizer.kind, tuner)
         estimate = tuned_estimate(probe.oof, probe.y, correct, probe_val, probe.folds, gain_prior)
         metrics = {**info, "accuracy_estimate": estimate["accuracy"], "estimate_interval": estimate["interval"],
                    "val_accuracy": float(correct.mean()), "val_interval": accuracy_estimate(correct)["interval"],
@@ -470,6 +469,20 @@ TUNING_PAYS = {
     # k = 5 and 10, seeds 5-7, which the suite does not use (benchmarks/text_tuning.py, results/text-tuning.json)
     "sentence-encoder": TuningPrior(2, 64, reliable=True, gain=0.038, gain_sd=0.035),
 }
+
+
+def measured_gain(kind: str, tuner) -> tuple[float, float] | None:
+    """(mean, sd) of what tuning gained over the frozen features in transferkit's benchmarks, where they measured it
+    and ``tuner`` trains as the measured one did (its defaults; whether it refits on every label aside)."""
+    prior = TUNING_PAYS.get(kind)
+    if prior is None or prior.gain is None or prior.gain_sd is None:
+        return None
+    recipe = {k: v for k, v in asdict(type(tuner)()).items() if k != "refit"}
+    if any(getattr(tuner, k) != v for k, v in recipe.items()):
+        return None
+    return prior.gain, prior.gain_sd
+
+
 NETWORK_TRAIN_SLOWER_THAN_EXTRACTION = 5.0  # measured: 126 img/s extraction vs ~25 img/s fine-tuning on a CPU
 NETWORK_IMAGES_PER_SECOND = 25.0  # EfficientNet-Lite0 fine-tuning on 2 CPU cores, when nothing was measured
 CONTRASTIVE_TEXTS_PER_SECOND = 50.0  # MiniLM, 128 tokens, one CPU thread: texts embedded and back-propagated
