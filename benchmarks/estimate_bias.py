@@ -114,7 +114,7 @@ def main() -> None:
         rows += measure(task, featurizers[task.modality], ks, suite_data.seed_range(args.seeds), cache)
     fit_seeds = set(suite_data.seed_range(args.fit_seeds))
     fitted = [r for r in rows if r["seed"] in fit_seeds]
-    slope = fit_slope(fitted)
+    slope, count_slope = fit_slope(fitted), fit_slope(fitted, "cv")
     judged = [r for r in rows if r["seed"] not in fit_seeds]
     if not args.table:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -124,12 +124,12 @@ def main() -> None:
     alone = ", ".join(f"{m} alone {fit_slope([r for r in fitted if r['modality'] == m]):.2f}"
                       for m in ("image", "text") if any(r["modality"] == m for r in fitted))
     print(f"Slope fitted on seeds {args.fit_seeds} ({len(fitted)} samples) to the calibrated reading: {slope:.2f} "
-          f"({alone}; to the 0/1 count: {fit_slope(fitted, 'cv'):.2f}; transferkit ships {LEARNING_CURVE_SLOPE}); "
+          f"({alone}; to the 0/1 count: {count_slope:.2f}; transferkit ships {LEARNING_CURVE_SLOPE}); "
           f"judged on the other {len(judged)}. Each cell: mean of (estimate - test), mean of its absolute value, in "
           f"points. Leave one task out: the slope fitted on the other tasks only.\n")
     estimates = {
         "folds, counted": lambda r: r["cv"],
-        "counted, corrected (slope fitted to the count)": lambda r: corrected(r, fit_slope(fitted, "cv"), "cv"),
+        "counted, corrected (slope fitted to the count)": lambda r: corrected(r, count_slope, "cv"),
         "calibrated, corrected (fitted slope)": lambda r: corrected(r, slope),
         "calibrated, corrected (shipped slope)": lambda r: corrected(r, LEARNING_CURVE_SLOPE),
     }

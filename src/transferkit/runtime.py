@@ -3,7 +3,7 @@ the device, and the precision path (bfloat16 autocast where the hardware support
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from functools import cache
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -47,6 +47,17 @@ def autocast(precision: str, device_type: str):
     import torch
 
     return torch.autocast(device_type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+
+
+@contextmanager
+def seeded(seed: int):
+    """torch's random draws inside follow ``seed`` (the same seed, the same draws); the global random state outside
+    is left as it was."""
+    import torch
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        yield
 
 
 ONNX_KINDS = frozenset({"image-backbone", "sentence-encoder"})  # the featurizers an ONNX export covers

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -104,9 +105,10 @@ class Probe:
     def cv_accuracy(self) -> float:
         return float(self.correct.mean())
 
-    @property
+    @cached_property
     def estimate(self) -> dict:
-        """The accuracy of the head on every label, from the folds (``evaluate.cv_estimate``)."""
+        """The accuracy of the head on every label, from the folds (``evaluate.cv_estimate``; computed once: it fits
+        a temperature)."""
         return cv_estimate(self.oof, self.y, self.folds)
 
     def metrics(self, prefix: str = "") -> dict:

@@ -14,7 +14,7 @@ from ..data.files import MAX_ITEM_BYTES, check_regular_file
 from ..data.images import ImageDecodeError, as_image, load_image
 from ..errors import BadInputError
 from ..preprocessing import Preprocessing
-from ..runtime import autocast, check_precision, default_device, resolve_precision
+from ..runtime import autocast, check_precision, default_device, resolve_precision, seeded
 from ..zoo import ModelSpec, create_backbone, weights_digest
 from ._base import Featurizer, ItemError, content_digest
 
@@ -162,12 +162,9 @@ class ImageBackbone(Featurizer):
     def scratch(self, seed: int = 0) -> ImageBackbone:
         """The same architecture from random initialisation drawn with ``seed`` (the same seed, the same weights):
         the "no transfer" baseline, trained by a tuner."""
-        import torch
-
         from ..zoo._images import architecture
 
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
+        with seeded(seed):
             network = architecture(self.spec, 0)
         return ImageBackbone(self.spec, network, self.preprocessing, precision=self.precision)
 

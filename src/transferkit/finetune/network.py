@@ -24,8 +24,7 @@ def tune_network(featurizer, head: LinearHead | None, items: list, y: np.ndarray
     ``tuner.bn_statistics`` says; from scratch every layer trains from the first epoch. Returns the tuned
     featurizer, its head and what happened (validation accuracy on ``val_idx`` with the final weights).
     """
-    import torch
-
+    from ..runtime import seeded
     from ..zoo import set_num_classes
     from .data import ImageFiles
     from .engine import train_network
@@ -35,8 +34,7 @@ def tune_network(featurizer, head: LinearHead | None, items: list, y: np.ndarray
     tuned = copy.copy(featurizer)
     tuned.network = copy.deepcopy(featurizer.network).cpu()
     network, spec = tuned.network, featurizer.spec
-    with torch.random.fork_rng():  # the new classifier's initial weights follow the run's seed
-        torch.manual_seed(run.seed)
+    with seeded(run.seed):  # the new classifier's initial weights follow the run's seed
         set_num_classes(network, spec, n_classes)
     plan, info = None, {}
     if head is not None:
