@@ -161,3 +161,14 @@ def test_version_prints_the_package_version():
 
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout.strip() == f"transferkit {__version__}"
+
+
+def test_fit_says_how_far_an_estimate_from_few_labels_can_be_trusted(model_dir, small_train, tmp_path):
+    from transferkit.evaluate import sample_size_note
+
+    result = runner.invoke(app, ["fit", str(small_train), "--out", str(tmp_path / "m"), "--strategy", "features"])
+    assert result.exit_code == 0, result.output
+    assert "Note: 18 labels measure accuracy to about +-0." in " ".join(result.output.split())
+    assert sample_size_note(100, [0.7, 0.9], "labels") is None
+    assert sample_size_note(18, [0.5, 0.9], "labels") == ("18 labels measure accuracy to about +-0.20; more labels "
+                                                           "would make the number firmer")

@@ -233,6 +233,8 @@ def _strategy(name: str, tuning: dict, time_budget: float | None):
 
 
 def _print_fit(clf, out_dir: Path, as_json: bool, what: str) -> None:
+    from .evaluate import reported_accuracy, sample_size_note
+
     m = clf.metrics_
     if as_json:
         print(json.dumps({"model": str(out_dir), "strategy": clf.strategy_, "classes": clf.classes_.tolist(),
@@ -243,6 +245,11 @@ def _print_fit(clf, out_dir: Path, as_json: bool, what: str) -> None:
     speed = f", {rate:.0f} {clf.noun}s/s" if rate else ""
     estimate = _estimate_line(m)
     out.print(f"Saved [bold]{out_dir}[/]: {len(clf.classes_)} classes, {estimate}, {m['fit_seconds']:.1f} s{speed}.")
+    reported = reported_accuracy(m)
+    examples = f"held-out {clf.noun}s" if reported and reported["key"] == "val_accuracy" else "labels"
+    note = reported and sample_size_note(reported["n"] or 0, reported["interval"], examples)
+    if note:
+        err.print(f"[yellow]Note: {note}.[/]", highlight=False)
     out.print(f"Next: transferkit evaluate {out_dir} TEST_DATA   or   transferkit predict {out_dir} {what}")
 
 
@@ -296,6 +303,7 @@ def evaluate(
       transferkit evaluate model test/ --report report.html
     """
     from .evaluate import evaluate as run_evaluation
+    from .evaluate import sample_size_note
 
     if report is not None:
         from .report.html import check_report_path
@@ -317,9 +325,9 @@ def evaluate(
               f"(95% {low:.2f}-{high:.2f}), macro-F1 {result.macro_f1:.3f}, expected calibration error {result.ece:.3f}")
     for note in result.notes:
         err.print(f"[yellow]Note: {note}.[/]", highlight=False, soft_wrap=True)
-    if result.n_examples < 100:
-        err.print(f"[yellow]Note: {result.n_examples} test examples measure accuracy to about +-"
-                  f"{(high - low) / 2:.2f}; more test data would make the number firmer.[/]")
+    note = sample_size_note(result.n_examples, result.interval, "test examples")
+    if note:
+        err.print(f"[yellow]Note: {note}.[/]", highlight=False)
     from .report.html import printable
 
     table = Table("class", "precision", "recall", "F1", "support", title="Per class")

@@ -120,6 +120,21 @@ def accuracy_estimate(correct, confidence: float = 0.95) -> dict:
     return {"accuracy": p, "interval": wilson_interval(p, n, confidence), "n": n}
 
 
+# Below this many examples an accuracy comes with a note on how far it can be trusted: 100 examples measure an
+# accuracy near 0.8 to about +-0.08.
+FIRM_SAMPLE = 100
+
+
+def sample_size_note(n: int, interval, examples: str) -> str | None:
+    """What a user is told when an accuracy rests on fewer than ``FIRM_SAMPLE`` ``examples`` (a plural noun):
+    how wide its interval is and what would firm it up; None when the sample is large enough."""
+    if n >= FIRM_SAMPLE:
+        return None
+    low, high = interval
+    return (f"{n} {examples} measure accuracy to about +-{(high - low) / 2:.2f}; more {examples} would make the "
+            "number firmer")
+
+
 def wilson_interval(p: float, n: int, confidence: float = 0.95) -> list[float]:
     """The Wilson score interval of a proportion ``p`` measured on ``n`` examples."""
     from scipy.stats import norm
@@ -138,25 +153,37 @@ def calibrated_accuracy(proba, y) -> float:
     mean probability of the predicted class once the probabilities are temperature-scaled (one parameter, fitted by
     likelihood to the same labels). It estimates what the 0/1 count estimates, with less of the luck of a handful
     of examples in it: the average-confidence estimate of Guo et al. (2017) and Guillory et al. (2021)."""
-    from scipy.optimize import minimize_scalar
-
-    proba, y = np.asarray(proba, dtype=np.float64), np.asarray(y)
+    y = np.asarray(y)
     if len(y) == 0:
         return float("nan")
-    log_p = np.log(np.clip(proba, 1e-12, 1.0))
+    return mean_confidence(proba, fit_temperature(proba, y))
+
+
+def fit_temperature(proba, y) -> float:
+    """The temperature that makes the probabilities ``proba`` most likely for the labels ``y`` (Guo et al. 2017),
+    within ``TEMPERATURE_BOUNDS``."""
+    from scipy.optimize import minimize_scalar
+
+    log_p, y = np.log(np.clip(np.asarray(proba, dtype=np.float64), 1e-12, 1.0)), np.asarray(y)
     rows = np.arange(len(y))
 
-    def scaled(log_t: float) -> np.ndarray:
-        z = log_p / np.exp(log_t)
-        z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        return p / p.sum(axis=1, keepdims=True)
-
     def nll(log_t: float) -> float:
-        return float(-np.log(np.clip(scaled(log_t)[rows, y], 1e-12, 1.0)).mean())
+        return float(-np.log(np.clip(_tempered(log_p, np.exp(log_t))[rows, y], 1e-12, 1.0)).mean())
 
-    best = minimize_scalar(nll, bounds=tuple(np.log(TEMPERATURE_BOUNDS)), method="bounded")
-    return float(scaled(best.x).max(axis=1).mean())
+    return float(np.exp(minimize_scalar(nll, bounds=tuple(np.log(TEMPERATURE_BOUNDS)), method="bounded").x))
+
+
+def mean_confidence(proba, temperature: float = 1.0) -> float:
+    """The mean probability of the predicted class once ``proba`` is scaled by ``temperature``."""
+    log_p = np.log(np.clip(np.asarray(proba, dtype=np.float64), 1e-12, 1.0))
+    return float(_tempered(log_p, temperature).max(axis=1).mean())
+
+
+def _tempered(log_p: np.ndarray, temperature: float) -> np.ndarray:
+    z = log_p / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=1, keepdims=True)
 
 
 # How much a few-shot head's accuracy grows with its labels, in log-odds per unit of log(labels):
