@@ -172,6 +172,8 @@ def test_a_run_trains_in_a_child_process_can_be_cancelled_and_its_model_taken_aw
     assert finished["result"]["n"] == 8 and 0 <= finished["result"]["accuracy"] <= 1
     assert len(project.suggestions("unsure", limit=100)) == 8  # every training example scored out of fold
     assert finished["result"]["test"]["n"] == 4 and len(project.suggestions("next")) == 1
+    notes = finished["result"]["notes"]  # 8 labels and 4 test examples: both numbers come with how far they go
+    assert [n.split(" measure accuracy to about +-")[0] for n in notes] == ["8 labels", "4 test examples"]
 
     archive = client.get("/api/download/model")
     assert archive.status_code == 200 and archive.headers["content-type"] == "application/zip"

@@ -113,6 +113,8 @@ def test_evaluate_report_holds_the_numbers_json_prints(model_dir, small_train, t
     assert len(plots) >= 3  # per-class bars, confusion matrix, reliability diagram (+ thumbnails of mistakes)
     assert "http://" not in page and "https://" not in page  # self-contained
     assert sum(b["count"] for b in numbers["calibration"]) == numbers["n_examples"]
+    small = [n for n in numbers["notes"] if n.startswith("18 test images measure accuracy to about +-0.")]
+    assert small and f"Note: {small[0]}." in page  # 18 examples: the JSON, the page and the terminal all say so
 
 
 def test_fit_val_fraction_sets_how_many_images_are_held_out(tmp_path, small_train, tiny_backbone):

@@ -303,7 +303,6 @@ def evaluate(
       transferkit evaluate model test/ --report report.html
     """
     from .evaluate import evaluate as run_evaluation
-    from .evaluate import sample_size_note
 
     if report is not None:
         from .report.html import check_report_path
@@ -325,9 +324,6 @@ def evaluate(
               f"(95% {low:.2f}-{high:.2f}), macro-F1 {result.macro_f1:.3f}, expected calibration error {result.ece:.3f}")
     for note in result.notes:
         err.print(f"[yellow]Note: {note}.[/]", highlight=False, soft_wrap=True)
-    note = sample_size_note(result.n_examples, result.interval, "test examples")
-    if note:
-        err.print(f"[yellow]Note: {note}.[/]", highlight=False)
     from .report.html import printable
 
     table = Table("class", "precision", "recall", "F1", "support", title="Per class")

@@ -95,6 +95,8 @@ def evaluate(model, data, labels=None) -> Evaluation:
     wrong = wrong[np.argsort(-confidence[wrong], kind="stable")][:N_CONFIDENT_ERRORS]
     errors = [{"item": str(kept[i]), "true": classes[y_true[i]], "predicted": classes[y_pred[i]],
                "probability": float(confidence[i]), "probability_of_true": float(proba[i, y_true[i]])} for i in wrong]
+    estimate = accuracy_estimate(correct)
+    small = sample_size_note(estimate["n"], estimate["interval"], f"test {what}")
     return Evaluation(
         ece=ece, calibration=bins, confident_errors=errors, modality=model.modality,
         classes=classes,
@@ -103,8 +105,8 @@ def evaluate(model, data, labels=None) -> Evaluation:
         per_class=per_class,
         confusion_matrix=confusion_matrix(y_true, y_pred, labels=idx).tolist(),
         n_examples=int(ok.sum()),
-        interval=accuracy_estimate(correct)["interval"],
-        notes=notes,
+        interval=estimate["interval"],
+        notes=[*notes, *([small] if small else [])],
         skipped=[(str(Path(p)), why) for p, why in skipped],
     )
 

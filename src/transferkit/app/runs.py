@@ -138,12 +138,14 @@ def _train(project: Project, run_id: int, strategy: str, model: str | None, comp
     m = clf.metrics_
     result: dict = {"reason": clf.reason_, "strategy": clf.strategy_, "seconds": round(time.perf_counter() - start, 1),
                     "n_train": len(inputs), "classes": clf.classes_.tolist()}
-    from ..evaluate import reported_accuracy
+    from ..evaluate import accuracy_estimate, reported_accuracy, sample_size_note
 
     reported = reported_accuracy(m)
+    notes = []  # how far each number can be trusted, when it rests on few examples
     if reported:
         result.update(accuracy=reported["accuracy"], interval=reported["interval"], n=reported["n"],
                       measured=reported["key"], name=reported["name"])
+        notes.append(sample_size_note(reported["n"] or 0, reported["interval"], "labels"))
 
     project.set_run(run_id, stage="finding suspicious labels", progress=0.88)
     extraction = extract(clf.featurizer_, inputs, use_cache=True)
@@ -174,11 +176,11 @@ def _train(project: Project, run_id: int, strategy: str, model: str | None, comp
     test_inputs, test_labels, _ = project.labeled("test")
     if test_inputs:
         project.set_run(run_id, stage=f"testing on {len(test_inputs)} examples", progress=0.96)
-        from ..evaluate import accuracy_estimate
-
         correct = np.asarray(clf.predict(test_inputs), dtype=object) == np.asarray(test_labels, dtype=object)
         estimate = accuracy_estimate(correct)
         result["test"] = {"accuracy": float(correct.mean()), "interval": estimate["interval"], "n": len(test_inputs)}
+        notes.append(sample_size_note(len(test_inputs), estimate["interval"], "test examples"))
+    result["notes"] = [note for note in notes if note]
     if compare_scratch:
         project.set_run(run_id, stage="training from scratch, to compare", progress=0.97)
         scratch = cls(strategy="scratch", verbose=False, **options).fit(inputs, labels)
