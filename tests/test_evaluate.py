@@ -39,6 +39,19 @@ def test_held_out_accuracy_read_from_calibrated_probabilities_tracks_the_count_w
     assert calibrated_accuracy(everything_right, y) > 0.99
 
 
+def test_the_temperature_fitted_to_overconfident_probabilities_undoes_their_overconfidence():
+    from transferkit.evaluate import fit_temperature, mean_confidence
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, size=(4000, 3))
+    truth = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = np.array([rng.choice(3, p=p) for p in truth])
+    overconfident = np.exp(2 * logits) / np.exp(2 * logits).sum(1, keepdims=True)  # logits doubled
+    assert fit_temperature(overconfident, y) == pytest.approx(2.0, rel=0.1)
+    assert mean_confidence(overconfident, 2.0) == pytest.approx(truth.max(1).mean(), abs=1e-9)
+    assert mean_confidence(overconfident) > truth.max(1).mean() + 0.05
+
+
 def test_a_cross_validated_accuracy_is_moved_up_the_learning_curve_by_what_its_folds_did_not_see():
     from transferkit.evaluate import LEARNING_CURVE_SLOPE, calibrated_accuracy, cv_estimate
 
