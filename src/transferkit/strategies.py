@@ -292,14 +292,16 @@ class FineTune(Strategy):
         train_idx, val_idx = stratified_split(probe.data.labels, validation_fraction(probe.data.labels,
                                                                                       run.val_fraction), run.seed)
         network = isinstance(tuner, NetworkTuner)
-        if network:  # the network's linear classifier starts from the split's head
-            features = features.linear()
-        split_head = features.fit_head(probe.features[train_idx], probe.y[train_idx], run.seed)
-        probe_val = split_head.predict_proba(probe.features[val_idx]).argmax(1) == probe.y[val_idx]
+        # The frozen head of the estimate's control: the one whose folds the estimate starts from (probe.oof), so
+        # that tuning's gain on the split is measured against it, not against a weaker head.
+        control = features.fit_head(probe.features[train_idx], probe.y[train_idx], run.seed)
+        probe_val = control.predict_proba(probe.features[val_idx]).argmax(1) == probe.y[val_idx]
         if network:
             from .finetune.network import tune_network
 
-            tuned, head, info = tune_network(probe.featurizer, split_head, list(probe.data.items), probe.y, train_idx,
+            # the network's linear classifier starts from the split's head without the power transform
+            start = features.linear().fit_head(probe.features[train_idx], probe.y[train_idx], run.seed)
+            tuned, head, info = tune_network(probe.featurizer, start, list(probe.data.items), probe.y, train_idx,
                                              val_idx, tuner, run=run)
             correct = _val_correct(tuned, head, [probe.data.items[i] for i in val_idx], probe.y[val_idx], run)
             stages = "all" if tuner.unfreeze == "all" else f"top {info.get('trainable_stages')} of"
