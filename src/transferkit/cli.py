@@ -233,7 +233,7 @@ def _strategy(name: str, tuning: dict, time_budget: float | None):
 
 
 def _print_fit(clf, out_dir: Path, as_json: bool, what: str) -> None:
-    from .evaluate import reported_accuracy, sample_size_note
+    from .evaluate import estimate_note, reported_accuracy
 
     m = clf.metrics_
     if as_json:
@@ -243,21 +243,18 @@ def _print_fit(clf, out_dir: Path, as_json: bool, what: str) -> None:
         return
     rate = m.get("features_per_second")
     speed = f", {rate:.0f} {clf.noun}s/s" if rate else ""
-    estimate = _estimate_line(m)
-    out.print(f"Saved [bold]{out_dir}[/]: {len(clf.classes_)} classes, {estimate}, {m['fit_seconds']:.1f} s{speed}.")
     reported = reported_accuracy(m)
-    examples = f"held-out {clf.noun}s" if reported and reported["key"] == "val_accuracy" else "labels"
-    note = reported and sample_size_note(reported["n"] or 0, reported["interval"], examples)
+    estimate = _estimate_line(m, reported)
+    out.print(f"Saved [bold]{out_dir}[/]: {len(clf.classes_)} classes, {estimate}, {m['fit_seconds']:.1f} s{speed}.")
+    note = estimate_note(reported, clf.noun)
     if note:
         err.print(f"[yellow]Note: {note}.[/]", highlight=False)
     out.print(f"Next: transferkit evaluate {out_dir} TEST_DATA   or   transferkit predict {out_dir} {what}")
 
 
-def _estimate_line(m: dict) -> str:
-    """The accuracy a fit reports, with how it was measured, its sample size and interval."""
-    from .evaluate import reported_accuracy
-
-    r = reported_accuracy(m)
+def _estimate_line(m: dict, r: dict | None) -> str:
+    """The accuracy a fit reports (``r``, from ``reported_accuracy``), with how it was measured, its sample size and
+    interval."""
     if r is None:
         return "no accuracy estimate (too few labels to hold any out)"
     low, high = r["interval"]

@@ -137,6 +137,15 @@ def sample_size_note(n: int, interval, examples: str) -> str | None:
             "number firmer")
 
 
+def estimate_note(reported: dict | None, noun: str) -> str | None:
+    """``sample_size_note`` for the accuracy a fit reports (``reported_accuracy``): its sample is the labels it
+    cross-validated, or the held-out ``noun``s (image, text) of a validation split."""
+    if reported is None:
+        return None
+    examples = f"held-out {noun}s" if reported["key"] == "val_accuracy" else "labels"
+    return sample_size_note(reported["n"] or 0, reported["interval"], examples)
+
+
 def wilson_interval(p: float, n: int, confidence: float = 0.95) -> list[float]:
     """The Wilson score interval of a proportion ``p`` measured on ``n`` examples."""
     from scipy.stats import norm

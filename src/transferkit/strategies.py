@@ -292,10 +292,9 @@ class FineTune(Strategy):
         train_idx, val_idx = stratified_split(probe.data.labels, validation_fraction(probe.data.labels,
                                                                                       run.val_fraction), run.seed)
         network = isinstance(tuner, NetworkTuner)
-        # The frozen head of the estimate's control: the one whose folds the estimate starts from (probe.oof), so
-        # that tuning's gain on the split is measured against it, not against a weaker head.
-        control = features.fit_head(probe.features[train_idx], probe.y[train_idx], run.seed)
-        probe_val = control.predict_proba(probe.features[val_idx]).argmax(1) == probe.y[val_idx]
+        # the estimate's control: the head whose folds the estimate starts from (probe.oof), on the same split, so
+        # that tuning's gain is measured against it, not against a weaker head
+        probe_val = _split_correct(probe, features, run)
         if network:
             from .finetune.network import tune_network
 

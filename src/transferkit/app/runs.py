@@ -138,14 +138,14 @@ def _train(project: Project, run_id: int, strategy: str, model: str | None, comp
     m = clf.metrics_
     result: dict = {"reason": clf.reason_, "strategy": clf.strategy_, "seconds": round(time.perf_counter() - start, 1),
                     "n_train": len(inputs), "classes": clf.classes_.tolist()}
-    from ..evaluate import accuracy_estimate, reported_accuracy, sample_size_note
+    from ..evaluate import accuracy_estimate, estimate_note, reported_accuracy, sample_size_note
 
     reported = reported_accuracy(m)
     notes = []  # how far each number can be trusted, when it rests on few examples
     if reported:
         result.update(accuracy=reported["accuracy"], interval=reported["interval"], n=reported["n"],
                       measured=reported["key"], name=reported["name"])
-        notes.append(sample_size_note(reported["n"] or 0, reported["interval"], "labels"))
+        notes.append(estimate_note(reported, clf.noun))
 
     project.set_run(run_id, stage="finding suspicious labels", progress=0.88)
     extraction = extract(clf.featurizer_, inputs, use_cache=True)
