@@ -55,9 +55,12 @@ def predict_to_file(predictor, items: Sequence, out: str | Path, *, top: int = 1
                     progress: bool = True, on_chunk: Callable[[int], None] | None = None) -> dict:
     """Predict ``items`` into ``out`` (.csv, .jsonl or .parquet), resuming what an earlier run of it wrote.
 
-    Returns counts: written now, already there, unreadable. ``on_chunk(n_written_so_far)`` is called after each
+    Returns counts: written now, already there, unreadable, and ``estimate``: the model's accuracy on the items
+    predicted now, read from its confidence (``evaluate.label_free_estimate``; None for a model without a
+    temperature, or under 20 items). ``on_chunk(n_written_so_far)`` is called after each
     chunk is on disk (tests interrupt there).
     """
+    from .evaluate import calibrated_confidences, label_free_estimate
     from .progress import progress_bar
 
     out = Path(out)
@@ -77,6 +80,7 @@ def predict_to_file(predictor, items: Sequence, out: str | Path, *, top: int = 1
     todo = [i for i, name in enumerate(names) if name not in done]
     counts = {"written": 0, "already_there": len(names) - len(todo), "unreadable": 0}
     fmt = "csv" if stream.suffix.lower() == ".csv" else "jsonl"
+    confidences = []  # one float per item predicted now: what the model's accuracy on them is read from
     with open(stream, "a", encoding="utf-8", newline="") as fh, progress_bar(
             "Predicting", total=len(todo), enabled=progress and bool(todo)) as advance:
         if fmt == "csv" and fh.tell() == 0:
@@ -84,6 +88,7 @@ def predict_to_file(predictor, items: Sequence, out: str | Path, *, top: int = 1
         for start in range(0, len(todo), chunk):
             batch = [items[i] for i in todo[start: start + chunk]]
             proba, ok, skipped = predictor.predict_items(batch)
+            confidences.append(calibrated_confidences(proba, predictor.fit_metrics))
             readable = [str(item) for item, k in zip(batch, ok) if k]
             rows = rows_for(readable, proba, classes, key, min(top, len(classes)))
             rows += [{key: str(item), "error": why} for item, why in skipped]
@@ -95,6 +100,8 @@ def predict_to_file(predictor, items: Sequence, out: str | Path, *, top: int = 1
                 on_chunk(counts["written"])
     if suffix == ".parquet":
         _to_parquet(stream, out, cols)
+    known = [c for c in confidences if c is not None]
+    counts["estimate"] = label_free_estimate(np.concatenate(known), predictor.fit_metrics) if known else None
     return counts
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .finetune.tuners import SCRATCH, ContrastiveTuner, NetworkTuner
@@ -402,6 +403,7 @@ def predict(
                       + (f" ({counts['already_there']} already there from an earlier run)" if counts["already_there"] else "")
                       + (f"; {counts['unreadable']} input(s) could not be read (see the error column)" if counts["unreadable"] else "")
                       + ".")
+            _say_label_free(counts.get("estimate"), model.noun)
         return
     proba, ok, skipped = model.predict_items(items)
     names = [str(p) for p, keep in zip(items, ok) if keep]
@@ -422,6 +424,7 @@ def predict(
             print(json.dumps({key: str(path), "error": why}))
     elif names:
         out.print(table)
+        _say_label_free(model.label_free(proba), model.noun)
     _report_skipped(skipped if not as_json else [])
     if not names:
         from .errors import BadInputError
@@ -430,6 +433,18 @@ def predict(
                             + (f" (e.g. {skipped[0][0]}: {skipped[0][1]})." if skipped else "."))
     if skipped:
         raise typer.Exit(1)
+
+
+def _say_label_free(estimate: dict | None, noun: str) -> None:
+    """The model's accuracy on what it just predicted, read from its confidence; a warning when it is below the
+    fit's interval (``evaluate.label_free_lines``)."""
+    from .evaluate import label_free_lines
+
+    for line in label_free_lines(estimate, noun):
+        if line.startswith("Warning"):
+            err.print(f"[yellow]{escape(line)}[/]")
+        else:
+            out.print(escape(line))
 
 
 FILE_LIKE = (".txt", ".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".png", ".jpg", ".jpeg")

@@ -108,6 +108,11 @@ class Classifier(ClassifierMixin, BaseEstimator):
         """Probabilities for the readable items, a mask of which were readable, and why the others were not."""
         return self.predictor().predict_items(items)
 
+    def estimate_accuracy(self, X) -> dict | None:
+        """The accuracy on unlabeled ``X``, read from the model's confidence; ``below_fit`` says these items look
+        unlike the training ones (``evaluate.label_free_estimate``)."""
+        return self.predictor().estimate_accuracy(X)
+
     predict_files = predict_items  # the name transferkit 0.1 used
 
     def score(self, X, y: Sequence | None = None, sample_weight=None) -> float:

@@ -223,14 +223,17 @@ def cv_estimate(proba, y, folds: int, confidence: float = 0.95) -> dict:
     2 labels per class). Each fold's head learned from (folds - 1) / folds of the labels, so with a few labels per
     class the folds read low (2 folds at 2 labels per class: heads that saw one example of each class). The
     accuracy and its Wilson interval are moved up the learning curve (``up_the_curve``): for 2 folds 0.50 reads
-    0.65, for 5 folds 0.80 reads 0.83. ``measured`` (and ``measured_interval``) is what the folds scored, counted."""
+    0.65, for 5 folds 0.80 reads 0.83. ``measured`` (and ``measured_interval``) is what the folds scored, counted.
+    ``temperature`` is the one fitted to the folds: it also reads the model's accuracy on items without labels
+    (``label_free_estimate``)."""
     proba, y = np.asarray(proba, dtype=np.float64), np.asarray(y)
     measured = accuracy_estimate(proba.argmax(axis=1) == y, confidence)
-    read = calibrated_accuracy(proba, y)
+    temperature = fit_temperature(proba, y) if len(y) else 1.0
+    read = mean_confidence(proba, temperature) if len(y) else float("nan")
     interval = wilson_interval(read, measured["n"], confidence) if measured["n"] else [0.0, 1.0]
     return {"accuracy": up_the_curve(read, folds), "interval": [up_the_curve(v, folds) for v in interval],
             "n": measured["n"], "folds": int(folds), "measured": measured["accuracy"],
-            "measured_interval": measured["interval"], "calibrated": read}
+            "measured_interval": measured["interval"], "calibrated": read, "temperature": temperature}
 
 
 def tuned_estimate(frozen_proba, y, tuned_val_correct, frozen_val_correct, folds: int,
@@ -284,6 +287,60 @@ def reported_accuracy(metrics: dict) -> dict | None:
             return {"key": key, "accuracy": float(value), "interval": metrics.get(interval) or [0.0, 1.0],
                     "n": metrics.get(n), "name": name, "what": what}
     return None
+
+
+def estimate_metrics(metrics: dict) -> dict:
+    """The part of a fit's metrics that its printed estimate and ``label_free_estimate`` read (an export carries
+    these and nothing else of the report)."""
+    keys = {key for row in REPORTED for key in row[:3]} | {"cv_temperature"}
+    return {k: v for k, v in metrics.items() if k in keys}
+
+
+# The fewest unlabeled items whose mean confidence is read as an accuracy (a handful of confidences says little).
+LABEL_FREE_MIN_ITEMS = 20
+
+
+def calibrated_confidences(proba, metrics: dict) -> np.ndarray | None:
+    """Each row's probability of its predicted class at the temperature the fit's cross-validation fitted
+    (``cv_temperature``); None when the model recorded none (a tuned network, whose head never saw held-out folds,
+    or a model saved before transferkit recorded it)."""
+    temperature = metrics.get("cv_temperature")
+    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool):
+        return None
+    log_p = np.log(np.clip(np.asarray(proba, dtype=np.float64), 1e-12, 1.0))
+    return _tempered(log_p, float(temperature)).max(axis=1) if len(log_p) else np.zeros(0)
+
+
+def label_free_estimate(confidences, metrics: dict) -> dict | None:
+    """The accuracy of a model on items without labels: the mean of its ``calibrated_confidences`` on them (the
+    average-confidence estimate of Guillory et al. 2021). On the few-shot suite's test sets it is about as close to
+    the test accuracy as the fit's estimate, closer from 10 labels per class; on shifted items (blurred, noisy,
+    rotated images) it follows the accuracy down, which the fit's estimate cannot (benchmarks/shift.py).
+
+    Returns the estimate, the number of items, the fit's estimate and interval, and ``below_fit``: the estimate
+    falls under the fit's 95% interval, a sign that these items are unlike the ones the model learned from. None
+    without confidences, without a fit estimate, or for fewer than ``LABEL_FREE_MIN_ITEMS`` items."""
+    reported = reported_accuracy(metrics)
+    if confidences is None or reported is None or len(confidences) < LABEL_FREE_MIN_ITEMS:
+        return None
+    accuracy = float(np.mean(confidences))
+    return {"accuracy": accuracy, "n": int(len(confidences)), "at_fit": reported["accuracy"],
+            "interval_at_fit": reported["interval"], "below_fit": accuracy < reported["interval"][0]}
+
+
+def label_free_lines(estimate: dict | None, noun: str) -> list[str]:
+    """What a user is told of ``label_free_estimate`` over their ``noun``s (image, text)."""
+    if estimate is None:
+        return []
+    lines = [f"Estimated accuracy on these {estimate['n']} {noun}s: {estimate['accuracy']:.3f}, read from the "
+             f"model's confidence (no labels needed; the fit estimated {estimate['at_fit']:.3f})."]
+    if estimate["below_fit"]:
+        low, high = estimate["interval_at_fit"]
+        lines.append(f"Warning: that is below the fit's 95% interval ({low:.2f}-{high:.2f}), so these {noun}s are "
+                     f"probably unlike the ones the model learned from (other sources, quality or classes). Label "
+                     f"some of them and measure with `transferkit evaluate`, or add them to the training data and "
+                     "fit again.")
+    return lines
 
 
 def significantly_better(a_correct, b_correct, alpha: float = 0.05) -> bool:

@@ -113,6 +113,7 @@ def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, 
 
     from . import __version__
     from .bundle import check_destination, library_versions
+    from .evaluate import estimate_metrics
     from .onnx_runtime import OnnxPredictor
 
     out = Path(out)
@@ -148,7 +149,8 @@ def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, 
         manifest = {
             "format": FORMAT, "format_version": 1, "modality": predictor.modality,
             "classes": predictor.classes.tolist(), "inputs": inputs, "output": "probabilities", **text_info,
-            "model": {"featurizer": featurizer_name(predictor), "reason": predictor.report.get("reason", "")},
+            "model": {"featurizer": featurizer_name(predictor), "reason": predictor.report.get("reason", ""),
+                      "metrics": estimate_metrics(predictor.report.get("metrics") or {})},
             "versions": {**library_versions(), "transferkit": __version__}, "opset": OPSET,
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))

@@ -63,7 +63,8 @@ class OnnxPredictor(Inference):
         self.modality = manifest["modality"]
         self.classes = np.array(manifest["classes"])
         self.settings = settings
-        self.report = {"reason": manifest.get("model", {}).get("reason", "")}
+        self.report = {key: manifest.get("model", {}).get(key, default) for key, default in (("reason", ""),
+                                                                                          ("metrics", {}))}
         self.verbose = verbose
         self.use_cache = False  # nothing is cached: the graph runs every time
         self._tokenizer = None

@@ -106,6 +106,22 @@ class Inference:
     def predict(self, X) -> np.ndarray:
         return self.classes[self.predict_proba(X).argmax(axis=1)]
 
+    def estimate_accuracy(self, X) -> dict | None:
+        """This model's accuracy on unlabeled ``X``, read from its confidence (``evaluate.label_free_estimate``):
+        the estimate, the number of items, the fit's estimate and ``below_fit`` (these items look unlike the
+        training ones). None for a model that records no temperature, or for fewer than 20 items."""
+        return self.label_free(self.predict_proba(X))
+
+    @property
+    def fit_metrics(self) -> dict:
+        return getattr(self, "report", {}).get("metrics") or {}
+
+    def label_free(self, proba) -> dict | None:
+        """``evaluate.label_free_estimate`` of probabilities this model gave."""
+        from .evaluate import calibrated_confidences, label_free_estimate
+
+        return label_free_estimate(calibrated_confidences(proba, self.fit_metrics), self.fit_metrics)
+
 
 @dataclass
 class Predictor(Inference):

@@ -112,13 +112,15 @@ class Probe:
         return cv_estimate(self.oof, self.y, self.folds)
 
     def metrics(self, prefix: str = "") -> dict:
-        """What the folds measured (``cv_accuracy``: counted; ``cv_calibrated``: read from their probabilities) and
-        the estimate drawn from it for the head on every label (``cv_estimate``)."""
+        """What the folds measured (``cv_accuracy``: counted; ``cv_calibrated``: read from their probabilities), the
+        estimate drawn from it for the head on every label (``cv_estimate``) and the temperature fitted to the folds
+        (``cv_temperature``: it reads the head's accuracy on unlabeled items, ``evaluate.label_free_estimate``)."""
         estimate = self.estimate
         return {f"{prefix}cv_accuracy": estimate["measured"], f"{prefix}cv_interval": estimate["measured_interval"],
                 f"{prefix}cv_n": estimate["n"], f"{prefix}cv_folds": self.folds,
                 f"{prefix}cv_calibrated": estimate["calibrated"],
-                f"{prefix}cv_estimate": estimate["accuracy"], f"{prefix}cv_estimate_interval": estimate["interval"]}
+                f"{prefix}cv_estimate": estimate["accuracy"], f"{prefix}cv_estimate_interval": estimate["interval"],
+                f"{prefix}cv_temperature": estimate["temperature"]}
 
     def summary(self) -> str:
         """The estimate as a fit's reason states it."""

@@ -1,0 +1,169 @@
+"""How well a model reads its own accuracy on unlabeled items (``evaluate.label_free_estimate``, what ``transferkit
+predict`` prints), on the suite's test sets as they are and shifted, against the estimate the fit printed.
+
+    python benchmarks/shift.py                                   # every suite task, k = 5, 10, 20, seeds 0-4
+    python benchmarks/shift.py --tasks clipart,spam --ks 10 --seeds 0-2
+    python benchmarks/shift.py --table                           # only the table, from the rows in --out
+
+For each task, k and seed: the frozen-features model ``auto`` keeps at that size (images: the zoo's four backbones
+side by side; texts: all-MiniLM-L6-v2), its head on every label and its cross-validation as a fit runs them (the
+same ``Probe``: its metrics are what a saved model records). Then its probabilities on the fixed test set, as it is
+and shifted, the way data drifts after a model ships:
+
+- images: ``blur`` (Gaussian, radius 2 px), ``noise`` (Gaussian, sd 60 of 255), ``rotate`` (a quarter turn, as
+  photos whose orientation tag was dropped);
+- texts: ``typos`` (a letter dropped from every third word), ``short`` (the first 8 words only).
+
+Each row holds the test accuracy, the fit's printed estimate and interval, and the label-free estimate with its
+flag (``below_fit``: under the fit's 95% interval, so ``predict`` warns). Shifted images are written once under
+``benchmarks/work/shift`` and their features cached with the suite's. Writes JSON lines to ``--out`` and prints a
+markdown table: per modality, shift and k, the mean test accuracy, the mean |estimate - test| in points of the fit's
+estimate and of the label-free one, and how often ``predict`` warned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+import suite_data  # noqa: E402
+from estimate_bias import representation  # noqa: E402
+from fewshot import machine  # noqa: E402
+
+TASKS = "clipart,fashion,icons,mnist,bbc,questions,spam"
+SHIFTS = {"image": ("blur", "noise", "rotate"), "text": ("typos", "short")}
+
+
+def shift_image(kind: str, path: Path, index: int):
+    from PIL import Image, ImageFilter
+
+    image = Image.open(path).convert("RGB")
+    if kind == "blur":
+        return image.filter(ImageFilter.GaussianBlur(2))
+    if kind == "noise":
+        pixels = np.asarray(image, dtype=float)
+        noise = np.random.default_rng(index).normal(0, 60, pixels.shape)
+        return Image.fromarray(np.clip(pixels + noise, 0, 255).astype(np.uint8))
+    if kind == "rotate":
+        return image.rotate(90, expand=True)
+    raise ValueError(kind)
+
+
+def shift_text(kind: str, text: str, index: int) -> str:
+    words = text.split()
+    if kind == "short":
+        return " ".join(words[:8])
+    if kind == "typos":
+        rng = random.Random(index)
+        out = []
+        for i, word in enumerate(words):
+            if i % 3 == 0 and len(word) > 1:
+                cut = rng.randrange(len(word))
+                word = word[:cut] + word[cut + 1:]
+            out.append(word)
+        return " ".join(out)
+    raise ValueError(kind)
+
+
+def shifted_items(task, kind: str) -> list:
+    if task.modality == "text":
+        return [shift_text(kind, t, i) for i, t in enumerate(task.test_items)]
+    folder = suite_data.WORK / "shift" / task.name / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, path in enumerate(task.test_items):
+        target = folder / f"{i}.png"
+        if not target.exists():
+            shift_image(kind, Path(path), i).save(target)
+        paths.append(target)
+    return paths
+
+
+def measure(task, featurizer, ks: list[int], seeds: range, cache: str) -> list[dict]:
+    from transferkit.evaluate import calibrated_confidences, label_free_estimate, reported_accuracy
+    from transferkit.features import extract
+    from transferkit.heads import cross_val_proba
+    from transferkit.strategies import Features, Probe
+
+    head = Features()
+    truth = np.array([task.classes.index(c) for c in task.test_labels])
+    sets = {"none": list(task.test_items), **{kind: shifted_items(task, kind) for kind in SHIFTS[task.modality]}}
+    features = {name: extract(featurizer, items, cache_dir=cache, progress=False).features
+                for name, items in sets.items()}
+    rows = []
+    for k in (k for k in ks if k <= task.max_k()):
+        for seed in seeds:
+            items, labels = task.sample(k, seed)
+            y = np.array([task.classes.index(c) for c in labels])
+            x = extract(featurizer, list(items), cache_dir=cache, progress=False).features
+            fit = lambda a, b, s=seed: head.fit_head(a, b, s, featurizer.blocks)  # noqa: E731
+            oof, folds = cross_val_proba(fit, x, y, seed=seed)
+            probe = Probe(featurizer, None, y, x, fit(x, y), oof, folds, [], {})
+            metrics = probe.metrics()
+            printed = reported_accuracy(metrics)
+            for name, test in features.items():
+                proba = probe.head.predict_proba(test)
+                estimate = label_free_estimate(calibrated_confidences(proba, metrics), metrics)
+                rows.append({"task": task.name, "modality": task.modality, "k": k, "seed": seed, "shift": name,
+                             "n_test": int(len(truth)), "test": float((proba.argmax(1) == truth).mean()),
+                             "printed": printed["accuracy"], "printed_interval": printed["interval"],
+                             "label_free": estimate["accuracy"], "below_fit": estimate["below_fit"]})
+        print(f"{task.name} k={k}: {len(seeds)} seeds", flush=True)
+    return rows
+
+
+def table(rows: list[dict], ks: list[int]) -> list[str]:
+    out = ["| modality | shift | k | fits | test accuracy | fit's estimate, mean \\|error\\| | label-free estimate, "
+           "mean \\|error\\| | predict warned | test accuracy below the fit's interval |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for modality in ("image", "text"):
+        for shift in ("none", *SHIFTS[modality]):
+            for k in ["all", *ks]:
+                cell = [r for r in rows if r["modality"] == modality and r["shift"] == shift
+                        and (k == "all" or r["k"] == k)]
+                if not cell:
+                    continue
+                test = np.array([r["test"] for r in cell])
+                printed = np.abs(np.array([r["printed"] for r in cell]) - test).mean() * 100
+                free = np.abs(np.array([r["label_free"] for r in cell]) - test).mean() * 100
+                warned = sum(r["below_fit"] for r in cell)
+                truly = sum(r["test"] < r["printed_interval"][0] for r in cell)
+                out.append(f"| {modality} | {shift} | {k} | {len(cell)} | {test.mean():.3f} | {printed:.1f} | "
+                           f"{free:.1f} | {warned} of {len(cell)} | {truly} of {len(cell)} |")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default=TASKS)
+    parser.add_argument("--ks", default="5,10,20")
+    parser.add_argument("--seeds", default="0-4", help="first-last")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "shift.jsonl")
+    parser.add_argument("--table", action="store_true", help="only print the table from the rows in --out")
+    args = parser.parse_args()
+    ks = [int(k) for k in args.ks.split(",")]
+    if args.table:
+        rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
+    else:
+        cache, rows, featurizers = str(suite_data.WORK / "cache"), [], {}
+        for name in args.tasks.split(","):
+            task = suite_data.load_task(name)
+            if task.modality not in featurizers:
+                featurizers[task.modality] = representation(task.modality)
+            rows += measure(task, featurizers[task.modality], ks, suite_data.seed_range(args.seeds), cache)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    where = machine()
+    print(f"\nMachine: {where['cpu']} ({', '.join(where['flags'])}), {where['threads']} threads; "
+          f"{len(rows)} rows from {args.out.name}\n")
+    print("\n".join(table(rows, ks)))
+
+
+if __name__ == "__main__":
+    main()
