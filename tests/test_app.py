@@ -155,8 +155,9 @@ def test_a_run_trains_in_a_child_process_can_be_cancelled_and_its_model_taken_aw
             project.add_image(f.read_bytes(), f.name, cls)
         for f in sorted((example_test / cls).glob("*.png"))[:2]:
             project.add_image(f.read_bytes(), f.name, cls, split="test")
-    unlabeled = sorted((example_test / "birds").glob("*.png"))[-1]
-    project.add_image(unlabeled.read_bytes(), unlabeled.name, None, split="pool")
+    for cls in ("birds", "fruit"):  # 20 unlabeled images: enough to read the model's accuracy on them
+        for f in sorted((example_test / cls).glob("*.png"))[2:12]:
+            project.add_image(f.read_bytes(), f.name, None, split="pool")
     client = TestClient(create_app(project, model="tf_efficientnet_lite0"))
     run = client.post("/api/train", json={"strategy": "features"}).json()["run"]
     assert client.post("/api/train", json={"strategy": "features"}).status_code == 400  # one run at a time
@@ -171,9 +172,12 @@ def test_a_run_trains_in_a_child_process_can_be_cancelled_and_its_model_taken_aw
     assert finished["status"] == "done", finished
     assert finished["result"]["n"] == 8 and 0 <= finished["result"]["accuracy"] <= 1
     assert len(project.suggestions("unsure", limit=100)) == 8  # every training example scored out of fold
-    assert finished["result"]["test"]["n"] == 4 and len(project.suggestions("next")) == 1
+    assert finished["result"]["test"]["n"] == 4 and len(project.suggestions("next", limit=100)) == 20
     notes = finished["result"]["notes"]  # 8 labels and 4 test examples: both numbers come with how far they go
-    assert [n.split(" measure accuracy to about +-")[0] for n in notes] == ["8 labels", "4 test examples"]
+    sizes = [n.split(" measure accuracy to about +-")[0] for n in notes if "measure accuracy to about" in n]
+    assert sizes == ["8 labels", "4 test examples"]
+    assert finished["result"]["pool"]["n"] == 20 and 0 < finished["result"]["pool"]["accuracy"] <= 1
+    assert any(n.startswith("Estimated accuracy on these 20 unlabeled images") for n in notes)
 
     archive = client.get("/api/download/model")
     assert archive.status_code == 200 and archive.headers["content-type"] == "application/zip"
@@ -183,7 +187,7 @@ def test_a_run_trains_in_a_child_process_can_be_cancelled_and_its_model_taken_aw
 
     downloaded = Predictor.load(tmp_path / "unzipped" / "model")
     table = list(csv.DictReader(io.StringIO(client.get("/api/download/predictions").text)))
-    assert [r["split"] for r in table] == ["pool", "test", "test", "test", "test"]
+    assert [r["split"] for r in table] == ["pool"] * 20 + ["test"] * 4
     expected = downloaded.predict([str(project.root / r["file"]) for r in project.items("pool") + project.items("test")])
     assert [r["label"] for r in table] == list(expected)  # the CSV is what the downloaded model predicts
     report = client.get("/api/download/report")

@@ -38,12 +38,15 @@ def _rows(path):
         return {r["file"]: r for r in csv.DictReader(fh)}
 
 
-def test_ray_predicts_what_one_process_predicts(cluster, model, small_train, tmp_path):
+def test_ray_predicts_what_one_process_predicts(cluster, model, small_train, tmp_path, monkeypatch):
+    monkeypatch.setattr("transferkit.evaluate.LABEL_FREE_MIN_ITEMS", 10)  # 18 files: read the accuracy from them
     files = sorted(small_train.rglob("*.png"))
-    predict_to_file(Predictor.load(model), files, tmp_path / "one.csv", top=2, progress=False)
+    local = predict_to_file(Predictor.load(model), files, tmp_path / "one.csv", top=2, progress=False)
     counts = predict_with_ray(model, files, tmp_path / "ray.csv", workers=2, top=2, batch_size=4, progress=False)
     one, distributed = _rows(tmp_path / "one.csv"), _rows(tmp_path / "ray.csv")
     assert counts["written"] == len(files) and set(one) == set(distributed)
+    assert counts["estimate"]["n"] == local["estimate"]["n"] == len(files)
+    assert counts["estimate"]["accuracy"] == pytest.approx(local["estimate"]["accuracy"], abs=1e-6)
     for name, row in one.items():
         assert distributed[name]["label"] == row["label"]
         assert float(distributed[name]["probability"]) == pytest.approx(float(row["probability"]), abs=1e-6)

@@ -79,6 +79,31 @@ def test_health_model_and_openapi(image_server):
     info = httpx.get(f"{url}/model").json()
     assert info["classes"] == ["beverages", "birds", "fruit"] and info["preparation"][0]["preprocessing"]["input_size"] == 64
     assert "/predict" in httpx.get(f"{url}/openapi.json").json()["paths"]
+    assert httpx.get(f"{url}/monitor").json()["window"] == 1000
+
+
+def test_the_monitor_reads_the_accuracy_of_the_last_inputs_from_the_models_confidence(image_server, small_train):
+    from transferkit.evaluate import calibrated_confidences, label_free_estimate
+    from transferkit.predictor import Predictor
+    from transferkit.serve import Batcher, Limits
+
+    model, _ = image_server
+    predictor = Predictor.load(model)
+    files = sorted(small_train.rglob("*.png")) * 2  # 36 inputs: past the 20 the estimate starts at
+
+    async def go(batcher):
+        worker = asyncio.create_task(batcher.run())
+        few = batcher.monitor()
+        await asyncio.gather(*(batcher.predict([str(f)]) for f in files))
+        worker.cancel()
+        return few, batcher.monitor()
+
+    few, after = asyncio.run(go(Batcher(predictor, Limits(max_batch=8))))
+    assert few["estimate"] is None and "so far" in few["why_none"]
+    proba, _, _ = predictor.predict_items([str(f) for f in files])
+    expected = label_free_estimate(calibrated_confidences(proba, predictor.fit_metrics), predictor.fit_metrics)
+    assert after["inputs"] == len(files) and after["estimate"]["n"] == len(files)
+    assert after["estimate"]["accuracy"] == pytest.approx(expected["accuracy"], abs=1e-6)
 
 
 def test_concurrent_requests_are_batched_and_none_is_lost(image_server, small_train):

@@ -85,11 +85,13 @@ def predict_with_ray(model: str | Path, items: Sequence, out: str | Path, *, wor
                      batch_size: int = 64, runtime: str = "torch", address: str | None = None,
                      progress: bool = True, marker: str | None = None,
                      on_rows: Callable[[int], None] | None = None) -> dict:
-    """Predict ``items`` into ``out`` (.csv or .jsonl) with ``workers`` Ray actors; resumes what ``out`` holds."""
+    """Predict ``items`` into ``out`` (.csv or .jsonl) with ``workers`` Ray actors; resumes what ``out`` holds.
+    Returns the counts and the model's accuracy on the items predicted now, as ``bulk.predict_to_file`` does."""
     ray = _ray()
 
     from .bulk import _resume, _write, columns
     from .errors import BadInputError
+    from .evaluate import calibrated_confidences, label_free_estimate
     from .progress import progress_bar
 
     out = Path(out)
@@ -101,9 +103,10 @@ def predict_with_ray(model: str | Path, items: Sequence, out: str | Path, *, wor
     cols = columns(probe.classes, probe.key, probe.top)
     done = _resume(out, probe.key, cols)
     todo = [str(i) for i in items if str(i) not in done]
-    counts = {"written": 0, "already_there": len(items) - len(todo), "unreadable": 0}
+    counts = {"written": 0, "already_there": len(items) - len(todo), "unreadable": 0, "estimate": None}
     if not todo:
         return counts
+    metrics, confidences = probe.predictor.fit_metrics, []  # the accuracy on these items, read from the rows' p_
     _init(address, workers)
     dataset = ray.data.from_items([{"item": i} for i in todo], override_num_blocks=_blocks(len(todo), batch_size, workers))
     mapped = dataset.map_batches(_PredictActor, fn_constructor_kwargs={"model": str(model), "runtime": runtime,
@@ -120,9 +123,13 @@ def predict_with_ray(model: str | Path, items: Sequence, out: str | Path, *, wor
             _write(fh, fmt, cols, rows)
             counts["written"] += len(rows)
             counts["unreadable"] += sum(bool(r.get("error")) for r in rows)
+            proba = [[float(r[f"p_{c}"]) for c in probe.classes] for r in rows if not r.get("error")]
+            confidences.append(calibrated_confidences(np.array(proba).reshape(-1, len(probe.classes)), metrics))
             advance(len(rows))
             if on_rows:
                 on_rows(counts["written"])
+    known = [c for c in confidences if c is not None]
+    counts["estimate"] = label_free_estimate(np.concatenate(known), metrics) if known else None
     return counts
 
 

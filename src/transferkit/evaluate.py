@@ -338,8 +338,8 @@ def label_free_lines(estimate: dict | None, noun: str) -> list[str]:
         low, high = estimate["interval_at_fit"]
         lines.append(f"Warning: that is below the fit's 95% interval ({low:.2f}-{high:.2f}), so these {noun}s are "
                      f"probably unlike the ones the model learned from (other sources, quality or classes). Label "
-                     f"some of them and measure with `transferkit evaluate`, or add them to the training data and "
-                     "fit again.")
+                     f"some of them and measure (a test set, or `transferkit evaluate`), or add them to the training "
+                     "data and fit again.")
     return lines
 
 

@@ -4,6 +4,9 @@
                        ``?top=3``; answers one prediction per input, in order
     GET  /health       {"status": "ok"} once the model is loaded
     GET  /model        classes, modality, how inputs are prepared, the fit's metrics and reason
+    GET  /monitor      the model's accuracy on the last inputs it answered (up to ``MONITOR_WINDOW``), read from its
+                       confidence, and whether that is below the fit's estimate (the inputs drifted from the training
+                       data); ``evaluate.label_free_estimate``
     GET  /docs         the OpenAPI documentation (and /openapi.json)
 
 Requests are batched: inputs that arrive within ``batch_wait_ms`` of each other (up to ``max_batch``) run through
@@ -16,15 +19,19 @@ The server binds to 127.0.0.1 unless told otherwise.
 # no "from __future__ import annotations": FastAPI reads the endpoints' annotations, which name local imports
 
 import asyncio
+import collections
 import io
 import time
 from dataclasses import dataclass, field
+
+import numpy as np
 
 MAX_REQUEST_MB = 20.0
 MAX_INPUTS = 256
 MAX_PIXELS = 50_000_000
 MAX_BATCH = 32
 BATCH_WAIT_MS = 5.0
+MONITOR_WINDOW = 1000  # the inputs /monitor reads the model's recent accuracy from
 
 
 @dataclass
@@ -52,6 +59,20 @@ class Batcher:
         self.queue: asyncio.Queue[_Job] = asyncio.Queue()
         self.batches = 0
         self.items = 0
+        self.recent: collections.deque = collections.deque(maxlen=MONITOR_WINDOW)  # calibrated confidences
+
+    def monitor(self) -> dict:
+        """The model's accuracy on the last inputs it answered, read from its confidence (None under 20 inputs, or
+        for a model that records no temperature), with what it was estimated at when it was fitted."""
+        from .evaluate import label_free_estimate
+
+        metrics = self.predictor.fit_metrics
+        estimate = label_free_estimate(np.array(self.recent), metrics)
+        why = ("" if estimate else "this model records no temperature to read its confidence with (a tuned "
+               "network, or a model saved before transferkit recorded it)" if "cv_temperature" not in metrics
+               else f"{len(self.recent)} input(s) so far; the estimate starts at 20")
+        return {"window": MONITOR_WINDOW, "inputs": len(self.recent), "estimate": estimate,
+                **({"why_none": why} if why else {})}
 
     async def run(self) -> None:
         while True:
@@ -78,6 +99,7 @@ class Batcher:
                 continue
             self.batches += 1
             self.items += len(items)
+            self._remember(proba)
             rows = iter(proba)
             reasons = {id(item): why for item, why in skipped}
             start = 0
@@ -88,6 +110,13 @@ class Batcher:
                 start += n
                 if not job.future.done():
                     job.future.set_result(answer)
+
+    def _remember(self, proba) -> None:
+        from .evaluate import calibrated_confidences
+
+        confidences = calibrated_confidences(proba, self.predictor.fit_metrics)
+        if confidences is not None:
+            self.recent.extend(confidences.tolist())
 
     async def predict(self, items: list):
         future = asyncio.get_running_loop().create_future()
@@ -143,6 +172,10 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
         return {"modality": predictor.modality, "classes": classes, "settings": dict(predictor.settings),
                 "preparation": _preparation(predictor), "reason": report.get("reason", ""), "metrics": metrics,
                 "limits": limits.__dict__, **(model_info or {})}
+
+    @app.get("/monitor")
+    async def monitor() -> dict:
+        return batcher.monitor()
 
     def answer(names: list[str], results: list, top: int) -> dict:
         out = []

@@ -138,7 +138,7 @@ def _train(project: Project, run_id: int, strategy: str, model: str | None, comp
     m = clf.metrics_
     result: dict = {"reason": clf.reason_, "strategy": clf.strategy_, "seconds": round(time.perf_counter() - start, 1),
                     "n_train": len(inputs), "classes": clf.classes_.tolist()}
-    from ..evaluate import accuracy_estimate, estimate_note, reported_accuracy, sample_size_note
+    from ..evaluate import accuracy_estimate, estimate_note, label_free_lines, reported_accuracy, sample_size_note
 
     reported = reported_accuracy(m)
     notes = []  # how far each number can be trusted, when it rests on few examples
@@ -167,6 +167,8 @@ def _train(project: Project, run_id: int, strategy: str, model: str | None, comp
         project.set_run(run_id, stage=f"ranking {len(pool)} unlabeled examples", progress=0.93)
         pool_inputs = [str(project.root / r["file"]) if r["file"] else r["text"] for r in pool]
         p_pool = clf.predict_proba(pool_inputs)
+        result["pool"] = clf.predictor().label_free(p_pool)  # the accuracy on them, read from the model's confidence
+        notes += label_free_lines(result["pool"], f"unlabeled {clf.noun}")
         for row, p in zip(pool, p_pool):
             top2 = np.sort(p)[-2:]
             suggestions.append((row["id"], "next", classes[int(p.argmax())], float(p.max()),
