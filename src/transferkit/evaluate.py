@@ -186,8 +186,13 @@ def fit_temperature(proba, y) -> float:
 
 def mean_confidence(proba, temperature: float = 1.0) -> float:
     """The mean probability of the predicted class once ``proba`` is scaled by ``temperature``."""
+    return float(confidences(proba, temperature).mean())
+
+
+def confidences(proba, temperature: float = 1.0) -> np.ndarray:
+    """Each row's probability of its predicted class once ``proba`` is scaled by ``temperature``."""
     log_p = np.log(np.clip(np.asarray(proba, dtype=np.float64), 1e-12, 1.0))
-    return float(_tempered(log_p, temperature).max(axis=1).mean())
+    return _tempered(log_p, temperature).max(axis=1) if len(log_p) else np.zeros(0)
 
 
 def _tempered(log_p: np.ndarray, temperature: float) -> np.ndarray:
@@ -307,8 +312,7 @@ def calibrated_confidences(proba, metrics: dict) -> np.ndarray | None:
     temperature = metrics.get("cv_temperature")
     if not isinstance(temperature, (int, float)) or isinstance(temperature, bool):
         return None
-    log_p = np.log(np.clip(np.asarray(proba, dtype=np.float64), 1e-12, 1.0))
-    return _tempered(log_p, float(temperature)).max(axis=1) if len(log_p) else np.zeros(0)
+    return confidences(proba, float(temperature))
 
 
 def label_free_estimate(confidences, metrics: dict) -> dict | None:
