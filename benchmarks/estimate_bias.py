@@ -44,29 +44,65 @@ def representation(modality: str):
     return Concat([lite0, *lite0.companions()])
 
 
-def measure(task, featurizer, ks: list[int], seeds: range, cache: str) -> list[dict]:
-    from transferkit.evaluate import calibrated_accuracy, fit_temperature, mean_confidence
+def measure_suite(tasks: str, measure, ks: list[int], seeds: range) -> list[dict]:
+    """``measure(task, featurizer, ks, seeds, cache)`` over the comma-separated ``tasks``, each modality with the
+    representation ``auto`` keeps, features from the suite's cache."""
+    cache, rows, featurizers = str(suite_data.WORK / "cache"), [], {}
+    for name in tasks.split(","):
+        task = suite_data.load_task(name)
+        if task.modality not in featurizers:
+            featurizers[task.modality] = representation(task.modality)
+        rows += measure(task, featurizers[task.modality], ks, seeds, cache)
+    return rows
+
+
+def suite_arguments(description: str, ks: str, seeds: str, out: str) -> argparse.ArgumentParser:
+    """The options every estimate benchmark takes: which tasks, k and seeds, the rows file, and --table."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--tasks", default=TASKS)
+    parser.add_argument("--ks", default=ks)
+    parser.add_argument("--seeds", default=seeds, help="first-last")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / out)
+    parser.add_argument("--table", action="store_true", help="only print the tables from the rows in --out")
+    return parser
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def probes(task, featurizer, ks: list[int], seeds: range, cache: str):
+    """(k, seed, Probe) for every sample of ``task``: the default head on its k labels per class and its folds, as
+    a fit runs them (a ``Probe``'s metrics are what a saved model records)."""
     from transferkit.features import extract
     from transferkit.heads import cross_val_proba
-    from transferkit.strategies import Features
+    from transferkit.strategies import Features, Probe
 
     head = Features()
-    test = extract(featurizer, list(task.test_items), cache_dir=cache, progress=False).features
-    truth = np.array([task.classes.index(c) for c in task.test_labels])
-    rows = []
     for k in (k for k in ks if k <= task.max_k()):
         for seed in seeds:
             items, labels = task.sample(k, seed)
             y = np.array([task.classes.index(c) for c in labels])
             x = extract(featurizer, list(items), cache_dir=cache, progress=False).features
             fit = lambda a, b, s=seed: head.fit_head(a, b, s, featurizer.blocks)  # noqa: E731
-            on_test = fit(x, y).predict_proba(test)
             oof, folds = cross_val_proba(fit, x, y, seed=seed)
-            rows.append({"task": task.name, "modality": task.modality, "k": k, "seed": seed, "folds": folds,
-                         "cv": float((oof.argmax(1) == y).mean()), "calibrated": calibrated_accuracy(oof, y),
-                         "unlabeled": mean_confidence(on_test, fit_temperature(oof, y)),
-                         "test": float((on_test.argmax(1) == truth).mean())})
+            yield k, seed, Probe(featurizer, None, y, x, fit(x, y), oof, folds, [], {})
         print(f"{task.name} k={k}: {len(seeds)} seeds", flush=True)
+
+
+def measure(task, featurizer, ks: list[int], seeds: range, cache: str) -> list[dict]:
+    from transferkit.evaluate import calibrated_accuracy, fit_temperature, mean_confidence
+    from transferkit.features import extract
+
+    test = extract(featurizer, list(task.test_items), cache_dir=cache, progress=False).features
+    truth = np.array([task.classes.index(c) for c in task.test_labels])
+    rows = []
+    for k, seed, probe in probes(task, featurizer, ks, seeds, cache):
+        on_test = probe.head.predict_proba(test)
+        rows.append({"task": task.name, "modality": task.modality, "k": k, "seed": seed, "folds": probe.folds,
+                     "cv": probe.cv_accuracy, "calibrated": calibrated_accuracy(probe.oof, probe.y),
+                     "unlabeled": mean_confidence(on_test, fit_temperature(probe.oof, probe.y)),
+                     "test": float((on_test.argmax(1) == truth).mean())})
     return rows
 
 
@@ -119,25 +155,12 @@ def shrunk_to_other_tasks(rows: list[dict], fit_seeds: set, slope: float) -> dic
 def main() -> None:
     from transferkit.evaluate import LEARNING_CURVE_SLOPE
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default=TASKS)
-    parser.add_argument("--ks", default="2,5,10,20")
-    parser.add_argument("--seeds", default="0-9", help="first-last")
+    parser = suite_arguments(__doc__.splitlines()[0], "2,5,10,20", "0-9", "estimate-bias.jsonl")
     parser.add_argument("--fit-seeds", default="5-9", help="the seeds the slope is fitted on (first-last)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "estimate-bias.jsonl")
-    parser.add_argument("--table", action="store_true", help="only print the tables from the rows in --out")
     args = parser.parse_args()
-    cache = str(suite_data.WORK / "cache")
     ks = [int(k) for k in args.ks.split(",")]
-    rows: list[dict] = []
-    featurizers: dict[str, object] = {}
-    if args.table:
-        rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
-    for name in [] if args.table else args.tasks.split(","):
-        task = suite_data.load_task(name)
-        if task.modality not in featurizers:
-            featurizers[task.modality] = representation(task.modality)
-        rows += measure(task, featurizers[task.modality], ks, suite_data.seed_range(args.seeds), cache)
+    rows = read_rows(args.out) if args.table else measure_suite(args.tasks, measure, ks,
+                                                                 suite_data.seed_range(args.seeds))
     fit_seeds = set(suite_data.seed_range(args.fit_seeds))
     fitted = [r for r in rows if r["seed"] in fit_seeds]
     slope, count_slope = fit_slope(fitted), fit_slope(fitted, "cv")

@@ -23,7 +23,6 @@ estimate and of the label-free one, and how often ``predict`` warned.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -33,10 +32,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import suite_data  # noqa: E402
-from estimate_bias import representation  # noqa: E402
+from estimate_bias import measure_suite, probes, read_rows, suite_arguments  # noqa: E402
 from fewshot import machine  # noqa: E402
 
-TASKS = "clipart,fashion,icons,mnist,bbc,questions,spam"
 SHIFTS = {"image": ("blur", "noise", "rotate"), "text": ("typos", "short")}
 
 
@@ -88,33 +86,22 @@ def shifted_items(task, kind: str) -> list:
 def measure(task, featurizer, ks: list[int], seeds: range, cache: str) -> list[dict]:
     from transferkit.evaluate import calibrated_confidences, label_free_estimate, reported_accuracy
     from transferkit.features import extract
-    from transferkit.heads import cross_val_proba
-    from transferkit.strategies import Features, Probe
 
-    head = Features()
     truth = np.array([task.classes.index(c) for c in task.test_labels])
     sets = {"none": list(task.test_items), **{kind: shifted_items(task, kind) for kind in SHIFTS[task.modality]}}
     features = {name: extract(featurizer, items, cache_dir=cache, progress=False).features
                 for name, items in sets.items()}
     rows = []
-    for k in (k for k in ks if k <= task.max_k()):
-        for seed in seeds:
-            items, labels = task.sample(k, seed)
-            y = np.array([task.classes.index(c) for c in labels])
-            x = extract(featurizer, list(items), cache_dir=cache, progress=False).features
-            fit = lambda a, b, s=seed: head.fit_head(a, b, s, featurizer.blocks)  # noqa: E731
-            oof, folds = cross_val_proba(fit, x, y, seed=seed)
-            probe = Probe(featurizer, None, y, x, fit(x, y), oof, folds, [], {})
-            metrics = probe.metrics()
-            printed = reported_accuracy(metrics)
-            for name, test in features.items():
-                proba = probe.head.predict_proba(test)
-                estimate = label_free_estimate(calibrated_confidences(proba, metrics), metrics)
-                rows.append({"task": task.name, "modality": task.modality, "k": k, "seed": seed, "shift": name,
-                             "n_test": int(len(truth)), "test": float((proba.argmax(1) == truth).mean()),
-                             "printed": printed["accuracy"], "printed_interval": printed["interval"],
-                             "label_free": estimate["accuracy"], "below_fit": estimate["below_fit"]})
-        print(f"{task.name} k={k}: {len(seeds)} seeds", flush=True)
+    for k, seed, probe in probes(task, featurizer, ks, seeds, cache):
+        metrics = probe.metrics()
+        printed = reported_accuracy(metrics)
+        for name, test in features.items():
+            proba = probe.head.predict_proba(test)
+            estimate = label_free_estimate(calibrated_confidences(proba, metrics), metrics)
+            rows.append({"task": task.name, "modality": task.modality, "k": k, "seed": seed, "shift": name,
+                         "n_test": int(len(truth)), "test": float((proba.argmax(1) == truth).mean()),
+                         "printed": printed["accuracy"], "printed_interval": printed["interval"],
+                         "label_free": estimate["accuracy"], "below_fit": estimate["below_fit"]})
     return rows
 
 
@@ -140,23 +127,12 @@ def table(rows: list[dict], ks: list[int]) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default=TASKS)
-    parser.add_argument("--ks", default="5,10,20")
-    parser.add_argument("--seeds", default="0-4", help="first-last")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "shift.jsonl")
-    parser.add_argument("--table", action="store_true", help="only print the table from the rows in --out")
-    args = parser.parse_args()
+    args = suite_arguments(__doc__.splitlines()[0], "5,10,20", "0-4", "shift.jsonl").parse_args()
     ks = [int(k) for k in args.ks.split(",")]
     if args.table:
-        rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
+        rows = read_rows(args.out)
     else:
-        cache, rows, featurizers = str(suite_data.WORK / "cache"), [], {}
-        for name in args.tasks.split(","):
-            task = suite_data.load_task(name)
-            if task.modality not in featurizers:
-                featurizers[task.modality] = representation(task.modality)
-            rows += measure(task, featurizers[task.modality], ks, suite_data.seed_range(args.seeds), cache)
+        rows = measure_suite(args.tasks, measure, ks, suite_data.seed_range(args.seeds))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     where = machine()
