@@ -15,10 +15,13 @@ and shifted, the way data drifts after a model ships:
 - texts: ``typos`` (a letter dropped from every third word), ``short`` (the first 8 words only).
 
 Each row holds the test accuracy, the fit's printed estimate and interval, and the label-free estimate with its
-flag (``below_fit``: under the fit's 95% interval, so ``predict`` warns). Shifted images are written once under
-``benchmarks/work/shift`` and their features cached with the suite's. Writes JSON lines to ``--out`` and prints a
-markdown table: per modality, shift and k, the mean test accuracy, the mean |estimate - test| in points of the fit's
-estimate and of the label-free one, and how often ``predict`` warned.
+flag (``below_fit``: under the fit's 95% interval by more than the luck of the items, so ``predict`` warns). On the
+unshifted test set each row also holds how often a warning comes from the luck of a small batch: the share of
+``SUBSETS`` random samples of 20, 50 and 100 test items that warn, that would warn without the allowance for luck
+(the estimate alone under the interval), and whose own accuracy is under the interval. Shifted images are written
+once under ``benchmarks/work/shift`` and their features cached with the suite's. Writes JSON lines to ``--out`` and
+prints two markdown tables: per modality, shift and k, the mean test accuracy, the mean |estimate - test| in points
+of the fit's estimate and of the label-free one, and how often ``predict`` warned; and the small-batch shares.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import suite_data  # noqa: E402
 from estimate_bias import measure_suite, probes, read_rows, suite_arguments  # noqa: E402
 from fewshot import machine  # noqa: E402
 
+SUBSET_SIZES, SUBSETS = (20, 50, 100), 200
 SHIFTS = {"image": ("blur", "noise", "rotate"), "text": ("typos", "short")}
 
 
@@ -102,7 +106,28 @@ def measure(task, featurizer, ks: list[int], seeds: range, cache: str) -> list[d
                          "n_test": int(len(truth)), "test": float((proba.argmax(1) == truth).mean()),
                          "printed": printed["accuracy"], "printed_interval": printed["interval"],
                          "label_free": estimate["accuracy"], "below_fit": estimate["below_fit"]})
+            if name == "none":
+                rows[-1]["small_batches"] = small_batches(proba, truth, metrics, seed)
     return rows
+
+
+def small_batches(proba, truth, metrics: dict, seed: int) -> dict:
+    """For each size in SUBSET_SIZES, over SUBSETS random samples of the test items: the share on which predict
+    warns, would warn without the allowance for luck, and whose accuracy is under the fit's interval."""
+    from transferkit.evaluate import calibrated_confidences, label_free_estimate
+
+    confidences, correct = calibrated_confidences(proba, metrics), proba.argmax(1) == truth
+    rng, out = np.random.default_rng(seed), {}
+    for n in (n for n in SUBSET_SIZES if n <= len(truth)):
+        warned = plain = below = 0
+        for _ in range(SUBSETS):
+            pick = rng.choice(len(truth), n, replace=False)
+            estimate = label_free_estimate(confidences[pick], metrics)
+            low = estimate["interval_at_fit"][0]
+            warned, plain, below = (warned + estimate["below_fit"], plain + (estimate["accuracy"] < low),
+                                    below + (correct[pick].mean() < low))
+        out[str(n)] = [warned / SUBSETS, plain / SUBSETS, below / SUBSETS]
+    return out
 
 
 def table(rows: list[dict], ks: list[int]) -> list[str]:
@@ -123,6 +148,17 @@ def table(rows: list[dict], ks: list[int]) -> list[str]:
                 truly = sum(r["test"] < r["printed_interval"][0] for r in cell)
                 out.append(f"| {modality} | {shift} | {k} | {len(cell)} | {test.mean():.3f} | {printed:.1f} | "
                            f"{free:.1f} | {warned} of {len(cell)} | {truly} of {len(cell)} |")
+    out += ["", f"Small batches of unshifted items ({SUBSETS} random samples per fit): share that predict warns on, "
+            "that the estimate alone (no allowance for luck) would warn on, and whose accuracy is under the fit's "
+            "interval", "", "| modality | items | fits | warned | estimate alone under the interval | accuracy under "
+            "the interval |", "|---|---|---|---|---|---|"]
+    for modality in ("image", "text"):
+        for n in map(str, SUBSET_SIZES):
+            shares = np.array([r["small_batches"][n] for r in rows if r["modality"] == modality
+                               and n in r.get("small_batches", {})])
+            if len(shares):
+                out.append(f"| {modality} | {n} | {len(shares)} | " + " | ".join(f"{100 * v:.1f}%" for v in
+                                                                                shares.mean(axis=0)) + " |")
     return out
 
 

@@ -315,21 +315,27 @@ def calibrated_confidences(proba, metrics: dict) -> np.ndarray | None:
     return confidences(proba, float(temperature))
 
 
-def label_free_estimate(confidences, metrics: dict) -> dict | None:
+def label_free_estimate(confidences, metrics: dict, confidence: float = 0.95) -> dict | None:
     """The accuracy of a model on items without labels: the mean of its ``calibrated_confidences`` on them (the
     average-confidence estimate of Guillory et al. 2021). On the few-shot suite's test sets it is about as close to
     the test accuracy as the fit's estimate, closer from 10 labels per class; on shifted items (blurred, noisy,
     rotated images) it follows the accuracy down, which the fit's estimate cannot (benchmarks/shift.py).
 
     Returns the estimate, the number of items, the fit's estimate and interval, and ``below_fit``: the estimate
-    falls under the fit's 95% interval, a sign that these items are unlike the ones the model learned from. None
-    without confidences, without a fit estimate, or for fewer than ``LABEL_FREE_MIN_ITEMS`` items."""
+    is under the fit's 95% interval by more than the luck of which items came (``confidence``-level one-sided, from
+    the spread of their confidences), a sign that these items are unlike the ones the model learned from; on
+    20-image samples of unshifted test sets this warns 0.1% of the time instead of 6%. None without confidences,
+    without a fit estimate, or for fewer than ``LABEL_FREE_MIN_ITEMS`` items."""
+    from scipy.stats import norm
+
     reported = reported_accuracy(metrics)
     if confidences is None or reported is None or len(confidences) < LABEL_FREE_MIN_ITEMS:
         return None
-    accuracy = float(np.mean(confidences))
-    return {"accuracy": accuracy, "n": int(len(confidences)), "at_fit": reported["accuracy"],
-            "interval_at_fit": reported["interval"], "below_fit": accuracy < reported["interval"][0]}
+    confidences = np.asarray(confidences, dtype=np.float64)
+    accuracy, n = float(confidences.mean()), int(len(confidences))
+    luck = float(norm.ppf(confidence) * confidences.std(ddof=1) / np.sqrt(n))
+    return {"accuracy": accuracy, "n": n, "at_fit": reported["accuracy"], "interval_at_fit": reported["interval"],
+            "below_fit": accuracy + luck < reported["interval"][0]}
 
 
 def label_free_lines(estimate: dict | None, noun: str) -> list[str]:
