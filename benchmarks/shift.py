@@ -4,6 +4,11 @@ predict`` prints), on the suite's test sets as they are and shifted, against the
     python benchmarks/shift.py                                   # every suite task, k = 5, 10, 20, seeds 0-4
     python benchmarks/shift.py --tasks clipart,spam --ks 10 --seeds 0-2
     python benchmarks/shift.py --table                           # only the table, from the rows in --out
+    python benchmarks/shift.py --fitted --tasks fashion,mnist --ks 50 --out benchmarks/results/shift-fitted.jsonl
+
+``--fitted``: whole ``auto`` fits instead (``ImageClassifier``/``TextClassifier``, saved and loaded as a user's
+model is), predicting through the loaded model; at 50 labels per image class ``auto`` fine-tunes the network, whose
+temperature comes from its held-out split (``val_temperature``).
 
 For each task, k and seed: the frozen-features model ``auto`` keeps at that size (images: the zoo's four backbones
 side by side; texts: all-MiniLM-L6-v2), its head on every label and its cross-validation as a fit runs them (the
@@ -111,6 +116,38 @@ def measure(task, featurizer, ks: list[int], seeds: range, cache: str) -> list[d
     return rows
 
 
+def measure_fitted(task, ks: list[int], seeds: range) -> list[dict]:
+    """Like ``measure``, for the model a whole ``auto`` fit saves, predicting through the loaded model."""
+    import tempfile
+
+    from transferkit import ImageClassifier, TextClassifier
+    from transferkit.evaluate import reported_accuracy
+    from transferkit.predictor import Predictor
+
+    cache = str(suite_data.WORK / "cache")
+    truth = np.array(task.test_labels, dtype=object)
+    sets = {"none": list(task.test_items), **{kind: shifted_items(task, kind) for kind in SHIFTS[task.modality]}}
+    rows = []
+    for k in (k for k in ks if k <= task.max_k()):
+        for seed in seeds:
+            items, labels = task.sample(k, seed)
+            cls = ImageClassifier if task.modality == "image" else TextClassifier
+            with tempfile.TemporaryDirectory() as folder:
+                cls(seed=seed, cache_dir=cache, verbose=False).fit(list(items), list(labels)).save(f"{folder}/m")
+                model = Predictor.load(f"{folder}/m", cache_dir=cache)
+            printed = reported_accuracy(model.fit_metrics)
+            for name, test in sets.items():
+                proba = model.predict_proba(test)
+                estimate = model.label_free(proba) or {}
+                rows.append({"task": task.name, "modality": task.modality, "k": k, "seed": seed, "shift": name,
+                             "model": "auto", "choice": model.fit_metrics.get("auto_choice"),
+                             "n_test": int(len(truth)), "test": float((model.classes[proba.argmax(1)] == truth).mean()),
+                             "printed": printed["accuracy"], "printed_interval": printed["interval"],
+                             "label_free": estimate.get("accuracy"), "below_fit": estimate.get("below_fit")})
+            print(f"{task.name} k={k} seed {seed}: {rows[-1]['choice']}", flush=True)
+    return rows
+
+
 def small_batches(proba, truth, metrics: dict, seed: int) -> dict:
     """For each size in SUBSET_SIZES, over SUBSETS random samples of the test items: the share on which predict
     warns, would warn without the allowance for luck, and whose accuracy is under the fit's interval."""
@@ -131,23 +168,26 @@ def small_batches(proba, truth, metrics: dict, seed: int) -> dict:
 
 
 def table(rows: list[dict], ks: list[int]) -> list[str]:
-    out = ["| modality | shift | k | fits | test accuracy | fit's estimate, mean \\|error\\| | label-free estimate, "
+    out = ["| model | shift | k | fits | test accuracy | fit's estimate, mean \\|error\\| | label-free estimate, "
            "mean \\|error\\| | predict warned | test accuracy below the fit's interval |",
            "|---|---|---|---|---|---|---|---|---|"]
-    for modality in ("image", "text"):
-        for shift in ("none", *SHIFTS[modality]):
+    kinds = sorted({_kind(r) for r in rows})  # the modality, and for whole fits what auto chose
+    for kind in kinds:
+        for shift in ("none", *SHIFTS[kind.split()[0]]):
             for k in ["all", *ks]:
-                cell = [r for r in rows if r["modality"] == modality and r["shift"] == shift
-                        and (k == "all" or r["k"] == k)]
-                if not cell:
+                cell = [r for r in rows if _kind(r) == kind and r["shift"] == shift and (k == "all" or r["k"] == k)]
+                if not cell or (k == "all" and len(ks) == 1):
                     continue
                 test = np.array([r["test"] for r in cell])
                 printed = np.abs(np.array([r["printed"] for r in cell]) - test).mean() * 100
-                free = np.abs(np.array([r["label_free"] for r in cell]) - test).mean() * 100
-                warned = sum(r["below_fit"] for r in cell)
+                read = [(r["label_free"], r["test"]) for r in cell if r["label_free"] is not None]
+                free = f"{np.mean([abs(a - b) for a, b in read]) * 100:.1f}" if read else "none printed"
+                warned = sum(bool(r["below_fit"]) for r in cell)
                 truly = sum(r["test"] < r["printed_interval"][0] for r in cell)
-                out.append(f"| {modality} | {shift} | {k} | {len(cell)} | {test.mean():.3f} | {printed:.1f} | "
-                           f"{free:.1f} | {warned} of {len(cell)} | {truly} of {len(cell)} |")
+                out.append(f"| {kind} | {shift} | {k} | {len(cell)} | {test.mean():.3f} | {printed:.1f} | "
+                           f"{free} | {warned} of {len(cell)} | {truly} of {len(cell)} |")
+    if not any("small_batches" in r for r in rows):
+        return out
     out += ["", f"Small batches of unshifted items ({SUBSETS} random samples per fit): share that predict warns on, "
             "that the estimate alone (no allowance for luck) would warn on, and whose accuracy is under the fit's "
             "interval", "", "| modality | items | fits | warned | estimate alone under the interval | accuracy under "
@@ -162,13 +202,21 @@ def table(rows: list[dict], ks: list[int]) -> list[str]:
     return out
 
 
+def _kind(row: dict) -> str:
+    return row["modality"] + (f" ({row['choice']})" if row.get("choice") else "")
+
+
 def main() -> None:
-    args = suite_arguments(__doc__.splitlines()[0], "5,10,20", "0-4", "shift.jsonl").parse_args()
-    ks = [int(k) for k in args.ks.split(",")]
+    parser = suite_arguments(__doc__.splitlines()[0], "5,10,20", "0-4", "shift.jsonl")
+    parser.add_argument("--fitted", action="store_true", help="whole auto fits, predicting through the saved model")
+    args = parser.parse_args()
+    ks, seeds = [int(k) for k in args.ks.split(",")], suite_data.seed_range(args.seeds)
     if args.table:
         rows = read_rows(args.out)
+    elif args.fitted:
+        rows = [row for name in args.tasks.split(",") for row in measure_fitted(suite_data.load_task(name), ks, seeds)]
     else:
-        rows = measure_suite(args.tasks, measure, ks, suite_data.seed_range(args.seeds))
+        rows = measure_suite(args.tasks, measure, ks, seeds)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     where = machine()

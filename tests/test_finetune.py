@@ -91,21 +91,47 @@ def test_a_tuning_that_changes_nothing_is_estimated_at_the_frozen_features_accur
     against that same head: a network that comes back unchanged, with the frozen head, gains exactly nothing (the
     gain was once measured against the linear head the classifier starts from, which is weaker on images: MNIST at
     50 labels per class printed 1.000 for a model that scored 0.946)."""
-    import transferkit.finetune.network as network
     from transferkit.strategies import Features
 
     frozen_head = Features(power=0.05)  # far from the linear head (power 1), so that the two disagree on this split
-
-    def unchanged(featurizer, head, items, y, train_idx, val_idx, tuner, *, run):
-        x = extract(featurizer, [items[i] for i in train_idx], use_cache=False).features
-        return featurizer, frozen_head.fit_head(x, y[train_idx], run.seed, featurizer.blocks), {
-            "stages": 7, "trainable_stages": 0, "epochs_run": 0}
-
-    monkeypatch.setattr(network, "tune_network", unchanged)
+    _tuning_changes_nothing(monkeypatch, frozen_head)
     strategy = FineTune(features=frozen_head)
     m = ImageClassifier(strategy=strategy, val_fraction=0.5, verbose=False).fit(small_train).metrics_
     assert m["n_val"] == 9 and m["val_accuracy"] == m["probe_val_accuracy"]
     assert m["accuracy_estimate"] == pytest.approx(m["probe_cv_estimate"])
+
+
+def _tuning_changes_nothing(monkeypatch, head_settings) -> None:
+    """``tune_network`` replaced by one that returns the network as it was, with ``head_settings``' head."""
+    import transferkit.finetune.network as network
+
+    def unchanged(featurizer, head, items, y, train_idx, val_idx, tuner, *, run):
+        x = extract(featurizer, [items[i] for i in train_idx], use_cache=False).features
+        return featurizer, head_settings.fit_head(x, y[train_idx], run.seed, featurizer.blocks), {
+            "stages": 7, "trainable_stages": 0, "epochs_run": 0}
+
+    monkeypatch.setattr(network, "tune_network", unchanged)
+
+
+def test_a_network_validated_on_enough_items_records_the_temperature_of_its_held_out_probabilities(
+        small_train, monkeypatch):
+    """What ``predict`` reads a tuned network's accuracy on unlabeled items with: the temperature its probabilities
+    on the held-out split fit, with the final weights. From fewer than 50 items none is recorded (all right, they
+    would call the network certain)."""
+    from transferkit.strategies import Features
+
+    _tuning_changes_nothing(monkeypatch, Features())
+    few = ImageClassifier(strategy=FineTune(), val_fraction=0.5, verbose=False).fit(small_train)
+    assert "val_temperature" not in few.metrics_ and few.predictor().label_free(np.ones((30, 3)) / 3) is None
+    monkeypatch.setattr("transferkit.evaluate.VAL_TEMPERATURE_MIN_ITEMS", 9)
+    clf = ImageClassifier(strategy=FineTune(), val_fraction=0.5, verbose=False).fit(small_train)
+    files = sorted(small_train.rglob("*.png"))
+    assert clf.metrics_["n_val"] == 9 and clf.metrics_["val_temperature"] > 0
+    proba = clf.predict_proba(files * 2)  # 36 inputs: past the 20 the estimate starts at
+    estimate = clf.predictor().label_free(proba)
+    assert estimate["n"] == 36 and estimate["at_fit"] == clf.metrics_["accuracy_estimate"]
+    tempered = proba ** (1 / clf.metrics_["val_temperature"])
+    assert estimate["accuracy"] == pytest.approx((tempered.max(1) / tempered.sum(1)).mean())
 
 
 def test_auto_keeps_features_when_labels_are_few_and_says_why(small_train, tmp_path):

@@ -297,19 +297,24 @@ def reported_accuracy(metrics: dict) -> dict | None:
 def estimate_metrics(metrics: dict) -> dict:
     """The part of a fit's metrics that its printed estimate and ``label_free_estimate`` read (an export carries
     these and nothing else of the report)."""
-    keys = {key for row in REPORTED for key in row[:3]} | {"cv_temperature"}
+    keys = {key for row in REPORTED for key in row[:3]} | {"cv_temperature", "val_temperature"}
     return {k: v for k, v in metrics.items() if k in keys}
 
 
 # The fewest unlabeled items whose mean confidence is read as an accuracy (a handful of confidences says little).
 LABEL_FREE_MIN_ITEMS = 20
+# The fewest held-out items a trained network's temperature is fitted from (``val_temperature``; fewer, all of them
+# right, would fit a temperature that calls the network certain).
+VAL_TEMPERATURE_MIN_ITEMS = 50
 
 
 def calibrated_confidences(proba, metrics: dict) -> np.ndarray | None:
-    """Each row's probability of its predicted class at the temperature the fit's cross-validation fitted
-    (``cv_temperature``); None when the model recorded none (a tuned network, whose head never saw held-out folds,
-    or a model saved before transferkit recorded it)."""
-    temperature = metrics.get("cv_temperature")
+    """Each row's probability of its predicted class at the temperature the fit recorded: fitted to the folds of a
+    cross-validated head (``cv_temperature``: frozen features, TF-IDF), or to the held-out split of a trained
+    network with its final weights (``val_temperature``, from ``VAL_TEMPERATURE_MIN_ITEMS`` items). None when it
+    recorded none: a tuned sentence encoder (its final head also learned from the held-out texts), a network
+    validated on fewer items, a model saved before transferkit recorded it."""
+    temperature = metrics.get("cv_temperature", metrics.get("val_temperature"))
     if not isinstance(temperature, (int, float)) or isinstance(temperature, bool):
         return None
     return confidences(proba, float(temperature))

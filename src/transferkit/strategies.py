@@ -304,7 +304,9 @@ class FineTune(Strategy):
             start = features.linear().fit_head(probe.features[train_idx], probe.y[train_idx], run.seed)
             tuned, head, info = tune_network(probe.featurizer, start, list(probe.data.items), probe.y, train_idx,
                                              val_idx, tuner, run=run)
-            correct = _val_correct(tuned, head, [probe.data.items[i] for i in val_idx], probe.y[val_idx], run)
+            correct, temperature = _validated(tuned, head, [probe.data.items[i] for i in val_idx], probe.y[val_idx],
+                                              run)
+            info = {**info, **temperature}
             stages = "all" if tuner.unfreeze == "all" else f"top {info.get('trainable_stages')} of"
             what = (f"{stages} {info.get('stages')} stages retrained from a probe-initialised head (layer decay "
                     f"{tuner.layer_decay}), {info.get('epochs_run')} epochs")
@@ -330,12 +332,17 @@ class FineTune(Strategy):
         return Fitted(tuned, head, metrics, reason, probe.skipped)
 
 
-def _val_correct(featurizer, head, items: list, y: np.ndarray, run: FitRun) -> np.ndarray:
-    """Which validation items the tuned model gets right."""
+def _validated(featurizer, head, items: list, y: np.ndarray, run: FitRun) -> tuple[np.ndarray, dict]:
+    """Which validation items a trained network (its final weights: the model that is kept) gets right, and the
+    temperature its probabilities on them fit (``val_temperature``: what the model's accuracy on unlabeled items is
+    read with, ``evaluate.label_free_estimate``) when there are at least ``VAL_TEMPERATURE_MIN_ITEMS`` of them."""
+    from .evaluate import VAL_TEMPERATURE_MIN_ITEMS, fit_temperature
     from .features import extract
 
     extraction = extract(featurizer, items, batch_size=run.batch_size, use_cache=False)
-    return head.predict_proba(extraction.features).argmax(1) == y[extraction.ok]
+    proba, truth = head.predict_proba(extraction.features), y[extraction.ok]
+    fitted = {"val_temperature": fit_temperature(proba, truth)} if len(truth) >= VAL_TEMPERATURE_MIN_ITEMS else {}
+    return proba.argmax(1) == truth, fitted
 
 
 def _tune_encoder(probe: Probe, features: Features, tuner: ContrastiveTuner, train_idx, val_idx, run: FitRun):
@@ -416,8 +423,9 @@ class Scratch(Strategy):
         train_idx, val_idx = stratified_split(data.labels, validation_fraction(data.labels, run.val_fraction), run.seed)
         tuned, head, info = tune_network(fresh, None, list(data.items), y, train_idx, val_idx, tuner, run=run,
                                          from_scratch=True)
-        correct = _val_correct(tuned, head, [data.items[i] for i in val_idx], y[val_idx], run)
-        metrics = {**info, "val_accuracy": float(correct.mean()), "val_interval": accuracy_estimate(correct)["interval"],
+        correct, temperature = _validated(tuned, head, [data.items[i] for i in val_idx], y[val_idx], run)
+        metrics = {**info, **temperature, "val_accuracy": float(correct.mean()),
+                   "val_interval": accuracy_estimate(correct)["interval"],
                    "n_val": int(len(val_idx)), "n_train": int(len(train_idx)), "tuner": tuner.to_dict()}
         reason = (f"scratch: {fresh.name} from random initialisation, {info.get('epochs_run')} epochs; "
                   + _estimate_text(correct, f"validation ({len(val_idx)} held out)"))
