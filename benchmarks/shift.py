@@ -213,10 +213,9 @@ def main() -> None:
     ks, seeds = [int(k) for k in args.ks.split(",")], suite_data.seed_range(args.seeds)
     if args.table:
         rows = read_rows(args.out)
-    elif args.fitted:
-        rows = [row for name in args.tasks.split(",") for row in measure_fitted(suite_data.load_task(name), ks, seeds)]
     else:
-        rows = measure_suite(args.tasks, measure, ks, seeds)
+        rows = ([row for name in args.tasks.split(",") for row in measure_fitted(suite_data.load_task(name), ks, seeds)]
+                if args.fitted else measure_suite(args.tasks, measure, ks, seeds))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     where = machine()
