@@ -351,10 +351,10 @@ def label_free_lines(estimate: dict | None, noun: str) -> list[str]:
              f"model's confidence (no labels needed; the fit estimated {estimate['at_fit']:.3f})."]
     if estimate["below_fit"]:
         low, high = estimate["interval_at_fit"]
-        lines.append(f"Warning: that is below the fit's 95% interval ({low:.2f}-{high:.2f}), so these {noun}s are "
-                     f"probably unlike the ones the model learned from (other sources, quality or classes). Label "
-                     f"some of them and measure (a test set, or `transferkit evaluate`), or add them to the training "
-                     "data and fit again.")
+        lines.append(f"Warning: that is below the fit's 95% interval ({low:.2f}-{high:.2f}): these {noun}s are "
+                     f"probably unlike the ones the model learned from (other sources, quality or classes), or the "
+                     f"fit's estimate was too high. Label some of them and measure (a test set, or `transferkit "
+                     "evaluate`), or add them to the training data and fit again.")
     return lines
 
 
