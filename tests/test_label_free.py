@@ -66,11 +66,21 @@ def test_on_shifted_images_the_estimate_falls_with_the_accuracy_and_says_so(fitt
     assert noisy["accuracy"] < clean["accuracy"] - 0.05
 
 
+def test_evaluate_shows_what_predict_would_have_read_without_the_labels(fitted_features, example_test):
+    from transferkit.evaluate import evaluate
+
+    result = evaluate(fitted_features, example_test)
+    assert result.label_free == fitted_features.estimate_accuracy(example_test)
+    assert result.to_dict()["label_free"]["n"] == result.n_examples == 120
+
+
 def test_predict_prints_the_estimate_and_warns_on_shifted_files(fitted_features, example_test, noisy_test, tmp_path):
     fitted_features.save(tmp_path / "model")
     clean = runner.invoke(app, ["predict", str(tmp_path / "model"), str(example_test)])
     assert clean.exit_code == 0, clean.output
     assert "Estimated accuracy on these 120 images" in clean.output and "Warning" not in clean.output
+    scored = runner.invoke(app, ["evaluate", str(tmp_path / "model"), str(example_test)])
+    assert "Read from the model's confidence without these labels" in scored.stdout.replace("\n", " ")
     shifted = runner.invoke(app, ["predict", str(tmp_path / "model"), str(noisy_test)])
     assert "Estimated accuracy on these 120 images" in shifted.stdout
     assert "below the fit's 95% interval" in shifted.stderr.replace("\n", " ")

@@ -320,6 +320,9 @@ def evaluate(
     low, high = result.interval
     out.print(f"[bold]{model_dir}[/] on {data}: {result.n_examples} examples, accuracy [bold]{result.accuracy:.3f}[/] "
               f"(95% {low:.2f}-{high:.2f}), macro-F1 {result.macro_f1:.3f}, expected calibration error {result.ece:.3f}")
+    if result.label_free:
+        out.print(f"Read from the model's confidence without these labels, as `predict` reports it: "
+                  f"{result.label_free['accuracy']:.3f} (the fit estimated {result.label_free['at_fit']:.3f}).")
     for note in result.notes:
         err.print(f"[yellow]Note: {note}.[/]", highlight=False, soft_wrap=True)
     from .report.html import printable

@@ -26,6 +26,7 @@ class Evaluation:
     modality: str = "image"
     interval: list[float] = field(default_factory=lambda: [0.0, 1.0])  # 95% Wilson interval of the accuracy
     notes: list[str] = field(default_factory=list)  # duplicates, copies of training items: what weakens the numbers
+    label_free: dict | None = None  # what predict reads on these items without their labels (label_free_estimate)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -108,6 +109,7 @@ def evaluate(model, data, labels=None) -> Evaluation:
         interval=estimate["interval"],
         notes=[*notes, *([small] if small else [])],
         skipped=[(str(Path(p)), why) for p, why in skipped],
+        label_free=model.label_free(proba),
     )
 
 
