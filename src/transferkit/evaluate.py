@@ -316,10 +316,15 @@ def calibrated_confidences(proba, metrics: dict) -> np.ndarray | None:
     network with its final weights (``val_temperature``, from ``VAL_TEMPERATURE_MIN_ITEMS`` items). None when it
     recorded none: a tuned sentence encoder (its final head also learned from the held-out texts), a network
     validated on fewer items, a model saved before transferkit recorded it."""
+    temperature = recorded_temperature(metrics)
+    return None if temperature is None else confidences(proba, temperature)
+
+
+def recorded_temperature(metrics: dict) -> float | None:
+    """The temperature a fit recorded to read its model's confidence with (``calibrated_confidences``), if any."""
     temperature = metrics.get("cv_temperature", metrics.get("val_temperature"))
-    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool):
-        return None
-    return confidences(proba, float(temperature))
+    valid = isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
+    return float(temperature) if valid else None
 
 
 def label_free_estimate(confidences, metrics: dict, confidence: float = 0.95) -> dict | None:

@@ -64,13 +64,14 @@ class Batcher:
     def monitor(self) -> dict:
         """The model's accuracy on the last inputs it answered, read from its confidence (None under 20 inputs, or
         for a model that records no temperature), with what it was estimated at when it was fitted."""
-        from .evaluate import label_free_estimate
+        from .evaluate import LABEL_FREE_MIN_ITEMS, label_free_estimate, recorded_temperature
 
         metrics = self.predictor.fit_metrics
         estimate = label_free_estimate(np.array(self.recent), metrics)
         why = ("" if estimate else "this model records no temperature to read its confidence with (a tuned "
-               "network, or a model saved before transferkit recorded it)" if "cv_temperature" not in metrics
-               else f"{len(self.recent)} input(s) so far; the estimate starts at 20")
+               "sentence encoder, a network validated on fewer than 50 items, or a model saved before transferkit "
+               "recorded it)" if recorded_temperature(metrics) is None
+               else f"{len(self.recent)} input(s) so far; the estimate starts at {LABEL_FREE_MIN_ITEMS}")
         return {"window": MONITOR_WINDOW, "inputs": len(self.recent), "estimate": estimate,
                 **({"why_none": why} if why else {})}
 
