@@ -69,9 +69,13 @@ def test_on_shifted_images_the_estimate_falls_with_the_accuracy_and_says_so(fitt
 def test_evaluate_shows_what_predict_would_have_read_without_the_labels(fitted_features, example_test):
     from transferkit.evaluate import evaluate
 
+    from transferkit.report import evaluation_report
+
     result = evaluate(fitted_features, example_test)
     assert result.label_free == fitted_features.estimate_accuracy(example_test)
     assert result.to_dict()["label_free"]["n"] == result.n_examples == 120
+    page = evaluation_report(result, "model", str(example_test), {})
+    assert f"<b>{result.label_free['accuracy']:.3f}</b> against the <b>{result.accuracy:.3f}</b> measured" in page
 
 
 def test_predict_prints_the_estimate_and_warns_on_shifted_files(fitted_features, example_test, noisy_test, tmp_path):
