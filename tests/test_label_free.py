@@ -68,7 +68,6 @@ def test_on_shifted_images_the_estimate_falls_with_the_accuracy_and_says_so(fitt
 
 def test_evaluate_shows_what_predict_would_have_read_without_the_labels(fitted_features, example_test):
     from transferkit.evaluate import evaluate
-
     from transferkit.report import evaluation_report
 
     result = evaluate(fitted_features, example_test)
