@@ -91,7 +91,7 @@ def probes(task, featurizer, ks: list[int], seeds: range, cache: str):
 
 
 def measure(task, featurizer, ks: list[int], seeds: range, cache: str) -> list[dict]:
-    from transferkit.evaluate import calibrated_accuracy, fit_temperature, mean_confidence
+    from transferkit.evaluate import mean_confidence
     from transferkit.features import extract
 
     test = extract(featurizer, list(task.test_items), cache_dir=cache, progress=False).features
@@ -100,8 +100,8 @@ def measure(task, featurizer, ks: list[int], seeds: range, cache: str) -> list[d
     for k, seed, probe in probes(task, featurizer, ks, seeds, cache):
         on_test = probe.head.predict_proba(test)
         rows.append({"task": task.name, "modality": task.modality, "k": k, "seed": seed, "folds": probe.folds,
-                     "cv": probe.cv_accuracy, "calibrated": calibrated_accuracy(probe.oof, probe.y),
-                     "unlabeled": mean_confidence(on_test, fit_temperature(probe.oof, probe.y)),
+                     "cv": probe.cv_accuracy, "calibrated": probe.estimate["calibrated"],
+                     "unlabeled": mean_confidence(on_test, probe.estimate["temperature"]),
                      "test": float((on_test.argmax(1) == truth).mean())})
     return rows
 

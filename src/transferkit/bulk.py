@@ -60,7 +60,7 @@ def predict_to_file(predictor, items: Sequence, out: str | Path, *, top: int = 1
     temperature, or under 20 items). ``on_chunk(n_written_so_far)`` is called after each
     chunk is on disk (tests interrupt there).
     """
-    from .evaluate import calibrated_confidences, label_free_estimate
+    from .evaluate import calibrated_confidences, label_free_over_batches
     from .progress import progress_bar
 
     out = Path(out)
@@ -100,8 +100,7 @@ def predict_to_file(predictor, items: Sequence, out: str | Path, *, top: int = 1
                 on_chunk(counts["written"])
     if suffix == ".parquet":
         _to_parquet(stream, out, cols)
-    known = [c for c in confidences if c is not None]
-    counts["estimate"] = label_free_estimate(np.concatenate(known), predictor.fit_metrics) if known else None
+    counts["estimate"] = label_free_over_batches(confidences, predictor.fit_metrics)
     return counts
 
 

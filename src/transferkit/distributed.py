@@ -91,7 +91,7 @@ def predict_with_ray(model: str | Path, items: Sequence, out: str | Path, *, wor
 
     from .bulk import _resume, _write, columns
     from .errors import BadInputError
-    from .evaluate import calibrated_confidences, label_free_estimate
+    from .evaluate import calibrated_confidences, label_free_over_batches
     from .progress import progress_bar
 
     out = Path(out)
@@ -128,8 +128,7 @@ def predict_with_ray(model: str | Path, items: Sequence, out: str | Path, *, wor
             advance(len(rows))
             if on_rows:
                 on_rows(counts["written"])
-    known = [c for c in confidences if c is not None]
-    counts["estimate"] = label_free_estimate(np.concatenate(known), metrics) if known else None
+    counts["estimate"] = label_free_over_batches(confidences, metrics)
     return counts
 
 

@@ -327,7 +327,7 @@ def recorded_temperature(metrics: dict) -> float | None:
     return float(temperature) if valid else None
 
 
-def label_free_estimate(confidences, metrics: dict, confidence: float = 0.95) -> dict | None:
+def label_free_estimate(item_confidences, metrics: dict, confidence: float = 0.95) -> dict | None:
     """The accuracy of a model on items without labels: the mean of its ``calibrated_confidences`` on them (the
     average-confidence estimate of Guillory et al. 2021). On the few-shot suite's test sets it is about as close to
     the test accuracy as the fit's estimate, closer from 10 labels per class; on shifted items (blurred, noisy,
@@ -341,13 +341,20 @@ def label_free_estimate(confidences, metrics: dict, confidence: float = 0.95) ->
     from scipy.stats import norm
 
     reported = reported_accuracy(metrics)
-    if confidences is None or reported is None or len(confidences) < LABEL_FREE_MIN_ITEMS:
+    if item_confidences is None or reported is None or len(item_confidences) < LABEL_FREE_MIN_ITEMS:
         return None
-    confidences = np.asarray(confidences, dtype=np.float64)
-    accuracy, n = float(confidences.mean()), int(len(confidences))
-    luck = float(norm.ppf(confidence) * confidences.std(ddof=1) / np.sqrt(n))
+    read = np.asarray(item_confidences, dtype=np.float64)
+    accuracy, n = float(read.mean()), int(len(read))
+    luck = float(norm.ppf(confidence) * read.std(ddof=1) / np.sqrt(n))
     return {"accuracy": accuracy, "n": n, "at_fit": reported["accuracy"], "interval_at_fit": reported["interval"],
             "below_fit": accuracy + luck < reported["interval"][0]}
+
+
+def label_free_over_batches(batches: list, metrics: dict) -> dict | None:
+    """``label_free_estimate`` over the ``calibrated_confidences`` of batches predicted one after another (bulk
+    prediction keeps one float per item, never the probabilities); None entries are a model without a temperature."""
+    known = [b for b in batches if b is not None]
+    return label_free_estimate(np.concatenate(known), metrics) if known else None
 
 
 def label_free_lines(estimate: dict | None, noun: str) -> list[str]:

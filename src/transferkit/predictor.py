@@ -77,6 +77,7 @@ class Inference:
     modality: str
     classes: np.ndarray
     settings: dict
+    report: dict  # what happened at fit; its "metrics" hold the estimate and the temperature label_free reads
 
     @property
     def noun(self) -> str:
@@ -114,13 +115,14 @@ class Inference:
 
     @property
     def fit_metrics(self) -> dict:
-        return getattr(self, "report", {}).get("metrics") or {}
+        return self.report.get("metrics") or {}
 
     def label_free(self, proba) -> dict | None:
         """``evaluate.label_free_estimate`` of probabilities this model gave."""
         from .evaluate import calibrated_confidences, label_free_estimate
 
-        return label_free_estimate(calibrated_confidences(proba, self.fit_metrics), self.fit_metrics)
+        metrics = self.fit_metrics
+        return label_free_estimate(calibrated_confidences(proba, metrics), metrics)
 
 
 @dataclass

@@ -64,16 +64,18 @@ class Batcher:
     def monitor(self) -> dict:
         """The model's accuracy on the last inputs it answered, read from its confidence (None under 20 inputs, or
         for a model that records no temperature), with what it was estimated at when it was fitted."""
-        from .evaluate import LABEL_FREE_MIN_ITEMS, label_free_estimate, recorded_temperature
+        from .evaluate import LABEL_FREE_MIN_ITEMS, VAL_TEMPERATURE_MIN_ITEMS, label_free_estimate, recorded_temperature
 
         metrics = self.predictor.fit_metrics
-        estimate = label_free_estimate(np.array(self.recent), metrics)
-        why = ("" if estimate else "this model records no temperature to read its confidence with (a tuned "
-               "sentence encoder, a network validated on fewer than 50 items, or a model saved before transferkit "
-               "recorded it)" if recorded_temperature(metrics) is None
-               else f"{len(self.recent)} input(s) so far; the estimate starts at {LABEL_FREE_MIN_ITEMS}")
-        return {"window": MONITOR_WINDOW, "inputs": len(self.recent), "estimate": estimate,
-                **({"why_none": why} if why else {})}
+        answer = {"window": MONITOR_WINDOW, "inputs": len(self.recent),
+                  "estimate": label_free_estimate(np.array(self.recent), metrics)}
+        if answer["estimate"] is None and recorded_temperature(metrics) is None:
+            answer["why_none"] = ("this model records no temperature to read its confidence with (a tuned sentence "
+                                  f"encoder, a network validated on fewer than {VAL_TEMPERATURE_MIN_ITEMS} items, or "
+                                  "a model saved before transferkit recorded it)")
+        elif answer["estimate"] is None:
+            answer["why_none"] = f"{len(self.recent)} input(s) so far; the estimate starts at {LABEL_FREE_MIN_ITEMS}"
+        return answer
 
     async def run(self) -> None:
         while True:

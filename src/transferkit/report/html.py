@@ -143,7 +143,7 @@ def evaluation_report(evaluation, model_name: str, data_name: str, model_info: d
                 f"confidence bin; the diagonal is perfect calibration. Expected calibration error "
                 f"<b>{e.ece:.3f}</b> (0 is perfect).</p>")
     body.append(f"<div class=plots><img alt='reliability diagram' src='{_reliability_plot(e)}'></div>")
-    if getattr(e, "label_free", None):
+    if e.label_free:
         body.append(f"<p>Read from the model's confidence without these labels, as <code>transferkit predict</code> "
                     f"reports it on new data: <b>{e.label_free['accuracy']:.3f}</b> against the "
                     f"<b>{e.accuracy:.3f}</b> measured (the fit estimated {e.label_free['at_fit']:.3f}).</p>")
