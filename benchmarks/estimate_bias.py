@@ -1,21 +1,24 @@
-"""How far the accuracy a frozen-features fit prints is from the test accuracy, and the learning-curve slope that
-corrects it (``transferkit.evaluate.LEARNING_CURVE_SLOPE``).
+"""How far the accuracy a frozen-features fit prints is from the test accuracy; the typical temperature, its prior's
+sd and the learning-curve slope that make it (``heads.TYPICAL_TEMPERATURE``, ``evaluate.TEMPERATURE_PRIOR_SD``,
+``evaluate.LEARNING_CURVE_SLOPE``).
 
     python benchmarks/estimate_bias.py                                   # every suite task, k = 2-20, seeds 0-9
     python benchmarks/estimate_bias.py --tasks clipart,spam --ks 2,5 --seeds 0-9
+    python benchmarks/estimate_bias.py --table                           # the tables again from the rows file
 
 For each task, k and seed: the representation ``auto`` keeps on that modality (images: the zoo's four backbones side
 by side; texts: all-MiniLM-L6-v2), the default head, its cross-validation as a fit runs it (at most 5 folds, at most
-the smallest class) and the test accuracy of the head on every label. The folds' accuracy is read two ways: counted
-(right or wrong) and calibrated (``evaluate.calibrated_accuracy``, what transferkit prints). The slope is fitted
-(least squares in accuracy, one number for both modalities) on the fit seeds (default 5-9, which the few-shot tables
-do not use) and judged on the others: mean of (estimate - test) and of its absolute value, in points, for the folds
-as measured, for the estimates with the slope fitted here, with the one transferkit ships, and with a slope fitted
-on the other tasks only (leave one task out). Two readings transferkit does not ship show where the rest of the gap
-lies: the shipped estimate pulled toward the other tasks' mean test accuracy at that k (a label-only estimate that
-borrows from other tasks), and the full head's mean confidence on the test items, labels unseen, at the temperature
-fitted on the folds (what a pool of unlabeled items like the test set would add). Features come from the suite's cache
-(``benchmarks/work/cache``). Writes the rows to ``--out`` (JSON lines) and prints a markdown table.
+the smallest class) and the test accuracy of the head on every label. The folds' held-out predictions are read three
+ways: counted (right or wrong); at the temperature their labels alone fit (0.3.1-0.3.2); and at the temperature
+fitted toward the head's typical one (what transferkit prints). The typical temperature (median by the head's power
+transform), the prior's sd and the slope are fitted on the fit seeds (default 5-9, which the few-shot tables do not
+use) and judged on the others: mean of (estimate - test) and of its absolute value, in points. One column fits the
+typical temperature and the slope on the other tasks only (leave one task out). Two readings transferkit does not
+ship show where the rest of the gap lies: the shipped estimate pulled toward the other tasks' mean test accuracy at
+that k (a label-only estimate that borrows from other tasks), and the full head's mean confidence on the test items,
+labels unseen, at the shipped temperature (what a pool of unlabeled items like the test set would add; ``predict``
+reads it). Features come from the suite's cache (``benchmarks/work/cache``). Writes the rows to ``--out`` (JSON
+lines; each keeps its folds' likelihood and mean confidence over a grid of temperatures) and prints a markdown table.
 """
 
 from __future__ import annotations
@@ -90,8 +93,13 @@ def probes(task, featurizer, ks: list[int], seeds: range, cache: str):
         print(f"{task.name} k={k}: {len(seeds)} seeds", flush=True)
 
 
+# log temperatures on which each row keeps its folds' likelihood and mean confidence, so that a temperature prior can
+# be refitted here without the features (leave one task out, the prior's sd)
+LOG_T_GRID = np.linspace(np.log(0.05), np.log(20.0), 241)
+
+
 def measure(task, featurizer, ks: list[int], seeds: range, cache: str) -> list[dict]:
-    from transferkit.evaluate import mean_confidence
+    from transferkit.evaluate import _tempered, fit_temperature, mean_confidence
     from transferkit.features import extract
 
     test = extract(featurizer, list(task.test_items), cache_dir=cache, progress=False).features
@@ -99,11 +107,32 @@ def measure(task, featurizer, ks: list[int], seeds: range, cache: str) -> list[d
     rows = []
     for k, seed, probe in probes(task, featurizer, ks, seeds, cache):
         on_test = probe.head.predict_proba(test)
+        alone = fit_temperature(probe.oof, probe.y)
+        log_p, index = np.log(np.clip(probe.oof, 1e-12, 1.0)), np.arange(len(probe.y))
+        tempered = [_tempered(log_p, np.exp(t)) for t in LOG_T_GRID]
         rows.append({"task": task.name, "modality": task.modality, "k": k, "seed": seed, "folds": probe.folds,
-                     "cv": probe.cv_accuracy, "calibrated": probe.estimate["calibrated"],
+                     "n": len(probe.y), "power": probe.head.power, "cv": probe.cv_accuracy,
+                     "calibrated": mean_confidence(probe.oof, alone), "temperature": alone,
+                     "typical": probe.head.typical_temperature, "shipped": probe.estimate["calibrated"],
+                     "shipped_temperature": probe.estimate["temperature"],
                      "unlabeled": mean_confidence(on_test, probe.estimate["temperature"]),
-                     "test": float((on_test.argmax(1) == truth).mean())})
+                     "test": float((on_test.argmax(1) == truth).mean()),
+                     "nll": [round(float(-np.log(np.clip(p[index, probe.y], 1e-12, 1.0)).sum()), 4) for p in tempered],
+                     "confidence": [round(float(p.max(1).mean()), 5) for p in tempered]})
     return rows
+
+
+def toward(row: dict, typical: float, sd: float) -> float:
+    """The row's folds read at the temperature most probable under a log-normal prior (``typical``, ``sd``), on
+    ``LOG_T_GRID``: what ``evaluate.fit_temperature`` finds, to the grid's 2.5%."""
+    posterior = np.array(row["nll"]) + (LOG_T_GRID - np.log(typical)) ** 2 / (2 * sd**2)
+    return float(row["confidence"][int(np.argmin(posterior))])
+
+
+def typical_temperature(rows: list[dict]) -> dict[float, float]:
+    """The median temperature the folds' labels alone fit, by the head's power transform."""
+    return {power: float(np.exp(np.median([np.log(r["temperature"]) for r in rows if r["power"] == power])))
+            for power in {r["power"] for r in rows}}
 
 
 def corrected(row: dict, slope: float, read: str = "calibrated") -> float:
@@ -118,16 +147,45 @@ def fit_slope(rows: list[dict], read: str = "calibrated") -> float:
     return float(grid[int(np.argmin(errors))])
 
 
-def leave_one_task_out(rows: list[dict], fit_seeds: set, read: str) -> dict:
-    """(estimate - test) of each judged row, its slope fitted on the other tasks' fit seeds: how the correction does
-    on a task it was not fitted to."""
+def leave_one_task_out(rows: list[dict], fit_seeds: set, sd: float) -> dict:
+    """(estimate - test) of each judged row read toward a typical temperature and corrected with a slope, both
+    fitted on the other tasks' fit seeds only: how the shipped estimate does on a task it was not fitted to."""
     gaps = {}
     for task in {r["task"] for r in rows}:
-        slope = fit_slope([r for r in rows if r["task"] != task and r["seed"] in fit_seeds], read)
+        others = [r for r in rows if r["task"] != task and r["seed"] in fit_seeds]
+        typical = typical_temperature(others)
+        read = {id(r): toward(r, typical[r["power"]], sd) for r in rows if r["power"] in typical}
+        slope = fit_slope([{**r, "loto": read[id(r)]} for r in others], "loto")
         for r in rows:
-            if r["task"] == task and r["seed"] not in fit_seeds:
-                gaps[(r["task"], r["k"], r["seed"])] = corrected(r, slope, read) - r["test"]
+            if r["task"] == task and r["seed"] not in fit_seeds and id(r) in read:
+                gaps[(r["task"], r["k"], r["seed"])] = corrected({**r, "loto": read[id(r)]}, slope, "loto") - r["test"]
     return gaps
+
+
+PRIOR_SDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
+
+
+def prior_sd_choice(rows: list[dict], fit_seeds: set, sds=PRIOR_SDS) -> dict:
+    """Mean |estimate - test| on the fit seeds for each prior sd, each task's typical temperature taken from the
+    other tasks' fit seeds (shipped slope): how ``evaluate.TEMPERATURE_PRIOR_SD`` was chosen."""
+    from transferkit.evaluate import LEARNING_CURVE_SLOPE
+
+    fitted = [r for r in rows if r["seed"] in fit_seeds]
+    out = {}
+    for sd in sds:
+        gaps = []
+        for task in {r["task"] for r in fitted}:
+            typical = typical_temperature([r for r in fitted if r["task"] != task])
+            gaps += [abs(up_the_curve_row(r, toward(r, typical[r["power"]], sd), LEARNING_CURVE_SLOPE) - r["test"])
+                     for r in fitted if r["task"] == task and r["power"] in typical]
+        out[sd] = float(np.mean(gaps) * 100)
+    return out
+
+
+def up_the_curve_row(row: dict, reading: float, slope: float) -> float:
+    from transferkit.evaluate import up_the_curve
+
+    return up_the_curve(reading, row["folds"], slope)
 
 
 def shrunk_to_other_tasks(rows: list[dict], fit_seeds: set, slope: float) -> dict:
@@ -143,59 +201,65 @@ def shrunk_to_other_tasks(rows: list[dict], fit_seeds: set, slope: float) -> dic
                 continue
             means = [np.mean([r["test"] for r in others if r["task"] == t]) for t in {r["task"] for r in others}]
             tau2 = float(np.var(means, ddof=1)) if len(means) > 1 else 0.0
-            s2 = float(np.mean([(corrected(r, slope) - r["test"]) ** 2 for r in others]))
+            s2 = float(np.mean([(corrected(r, slope, "shipped") - r["test"]) ** 2 for r in others]))
             weight = tau2 / (tau2 + s2) if tau2 + s2 > 0 else 1.0
             prior = float(np.mean([r["test"] for r in others]))
             for r in rows:
                 if r["task"] == task and r["k"] == k and r["seed"] not in fit_seeds:
-                    out[(task, k, r["seed"])] = weight * corrected(r, slope) + (1 - weight) * prior
+                    out[(task, k, r["seed"])] = weight * corrected(r, slope, "shipped") + (1 - weight) * prior
     return out
 
 
 def main() -> None:
-    from transferkit.evaluate import LEARNING_CURVE_SLOPE
+    from transferkit.evaluate import LEARNING_CURVE_SLOPE, TEMPERATURE_PRIOR_SD
+    from transferkit.heads import TYPICAL_TEMPERATURE
 
     parser = suite_arguments(__doc__.splitlines()[0], "2,5,10,20", "0-9", "estimate-bias.jsonl")
-    parser.add_argument("--fit-seeds", default="5-9", help="the seeds the slope is fitted on (first-last)")
+    parser.add_argument("--fit-seeds", default="5-9", help="the seeds the slope and prior are fitted on (first-last)")
     args = parser.parse_args()
     ks = [int(k) for k in args.ks.split(",")]
     rows = read_rows(args.out) if args.table else measure_suite(args.tasks, measure, ks,
                                                                  suite_data.seed_range(args.seeds))
     fit_seeds = set(suite_data.seed_range(args.fit_seeds))
     fitted = [r for r in rows if r["seed"] in fit_seeds]
-    slope, count_slope = fit_slope(fitted), fit_slope(fitted, "cv")
+    slope, count_slope, alone_slope = fit_slope(fitted, "shipped"), fit_slope(fitted, "cv"), fit_slope(fitted)
     judged = [r for r in rows if r["seed"] not in fit_seeds]
     if not args.table:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     where = machine()
     print(f"\nMachine: {where['cpu']} ({', '.join(where['flags'])}), {where['threads']} threads")
-    alone = ", ".join(f"{m} alone {fit_slope([r for r in fitted if r['modality'] == m]):.2f}"
-                      for m in ("image", "text") if any(r["modality"] == m for r in fitted))
-    print(f"Slope fitted on seeds {args.fit_seeds} ({len(fitted)} samples) to the calibrated reading: {slope:.2f} "
-          f"({alone}; to the 0/1 count: {count_slope:.2f}; transferkit ships {LEARNING_CURVE_SLOPE}); "
-          f"judged on the other {len(judged)}. Each cell: mean of (estimate - test), mean of its absolute value, in "
-          f"points. Leave one task out: the slope fitted on the other tasks only.\n")
+    typical = typical_temperature(fitted)
+    print(f"Typical temperature (median fitted to the folds' labels alone, seeds {args.fit_seeds}), by the head's "
+          "power transform: " + ", ".join(f"{p}: {t:.2f} (shipped {TYPICAL_TEMPERATURE.get(p)})"
+                                          for p, t in sorted(typical.items())))
+    choice = prior_sd_choice(rows, fit_seeds)
+    print(f"Prior sd (log temperature), mean |estimate - test| on seeds {args.fit_seeds}, typical temperature left "
+          "one task out: " + ", ".join(f"{sd}: {gap:.2f}" for sd, gap in choice.items())
+          + f" (shipped {TEMPERATURE_PRIOR_SD})")
+    print(f"Slope fitted on seeds {args.fit_seeds} ({len(fitted)} samples): to the shipped reading {slope:.2f}, to "
+          f"the reading calibrated by the labels alone {alone_slope:.2f}, to the 0/1 count {count_slope:.2f}; "
+          f"transferkit ships {LEARNING_CURVE_SLOPE}. Judged on the other {len(judged)}. Each cell: mean of "
+          "(estimate - test), mean of its absolute value, in points.\n")
+    held_out = leave_one_task_out(rows, fit_seeds, TEMPERATURE_PRIOR_SD)
+    shrunk = shrunk_to_other_tasks(rows, fit_seeds, LEARNING_CURVE_SLOPE)
     estimates = {
         "folds, counted": lambda r: r["cv"],
         "counted, corrected (slope fitted to the count)": lambda r: corrected(r, count_slope, "cv"),
-        "calibrated, corrected (fitted slope)": lambda r: corrected(r, slope),
-        "calibrated, corrected (shipped slope)": lambda r: corrected(r, LEARNING_CURVE_SLOPE),
+        "calibrated by the labels alone, corrected (0.3.1-0.3.2)": lambda r: corrected(r, LEARNING_CURVE_SLOPE),
+        "calibrated toward the typical temperature, corrected (shipped)":
+            lambda r: corrected(r, LEARNING_CURVE_SLOPE, "shipped"),
+        "shipped, typical temperature and slope from the other tasks": (
+            lambda r: held_out[(r["task"], r["k"], r["seed"])] + r["test"]),
+        "shipped, shrunk toward the other tasks (not shipped)": lambda r: shrunk[(r["task"], r["k"], r["seed"])],
+        "confidence on the unlabeled test items (not shipped)": lambda r: r["unlabeled"],
     }
-    held_out = {read: leave_one_task_out(rows, fit_seeds, read) for read in ("cv", "calibrated")}
-    estimates["counted, corrected, leave one task out"] = lambda r: held_out["cv"][(r["task"], r["k"], r["seed"])] + r["test"]
-    estimates["calibrated, corrected, leave one task out"] = (
-        lambda r: held_out["calibrated"][(r["task"], r["k"], r["seed"])] + r["test"])
-    shrunk = shrunk_to_other_tasks(rows, fit_seeds, LEARNING_CURVE_SLOPE)
-    estimates["shipped, shrunk toward the other tasks (not shipped)"] = lambda r: shrunk[(r["task"], r["k"], r["seed"])]
-    if all("unlabeled" in r for r in rows):
-        estimates["confidence on the unlabeled test items (not shipped)"] = lambda r: r["unlabeled"]
     print("| modality | k | samples | " + " | ".join(estimates) + " |")
     print("|---|---|---|" + "---|" * len(estimates))
     for modality in ("image", "text", "both"):
         for k in ["all", *ks]:
             cell = [r for r in judged if modality in (r["modality"], "both") and (k == "all" or r["k"] == k)]
-            if not cell or (modality == "both" and k != "all"):
+            if not cell:
                 continue
             parts = []
             for estimate in estimates.values():

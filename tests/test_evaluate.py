@@ -52,6 +52,54 @@ def test_the_temperature_fitted_to_overconfident_probabilities_undoes_their_over
     assert mean_confidence(overconfident) > truth.max(1).mean() + 0.05
 
 
+def test_a_handful_of_labels_draws_the_temperature_toward_the_typical_one_and_many_labels_decide_it():
+    from transferkit.evaluate import fit_temperature
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, size=(4000, 3))
+    truth = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = np.array([rng.choice(3, p=p) for p in truth])
+    overconfident = np.exp(2 * logits) / np.exp(2 * logits).sum(1, keepdims=True)  # needs a temperature of 2
+    few = slice(0, 12)
+    alone = fit_temperature(overconfident[few], y[few])
+    drawn = fit_temperature(overconfident[few], y[few], typical=1.0)
+    assert abs(np.log(drawn)) < abs(np.log(alone)) and abs(np.log(drawn)) < 0.5  # held near 1
+    assert fit_temperature(overconfident, y, typical=1.0) == pytest.approx(2.0, rel=0.1)  # 4000 labels overrule it
+    assert fit_temperature(overconfident, y, typical=None) == fit_temperature(overconfident, y)
+
+
+def test_the_default_head_knows_its_typical_temperature_and_other_heads_do_not():
+    from transferkit.heads import POWER, TYPICAL_TEMPERATURE, fit_head
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 4)
+    pooled = np.abs(rng.normal(size=(12, 16)))  # non-negative: the power transform's head
+    embedded = rng.normal(size=(12, 16))  # signed: features as they are
+    assert fit_head(pooled, y, power="auto").typical_temperature == TYPICAL_TEMPERATURE[POWER]
+    assert fit_head(embedded, y, power="auto").typical_temperature == TYPICAL_TEMPERATURE[1.0]
+    assert fit_head(embedded, y, power="auto", C=1.0).typical_temperature is None  # never measured
+    assert fit_head(embedded, y, norm="standard").typical_temperature is None
+
+
+def test_a_probe_fits_its_folds_temperature_toward_its_heads_typical_one():
+    from transferkit.evaluate import cv_estimate, fit_temperature, tuned_estimate
+    from transferkit.heads import cross_val_proba, fit_head
+    from transferkit.strategies import Probe
+
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(4), 2)  # 2 labels per class, as the few-shot suite's smallest cells
+    x = rng.normal(size=(8, 32)) + 3 * np.eye(4, 32)[y]
+    fit = lambda a, b: fit_head(a, b, power="auto")  # noqa: E731
+    oof, folds = cross_val_proba(fit, x, y)
+    probe = Probe(None, None, y, x, fit(x, y), oof, folds, [], {})
+    typical = probe.head.typical_temperature
+    assert probe.estimate["temperature"] == pytest.approx(fit_temperature(oof, y, typical))
+    assert probe.estimate == cv_estimate(oof, y, folds, typical_temperature=typical)
+    assert probe.estimate["temperature"] != pytest.approx(fit_temperature(oof, y))
+    tuned = tuned_estimate(oof, y, [1, 1], [1, 1], folds, typical_temperature=typical)  # a tuned model starts there
+    assert tuned["frozen_estimate"] == probe.estimate["accuracy"]
+
+
 def test_a_cross_validated_accuracy_is_moved_up_the_learning_curve_by_what_its_folds_did_not_see():
     from transferkit.evaluate import LEARNING_CURVE_SLOPE, calibrated_accuracy, cv_estimate
 

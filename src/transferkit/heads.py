@@ -35,6 +35,12 @@ C_DEFAULT = 10.0  # inverse regularisation of the head on features as they are (
 C_POWER = 30.0  # ... and on power-transformed ones: 1-4 points above C = 3 or 10 there (benchmarks/head_options.py)
 TOLERANCE = 1e-4
 MAX_ITER = 1000
+# The temperature that calibrates the default head's out-of-fold probabilities, by its power transform: the median
+# of the temperatures fitted to the folds on seeds 5-9 of the few-shot suite, which its tables do not use (4 image
+# tasks, the zoo's four backbones side by side, power 0.5; 3 text tasks, all-MiniLM-L6-v2, power 1; 2-20 labels per
+# class; benchmarks/estimate_bias.py). A fit draws the temperature toward it (``evaluate.fit_temperature``): a
+# handful of held-out labels alone fit it badly. Other heads (another C or norm, sparse rows) have none.
+TYPICAL_TEMPERATURE = {POWER: 0.69, 1.0: 0.31}
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,14 @@ class LinearHead:
     @property
     def n_features(self) -> int:
         return int(self.coef.shape[1])
+
+    @property
+    def typical_temperature(self) -> float | None:
+        """The temperature this head's held-out probabilities typically need (``TYPICAL_TEMPERATURE``), if it is
+        the default head on dense features; else None."""
+        if self.norm != "l2" or self.C != default_C(self.power):
+            return None
+        return TYPICAL_TEMPERATURE.get(self.power)
 
     @property
     def bounds(self) -> list[tuple[int, int]]:

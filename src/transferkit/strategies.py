@@ -108,8 +108,8 @@ class Probe:
     @cached_property
     def estimate(self) -> dict:
         """The accuracy of the head on every label, from the folds (``evaluate.cv_estimate``; computed once: it fits
-        a temperature)."""
-        return cv_estimate(self.oof, self.y, self.folds)
+        a temperature, drawn toward the one the head typically needs)."""
+        return cv_estimate(self.oof, self.y, self.folds, typical_temperature=self.head.typical_temperature)
 
     def metrics(self, prefix: str = "") -> dict:
         """What the folds measured (``cv_accuracy``: counted; ``cv_calibrated``: read from their probabilities), the
@@ -316,7 +316,8 @@ class FineTune(Strategy):
                     + (f", then tuned on {info['refit_pairs']} pairs from all {len(probe.y)}" if "refit_pairs" in info
                        else ""))
         gain_prior = measured_gain(problem.featurizer.kind, tuner)
-        estimate = tuned_estimate(probe.oof, probe.y, correct, probe_val, probe.folds, gain_prior)
+        estimate = tuned_estimate(probe.oof, probe.y, correct, probe_val, probe.folds, gain_prior,
+                                  typical_temperature=probe.head.typical_temperature)
         metrics = {**info, "accuracy_estimate": estimate["accuracy"], "estimate_interval": estimate["interval"],
                    "val_accuracy": float(correct.mean()), "val_interval": accuracy_estimate(correct)["interval"],
                    "n_val": int(len(val_idx)), "n_train": int(len(train_idx)), "val_correct": correct.tolist(),
