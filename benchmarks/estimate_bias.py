@@ -9,7 +9,7 @@ sd and the learning-curve slope that make it (``heads.TYPICAL_TEMPERATURE``, ``e
 For each task, k and seed: the representation ``auto`` keeps on that modality (images: the zoo's four backbones side
 by side; texts: all-MiniLM-L6-v2), the default head, its cross-validation as a fit runs it (at most 5 folds, at most
 the smallest class) and the test accuracy of the head on every label. The folds' held-out predictions are read three
-ways: counted (right or wrong); at the temperature their labels alone fit (0.3.1-0.3.2); and at the temperature
+ways: counted (right or wrong); at the temperature their labels alone fit (0.3.1); and at the temperature
 fitted toward the head's typical one (what transferkit prints). The typical temperature (median by the head's power
 transform), the prior's sd and the slope are fitted on the fit seeds (default 5-9, which the few-shot tables do not
 use) and judged on the others: mean of (estimate - test) and of its absolute value, in points. One column fits the
@@ -246,7 +246,7 @@ def main() -> None:
     estimates = {
         "folds, counted": lambda r: r["cv"],
         "counted, corrected (slope fitted to the count)": lambda r: corrected(r, count_slope, "cv"),
-        "calibrated by the labels alone, corrected (0.3.1-0.3.2)": lambda r: corrected(r, LEARNING_CURVE_SLOPE),
+        "calibrated by the labels alone, corrected (0.3.1)": lambda r: corrected(r, LEARNING_CURVE_SLOPE),
         "calibrated toward the typical temperature, corrected (shipped)":
             lambda r: corrected(r, LEARNING_CURVE_SLOPE, "shipped"),
         "shipped, typical temperature and slope from the other tasks": (
