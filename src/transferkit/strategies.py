@@ -347,7 +347,9 @@ def _validated(featurizer, head, items: list, y: np.ndarray, run: FitRun) -> tup
 
 
 def _tune_encoder(probe: Probe, features: Features, tuner: ContrastiveTuner, train_idx, val_idx, run: FitRun):
-    """Contrastive tuning of a copy on the training split (validation), then of the final encoder on every label."""
+    """Contrastive tuning of a copy on the training split (validation), then of the final encoder on every label.
+    The split's held-out texts give the temperature its confidence is read with (``val_temperature``)."""
+    from .evaluate import fit_temperature
     from .features import extract
     from .finetune.contrastive import train_contrastive
 
@@ -359,7 +361,10 @@ def _tune_encoder(probe: Probe, features: Features, tuner: ContrastiveTuner, tra
     x = extract(encoder, texts, batch_size=run.batch_size, use_cache=False, progress=run.progress,
                 description="Embedding with the tuned encoder").features
     head = features.fit_head(x[train_idx], probe.y[train_idx], run.seed)
-    correct = head.predict_proba(x[val_idx]).argmax(1) == probe.y[val_idx]
+    proba = head.predict_proba(x[val_idx])
+    correct = proba.argmax(1) == probe.y[val_idx]
+    if head.typical_temperature is not None:  # a handful of texts: drawn toward the head's typical temperature
+        info["val_temperature"] = fit_temperature(proba, probe.y[val_idx], head.typical_temperature)
     if tuner.refit or needs_every_label(probe.y[train_idx], probe.y):
         # validated on the split; the final encoder learns from every label, as the heads do
         encoder = _tuned_copy(base)
