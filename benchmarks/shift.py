@@ -8,7 +8,8 @@ predict`` prints), on the suite's test sets as they are and shifted, against the
 
 ``--fitted``: whole ``auto`` fits instead (``ImageClassifier``/``TextClassifier``, saved and loaded as a user's
 model is), predicting through the loaded model; at 50 labels per image class ``auto`` fine-tunes the network, whose
-temperature comes from its held-out split (``val_temperature``).
+temperature comes from its held-out split (``val_temperature``), and on texts it tunes the encoder, whose
+temperature comes from its split's held-out texts, drawn toward the text head's typical one.
 
 For each task, k and seed: the frozen-features model ``auto`` keeps at that size (images: the zoo's four backbones
 side by side; texts: all-MiniLM-L6-v2), its head on every label and its cross-validation as a fit runs them (the

@@ -72,6 +72,11 @@ def test_finetune_changes_the_encoder_and_the_bundle_keeps_the_tuned_weights(tex
     clf.save(tmp_path / "tuned")
     loaded = TextClassifier.load(tmp_path / "tuned", verbose=False)
     np.testing.assert_allclose(loaded.predict_proba(TEST_TEXTS), clf.predict_proba(TEST_TEXTS), atol=1e-6)
+    # the split's held-out texts fit the temperature its confidence is read with, so predict can estimate accuracy
+    assert loaded.metrics_["val_temperature"] == clf.metrics_["val_temperature"] > 0
+    many = TEST_TEXTS * (20 // len(TEST_TEXTS) + 1)
+    estimate = loaded.predictor().label_free(loaded.predict_proba(many))
+    assert estimate["n"] == len(many) and 0.0 < estimate["accuracy"] <= 1.0
 
 
 def test_auto_says_what_it_chose_and_why_and_records_it(text_csv, tmp_path):

@@ -356,7 +356,7 @@ def predict(
 ) -> None:
     """Classify images or texts with a saved model.
 
-    After 20 or more inputs it says how accurate the model probably is on them (read from its confidence, no labels needed), and warns when that is below the fit's estimate: the inputs look unlike the training data. A tuned sentence encoder, or a network validated on fewer than 50 held-out items, prints no such estimate.
+    After 20 or more inputs it says how accurate the model probably is on them (read from its confidence, no labels needed), and warns when that is below the fit's estimate: the inputs look unlike the training data. A network validated on fewer than 50 held-out items prints no such estimate.
 
     Examples:
 

@@ -325,10 +325,10 @@ VAL_TEMPERATURE_MIN_ITEMS = 50
 
 def calibrated_confidences(proba, metrics: dict) -> np.ndarray | None:
     """Each row's probability of its predicted class at the temperature the fit recorded: fitted to the folds of a
-    cross-validated head (``cv_temperature``: frozen features, TF-IDF), or to the held-out split of a trained
-    network with its final weights (``val_temperature``, from ``VAL_TEMPERATURE_MIN_ITEMS`` items). None when it
-    recorded none: a tuned sentence encoder (its final head also learned from the held-out texts), a network
-    validated on fewer items, a model saved before transferkit recorded it."""
+    cross-validated head (``cv_temperature``: frozen features, TF-IDF), to the held-out split of a trained
+    network with its final weights (``val_temperature``, from ``VAL_TEMPERATURE_MIN_ITEMS`` items), or to the split
+    of a tuned sentence encoder, drawn toward the text head's typical temperature (``val_temperature``). None when it
+    recorded none: a network validated on fewer items, a model saved before transferkit recorded it."""
     temperature = recorded_temperature(metrics)
     return None if temperature is None else confidences(proba, temperature)
 

@@ -70,9 +70,9 @@ class Batcher:
         answer = {"window": MONITOR_WINDOW, "inputs": len(self.recent),
                   "estimate": label_free_estimate(np.array(self.recent), metrics)}
         if answer["estimate"] is None and recorded_temperature(metrics) is None:
-            answer["why_none"] = ("this model records no temperature to read its confidence with (a tuned sentence "
-                                  f"encoder, a network validated on fewer than {VAL_TEMPERATURE_MIN_ITEMS} items, or "
-                                  "a model saved before transferkit recorded it)")
+            answer["why_none"] = ("this model records no temperature to read its confidence with (a network validated "
+                                  f"on fewer than {VAL_TEMPERATURE_MIN_ITEMS} items, or a model saved before "
+                                  "transferkit recorded it)")
         elif answer["estimate"] is None:
             answer["why_none"] = f"{len(self.recent)} input(s) so far; the estimate starts at {LABEL_FREE_MIN_ITEMS}"
         return answer
