@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from transferkit import strategies
+from transferkit.heads import LinearHead
 from transferkit.strategies import Auto, Features, FineTune, FitRun, Fitted, Probe, Problem
 
 
@@ -40,7 +41,8 @@ def _probe(featurizer, per_class: int, cv: float, speed=None) -> Probe:
     y = np.repeat([0, 1], per_class)
     correct = np.arange(len(y)) < round(cv * len(y))
     oof = np.where(correct[:, None], np.eye(2)[y], np.eye(2)[1 - y])
-    return Probe(featurizer, None, y, np.zeros((len(y), 2)), None, oof, 5, [], {"features_per_second": speed})
+    head = LinearHead.plain(np.zeros((2, 2)), np.zeros(2))  # a head with no typical temperature: the folds' own
+    return Probe(featurizer, None, y, np.zeros((len(y), 2)), head, oof, 5, [], {"features_per_second": speed})
 
 
 def _correct(accuracy: float, n: int) -> np.ndarray:
