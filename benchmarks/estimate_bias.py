@@ -99,7 +99,7 @@ LOG_T_GRID = np.linspace(np.log(0.05), np.log(20.0), 241)
 
 
 def measure(task, featurizer, ks: list[int], seeds: range, cache: str) -> list[dict]:
-    from transferkit.evaluate import _tempered, fit_temperature, mean_confidence
+    from transferkit.evaluate import fit_temperature, mean_confidence, temperature_nll
     from transferkit.features import extract
 
     test = extract(featurizer, list(task.test_items), cache_dir=cache, progress=False).features
@@ -108,8 +108,6 @@ def measure(task, featurizer, ks: list[int], seeds: range, cache: str) -> list[d
     for k, seed, probe in probes(task, featurizer, ks, seeds, cache):
         on_test = probe.head.predict_proba(test)
         alone = fit_temperature(probe.oof, probe.y)
-        log_p, index = np.log(np.clip(probe.oof, 1e-12, 1.0)), np.arange(len(probe.y))
-        tempered = [_tempered(log_p, np.exp(t)) for t in LOG_T_GRID]
         rows.append({"task": task.name, "modality": task.modality, "k": k, "seed": seed, "folds": probe.folds,
                      "n": len(probe.y), "power": probe.head.power, "cv": probe.cv_accuracy,
                      "calibrated": mean_confidence(probe.oof, alone), "temperature": alone,
@@ -117,8 +115,8 @@ def measure(task, featurizer, ks: list[int], seeds: range, cache: str) -> list[d
                      "shipped_temperature": probe.estimate["temperature"],
                      "unlabeled": mean_confidence(on_test, probe.estimate["temperature"]),
                      "test": float((on_test.argmax(1) == truth).mean()),
-                     "nll": [round(float(-np.log(np.clip(p[index, probe.y], 1e-12, 1.0)).sum()), 4) for p in tempered],
-                     "confidence": [round(float(p.max(1).mean()), 5) for p in tempered]})
+                     "nll": [round(temperature_nll(probe.oof, probe.y, np.exp(t)), 4) for t in LOG_T_GRID],
+                     "confidence": [round(mean_confidence(probe.oof, np.exp(t)), 5) for t in LOG_T_GRID]})
     return rows
 
 
@@ -168,7 +166,7 @@ PRIOR_SDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 def prior_sd_choice(rows: list[dict], fit_seeds: set, sds=PRIOR_SDS) -> dict:
     """Mean |estimate - test| on the fit seeds for each prior sd, each task's typical temperature taken from the
     other tasks' fit seeds (shipped slope): how ``evaluate.TEMPERATURE_PRIOR_SD`` was chosen."""
-    from transferkit.evaluate import LEARNING_CURVE_SLOPE
+    from transferkit.evaluate import up_the_curve
 
     fitted = [r for r in rows if r["seed"] in fit_seeds]
     out = {}
@@ -176,16 +174,10 @@ def prior_sd_choice(rows: list[dict], fit_seeds: set, sds=PRIOR_SDS) -> dict:
         gaps = []
         for task in {r["task"] for r in fitted}:
             typical = typical_temperature([r for r in fitted if r["task"] != task])
-            gaps += [abs(up_the_curve_row(r, toward(r, typical[r["power"]], sd), LEARNING_CURVE_SLOPE) - r["test"])
+            gaps += [abs(up_the_curve(toward(r, typical[r["power"]], sd), r["folds"]) - r["test"])
                      for r in fitted if r["task"] == task and r["power"] in typical]
         out[sd] = float(np.mean(gaps) * 100)
     return out
-
-
-def up_the_curve_row(row: dict, reading: float, slope: float) -> float:
-    from transferkit.evaluate import up_the_curve
-
-    return up_the_curve(reading, row["folds"], slope)
 
 
 def shrunk_to_other_tasks(rows: list[dict], fit_seeds: set, slope: float) -> dict:

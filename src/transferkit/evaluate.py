@@ -184,15 +184,17 @@ def fit_temperature(proba, y, typical: float | None = None, prior_sd: float = TE
     (0.05 to 20 on the few-shot suite at 2 labels per class), and so does every accuracy read with it."""
     from scipy.optimize import minimize_scalar
 
-    log_p, y = np.log(np.clip(np.asarray(proba, dtype=np.float64), 1e-12, 1.0)), np.asarray(y)
-    rows = np.arange(len(y))
-
-    def nll(log_t: float) -> float:
-        fit = -np.log(np.clip(_tempered(log_p, np.exp(log_t))[rows, y], 1e-12, 1.0)).sum()
+    def posterior(log_t: float) -> float:
         prior = 0.0 if typical is None else (log_t - np.log(typical)) ** 2 / (2 * prior_sd**2)
-        return float(fit + prior)
+        return temperature_nll(proba, y, float(np.exp(log_t))) + prior
 
-    return float(np.exp(minimize_scalar(nll, bounds=tuple(np.log(TEMPERATURE_BOUNDS)), method="bounded").x))
+    return float(np.exp(minimize_scalar(posterior, bounds=tuple(np.log(TEMPERATURE_BOUNDS)), method="bounded").x))
+
+
+def temperature_nll(proba, y, temperature: float) -> float:
+    """The negative log-likelihood of the labels ``y`` under ``proba`` scaled by ``temperature`` (summed)."""
+    log_p, y = np.log(np.clip(np.asarray(proba, dtype=np.float64), 1e-12, 1.0)), np.asarray(y)
+    return float(-np.log(np.clip(_tempered(log_p, temperature)[np.arange(len(y)), y], 1e-12, 1.0)).sum())
 
 
 def mean_confidence(proba, temperature: float = 1.0) -> float:
