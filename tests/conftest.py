@@ -166,3 +166,19 @@ def text_features_model(text_csv):
     from transferkit import TextClassifier
 
     return TextClassifier(strategy="features", verbose=False).fit(text_csv)
+
+
+def reseal(folder: Path) -> Path:
+    """Rewrite a model folder's manifest.json over its files as they are now: what someone who edits a folder on
+    purpose does. The manifest then passes, and whatever stands behind it (the allow-list, the class checks) is what
+    a test meets. Written here with hashlib, apart from transferkit's own code."""
+    import hashlib
+    import json
+
+    folder = Path(folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    names = {"transferkit.json", "report.json", *(p.relative_to(folder).as_posix() for p in folder.glob("*/*")
+                                                  if p.name in ("config.json", "model.safetensors"))}
+    manifest["sha256"] = {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in sorted(names)}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder

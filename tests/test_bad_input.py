@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import reseal
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -73,9 +74,14 @@ def _text_model(root: Path, ctx: dict) -> Path:
 
 
 def _edit_json(path: Path, edit) -> None:
+    """Edit a file of a model folder and rewrite its manifest to match, as someone editing on purpose would: the
+    checks behind the manifest are what the case meets (plain edits are ``edited_without_the_manifest``)."""
     value = json.loads(path.read_text())
     edit(value)
     path.write_text(json.dumps(value))
+    folder = next((p for p in path.parents if (p / "manifest.json").is_file()), None)
+    if folder is not None:
+        reseal(folder)
 
 
 class Payload:
@@ -304,6 +310,31 @@ def component_path_traversal(root, ctx):
     return ["evaluate", str(model), str(ROOT / "examples/clipart/test")]
 
 
+def edited_without_the_manifest(root, ctx):
+    model = _model(root, ctx)
+    (model / "head" / "config.json").write_text((model / "head" / "config.json").read_text().replace("[", "[ ", 1))
+    return ["predict", str(model), str(ROOT / "examples/clipart/test/birds" / ctx["bird"])]
+
+
+def head_weights_missing(root, ctx):
+    model = _model(root, ctx)
+    (model / "head" / "model.safetensors").unlink()
+    return ["predict", str(model), str(ROOT / "examples/clipart/test/birds" / ctx["bird"])]
+
+
+def text_model_naming_a_module(root, ctx):
+    model = _text_model(root, ctx)
+    _edit_json(model / "featurizer" / "config.json",
+               lambda d: d["spec"].update(name="zen", source="package", package_module="this.model"))
+    return ["predict", str(model), "--text", "great value"]
+
+
+def torchvision_callable_named(root, ctx):
+    model = _model(root, ctx)
+    _edit_json(model / "featurizer" / "config.json", lambda d: d["spec"].update(kind="torchvision", arch="get_model"))
+    return ["predict", str(model), str(ROOT / "examples/clipart/test/birds" / ctx["bird"])]
+
+
 def not_a_model_folder(root, ctx):
     (root / "folder").mkdir()
     return ["predict", str(root / "folder"), str(ROOT / "examples/clipart/test/birds" / ctx["bird"])]
@@ -417,6 +448,41 @@ def resume_from_another_fits_checkpoint(root, ctx):
             "--strategy", "finetune", "--epochs", "1", "--resume"]
 
 
+def out_holds_the_users_own_transferkit_json(root, ctx):
+    """The folder's file is the user's, not a model description: it was once called a model, and --overwrite (which
+    the message advised) replaced it."""
+    (root / "d").mkdir()
+    (root / "d" / "transferkit.json").write_text('{"my": "settings"}')
+    return ["fit", str(_images(root / "data")), "--out", str(root / "d"), "--model", ctx["tiny"], "--overwrite"]
+
+
+def batch_size_zero_for_images(root, ctx):
+    return _fit(_images(root / "data"), ctx, "--batch-size", "0")
+
+
+def batch_size_zero_for_texts(root, ctx):
+    (root / "t.csv").write_text("text,label\n" + "".join(f"text {i},{'ab'[i % 2]}\n" for i in range(6)))
+    return ["fit", str(root / "t.csv"), "--out", str(root / "model"), "--model", ctx["encoder"], "--strategy",
+            "features", "--batch-size", "0"]
+
+
+def val_fraction_over_one_for_features(root, ctx):
+    return _fit(_images(root / "data"), ctx, "--val-fraction", "1.5")
+
+
+def val_fraction_negative_for_features(root, ctx):
+    return _fit(_images(root / "data"), ctx, "--val-fraction", "-0.5")
+
+
+def ray_address_nobody_answers(root, ctx):
+    """With a cold feature cache (images no other case has), Ray once retried the address for minutes."""
+    for c, colour in (("owls", (7, 77, 177)), ("larks", (177, 7, 77))):
+        (root / "data" / c).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (41, 39), tuple(v + 3 * i for v in colour)).save(root / "data" / c / f"{i}.png")
+    return _fit(root / "data", ctx, "--engine", "ray", "--ray-address", "127.0.0.1:1")
+
+
 def text_option_on_images(root, ctx):
     return _fit(_images(root / "data"), ctx, "--text-column", "body")
 
@@ -469,6 +535,11 @@ CASES = [
     Case("description not JSON", description_not_json, 2, ["transferkit.json", "not valid JSON"]),
     Case("newer format", newer_format, 2, ["newer transferkit", "upgrade"]),
     Case("component path traversal", component_path_traversal, 2, ["../../etc", "not valid"]),
+    Case("edited, manifest not", edited_without_the_manifest, 2, ["head/config.json", "not the file that was saved",
+                                                                  "unmodified copy"]),
+    Case("head weights missing", head_weights_missing, 2, ["head/model.safetensors is missing", "complete copy"]),
+    Case("text model naming a module", text_model_naming_a_module, 2, ["'zen'", "no zoo model of that name"]),
+    Case("torchvision callable named", torchvision_callable_named, 2, ["'get_model'", "not a torchvision"]),
     Case("not a model folder", not_a_model_folder, 2, ["folder", "not a transferkit model"]),
     Case("0.1 params choosing the cache", format1_params_try_to_choose_the_cache, 0, ["label"]),
     # weights and encoders
@@ -489,6 +560,14 @@ CASES = [
     Case("path over the OS limit", path_longer_than_the_os_allows, 2, ["xxxx", "File name too long"]),
     Case("leftover checkpoints", leftover_checkpoints_without_resume, 2, [".model.training", "--resume", "--restart"]),
     Case("resume from another fit", resume_from_another_fits_checkpoint, 2, ["another fit", "--restart"]),
+    Case("--out holds the user's transferkit.json", out_holds_the_users_own_transferkit_json, 2,
+         ["not a transferkit model folder", "Choose another --out"]),
+    Case("--batch-size 0 for images", batch_size_zero_for_images, 2, ["batch_size 0", "from 1 to 4096"]),
+    Case("--batch-size 0 for texts", batch_size_zero_for_texts, 2, ["batch_size 0", "from 1 to 4096"]),
+    Case("--val-fraction 1.5 with features", val_fraction_over_one_for_features, 2, ["val_fraction", "between 0 and 1"]),
+    Case("--val-fraction -0.5 with features", val_fraction_negative_for_features, 2, ["val_fraction", "got -0.5"]),
+    Case("--ray-address nobody answers", ray_address_nobody_answers, 2, ["No Ray cluster answers at 127.0.0.1:1",
+                                                                         "ray start --head"]),
     Case("text option on images", text_option_on_images, 2, ["--text-column applies to texts"]),
     Case("mistyped file for a text model", mistyped_file_for_a_text_model, 2, ["reviews_2024.csv", "--text"]),
     Case("--tta on a text model", tta_on_a_text_model, 2, ["--tta applies to image models"]),

@@ -100,6 +100,18 @@ def test_an_output_of_another_model_is_not_appended_to(model, inputs, tmp_path):
     assert out.read_text() == "id,score\n1,0.5\n"
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_second_run_with_other_options_is_refused_not_silently_skipped(model, small_train, tmp_path, suffix):
+    """A second run into the same file with --top 3 once wrote nothing, exited 0 and kept the first run's rows."""
+    out = tmp_path / f"p{suffix}"
+    assert runner.invoke(app, ["predict", str(model), str(small_train), "--out", str(out)]).exit_code == 0
+    before = out.read_text()
+    again = runner.invoke(app, ["predict", str(model), str(small_train), "--out", str(out), "--top", "3"])
+    text = " ".join(again.output.split())
+    assert again.exit_code == 2 and "Write to a new file" in text, text
+    assert out.read_text() == before
+
+
 def test_auto_exports_only_for_a_job_large_enough_to_repay_it(model, small_train, tmp_path, monkeypatch):
     from transferkit import runtime
 

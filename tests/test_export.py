@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,9 +16,9 @@ from typer.testing import CliRunner
 
 from transferkit import Features, Scratch, TextClassifier
 from transferkit.cli import app
-from transferkit.errors import BadInputError
-from transferkit.export import MANIFEST, export_onnx
-from transferkit.onnx_runtime import OnnxPredictor, prepare_image
+from transferkit.errors import BadInputError, BundleError
+from transferkit.export import export_onnx
+from transferkit.onnx_runtime import MANIFEST, OnnxPredictor, prepare_image
 from transferkit.predictor import Predictor
 
 runner = CliRunner()
@@ -129,6 +130,80 @@ def test_the_cli_exports_then_predicts_and_evaluates_on_the_export(image_model, 
     assert evaluated.exit_code == 0 and json.loads(evaluated.stdout.strip().splitlines()[-1])["n_examples"] == 18
     again = runner.invoke(app, ["export", str(image_model), "--out", str(tmp_path / "onnx")])
     assert again.exit_code == 2 and "--overwrite" in again.output
+
+
+@pytest.fixture(scope="module")
+def exported(image_model, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("export") / "onnx"
+    export_onnx(Predictor.load(image_model), folder)
+    return folder
+
+
+def _copy_export(exported, tmp_path):
+    import shutil
+
+    return Path(shutil.copytree(exported, tmp_path / "onnx"))
+
+
+def test_an_export_gets_the_users_usual_permissions(exported):
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(exported.stat().st_mode) == 0o777 & ~mask
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m.update(classes=m["classes"][::-1]),                   # reordered: the labels would silently swap
+    lambda m: m.update(classes=m["classes"] + ["ghost"]),             # 4 names for a 3-output graph
+    lambda m: m["inputs"][0]["preprocessing"].update(input_size=96),  # prepared otherwise than the graph learned
+])
+def test_an_edited_export_manifest_is_refused(exported, tmp_path, edit):
+    folder = _copy_export(exported, tmp_path)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    edit(manifest)
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="edited after export"):
+        OnnxPredictor.load(folder)
+
+
+def test_an_export_manifest_that_names_more_classes_than_the_graph_gives_is_refused(exported, tmp_path):
+    """Even with its digest recomputed (edited on purpose), the class list must fit the graph's output."""
+    from transferkit.onnx_runtime import write_manifest
+
+    folder = _copy_export(exported, tmp_path)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    write_manifest(folder, manifest | {"classes": manifest["classes"] + ["ghost"]})
+    with pytest.raises(BundleError, match="names 4 classes but the graph model.onnx gives 3 probabilities"):
+        OnnxPredictor.load(folder)
+
+
+def test_a_replaced_graph_is_refused(exported, tmp_path):
+    folder = _copy_export(exported, tmp_path)
+    (folder / "model.onnx").write_bytes((folder / "model.onnx").read_bytes()[:-1] + b"\0")
+    with pytest.raises(BundleError, match="model.onnx is not the file that was exported"):
+        OnnxPredictor.load(folder)
+
+
+def test_exporting_over_the_model_folder_is_refused_without_asking_for_overwrite(image_model):
+    result = runner.invoke(app, ["export", str(image_model), "--out", str(image_model), "--overwrite"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "an export never replaces" in text and "Pass --overwrite" not in text
+
+
+def test_check_data_lists_the_inputs_it_could_not_read(image_model, small_train, tmp_path):
+    import shutil
+
+    data = Path(shutil.copytree(small_train, tmp_path / "data"))
+    (data / "birds" / "cut.png").write_bytes((data / "birds" / sorted(p.name for p in (data / "birds").iterdir())[0])
+                                             .read_bytes()[:100])
+    result = runner.invoke(app, ["export", str(image_model), "--out", str(tmp_path / "onnx"), "--check-data",
+                                 str(data)])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0, text
+    assert "matches the model on 18 inputs" in text and "1 input(s) of --check-data could not be read" in text
+    assert "cut.png" in text
 
 
 @pytest.mark.parametrize("modality, kinds, device, bf16, expected", [

@@ -140,13 +140,18 @@ def _resume(path: Path, key: str, cols: list[str]) -> set[str]:
                                 "by another model or --top. Write to a new file.")
         return {row[key] for row in reader if row.get(key) is not None}
     done = set()
-    for line in text.splitlines():
-        if line.strip():
-            try:
-                done.add(json.loads(line)[key])
-            except (json.JSONDecodeError, KeyError):
-                raise BadInputError(f"{path} holds lines that are not predictions of this model. Write to a new "
-                                    "file.") from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        # a prediction row holds exactly these columns; an unreadable input's row only its key and error
+        if not isinstance(row, dict) or key not in row or not (set(row) == set(cols) or set(row) == {key, "error"}):
+            raise BadInputError(f"{path} line {number} is not a prediction of this model with these options: it was "
+                                "written by another model or --top. Write to a new file.")
+        done.add(row[key])
     return done
 
 

@@ -7,6 +7,13 @@
       head/config.json          the linear head
       head/model.safetensors
       report.json               what happened at fit: strategy, why, metrics with their sample sizes, skipped files
+      manifest.json             the SHA-256 of each file above: loading refuses a folder that is not as it was saved
+
+A model folder is data, never code: it may name only what the package's registries know (zoo entries, timm and
+torchvision architectures, sentence-transformers' own modules; see ``zoo.saved_spec``), and loading imports nothing a
+file names. The manifest catches edits and damage (a reordered class list, a missing file); it is a checksum, not a
+signature: someone who edits a folder on purpose can rewrite it, and the allow-list is what keeps loading safe.
+Folders of format 2 (transferkit 0.2-0.3) have no manifest and load unchecked.
 
 How to run the model (``transferkit.json``) is kept apart from what happened when it was made (``report.json``):
 nothing in the report changes how the model predicts. Folders written by transferkit 0.1 (format 1: one JSON and
@@ -18,9 +25,11 @@ or none, never a half-written one. Folders and files get the user's usual permis
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -32,8 +41,10 @@ from .card import model_card
 from .errors import BundleError
 
 FORMAT = "transferkit-bundle"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+MANIFEST_SINCE = 3  # the first format whose folders carry a manifest
 CONFIG_FILE = "transferkit.json"
+MANIFEST_FILE = "manifest.json"
 WEIGHTS_FILE = "model.safetensors"
 COMPONENT_CONFIG = "config.json"
 REPORT_FILE = "report.json"
@@ -56,7 +67,12 @@ def library_versions() -> dict[str, str]:
 
 
 def is_model_folder(path: Path) -> bool:
-    return Path(path).is_dir() and (Path(path) / CONFIG_FILE).is_file()
+    """A folder holding a transferkit model description (a user's own file named transferkit.json is not one)."""
+    try:
+        read_document(path)
+    except BundleError:
+        return False
+    return True
 
 
 def save_model(path: str | Path, document: dict[str, Any], components: dict[str, tuple[dict, dict]],
@@ -82,6 +98,9 @@ def save_model(path: str | Path, document: dict[str, Any], components: dict[str,
         _write_json(staging / REPORT_FILE, report)
         _write_text(staging / CARD_FILE, model_card(document, report, {n: c for n, (c, _) in components.items()}))
         _write_json(staging / CONFIG_FILE, document)
+        files = [CONFIG_FILE, REPORT_FILE, *(f"{name}/{f}" for name, (_, tensors) in components.items()
+                                             for f in (COMPONENT_CONFIG, WEIGHTS_FILE) if f != WEIGHTS_FILE or tensors)]
+        _write_json(staging / MANIFEST_FILE, {"format": FORMAT, "sha256": {f: _sha256(staging / f) for f in files}})
 
     return _replace_folder(path, write, overwrite)
 
@@ -114,7 +133,7 @@ def _replace_folder(path: Path, write, overwrite: bool) -> Path:
     except OSError as exc:
         raise BundleError(f"Cannot write the model next to {path}: {exc.strerror or exc}. Choose another --out.") from None
     try:
-        os.chmod(staging, 0o777 & ~_umask())
+        os.chmod(staging, 0o777 & ~umask())
         write(staging)
         _fsync_dir(staging)
         if path.exists() and is_model_folder(path) and overwrite:
@@ -145,13 +164,13 @@ def _replace_folder(path: Path, write, overwrite: bool) -> Path:
 
 def _carry_over(old: Path, new: Path) -> None:
     """The user's own files in a model folder that is being replaced move into the new one."""
-    ours = {CONFIG_FILE, WEIGHTS_FILE, REPORT_FILE} | {p.name for p in new.iterdir()}
+    ours = {CONFIG_FILE, WEIGHTS_FILE, REPORT_FILE, MANIFEST_FILE} | {p.name for p in new.iterdir()}
     for entry in old.iterdir():
         if entry.name not in ours:
             os.replace(entry, new / entry.name)
 
 
-def _umask() -> int:
+def umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -192,6 +211,8 @@ def load_model_parts(path: str | Path) -> tuple[dict, dict[str, tuple[dict, dict
     document, _ = read_document(path)
     if document.get("format_version") == 1:
         return migrate_v1(document, _read_tensors(path / WEIGHTS_FILE))
+    if document.get("format_version") >= MANIFEST_SINCE:
+        check_manifest(path)
     components = {}
     for entry in document.get("components") or []:
         name = entry.get("name") if isinstance(entry, dict) else None
@@ -203,6 +224,40 @@ def load_model_parts(path: str | Path) -> tuple[dict, dict[str, tuple[dict, dict
         components[name] = (config, _read_tensors(weights) if weights.is_file() else {})
     report = _read_json(path / REPORT_FILE) if (path / REPORT_FILE).is_file() else {}
     return document, components, report
+
+
+def check_manifest(path: Path) -> None:
+    """Refuse a folder whose files are not the ones saved: each listed file must be there with its saved SHA-256,
+    and every file loading reads must be listed."""
+    manifest = _read_json(path / MANIFEST_FILE)
+    listed = manifest.get("sha256")
+    if manifest.get("format") != FORMAT or not isinstance(listed, dict):
+        raise BundleError(f"{path / MANIFEST_FILE} is not a transferkit manifest; the model folder is damaged.")
+    for name, digest in listed.items():
+        if not isinstance(name, str) or not _MANIFEST_ENTRY.fullmatch(name):
+            raise BundleError(f"{path / MANIFEST_FILE} lists {name!r}, which is no file of a model folder; the folder "
+                              "was edited or is damaged.")
+        file = path / name
+        if not file.is_file():
+            raise BundleError(f"{file} is missing; the model folder is incomplete. Get a complete copy, or refit.")
+        if _sha256(file) != digest:
+            raise BundleError(f"{file} is not the file that was saved (its SHA-256 differs from {MANIFEST_FILE}): the "
+                              "model folder was edited or is damaged. Get an unmodified copy, or refit the model.")
+    read = [CONFIG_FILE, *(p.relative_to(path).as_posix() for p in path.glob(f"*/{COMPONENT_CONFIG}")),
+            *(p.relative_to(path).as_posix() for p in path.glob(f"*/{WEIGHTS_FILE}"))]
+    unlisted = [name for name in read if name not in listed]
+    if unlisted:
+        raise BundleError(f"{path / unlisted[0]} is not in {MANIFEST_FILE}: it was added after the model was saved. "
+                          "Remove it, or refit the model.")
+
+
+_MANIFEST_ENTRY = re.compile(rf"[A-Za-z_]\w*/(?:{re.escape(COMPONENT_CONFIG)}|{re.escape(WEIGHTS_FILE)})"
+                             rf"|{re.escape(CONFIG_FILE)}|{re.escape(REPORT_FILE)}")
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 # -- format 1 (transferkit 0.1): one JSON and one safetensors file ---------------------------------------------
@@ -336,7 +391,7 @@ def _write_tensors(path: Path, tensors: dict) -> None:
     flat = {k: (torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v.detach().cpu().contiguous())
             for k, v in tensors.items()}
     save_file(flat, str(path), metadata={"format": FORMAT})
-    os.chmod(path, 0o666 & ~_umask())  # safetensors creates its files owner-only
+    os.chmod(path, 0o666 & ~umask())  # safetensors creates its files owner-only
 
 def _jsonable(value):
     if isinstance(value, (np.floating, np.integer, np.bool_)):

@@ -651,6 +651,11 @@ def export(
     out.print(f"Wrote [bold]{out_dir}[/] ({manifest['export_seconds']:.0f} s): ONNX Runtime matches the model on "
               f"{c['inputs']} inputs (largest probability difference {c['max_abs_difference']:.1e}, tolerance "
               f"{c['tolerance']:g}; the same class for all).")
+    if c.get("skipped"):
+        listed = "; ".join(f"{s['item']} ({s['reason']})" for s in c["skipped"][:10])
+        more = f" and {len(c['skipped']) - 10} more" if len(c["skipped"]) > 10 else ""
+        err.print(f"[yellow]{len(c['skipped'])} input(s) of --check-data could not be read and were not checked:[/] "
+                  f"{listed}{more}", highlight=False)
     q = manifest.get("quantized")
     if q:
         size = f"{q['bytes_int8'] / 2**20:.1f} MiB against {q['bytes_fp32'] / 2**20:.1f} MiB"

@@ -39,9 +39,34 @@ def _init(address: str | None, workers: int) -> None:
         return
     options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address:
+        _check_reachable(address)
         ray.init(address=address, **options)
     else:
         ray.init(num_cpus=max(workers, 1), **options)
+
+
+CONNECT_TIMEOUT_S = 10.0
+
+
+def _check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Refuse an address nothing answers at within ``timeout``: Ray itself retries an unreachable cluster for minutes.
+    ``auto`` is Ray's own look-up of a cluster started on this machine and is left to it."""
+    import socket
+
+    from .errors import BadInputError
+
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise BadInputError(f"--ray-address {address!r}: give HOST:PORT of the cluster's head (e.g. 10.0.0.5:6379), "
+                            "ray://HOST:PORT, or auto.")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise BadInputError(f"No Ray cluster answers at {address} ({exc.strerror or exc}, waited up to {timeout:g} s). "
+                            "Start one with `ray start --head` there, pass its address, or leave out --ray-address to "
+                            "start a local one for this run.") from None
 
 
 class _PredictActor:

@@ -17,10 +17,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from .data.hygiene import content_keys, duplicate_notes
-from .data.labeled import Labeled, check_trainable
+from .data.labeled import Labeled, check_trainable, validation_fraction
 from .errors import BadInputError
-from .predictor import SETTINGS, Predictor, default, not_fitted, read
-from .runtime import check_precision
+from .predictor import SETTINGS, Predictor, check_settings, default, not_fitted, read
 from .strategies import FitRun, Problem, Strategy, make_strategy
 from .zoo import DEFAULTS
 
@@ -51,8 +50,10 @@ class Classifier(ClassifierMixin, BaseEstimator):
                 raise BadInputError("Pass the labels once: either y= or labels=, not both.")
             y = labels
         strategy = make_strategy(self.strategy)
-        check_precision(self.precision)
+        check_settings(self.modality, {k: getattr(self, k) for k in SETTINGS[self.modality]}, type(self).__name__)
         _check_seed(self.seed)
+        if self.val_fraction is not None:
+            validation_fraction([], self.val_fraction)  # every strategy: checked before any data is read
         data = self._read(X, y, require_labels=True)
         check_trainable(data, noun=self.noun)
         if self.verbose:

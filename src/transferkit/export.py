@@ -14,8 +14,8 @@ inputs must match the PyTorch model's in float32 (``TOLERANCE``) with the same c
 
 from __future__ import annotations
 
-import json
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BadInputError
-from .onnx_runtime import FORMAT, GRAPH, MANIFEST, is_export
+from .onnx_runtime import FORMAT, GRAPH, is_export, write_manifest
 
 TOLERANCE = 1e-4  # max |probability difference| between ONNX Runtime and PyTorch (float32) on the check inputs
 OPSET = 18
@@ -112,7 +112,7 @@ def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, 
     import torch
 
     from . import __version__
-    from .bundle import check_destination, library_versions
+    from .bundle import check_destination, is_model_folder, library_versions, umask
     from .evaluate import estimate_metrics
     from .onnx_runtime import OnnxPredictor
 
@@ -120,6 +120,9 @@ def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, 
     if out.exists() and not (is_export(out) and overwrite):
         if is_export(out):
             raise BadInputError(f"{out} already holds an export. Pass --overwrite to replace it, or choose another --out.")
+        if is_model_folder(out):
+            raise BadInputError(f"{out} holds a model folder, which an export never replaces (--overwrite replaces "
+                                "only an earlier export). Choose another --out.")
         check_destination(out, overwrite=False)
     if quantize not in (None, "int8"):
         raise BadInputError(f"--quantize must be int8, got {quantize!r}.")
@@ -128,6 +131,7 @@ def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, 
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent if out.parent.exists() else None))
     start = time.perf_counter()
     try:
+        os.chmod(staging, 0o777 & ~umask())  # mkdtemp makes it owner-only; an export gets the user's usual mode
         if text:
             encoder = members[0]
             tokens, _ = encoder.tokenize(SAMPLE_TEXTS[:2])
@@ -147,19 +151,19 @@ def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, 
             text_info = {}
         _export(graph, example, staging / GRAPH, graph.input_names, shapes)
         manifest = {
-            "format": FORMAT, "format_version": 1, "modality": predictor.modality,
+            "format": FORMAT, "format_version": 2, "modality": predictor.modality,
             "classes": predictor.classes.tolist(), "inputs": inputs, "output": "probabilities", **text_info,
             "model": {"featurizer": featurizer_name(predictor), "reason": predictor.report.get("reason", ""),
                       "metrics": estimate_metrics(predictor.report.get("metrics") or {})},
             "versions": {**library_versions(), "transferkit": __version__}, "opset": OPSET,
         }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        write_manifest(staging, manifest)
         check = _parity(predictor, OnnxPredictor.load(staging), check_items)
         manifest["check"] = check
         if quantize:
-            manifest["quantized"] = _quantize(predictor, staging, check_items, check_labels)
+            manifest["quantized"] = _quantize(predictor, staging, manifest, check_items, check_labels)
         manifest["export_seconds"] = time.perf_counter() - start
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        write_manifest(staging, manifest)
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
@@ -193,15 +197,16 @@ def _parity(predictor, runtime, items: list | None) -> dict:
     items = items or (SAMPLE_TEXTS if predictor.modality == "text" else _sample_images())
     reference = replace(predictor, settings={**predictor.settings, "precision": "fp32", "tta": False})
     reference.featurizer = _fp32(predictor.featurizer)
-    expected, ok, _ = reference.predict_items(items)
-    got, ok2, _ = runtime.predict_items([i for i, k in zip(items, ok) if k])
+    expected, ok, skipped = reference.predict_items(items)
+    got, _, _ = runtime.predict_items([i for i, k in zip(items, ok) if k])
     diff = float(np.abs(expected - got).max()) if len(got) else 0.0
     agree = float((expected.argmax(1) == got.argmax(1)).mean()) if len(got) else 1.0
     if diff > TOLERANCE or agree < 1.0:
         raise BadInputError(f"The ONNX graph does not reproduce the model: probabilities differ by up to {diff:.2g} "
                             f"(tolerance {TOLERANCE:g}), the same class for {agree:.0%} of {len(got)} inputs. The export "
                             "was not written.")
-    return {"inputs": len(got), "max_abs_difference": diff, "tolerance": TOLERANCE, "argmax_agreement": agree}
+    return {"inputs": len(got), "max_abs_difference": diff, "tolerance": TOLERANCE, "argmax_agreement": agree,
+            "skipped": [{"item": str(item), "reason": why} for item, why in skipped]}
 
 
 def _fp32(featurizer):
@@ -217,7 +222,7 @@ def _fp32(featurizer):
     return other
 
 
-def _quantize(predictor, folder: Path, items: list | None, labels: list | None) -> dict:
+def _quantize(predictor, folder: Path, manifest: dict, items: list | None, labels: list | None) -> dict:
     """Dynamic int8 quantisation (ONNX Runtime's tools), and the accuracy change it costs on labeled data."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -226,6 +231,7 @@ def _quantize(predictor, folder: Path, items: list | None, labels: list | None) 
     full = folder / GRAPH
     small = folder / "model.int8.onnx"
     quantize_dynamic(str(full), str(small), weight_type=QuantType.QInt8)
+    write_manifest(folder, manifest)  # the int8 graph is listed before it is loaded
     report = {"file": small.name, "bytes_fp32": full.stat().st_size, "bytes_int8": small.stat().st_size}
     if items and labels:
         fp32 = OnnxPredictor.load(folder)

@@ -33,6 +33,46 @@ def is_export(path) -> bool:
     return (Path(path) / MANIFEST).is_file()
 
 
+def write_manifest(folder: Path, manifest: dict) -> None:
+    """Write an export's manifest with the SHA-256 of every other file in the folder and a digest of the manifest
+    itself, which loading checks (``check_manifest``)."""
+    files = {p.name: _sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
+    sealed = {k: v for k, v in manifest.items() if k != "digest"} | {"sha256": files}
+    sealed["digest"] = _document_digest(sealed)
+    (folder / MANIFEST).write_text(json.dumps(sealed, indent=1))
+
+
+def check_manifest(folder: Path, manifest: dict, graph: str) -> None:
+    """Refuse an export whose manifest or files are not as written: each file it lists (the graph, the tokenizer)
+    must have its recorded SHA-256, the manifest its own digest. Exports of format 1 carry neither."""
+    if manifest.get("format_version", 1) < 2:
+        return
+    where = folder / MANIFEST
+    if manifest.get("digest") != _document_digest(manifest):
+        raise BundleError(f"{where} was edited after export (its digest does not match): the class list or settings "
+                          "may not be the graph's. Export the model again.")
+    files = manifest.get("sha256") if isinstance(manifest.get("sha256"), dict) else {}
+    needed = {graph, *([manifest["tokenizer"]] if manifest.get("modality") == "text" else [])}
+    for name in needed:
+        if name not in files:
+            raise BundleError(f"{folder / name} is not listed in {where}: it was not written by this export.")
+        if not (folder / name).is_file():
+            raise BundleError(f"{folder / name} is missing; the export is incomplete. Export the model again.")
+        if _sha256(folder / name) != files[name]:
+            raise BundleError(f"{folder / name} is not the file that was exported (its SHA-256 differs from {where}). "
+                              "Export the model again.")
+
+
+def _document_digest(manifest: dict) -> str:
+    body = {k: v for k, v in manifest.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 def prepare_image(image, pre: dict) -> np.ndarray:
     """timm's eval transform (center crop mode) with PIL and numpy: float32 CHW."""
     from PIL import Image
@@ -91,11 +131,20 @@ class OnnxPredictor(Inference):
         threads = os.environ.get("OMP_NUM_THREADS")
         if threads and threads.isdigit():
             options.intra_op_num_threads = int(threads)
-        path = folder / (graph or GRAPH)
+        graph = graph or GRAPH
+        if "/" in graph or graph.startswith("."):
+            raise BadInputError(f"{graph!r} is not a graph file name in {folder}.")
+        check_manifest(folder, manifest, graph)
+        path = folder / graph
         try:
             session = ort.InferenceSession(str(path), options, providers=ort.get_available_providers())
         except Exception as exc:  # onnxruntime raises its own error types on damaged graphs
             raise BundleError(f"{path} cannot be loaded by ONNX Runtime ({str(exc)[:200]}).") from None
+        classes, outputs = manifest.get("classes"), session.get_outputs()[0].shape[-1]
+        if not isinstance(classes, list) or (isinstance(outputs, int) and len(classes) != outputs):
+            raise BundleError(f"{folder / MANIFEST} names {len(classes) if isinstance(classes, list) else 'no'} "
+                              f"classes but the graph {path.name} gives {outputs} probabilities. The manifest was "
+                              "edited; export the model again.")
         modality = manifest["modality"]
         keep = {k: v for k, v in settings.items() if k in ("batch_size", "tta", "path_column", "text_column",
                                                           "label_column")}

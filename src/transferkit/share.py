@@ -15,7 +15,7 @@ from .errors import BadInputError, WeightsUnavailableError
 
 PREFIX = "hf://"
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
-SHARED_FILES = ["transferkit.json", "report.json", "README.md", "*/config.json", "*/model.safetensors",
+SHARED_FILES = ["transferkit.json", "report.json", "README.md", "manifest.json", "*/config.json", "*/model.safetensors",
                 "model.safetensors"]  # what a model folder is made of (format 2 components, format 1's weights)
 
 

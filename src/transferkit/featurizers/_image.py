@@ -131,19 +131,24 @@ class ImageBackbone(Featurizer):
 
     @classmethod
     def load(cls, config: dict, tensors: dict, precision: str = "auto", **_) -> ImageBackbone:
-        from ..errors import BundleError
+        from ..errors import BundleError, UnknownModelError
         from ..zoo._images import architecture
+        from ..zoo._registry import saved_spec
 
-        spec = ModelSpec.from_dict(config["spec"])
-        network = architecture(spec, 0)
+        spec = saved_spec(config.get("spec"), "image")
+        try:
+            network = architecture(spec, 0)
+            preprocessing = Preprocessing.from_dict(config.get("preprocessing") or {})
+        except (UnknownModelError, BadInputError, TypeError) as exc:
+            raise BundleError(f"The model folder's featurizer cannot be built: {exc} The folder was edited or is "
+                              "damaged; refit the model.") from None
         try:
             network.load_state_dict(tensors, strict=True)
         except RuntimeError as exc:
             raise BundleError(f"The backbone's weights do not fit architecture {spec.arch!r} named in the model "
                               f"folder ({str(exc).splitlines()[0][:200]}). The folder was edited or is damaged; refit "
                               "the model.") from None
-        return cls(spec, network, Preprocessing.from_dict(config["preprocessing"]), precision=precision,
-                   tuned=bool(config.get("tuned")))
+        return cls(spec, network, preprocessing, precision=precision, tuned=bool(config.get("tuned")))
 
     def companions(self) -> list[Featurizer]:
         """The zoo's other image backbones whose weights ship in packages (offline): what ``auto`` may add."""

