@@ -114,6 +114,32 @@ def test_a_100_mb_upload_is_refused_before_it_is_read(project):
     assert _snapshot(project) == before
 
 
+def test_a_chunked_upload_over_the_limit_is_refused_as_it_streams(project):
+    """No Content-Length to refuse it by: the limit is counted as the body arrives."""
+    project.add_class("a")
+    before = _snapshot(project)
+
+    def body():
+        yield b'--tk\r\nContent-Disposition: form-data; name="files"; filename="big.png"\r\n\r\n'
+        for _ in range(70):
+            yield b"\0" * 2**20
+        yield b"\r\n--tk--\r\n"
+
+    response = TestClient(create_app(project)).post("/api/images", content=body(),
+                                                    headers={"content-type": "multipart/form-data; boundary=tk"})
+    assert response.status_code == 413 and "larger than 64 MB" in response.json()["detail"]
+    assert _snapshot(project) == before
+
+
+def test_an_image_over_the_per_image_limit_says_the_limit_not_its_size(project):
+    """A 30 MB image once was reported as "is 20 MB" (its size as read, cut at the limit)."""
+    project.add_class("a")
+    response = TestClient(create_app(project)).post(
+        "/api/images", files=[("files", ("big.png", b"\0" * (30 * 2**20)))], data={"label": "a"})
+    detail = response.json()["detail"]
+    assert response.status_code == 400 and "big.png is larger than 20 MB" in detail and "is 20 MB" not in detail
+
+
 def test_class_names_that_are_not_folder_names_are_refused(project):
     for bad in ("../up", "a/b", ".hidden", "", "x" * 65, "tab\there"):
         with pytest.raises(ProjectError, match="cannot be a class name"):
@@ -210,6 +236,8 @@ def test_transfer_against_scratch_when_asked_and_the_onnx_download(tmp_path, sma
     assert project.run(run)["status"] == "done", result
     assert 0 <= result["scratch"]["accuracy"] <= 1 and result["scratch"]["n"] > 0
     assert result["scratch"]["measured"] == "validation accuracy"  # a name for the page, not a metrics key
+    wrong = client.post("/api/predict/text", json={"text": "a bird on a branch"})  # once a 500 (IndexError)
+    assert wrong.status_code == 400 and "classifies images" in wrong.json()["detail"]
     export = client.get("/api/download/onnx")
     assert export.status_code == 200
     (tmp_path / "onnx.zip").write_bytes(export.content)
@@ -233,3 +261,5 @@ def test_a_text_project_trains_and_classifies_a_typed_text(tmp_path, tiny_encode
     answer = client.post("/api/predict/text", json={"text": "works great"}).json()
     assert answer["label"] in ("pos", "neg") and abs(sum(t["probability"] for t in answer["top"]) - 1) < 1e-6
     assert client.post("/api/predict/text", json={"text": "   "}).status_code == 400
+    wrong = client.post("/api/predict/image", files={"file": ("a.png", _png())})
+    assert wrong.status_code == 400 and "classifies texts" in wrong.json()["detail"]

@@ -130,6 +130,14 @@ def _png(size) -> bytes:
     return buffer.getvalue()
 
 
+def _chunked_upload(size: int):
+    """A multipart upload of one ``size``-byte file, sent chunked (a generator: httpx declares no Content-Length)."""
+    yield b'--tk\r\nContent-Disposition: form-data; name="files"; filename="big.png"\r\nContent-Type: image/png\r\n\r\n'
+    for _ in range(size // 2**20):
+        yield b"x" * 2**20
+    yield b"\r\n--tk--\r\n"
+
+
 @pytest.mark.parametrize("make,status,says", [
     (lambda url: httpx.post(f"{url}/predict", files=[("files", ("notes.txt", b"hello", "text/plain"))]), 400,
      "notes.txt: not an image file"),
@@ -137,6 +145,8 @@ def _png(size) -> bytes:
      "megapixels"),
     (lambda url: httpx.post(f"{url}/predict", content=b"x" * (21 * 2**20),
                             headers={"content-type": "application/octet-stream"}), 413, "at most 20 MiB"),
+    (lambda url: httpx.post(f"{url}/predict", content=_chunked_upload(21 * 2**20),
+                            headers={"content-type": "multipart/form-data; boundary=tk"}), 413, "at most 20 MiB"),
     (lambda url: httpx.post(f"{url}/predict", json={"texts": ["a text for an image model"]}), 422, "/docs"),
     (lambda url: httpx.post(f"{url}/predict"), 422, "does not fit the API"),
     (lambda url: httpx.post(f"{url}/predict", params={"top": 9}, files=[("files", ("a.png", _png((8, 8)), "image/png"))]),
@@ -156,6 +166,9 @@ def test_a_text_model_takes_json_texts(text_csv, tiny_encoder, tmp_path):
         response = httpx.post(f"{url}/predict", json={"texts": ["sunny and warm", "a goal in extra time"]}, timeout=60)
         assert response.status_code == 200 and len(response.json()["predictions"]) == 2
         assert httpx.post(f"{url}/predict", json={"texts": []}).status_code == 422
+        lone = httpx.post(f"{url}/predict", content=b'{"texts": ["\\ud800 great value"]}',  # a lone surrogate
+                          headers={"content-type": "application/json"}, timeout=60)
+        assert lone.status_code == 200 and lone.json()["predictions"][0]["input"] == "\ufffd great value"
     finally:
         proc.terminate()
         proc.wait(timeout=30)

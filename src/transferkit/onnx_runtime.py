@@ -20,6 +20,7 @@ import numpy as np
 
 from .data.files import ItemError
 from .data.images import ImageDecodeError, as_image, load_image
+from .data.texts import plain_text
 from .errors import BadInputError, BundleError
 from .predictor import Inference
 
@@ -164,7 +165,7 @@ class OnnxPredictor(Inference):
     def predict_items(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list]:
         items = list(items)
         if self.modality == "text":
-            proba = self._run_texts(["" if t is None else str(t) for t in items])
+            proba = self._run_texts([plain_text(t) for t in items])
             return proba, np.ones(len(items), bool), []
         return self._run_images(items)
 

@@ -132,8 +132,7 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
     :class:`~transferkit.onnx_runtime.OnnxPredictor`)."""
     from contextlib import asynccontextmanager
 
-    from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
-    from fastapi.responses import JSONResponse
+    from fastapi import FastAPI, File, HTTPException, Query, UploadFile
 
     from . import __version__
     from .data.images import ImageDecodeError, load_image
@@ -150,15 +149,9 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
 
     app = FastAPI(title="transferkit model", version=__version__, lifespan=lifespan,
                   description=f"A {predictor.modality} classifier with {len(classes)} classes, served by transferkit.")
-
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limits.max_request_mb * 2**20:
-            return JSONResponse({"detail": f"The request is {int(declared) / 2**20:.1f} MiB; this server takes at most "
-                                           f"{limits.max_request_mb:g} MiB. Send fewer or smaller inputs per request."},
-                                status_code=413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, max_bytes=int(limits.max_request_mb * 2**20),
+                       message=f"The request is larger than this server takes (at most {limits.max_request_mb:g} MiB). "
+                               "Send fewer or smaller inputs per request.")
 
     answer_errors_as_json(app, invalid="The request does not fit the API ({what}). See /docs.",
                           unexpected="The model could not answer this request ({kind}).")
@@ -220,6 +213,8 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
     else:
         from pydantic import BaseModel, Field
 
+        from .data.texts import plain_text
+
         class Texts(BaseModel):
             texts: list[str] = Field(..., min_length=1, description="the texts to classify")
 
@@ -228,9 +223,41 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
             check_top(top)
             if len(body.texts) > limits.max_inputs:
                 raise HTTPException(413, f"{len(body.texts)} texts in one request; at most {limits.max_inputs}.")
-            return answer(body.texts, await batcher.predict(list(body.texts)), top)
+            texts = [plain_text(t) for t in body.texts]  # a lone surrogate is valid JSON but no valid text
+            return answer(texts, await batcher.predict(texts), top)
 
     return app
+
+
+class BodyLimit:
+    """ASGI middleware: refuse a request body over ``max_bytes`` with 413 and ``message``, by its Content-Length or,
+    for a chunked upload that declares none, as it streams. The limit is raised as a 413 ``HTTPException`` from the
+    body's reader, which FastAPI's body parsing passes on (any other error there becomes a 400)."""
+
+    def __init__(self, app, max_bytes: int, message: str) -> None:
+        self.app, self.max_bytes, self.message = app, max_bytes, message
+
+    async def __call__(self, scope, receive, send):
+        from fastapi import HTTPException
+        from fastapi.responses import JSONResponse
+
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            return await JSONResponse({"detail": self.message}, status_code=413)(scope, receive, send)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            event = await receive()
+            if event["type"] == "http.request":
+                seen += len(event.get("body", b""))
+                if seen > self.max_bytes:
+                    raise HTTPException(413, self.message)
+            return event
+
+        await self.app(scope, limited, send)
 
 
 def answer_errors_as_json(app, *, invalid: str, unexpected: str) -> None:

@@ -169,7 +169,8 @@ class Project:
         split, label = self._check_place(split, label)
         shown = _check_upload_name(name)
         if len(data) > MAX_UPLOAD_MB * 2**20:
-            raise ProjectError(f"{shown} is {len(data) / 2**20:.0f} MB; images up to {MAX_UPLOAD_MB} MB are accepted.")
+            raise ProjectError(f"{shown} is larger than {MAX_UPLOAD_MB} MB, the most an image may be here. Make it "
+                               "smaller (a photo exported at 4,000 pixels or less is plenty).")
         try:
             with Image.open(io.BytesIO(data)) as img:
                 w, h = img.size

@@ -10,13 +10,12 @@ safety rules (what an upload may be, where files go, who may connect) are writte
 import csv
 import hmac
 import io
-import json
 import secrets
 import shutil
 import tempfile
 from pathlib import Path
 
-from ..serve import answer_errors_as_json
+from ..serve import BodyLimit, answer_errors_as_json
 from . import runs
 from .project import MAX_UPLOAD_MB, Project, ProjectError
 
@@ -41,7 +40,9 @@ def create_app(project: Project, *, token: str | None = None, model: str | None 
         runs.stop_all(project)  # no training process outlives the app
 
     app = FastAPI(title="transferkit app", version=__version__, lifespan=lifespan)
-    app.add_middleware(_BodyLimit, max_bytes=MAX_REQUEST_MB * 2**20)
+    app.add_middleware(BodyLimit, max_bytes=MAX_REQUEST_MB * 2**20,
+                       message=f"The upload is larger than {MAX_REQUEST_MB} MB, the most this app takes at once; images "
+                               f"may be up to {MAX_UPLOAD_MB} MB each.")
     runs.reap(project)
 
     @app.middleware("http")
@@ -229,6 +230,9 @@ def _trying_routes(app, predictor) -> None:
         from .project import MAX_PIXELS
 
         model_ = predictor()
+        if model_.modality != "image":
+            raise ProjectError(f"This project's model classifies {model_.modality}s; send one to "
+                               f"/api/predict/{model_.modality}.")
         data = await file.read(MAX_UPLOAD_MB * 2**20 + 1)
         if len(data) > MAX_UPLOAD_MB * 2**20:
             raise ProjectError(f"The image is larger than {MAX_UPLOAD_MB} MB.")
@@ -247,9 +251,14 @@ def _trying_routes(app, predictor) -> None:
     @app.post("/api/predict/text")
     async def predict_text(body: Text) -> dict:
         model_ = predictor()
+        if model_.modality != "text":
+            raise ProjectError(f"This project's model classifies {model_.modality}s; send one to "
+                               f"/api/predict/{model_.modality}.")
         if not body.text.strip():
             raise ProjectError("Type a text to classify.")
         proba, ok, skipped = model_.predict_items([body.text])
+        if not ok[0]:
+            raise ProjectError(skipped[0][1] if skipped else "The text could not be read.")
         return answer(proba[0], model_.classes.tolist())
 
 
@@ -343,48 +352,6 @@ def _zip(folder: Path, name: str) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         archive = shutil.make_archive(str(Path(tmp) / name), "zip", root_dir=folder.parent, base_dir=folder.name)
         return Path(archive).read_bytes()
-
-
-class _BodyLimit:
-    """Refuse a request body larger than ``max_bytes`` (by its Content-Length, or while it streams) with a 413 and a
-    message, before the application reads it."""
-
-    def __init__(self, app, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length", b"")
-        message = json.dumps({"detail": f"The upload is larger than {self.max_bytes / 2**20:.0f} MB, the most this "
-                                        f"app takes at once; images may be up to {MAX_UPLOAD_MB} MB each."}).encode()
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            return await _send_json(send, 413, message)
-        seen = [0]
-
-        async def limited():
-            event = await receive()
-            if event["type"] == "http.request":
-                seen[0] += len(event.get("body", b""))
-                if seen[0] > self.max_bytes:
-                    raise _TooLarge
-            return event
-
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await _send_json(send, 413, message)
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _send_json(send, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
 
 
 def new_token() -> str:

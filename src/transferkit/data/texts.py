@@ -10,6 +10,7 @@ read as text.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from itertools import islice
 from pathlib import Path
@@ -23,6 +24,16 @@ TEXT_COLUMN_NAMES = ("text", "sentence", "content", "body", "review", "message",
 LABEL_COLUMN_NAMES = ("label", "labels", "class", "category", "target", "topic", "y", "intent")
 PATH_COLUMN_NAMES = ("path", "file", "filename", "filepath", "file_path", "image", "image_path", "img")
 TEXT_SUFFIXES = (".txt", *JSONL_SUFFIXES)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def plain_text(item) -> str:
+    """An item as text every tokenizer takes: ``None`` is empty, and a lone surrogate (JSON's ``"\\ud800"``, a file
+    name's undecodable byte) is no character of valid Unicode text: it becomes U+FFFD."""
+    text = "" if item is None else str(item)
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
 
 
 def is_text_source(source, *, text_column: str | None = None, path_column: str | None = None) -> bool:

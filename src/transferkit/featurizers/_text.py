@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 
+from ..data.texts import plain_text
 from ..runtime import autocast, check_precision, default_device, resolve_precision
 from ..zoo import ModelSpec, file_digest, load_sentence_transformer, read_word_vectors, weights_digest
 from ..zoo._text import SIF_A
@@ -16,7 +17,7 @@ LONG_TEXT = ("truncate", "chunk")
 
 
 def _text_key(item) -> str:
-    return content_digest(str(item).encode("utf-8", errors="replace"))
+    return content_digest(plain_text(item).encode("utf-8"))
 
 
 class _TextFeaturizer(Featurizer):
@@ -27,7 +28,7 @@ class _TextFeaturizer(Featurizer):
         return _text_key(item)
 
     def prepare(self, item) -> str:
-        return "" if item is None else str(item)
+        return plain_text(item)
 
     def scratch(self, seed: int = 0) -> Featurizer:
         """No transfer for texts: TF-IDF learned from the training texts alone."""
