@@ -26,12 +26,20 @@ def _disk_full(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
-def test_a_full_disk_while_saving_keeps_the_old_model_and_says_so(fitted_features, tmp_path, monkeypatch):
+def _disk_full_as_safetensors_says(*args, **kwargs):
+    from safetensors import SafetensorError
+
+    raise SafetensorError('Error while serializing: I/O error: No space left on device (os error 28)')
+
+
+@pytest.mark.parametrize("full", [_disk_full, _disk_full_as_safetensors_says])
+def test_a_full_disk_while_saving_keeps_the_old_model_and_says_so(fitted_features, tmp_path, monkeypatch, full):
+    """safetensors reports a full disk as its own SafetensorError, which once reached the user as a traceback."""
     fitted_features.save(tmp_path / "model")
     before = {p: p.read_bytes() for p in (tmp_path / "model").rglob("*") if p.is_file()}
     import safetensors.torch
 
-    monkeypatch.setattr(safetensors.torch, "save_file", _disk_full)
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
     with pytest.raises(BundleError, match="No space left on device.*unchanged"):
         fitted_features.save(tmp_path / "model")
     assert {p: p.read_bytes() for p in (tmp_path / "model").rglob("*") if p.is_file()} == before
@@ -104,3 +112,17 @@ def test_ctrl_c_during_fine_tuning_says_how_to_resume_and_keeps_the_checkpoints(
     assert proc.returncode == 130, stderr[-2000:]
     assert "Interrupted" in stderr and "--resume" in stderr and "Traceback" not in stderr
     assert (workdir / "checkpoints" / "last.ckpt").exists() and not out.exists()
+
+
+def test_ray_under_an_address_space_limit_says_how_to_lift_it(tiny_image_model, small_train, monkeypatch, tmp_path):
+    """Under `ulimit -v`, Ray cannot map its object store and once aborted with a native stack dump."""
+    import resource
+
+    real = resource.getrlimit
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (4 << 30, resource.RLIM_INFINITY)
+                        if which == resource.RLIMIT_AS else real(which))
+    result = runner.invoke(app, ["predict", str(tiny_image_model), str(small_train), "--engine", "ray", "--out",
+                                 str(tmp_path / "p.csv")])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "limited to 4.0 GiB (ulimit -v)" in text and "ulimit -v unlimited" in text, text
+    assert not (tmp_path / "p.csv").exists()

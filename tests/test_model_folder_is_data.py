@@ -204,3 +204,15 @@ def test_a_format_3_folder_without_its_manifest_is_refused(image_model, tmp_path
     (folder / "manifest.json").unlink()
     with pytest.raises(BundleError, match="manifest.json is missing"):
         load_model(folder, verbose=False)
+
+
+def test_a_format_2_folder_missing_its_head_weights_names_the_file(image_model, tmp_path):
+    """Without a manifest to name it, the head says what is missing (it was a KeyError: 'mean')."""
+    folder = tmp_path / "model"
+    shutil.copytree(image_model, folder)
+    (folder / "manifest.json").unlink()
+    document = json.loads((folder / "transferkit.json").read_text())
+    (folder / "transferkit.json").write_text(json.dumps(document | {"format_version": 2}))
+    (folder / "head" / "model.safetensors").unlink()
+    with pytest.raises(BundleError, match="head/model.safetensors is missing or damaged"):
+        load_model(folder, verbose=False)

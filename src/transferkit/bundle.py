@@ -390,7 +390,12 @@ def _write_tensors(path: Path, tensors: dict) -> None:
 
     flat = {k: (torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v.detach().cpu().contiguous())
             for k, v in tensors.items()}
-    save_file(flat, str(path), metadata={"format": FORMAT})
+    try:
+        save_file(flat, str(path), metadata={"format": FORMAT})
+    except OSError:
+        raise
+    except Exception as exc:  # safetensors reports a full disk as its own SafetensorError: an OSError to the caller
+        raise OSError(f"{path.name} could not be written ({exc})") from None
     os.chmod(path, 0o666 & ~umask())  # safetensors creates its files owner-only
 
 def _jsonable(value):

@@ -37,6 +37,7 @@ def _init(address: str | None, workers: int) -> None:
     ray.data.DataContext.get_current().enable_progress_bars = False  # transferkit shows its own progress
     if ray.is_initialized():
         return
+    _check_address_space()
     options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address:
         _check_reachable(address)
@@ -46,6 +47,21 @@ def _init(address: str | None, workers: int) -> None:
 
 
 CONNECT_TIMEOUT_S = 10.0
+MIN_ADDRESS_SPACE = 16 << 30  # Ray maps its shared-memory object store and its workers' heaps into this
+
+
+def _check_address_space() -> None:
+    """Refuse, with the fix, a process whose address space is capped (``ulimit -v``) below what Ray maps: Ray then
+    aborts in native code with a stack dump instead of an error."""
+    import resource
+
+    from .errors import BadInputError
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY and soft < MIN_ADDRESS_SPACE:
+        raise BadInputError(f"--engine ray needs at least {MIN_ADDRESS_SPACE >> 30} GiB of address space to map its "
+                            f"object store, and this process is limited to {soft / 2**30:.1f} GiB (ulimit -v). Raise "
+                            "the limit (ulimit -v unlimited) or predict with the default local engine.")
 
 
 def _check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:

@@ -137,6 +137,10 @@ class LinearHead:
     def load(cls, config: dict, tensors: dict) -> LinearHead:
         from .errors import BundleError
 
+        missing = [k for k in ("mean", "scale", "coef", "intercept") if k not in tensors]
+        if missing:
+            raise BundleError(f"The head's weights lack {', '.join(missing)}: head/model.safetensors is missing or "
+                              "damaged. Get a complete copy of the model folder, or refit.")
         arrays = {k: np.asarray(tensors[k], dtype=np.float64) for k in ("mean", "scale", "coef", "intercept")}
         if config.get("norm", "standard") not in NORMS:
             raise BundleError(f"Unknown head normalisation {config.get('norm')!r} in the model folder.")
