@@ -10,6 +10,8 @@ import sys
 
 import pytest
 from conftest import reseal
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from transferkit import TextClassifier, load_model
@@ -216,3 +218,33 @@ def test_a_format_2_folder_missing_its_head_weights_names_the_file(image_model, 
     (folder / "head" / "model.safetensors").unlink()
     with pytest.raises(BundleError, match="head/model.safetensors is missing or damaged"):
         load_model(folder, verbose=False)
+
+
+_names = st.sampled_from(["this", "__hello__", "os", "subprocess", "evilmodel", "get_model", "list_models",
+                          "tf_efficientnet_lite0", "all-MiniLM-L6-v2", "test_efficientnet", "mobilenet_v2"])
+_values = st.one_of(st.none(), st.integers(-3, 5000), st.booleans(), _names,
+                    st.builds(lambda a, b: f"{a}.{b}", _names, _names), st.text(max_size=12))
+_specs = st.dictionaries(st.sampled_from(["name", "modality", "kind", "source", "arch", "tag", "package",
+                                          "package_module", "package_path", "path", "hub_id", "classifier", "dim",
+                                          "key_format", "preprocessing_override", "aliases"]),
+                         st.one_of(_values, st.sampled_from(["timm", "torchvision", "package", "local", "image",
+                                                             "sentence-transformers", "word-vectors"])))
+
+
+@given(spec=_specs)
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+def test_any_spec_in_an_image_folder_loads_or_is_refused_and_imports_nothing(image_model, tmp_path_factory, spec):
+    """Whatever a featurizer spec says (manifest rewritten to match), loading gives a model or a transferkit error,
+    and no module it names is imported."""
+    folder = tmp_path_factory.mktemp("spec") / "model"
+    shutil.copytree(image_model, folder)
+    path = folder / "featurizer" / "config.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"spec": spec}))
+    reseal(folder)
+    for name in ("this", "__hello__", "evilmodel"):
+        _forget(name)
+    try:
+        load_model(folder, verbose=False)
+    except TransferkitError:
+        pass
+    assert not {"this", "__hello__", "evilmodel"} & set(sys.modules)
