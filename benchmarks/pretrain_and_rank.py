@@ -63,7 +63,7 @@ def part_pretrain(args) -> None:
     methods = {
         f"features on {LOCAL_NAME} (pretrained here)": dict(backbone=LOCAL_NAME, strategy=Features()),
         "features on ImageNet Lite0": dict(backbone="tf_efficientnet_lite0", strategy=Features()),
-        "scratch (Lite0 architecture, 64 px)": dict(backbone="tf_efficientnet_lite0", strategy=Scratch(epochs=30),
+        "scratch (Lite0 architecture, 64 px)": dict(backbone="tf_efficientnet_lite0", strategy=Scratch(),
                                                     input_size=64),
     }
     rows: dict[str, list] = {m: [] for m in methods}

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from transferkit import Auto, Features, ImageClassifier, Scratch
 from transferkit.evaluate import evaluate, reported_accuracy
+from transferkit.finetune import SCRATCH, NetworkTuner
 
 HERE = Path(__file__).parent / "clipart"
 OUT = Path("demo-output")
@@ -31,7 +32,8 @@ def main() -> None:
     # 15 epochs keep the baseline to about two minutes on 2 cores; early stopping usually ends it sooner.
     for strategy, what in ((Auto(), "the default: measures, chooses and says why"),
                            (Features(), "one pretrained backbone + logistic regression"),
-                           (Scratch(epochs=15), "the same network from random init")):
+                           (Scratch(tuner=NetworkTuner(**{**SCRATCH, "epochs": 15})),
+                            "the same network from random init")):
         console.print(f"\n[bold]{strategy.name}[/]: {what}")
         start = time.perf_counter()
         model = ImageClassifier(strategy=strategy).fit(HERE / "train")

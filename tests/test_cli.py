@@ -128,9 +128,10 @@ def test_fit_val_fraction_sets_how_many_images_are_held_out(tmp_path, small_trai
 @pytest.mark.parametrize("args,message", [
     (["--strategy", "features", "--epochs", "3"], "--epochs tune a network; --strategy features keeps it frozen"),
     (["--rounds", "3"], "--rounds applies to texts"),
-    (["--strategy", "scratch", "--unfreeze", "2"], "--unfreeze do not apply to --strategy scratch"),
+    (["--strategy", "scratch", "--unfreeze", "2"], "scratch trains every layer from random initialisation"),
+    (["--strategy", "finetune", "--unfreeze", "most"], "--unfreeze 'most'"),
     (["--time-budget", "5", "--strategy", "features"], "--time-budget applies to --strategy auto"),
-    (["--strategy", "finetune", "--bn-statistics", "sometimes"], "bn_statistics must be one of frozen, train"),
+    (["--strategy", "finetune", "--bn-statistics", "sometimes"], "The 'bn_statistics' parameter of NetworkTuner"),
     (["--seed", "-1"], "seed must be a whole number"),
 ])
 def test_options_that_cannot_apply_are_refused_with_the_reason(tmp_path, small_train, args, message):

@@ -12,35 +12,30 @@ from sklearn.base import clone
 
 from transferkit import Auto, Features, FineTune, ImageClassifier, Scratch, TextClassifier, load_model
 from transferkit.errors import NotFittedError
+from transferkit.finetune import ContrastiveTuner, NetworkTuner
 
-STRATEGIES = {
-    "features": lambda: Features(),
-    "finetune": lambda: FineTune(epochs=1, rounds=1, refit=False),
-    "scratch": lambda: Scratch(epochs=1),
-    "auto": lambda: Auto(),
+STRATEGIES = {  # by modality: a tuner is of one featurizer kind
+    "image": {"features": Features, "finetune": lambda: FineTune(tuner=NetworkTuner(epochs=1)),
+              "scratch": lambda: Scratch(tuner=NetworkTuner(epochs=1, lr=2e-3, unfreeze="all")), "auto": Auto},
+    "text": {"features": Features, "finetune": lambda: FineTune(tuner=ContrastiveTuner(rounds=1, refit=False)),
+             "scratch": Scratch, "auto": Auto},  # scratch on texts is TF-IDF: no tuner
 }
 
 
 def _image(tiny_backbone, strategy):
-    if isinstance(strategy, FineTune):
-        strategy.set_params(rounds=None, refit=None)  # text-only options
     return ImageClassifier(tiny_backbone, strategy, precision="fp32", batch_size=8, verbose=False)
 
 
 def _text(tiny_encoder, strategy):
-    if isinstance(strategy, FineTune):
-        strategy.set_params(epochs=None)
-    if isinstance(strategy, Scratch):
-        strategy = Scratch()  # TF-IDF: no epochs
     return TextClassifier(tiny_encoder, strategy, precision="fp32", batch_size=8, verbose=False)
 
 
-@pytest.fixture(scope="module", params=[(m, s) for m in ("image", "text") for s in STRATEGIES],
+@pytest.fixture(scope="module", params=[(m, s) for m in ("image", "text") for s in STRATEGIES[m]],
                 ids=lambda p: f"{p[0]}-{p[1]}")
 def case(request, tiny_backbone, tiny_encoder, small_train, text_csv):
     modality, strategy = request.param
-    make = (lambda: _image(tiny_backbone, STRATEGIES[strategy]())) if modality == "image" else \
-        (lambda: _text(tiny_encoder, STRATEGIES[strategy]()))
+    make = (lambda: _image(tiny_backbone, STRATEGIES["image"][strategy]())) if modality == "image" else \
+        (lambda: _text(tiny_encoder, STRATEGIES["text"][strategy]()))
     data = small_train if modality == "image" else text_csv
     return make, make().fit(data), data, strategy
 

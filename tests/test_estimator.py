@@ -11,17 +11,29 @@ from sklearn.base import clone
 
 from transferkit import Features, FineTune, ImageClassifier
 from transferkit.errors import BadInputError, NotFittedError
+from transferkit.finetune import ContrastiveTuner, NetworkTuner
 
 
-def test_constructor_only_stores_and_strategy_settings_are_nested_parameters():
-    clf = ImageClassifier(backbone="lite0", strategy=FineTune(unfreeze=2), seed=3)
+def test_constructor_only_stores_and_tuner_options_are_nested_parameters():
+    clf = ImageClassifier(backbone="lite0", strategy=FineTune(tuner=NetworkTuner(unfreeze=2)), seed=3)
     params = clf.get_params(deep=True)
-    assert params["seed"] == 3 and params["strategy__unfreeze"] == 2 and params["strategy__epochs"] is None
-    clf.set_params(strategy__epochs=5)
-    assert clf.strategy.epochs == 5
+    assert params["seed"] == 3 and params["strategy__tuner__unfreeze"] == 2
+    assert params["strategy__tuner__epochs"] == NetworkTuner.epochs  # the default, written once in the schema
+    clf.set_params(strategy__tuner__epochs=5)
+    assert clf.strategy.tuner.epochs == 5
     twin = clone(clf)
-    assert twin.get_params()["strategy__epochs"] == 5 and twin.strategy is not clf.strategy
+    assert twin.get_params()["strategy__tuner__epochs"] == 5 and twin.strategy.tuner is not clf.strategy.tuner
     assert not hasattr(twin, "classes_")
+
+
+def test_a_grid_search_reaches_the_tuners_options():
+    from sklearn.model_selection import ParameterGrid
+
+    clf = ImageClassifier(strategy=FineTune(tuner=NetworkTuner()))
+    for params in ParameterGrid({"strategy__tuner__unfreeze": [1, "all"], "strategy__tuner__lr": [1e-4]}):
+        twin = clone(clf).set_params(**params)
+        assert (twin.strategy.tuner.unfreeze, twin.strategy.tuner.lr) == (params["strategy__tuner__unfreeze"], 1e-4)
+    assert clf.strategy.tuner.unfreeze == NetworkTuner.unfreeze  # the original is untouched
 
 
 def test_predict_before_fit_says_to_fit(example_test):
@@ -31,7 +43,8 @@ def test_predict_before_fit_says_to_fit(example_test):
 
 @pytest.mark.parametrize("strategy,message", [
     ("magic", "strategy must be one of"),
-    (FineTune(rounds=3), "rounds do.* not apply to finetune of a image-backbone"),
+    (FineTune(tuner=ContrastiveTuner(rounds=3)), r"a image-backbone is tuned by NetworkTuner\(...\)"),
+    (FineTune(tuner=NetworkTuner(epochs=0)), "The 'epochs' parameter of NetworkTuner must be an int in the range"),
     (Features(norm="cubic"), "Features.norm must be one of"),
 ])
 def test_settings_that_cannot_apply_are_refused_before_any_work(small_train, strategy, message):

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from transferkit import Features, FineTune, ImageClassifier
 from transferkit.cli import app
 from transferkit.errors import BadInputError, BundleError
+from transferkit.finetune import NetworkTuner
 
 runner = CliRunner()
 
@@ -88,7 +89,8 @@ def test_a_class_name_that_is_not_utf8_still_gets_its_report(tmp_path, tiny_back
 
 def test_two_fits_with_the_same_seed_give_byte_identical_models(small_train, tiny_backbone, tmp_path):
     for run in ("a", "b"):
-        ImageClassifier(tiny_backbone, FineTune(epochs=1), seed=7, verbose=False).fit(small_train).save(tmp_path / run)
+        ImageClassifier(tiny_backbone, FineTune(tuner=NetworkTuner(epochs=1)), seed=7,
+                        verbose=False).fit(small_train).save(tmp_path / run)
 
     def digests(folder: Path) -> dict:
         return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()

@@ -16,6 +16,7 @@ import torch
 from transferkit import FineTune, ImageClassifier, Scratch, zoo
 from transferkit.features import extract
 from transferkit.featurizers import ImageBackbone
+from transferkit.finetune import SCRATCH, NetworkTuner
 from transferkit.finetune.groups import Plan, layer_groups, trainable_groups
 from transferkit.finetune.module import ClassifierModule
 from transferkit.finetune.network import head_from_classifier, init_classifier_from_head
@@ -75,7 +76,8 @@ def test_batchnorm_policy_keeps_pretrained_running_statistics(bn_statistics):
 
 @pytest.mark.slow
 def test_finetune_trains_only_the_top_stages_and_round_trips(small_train, tmp_path):
-    clf = ImageClassifier(strategy=FineTune(unfreeze=1, epochs=1), batch_size=8, verbose=False).fit(small_train)
+    clf = ImageClassifier(strategy=FineTune(tuner=NetworkTuner(unfreeze=1, epochs=1)), batch_size=8,
+                          verbose=False).fit(small_train)
     pretrained = zoo.create_backbone(zoo.resolve("lite0"))
     tuned = clf.featurizer_.network
     assert torch.equal(tuned.conv_stem.weight, pretrained.conv_stem.weight)  # frozen
@@ -148,7 +150,9 @@ def test_a_fit_killed_with_sigkill_resumes_from_its_last_checkpoint(small_train,
     code = (
         "from transferkit import ImageClassifier;"
         "from transferkit import Scratch;"
-        f"ImageClassifier(strategy=Scratch(epochs=40), batch_size=8, workdir={str(workdir)!r}, verbose=False)"
+        "from transferkit.finetune import NetworkTuner;"
+        "ImageClassifier(strategy=Scratch(tuner=NetworkTuner(epochs=40, lr=2e-3, unfreeze='all')), batch_size=8, "
+        f"workdir={str(workdir)!r}, verbose=False)"
         f".fit({str(small_train)!r})"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -160,7 +164,8 @@ def test_a_fit_killed_with_sigkill_resumes_from_its_last_checkpoint(small_train,
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert last.exists(), "the first epoch never checkpointed"
-    clf = ImageClassifier(strategy=Scratch(epochs=2), batch_size=8, workdir=str(workdir), resume=True,
+    clf = ImageClassifier(strategy=Scratch(tuner=NetworkTuner(**{**SCRATCH, "epochs": 2})), batch_size=8,
+                          workdir=str(workdir), resume=True,
                           verbose=False).fit(small_train)
     assert clf.metrics_["resumed_after_epochs"] >= 1
 

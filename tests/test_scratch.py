@@ -8,12 +8,13 @@ import pytest
 
 from transferkit import ImageClassifier, Scratch, zoo
 from transferkit.errors import BadInputError
-from transferkit.finetune.tuners import ContrastiveTuner, NetworkTuner, make_tuner
+from transferkit.finetune.tuners import SCRATCH, ContrastiveTuner, NetworkTuner, tuner_for
 
 
 @pytest.mark.slow
 def test_scratch_trains_saves_and_reloads_identically(small_train, tmp_path):
-    clf = ImageClassifier(strategy=Scratch(epochs=2), batch_size=8, verbose=False).fit(small_train)
+    clf = ImageClassifier(strategy=Scratch(tuner=NetworkTuner(**{**SCRATCH, "epochs": 2})), batch_size=8,
+                          verbose=False).fit(small_train)
     assert clf.featurizer_.tuned and clf.metrics_["epochs_run"] == 2 and clf.metrics_["n_val"] == 3
     pretrained = zoo.create_backbone(zoo.resolve("lite0"))  # random init, not the pretrained weights:
     assert not np.allclose(clf.featurizer_.network.conv_stem.weight.detach().numpy(),
@@ -28,8 +29,8 @@ def test_scratch_is_reproducible_from_its_seed(small_train, tiny_backbone):
     # the random initialisation (network and classifier) follows the seed: before, two runs of the demo's scratch
     # row scored 14% and 21%
     def fit(seed):
-        clf = ImageClassifier(tiny_backbone, Scratch(epochs=1), seed=seed, precision="fp32", batch_size=8,
-                              verbose=False)
+        clf = ImageClassifier(tiny_backbone, Scratch(tuner=NetworkTuner(**{**SCRATCH, "epochs": 1})), seed=seed,
+                              precision="fp32", batch_size=8, verbose=False)
         return clf.fit(small_train).predict_proba(sorted(small_train.rglob("*.png")))
 
     first = fit(seed=3)
@@ -38,27 +39,42 @@ def test_scratch_is_reproducible_from_its_seed(small_train, tiny_backbone):
 
 
 @pytest.mark.parametrize("tuner, field, value, message", [
-    (NetworkTuner, "epochs", 0, "epochs must be a whole number of at least 1"),
-    (NetworkTuner, "lr", 5.0, "lr must be above 0 and below 1"),
-    (NetworkTuner, "unfreeze", "most", "unfreeze must be a number of top stages or 'all'"),
-    (NetworkTuner, "bn_statistics", "sometimes", "bn_statistics must be one of frozen, train"),
-    (NetworkTuner, "augment", "yes", "augment must be True or False"),
-    (ContrastiveTuner, "rounds", 0, "rounds must be a whole number of at least 1"),
-    (ContrastiveTuner, "train_tokens", 2.5, "train_tokens must be a whole number"),
+    (NetworkTuner, "epochs", 0, "The 'epochs' parameter of NetworkTuner must be an int in the range \\[1, inf\\)"),
+    (NetworkTuner, "lr", 5.0, "The 'lr' parameter of NetworkTuner must be a float in the range \\(0.0, 1.0\\)"),
+    (NetworkTuner, "unfreeze", "most", "The 'unfreeze' parameter .* or a str among {'all'}. Got 'most'"),
+    (NetworkTuner, "bn_statistics", "sometimes", "The 'bn_statistics' parameter of NetworkTuner must be a str among {.*'train'"),
+    (NetworkTuner, "augment", "yes", "The 'augment' parameter of NetworkTuner must be an instance of 'bool'"),
+    (ContrastiveTuner, "rounds", 0, "The 'rounds' parameter of ContrastiveTuner must be an int in the range"),
+    (ContrastiveTuner, "train_tokens", 2.5, "The 'train_tokens' parameter of ContrastiveTuner must be an int"),
 ])
 def test_tuners_validate_each_field_with_its_name(tuner, field, value, message):
     with pytest.raises(BadInputError, match=message):
-        tuner(**{field: value})
+        tuner(**{field: value}).validated()
 
 
-def test_an_option_of_the_other_tuner_is_an_error_not_ignored():
-    with pytest.raises(BadInputError, match="unfreeze do.* not apply to finetune of a sentence-encoder"):
-        make_tuner("sentence-encoder", {"unfreeze": 2})
-    with pytest.raises(BadInputError, match="rounds do.* not apply to finetune of a image-backbone"):
-        make_tuner("image-backbone", {"rounds": 3})
+def test_a_tuner_of_the_other_kind_is_an_error_that_names_the_right_one():
+    with pytest.raises(BadInputError, match=r"a sentence-encoder is tuned by ContrastiveTuner\(...\)"):
+        tuner_for("sentence-encoder", NetworkTuner(unfreeze=2))
+    with pytest.raises(BadInputError, match=r"a image-backbone is tuned by NetworkTuner\(...\)"):
+        tuner_for("image-backbone", ContrastiveTuner(rounds=3))
     with pytest.raises(BadInputError, match="cannot tune a word-vectors featurizer"):
-        make_tuner("word-vectors", {})
-    assert make_tuner("image-backbone", {"epochs": None}).epochs == NetworkTuner.epochs  # None: the default
+        tuner_for("word-vectors", None)
+    assert tuner_for("image-backbone", None).epochs == NetworkTuner.epochs  # None: the kind's tuner, its defaults
+    assert tuner_for("image-backbone", None, defaults=SCRATCH).epochs == SCRATCH["epochs"]
+
+
+def test_every_tuning_option_is_a_cli_flag_with_its_help_and_defaults():
+    """Adding a field to a tuner adds the flag: nothing else lists them."""
+    from dataclasses import fields
+
+    from transferkit.finetune.tuners import cli_options
+
+    flags = {o.name: o for o in cli_options()}
+    for tuner in (NetworkTuner, ContrastiveTuner):
+        for f in fields(tuner):
+            assert f.name in flags and tuner.modality in flags[f.name].modalities
+            assert f.metadata["help"] in flags[f.name].help and f"{tuner.modality}s {f.default}" in flags[f.name].help
+    assert flags["batch_size"].flag == "--train-batch-size"  # fit's --batch-size is the extraction batch
 
 
 @pytest.mark.parametrize("total", [1, 2, 15, 400])

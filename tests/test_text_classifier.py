@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from transferkit import Auto, BadInputError, FineTune, NotFittedError, TextClassifier
 from transferkit.cli import app
+from transferkit.finetune import ContrastiveTuner
 
 HELD_OUT = {
     "sport": ["The midfielder was sent off and his team lost the derby.", "She cycled to victory in the final stage."],
@@ -39,8 +40,8 @@ def test_predict_before_fit_says_to_fit():
 
 
 def test_clone_and_get_params_follow_scikit_learn():
-    clf = TextClassifier(strategy=FineTune(rounds=2))
-    assert clone(clf).get_params()["strategy__rounds"] == 2 == clf.get_params()["strategy__rounds"]
+    clf = TextClassifier(strategy=FineTune(tuner=ContrastiveTuner(rounds=2)))
+    assert clone(clf).get_params()["strategy__tuner__rounds"] == 2 == clf.get_params()["strategy__tuner__rounds"]
 
 
 def test_bundle_round_trip_predicts_identically(text_features_model, tmp_path):
@@ -62,7 +63,7 @@ def test_scratch_is_tfidf_and_round_trips(text_csv, tmp_path):
 @pytest.mark.parametrize("loss, rounds", [("batch", 2), ("pairs", 8)])
 def test_finetune_changes_the_encoder_and_the_bundle_keeps_the_tuned_weights(text_csv, text_features_model, tmp_path,
                                                                              loss, rounds):
-    clf = TextClassifier(strategy=FineTune(loss=loss, rounds=rounds, train_tokens=32, refit=False),
+    clf = TextClassifier(strategy=FineTune(tuner=ContrastiveTuner(loss=loss, rounds=rounds, train_tokens=32, refit=False)),
                          verbose=False).fit(text_csv)
     assert clf.featurizer_.tuned and clf.metrics_["pairs"] > 0
     assert clf.metrics_["pair_loss_after"] < clf.metrics_["pair_loss_before"]
@@ -100,7 +101,7 @@ def test_the_tuning_time_estimate_counts_each_embedding_of_each_text():
 
     once = Auto._estimate_seconds("sentence-encoder", Probe, FineTune())
     assert once == ContrastiveTuner.rounds * 50 / CONTRASTIVE_TEXTS_PER_SECOND
-    assert Auto._estimate_seconds("sentence-encoder", Probe, FineTune(refit=True)) == 2 * once
+    assert Auto._estimate_seconds("sentence-encoder", Probe, FineTune(tuner=ContrastiveTuner(refit=True))) == 2 * once
 
 
 def test_auto_keeps_frozen_features_within_a_tiny_time_budget(text_csv):
@@ -199,6 +200,6 @@ def test_with_two_labels_per_class_the_final_encoder_is_tuned_on_every_label():
     assert needs_every_label(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1, 2, 2]))  # a class not in the split at all
     assert not needs_every_label(np.array([0, 0, 1, 1, 2, 2]), np.array([0, 0, 0, 1, 1, 1, 2, 2, 2]))
     texts = ["refund my order", "the parcel never came", "how do I reset my password", "login fails every time"]
-    clf = TextClassifier(strategy=FineTune(rounds=2, train_tokens=32), verbose=False).fit(
+    clf = TextClassifier(strategy=FineTune(tuner=ContrastiveTuner(rounds=2, train_tokens=32)), verbose=False).fit(
         texts, ["orders", "orders", "account", "account"])
     assert clf.metrics_["refit_pairs"] > 0 and "then tuned on" in clf.reason_

@@ -11,17 +11,18 @@ from .errors import TransferkitError as TransferkitError
 from .errors import UnknownModelError as UnknownModelError
 from .errors import WeightsUnavailableError as WeightsUnavailableError
 
-__version__ = "0.3.2"
+__version__ = "0.4.0"
 
 _LAZY = {
     "ImageClassifier": "estimators", "TextClassifier": "estimators", "Classifier": "estimators",
     "load_model": "estimators", "Features": "strategies", "FineTune": "strategies", "Scratch": "strategies",
-    "Auto": "strategies", "pretrain": "pretrain",
+    "Auto": "strategies", "pretrain": "pretrain", "NetworkTuner": "finetune.tuners",
+    "ContrastiveTuner": "finetune.tuners",
 }
 
-__all__ = ["Auto", "BadInputError", "BundleError", "Classifier", "Features", "FineTune", "ImageClassifier",
-           "NotFittedError", "Scratch", "TextClassifier", "TransferkitError", "UnknownModelError",
-           "WeightsUnavailableError", "load_model", "pretrain"]
+__all__ = ["Auto", "BadInputError", "BundleError", "Classifier", "ContrastiveTuner", "Features", "FineTune",
+           "ImageClassifier", "NetworkTuner", "NotFittedError", "Scratch", "TextClassifier", "TransferkitError",
+           "UnknownModelError", "WeightsUnavailableError", "load_model", "pretrain"]
 
 
 def __getattr__(name: str):

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .finetune.tuners import SCRATCH, ContrastiveTuner, NetworkTuner
+from .finetune.tuners import SCRATCH, TUNERS, NetworkTuner, cli_options
 
 app = typer.Typer(
     name="transferkit",
@@ -75,14 +75,59 @@ def _friendly(func):
     return wrapper
 
 
-_EPOCHS = (f"Maximum epochs (default: finetune {NetworkTuner.epochs} for images, {ContrastiveTuner.epochs} pass over the "
-           f"pairs for texts; scratch {SCRATCH['epochs']}).")
-_LR = (f"Peak learning rate (default: finetune {NetworkTuner.lr:g} for images, lower stages layer-decayed, "
-       f"{ContrastiveTuner.lr:g} for texts; scratch {SCRATCH['lr']:g}).")
+def _tuning_flags(func):
+    """One option per tuning option of the schema (``finetune.tuners.cli_options``: flag, type, help, defaults), added
+    to a command whose ``tuning`` parameter then receives the flags given, parsed, by option name."""
+    import inspect
+
+    options = cli_options()
+    signature = inspect.signature(func, eval_str=True)
+
+    def name(o) -> str:  # the flag's name (batch_size is --train-batch-size: fit's --batch-size is extraction's)
+        return o.flag[2:].replace("-", "_")
+
+    def flag(o):
+        decls = f"{o.flag}/--no-{o.flag[2:]}" if o.type is bool else o.flag
+        return inspect.Parameter(name(o), inspect.Parameter.KEYWORD_ONLY, default=None,
+                                 annotation=Annotated[Optional[o.type], typer.Option(decls, help=o.help,
+                                                                                     show_default=False)])
+
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        tuning = {}
+        for o in options:
+            value = kwargs.pop(name(o))
+            if value is not None and o.parse is not None:
+                try:
+                    value = o.parse(value)
+                except ValueError:
+                    raise typer.BadParameter(f"{o.flag} {value!r}: {o.help}") from None
+            if value is not None:
+                tuning[o.name] = value
+        return func(*args, tuning=tuning, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=[
+        *(p for p in signature.parameters.values() if p.name != "tuning"), *map(flag, options)])
+    return wrapper
+
+
+ONLY_FOR = {"--weights": "image", "--path-column": "image", "--resume": "image", "--restart": "image",
+            "--text-column": "text", "--long-text": "text"}  # fit's flags that are not tuning options
+
+
+def _refuse_other_modality(given: dict[str, object], modality: str, data: Path) -> None:
+    """The one check of "this flag applies only to images (texts)": tuning flags from the schema, the rest above."""
+    applies = {o.flag: o.modalities for o in cli_options()} | {k: (v,) for k, v in ONLY_FOR.items()}
+    foreign = [f for f, v in given.items() if v not in (None, False) and modality not in applies.get(f, (modality,))]
+    if foreign:
+        other = "texts" if modality == "image" else "images"
+        raise typer.BadParameter(f"{', '.join(foreign)} appl{'ies' if len(foreign) == 1 else 'y'} to {other}, and "
+                                 f"{data} holds {modality}s.")
 
 
 @app.command()
 @_friendly
+@_tuning_flags
 def fit(
     data: Annotated[Path, typer.Argument(help="Images: a folder with one subfolder per class, or a CSV with path,label columns. Texts: a CSV / TSV / JSONL with text and label columns, or a folder with one subfolder of .txt files per class. Which one is detected and printed.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the fitted model to (new, or a model folder with --overwrite).")],
@@ -91,23 +136,12 @@ def fit(
     strategy: Annotated[str, typer.Option(help="auto: measures, chooses and says why. features: frozen backbone/encoder + logistic regression. finetune: images: probe-initialised head, top stages retrained; texts: contrastive tuning on every pair of class-balanced batches (SetFit's objective). scratch: no transfer (images: same network, random init; texts: TF-IDF).")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed for the validation split, the head's cross-validation and training.")] = 0,
     val_fraction: Annotated[Optional[float], typer.Option(help="Share of each class held out to validate tuning (default: 0.2, or 0.1 once every class has 50 labels).")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help=_EPOCHS)] = None,
-    lr: Annotated[Optional[float], typer.Option(help=_LR)] = None,
-    unfreeze: Annotated[Optional[str], typer.Option(help=f"Images, finetune: how many top stages to retrain, or 'all' (default {NetworkTuner.unfreeze}; auto picks 4 or all). The head always trains.")] = None,
-    layer_decay: Annotated[Optional[float], typer.Option(help=f"Images, finetune: each stage trains at this fraction of the learning rate of the stage above (default {NetworkTuner.layer_decay}).")] = None,
-    l2sp: Annotated[Optional[float], typer.Option(help="Images, finetune: pull weights towards their pretrained values (L2-SP); 0 (default) is off, try 0.01.")] = None,
-    bn_statistics: Annotated[Optional[str], typer.Option(help="Images, finetune: 'frozen' (default) keeps BatchNorm's pretrained statistics; 'train' re-estimates them in retrained stages.")] = None,
-    augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Images, finetune / scratch: random crops, flips and colour jitter while training (default: on; off for data where a mirror image means something else, such as digits).")] = None,
-    rounds: Annotated[Optional[int], typer.Option(help=f"Texts, finetune: how many times each text is embedded in contrastive tuning (default {ContrastiveTuner.rounds}).")] = None,
-    train_tokens: Annotated[Optional[int], typer.Option(help=f"Texts, finetune: the window texts are truncated to while pairs are learned (default {ContrastiveTuner.train_tokens}).")] = None,
     text_column: Annotated[Optional[str], typer.Option(help="Texts: the CSV / JSONL column holding the text (found by itself when named text, sentence, content, ...).")] = None,
     label_column: Annotated[Optional[str], typer.Option(help="Tables: the column holding the label (found by itself when named label, class, category, ...).")] = None,
     path_column: Annotated[Optional[str], typer.Option(help="Image tables: the column holding the image paths (found by itself when named path, file, ... or when it lists image files).")] = None,
     long_text: Annotated[Optional[str], typer.Option(help="Texts longer than the encoder's window (256 tokens for MiniLM): 'truncate' (default) keeps the beginning, 'chunk' averages every window.")] = None,
     time_budget: Annotated[Optional[float], typer.Option(help="auto: seconds tuning may take; over budget it keeps the frozen features.")] = None,
     resume: Annotated[bool, typer.Option(help="Images: continue a fit that was interrupted, from its last checkpoint.")] = False,
-    devices: Annotated[Optional[int], typer.Option(help="Images: devices (GPUs, or CPU processes) to train on with DDP.")] = None,
-    num_nodes: Annotated[Optional[int], typer.Option(help="Images: machines to train on with DDP (launch with torchrun or SLURM).")] = None,
     batch_size: Annotated[int, typer.Option(help="Images or texts per batch when extracting features and predicting.")] = 32,
     precision: Annotated[str, typer.Option(help="auto (bfloat16 where this machine runs it natively), bf16 or fp32.")] = "auto",
     engine: Annotated[str, typer.Option(help="local, or ray: extract the features with Ray workers first (a local cluster, or --ray-address), then fit.")] = "local",
@@ -116,6 +150,7 @@ def fit(
     overwrite: Annotated[bool, typer.Option(help="Replace the model already in --out (other files in that folder are kept).")] = False,
     restart: Annotated[bool, typer.Option(help="Images: discard the checkpoints an interrupted fit left, and start afresh.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object with the fit's metrics.")] = False,
+    tuning: dict | None = None,  # the tuning flags (``_tuning_flags``)
 ) -> None:
     """Fit a classifier on labeled images or texts and save it as a model folder.
 
@@ -133,20 +168,12 @@ def fit(
 
     check_destination(out_dir, overwrite)  # before any work: a fit never ends in "cannot save there"
     text = is_text_source(data, text_column=text_column, path_column=path_column)
-    image_only = {"--weights": weights, "--path-column": path_column, "--unfreeze": unfreeze, "--layer-decay": layer_decay, "--l2sp": l2sp,
-                  "--bn-statistics": bn_statistics, "--augment": augment, "--devices": devices, "--num-nodes": num_nodes,
-                  "--resume": resume or None, "--restart": restart or None}
-    text_only = {"--rounds": rounds, "--train-tokens": train_tokens, "--text-column": text_column,
-                 "--long-text": long_text}
-    foreign = [k for k, v in (image_only if text else text_only).items() if v is not None]
-    if foreign:
-        raise typer.BadParameter(f"{', '.join(foreign)} appl{'ies' if len(foreign) == 1 else 'y'} to "
-                                 f"{'images' if text else 'texts'}, and {data} holds {'texts' if text else 'images'}.")
-    tuning = {"epochs": epochs, "lr": lr, "unfreeze": unfreeze, "layer_decay": layer_decay, "l2sp": l2sp,
-              "bn_statistics": bn_statistics, "augment": augment, "devices": devices, "num_nodes": num_nodes,
-              "rounds": rounds,
-              "train_tokens": train_tokens}
-    chosen = _strategy(strategy, tuning, time_budget)
+    modality = "text" if text else "image"
+    tuning = tuning or {}
+    _refuse_other_modality({**{o.flag: tuning.get(o.name) for o in cli_options()}, "--weights": weights,
+                            "--path-column": path_column, "--resume": resume, "--restart": restart,
+                            "--text-column": text_column, "--long-text": long_text}, modality, data)
+    chosen = _strategy(strategy, tuning, modality, time_budget)
     if engine not in ("local", "ray"):
         raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}.")
     if not as_json:
@@ -208,29 +235,26 @@ def _default(modality: str) -> str:
     return DEFAULTS[modality]
 
 
-def _strategy(name: str, tuning: dict, time_budget: float | None):
-    """The strategy object for the CLI's options: options a strategy has no use for are errors, not ignored."""
+def _strategy(name: str, tuning: dict, modality: str, time_budget: float | None):
+    """The strategy object for the CLI's options (``tuning``: the tuning flags given): options a strategy has no use
+    for are errors, not ignored."""
     from .strategies import STRATEGIES, Auto, Features, FineTune, Scratch
 
-    given = {k: v for k, v in tuning.items() if v is not None}
-    flags = ", ".join(f"--{k.replace('_', '-')}" for k in given)
+    flags = ", ".join(o.flag for o in cli_options() if o.name in tuning)
     if name not in STRATEGIES:
         raise typer.BadParameter(f"--strategy must be one of {', '.join(STRATEGIES)}, got {name!r}.")
     if time_budget is not None and name != "auto":
         raise typer.BadParameter("--time-budget applies to --strategy auto.")
-    if name == "features":
-        if given:
-            raise typer.BadParameter(f"{flags} tune a network; --strategy features keeps it frozen. Use finetune, "
-                                     "scratch or auto.")
-        return Features()
+    tuner = next(t for t in TUNERS.values() if t.modality == modality)
+    if name == "features" or (name == "scratch" and "scratch" not in tuner.strategies):
+        if tuning:
+            what = "keeps it frozen" if name == "features" else f"learns TF-IDF for {modality}s"
+            raise typer.BadParameter(f"{flags} tune a network; --strategy {name} {what}. Use finetune or auto.")
+        return Features() if name == "features" else Scratch()
     if name == "scratch":
-        extra = sorted(set(given) - {"epochs", "lr", "augment", "devices", "num_nodes"})
-        if extra:
-            raise typer.BadParameter(f"{', '.join('--' + k.replace('_', '-') for k in extra)} do not apply to "
-                                     "--strategy scratch (it takes --epochs, --lr, --augment, --devices, --num-nodes).")
-        return Scratch(**given)
-    finetune = FineTune(**given)
-    return finetune if name == "finetune" else Auto(time_budget=time_budget, finetune=finetune if given else None)
+        return Scratch(tuner=tuner(**{**SCRATCH, **tuning}).validated())
+    finetune = FineTune(tuner=tuner(**tuning).validated() if tuning else None)
+    return finetune if name == "finetune" else Auto(time_budget=time_budget, finetune=finetune if tuning else None)
 
 
 def _print_fit(clf, out_dir: Path, as_json: bool, what: str) -> None:
@@ -742,7 +766,7 @@ def pretrain(
     epochs: Annotated[Optional[int], typer.Option(help=f"Maximum epochs (default: {SCRATCH['epochs']} from scratch, {NetworkTuner.epochs} fine-tuning).")] = None,
     lr: Annotated[Optional[float], typer.Option(help=f"Peak learning rate (default: {SCRATCH['lr']:g} from scratch, {NetworkTuner.lr:g} fine-tuning).")] = None,
     input_size: Annotated[Optional[int], typer.Option(help="Train and later use the backbone at this image size (e.g. 64 for small images; default: the architecture's own).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
+    batch_size: Annotated[int, typer.Option(help="Images per batch, in training and in extracting features.")] = 32,
     seed: Annotated[int, typer.Option(help="Seed for the split and training.")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace a local zoo entry of the same name.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object describing the new entry.")] = False,
@@ -844,7 +868,8 @@ def compare(
     held = reader._read(test, require_labels=True) if test else None
 
     def make(strategy: str, seed: int):
-        chosen = {"finetune": FineTune(epochs=epochs), "scratch": Scratch(epochs=epochs)}.get(strategy) if epochs \
+        chosen = {"finetune": FineTune(tuner=NetworkTuner(epochs=epochs)),
+                  "scratch": Scratch(tuner=NetworkTuner(**{**SCRATCH, "epochs": epochs}))}.get(strategy) if epochs \
             else make_strategy(strategy)
         return cls(model or _default("text" if text else "image"), chosen, seed=seed, verbose=False)
 

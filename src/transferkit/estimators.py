@@ -199,8 +199,8 @@ class ImageClassifier(Classifier):
     ----------
     backbone: a zoo name (``transferkit models``), an alias such as ``"lite0"``, a local-zoo name, or any timm name.
     strategy: ``"auto"`` (default: measures, chooses and says why), ``"features"``, ``"finetune"``, ``"scratch"``,
-        or a strategy object with its own settings: ``Features(C=1)``, ``FineTune(unfreeze=2, epochs=8)``,
-        ``Scratch(epochs=20)``, ``Auto(time_budget=60)``.
+        or a strategy object with its own settings: ``Features(C=1)``,
+        ``FineTune(tuner=NetworkTuner(unfreeze=2, epochs=8))``, ``Scratch()``, ``Auto(time_budget=60)``.
     weights: a local weights file (safetensors or a state dict) to use instead of the backbone's own.
     seed: seeds the split, the head's cross-validation and training.
     val_fraction: share of each class held out to validate tuning; ``None``: 20 %, 10 % from 50 per class.
@@ -266,7 +266,7 @@ class TextClassifier(Classifier):
     encoder: a zoo name (default ``all-MiniLM-L6-v2``, offline), a Hugging Face model name, a local model folder, or
         a word-vector file (GloVe text, word2vec binary or text, fastText ``.vec``).
     strategy: as for :class:`ImageClassifier`; for texts ``FineTune`` tunes the encoder contrastively
-        (``FineTune(loss="batch", rounds=20, train_tokens=128, refit=False)``) and ``Scratch`` is TF-IDF.
+        (``FineTune(tuner=ContrastiveTuner(loss="batch", rounds=20))``) and ``Scratch`` is TF-IDF.
     long_text: ``"truncate"`` (keep the first tokens of the encoder's window) or ``"chunk"`` (average the embeddings
         of every window).
     text_column, label_column: columns of a CSV / JSONL (found by name when ``None``).

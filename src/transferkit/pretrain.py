@@ -21,10 +21,13 @@ def pretrain(data, name: str, *, base: str = DEFAULTS["image"], from_scratch: bo
     strategy. Returns the fitted source classifier and the zoo entry's folder.
     """
     from .estimators import ImageClassifier
+    from .finetune.tuners import SCRATCH, NetworkTuner
     from .strategies import FineTune, Scratch
     from .zoo import register_local_model
 
-    strategy = Scratch(epochs=epochs, lr=lr) if from_scratch else FineTune(unfreeze="all", epochs=epochs, lr=lr)
+    given = {k: v for k, v in {"epochs": epochs, "lr": lr}.items() if v is not None}
+    tuner = NetworkTuner(**{**(SCRATCH if from_scratch else {"unfreeze": "all"}), **given, "batch_size": batch_size})
+    strategy = Scratch(tuner=tuner) if from_scratch else FineTune(tuner=tuner)
     clf = ImageClassifier(backbone=base, strategy=strategy, batch_size=batch_size, input_size=input_size, seed=seed,
                           verbose=verbose).fit(data)
     backbone = clf.featurizer_

@@ -8,8 +8,8 @@
 - :class:`Auto`: measures, chooses among them, and says why.
 
 Each strategy is a scikit-learn parameter object (``get_params``, ``set_params``, ``clone``): its own settings live
-with it, so ``ImageClassifier(strategy=FineTune(unfreeze=2)).get_params(deep=True)`` shows
-``strategy__unfreeze`` and grid search reaches it. ``fit(problem)`` returns a :class:`Fitted` with one line saying
+with it, and a tuner is a nested parameter, so ``ImageClassifier(strategy=FineTune(tuner=NetworkTuner()))`` shows
+``strategy__tuner__unfreeze`` and grid search reaches it. ``fit(problem)`` returns a :class:`Fitted` with one line saying
 what was done. Importing this module imports no torch.
 """
 
@@ -27,7 +27,7 @@ from sklearn.base import BaseEstimator
 from .data.labeled import Labeled, check_trainable, stratified_split, validation_fraction
 from .errors import BadInputError
 from .evaluate import accuracy_estimate, cv_estimate, significantly_better, tuned_estimate
-from .finetune.tuners import SCRATCH, ContrastiveTuner, NetworkTuner, make_tuner
+from .finetune.tuners import SCRATCH, ContrastiveTuner, NetworkTuner, Tuner, tuner_for
 
 if TYPE_CHECKING:
     from .featurizers import Featurizer
@@ -244,60 +244,38 @@ class Features(Strategy):
         return Fitted(probe.featurizer, probe.head, metrics, reason, probe.skipped)
 
 
-_TUNER_OPTIONS = ("epochs", "lr", "unfreeze", "layer_decay", "l2sp", "bn_statistics", "augment", "devices",
-                  "num_nodes", "loss", "rounds", "train_tokens", "refit")
-
-
 class FineTune(Strategy):
     """Adapt the featurizer's own weights with the tuner of its kind, validated on a held-out split.
 
-    Every option is ``None`` by default, meaning the tuner's own default (``finetune.tuners``). Image networks take
-    ``epochs, lr, unfreeze, layer_decay, l2sp, bn_statistics, augment, devices, num_nodes``; sentence encoders take
-    ``epochs, lr, loss, rounds, train_tokens, refit``. An option that does not apply is an error, never ignored.
-    ``features``: the head settings (a :class:`Features`) for the probe that starts and judges the tuning.
+    ``tuner``: a :class:`~transferkit.finetune.tuners.NetworkTuner` (image networks) or
+    :class:`~transferkit.finetune.tuners.ContrastiveTuner` (sentence encoders) with its options; ``None``: the
+    featurizer kind's tuner with its defaults (``auto`` then picks how many stages to unfreeze). A tuner of another
+    kind is an error that names the right one. ``features``: the head settings (a :class:`Features`) for the probe
+    that starts and judges the tuning.
     """
 
     name = "finetune"
 
-    def __init__(self, epochs: int | None = None, lr: float | None = None, unfreeze: int | str | None = None,
-                 layer_decay: float | None = None, l2sp: float | None = None, bn_statistics: str | None = None,
-                 augment: bool | None = None, devices: int | None = None, num_nodes: int | None = None,
-                 loss: str | None = None, rounds: int | None = None, train_tokens: int | None = None,
-                 refit: bool | None = None, features: Features | None = None) -> None:
-        self.epochs = epochs
-        self.lr = lr
-        self.unfreeze = unfreeze
-        self.layer_decay = layer_decay
-        self.l2sp = l2sp
-        self.bn_statistics = bn_statistics
-        self.augment = augment
-        self.devices = devices
-        self.num_nodes = num_nodes
-        self.loss = loss
-        self.rounds = rounds
-        self.train_tokens = train_tokens
-        self.refit = refit
+    def __init__(self, tuner: Tuner | None = None, features: Features | None = None) -> None:
+        self.tuner = tuner
         self.features = features
 
-    def options(self) -> dict:
-        return {k: getattr(self, k) for k in _TUNER_OPTIONS}
-
-    def tuner(self, featurizer, **defaults):
-        return make_tuner(featurizer.kind, {**defaults, **{k: v for k, v in self.options().items() if v is not None}})
+    def tuner_for(self, featurizer, **defaults) -> NetworkTuner | ContrastiveTuner:
+        """The checked tuner for ``featurizer``: the one given, or its kind's with ``defaults`` (auto's choices)."""
+        return tuner_for(featurizer.kind, self.tuner, defaults=defaults)
 
     def fit(self, problem: Problem, probe: Probe | None = None, **tuner_defaults) -> Fitted:
         features = self.features or Features()
         features.check()
-        tuner = self.tuner(problem.featurizer, **tuner_defaults)  # checked before any work is done
+        tuner = self.tuner_for(problem.featurizer, **tuner_defaults)  # checked before any work is done
         probe = probe or run_probe(problem.featurizer, problem.data, problem.classes, problem.run, features)
         run = problem.run
         train_idx, val_idx = stratified_split(probe.data.labels, validation_fraction(probe.data.labels,
                                                                                       run.val_fraction), run.seed)
-        network = isinstance(tuner, NetworkTuner)
         # the estimate's control: the head whose folds the estimate starts from (probe.oof), on the same split, so
         # that tuning's gain is measured against it, not against a weaker head
         probe_val = _split_correct(probe, features, run)
-        if network:
+        if isinstance(tuner, NetworkTuner):
             from .finetune.network import tune_network
 
             # the network's linear classifier starts from the split's head without the power transform
@@ -390,30 +368,23 @@ def _tuned_copy(featurizer):
 
 
 class Scratch(Strategy):
-    """No transfer: images train the same architecture from random initialisation (``epochs``, ``lr`` and the other
-    network options as for :class:`FineTune`; defaults in ``finetune.tuners.SCRATCH``); texts learn TF-IDF from the
-    training texts alone (no options)."""
+    """No transfer: images train the same architecture from random initialisation with ``tuner`` (a
+    :class:`~transferkit.finetune.tuners.NetworkTuner`, used as given; ``None``: ``NetworkTuner(**SCRATCH)``, every
+    layer at one higher rate for longer); texts learn TF-IDF from the training texts alone (no tuner)."""
 
     name = "scratch"
 
-    def __init__(self, epochs: int | None = None, lr: float | None = None, augment: bool | None = None,
-                 devices: int | None = None, num_nodes: int | None = None, features: Features | None = None) -> None:
-        self.epochs = epochs
-        self.lr = lr
-        self.augment = augment
-        self.devices = devices
-        self.num_nodes = num_nodes
+    def __init__(self, tuner: NetworkTuner | None = None, features: Features | None = None) -> None:
+        self.tuner = tuner
         self.features = features
 
     def fit(self, problem: Problem) -> Fitted:
         features = self.features or Features()
         fresh = problem.featurizer.scratch(problem.run.seed)
-        options = {k: getattr(self, k) for k in ("epochs", "lr", "augment", "devices", "num_nodes")}
         if fresh.learns_from_data:
-            given = sorted(k for k, v in options.items() if v is not None)
-            if given:
-                raise BadInputError(f"{', '.join(given)} do not apply to scratch on texts: it learns TF-IDF, there is "
-                                    "no network to train.")
+            if self.tuner is not None:
+                raise BadInputError("Scratch(tuner=...) does not apply to texts: scratch learns TF-IDF, there is no "
+                                    "network to train.")
             probe = run_probe(fresh, problem.data, problem.classes, problem.run, features)
             metrics = {**probe.metrics(), "n_train": len(probe.y), **probe.info}
             reason = (f"scratch: {probe.featurizer.describe()} + logistic regression, no pretrained knowledge; "
@@ -421,8 +392,11 @@ class Scratch(Strategy):
             return Fitted(probe.featurizer, probe.head, metrics, reason)
         from .finetune.network import tune_network
 
-        tuner = make_tuner(fresh.kind, {**SCRATCH, **{k: v for k, v in options.items() if v is not None}},
-                           what="scratch")
+        tuner = tuner_for(fresh.kind, self.tuner, what="scratch", defaults=SCRATCH)
+        assert isinstance(tuner, NetworkTuner)  # a network's kind has no other tuner (tuner_for checked the kind)
+        if tuner.unfreeze != "all":
+            raise BadInputError(f"scratch trains every layer from random initialisation: its tuner's unfreeze must be "
+                                f"'all', got {tuner.unfreeze!r}.")
         data, skipped = _readable(fresh, problem)
         y = data.targets(problem.classes)
         run = problem.run
@@ -538,7 +512,7 @@ class Auto(Strategy):
         if self.time_budget is not None and not (isinstance(self.time_budget, (int, float)) and self.time_budget >= 0):
             raise BadInputError(f"time_budget must be a number of seconds (0 or more), got {self.time_budget!r}.")
         if self.finetune is not None and problem.featurizer.tunable:
-            finetune.tuner(problem.featurizer)  # options that cannot apply are refused before any work
+            finetune.tuner_for(problem.featurizer)  # options that cannot apply are refused before any work
         probe = run_probe(problem.featurizer, problem.data, problem.classes, problem.run, features)
         frozen, frozen_why = self._frozen(problem, probe, features)
         fitted, choice, why = self._decide(problem, probe, frozen, features, finetune)
@@ -603,7 +577,7 @@ class Auto(Strategy):
             return kept, "features", (f"tuning would take about {estimate:.0f} s, over the {self.time_budget:.0f} s "
                                       "budget")
         unfreeze = None
-        if kind == "image-backbone" and finetune.unfreeze is None:
+        if kind == "image-backbone" and finetune.tuner is None:  # a tuner given is used as it is
             unfreeze = 4 if per_class < 200 else "all"
         start = time.perf_counter()
         tuned = finetune.fit(problem, probe=probe, **({"unfreeze": unfreeze} if unfreeze is not None else {}))
@@ -627,9 +601,9 @@ class Auto(Strategy):
 
     @staticmethod
     def _estimate_seconds(kind: str, probe: Probe, finetune: FineTune) -> float:
-        tuner = finetune.tuner(probe.featurizer)
+        tuner = finetune.tuner_for(probe.featurizer)
         n = len(probe.y)
-        if kind == "image-backbone":
+        if isinstance(tuner, NetworkTuner):
             measured = probe.info.get("features_per_second")
             speed = measured / NETWORK_TRAIN_SLOWER_THAN_EXTRACTION if measured else NETWORK_IMAGES_PER_SECOND
             return tuner.epochs * n / speed
@@ -656,5 +630,5 @@ def make_strategy(strategy: str | Strategy) -> Strategy:
     table = {"auto": Auto, "features": Features, "finetune": FineTune, "scratch": Scratch}
     if strategy not in table:
         raise BadInputError(f"strategy must be one of {', '.join(STRATEGIES)} (or a strategy object such as "
-                            f"FineTune(epochs=5)); got {strategy!r}.")
+                            f"FineTune(tuner=NetworkTuner(epochs=5))); got {strategy!r}.")
     return table[strategy]()

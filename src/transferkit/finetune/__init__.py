@@ -4,4 +4,5 @@ with contrastive pairs. ``tuners`` holds their settings and imports no torch; th
 from .tuners import SCRATCH as SCRATCH
 from .tuners import ContrastiveTuner as ContrastiveTuner
 from .tuners import NetworkTuner as NetworkTuner
-from .tuners import make_tuner as make_tuner
+from .tuners import Tuner as Tuner
+from .tuners import tuner_for as tuner_for

@@ -6,138 +6,227 @@
 - :class:`ContrastiveTuner` tunes a sentence encoder on pairs built from the labels (SetFit's recipe), then the
   head is fit on the tuned embeddings.
 
-Each is a frozen dataclass: every default is written here once, checked in ``__post_init__`` with a message that
-names the field and its limit, and read by the strategies and the CLI. Importing this module imports no torch.
+This module is the one schema of tuning options. Each option is one dataclass field made by :func:`option`: its
+default, its constraints (scikit-learn's parameter-constraint vocabulary, checked by :meth:`Tuner.validated` with a
+message that names the option and its limit) and its help text. A tuner is a scikit-learn parameter object, nested in
+a strategy (``FineTune(tuner=NetworkTuner(unfreeze=2))``; ``strategy__tuner__unfreeze`` in a grid search), and the
+CLI makes one flag per field (:func:`cli_options`). Adding an option is adding a field here. Importing this module
+imports no torch.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
 
 from ..errors import BadInputError
 
 BN_STATISTICS = ("frozen", "train")
+CONTRASTIVE_LOSSES = ("batch", "pairs")
 
 
-def _at_least(obj, names: tuple[str, ...], low: int) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise BadInputError(f"{name} must be a whole number of at least {low}, got {value!r}.")
+def option(default, *constraints, help: str, flag: str | None = None, parse=None):
+    """One tuning option: its default, the constraints its value must meet (any one of them: :func:`whole`,
+    :func:`number`, :func:`one_of`, ``"boolean"``), its help text, and for the CLI another flag name or a parser of
+    the flag's text."""
+    return field(default=default, metadata={"constraints": list(constraints), "help": help, "flag": flag,
+                                            "parse": parse})
 
 
-def _between(name: str, value, low: float, high: float, *, closed_low: bool = False) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not (
-            (low <= value if closed_low else low < value) and value < high):
-        raise BadInputError(f"{name} must be {'at least' if closed_low else 'above'} {low} and below {high}, "
-                            f"got {value!r}.")
+def whole(low: int = 1) -> tuple:
+    """A whole number from ``low`` up."""
+    return ("interval", "integral", low, None, "left")
 
 
-@dataclass(frozen=True)
-class NetworkTuner:
-    """Fine-tune an image network on the training split; early stopping and checkpoints on validation loss."""
+def number(low: float, high: float, closed: str) -> tuple:
+    """A real number between ``low`` and ``high``; ``closed``: which ends are allowed (scikit-learn's ``Interval``)."""
+    return ("interval", "real", low, high, closed)
 
-    epochs: int = 12
-    lr: float = 3e-4  # the head's peak rate; each stage below trains at layer_decay times the rate above it
-    unfreeze: int | str = 3  # top stages retrained, or "all"; the head always trains
-    layer_decay: float = 0.7
-    l2sp: float = 0.0  # pull towards the pretrained weights (L2-SP); 0 is off
-    bn_statistics: str = "frozen"  # "frozen": BatchNorm keeps its pretrained statistics; "train": re-estimated
-    weight_decay: float = 0.05
-    patience: int = 6
-    label_smoothing: float = 0.1
-    batch_size: int = 32
-    augment: bool = True  # random crops, flips and colour jitter while training (off: the eval transform)
-    devices: int = 1  # GPUs, or CPU processes, trained on with DDP
-    num_nodes: int = 1
-    num_workers: int = 1
 
-    def __post_init__(self) -> None:
-        _at_least(self, ("epochs", "patience", "batch_size", "devices", "num_nodes"), 1)
-        _at_least(self, ("num_workers",), 0)
-        _between("lr", self.lr, 0, 1)
-        _between("layer_decay", self.layer_decay, 0, 1.000001)
-        _between("l2sp", self.l2sp, 0, 1e6, closed_low=True)
-        _between("weight_decay", self.weight_decay, 0, 1, closed_low=True)
-        _between("label_smoothing", self.label_smoothing, 0, 1, closed_low=True)
-        if not isinstance(self.augment, bool):
-            raise BadInputError(f"augment must be True or False, got {self.augment!r}.")
-        if self.bn_statistics not in BN_STATISTICS:
-            raise BadInputError(f"bn_statistics must be one of {', '.join(BN_STATISTICS)}, got {self.bn_statistics!r}.")
-        if self.unfreeze != "all":
-            try:
-                n = int(self.unfreeze)
-            except (TypeError, ValueError):
-                raise BadInputError(f"unfreeze must be a number of top stages or 'all', got {self.unfreeze!r}.") from None
-            if n < 0:
-                raise BadInputError(f"unfreeze must be at least 0 (0 trains only the new head), got {n}.")
-            object.__setattr__(self, "unfreeze", n)
+def one_of(*values: str) -> tuple:
+    return ("options", values)
+
+
+def _sklearn_constraint(c):
+    """A constraint above as scikit-learn's parameter validation spells it (imported only when a tuner is checked:
+    scikit-learn costs a second at CLI start-up)."""
+    from numbers import Integral, Real
+
+    from sklearn.utils._param_validation import Interval, StrOptions
+
+    if isinstance(c, tuple) and c[0] == "interval":
+        return Interval(Integral if c[1] == "integral" else Real, c[2], c[3], closed=c[4])
+    if isinstance(c, tuple) and c[0] == "options":
+        return StrOptions(set(c[1]))
+    return c
+
+
+def _unfreeze(text: str) -> int | str:
+    return text if text == "all" else int(text)
+
+
+@dataclass(eq=False)
+class Tuner:
+    """A tuner's options are its dataclass fields. ``get_params`` / ``set_params`` are scikit-learn's parameter
+    protocol (``clone``, nested ``strategy__tuner__epochs`` in a grid search), written here so that the CLI, which
+    builds its flags from these fields, does not import scikit-learn to show ``--help``."""
+
+    featurizer_kind: ClassVar[str]
+    modality: ClassVar[str]
+    strategies: ClassVar[tuple[str, ...]]  # the strategies that train with it
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def set_params(self, **params) -> Tuner:
+        names = self.get_params()
+        for name, value in params.items():
+            if name not in names:
+                raise BadInputError(f"{type(self).__name__} has no option {name!r}; its options are "
+                                    f"{', '.join(names)}.")
+            setattr(self, name, value)
+        return self
+
+    def validated(self) -> Tuner:
+        """Every option checked against its constraints; the message names the option and its limit."""
+        from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
+
+        constraints = {f.name: [_sklearn_constraint(c) for c in f.metadata["constraints"]] for f in fields(self)}
+        try:
+            validate_parameter_constraints(constraints, self.get_params(), type(self).__name__)
+        except InvalidParameterError as exc:
+            raise BadInputError(str(exc)) from None
+        return self
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return self.get_params()
+
+
+@dataclass(eq=False)
+class NetworkTuner(Tuner):
+    """Fine-tune an image network on the training split; early stopping and checkpoints on validation loss."""
+
+    featurizer_kind: ClassVar[str] = "image-backbone"
+    modality: ClassVar[str] = "image"
+    strategies: ClassVar[tuple[str, ...]] = ("finetune", "scratch")
+
+    epochs: int = option(12, whole(), help="Maximum epochs.")
+    lr: float = option(3e-4, number(0, 1, "neither"),
+                       help="Peak learning rate of the head; each stage below trains at layer_decay times the rate "
+                            "above it.")
+    unfreeze: int | str = option(3, whole(0), one_of("all"), parse=_unfreeze,
+                                 help="How many top stages to retrain, or 'all'; the head always trains.")
+    layer_decay: float = option(0.7, number(0, 1, "right"),
+                                help="Each stage trains at this fraction of the learning rate of the stage above.")
+    l2sp: float = option(0.0, number(0, 1e6, "left"),
+                         help="Pull the weights towards their pretrained values (L2-SP); 0 is off, try 0.01.")
+    bn_statistics: str = option("frozen", one_of(*BN_STATISTICS),
+                                help="'frozen' keeps BatchNorm's pretrained statistics; 'train' re-estimates them in "
+                                     "retrained stages.")
+    weight_decay: float = option(0.05, number(0, 1, "left"), help="AdamW's weight decay.")
+    patience: int = option(6, whole(), help="Epochs without a better validation loss before stopping.")
+    label_smoothing: float = option(0.1, number(0, 1, "left"), help="Label smoothing of the loss.")
+    batch_size: int = option(32, whole(), flag="--train-batch-size", help="Images per training batch.")
+    augment: bool = option(True, "boolean",
+                           help="Random crops, flips and colour jitter while training (off for data where a mirror "
+                                "image means something else, such as digits).")
+    devices: int = option(1, whole(), help="Devices (GPUs, or CPU processes) to train on with DDP.")
+    num_nodes: int = option(1, whole(), help="Machines to train on with DDP (launch with torchrun or SLURM).")
+    num_workers: int = option(1, whole(0), help="Processes that decode and augment images while training.")
 
 
 # Training from random initialisation has nothing to keep: every layer trains at one higher rate, for longer.
 SCRATCH = {"epochs": 30, "lr": 2e-3, "unfreeze": "all"}
 
 
-@dataclass(frozen=True)
-class ContrastiveTuner:
+@dataclass(eq=False)
+class ContrastiveTuner(Tuner):
     """Tune a sentence encoder so that texts of a class embed close together (cosine target 1) and texts of other
     classes apart (0), then fit the head on the new embeddings.
 
     ``loss``: ``"batch"`` (default): class-balanced batches of ``batch_size`` texts, every pair within a batch
     learned at once, positives and negatives weighted equally: each text embedded once per batch gives
     ``batch_size - 1`` pairs. ``"pairs"``: SetFit's recipe, sampled pairs (one same-class, one other-class partner
-    per text and round). ``rounds``: how many times each labeled text is embedded per epoch (``"pairs"`` embeds a
-    text shared by pairs of one batch once, so it costs less). Measured on held-out seeds of the few-shot suite's
-    text tasks (``benchmarks/text_tuning.py``): ``"batch"`` 1.3 points above ``"pairs"`` at 20 rounds, in 1.5-1.8
-    times its time.
-    ``refit``: after validating on the split, tune a second encoder on every label (twice the time)."""
+    per text and round). ``rounds``: how many times each labeled text is embedded per epoch. ``refit``: after
+    validating on the split, tune a second encoder on every label (twice the time). benchmarks/text_tuning.py
+    compares the losses."""
 
-    loss: str = "batch"
-    rounds: int = 20
-    epochs: int = 1
-    lr: float = 2e-5
-    batch_size: int = 16
-    train_tokens: int = 128  # training window: texts are truncated to it while pairs are learned
-    warmup: float = 0.1
-    refit: bool = False
+    featurizer_kind: ClassVar[str] = "sentence-encoder"
+    modality: ClassVar[str] = "text"
+    strategies: ClassVar[tuple[str, ...]] = ("finetune",)  # scratch on texts is TF-IDF: nothing to tune
 
-    def __post_init__(self) -> None:
-        _at_least(self, ("rounds", "epochs", "batch_size", "train_tokens"), 1)
-        _between("lr", self.lr, 0, 1)
-        _between("warmup", self.warmup, 0, 1, closed_low=True)
-        if self.loss not in CONTRASTIVE_LOSSES:
-            raise BadInputError(f"loss must be one of {', '.join(CONTRASTIVE_LOSSES)}, got {self.loss!r}.")
-        if not isinstance(self.refit, bool):
-            raise BadInputError(f"refit must be True or False, got {self.refit!r}.")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    loss: str = option("batch", one_of(*CONTRASTIVE_LOSSES),
+                       help="'batch': every pair within class-balanced batches; 'pairs': SetFit's sampled pairs.")
+    rounds: int = option(20, whole(), help="How many times each text is embedded in contrastive tuning.")
+    epochs: int = option(1, whole(), help="Passes over the pairs.")
+    lr: float = option(2e-5, number(0, 1, "neither"), help="Peak learning rate.")
+    batch_size: int = option(16, whole(), flag="--train-batch-size", help="Texts per training batch.")
+    train_tokens: int = option(128, whole(),
+                               help="The window texts are truncated to while pairs are learned.")
+    warmup: float = option(0.1, number(0, 1, "left"),
+                           help="Share of the steps over which the learning rate warms up.")
+    refit: bool = option(False, "boolean", help="After validating on the split, tune again on every label.")
 
 
-CONTRASTIVE_LOSSES = ("batch", "pairs")
+TUNERS: dict[str, type[Tuner]] = {t.featurizer_kind: t for t in (NetworkTuner, ContrastiveTuner)}
 
 
-TUNERS: dict[str, type] = {"image-backbone": NetworkTuner, "sentence-encoder": ContrastiveTuner}
-
-
-def option_names(tuner: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(tuner))
-
-
-def make_tuner(featurizer_kind: str, options: dict, *, what: str = "finetune"):
-    """The tuner for a featurizer kind with the given options (``None`` values take the tuner's defaults). An option
-    the tuner does not have is an error that says which options apply, never silently ignored."""
+def tuner_for(featurizer_kind: str, tuner: Tuner | None, *, what: str = "finetune",
+              defaults: dict | None = None) -> NetworkTuner | ContrastiveTuner:
+    """The checked tuner for a featurizer kind: ``tuner`` as given, or the kind's default with ``defaults`` (a
+    strategy's own, such as :data:`SCRATCH`). A tuner of another kind is an error that names the right one."""
     if featurizer_kind not in TUNERS:
         tunable = ", ".join(sorted(TUNERS))
         raise BadInputError(f"{what} cannot tune a {featurizer_kind} featurizer (tunable: {tunable}). Use "
                             "strategy='features' with it, or pick a network or sentence encoder.")
-    tuner = TUNERS[featurizer_kind]
-    given = {k: v for k, v in options.items() if v is not None}
-    foreign = sorted(set(given) - set(option_names(tuner)))
+    wanted = TUNERS[featurizer_kind]
+    chosen = wanted(**(defaults or {})) if tuner is None else tuner
+    if not isinstance(chosen, (NetworkTuner, ContrastiveTuner)) or not isinstance(chosen, wanted):
+        raise BadInputError(f"{what} was given a {type(chosen).__name__}, which tunes {chosen.featurizer_kind}s; a "
+                            f"{featurizer_kind} is tuned by {wanted.__name__}(...).")
+    chosen.validated()
+    return chosen
+
+
+@dataclass(frozen=True)
+class CliOption:
+    """One tuning flag of the CLI, made from the tuners' fields of that name."""
+
+    name: str
+    flag: str
+    type: type
+    help: str
+    parse: Any = None
+    modalities: tuple[str, ...] = ()
+
+
+def cli_options() -> list[CliOption]:
+    """The CLI's tuning flags: one per option name, its help saying which data it applies to and each default."""
+    by_name: dict[str, list[tuple[type[Tuner], Any]]] = {}
+    for tuner in TUNERS.values():
+        for f in fields(tuner):
+            by_name.setdefault(f.name, []).append((tuner, f))
+    out = []
+    for name, owners in by_name.items():
+        first = owners[0][1]
+        applies = " and ".join(f"{t.modality}s ({', '.join(t.strategies)})" for t, _ in owners)
+        defaults = "; ".join(f"{t.modality}s {f.default}" + (f", from scratch {SCRATCH[name]}" if name in SCRATCH and
+                                                             "scratch" in t.strategies else "") for t, f in owners)
+        help_text = " / ".join(dict.fromkeys(f.metadata["help"] for _, f in owners))
+        out.append(CliOption(name, first.metadata["flag"] or "--" + name.replace("_", "-"),
+                             bool if isinstance(first.default, bool) else
+                             str if first.metadata["parse"] else type(first.default),
+                             f"{applies[0].upper()}{applies[1:]}: {help_text} (default: {defaults})",
+                             first.metadata["parse"], tuple(t.modality for t, _ in owners)))
+    return out
+
+
+def check_applies(given: dict[str, Any], modality: str, where: str) -> None:
+    """The one check of "this option applies only to images (texts)": ``given`` maps tuning option names to the
+    values a user set; ``where`` names the data in the message."""
+    options = {o.name: o for o in cli_options()}
+    foreign = [options[k].flag for k in given if modality not in options[k].modalities]
     if foreign:
-        raise BadInputError(f"{', '.join(foreign)} do{'es' if len(foreign) == 1 else ''} not apply to {what} of a "
-                            f"{featurizer_kind}; its options are {', '.join(option_names(tuner))}.")
-    return tuner(**given)
+        other = "texts" if modality == "image" else "images"
+        raise BadInputError(f"{', '.join(foreign)} appl{'ies' if len(foreign) == 1 else 'y'} to {other}, and {where} "
+                            f"holds {modality}s.")
