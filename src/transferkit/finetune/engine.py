@@ -90,6 +90,7 @@ def train_network(
         num_nodes=config.num_nodes,
         strategy="ddp" if distributed else "auto",
         precision=_lightning_precision(precision),
+        gradient_clip_val=config.grad_clip or None,
         callbacks=[checkpoint, stopper],
         logger=False,
         enable_progress_bar=progress,

@@ -126,6 +126,7 @@ class NetworkTuner(Tuner):
     weight_decay: float = option(0.05, number(0, 1, "left"), help="AdamW's weight decay.")
     patience: int = option(6, whole(), help="Epochs without a better validation loss before stopping.")
     label_smoothing: float = option(0.1, number(0, 1, "left"), help="Label smoothing of the loss.")
+    grad_clip: float = option(0.0, number(0, 1e6, "left"), help="Clip the gradients' norm at this value; 0 is off.")
     batch_size: int = option(32, whole(), flag="--train-batch-size", help="Images per training batch.")
     augment: bool = option(True, "boolean",
                            help="Random crops, flips and colour jitter while training (off for data where a mirror "
