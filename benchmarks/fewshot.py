@@ -156,12 +156,10 @@ def run_transferkit(method: str, task, items, labels, seed: int) -> dict:
         seconds = time.perf_counter() - start
     clf.cache_dir = str(SHARED_CACHE)  # the fixed test set is embedded outside the timed fit, once
     accuracy = clf.score(list(task.test_items), list(task.test_labels))
-    m = clf.metrics_
-    from transferkit.evaluate import reported_accuracy
-
-    printed = reported_accuracy(m) or {}
-    return {"accuracy": accuracy, "seconds": seconds, "printed": printed.get("accuracy"),
-            "printed_n": printed.get("n"), "printed_how": printed.get("key"), "choice": m.get("auto_choice"),
+    m, printed = clf.metrics_, clf.report_.estimate
+    return {"accuracy": accuracy, "seconds": seconds, "printed": printed.value if printed else None,
+            "printed_n": printed.n if printed else None, "printed_how": printed.key if printed else None,
+            "choice": clf.report_.auto_choice,
             "representation": clf.featurizer_.name, "val_accuracy": m.get("val_accuracy"),
             "probe_val_accuracy": m.get("probe_val_accuracy"), "frozen_cv": m.get("probe_cv_accuracy",
                                                                                   m.get("cv_accuracy"))}

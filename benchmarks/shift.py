@@ -94,8 +94,9 @@ def shifted_items(task, kind: str) -> list:
 
 
 def measure(task, featurizer, ks: list[int], seeds: range, cache: str) -> list[dict]:
-    from transferkit.evaluate import calibrated_confidences, label_free_estimate, reported_accuracy
+    from transferkit.evaluate import calibrated_confidences, label_free_estimate
     from transferkit.features import extract
+    from transferkit.fitreport import FitReport
 
     truth = np.array([task.classes.index(c) for c in task.test_labels])
     sets = {"none": list(task.test_items), **{kind: shifted_items(task, kind) for kind in SHIFTS[task.modality]}}
@@ -103,17 +104,17 @@ def measure(task, featurizer, ks: list[int], seeds: range, cache: str) -> list[d
                 for name, items in sets.items()}
     rows = []
     for k, seed, probe in probes(task, featurizer, ks, seeds, cache):
-        metrics = probe.metrics()
-        printed = reported_accuracy(metrics)
+        report = FitReport(metrics=probe.metrics())
+        printed = report.estimate
         for name, test in features.items():
             proba = probe.head.predict_proba(test)
-            estimate = label_free_estimate(calibrated_confidences(proba, metrics), metrics)
+            estimate = label_free_estimate(calibrated_confidences(proba, report.temperature), printed)
             rows.append({"task": task.name, "modality": task.modality, "k": k, "seed": seed, "shift": name,
                          "n_test": int(len(truth)), "test": float((proba.argmax(1) == truth).mean()),
-                         "printed": printed["accuracy"], "printed_interval": printed["interval"],
+                         "printed": printed.value, "printed_interval": list(printed.interval),
                          "label_free": estimate["accuracy"], "below_fit": estimate["below_fit"]})
             if name == "none":
-                rows[-1]["small_batches"] = small_batches(proba, truth, metrics, seed)
+                rows[-1]["small_batches"] = small_batches(proba, truth, report, seed)
     return rows
 
 
@@ -122,7 +123,6 @@ def measure_fitted(task, ks: list[int], seeds: range) -> list[dict]:
     import tempfile
 
     from transferkit import ImageClassifier, TextClassifier
-    from transferkit.evaluate import reported_accuracy
     from transferkit.predictor import Predictor
 
     cache = str(suite_data.WORK / "cache")
@@ -136,31 +136,31 @@ def measure_fitted(task, ks: list[int], seeds: range) -> list[dict]:
             with tempfile.TemporaryDirectory() as folder:
                 cls(seed=seed, cache_dir=cache, verbose=False).fit(list(items), list(labels)).save(f"{folder}/m")
                 model = Predictor.load(f"{folder}/m", cache_dir=cache)
-            printed = reported_accuracy(model.fit_metrics)
+            printed = model.report.estimate
             for name, test in sets.items():
                 proba = model.predict_proba(test)
                 estimate = model.label_free(proba) or {}
                 rows.append({"task": task.name, "modality": task.modality, "k": k, "seed": seed, "shift": name,
-                             "model": "auto", "choice": model.fit_metrics.get("auto_choice"),
+                             "model": "auto", "choice": model.report.auto_choice,
                              "n_test": int(len(truth)), "test": float((model.classes[proba.argmax(1)] == truth).mean()),
-                             "printed": printed["accuracy"], "printed_interval": printed["interval"],
+                             "printed": printed.value, "printed_interval": list(printed.interval),
                              "label_free": estimate.get("accuracy"), "below_fit": estimate.get("below_fit")})
             print(f"{task.name} k={k} seed {seed}: {rows[-1]['choice']}", flush=True)
     return rows
 
 
-def small_batches(proba, truth, metrics: dict, seed: int) -> dict:
+def small_batches(proba, truth, report, seed: int) -> dict:
     """For each size in SUBSET_SIZES, over SUBSETS random samples of the test items: the share on which predict
     warns, would warn without the allowance for luck, and whose accuracy is under the fit's interval."""
     from transferkit.evaluate import calibrated_confidences, label_free_estimate
 
-    confidences, correct = calibrated_confidences(proba, metrics), proba.argmax(1) == truth
+    confidences, correct = calibrated_confidences(proba, report.temperature), proba.argmax(1) == truth
     rng, out = np.random.default_rng(seed), {}
     for n in (n for n in SUBSET_SIZES if n <= len(truth)):
         warned = plain = below = 0
         for _ in range(SUBSETS):
             pick = rng.choice(len(truth), n, replace=False)
-            estimate = label_free_estimate(confidences[pick], metrics)
+            estimate = label_free_estimate(confidences[pick], report.estimate)
             low = estimate["interval_at_fit"][0]
             warned, plain, below = (warned + estimate["below_fit"], plain + (estimate["accuracy"] < low),
                                     below + (correct[pick].mean() < low))

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from transferkit import Auto, Features, ImageClassifier, Scratch
-from transferkit.evaluate import evaluate, reported_accuracy
+from transferkit.evaluate import evaluate
 from transferkit.finetune import SCRATCH, NetworkTuner
 
 HERE = Path(__file__).parent / "clipart"
@@ -40,9 +40,9 @@ def main() -> None:
         seconds = time.perf_counter() - start
         model.save(OUT / strategy.name)
         result = evaluate(model, HERE / "test")
-        at_fit = reported_accuracy(model.metrics_)
+        at_fit = model.report_.estimate
         unlabeled = model.estimate_accuracy(HERE / "test")  # what `predict` reads, without the test labels
-        rows.append((strategy.name, what, result.accuracy, at_fit["accuracy"] if at_fit else None,
+        rows.append((strategy.name, what, result.accuracy, at_fit.value if at_fit else None,
                      unlabeled["accuracy"] if unlabeled else None, result.macro_f1, seconds))
     table = Table("strategy", "what", "test accuracy", "macro-F1", "fit time", title="Held-out test set (120 images)")
     for strategy, what, acc, _, _, f1, seconds in rows:

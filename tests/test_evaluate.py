@@ -166,14 +166,28 @@ def test_the_benchmarks_gain_is_a_prior_only_for_the_recipe_they_measured():
 
 
 def test_a_fit_reports_its_most_telling_accuracy_and_old_models_their_cross_validation():
-    from transferkit.evaluate import reported_accuracy
+    from transferkit.fitreport import FitReport
 
-    tuned = {"accuracy_estimate": 0.9, "estimate_interval": [0.8, 1.0], "probe_cv_n": 40, "cv_estimate": 0.7}
-    assert reported_accuracy(tuned)["key"] == "accuracy_estimate" and reported_accuracy(tuned)["n"] == 40
-    frozen = {"cv_accuracy": 0.6, "cv_interval": [0.4, 0.8], "cv_n": 20, "cv_estimate": 0.65,
-              "cv_estimate_interval": [0.45, 0.82]}
-    assert reported_accuracy(frozen) == {"key": "cv_estimate", "accuracy": 0.65, "interval": [0.45, 0.82], "n": 20,
-                                         "name": "estimated accuracy", "what": reported_accuracy(frozen)["what"]}
-    old = {"cv_accuracy": 0.6, "cv_interval": [0.4, 0.8], "cv_n": 20}  # saved before the estimate existed
-    assert reported_accuracy(old)["key"] == "cv_accuracy" and reported_accuracy(old)["name"] == "cross-validated accuracy"
-    assert reported_accuracy({}) is None
+    tuned = FitReport(metrics={"accuracy_estimate": 0.9, "estimate_interval": [0.8, 1.0], "probe_cv_n": 40,
+                               "cv_estimate": 0.7})
+    assert tuned.estimate.key == "accuracy_estimate" and tuned.estimate.n == 40
+    frozen = FitReport(metrics={"cv_accuracy": 0.6, "cv_interval": [0.4, 0.8], "cv_n": 20, "cv_estimate": 0.65,
+                                "cv_estimate_interval": [0.45, 0.82], "cv_folds": 5})
+    e = frozen.estimate
+    assert (e.key, e.value, e.interval, e.n, e.name) == ("cv_estimate", 0.65, (0.45, 0.82), 20, "estimated accuracy")
+    assert [a.key for a in frozen.measured] == ["cv_estimate", "cv_accuracy"] and frozen.measured[1].folds == 5
+    old = FitReport(metrics={"cv_accuracy": 0.6, "cv_interval": [0.4, 0.8], "cv_n": 20})  # saved before the estimate
+    assert old.estimate.key == "cv_accuracy" and old.estimate.name == "cross-validated accuracy"
+    assert FitReport().estimate is None and FitReport(metrics={"cv_accuracy": True}).estimate is None
+
+
+def test_a_fit_report_reads_the_temperature_the_fit_recorded_and_round_trips_through_report_json():
+    from transferkit.fitreport import FitReport
+
+    assert FitReport(metrics={"val_temperature": 0.5}).temperature == 0.5
+    assert FitReport(metrics={"cv_temperature": 0.7, "val_temperature": 0.5}).temperature == 0.7  # the folds' first
+    assert FitReport(metrics={"cv_temperature": "hot"}).temperature is None
+    report = FitReport("features", "why", {"cv_accuracy": 0.5, "cv_interval": [0.2, 0.8], "cv_n": 8}, (("a.png",
+                       "not an image file"),), ("a note",), ("abc",))
+    assert FitReport.from_dict(report.to_dict()) == report
+    assert report.essentials() == {"cv_accuracy": 0.5, "cv_interval": [0.2, 0.8], "cv_n": 8}

@@ -54,8 +54,8 @@ def test_an_exported_image_model_predicts_like_the_model_and_records_its_check(i
     saved = json.loads((tmp_path / "onnx" / MANIFEST).read_text())
     assert saved["classes"] == ["beverages", "birds", "fruit"] and saved["inputs"][0]["preprocessing"]["input_size"] == 64
     # the export reads its accuracy on unlabeled items as the model does: it keeps the fit's estimate and temperature
-    assert runtime.fit_metrics["cv_temperature"] == predictor.fit_metrics["cv_temperature"]
-    assert runtime.fit_metrics["cv_estimate"] == predictor.fit_metrics["cv_estimate"]
+    assert runtime.report.temperature == predictor.report.temperature is not None
+    assert runtime.report.estimate == predictor.report.estimate is not None
 
 
 def test_a_side_by_side_model_with_a_power_transformed_head_per_member_exports_exactly(image_model, small_train,

@@ -12,34 +12,35 @@ from typer.testing import CliRunner
 
 from transferkit.cli import app
 from transferkit.evaluate import LABEL_FREE_MIN_ITEMS, calibrated_confidences, label_free_estimate
+from transferkit.fitreport import FitReport
 
 runner = CliRunner()
-FIT = {"cv_estimate": 0.80, "cv_estimate_interval": [0.70, 0.88], "cv_n": 100}
+FIT = FitReport(metrics={"cv_estimate": 0.80, "cv_estimate_interval": [0.70, 0.88], "cv_n": 100}).estimate
 
 
 def test_the_accuracy_on_unlabeled_items_is_their_mean_confidence_at_the_fitted_temperature():
     proba = np.tile([[0.6, 0.3, 0.1], [0.2, 0.5, 0.3]], (15, 1))
-    as_given = label_free_estimate(calibrated_confidences(proba, {**FIT, "cv_temperature": 1.0}), FIT)
+    as_given = label_free_estimate(calibrated_confidences(proba, 1.0), FIT)
     assert as_given["accuracy"] == pytest.approx(0.55) and as_given["n"] == 30
-    sharper = label_free_estimate(calibrated_confidences(proba, {**FIT, "cv_temperature": 0.5}), FIT)
+    sharper = label_free_estimate(calibrated_confidences(proba, 0.5), FIT)
     assert sharper["accuracy"] == pytest.approx(np.mean([0.36 / 0.46, 0.25 / 0.38]))  # p^2, renormalised
     assert as_given["at_fit"] == 0.80 and as_given["interval_at_fit"] == [0.70, 0.88]
 
 
 def test_below_the_fits_interval_the_items_are_flagged_as_unlike_the_training_ones():
-    fit = {**FIT, "cv_temperature": 1.0}
-    confident = label_free_estimate(calibrated_confidences(np.tile([[0.75, 0.25]], (30, 1)), fit), fit)
-    unsure = label_free_estimate(calibrated_confidences(np.tile([[0.6, 0.4]], (30, 1)), fit), fit)
+    confident = label_free_estimate(calibrated_confidences(np.tile([[0.75, 0.25]], (30, 1)), 1.0), FIT)
+    unsure = label_free_estimate(calibrated_confidences(np.tile([[0.6, 0.4]], (30, 1)), 1.0), FIT)
     assert not confident["below_fit"] and unsure["below_fit"]
 
 
 def test_no_estimate_without_a_temperature_or_from_a_handful_of_items():
     proba = np.tile([[0.9, 0.1]], (LABEL_FREE_MIN_ITEMS, 1))
-    tuned = {"accuracy_estimate": 0.9, "estimate_interval": [0.8, 0.95], "probe_cv_n": 40, "probe_cv_temperature": 1.0}
-    assert calibrated_confidences(proba, tuned) is None and label_free_estimate(None, tuned) is None
-    fit = {**FIT, "cv_temperature": 1.0}
-    assert label_free_estimate(calibrated_confidences(proba, fit), fit) is not None
-    assert label_free_estimate(calibrated_confidences(proba[1:], fit), fit) is None
+    tuned = FitReport(metrics={"accuracy_estimate": 0.9, "estimate_interval": [0.8, 0.95], "probe_cv_n": 40,
+                               "probe_cv_temperature": 1.0})  # the probe's temperature is not the tuned model's
+    assert tuned.temperature is None and calibrated_confidences(proba, tuned.temperature) is None
+    assert label_free_estimate(None, tuned.estimate) is None
+    assert label_free_estimate(calibrated_confidences(proba, 1.0), FIT) is not None
+    assert label_free_estimate(calibrated_confidences(proba[1:], 1.0), FIT) is None
 
 
 @pytest.fixture(scope="module")

@@ -101,7 +101,8 @@ def test_the_monitor_reads_the_accuracy_of_the_last_inputs_from_the_models_confi
     few, after = asyncio.run(go(Batcher(predictor, Limits(max_batch=8))))
     assert few["estimate"] is None and "so far" in few["why_none"]
     proba, _, _ = predictor.predict_items([str(f) for f in files])
-    expected = label_free_estimate(calibrated_confidences(proba, predictor.fit_metrics), predictor.fit_metrics)
+    expected = label_free_estimate(calibrated_confidences(proba, predictor.report.temperature),
+                                   predictor.report.estimate)
     assert after["inputs"] == len(files) and after["estimate"]["n"] == len(files)
     assert after["estimate"]["accuracy"] == pytest.approx(expected["accuracy"], abs=1e-6)
 

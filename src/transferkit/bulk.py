@@ -88,7 +88,7 @@ def predict_to_file(predictor, items: Sequence, out: str | Path, *, top: int = 1
         for start in range(0, len(todo), chunk):
             batch = [items[i] for i in todo[start: start + chunk]]
             proba, ok, skipped = predictor.predict_items(batch)
-            confidences.append(calibrated_confidences(proba, predictor.fit_metrics))
+            confidences.append(calibrated_confidences(proba, predictor.report.temperature))
             readable = [str(item) for item, k in zip(batch, ok) if k]
             rows = rows_for(readable, proba, classes, key, min(top, len(classes)))
             rows += [{key: str(item), "error": why} for item, why in skipped]
@@ -100,7 +100,7 @@ def predict_to_file(predictor, items: Sequence, out: str | Path, *, top: int = 1
                 on_chunk(counts["written"])
     if suffix == ".parquet":
         _to_parquet(stream, out, cols)
-    counts["estimate"] = label_free_over_batches(confidences, predictor.fit_metrics)
+    counts["estimate"] = label_free_over_batches(confidences, predictor.report.estimate)
     return counts
 
 

@@ -12,11 +12,13 @@ PIPELINE_TAGS = {"image": "image-classification", "text": "text-classification"}
 
 def model_card(document: dict[str, Any], report: dict[str, Any], components: dict[str, dict]) -> str:
     """Markdown for a model folder from its description, its fit report and its components' configs."""
+    from .fitreport import FitReport
+
     modality = document["modality"]
     classes = [str(c) for c in document["classes"]]
-    metrics = report.get("metrics") or {}
+    fit = FitReport.from_dict(report)
     featurizer = components.get("featurizer") or {}
-    counts = metrics.get("class_counts") or {}
+    counts = fit.class_counts
     noun = "image" if modality == "image" else "text"
     example = "photo.jpg" if modality == "image" else "a text to classify"
     lines = ["---", "library_name: transferkit", f"pipeline_tag: {PIPELINE_TAGS[modality]}",
@@ -25,19 +27,18 @@ def model_card(document: dict[str, Any], report: dict[str, Any], components: dic
              f"{len(classes)} classes: {', '.join(f'`{c}`' for c in classes)}.", "",
              "## Model", "",
              f"- Representation: {_describe_featurizer(featurizer)}",
-             f"- Strategy: `{report.get('strategy', '?')}`",
-             f"- Why: {report.get('reason') or 'not recorded'}", "",
+             f"- Strategy: `{fit.strategy or '?'}`",
+             f"- Why: {fit.reason or 'not recorded'}", "",
              "## Training data", ""]
-    n = metrics.get(f"n_{noun}s") or metrics.get("n_train")
+    n = fit.n_items(noun)
     lines.append(f"{n} labeled {noun}s" + (":" if counts else "."))
     if counts:
         lines += ["", "| class | examples |", "|---|---|"] + [f"| {_cell(c)} | {k} |" for c, k in counts.items()]
-    skipped = report.get("skipped") or []
-    if skipped:
-        lines += ["", f"{len(skipped)} unreadable input(s) were skipped."]
-    for note in report.get("notes") or []:
+    if fit.skipped:
+        lines += ["", f"{len(fit.skipped)} unreadable input(s) were skipped."]
+    for note in fit.notes:
         lines += ["", f"Note: {note}."]
-    lines += ["", "## How good it is", ""] + _metric_lines(metrics)
+    lines += ["", "## How good it is", ""] + _metric_lines(fit)
     lines += ["", "## Limitations", "",
               f"- It always answers one of its {len(classes)} classes: an input that belongs to none of them still "
               "gets one (look at the probability).",
@@ -58,16 +59,12 @@ def model_card(document: dict[str, Any], report: dict[str, Any], components: dic
     return "\n".join(lines)
 
 
-def _metric_lines(metrics: dict) -> list[str]:
-    from .evaluate import REPORTED
-
+def _metric_lines(fit) -> list[str]:
     out = []
-    for value_key, interval_key, n_key, _, what in REPORTED:
-        value, interval, n = metrics.get(value_key), metrics.get(interval_key), metrics.get(n_key)
-        if isinstance(value, (int, float)):
-            span = f", 95% interval {interval[0]:.2f}-{interval[1]:.2f}" if interval else ""
-            folds = f", {metrics['cv_folds']} folds" if value_key == "cv_accuracy" and metrics.get("cv_folds") else ""
-            out.append(f"- {what[0].upper() + what[1:]}: **{value:.3f}** (n={n if n is not None else '?'}{folds}{span})")
+    for a in fit.measured:
+        folds = f", {a.folds} folds" if a.folds else ""
+        out.append(f"- {a.how[0].upper() + a.how[1:]}: **{a.value:.3f}** (n={a.n if a.n is not None else '?'}{folds}, "
+                   f"95% interval {a.interval[0]:.2f}-{a.interval[1]:.2f})")
     return out or ["- No accuracy estimate was recorded (too few examples to hold any out)."]
 
 

@@ -258,41 +258,30 @@ def _strategy(name: str, tuning: dict, modality: str, time_budget: float | None)
 
 
 def _print_fit(clf, out_dir: Path, as_json: bool, what: str) -> None:
-    from .evaluate import estimate_note, reported_accuracy
+    from .evaluate import estimate_note
 
-    m = clf.metrics_
+    report = clf.report_
     if as_json:
-        print(json.dumps({"model": str(out_dir), "strategy": clf.strategy_, "classes": clf.classes_.tolist(),
-                          "reason": clf.reason_, "skipped": [[str(p), w] for p, w in clf.skipped_], **m},
+        print(json.dumps({"model": str(out_dir), "classes": clf.classes_.tolist(), **report.summary()},
                          default=_json_default))
         return
-    rate = m.get("features_per_second")
+    rate = report.items_per_second
     speed = f", {rate:.0f} {clf.noun}s/s" if rate else ""
-    reported = reported_accuracy(m)
-    estimate = _estimate_line(m, reported)
-    out.print(f"Saved [bold]{out_dir}[/]: {len(clf.classes_)} classes, {estimate}, {m['fit_seconds']:.1f} s{speed}.")
-    note = estimate_note(reported, clf.noun)
+    out.print(f"Saved [bold]{out_dir}[/]: {len(clf.classes_)} classes, {_estimate_line(report)}, "
+              f"{report.fit_seconds:.1f} s{speed}.")
+    note = estimate_note(report.estimate, clf.noun)
     if note:
         err.print(f"[yellow]Note: {note}.[/]", highlight=False)
     out.print(f"Next: transferkit evaluate {out_dir} TEST_DATA   or   transferkit predict {out_dir} {what}")
 
 
-def _estimate_line(m: dict, r: dict | None) -> str:
-    """The accuracy a fit reports (``r``, from ``reported_accuracy``), with how it was measured, its sample size and
-    interval."""
+def _estimate_line(report) -> str:
+    """The accuracy a fit reports, with how it was measured, its sample size and interval."""
+    r = report.estimate
     if r is None:
         return "no accuracy estimate (too few labels to hold any out)"
-    low, high = r["interval"]
-    how = {"accuracy_estimate": f"frozen features cross-validated over {r['n']} labels, plus tuning's gain on "
-                                f"{m.get('n_val')} held out",
-           "cv_estimate": f"{m.get('cv_folds')}-fold cross-validation over {r['n']} labels measured "
-                          f"{m.get('cv_accuracy', float('nan')):.3f}"
-                          + (f" ({m['cv_calibrated']:.3f} from its calibrated probabilities)"
-                             if isinstance(m.get("cv_calibrated"), float) else "")
-                          + f", each fold trained on {(m.get('cv_folds') or 2) - 1}/{m.get('cv_folds')} of them",
-           "val_accuracy": f"{r['n']} held out",
-           "cv_accuracy": f"{m.get('cv_folds')}-fold cross-validation over {r['n']} labels"}[r["key"]]
-    return f"{r['name']} [bold]{r['accuracy']:.3f}[/] (95% {low:.2f}-{high:.2f}; {how})"
+    low, high = r.interval
+    return f"{r.name} [bold]{r.value:.3f}[/] (95% {low:.2f}-{high:.2f}; {report.estimate_detail()})"
 
 
 def _json_default(value):
@@ -335,7 +324,7 @@ def evaluate(
     if report is not None:
         from .report import evaluation_report, write_report
 
-        write_report(report, evaluation_report(result, str(model_dir), str(data), {"reason": model.report.get("reason")}))
+        write_report(report, evaluation_report(result, str(model_dir), str(data), {"reason": model.report.reason}))
         if not as_json:
             err.print(f"Report written to {report}", highlight=False)
     if as_json:
@@ -781,8 +770,9 @@ def pretrain(
     clf, folder = run_pretrain(data, name, base=model, from_scratch=scratch, epochs=epochs, lr=lr,
                                batch_size=batch_size, input_size=input_size, seed=seed, overwrite=overwrite,
                                verbose=not as_json)
-    info = {"name": name, "folder": str(folder), "classes": clf.classes_.tolist(), **{
-        k: clf.metrics_.get(k) for k in ("val_accuracy", "epochs_run", "fit_seconds", "n_train", "n_val")}}
+    r = clf.report_
+    info = {"name": name, "folder": str(folder), "classes": clf.classes_.tolist(), "val_accuracy": r.val_accuracy,
+            "epochs_run": r.epochs_run, "fit_seconds": r.fit_seconds, "n_train": r.n_train, "n_val": r.n_val}
     if as_json:
         print(json.dumps(info, default=_json_default))
         return

@@ -147,7 +147,7 @@ def predict_with_ray(model: str | Path, items: Sequence, out: str | Path, *, wor
     counts = {"written": 0, "already_there": len(items) - len(todo), "unreadable": 0, "estimate": None}
     if not todo:
         return counts
-    metrics, confidences = probe.predictor.fit_metrics, []  # the accuracy on these items, read from the rows' p_
+    report, confidences = probe.predictor.report, []  # the accuracy on these items, read from the rows' p_
     _init(address, workers)
     dataset = ray.data.from_items([{"item": i} for i in todo], override_num_blocks=_blocks(len(todo), batch_size, workers))
     mapped = dataset.map_batches(_PredictActor, fn_constructor_kwargs={"model": str(model), "runtime": runtime,
@@ -165,11 +165,12 @@ def predict_with_ray(model: str | Path, items: Sequence, out: str | Path, *, wor
             counts["written"] += len(rows)
             counts["unreadable"] += sum(bool(r.get("error")) for r in rows)
             proba = [[float(r[f"p_{c}"]) for c in probe.classes] for r in rows if not r.get("error")]
-            confidences.append(calibrated_confidences(np.array(proba).reshape(-1, len(probe.classes)), metrics))
+            confidences.append(calibrated_confidences(np.array(proba).reshape(-1, len(probe.classes)),
+                                                      report.temperature))
             advance(len(rows))
             if on_rows:
                 on_rows(counts["written"])
-    counts["estimate"] = label_free_over_batches(confidences, metrics)
+    counts["estimate"] = label_free_over_batches(confidences, report.estimate)
     return counts
 
 

@@ -1,8 +1,9 @@
 """ImageClassifier and TextClassifier: scikit-learn style estimators over one pipeline, featurizer -> head.
 
 Both are a :class:`Classifier`; a subclass only says how its data is read and which featurizer it starts from. The
-constructor only stores its arguments; ``fit`` learns ``classes_``, ``featurizer_``, ``head_``, ``metrics_`` and
-``reason_``; calling ``predict`` before ``fit`` raises :class:`~transferkit.errors.NotFittedError`.
+constructor only stores its arguments; ``fit`` learns ``classes_``, ``featurizer_``, ``head_`` and ``report_`` (a
+:class:`~transferkit.fitreport.FitReport`: the estimate, how it was measured, ``reason_``, ``metrics_``); calling
+``predict`` before ``fit`` raises :class:`~transferkit.errors.NotFittedError`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from .data.hygiene import content_keys, duplicate_notes
 from .data.labeled import Labeled, check_trainable, validation_fraction
 from .errors import BadInputError
+from .fitreport import FitReport
 from .predictor import SETTINGS, Predictor, check_settings, default, not_fitted, read
 from .strategies import FitRun, Problem, Strategy, make_strategy
 from .zoo import DEFAULTS
@@ -72,12 +74,8 @@ class Classifier(ClassifierMixin, BaseEstimator):
         self.classes_ = np.array(data.classes)
         self.featurizer_ = fitted.featurizer
         self.head_ = fitted.head
-        self.metrics_ = fitted.metrics
-        self.reason_ = fitted.reason
-        self.strategy_ = strategy.name
-        self.skipped_ = list(fitted.skipped)
-        self.notes_ = list(data.notes)
-        self.train_digests_ = sorted({k[:16] for k in keys if k is not None})
+        self.report_ = FitReport(strategy.name, fitted.reason, fitted.metrics, tuple(fitted.skipped), tuple(data.notes),
+                                 tuple(sorted({k[:16] for k in keys if k is not None})))
         if self.verbose:
             for note in data.notes:
                 self._say(f"Note: {data.origin}: {note}.")
@@ -93,10 +91,8 @@ class Classifier(ClassifierMixin, BaseEstimator):
         """The fitted model for inference, with this estimator's current settings (``tta``, ``batch_size``, ...)."""
         self._check_fitted()
         settings = {k: getattr(self, k) for k in SETTINGS[self.modality]}
-        report = {"strategy": self.strategy_, "reason": self.reason_, "metrics": self.metrics_,
-                  "train_digests": self.train_digests_}
-        return Predictor(self.modality, self.featurizer_, self.head_, self.classes_, settings, report, self.cache_dir,
-                         self.verbose)
+        return Predictor(self.modality, self.featurizer_, self.head_, self.classes_, settings, self.report_,
+                         self.cache_dir, self.verbose)
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes_``."""
@@ -152,9 +148,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         head_config, head_tensors = self.head_.save()
         components = {"featurizer": self.featurizer_.save(),
                       "head": ({**head_config, "classes": self.classes_.tolist()}, head_tensors)}
-        report = {"strategy": self.strategy_, "reason": self.reason_, "metrics": self.metrics_,
-                  "skipped": [[str(p), why] for p, why in self.skipped_], "notes": self.notes_,
-                  "fit_params": _describe_params(self), "train_digests": self.train_digests_}
+        report = {**self.report_.to_dict(), "fit_params": _describe_params(self)}
         return save_model(path, document, components, report, overwrite=overwrite)
 
     @classmethod
@@ -167,17 +161,39 @@ class Classifier(ClassifierMixin, BaseEstimator):
         settings = {k: v for k, v in overrides.items() if k in SETTINGS[cls.modality]}
         predictor = Predictor.load(path, modality=cls.modality, **settings)
         model = cls(**{**predictor.settings, **overrides})
-        report = predictor.report
         model.classes_ = predictor.classes
         model.featurizer_ = predictor.featurizer
         model.head_ = predictor.head
-        model.metrics_ = report.get("metrics") or {}
-        model.reason_ = report.get("reason", "")
-        model.strategy_ = report.get("strategy")
-        model.skipped_ = [(Path(p), why) for p, why in report.get("skipped") or []]
-        model.notes_ = list(report.get("notes") or [])
-        model.train_digests_ = predictor.train_digests
+        report = predictor.report
+        model.report_ = FitReport(report.strategy, report.reason, report.metrics,
+                                  tuple((Path(p), why) for p, why in report.skipped), report.notes, report.train_digests)
         return model
+
+    # -- what the fit reported (report_), by the names scikit-learn users look for -------------------------------------
+    @property
+    def metrics_(self) -> dict:
+        """Every measurement of the fit as recorded (``report_`` reads them: its ``estimate``, ``temperature``)."""
+        return self.report_.metrics
+
+    @property
+    def reason_(self) -> str:
+        return self.report_.reason
+
+    @property
+    def strategy_(self) -> str | None:
+        return self.report_.strategy
+
+    @property
+    def skipped_(self) -> list:
+        return list(self.report_.skipped)
+
+    @property
+    def notes_(self) -> list[str]:
+        return list(self.report_.notes)
+
+    @property
+    def train_digests_(self) -> list[str]:
+        return list(self.report_.train_digests)
 
 
 def _check_seed(seed) -> None:

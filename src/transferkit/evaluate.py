@@ -139,13 +139,13 @@ def sample_size_note(n: int, interval, examples: str) -> str | None:
             "number firmer")
 
 
-def estimate_note(reported: dict | None, noun: str) -> str | None:
-    """``sample_size_note`` for the accuracy a fit reports (``reported_accuracy``): its sample is the labels it
+def estimate_note(reported, noun: str) -> str | None:
+    """``sample_size_note`` for the accuracy a fit reports (``FitReport.estimate``): its sample is the labels it
     cross-validated, or the held-out ``noun``s (image, text) of a validation split."""
     if reported is None:
         return None
-    examples = f"held-out {noun}s" if reported["key"] == "val_accuracy" else "labels"
-    return sample_size_note(reported["n"] or 0, reported["interval"], examples)
+    examples = f"held-out {noun}s" if reported.key == "val_accuracy" else "labels"
+    return sample_size_note(reported.n or 0, reported.interval, examples)
 
 
 def wilson_interval(p: float, n: int, confidence: float = 0.95) -> list[float]:
@@ -289,35 +289,6 @@ def tuned_estimate(frozen_proba, y, tuned_val_correct, frozen_val_correct, folds
             "gain_on_split": split_gain, "gain": float(gain)}
 
 
-# The accuracies a fit can record, most telling first: (value key, interval key, sample-size key, name, how it was
-# measured). The first one present is the number a fit prints (``reported_accuracy``).
-REPORTED = (("accuracy_estimate", "estimate_interval", "probe_cv_n", "estimated accuracy",
-             "estimated accuracy of the tuned model"),
-            ("cv_estimate", "cv_estimate_interval", "cv_n", "estimated accuracy",
-             "estimated accuracy (cross-validation read from its calibrated probabilities, corrected for its "
-             "smaller training folds)"),
-            ("val_accuracy", "val_interval", "n_val", "validation accuracy", "accuracy on a held-out validation split"),
-            ("cv_accuracy", "cv_interval", "cv_n", "cross-validated accuracy", "cross-validated accuracy"))
-
-
-def reported_accuracy(metrics: dict) -> dict | None:
-    """The accuracy a fit reports from its metrics, with its interval, sample size, short name and how it was
-    measured (models saved before ``cv_estimate`` existed report their cross-validated accuracy)."""
-    for key, interval, n, name, what in REPORTED:
-        value = metrics.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return {"key": key, "accuracy": float(value), "interval": metrics.get(interval) or [0.0, 1.0],
-                    "n": metrics.get(n), "name": name, "what": what}
-    return None
-
-
-def estimate_metrics(metrics: dict) -> dict:
-    """The part of a fit's metrics that its printed estimate and ``label_free_estimate`` read (an export carries
-    these and nothing else of the report)."""
-    keys = {key for row in REPORTED for key in row[:3]} | {"cv_temperature", "val_temperature"}
-    return {k: v for k, v in metrics.items() if k in keys}
-
-
 # The fewest unlabeled items whose mean confidence is read as an accuracy (a handful of confidences says little).
 LABEL_FREE_MIN_ITEMS = 20
 # The fewest held-out items a trained network's temperature is fitted from (``val_temperature``; fewer, all of them
@@ -325,51 +296,43 @@ LABEL_FREE_MIN_ITEMS = 20
 VAL_TEMPERATURE_MIN_ITEMS = 50
 
 
-def calibrated_confidences(proba, metrics: dict) -> np.ndarray | None:
-    """Each row's probability of its predicted class at the temperature the fit recorded: fitted to the folds of a
-    cross-validated head (``cv_temperature``: frozen features, TF-IDF), to the held-out split of a trained
-    network with its final weights (``val_temperature``, from ``VAL_TEMPERATURE_MIN_ITEMS`` items), or to the split
-    of a tuned sentence encoder, drawn toward the text head's typical temperature (``val_temperature``). None when it
-    recorded none: a network validated on fewer items, a model saved before transferkit recorded it."""
-    temperature = recorded_temperature(metrics)
+def calibrated_confidences(proba, temperature: float | None) -> np.ndarray | None:
+    """Each row's probability of its predicted class at the temperature the fit recorded (``FitReport.temperature``):
+    fitted to the folds of a cross-validated head (frozen features, TF-IDF), to the held-out split of a trained
+    network with its final weights (from ``VAL_TEMPERATURE_MIN_ITEMS`` items), or to the split of a tuned sentence
+    encoder, drawn toward the text head's typical temperature. None when it recorded none: a network validated on
+    fewer items, a model saved before transferkit recorded it."""
     return None if temperature is None else confidences(proba, temperature)
 
 
-def recorded_temperature(metrics: dict) -> float | None:
-    """The temperature a fit recorded to read its model's confidence with (``calibrated_confidences``), if any."""
-    temperature = metrics.get("cv_temperature", metrics.get("val_temperature"))
-    valid = isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
-    return float(temperature) if valid else None
-
-
-def label_free_estimate(item_confidences, metrics: dict, confidence: float = 0.95) -> dict | None:
+def label_free_estimate(item_confidences, at_fit, confidence: float = 0.95) -> dict | None:
     """The accuracy of a model on items without labels: the mean of its ``calibrated_confidences`` on them (the
     average-confidence estimate of Guillory et al. 2021). On the few-shot suite's test sets it is about as close to
     the test accuracy as the fit's estimate, closer from 10 labels per class; on shifted items (blurred, noisy,
     rotated images) it follows the accuracy down, which the fit's estimate cannot (benchmarks/shift.py).
 
-    Returns the estimate, the number of items, the fit's estimate and interval, and ``below_fit``: the estimate
+    ``at_fit`` is the fit's estimate (``FitReport.estimate``). Returns the estimate, the number of items, the fit's
+    estimate and interval, and ``below_fit``: the estimate
     is under the fit's 95% interval by more than the luck of which items came (``confidence``-level one-sided, from
     the spread of their confidences), a sign that these items are unlike the ones the model learned from; on
     20-image samples of unshifted test sets this warns 0.1% of the time instead of 6%. None without confidences,
     without a fit estimate, or for fewer than ``LABEL_FREE_MIN_ITEMS`` items."""
     from scipy.stats import norm
 
-    reported = reported_accuracy(metrics)
-    if item_confidences is None or reported is None or len(item_confidences) < LABEL_FREE_MIN_ITEMS:
+    if item_confidences is None or at_fit is None or len(item_confidences) < LABEL_FREE_MIN_ITEMS:
         return None
     read = np.asarray(item_confidences, dtype=np.float64)
     accuracy, n = float(read.mean()), int(len(read))
     luck = float(norm.ppf(confidence) * read.std(ddof=1) / np.sqrt(n))
-    return {"accuracy": accuracy, "n": n, "at_fit": reported["accuracy"], "interval_at_fit": reported["interval"],
-            "below_fit": accuracy + luck < reported["interval"][0]}
+    return {"accuracy": accuracy, "n": n, "at_fit": at_fit.value, "interval_at_fit": list(at_fit.interval),
+            "below_fit": accuracy + luck < at_fit.interval[0]}
 
 
-def label_free_over_batches(batches: list, metrics: dict) -> dict | None:
+def label_free_over_batches(batches: list, at_fit) -> dict | None:
     """``label_free_estimate`` over the ``calibrated_confidences`` of batches predicted one after another (bulk
     prediction keeps one float per item, never the probabilities); None entries are a model without a temperature."""
     known = [b for b in batches if b is not None]
-    return label_free_estimate(np.concatenate(known), metrics) if known else None
+    return label_free_estimate(np.concatenate(known), at_fit) if known else None
 
 
 def label_free_lines(estimate: dict | None, noun: str) -> list[str]:

@@ -113,7 +113,6 @@ def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, 
 
     from . import __version__
     from .bundle import check_destination, is_model_folder, library_versions, umask
-    from .evaluate import estimate_metrics
     from .onnx_runtime import OnnxPredictor
 
     out = Path(out)
@@ -153,8 +152,8 @@ def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, 
         manifest = {
             "format": FORMAT, "format_version": 2, "modality": predictor.modality,
             "classes": predictor.classes.tolist(), "inputs": inputs, "output": "probabilities", **text_info,
-            "model": {"featurizer": featurizer_name(predictor), "reason": predictor.report.get("reason", ""),
-                      "metrics": estimate_metrics(predictor.report.get("metrics") or {})},
+            "model": {"featurizer": featurizer_name(predictor), "reason": predictor.report.reason,
+                      "metrics": predictor.report.essentials()},
             "versions": {**library_versions(), "transferkit": __version__}, "opset": OPSET,
         }
         write_manifest(staging, manifest)

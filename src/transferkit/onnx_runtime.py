@@ -22,6 +22,7 @@ from .data.files import ItemError
 from .data.images import ImageDecodeError, as_image, load_image
 from .data.texts import plain_text
 from .errors import BadInputError, BundleError
+from .fitreport import FitReport
 from .predictor import Inference
 
 MANIFEST = "transferkit-export.json"  # what makes a folder an export (transferkit.export writes it)
@@ -104,8 +105,7 @@ class OnnxPredictor(Inference):
         self.modality = manifest["modality"]
         self.classes = np.array(manifest["classes"])
         self.settings = settings
-        self.report = {key: manifest.get("model", {}).get(key, default) for key, default in (("reason", ""),
-                                                                                          ("metrics", {}))}
+        self.report = FitReport.from_dict(manifest.get("model") if isinstance(manifest.get("model"), dict) else {})
         self.verbose = verbose
         self.use_cache = False  # nothing is cached: the graph runs every time
         self._tokenizer = None

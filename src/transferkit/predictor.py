@@ -21,6 +21,7 @@ import numpy as np
 from .bundle import TASKS as TASKS
 from .data.labeled import Labeled
 from .errors import BadInputError, BundleError, NotFittedError
+from .fitreport import FitReport
 
 
 def _column(value) -> bool:
@@ -77,7 +78,7 @@ class Inference:
     modality: str
     classes: np.ndarray
     settings: dict
-    report: dict  # what happened at fit; its "metrics" hold the estimate and the temperature label_free reads
+    report: FitReport  # what happened at fit: the estimate and the temperature label_free reads
 
     @property
     def noun(self) -> str:
@@ -113,16 +114,11 @@ class Inference:
         training ones). None for a model that records no temperature, or for fewer than 20 items."""
         return self.label_free(self.predict_proba(X))
 
-    @property
-    def fit_metrics(self) -> dict:
-        return self.report.get("metrics") or {}
-
     def label_free(self, proba) -> dict | None:
         """``evaluate.label_free_estimate`` of probabilities this model gave."""
         from .evaluate import calibrated_confidences, label_free_estimate
 
-        metrics = self.fit_metrics
-        return label_free_estimate(calibrated_confidences(proba, metrics), metrics)
+        return label_free_estimate(calibrated_confidences(proba, self.report.temperature), self.report.estimate)
 
 
 @dataclass
@@ -132,14 +128,14 @@ class Predictor(Inference):
     head: Any
     classes: np.ndarray
     settings: dict
-    report: dict = field(default_factory=dict)  # what happened at fit: strategy, reason, metrics, train digests
+    report: FitReport = field(default_factory=FitReport)  # what happened at fit
     cache_dir: str | None = None
     verbose: bool = False
     use_cache: bool = True  # cache features of frozen featurizers on disk (a server turns it off)
 
     @property
     def train_digests(self) -> list[str]:
-        return [d for d in self.report.get("train_digests") or [] if isinstance(d, str)]
+        return list(self.report.train_digests)
 
     def item_key(self, item) -> str:
         """An item's content digest (data hygiene: duplicates, copies of training items)."""
@@ -187,7 +183,8 @@ class Predictor(Inference):
         merged = check_settings(found, {**stored, **settings}, "the settings given")
         featurizer, head = _components(components, path, found, merged["precision"])
         _check_classes(document.get("classes"), head, components["head"][0], path)
-        return cls(found, featurizer, head, np.array(document["classes"]), merged, report, cache_dir, verbose)
+        return cls(found, featurizer, head, np.array(document["classes"]), merged, FitReport.from_dict(report),
+                   cache_dir, verbose)
 
 
 def read(modality: str, X, y: Sequence | None = None, *, require_labels: bool = False, text_column: str | None = None,

@@ -31,11 +31,11 @@ def pretrain(data, name: str, *, base: str = DEFAULTS["image"], from_scratch: bo
     clf = ImageClassifier(backbone=base, strategy=strategy, batch_size=batch_size, input_size=input_size, seed=seed,
                           verbose=verbose).fit(data)
     backbone = clf.featurizer_
-    m = clf.metrics_
+    r = clf.report_
     trained_on = {"data": str(data), "classes": clf.classes_.tolist(), "n_classes": len(clf.classes_),
-                  "n_images": int(m.get("n_train", 0) + m.get("n_val", 0)),
+                  "n_images": (r.n_train or 0) + (r.n_val or 0),
                   "how": "from scratch" if from_scratch else f"fine-tuned from {backbone.spec.name}",
-                  "val_accuracy": m.get("val_accuracy"), "epochs_run": m.get("epochs_run")}
+                  "val_accuracy": r.val_accuracy, "epochs_run": r.epochs_run}
     folder = register_local_model(name, backbone.network, backbone.spec, backbone.preprocessing, trained_on,
                                   overwrite=overwrite)
     return clf, Path(folder)

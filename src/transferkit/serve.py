@@ -64,12 +64,12 @@ class Batcher:
     def monitor(self) -> dict:
         """The model's accuracy on the last inputs it answered, read from its confidence (None under 20 inputs, or
         for a model that records no temperature), with what it was estimated at when it was fitted."""
-        from .evaluate import LABEL_FREE_MIN_ITEMS, VAL_TEMPERATURE_MIN_ITEMS, label_free_estimate, recorded_temperature
+        from .evaluate import LABEL_FREE_MIN_ITEMS, VAL_TEMPERATURE_MIN_ITEMS, label_free_estimate
 
-        metrics = self.predictor.fit_metrics
+        report = self.predictor.report
         answer = {"window": MONITOR_WINDOW, "inputs": len(self.recent),
-                  "estimate": label_free_estimate(np.array(self.recent), metrics)}
-        if answer["estimate"] is None and recorded_temperature(metrics) is None:
+                  "estimate": label_free_estimate(np.array(self.recent), report.estimate)}
+        if answer["estimate"] is None and report.temperature is None:
             answer["why_none"] = ("this model records no temperature to read its confidence with (a network validated "
                                   f"on fewer than {VAL_TEMPERATURE_MIN_ITEMS} items, or a model saved before "
                                   "transferkit recorded it)")
@@ -117,7 +117,7 @@ class Batcher:
     def _remember(self, proba) -> None:
         from .evaluate import calibrated_confidences
 
-        confidences = calibrated_confidences(proba, self.predictor.fit_metrics)
+        confidences = calibrated_confidences(proba, self.predictor.report.temperature)
         if confidences is not None:
             self.recent.extend(confidences.tolist())
 
@@ -162,11 +162,13 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
 
     @app.get("/model")
     async def model() -> dict:
-        report = getattr(predictor, "report", {}) or {}
-        metrics = {k: v for k, v in (report.get("metrics") or {}).items()
+        report = predictor.report
+        estimate = report.estimate
+        metrics = {k: v for k, v in report.metrics.items()
                    if isinstance(v, (int, float, str)) and not k.startswith("val_correct")}
         return {"modality": predictor.modality, "classes": classes, "settings": dict(predictor.settings),
-                "preparation": _preparation(predictor), "reason": report.get("reason", ""), "metrics": metrics,
+                "preparation": _preparation(predictor), "reason": report.reason,
+                "estimate": estimate.to_dict() if estimate else None, "metrics": metrics,
                 "limits": limits.__dict__, **(model_info or {})}
 
     @app.get("/monitor")

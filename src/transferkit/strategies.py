@@ -28,6 +28,7 @@ from .data.labeled import Labeled, check_trainable, stratified_split, validation
 from .errors import BadInputError
 from .evaluate import accuracy_estimate, cv_estimate, significantly_better, tuned_estimate
 from .finetune.tuners import SCRATCH, ContrastiveTuner, NetworkTuner, Tuner, tuner_for
+from .fitreport import FitReport
 
 if TYPE_CHECKING:
     from .featurizers import Featurizer
@@ -71,6 +72,10 @@ class Fitted:
     metrics: dict
     reason: str
     skipped: list = field(default_factory=list)
+
+    @property
+    def report(self) -> FitReport:
+        return FitReport(metrics=self.metrics, reason=self.reason)
 
 
 class Strategy(BaseEstimator):
@@ -556,11 +561,12 @@ class Auto(Strategy):
             # a no-transfer featurizer that needs no training (TF-IDF) is cheap to measure, and with many labels the
             # words themselves can win (SpamAssassin from 16 labels per class, README)
             scratch = Scratch(features=features).fit(problem)
-            if scratch.metrics["cv_accuracy"] > cv:
+            scratch_cv = scratch.report.measure("cv_accuracy")
+            if scratch_cv is not None and scratch_cv.value > cv:
                 return scratch, "scratch", (f"with {per_class} labels per class TF-IDF reached "
-                                            f"{scratch.metrics['cv_accuracy']:.3f} cross-validated, above the frozen "
+                                            f"{scratch_cv.value:.3f} cross-validated, above the frozen "
                                             f"features' {cv:.3f}: the words themselves suffice")
-        low = kept.metrics["cv_interval"][0]  # the folds' 95% interval, as the kept fit reports it
+        low = kept.report.measure("cv_accuracy").interval[0]  # the folds' 95% interval, as the kept fit reports it
         if low >= AUTO_SEPARATED:
             return kept, "features", (f"the frozen features already separate the classes ({cv:.3f} cross-validated "
                                       f"over {len(frozen.y)} labels, 95% interval from {low:.2f})")
@@ -581,7 +587,7 @@ class Auto(Strategy):
             unfreeze = 4 if per_class < 200 else "all"
         start = time.perf_counter()
         tuned = finetune.fit(problem, probe=probe, **({"unfreeze": unfreeze} if unfreeze is not None else {}))
-        tuned_correct = np.asarray(tuned.metrics["val_correct"], bool)
+        tuned_correct = np.asarray(tuned.report.val_correct, bool)
         frozen_correct = _split_correct(frozen, features, problem.run)
         tuned_val, frozen_val = tuned_correct.mean(), frozen_correct.mean()
         why = (f"{per_class} labels per class and frozen features at {cv:.3f} cross-validated leave room to tune "

@@ -135,16 +135,15 @@ def _train(project: Project, run_id: int, strategy: str, model: str | None, comp
         clf.fit(inputs, labels)
     out = project.root / "runs" / str(run_id) / "model"
     clf.save(out, overwrite=True)
-    m = clf.metrics_
     result: dict = {"reason": clf.reason_, "strategy": clf.strategy_, "seconds": round(time.perf_counter() - start, 1),
                     "n_train": len(inputs), "classes": clf.classes_.tolist()}
-    from ..evaluate import accuracy_estimate, estimate_note, label_free_lines, reported_accuracy, sample_size_note
+    from ..evaluate import accuracy_estimate, estimate_note, label_free_lines, sample_size_note
 
-    reported = reported_accuracy(m)
+    reported = clf.report_.estimate
     notes = []  # how far each number can be trusted, when it rests on few examples
     if reported:
-        result.update(accuracy=reported["accuracy"], interval=reported["interval"], n=reported["n"],
-                      measured=reported["key"], name=reported["name"])
+        result.update(accuracy=reported.value, interval=list(reported.interval), n=reported.n, measured=reported.key,
+                      name=reported.name)
         notes.append(estimate_note(reported, clf.noun))
 
     project.set_run(run_id, stage="finding suspicious labels", progress=0.88)
@@ -186,9 +185,9 @@ def _train(project: Project, run_id: int, strategy: str, model: str | None, comp
     if compare_scratch:
         project.set_run(run_id, stage="training from scratch, to compare", progress=0.97)
         scratch = cls(strategy="scratch", verbose=False, **options).fit(inputs, labels)
-        reported = reported_accuracy(scratch.metrics_) or {}
-        result["scratch"] = {"accuracy": reported.get("accuracy"), "measured": reported.get("name"),
-                             "n": reported.get("n")}
+        measured = scratch.report_.estimate
+        result["scratch"] = {"accuracy": measured.value if measured else None,
+                             "measured": measured.name if measured else None, "n": measured.n if measured else None}
         if test_inputs:
             correct = np.asarray(scratch.predict(test_inputs), dtype=object) == np.asarray(test_labels, dtype=object)
             result["scratch"]["test_accuracy"] = float(correct.mean())

@@ -292,7 +292,7 @@ def _download_routes(app, project: Project, predictor) -> None:
         result = evaluate(model_, test_inputs, test_labels)
         write_report(report, evaluation_report(result, f"{project.root.name}, run {run_folder.name}",
                                                f"{len(test_inputs)} test examples",
-                                               {"reason": model_.report.get("reason")}))
+                                               {"reason": model_.report.reason}))
         return FileResponse(report, media_type="text/html", filename=f"{_slug(project)}-report.html")
 
     @app.get("/api/download/onnx")

@@ -1,0 +1,192 @@
+"""What a fit reports, as one type that every surface renders: the CLI's line and ``--json``, the model card, the
+app, the server's ``/model``, an export's manifest, ``predict``'s reading of the accuracy on unlabeled items.
+
+The strategies record what they measured as a flat mapping (``metrics``: accuracies, intervals, sample sizes,
+temperatures, timings), saved as it is in a model folder's ``report.json``. This module is the one place that reads
+its keys: everything else asks a :class:`FitReport`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# The accuracies a fit can record, most telling first: (value key, interval key, sample-size key, name, how it was
+# measured). The first one present is the number a fit reports (``FitReport.estimate``).
+MEASURES = (("accuracy_estimate", "estimate_interval", "probe_cv_n", "estimated accuracy",
+             "estimated accuracy of the tuned model"),
+            ("cv_estimate", "cv_estimate_interval", "cv_n", "estimated accuracy",
+             "estimated accuracy (cross-validation read from its calibrated probabilities, corrected for its "
+             "smaller training folds)"),
+            ("val_accuracy", "val_interval", "n_val", "validation accuracy", "accuracy on a held-out validation split"),
+            ("cv_accuracy", "cv_interval", "cv_n", "cross-validated accuracy", "cross-validated accuracy"))
+TEMPERATURES = ("cv_temperature", "val_temperature")  # fitted to the folds, or to a trained network's split
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """One accuracy a fit measured: the value, its 95% interval, the sample size behind it, a short name and how it
+    was measured. ``key`` names the measure (``cv_estimate``, ``val_accuracy``, ...)."""
+
+    value: float
+    interval: tuple[float, float]
+    n: int | None
+    name: str
+    how: str
+    key: str
+    folds: int | None = None  # cross-validation: how many folds
+
+    def to_dict(self) -> dict:
+        return {"accuracy": self.value, "interval": list(self.interval), "n": self.n, "name": self.name,
+                "how": self.how, "measure": self.key, **({"folds": self.folds} if self.folds else {})}
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """A fit's account of itself. ``metrics`` holds every measurement as recorded (``report.json``); the properties
+    are what the surfaces show."""
+
+    strategy: str | None = None
+    reason: str = ""
+    metrics: dict = field(default_factory=dict)
+    skipped: tuple = ()  # (item, why) of inputs that could not be read
+    notes: tuple = ()  # what the data reader noticed (duplicates, decoding)
+    train_digests: tuple = ()  # content digests of the training items (a copy of one among test items is noted)
+
+    @classmethod
+    def from_dict(cls, report: dict | None) -> FitReport:
+        """From a model folder's ``report.json`` (or an export's ``model`` entry); missing parts are empty."""
+        report = report or {}
+        metrics = report.get("metrics")
+        return cls(report.get("strategy"), str(report.get("reason") or ""),
+                   dict(metrics) if isinstance(metrics, dict) else {},
+                   tuple(tuple(s) for s in report.get("skipped") or [] if isinstance(s, (list, tuple)) and len(s) == 2),
+                   tuple(str(n) for n in report.get("notes") or []),
+                   tuple(d for d in report.get("train_digests") or [] if isinstance(d, str)))
+
+    def to_dict(self) -> dict:
+        return {"strategy": self.strategy, "reason": self.reason, "metrics": self.metrics,
+                "skipped": [[str(p), why] for p, why in self.skipped], "notes": list(self.notes),
+                "train_digests": list(self.train_digests)}
+
+    # -- what a fit measured -----------------------------------------------------------------------------------------
+    @property
+    def measured(self) -> list[Accuracy]:
+        """Every accuracy the fit recorded, most telling first."""
+        m = self.metrics
+        out = []
+        for key, interval, n, name, how in MEASURES:
+            if _number(m.get(key)):
+                span = m.get(interval) if isinstance(m.get(interval), (list, tuple)) and len(m[interval]) == 2 else None
+                out.append(Accuracy(float(m[key]), tuple(span) if span else (0.0, 1.0), m.get(n), name, how, key,
+                                    m.get("cv_folds") if key == "cv_accuracy" else None))
+        return out
+
+    def measure(self, key: str) -> Accuracy | None:
+        """One accuracy the fit measured, by its measure's name (``cv_accuracy``, ``val_accuracy``, ...)."""
+        return next((a for a in self.measured if a.key == key), None)
+
+    @property
+    def val_correct(self) -> list[bool]:
+        """Which items of the validation split the tuned model got right (what ``auto`` compares)."""
+        return [bool(v) for v in self.metrics.get("val_correct") or []]
+
+    @property
+    def estimate(self) -> Accuracy | None:
+        """The accuracy the fit reports: the most telling one it measured (models saved before ``cv_estimate``
+        existed report their cross-validated accuracy); None when too few labels were held out for any."""
+        measured = self.measured
+        return measured[0] if measured else None
+
+    @property
+    def temperature(self) -> float | None:
+        """The temperature the model's confidence is read with on unlabeled items (``evaluate.label_free_estimate``),
+        if the fit recorded one."""
+        for key in TEMPERATURES:
+            if _number(self.metrics.get(key)):
+                return float(self.metrics[key])
+        return None
+
+    def estimate_detail(self) -> str:
+        """How the reported estimate was measured, with its sample sizes, in a few words."""
+        r, m = self.estimate, self.metrics
+        if r is None:
+            return "too few labels to hold any out"
+        folds = m.get("cv_folds")
+        if r.key == "accuracy_estimate":
+            return f"frozen features cross-validated over {r.n} labels, plus tuning's gain on {m.get('n_val')} held out"
+        if r.key == "cv_estimate":
+            calibrated = m.get("cv_calibrated")
+            return (f"{folds}-fold cross-validation over {r.n} labels measured {m.get('cv_accuracy', float('nan')):.3f}"
+                    + (f" ({calibrated:.3f} from its calibrated probabilities)" if _number(calibrated) else "")
+                    + f", each fold trained on {(folds or 2) - 1}/{folds} of them")
+        if r.key == "val_accuracy":
+            return f"{r.n} held out"
+        return f"{folds}-fold cross-validation over {r.n} labels"
+
+    def essentials(self) -> dict:
+        """The measurements the estimate and the temperature are read from: what an export carries."""
+        keys = {key for row in MEASURES for key in row[:3]} | set(TEMPERATURES) | {"cv_folds"}
+        return {k: v for k, v in self.metrics.items() if k in keys}
+
+    # -- counts and timings ------------------------------------------------------------------------------------------
+    def _get(self, key: str, kind=float):
+        value = self.metrics.get(key)
+        return kind(value) if _number(value) else None
+
+    @property
+    def fit_seconds(self) -> float | None:
+        return self._get("fit_seconds")
+
+    @property
+    def items_per_second(self) -> float | None:
+        """How fast the featurizer extracted features during the fit."""
+        return self._get("features_per_second")
+
+    @property
+    def n_train(self) -> int | None:
+        return self._get("n_train", int)
+
+    @property
+    def n_val(self) -> int | None:
+        return self._get("n_val", int)
+
+    @property
+    def val_accuracy(self) -> float | None:
+        return self._get("val_accuracy")
+
+    @property
+    def epochs_run(self) -> int | None:
+        return self._get("epochs_run", int)
+
+    def n_items(self, noun: str) -> int | None:
+        """Labeled ``noun``s (image, text) the fit read."""
+        return self._get(f"n_{noun}s", int) or self.n_train
+
+    @property
+    def class_counts(self) -> dict[str, int]:
+        counts = self.metrics.get("class_counts")
+        return {str(c): int(k) for c, k in counts.items()} if isinstance(counts, dict) else {}
+
+    @property
+    def auto_choice(self) -> str | None:
+        """What ``auto`` chose (features, finetune, scratch), for its fits."""
+        choice = self.metrics.get("auto_choice")
+        return choice if isinstance(choice, str) else None
+
+    @property
+    def tuner(self) -> dict | None:
+        """The options a tuned or trained network used."""
+        return self.metrics.get("tuner") if isinstance(self.metrics.get("tuner"), dict) else None
+
+    def summary(self) -> dict[str, Any]:
+        """What ``fit --json`` prints besides the model's path and classes: the typed fields, then every
+        measurement as recorded (flat, as in report.json)."""
+        estimate = self.estimate
+        return {"strategy": self.strategy, "reason": self.reason, "skipped": [[str(p), w] for p, w in self.skipped],
+                "estimate": estimate.to_dict() if estimate else None, "temperature": self.temperature,
+                **self.metrics}
