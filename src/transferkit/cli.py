@@ -133,6 +133,7 @@ def fit(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the fitted model to (new, or a model folder with --overwrite).")],
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Images: a zoo backbone (see `transferkit models`) or any timm name; default tf_efficientnet_lite0. Texts: a zoo encoder, a Hugging Face name, a model folder or a word-vector file; default all-MiniLM-L6-v2.")] = None,
     weights: Annotated[Optional[Path], typer.Option(help="Images: local weights file for the backbone (safetensors or a state dict).")] = None,
+    unlabeled: Annotated[Optional[Path], typer.Option(help="Items without labels to learn from: a folder, a CSV / TSV / JSONL, or a .txt file of lines. The head on frozen features uses them where the labeled data shows it helps (self-training), and centres on them when they come from another source than the labels. Copies of labeled items count once; unreadable ones are skipped.")] = None,
     strategy: Annotated[str, typer.Option(help="auto: measures, chooses and says why. features: frozen backbone/encoder + logistic regression. finetune: images: probe-initialised head, top stages retrained; texts: contrastive tuning on every pair of class-balanced batches (SetFit's objective). scratch: no transfer (images: same network, random init; texts: TF-IDF).")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed for the validation split, the head's cross-validation and training.")] = 0,
     val_fraction: Annotated[Optional[float], typer.Option(help="Share of each class held out to validate tuning (default: 0.2, or 0.1 once every class has 50 labels).")] = None,
@@ -186,7 +187,7 @@ def fit(
                              text_column=text_column, label_column=label_column, verbose=not as_json)
         if engine == "ray":
             _warm_with_ray(clf, data, strategy, workers, ray_address, as_json)
-        clf.fit(data)
+        clf.fit(data, X_unlabeled=unlabeled)
         clf.save(out_dir, overwrite=overwrite)
         _print_fit(clf, out_dir, as_json, "TEXT...")
         return
@@ -208,7 +209,7 @@ def fit(
                           verbose=not as_json)
     if engine == "ray":
         _warm_with_ray(clf, data, strategy, workers, ray_address, as_json)
-    clf.fit(data)
+    clf.fit(data, X_unlabeled=unlabeled)
     clf.save(out_dir, overwrite=overwrite)  # atomic: the model folder appears only now, complete (rank 0 only)
     if not is_primary_process():
         return

@@ -45,8 +45,12 @@ class Classifier(ClassifierMixin, BaseEstimator):
                       precision=self.precision, cache_dir=self.cache_dir, progress=self.verbose)
 
     # -- learning --------------------------------------------------------------------------------------------------
-    def fit(self, X, y: Sequence | None = None, *, labels: Sequence | None = None) -> Classifier:
-        """Fit on labeled data (a folder, a table, or items with ``y``); ``labels=`` is another name for ``y``."""
+    def fit(self, X, y: Sequence | None = None, *, labels: Sequence | None = None, X_unlabeled=None) -> Classifier:
+        """Fit on labeled data (a folder, a table, or items with ``y``); ``labels=`` is another name for ``y``.
+
+        ``X_unlabeled``: items without labels (a folder, a table, a text file of lines, a list), which the head on
+        frozen features learns from where the evidence says so (``transferkit.unlabeled``). Unreadable ones are
+        skipped and counted; a copy of a labeled item (the same content) is counted once, as labeled."""
         if labels is not None:
             if y is not None:
                 raise BadInputError("Pass the labels once: either y= or labels=, not both.")
@@ -65,8 +69,10 @@ class Classifier(ClassifierMixin, BaseEstimator):
         keys = content_keys(data.items, featurizer.item_key)
         data = Labeled(data.items, data.labels, data.origin,
                        (*data.notes, *duplicate_notes(data.items, data.labels, keys, "training data")))
+        unlabeled, pool_notes = self._unlabeled(X_unlabeled, featurizer, keys)
+        data = Labeled(data.items, data.labels, data.origin, (*data.notes, *pool_notes))
         start = time.perf_counter()
-        fitted = strategy.fit(Problem(featurizer, data, data.classes, self._run()))
+        fitted = strategy.fit(Problem(featurizer, data, data.classes, self._run(), unlabeled))
         fitted.metrics["fit_seconds"] = time.perf_counter() - start
         fitted.metrics[f"n_{self.noun}s"] = len(data)
         fitted.metrics["class_counts"] = {str(c): int(n) for c, n in zip(*np.unique(np.asarray(data.labels, dtype=str),
@@ -85,6 +91,25 @@ class Classifier(ClassifierMixin, BaseEstimator):
                 for item, why in fitted.skipped[:10]:
                     self._say(f"  {item}: {why}")
         return self
+
+    def _unlabeled(self, X_unlabeled, featurizer, labeled_keys) -> tuple[tuple, list[str]]:
+        """The unlabeled items once each, none a copy of a labeled one, and what the user is told about them."""
+        if X_unlabeled is None:
+            return (), []
+        pool = self._read(X_unlabeled)
+        known, kept, copies = set(k for k in labeled_keys if k is not None), [], 0
+        for item, key in zip(pool.items, content_keys(pool.items, featurizer.item_key)):
+            if key is not None and key in known:
+                copies += 1
+                continue
+            if key is not None:
+                known.add(key)
+            kept.append(item)
+        notes = [f"{copies} unlabeled {self.noun}(s) from {pool.origin} were copies of labeled ones or of each other: "
+                 "each is counted once"] if copies else []
+        if self.verbose:
+            self._say(f"Unlabeled {self.noun}s: {len(kept)} from {pool.origin}")
+        return tuple(kept), notes
 
     # -- predicting ------------------------------------------------------------------------------------------------
     def predictor(self) -> Predictor:

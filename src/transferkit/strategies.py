@@ -59,6 +59,7 @@ class Problem:
     data: Labeled
     classes: list[str]
     run: FitRun
+    unlabeled: tuple = ()  # items without labels (none of them a copy of a labeled one): ``unlabeled.learn_from_pool``
 
     @property
     def noun(self) -> str:
@@ -183,6 +184,27 @@ def _probe_learning_featurizer(featurizer, data, classes, run, head_settings) ->
     return Probe(final, data, y, x, head, oof, folds, [], {"vocabulary": final.dim})
 
 
+def _use_pool(probe: Probe, problem: Problem):
+    """(head, what the fit records, one sentence) after learning from the unlabeled items (``unlabeled``)."""
+    import scipy.sparse
+
+    from .features import extract
+    from .unlabeled import learn_from_pool
+
+    if scipy.sparse.issparse(probe.features):
+        return probe.head, {"n": len(problem.unlabeled), "used": False}, (
+            f"the {len(problem.unlabeled)} unlabeled {problem.noun}s are not used by TF-IDF")
+    run = problem.run
+    pool = extract(probe.featurizer, list(problem.unlabeled), batch_size=run.batch_size, cache_dir=run.cache_dir,
+                   progress=run.progress, description=f"Features of the unlabeled {problem.noun}s")
+    skipped = len(problem.unlabeled) - int(pool.ok.sum())
+    if not pool.ok.any():
+        return probe.head, {"n": 0, "skipped": skipped, "used": False}, (
+            f"none of the {len(problem.unlabeled)} unlabeled {problem.noun}s could be read")
+    use = learn_from_pool(probe.head, probe.features, probe.y, pool.features, seed=run.seed, folds=probe.folds)
+    return use.head, {**use.info, "skipped": skipped, "used": True}, use.sentence
+
+
 def _check_after_skipping(data: Labeled, classes: list[str], skipped: list, noun: str) -> None:
     present = set(data.labels or ())
     empty = [c for c in classes if c not in present]
@@ -246,7 +268,12 @@ class Features(Strategy):
     def fitted_from(self, probe: Probe, problem: Problem) -> Fitted:
         metrics = {**probe.metrics(), "n_train": len(probe.y), **probe.info, "head": self.get_params()}
         reason = f"features: {probe.featurizer.describe()} + logistic regression; {probe.summary()}"
-        return Fitted(probe.featurizer, probe.head, metrics, reason, probe.skipped)
+        head = probe.head
+        if problem.unlabeled:
+            head, pool_metrics, sentence = _use_pool(probe, problem)
+            metrics["unlabeled"] = pool_metrics
+            reason = f"{reason}; {sentence}"
+        return Fitted(probe.featurizer, head, metrics, reason, probe.skipped)
 
 
 class FineTune(Strategy):
@@ -313,7 +340,16 @@ class FineTune(Strategy):
                   f"folds measured it), {estimate['gain']:+.3f} from tuning ({estimate['gain_on_split']:+.3f} on the "
                   f"{estimate['n_val']} held out, {correct.mean():.3f} against {probe_val.mean():.3f}"
                   + (f"; {gain_prior[0]:+.3f} in transferkit's benchmarks" if gain_prior else "") + ")")
-        return Fitted(tuned, head, metrics, reason, probe.skipped)
+        return _pool_unused(Fitted(tuned, head, metrics, reason, probe.skipped), problem, "a tuned network")
+
+
+def _pool_unused(fitted: Fitted, problem: Problem, what: str) -> Fitted:
+    """Say so when unlabeled items were given to a fit that does not learn from them."""
+    if problem.unlabeled:
+        fitted.metrics["unlabeled"] = {"n": len(problem.unlabeled), "used": False}
+        fitted.reason += (f"; the {len(problem.unlabeled)} unlabeled {problem.noun}s are not used by {what} (only a "
+                          "head on frozen features learns from them)")
+    return fitted
 
 
 def _validated(featurizer, head, items: list, y: np.ndarray, run: FitRun) -> tuple[np.ndarray, dict]:
@@ -394,7 +430,7 @@ class Scratch(Strategy):
             metrics = {**probe.metrics(), "n_train": len(probe.y), **probe.info}
             reason = (f"scratch: {probe.featurizer.describe()} + logistic regression, no pretrained knowledge; "
                       f"{probe.summary()}")
-            return Fitted(probe.featurizer, probe.head, metrics, reason)
+            return _pool_unused(Fitted(probe.featurizer, probe.head, metrics, reason), problem, "TF-IDF")
         from .finetune.network import tune_network
 
         tuner = tuner_for(fresh.kind, self.tuner, what="scratch", defaults=SCRATCH)
@@ -414,7 +450,7 @@ class Scratch(Strategy):
                    "n_val": int(len(val_idx)), "n_train": int(len(train_idx)), "tuner": tuner.to_dict()}
         reason = (f"scratch: {fresh.name} from random initialisation, {info.get('epochs_run')} epochs; "
                   + _estimate_text(correct, f"validation ({len(val_idx)} held out)"))
-        return Fitted(tuned, head, metrics, reason, skipped)
+        return _pool_unused(Fitted(tuned, head, metrics, reason, skipped), problem, "a network trained from scratch")
 
 
 def _readable(featurizer, problem: Problem) -> tuple[Labeled, list]:

@@ -130,9 +130,11 @@ def _train(project: Project, run_id: int, strategy: str, model: str | None, comp
     inputs, labels, ids = project.labeled("train")
     project.set_run(run_id, stage=f"reading {len(inputs)} examples", progress=0.02)
     clf = cls(strategy=strategy, verbose=False, **options)
+    pool = [r for r in project.items("pool")]
+    pool_inputs = [str(project.root / r["file"]) if r["file"] else r["text"] for r in pool]
     start = time.perf_counter()
     with observe(report):
-        clf.fit(inputs, labels)
+        clf.fit(inputs, labels, X_unlabeled=pool_inputs or None)  # the pool is learned from where it helps
     out = project.root / "runs" / str(run_id) / "model"
     clf.save(out, overwrite=True)
     result: dict = {"reason": clf.reason_, "strategy": clf.strategy_, "seconds": round(time.perf_counter() - start, 1),
@@ -161,10 +163,8 @@ def _train(project: Project, run_id: int, strategy: str, model: str | None, comp
         top2 = np.sort(p)[-2:]
         suggestions.append((item, "unsure", classes[guess], float(p[guess]), float(1 - (top2[1] - top2[0]))))
 
-    pool = [r for r in project.items("pool")]
     if pool:
         project.set_run(run_id, stage=f"ranking {len(pool)} unlabeled examples", progress=0.93)
-        pool_inputs = [str(project.root / r["file"]) if r["file"] else r["text"] for r in pool]
         p_pool = clf.predict_proba(pool_inputs)
         result["pool"] = clf.predictor().label_free(p_pool)  # the accuracy on them, read from the model's confidence
         notes += label_free_lines(result["pool"], f"unlabeled {clf.noun}")

@@ -1,0 +1,161 @@
+"""What an unlabeled pool adds to the default fit: the same `auto` fit without and with ``X_unlabeled``, paired by
+(cell, k, seed), on cells where the labels come from one source and the pool and the test set from another, and on
+an in-domain cell. The pool and the test set never share an image.
+
+Cells (real icons from Debian's icon themes, the six freedesktop contexts actions, apps, devices, mimetypes, places,
+status; PNGs as the themes ship them, symlinks and byte-identical copies dropped):
+- ``oxygen->tango``: labels from Oxygen (128 px, shaded KDE style), pool and test from Tango (32 px, flat GNOME style);
+- ``tango->oxygen``: the other way round;
+- ``oxygen``: labels, pool and test all from Oxygen (the suite's own ``icons`` split: test 25 per class, pool the rest).
+
+    apt-get install oxygen-icon-theme tango-icon-theme
+    python benchmarks/unlabeled.py                     # k = 5, 10; seeds 0-4; appends to results/unlabeled.jsonl
+    python benchmarks/unlabeled.py --table             # the table from the results file
+
+Each row names the machine (CPU model) it ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import random
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import suite_data
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "unlabeled.jsonl"
+CONTEXTS = ("actions", "apps", "devices", "mimetypes", "places", "status")
+THEMES = {"oxygen": Path("/usr/share/icons/oxygen/base/128x128"), "tango": Path("/usr/share/icons/Tango/32x32")}
+TEST_PER_CLASS = 30
+POOL_PER_CLASS = 60
+
+
+def theme_files(theme: str) -> dict[str, list[Path]]:
+    root = THEMES[theme]
+    if not root.is_dir():
+        raise SystemExit(f"{root} missing: apt-get install {theme}-icon-theme")
+    out = {}
+    for context in CONTEXTS:
+        seen, files = set(), []
+        for f in sorted((root / context).glob("*.png")):
+            if f.is_symlink():
+                continue
+            digest = hashlib.sha256(f.read_bytes()).hexdigest()
+            if digest not in seen:
+                seen.add(digest)
+                files.append(f)
+        out[context] = files
+    return out
+
+
+def cell(name: str) -> dict:
+    """Labels to sample from, the pool and the test set of a cell."""
+    if name == "oxygen":
+        task = suite_data.load_task("icons")
+        pool = [p for c in task.classes for p in task.pool[c]]
+        return {"labels": task.pool, "pool": pool, "test": (list(task.test_items), list(task.test_labels))}
+    source, target = name.split("->")
+    labels, other = theme_files(source), theme_files(target)
+    pool, test_items, test_labels = [], [], []
+    for context, files in other.items():
+        files = files[:]
+        random.Random(f"{name}:{context}").shuffle(files)
+        n_test = min(TEST_PER_CLASS, len(files) // 2)  # half of a small context is its test, the rest its pool
+        test_items += files[:n_test]
+        test_labels += [context] * n_test
+        pool += files[n_test: n_test + POOL_PER_CLASS]
+    return {"labels": labels, "pool": pool, "test": (test_items, test_labels)}
+
+
+def sample(labels: dict[str, list], k: int, seed: int, name: str) -> tuple[list, list[str]]:
+    items, out = [], []
+    for context in sorted(labels):
+        chosen = random.Random(f"{name}:{seed}:{context}").sample(labels[context], min(k, len(labels[context])))
+        items += chosen
+        out += [context] * len(chosen)
+    return items, out
+
+
+def machine() -> str:
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        return next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown"
+
+
+def run(cells: list[str], ks: list[int], seeds: range, cache: str) -> None:
+    from transferkit import ImageClassifier
+
+    done = {(r["cell"], r["k"], r["seed"], r["method"]) for r in _rows()}
+    cpu = machine()
+    for name in cells:
+        data = cell(name)
+        test_items, test_labels = data["test"]
+        for k in ks:
+            for seed in seeds:
+                items, labels = sample(data["labels"], k, seed, name)
+                for method, pool in (("default", None), ("default + pool", data["pool"])):
+                    if (name, k, seed, method) in done:
+                        continue
+                    start = time.perf_counter()
+                    clf = ImageClassifier(seed=seed, cache_dir=cache, verbose=False)
+                    clf.fit(items, labels, X_unlabeled=pool)
+                    seconds = time.perf_counter() - start
+                    accuracy = clf.score(test_items, test_labels)
+                    row = {"cell": name, "k": k, "seed": seed, "method": method, "accuracy": accuracy,
+                           "n_test": len(test_items), "n_pool": len(pool or []), "fit_seconds": round(seconds, 1),
+                           "choice": clf.report_.auto_choice, "unlabeled": clf.metrics_.get("unlabeled"), "cpu": cpu}
+                    with RESULTS.open("a") as fh:
+                        fh.write(json.dumps(row) + "\n")
+                    print(f"{name} k={k} seed={seed} {method}: {accuracy:.3f} ({seconds:.0f} s)", flush=True)
+
+
+def _rows() -> list[dict]:
+    return [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()] if RESULTS.exists() else []
+
+
+def table() -> str:
+    from scipy.stats import t as student
+
+    rows = _rows()
+    by = {}
+    for r in rows:
+        by.setdefault((r["cell"], r["k"]), {}).setdefault(r["seed"], {})[r["method"]] = r["accuracy"]
+    lines = ["| cell | k | seeds | default | default + pool | difference (95% CI) |", "|---|---|---|---|---|---|"]
+    for (name, k), seeds in sorted(by.items()):
+        pairs = [(s["default"], s["default + pool"]) for s in seeds.values() if len(s) == 2]
+        if not pairs:
+            continue
+        a, b = np.array(pairs).T * 100
+        d = b - a
+        half = float(student.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+        lines.append(f"| {name} | {k} | {len(d)} | {a.mean():.1f} | {b.mean():.1f} | {d.mean():+.1f} "
+                     f"({d.mean() - half:+.1f} to {d.mean() + half:+.1f}) |")
+    cpus = sorted({r["cpu"] for r in rows})
+    return "\n".join(lines) + f"\n\nTest accuracy %, mean over seeds; machine: {', '.join(cpus)}."
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cells", default="oxygen->tango,tango->oxygen,oxygen")
+    parser.add_argument("--k", default="5,10")
+    parser.add_argument("--seeds", default="0-4")
+    parser.add_argument("--table", action="store_true", help="print the table from the results file and stop")
+    args = parser.parse_args()
+    if not args.table:
+        RESULTS.parent.mkdir(exist_ok=True)
+        cache = str(suite_data.WORK / "cache")
+        run(args.cells.split(","), [int(k) for k in args.k.split(",")], suite_data.seed_range(args.seeds), cache)
+    print(table())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Learning from unlabeled items with a head on frozen features. Two uses, each chosen by evidence:
+
+- **Centring on the pool's source.** When a classifier tells the pool's features from the labeled ones
+  (cross-validated ROC AUC at least ``SHIFT_AUC``), the pool comes from another source than the labels (other
+  cameras, drawing styles, writers). The head then centres the items it predicts on the pool's mean instead of the
+  labels' mean: per-source feature centring, the first moment of CORAL (Sun, Feng & Saenko 2016), which a handful of
+  labels can carry. The saved model assumes the items it will predict come from the pool's source.
+- **Self-training.** The head's pseudo-labels on the pool, class-balanced (the same number per predicted class) and
+  confidence-selected (each class's most confident items), join the labels, for ``ROUNDS`` rounds. It is kept only
+  when, fold by fold, a head self-trained from the training folds is right more often on the held-out fold than the
+  head on the training folds alone; the pseudo-labels never see the held-out fold.
+
+The fit's estimate stays the one measured on the labeled items (cross-validation); under a shift, the pool's source
+may score otherwise, which the fit says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+SHIFT_AUC = 0.75  # a domain classifier this good means the pool is not from the labels' source
+ROUNDS = 2
+PSEUDO_PER_LABEL = 5  # pseudo-labels per class: at most this many times the labels of the smallest class
+MAX_DOMAIN_ROWS = 2000  # rows of the pool the domain classifier sees (a sample of a large pool)
+
+
+@dataclass(frozen=True)
+class PoolUse:
+    """What a pool changed: the head, a sentence saying what was done and why, and the measurements."""
+
+    head: object
+    sentence: str
+    info: dict
+
+
+def learn_from_pool(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, seed: int = 0,
+                    folds: int = 5) -> PoolUse:
+    """The head on labeled features ``x`` (integer labels ``y``), improved with the pool's features where the
+    evidence says so (module docstring). ``head`` is the head fitted on ``x``; its settings are kept."""
+    from .heads import power_transform
+
+    n_pool = int(len(pool))
+    auc = domain_auc(x, pool, head.power, seed)
+    shifted = auc >= SHIFT_AUC
+    source_mean = power_transform(np.asarray(x, np.float64), head.power).mean(0)
+    pool_mean = power_transform(np.asarray(pool, np.float64), head.power).mean(0)
+    # the pool as a head centred on the labels sees it: each source on its own mean when they differ
+    seen = _recentre(pool, pool_mean, source_mean, head.power) if shifted else pool
+    teacher_correct, student_correct = _fold_evidence(head, x, y, seen, seed, folds)
+    keep = student_correct.mean() > teacher_correct.mean()
+    final = self_train(head, x, y, seen, seed) if keep else head
+    if shifted:  # items to predict are centred on the pool's mean: the head saw them as ``seen``
+        final = replace(final, mean=final.mean + pool_mean - source_mean)
+    info = {"n": n_pool, "shift_auc": round(float(auc), 4), "centred": bool(shifted), "self_training": bool(keep),
+            "fold_accuracy_without": float(teacher_correct.mean()),
+            "fold_accuracy_with": float(student_correct.mean()), "folds_n": int(len(teacher_correct))}
+    where = (f"the {n_pool} unlabeled items come from another source than the labels (a classifier tells them apart, "
+             f"AUC {auc:.2f}), so the model centres what it predicts on their mean" if shifted else
+             f"the {n_pool} unlabeled items look like the labeled ones (a classifier tells them apart no better than "
+             f"AUC {auc:.2f})")
+    how = (f"self-training on their class-balanced pseudo-labels is kept ({student_correct.mean():.3f} against "
+           f"{teacher_correct.mean():.3f} without, on {len(teacher_correct)} held-out labels the pseudo-labels never "
+           "saw)" if keep else
+           f"self-training on their pseudo-labels is not kept ({student_correct.mean():.3f} against "
+           f"{teacher_correct.mean():.3f} without, on {len(teacher_correct)} held-out labels)")
+    return PoolUse(final, f"{where}; {how}", info)
+
+
+def self_train(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, seed: int = 0, rounds: int = ROUNDS):
+    """``rounds`` rounds of: pseudo-label the pool with the current head, take each predicted class's most confident
+    items (the same number per class, at most ``PSEUDO_PER_LABEL`` times the smallest class's labels), refit the
+    head's settings on the labels and those."""
+    per_class = int(np.bincount(y).min()) * PSEUDO_PER_LABEL
+    current = head
+    for _ in range(rounds):
+        proba = current.predict_proba(pool)
+        guess = proba.argmax(1)
+        chosen = [i for c in range(proba.shape[1])
+                  for i in np.flatnonzero(guess == c)[np.argsort(-proba[guess == c, c], kind="stable")][:per_class]]
+        if not chosen:
+            break
+        current = head.refit(np.vstack([x, pool[chosen]]), np.concatenate([y, guess[chosen]]), seed)
+    return current
+
+
+def domain_auc(x: np.ndarray, pool: np.ndarray, power: float, seed: int = 0) -> float:
+    """How well a logistic regression tells pool rows from labeled rows (cross-validated ROC AUC; 0.5: not at
+    all), on the power-transformed features standardised per feature."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from .heads import power_transform
+
+    rng = np.random.default_rng(seed)
+    if len(pool) > MAX_DOMAIN_ROWS:
+        pool = pool[rng.choice(len(pool), MAX_DOMAIN_ROWS, replace=False)]
+    rows = power_transform(np.vstack([x, pool]).astype(np.float64), power)
+    side = np.r_[np.zeros(len(x)), np.ones(len(pool))]
+    k = int(max(2, min(5, len(x), len(pool))))
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000))
+    scores = cross_val_score(model, rows, side, cv=StratifiedKFold(k, shuffle=True, random_state=seed),
+                             scoring="roc_auc")
+    return float(np.mean(scores))
+
+
+def _fold_evidence(head, x, y, pool, seed: int, folds: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which held-out labels the head on the training folds gets right, and which the same head self-trained on the
+    pool from those folds gets right (the pseudo-labels come from the training folds' head only)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    k = int(max(2, min(folds, np.bincount(y).min())))
+    teacher, student = np.zeros(len(y), bool), np.zeros(len(y), bool)
+    for train, test in StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
+        fold_head = head.refit(x[train], y[train], seed)
+        teacher[test] = fold_head.predict_proba(x[test]).argmax(1) == y[test]
+        trained = self_train(fold_head, x[train], y[train], pool, seed)
+        student[test] = trained.predict_proba(x[test]).argmax(1) == y[test]
+    return teacher, student
+
+
+def _recentre(features: np.ndarray, own_mean: np.ndarray, target_mean: np.ndarray, power: float) -> np.ndarray:
+    """Rows moved so that, after the power transform, their mean is ``target_mean`` instead of ``own_mean`` (the
+    power transform ``sign(x)|x|^p`` is inverted exactly, so the head's own transform gives the moved rows back)."""
+    from .heads import power_transform
+
+    moved = power_transform(np.asarray(features, np.float64), power) - own_mean + target_mean
+    return np.sign(moved) * np.abs(moved) ** (1.0 / power)

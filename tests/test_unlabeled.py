@@ -1,0 +1,144 @@
+"""Unlabeled items as an input: read like labeled ones, copies of labeled items counted once, unreadable ones skipped;
+a head on frozen features centres on a pool from another source and self-trains only where held-out labels show it
+helps (``transferkit.unlabeled``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from transferkit import Features, ImageClassifier, TextClassifier
+from transferkit.cli import app
+from transferkit.heads import fit_head
+from transferkit.unlabeled import SHIFT_AUC, domain_auc, learn_from_pool, self_train
+
+runner = CliRunner()
+
+
+def _blobs(rng, n_per_class: int, offset: float = 0.0, spread: float = 1.0):
+    """Two classes of 20-dimensional non-negative features (as a network's pooled activations); another source adds
+    ``offset`` to the features that class 1 is high in, so a head fitted on the first source calls most of it 1."""
+    centres = np.array([[3.0] * 10 + [1.0] * 10, [1.0] * 10 + [3.0] * 10])
+    x = np.vstack([c + rng.normal(0, spread, (n_per_class, 20)) for c in centres])
+    x += offset * np.r_[np.zeros(10), np.ones(10)]
+    return np.abs(x), np.repeat([0, 1], n_per_class)
+
+
+def test_a_pool_from_another_source_is_detected_and_centring_on_it_recovers_the_accuracy():
+    rng = np.random.default_rng(0)
+    x, y = _blobs(rng, 10)
+    pool, _ = _blobs(rng, 100, offset=2.5)
+    test, truth = _blobs(rng, 100, offset=2.5)
+    head = fit_head(x, y, power="auto", seed=0)
+    use = learn_from_pool(head, x, y, pool)
+    assert use.info["shift_auc"] >= SHIFT_AUC and use.info["centred"]
+    before = (head.predict_proba(test).argmax(1) == truth).mean()
+    after = (use.head.predict_proba(test).argmax(1) == truth).mean()
+    assert after >= before + 0.2, (before, after)
+    assert "another source" in use.sentence
+
+
+def test_a_pool_from_the_same_source_is_not_centred_on():
+    rng = np.random.default_rng(1)
+    x, y = _blobs(rng, 10)
+    pool, _ = _blobs(rng, 100)
+    head = fit_head(x, y, power="auto", seed=0)
+    use = learn_from_pool(head, x, y, pool)
+    assert use.info["shift_auc"] < SHIFT_AUC and not use.info["centred"]
+    assert np.array_equal(use.head.mean, head.mean) or use.info["self_training"]
+
+
+def test_self_training_takes_the_same_number_of_confident_pseudo_labels_per_class():
+    rng = np.random.default_rng(2)
+    x, y = _blobs(rng, 3)
+    pool, _ = _blobs(rng, 200)
+    head = fit_head(x, y, power="auto", seed=0)
+    seen = []
+    original = type(head).refit
+
+    def spy(self, features, labels, seed=0):
+        seen.append(np.bincount(labels[len(y):], minlength=2))
+        return original(self, features, labels, seed)
+
+    type(head).refit = spy
+    try:
+        self_train(head, x, y, pool, rounds=1)
+    finally:
+        type(head).refit = original
+    assert seen and seen[0].tolist() == [15, 15]  # 3 labels per class x PSEUDO_PER_LABEL, each class alike
+
+
+def test_self_training_is_kept_only_when_held_out_labels_say_it_helps(monkeypatch):
+    """The decision reads the fold evidence: with a pool that can only mislead (another task's rows), it is not
+    kept."""
+    rng = np.random.default_rng(3)
+    x, y = _blobs(rng, 8, spread=1.5)
+    pool = np.abs(rng.normal(2.0, 0.1, (300, 20)))  # every row near the boundary: pseudo-labels are noise
+    head = fit_head(x, y, power="auto", seed=0)
+    use = learn_from_pool(head, x, y, pool)
+    kept = use.info["self_training"]
+    assert kept == (use.info["fold_accuracy_with"] > use.info["fold_accuracy_without"])
+
+
+def test_the_domain_classifier_reads_chance_on_one_source_and_near_one_on_two():
+    rng = np.random.default_rng(4)
+    a, _ = _blobs(rng, 50)
+    b, _ = _blobs(rng, 50)
+    c, _ = _blobs(rng, 50, offset=3.0)
+    assert domain_auc(a, b, 0.5) < 0.7 and domain_auc(a, c, 0.5) > 0.95
+
+
+@pytest.fixture()
+def pool_folder(tmp_path, small_train):
+    """Shifted copies (inverted colours) of the small training set's images, flat, plus a copy of a labeled image
+    and an unreadable file."""
+    folder = tmp_path / "pool"
+    folder.mkdir()
+    for path in sorted(small_train.rglob("*.png")):
+        image = Image.open(path).convert("RGB")
+        Image.eval(image, lambda v: 255 - v).save(folder / f"{path.parent.name}-{path.name}")
+    shutil.copy(next(iter(sorted(small_train.rglob("*.png")))), folder / "a-copy.png")
+    (folder / "broken.png").write_bytes(b"not an image")
+    return folder
+
+
+def test_fit_with_unlabeled_images_records_what_it_did_and_counts_copies_once(small_train, tiny_backbone, pool_folder,
+                                                                              tmp_path):
+    clf = ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train, X_unlabeled=pool_folder)
+    used = clf.metrics_["unlabeled"]
+    assert used["used"] and used["n"] == 18 and used["skipped"] == 1  # 18 inverted images read; broken.png skipped
+    assert any("copies of labeled ones" in note for note in clf.notes_)
+    assert "unlabeled items" in clf.reason_
+    clf.save(tmp_path / "model")
+    again = ImageClassifier.load(tmp_path / "model", verbose=False)
+    files = sorted(pool_folder.glob("c*.png")) + sorted(pool_folder.glob("b*-*.png"))
+    assert np.array_equal(again.predict_proba(files), clf.predict_proba(files))  # the centring travels with the head
+
+
+def test_the_cli_takes_an_unlabeled_folder_and_says_so_in_json(small_train, tiny_backbone, pool_folder, tmp_path):
+    result = runner.invoke(app, ["fit", str(small_train), "--out", str(tmp_path / "m"), "--model", tiny_backbone,
+                                 "--strategy", "features", "--unlabeled", str(pool_folder), "--json"])
+    assert result.exit_code == 0, result.output
+    fit = json.loads(result.stdout.strip().splitlines()[-1])
+    assert fit["unlabeled"]["n"] == 18 and "unlabeled items" in fit["reason"]
+
+
+def test_texts_take_a_file_of_lines_as_their_pool(text_csv, tiny_encoder, tmp_path):
+    lines = tmp_path / "pool.txt"
+    lines.write_text("A late goal won the derby.\nBake the bread for forty minutes.\nSunny spells and a light breeze.\n"
+                     * 4)
+    clf = TextClassifier(tiny_encoder, Features(), verbose=False).fit(text_csv, X_unlabeled=lines)
+    assert clf.metrics_["unlabeled"]["n"] == 3  # twelve lines, three distinct texts
+    assert any("each is counted once" in note for note in clf.notes_)
+
+
+def test_a_strategy_that_does_not_learn_from_the_pool_says_so(text_csv, tiny_encoder):
+    from transferkit import Scratch
+
+    clf = TextClassifier(tiny_encoder, Scratch(), verbose=False).fit(text_csv, X_unlabeled=["a new text", "another"])
+    assert clf.metrics_["unlabeled"] == {"n": 2, "used": False} and "not used by TF-IDF" in clf.reason_
