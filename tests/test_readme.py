@@ -30,7 +30,7 @@ SLOW = ("compare", "pretrain")  # they train networks for minutes: the full lane
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, small_train, text_csv):
     root = tmp_path_factory.mktemp("readme")
-    for name in ("photos", "test_photos", "test", "big_related_task"):
+    for name in ("photos", "test_photos", "test", "big_related_task", "new_photos"):
         shutil.copytree(small_train, root / name)
     shutil.copy(text_csv, root / "reviews.csv")
     images = sorted(small_train.rglob("*.png"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from functools import cache, wraps
+from functools import wraps
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -400,9 +400,10 @@ def predict(
     if engine == "ray" and out_file is None:
         raise typer.BadParameter("--engine ray writes its predictions to a file: give --out predictions.csv.")
     if runtime == "auto" and out_file is not None and engine == "local" and not hasattr(model, "manifest"):
+        from .loading import auto_runtime
         from .share import local_model_path
 
-        if _auto_runtime(local_model_path(model_dir), verbose=not as_json, n_items=len(items)) == "onnx":
+        if auto_runtime(local_model_path(model_dir), verbose=not as_json, n_items=len(items)) == "onnx":
             model = _load(model_dir, verbose=False, tta=tta, runtime="onnx")
     if out_file is not None:
         if engine == "ray":
@@ -470,97 +471,9 @@ FILE_LIKE = (".txt", ".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".png", ".jpg
 
 
 def _load(model_dir: Path, verbose: bool, tta: bool, runtime: str = "torch"):
-    """A model folder loaded for inference (a Predictor: no scikit-learn estimator, no Lightning), or an ONNX export
-    (run by ONNX Runtime: no PyTorch either). ``runtime="onnx"`` exports a model folder first (cached); ``auto`` takes
-    the runtime measured faster on this kind of machine."""
-    from .onnx_runtime import is_export
-    from .share import local_model_path
+    from .loading import load_predictor
 
-    model_dir = local_model_path(model_dir)  # hf://OWNER/NAME: the hub's files
-
-    if runtime not in ("torch", "onnx", "auto"):
-        raise typer.BadParameter(f"--runtime must be auto, torch or onnx, got {runtime!r}.")
-    if runtime == "auto" and not is_export(model_dir):
-        runtime = _auto_runtime(model_dir, verbose)
-    if is_export(model_dir) or runtime == "onnx":
-        from .onnx_runtime import OnnxPredictor
-
-        folder = model_dir if is_export(model_dir) else _cached_export(model_dir, verbose)
-        model = OnnxPredictor.load(folder, verbose=verbose)
-    else:
-        from .predictor import Predictor
-
-        model = Predictor.load(model_dir, verbose=verbose)
-    if tta:
-        if model.modality != "image":
-            raise typer.BadParameter("--tta applies to image models.")
-        model.settings["tta"] = True
-    return model
-
-
-AUTO_EXPORT_MIN_ITEMS = 5000  # an export of the four-backbone ensemble took 70 s here: worth it for big jobs only
-
-
-def _auto_runtime(model_dir: Path, verbose: bool, n_items: int | None = None) -> str:
-    """The runtime measured faster for this model on this kind of machine (``runtime.faster_runtime``). ONNX needs a
-    one-off export (cached): for a job of ``n_items`` it is made only when the job is large enough to repay it; a
-    server (``n_items`` None) always makes it. A model the export cannot take runs on PyTorch."""
-    from .bundle import featurizer_kinds
-    from .errors import TransferkitError
-    from .onnx_runtime import is_export
-    from .runtime import faster_runtime
-
-    modality, kinds = featurizer_kinds(model_dir)
-    chosen = faster_runtime(modality, kinds)
-    if chosen == "onnx" and n_items is not None and n_items < AUTO_EXPORT_MIN_ITEMS \
-            and not is_export(_export_folder(model_dir)):
-        return "torch"
-    if chosen == "onnx":
-        try:
-            _cached_export(model_dir, verbose)
-        except TransferkitError as exc:
-            err.print(f"[yellow]Running on PyTorch: the ONNX export failed ({exc}).[/]", highlight=False)
-            return "torch"
-    return chosen
-
-
-def _export_folder(model_dir: Path) -> Path:
-    """Where the cached ONNX export of a model folder lives (keyed by the folder's content)."""
-    from .features import default_cache_dir
-
-    return default_cache_dir() / "exports" / _content_digest(str(model_dir.resolve()))
-
-
-@cache
-def _content_digest(folder: str) -> str:
-    """A model folder's content digest, its files read once per process (the report and card left out)."""
-    import hashlib
-
-    root = Path(folder)
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name not in ("report.json", "README.md")):
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:20]
-
-
-def _cached_export(model_dir: Path, verbose: bool) -> Path:
-    """The ONNX export of a model folder, made once and kept in the cache (keyed by the folder's content)."""
-    from .export import export_onnx
-    from .onnx_runtime import is_export
-    from .predictor import Predictor
-
-    if not (model_dir / "transferkit.json").is_file():
-        from .errors import BundleError
-
-        raise BundleError(f"{model_dir} is neither a model folder nor an ONNX export.")
-    folder = _export_folder(model_dir)
-    if not is_export(folder):
-        if verbose:
-            err.print(f"Exporting {model_dir} to ONNX (once; cached in {folder}) ...", highlight=False)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        export_onnx(Predictor.load(model_dir), folder, overwrite=True)
-    return folder
+    return load_predictor(model_dir, runtime=runtime, tta=tta, verbose=verbose)
 
 
 def _text_inputs(model, inputs: list[str], as_text: bool, as_files: bool) -> list[str]:

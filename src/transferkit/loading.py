@@ -1,0 +1,112 @@
+"""A model for inference, whatever runs it: a model folder on PyTorch (a ``Predictor``: no scikit-learn estimator,
+no Lightning), or an ONNX export on ONNX Runtime (no PyTorch either). ``predict``, ``evaluate`` and ``serve`` load
+through here, so the choice of runtime and the export cache live in one place.
+
+``runtime="onnx"`` exports a model folder once and keeps the export in the cache, keyed by the folder's content;
+``"auto"`` takes the runtime measured faster on this kind of machine (``runtime.faster_runtime``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from functools import cache
+from pathlib import Path
+
+from .errors import BadInputError, BundleError, TransferkitError
+
+RUNTIMES = ("torch", "onnx", "auto")
+AUTO_EXPORT_MIN_ITEMS = 5000  # exporting the four-backbone ensemble took 70 s on a 2-core CPU: big jobs repay it
+
+
+def load_predictor(model: str | Path, *, runtime: str = "torch", tta: bool = False, verbose: bool = False):
+    """A model folder, ``hf://OWNER/NAME`` or an ONNX export, loaded for inference on ``runtime``."""
+    from .onnx_runtime import is_export
+    from .share import local_model_path
+
+    folder = local_model_path(model)
+    if runtime not in RUNTIMES:
+        raise BadInputError(f"--runtime must be auto, torch or onnx, got {runtime!r}.")
+    if runtime == "auto" and not is_export(folder):
+        runtime = auto_runtime(folder, verbose)
+    if is_export(folder) or runtime == "onnx":
+        from .onnx_runtime import OnnxPredictor
+
+        loaded = OnnxPredictor.load(folder if is_export(folder) else cached_export(folder, verbose), verbose=verbose)
+    else:
+        from .predictor import Predictor
+
+        loaded = Predictor.load(folder, verbose=verbose)
+    if tta:
+        if loaded.modality != "image":
+            raise BadInputError("--tta applies to image models.")
+        loaded.settings["tta"] = True
+    return loaded
+
+
+def auto_runtime(folder: Path, verbose: bool = False, n_items: int | None = None) -> str:
+    """The runtime measured faster for this model on this kind of machine. ONNX needs a one-off export (cached): for
+    a job of ``n_items`` it is made only when the job is large enough to repay it; a server (``n_items`` None) always
+    makes it. A model the export cannot take runs on PyTorch."""
+    from .bundle import featurizer_kinds
+    from .onnx_runtime import is_export
+    from .runtime import faster_runtime
+
+    modality, kinds = featurizer_kinds(folder)
+    chosen = faster_runtime(modality, kinds)
+    if chosen == "onnx" and n_items is not None and n_items < AUTO_EXPORT_MIN_ITEMS \
+            and not is_export(export_folder(folder)):
+        return "torch"
+    if chosen == "onnx":
+        try:
+            cached_export(folder, verbose)
+        except TransferkitError as exc:
+            _say(f"Running on PyTorch: the ONNX export failed ({exc}).")
+            return "torch"
+    return chosen
+
+
+def export_folder(folder: Path) -> Path:
+    """Where the cached ONNX export of a model folder lives (keyed by the folder's content)."""
+    from .features import default_cache_dir
+
+    return default_cache_dir() / "exports" / _content_digest(str(Path(folder).resolve()))
+
+
+def cached_export(folder: Path, verbose: bool = False) -> Path:
+    """The ONNX export of a model folder, made once and kept in the cache."""
+    from .bundle import CONFIG_FILE
+    from .export import export_onnx
+    from .onnx_runtime import is_export
+    from .predictor import Predictor
+
+    if not (Path(folder) / CONFIG_FILE).is_file():
+        raise BundleError(f"{folder} is neither a model folder nor an ONNX export.")
+    target = export_folder(folder)
+    if not is_export(target):
+        if verbose:
+            _say(f"Exporting {folder} to ONNX (once; cached in {target}) ...")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        export_onnx(Predictor.load(folder), target, overwrite=True)
+    return target
+
+
+@cache
+def _content_digest(folder: str) -> str:
+    """A model folder's content digest: its manifest's (which holds every file's SHA-256), or, for folders saved
+    before manifests, every file read once per process (the report and card left out)."""
+    from .bundle import MANIFEST_FILE
+
+    root = Path(folder)
+    digest = hashlib.sha256()
+    if (root / MANIFEST_FILE).is_file():
+        digest.update((root / MANIFEST_FILE).read_bytes())
+        return digest.hexdigest()[:20]
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name not in ("report.json", "README.md")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:20]
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
