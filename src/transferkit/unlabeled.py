@@ -7,8 +7,9 @@
   labels can carry. The saved model assumes the items it will predict come from the pool's source.
 - **Self-training.** The head's pseudo-labels on the pool, class-balanced (the same number per predicted class) and
   confidence-selected (each class's most confident items), join the labels, for ``ROUNDS`` rounds. It is kept only
-  when, fold by fold, a head self-trained from the training folds is right more often on the held-out fold than the
-  head on the training folds alone; the pseudo-labels never see the held-out fold.
+  when, fold by fold, a head self-trained from the training folds is right significantly more often on the held-out
+  folds than the head on the training folds alone (McNemar's exact test, ``evaluate.significantly_better``); the
+  pseudo-labels never see the held-out fold (a margin of a few items out of a few dozen is noise; README).
 
 The fit's estimate stays the one measured on the labeled items (cross-validation); under a shift, the pool's source
 may score otherwise, which the fit says.
@@ -39,6 +40,7 @@ def learn_from_pool(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, see
                     folds: int = 5) -> PoolUse:
     """The head on labeled features ``x`` (integer labels ``y``), improved with the pool's features where the
     evidence says so (module docstring). ``head`` is the head fitted on ``x``; its settings are kept."""
+    from .evaluate import significantly_better
     from .heads import power_transform
 
     n_pool = int(len(pool))
@@ -49,7 +51,7 @@ def learn_from_pool(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, see
     # the pool as a head centred on the labels sees it: each source on its own mean when they differ
     seen = _recentre(pool, pool_mean, source_mean, head.power) if shifted else pool
     teacher_correct, student_correct = _fold_evidence(head, x, y, seen, seed, folds)
-    keep = student_correct.mean() > teacher_correct.mean()
+    keep = significantly_better(student_correct, teacher_correct)
     final = self_train(head, x, y, seen, seed) if keep else head
     if shifted:  # items to predict are centred on the pool's mean: the head saw them as ``seen``
         final = replace(final, mean=final.mean + pool_mean - source_mean)
@@ -64,7 +66,7 @@ def learn_from_pool(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, see
            f"{teacher_correct.mean():.3f} without, on {len(teacher_correct)} held-out labels the pseudo-labels never "
            "saw)" if keep else
            f"self-training on their pseudo-labels is not kept ({student_correct.mean():.3f} against "
-           f"{teacher_correct.mean():.3f} without, on {len(teacher_correct)} held-out labels)")
+           f"{teacher_correct.mean():.3f} without, on {len(teacher_correct)} held-out labels: not significantly better)")
     return PoolUse(final, f"{where}; {how}", info)
 
 
