@@ -12,7 +12,8 @@ status; PNGs as the themes ship them, symlinks and byte-identical copies dropped
     python benchmarks/unlabeled.py                     # k = 5, 10; seeds 0-4; appends to results/unlabeled.jsonl
     python benchmarks/unlabeled.py --table             # the table from the results file
 
-Each row names the machine (CPU model) it ran on.
+Each row names the machine (CPU model) and the commit it ran at. ``results/unlabeled-any-margin.jsonl`` holds the
+run at 64684b4, when self-training was kept on any fold margin (the in-domain cell lost 3 points at k = 5).
 """
 
 from __future__ import annotations
@@ -91,11 +92,16 @@ def machine() -> str:
         return platform.processor() or "unknown"
 
 
+def commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=HERE).stdout.strip() or "unknown"
+
+
 def run(cells: list[str], ks: list[int], seeds: range, cache: str) -> None:
     from transferkit import ImageClassifier
 
     done = {(r["cell"], r["k"], r["seed"], r["method"]) for r in _rows()}
-    cpu = machine()
+    cpu, at = machine(), commit()
     for name in cells:
         data = cell(name)
         test_items, test_labels = data["test"]
@@ -112,7 +118,8 @@ def run(cells: list[str], ks: list[int], seeds: range, cache: str) -> None:
                     accuracy = clf.score(test_items, test_labels)
                     row = {"cell": name, "k": k, "seed": seed, "method": method, "accuracy": accuracy,
                            "n_test": len(test_items), "n_pool": len(pool or []), "fit_seconds": round(seconds, 1),
-                           "choice": clf.report_.auto_choice, "unlabeled": clf.metrics_.get("unlabeled"), "cpu": cpu}
+                           "choice": clf.report_.auto_choice, "unlabeled": clf.metrics_.get("unlabeled"), "cpu": cpu,
+                           "commit": at}
                     with RESULTS.open("a") as fh:
                         fh.write(json.dumps(row) + "\n")
                     print(f"{name} k={k} seed={seed} {method}: {accuracy:.3f} ({seconds:.0f} s)", flush=True)
