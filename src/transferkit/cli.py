@@ -162,6 +162,8 @@ def fit(
       transferkit fit photos/ --out model --strategy finetune --unfreeze 2 --epochs 8
 
       transferkit fit reviews.csv --out textmodel --text-column review --label-column stars
+
+      transferkit fit photos/ --out model --unlabeled more_photos/    # also learn from items without labels
     """
     from .bundle import check_destination
     from .data import is_text_source
