@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -189,9 +190,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         model.classes_ = predictor.classes
         model.featurizer_ = predictor.featurizer
         model.head_ = predictor.head
-        report = predictor.report
-        model.report_ = FitReport(report.strategy, report.reason, report.metrics,
-                                  tuple((Path(p), why) for p, why in report.skipped), report.notes, report.train_digests)
+        model.report_ = replace(predictor.report, skipped=tuple((Path(p), why) for p, why in predictor.report.skipped))
         return model
 
     # -- what the fit reported (report_), by the names scikit-learn users look for -------------------------------------

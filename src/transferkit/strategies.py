@@ -186,15 +186,10 @@ def _probe_learning_featurizer(featurizer, data, classes, run, head_settings) ->
 
 def _use_pool(featurizer, head, x, y: np.ndarray, folds: int, problem: Problem):
     """(head, what the fit records, one sentence) after the head on ``featurizer``'s features ``x`` learns from the
-    unlabeled items (``unlabeled.learn_from_pool``)."""
-    import scipy.sparse
-
+    unlabeled items (``unlabeled.learn_from_pool``). Dense features only: TF-IDF (scratch) says it does not use them."""
     from .features import extract
     from .unlabeled import learn_from_pool
 
-    if scipy.sparse.issparse(x):
-        return head, {"n": len(problem.unlabeled), "used": False}, (
-            f"the {len(problem.unlabeled)} unlabeled {problem.noun}s are not used by TF-IDF")
     run = problem.run
     pool = extract(featurizer, list(problem.unlabeled), batch_size=run.batch_size, cache_dir=run.cache_dir,
                    use_cache=not featurizer.tuned, progress=run.progress,
