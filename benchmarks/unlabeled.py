@@ -136,7 +136,7 @@ def commit() -> str:
 
 
 def run(cells: list[str], ks: list[int], seeds: range, cache: str) -> None:
-    from transferkit import ImageClassifier, TextClassifier
+    from transferkit import Auto, ImageClassifier, TextClassifier
 
     done = {(r["cell"], r["k"], r["seed"], r["method"]) for r in _rows()}
     cpu, at = machine(), commit()
@@ -147,17 +147,21 @@ def run(cells: list[str], ks: list[int], seeds: range, cache: str) -> None:
         for k in ks:
             for seed in seeds:
                 items, labels = sample(data["labels"], k, seed, name)
-                for method, pool in (("default", None), ("default + pool", data["pool"])):
-                    if (name, k, seed, method) in done:
+                for method, pool in (("default", None), ("default + pool", data["pool"]), ("student", data["pool"])):
+                    if (name, k, seed, method) in done or (method == "student" and data["modality"] == "text"):
                         continue
                     start = time.perf_counter()
-                    clf = estimator(seed=seed, cache_dir=cache, verbose=False)
+                    # "default + pool": the side-by-side teacher with the pool (what the default was before the
+                    # student); "student": today's default, which distills one backbone from it
+                    strategy = Auto(distill=False) if method == "default + pool" else "auto"
+                    clf = estimator(strategy=strategy, seed=seed, cache_dir=cache, verbose=False)
                     clf.fit(items, labels, X_unlabeled=pool)
                     seconds = time.perf_counter() - start
                     accuracy = clf.score(test_items, test_labels)
                     row = {"cell": name, "k": k, "seed": seed, "method": method, "accuracy": accuracy,
                            "n_test": len(test_items), "n_pool": len(pool or []), "fit_seconds": round(seconds, 1),
-                           "choice": clf.report_.auto_choice, "unlabeled": clf.metrics_.get("unlabeled"), "cpu": cpu,
+                           "choice": clf.report_.auto_choice, "unlabeled": clf.metrics_.get("unlabeled"),
+                           "saved": clf.featurizer_.name, "student": clf.metrics_.get("student"), "cpu": cpu,
                            "commit": at}
                     with RESULTS.open("a") as fh:
                         fh.write(json.dumps(row) + "\n")
@@ -175,16 +179,23 @@ def table() -> str:
     by = {}
     for r in rows:
         by.setdefault((r["cell"], r["k"]), {}).setdefault(r["seed"], {})[r["method"]] = r["accuracy"]
-    lines = ["| cell | k | seeds | default | default + pool | difference (95% CI) |", "|---|---|---|---|---|---|"]
+    def paired(a: np.ndarray, b: np.ndarray) -> str:
+        d = b - a
+        half = float(student.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+        return f"{d.mean():+.1f} ({d.mean() - half:+.1f} to {d.mean() + half:+.1f})"
+
+    lines = ["| cell | k | seeds | default | default + pool (teacher) | pool - default (95% CI) | student | "
+             "student - default | student - teacher |", "|---|---|---|---|---|---|---|---|---|"]
     for (name, k), seeds in sorted(by.items()):
-        pairs = [(s["default"], s["default + pool"]) for s in seeds.values() if len(s) == 2]
+        pairs = [(s["default"], s["default + pool"]) for s in seeds.values() if "default" in s and "default + pool" in s]
         if not pairs:
             continue
         a, b = np.array(pairs).T * 100
-        d = b - a
-        half = float(student.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
-        lines.append(f"| {name} | {k} | {len(d)} | {a.mean():.1f} | {b.mean():.1f} | {d.mean():+.1f} "
-                     f"({d.mean() - half:+.1f} to {d.mean() + half:+.1f}) |")
+        trio = np.array([(s["default"], s["default + pool"], s["student"]) for s in seeds.values()
+                         if len(s) == 3]).T * 100
+        with_student = (f"{trio[2].mean():.1f} ({trio.shape[1]} seeds) | {paired(trio[0], trio[2])} | "
+                        f"{paired(trio[1], trio[2])}") if trio.size else "- | - | -"
+        lines.append(f"| {name} | {k} | {len(a)} | {a.mean():.1f} | {b.mean():.1f} | {paired(a, b)} | {with_student} |")
     cpus = sorted({r["cpu"] for r in rows})
     return "\n".join(lines) + f"\n\nTest accuracy %, mean over seeds; machine: {', '.join(cpus)}."
 

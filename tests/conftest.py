@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "clipart"
@@ -181,4 +182,18 @@ def reseal(folder: Path) -> Path:
                                                   if p.name in ("config.json", "model.safetensors"))}
     manifest["sha256"] = {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in sorted(names)}
     (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+@pytest.fixture()
+def pool_folder(tmp_path, small_train):
+    """Shifted copies (inverted colours) of the small training set's images, flat, plus a copy of a labeled image
+    and an unreadable file."""
+    folder = tmp_path / "pool"
+    folder.mkdir()
+    for path in sorted(small_train.rglob("*.png")):
+        image = Image.open(path).convert("RGB")
+        Image.eval(image, lambda v: 255 - v).save(folder / f"{path.parent.name}-{path.name}")
+    shutil.copy(next(iter(sorted(small_train.rglob("*.png")))), folder / "a-copy.png")
+    (folder / "broken.png").write_bytes(b"not an image")
     return folder

@@ -5,11 +5,9 @@ helps (``transferkit.unlabeled``)."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
 
 from transferkit import Features, ImageClassifier, TextClassifier
@@ -96,20 +94,6 @@ def test_the_domain_classifier_reads_chance_on_one_source_and_near_one_on_two():
     b, _ = _blobs(rng, 50)
     c, _ = _blobs(rng, 50, offset=3.0)
     assert domain_auc(a, b, 0.5) < 0.7 and domain_auc(a, c, 0.5) > 0.95
-
-
-@pytest.fixture()
-def pool_folder(tmp_path, small_train):
-    """Shifted copies (inverted colours) of the small training set's images, flat, plus a copy of a labeled image
-    and an unreadable file."""
-    folder = tmp_path / "pool"
-    folder.mkdir()
-    for path in sorted(small_train.rglob("*.png")):
-        image = Image.open(path).convert("RGB")
-        Image.eval(image, lambda v: 255 - v).save(folder / f"{path.parent.name}-{path.name}")
-    shutil.copy(next(iter(sorted(small_train.rglob("*.png")))), folder / "a-copy.png")
-    (folder / "broken.png").write_bytes(b"not an image")
-    return folder
 
 
 def test_fit_with_unlabeled_images_records_what_it_did_and_counts_copies_once(small_train, tiny_backbone, pool_folder,

@@ -13,14 +13,18 @@ from typing import Any
 
 # The accuracies a fit can record, most telling first: (value key, interval key, sample-size key, name, how it was
 # measured). The first one present is the number a fit reports (``FitReport.estimate``).
-MEASURES = (("accuracy_estimate", "estimate_interval", "probe_cv_n", "estimated accuracy",
+MEASURES = (("student_estimate", "student_interval", "student_n", "estimated accuracy",
+             "held-out accuracy of the one-network student (each fold's teacher labeled the unlabeled items from the "
+             "other folds)"),
+            ("accuracy_estimate", "estimate_interval", "probe_cv_n", "estimated accuracy",
              "estimated accuracy of the tuned model"),
             ("cv_estimate", "cv_estimate_interval", "cv_n", "estimated accuracy",
              "estimated accuracy (cross-validation read from its calibrated probabilities, corrected for its "
              "smaller training folds)"),
             ("val_accuracy", "val_interval", "n_val", "validation accuracy", "accuracy on a held-out validation split"),
             ("cv_accuracy", "cv_interval", "cv_n", "cross-validated accuracy", "cross-validated accuracy"))
-TEMPERATURES = ("cv_temperature", "val_temperature")  # fitted to the folds, or to a trained network's split
+# fitted to a student's folds, to the folds, or to a trained network's split
+TEMPERATURES = ("student_temperature", "cv_temperature", "val_temperature")
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,10 @@ class FitReport:
         if r is None:
             return "too few labels to hold any out"
         folds = m.get("cv_folds")
+        if r.key == "student_estimate":
+            student = m.get("student") if isinstance(m.get("student"), dict) else {}
+            return (f"{student.get('folds')}-fold cross-validation: each fold's student learned the other folds' "
+                    f"teacher's labels of the unlabeled items, and was tested on labels it never saw ({r.n} in all)")
         if r.key == "accuracy_estimate":
             return f"frozen features cross-validated over {r.n} labels, plus tuning's gain on {m.get('n_val')} held out"
         if r.key == "cv_estimate":

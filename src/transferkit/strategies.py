@@ -534,16 +534,22 @@ class Auto(Strategy):
        frozen features on the same validation split (a tie keeps the simpler model).
     3. Text also measures TF-IDF from 50 labels per class.
 
+    4. With unlabeled items and the backbones side by side kept, the default backbone alone learns the side-by-side
+       head's labels of them (``distill``): kept unless held-out labels show it significantly worse, it predicts at
+       one backbone's cost.
+
     ``time_budget``: seconds the extra extraction and tuning may take (estimated from this machine's measured speed);
+    ``distill``: step 4 (False keeps the side-by-side teacher, at several backbones' cost per prediction);
     ``finetune``, ``features``: the settings used when those are chosen.
     """
 
     name = "auto"
 
-    def __init__(self, time_budget: float | None = None, ensemble: bool = True, finetune: FineTune | None = None,
-                 features: Features | None = None) -> None:
+    def __init__(self, time_budget: float | None = None, ensemble: bool = True, distill: bool = True,
+                 finetune: FineTune | None = None, features: Features | None = None) -> None:
         self.time_budget = time_budget
         self.ensemble = ensemble
+        self.distill = distill
         self.finetune = finetune
         self.features = features
 
@@ -559,6 +565,8 @@ class Auto(Strategy):
         frozen, frozen_why = self._frozen(problem, probe, features)
         fitted, choice, why = self._decide(problem, probe, frozen, features, finetune)
         why = f"{frozen_why}; {why}" if frozen_why else why
+        if choice == "features" and frozen is not probe and self.distill:
+            fitted = _distilled(problem, probe, frozen, fitted, features)
         fitted.metrics["auto_choice"] = choice
         fitted.metrics["auto_reason"] = why
         fitted.reason = f"auto chose {choice}: {why}. {fitted.reason}"
@@ -652,6 +660,41 @@ class Auto(Strategy):
             return tuner.epochs * n / speed
         texts = tuner.rounds * n * tuner.epochs * (2 if tuner.refit else 1)  # each embedded ``rounds`` times
         return texts / CONTRASTIVE_TEXTS_PER_SECOND
+
+
+def _distilled(problem: Problem, single: Probe, teacher: Probe, fitted: Fitted, features: Features) -> Fitted:
+    """The side-by-side teacher's fit, or the default backbone's student of it when the teacher learned from
+    unlabeled items and the student holds up on held-out labels (``distill``)."""
+    from .distill import distill
+    from .features import extract
+    from .unlabeled import adapt
+
+    usage = fitted.metrics.get("unlabeled") or {}
+    if not usage.get("used") or len(single.y) != len(teacher.y):
+        return fitted
+    run = problem.run
+    options = {"batch_size": run.batch_size, "cache_dir": run.cache_dir}
+    pool_teacher = extract(teacher.featurizer, list(problem.unlabeled), **options)  # read from the cache
+    readable = [item for item, ok in zip(problem.unlabeled, pool_teacher.ok) if ok]
+    pool_student = extract(single.featurizer, readable, **options)
+    if not pool_student.ok.all():
+        return fitted
+    seed = run.seed
+    result = distill(fitted.head, lambda rows, labels: features.fit_head(rows, labels, seed),
+                     x_teacher=teacher.features, x_student=single.features, y=teacher.y,
+                     pool_teacher=pool_teacher.features, pool_student=pool_student.features,
+                     adapt=lambda head, x, y: adapt(head, x, y, pool_teacher.features, centred=usage["centred"],
+                                                    self_training=usage["self_training"], seed=seed),
+                     seed=seed, folds=teacher.folds, typical_temperature=single.head.typical_temperature)
+    metrics = {**fitted.metrics, "student": result.info}
+    reason = f"{fitted.reason}; {result.sentence}"
+    if result.head is None:
+        return Fitted(fitted.featurizer, fitted.head, metrics, reason, fitted.skipped)
+    info = result.info
+    metrics.update({"student_estimate": info["student_estimate"], "student_interval": info["student_interval"],
+                    "student_n": info["student_n"], "student_temperature": info["student_temperature"],
+                    "teacher": teacher.featurizer.name})
+    return Fitted(single.featurizer, result.head, metrics, reason, fitted.skipped)
 
 
 ENSEMBLE_COST_PER_MEMBER = 1.3  # the zoo's other backbones cost about 1.3 times the default one each (240-260 px)

@@ -41,20 +41,13 @@ def learn_from_pool(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, see
     """The head on labeled features ``x`` (integer labels ``y``), improved with the pool's features where the
     evidence says so (module docstring). ``head`` is the head fitted on ``x``; its settings are kept."""
     from .evaluate import significantly_better
-    from .heads import power_transform
 
     n_pool = int(len(pool))
     auc = domain_auc(x, pool, head.power, seed)
     shifted = auc >= SHIFT_AUC
-    source_mean = power_transform(np.asarray(x, np.float64), head.power).mean(0)
-    pool_mean = power_transform(np.asarray(pool, np.float64), head.power).mean(0)
-    # the pool as a head centred on the labels sees it: each source on its own mean when they differ
-    seen = _recentre(pool, pool_mean, source_mean, head.power) if shifted else pool
-    teacher_correct, student_correct = _fold_evidence(head, x, y, seen, seed, folds)
+    teacher_correct, student_correct = _fold_evidence(head, x, y, _seen(pool, x, head.power, shifted), seed, folds)
     keep = significantly_better(student_correct, teacher_correct)
-    final = self_train(head, x, y, seen, seed) if keep else head
-    if shifted:  # items to predict are centred on the pool's mean: the head saw them as ``seen``
-        final = replace(final, mean=final.mean + pool_mean - source_mean)
+    final = adapt(head, x, y, pool, centred=shifted, self_training=keep, seed=seed)
     info = {"n": n_pool, "shift_auc": round(float(auc), 4), "centred": bool(shifted), "self_training": bool(keep),
             "fold_accuracy_without": float(teacher_correct.mean()),
             "fold_accuracy_with": float(student_correct.mean()), "folds_n": int(len(teacher_correct))}
@@ -68,6 +61,27 @@ def learn_from_pool(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, see
            f"self-training on their pseudo-labels is not kept ({student_correct.mean():.3f} against "
            f"{teacher_correct.mean():.3f} without, on {len(teacher_correct)} held-out labels: not significantly better)")
     return PoolUse(final, f"{where}; {how}", info)
+
+
+def adapt(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, centred: bool, self_training: bool,
+          seed: int = 0):
+    """``head`` (fitted on ``x``, labels ``y``) changed as ``learn_from_pool`` decided: self-trained on the pool, and
+    centred on the pool's mean for the items it predicts. ``distill`` applies the same decisions to each fold's head."""
+    final = self_train(head, x, y, _seen(pool, x, head.power, centred), seed) if self_training else head
+    if centred:  # items to predict are centred on the pool's mean: the head saw the pool recentred (``_seen``)
+        final = replace(final, mean=final.mean + _mean(pool, head.power) - _mean(x, head.power))
+    return final
+
+
+def _mean(features: np.ndarray, power: float) -> np.ndarray:
+    from .heads import power_transform
+
+    return power_transform(np.asarray(features, np.float64), power).mean(0)
+
+
+def _seen(pool: np.ndarray, x: np.ndarray, power: float, centred: bool) -> np.ndarray:
+    """The pool as a head centred on the labels sees it: moved onto the labels' mean when the sources differ."""
+    return _recentre(pool, _mean(pool, power), _mean(x, power), power) if centred else pool
 
 
 def self_train(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, seed: int = 0, rounds: int = ROUNDS):

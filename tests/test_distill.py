@@ -1,0 +1,98 @@
+"""A one-network student of auto's side-by-side teacher (``transferkit.distill``): it learns the teacher's labels of
+the unlabeled items, is kept unless held-out labels show it significantly worse, reports that held-out accuracy,
+and saves and predicts at one backbone's cost; ``Auto(distill=False)`` keeps the teacher."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from transferkit import Auto, Features, ImageClassifier
+from transferkit.distill import distill
+from transferkit.featurizers import Concat
+from transferkit.heads import fit_head
+
+
+def _task(rng, n_per_class: int, noise: float):
+    """Three classes; the teacher's features show the class plainly, the student's only through ``noise``."""
+    y = np.repeat([0, 1, 2], n_per_class)
+    clean = np.eye(3)[y] * 4 + rng.normal(0, 1, (len(y), 3))
+    teacher = np.abs(np.hstack([clean, rng.normal(0, 1, (len(y), 5))]))
+    student = np.abs(np.hstack([clean + rng.normal(0, noise, clean.shape), rng.normal(0, 1, (len(y), 5))]))
+    return teacher, student, y
+
+
+def _distil(x_teacher, x_student, y, pool_teacher, pool_student, teacher=None):
+    teacher = teacher or fit_head(x_teacher, y, power="auto")
+    return distill(teacher, lambda a, b: fit_head(a, b, power="auto"), x_teacher=x_teacher, x_student=x_student,
+                   y=y, pool_teacher=pool_teacher, pool_student=pool_student, adapt=lambda head, a, b: head)
+
+
+def test_a_student_learns_from_the_teachers_labels_of_the_pool_what_a_handful_of_labels_cannot_teach_it():
+    rng = np.random.default_rng(0)
+    x_t, x_s, y = _task(rng, 5, noise=2.0)
+    pool_t, pool_s, _ = _task(rng, 300, noise=2.0)
+    test_t, test_s, y_test = _task(rng, 200, noise=2.0)
+    result = _distil(x_t, x_s, y, pool_t, pool_s)
+    alone = fit_head(x_s, y, power="auto")
+    student_accuracy = (result.head.predict_proba(test_s).argmax(1) == y_test).mean()
+    assert result.info["kept"] and result.head.n_features == x_s.shape[1]
+    assert student_accuracy > (alone.predict_proba(test_s).argmax(1) == y_test).mean() + 0.05
+    assert result.info["pseudo_label_counts"] == np.bincount(fit_head(x_t, y, power="auto").predict_proba(
+        pool_t).argmax(1), minlength=3).tolist()
+    assert result.info["student_n"] == 15 and 0 <= result.info["student_estimate"] <= 1
+    assert "is the saved model" in result.sentence
+
+
+def test_a_student_significantly_worse_on_held_out_labels_is_not_kept():
+    rng = np.random.default_rng(1)
+    x_t, _, y = _task(rng, 30, noise=0.0)
+    pool_t, _, _ = _task(rng, 100, noise=0.0)
+    # the student sees only noise: no teacher can teach it the classes
+    result = _distil(x_t, np.abs(rng.normal(0, 1, (len(y), 8))), y, pool_t, np.abs(rng.normal(0, 1, (300, 8))))
+    assert result.head is None and not result.info["kept"]
+    assert result.info["student_estimate"] < result.info["teacher_fold_accuracy"]
+    assert "teacher is kept" in result.sentence
+
+
+@pytest.fixture()
+def two_backbones(monkeypatch, tiny_backbone):
+    """The tiny backbone with a companion (a second copy of it): auto's side by side teacher, in seconds."""
+    from transferkit.featurizers._image import ImageBackbone
+    from transferkit.zoo import resolve
+
+    def companions(self):
+        return [ImageBackbone.from_spec(resolve(tiny_backbone)).with_view("mirror")]
+
+    monkeypatch.setattr(ImageBackbone, "companions", companions)
+    return tiny_backbone
+
+
+def test_auto_with_unlabeled_images_saves_the_student_which_predicts_as_it_did(two_backbones, small_train, pool_folder,
+                                                                               tmp_path):
+    clf = ImageClassifier(two_backbones, Auto(), verbose=False).fit(small_train, X_unlabeled=pool_folder)
+    student = clf.metrics_["student"]
+    if not student["kept"]:
+        pytest.skip("the random-weight network's student was significantly worse here; the unit tests pin that path")
+    assert not isinstance(clf.featurizer_, Concat) and clf.head_.n_features == clf.featurizer_.dim
+    assert clf.report_.estimate.key == "student_estimate" and clf.report_.estimate.n == 18
+    assert clf.report_.temperature == student["student_temperature"]
+    assert "one-network student" in clf.reason_ and student["n_unlabeled"] == 18
+    clf.save(tmp_path / "model")
+    again = ImageClassifier.load(tmp_path / "model", verbose=False)
+    files = sorted(pool_folder.glob("b*-*.png"))
+    assert np.array_equal(again.predict_proba(files), clf.predict_proba(files))
+
+
+def test_without_distillation_or_without_unlabeled_items_auto_keeps_the_backbones_side_by_side(two_backbones,
+                                                                                              small_train,
+                                                                                              pool_folder):
+    kept = ImageClassifier(two_backbones, Auto(distill=False), verbose=False).fit(small_train, X_unlabeled=pool_folder)
+    assert isinstance(kept.featurizer_, Concat) and "student" not in kept.metrics_
+    plain = ImageClassifier(two_backbones, Auto(), verbose=False).fit(small_train)
+    assert isinstance(plain.featurizer_, Concat) and "student" not in plain.metrics_
+
+
+def test_a_features_fit_never_distills(tiny_backbone, small_train, pool_folder):
+    clf = ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train, X_unlabeled=pool_folder)
+    assert "student" not in clf.metrics_
