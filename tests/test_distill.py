@@ -96,3 +96,21 @@ def test_without_distillation_or_without_unlabeled_items_auto_keeps_the_backbone
 def test_a_features_fit_never_distills(tiny_backbone, small_train, pool_folder):
     clf = ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train, X_unlabeled=pool_folder)
     assert "student" not in clf.metrics_
+
+
+def test_the_cli_distills_by_default_and_refuses_no_distill_for_a_strategy_that_never_distills(two_backbones,
+                                                                                              small_train,
+                                                                                              pool_folder, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from transferkit.cli import app
+
+    runner = CliRunner()
+    fit = ["fit", str(small_train), "--model", two_backbones, "--unlabeled", str(pool_folder), "--json"]
+    result = runner.invoke(app, [*fit, "--out", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["student"]["n_unlabeled"] == 18
+    refused = runner.invoke(app, [*fit, "--out", str(tmp_path / "n"), "--strategy", "features", "--no-distill"])
+    assert refused.exit_code != 0 and "--no-distill applies to --strategy auto" in refused.output

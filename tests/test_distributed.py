@@ -85,7 +85,7 @@ def test_features_extracted_by_ray_are_the_ones_the_fit_reads(cluster, small_tra
     assert clf.metrics_["n_features_computed"] == 0 and clf.metrics_["n_features_cached"] == len(files)
 
 
-def test_the_cli_predicts_and_fits_with_ray_workers(cluster, model, small_train, tiny_backbone, tmp_path,
+def test_the_cli_predicts_and_fits_with_ray_workers(cluster, model, small_train, tiny_backbone, pool_folder, tmp_path,
                                                     monkeypatch):
     from typer.testing import CliRunner
 
@@ -103,5 +103,9 @@ def test_the_cli_predicts_and_fits_with_ray_workers(cluster, model, small_train,
                                  "--strategy", "features", "--engine", "ray"])
     assert fitted.exit_code == 0, fitted.output
     assert "Ray: 2 worker(s) extracted 18 feature rows" in fitted.output
+    with_pool = runner.invoke(app, ["fit", str(small_train), "--out", str(tmp_path / "p"), "--model", tiny_backbone,
+                                    "--strategy", "features", "--engine", "ray", "--unlabeled", str(pool_folder)])
+    assert with_pool.exit_code == 0, with_pool.output  # the pool's 18 readable images are new; the rest cached or bad
+    assert "Ray: 2 worker(s) extracted 18 feature rows" in with_pool.output and "unlabeled items" in with_pool.output
     no_out = runner.invoke(app, ["predict", str(model), str(small_train), "--engine", "ray"])
     assert no_out.exit_code != 0 and "--out" in no_out.output

@@ -142,3 +142,24 @@ def test_a_tuned_sentence_encoder_learns_from_the_pool_on_its_own_embeddings(tex
     clf.fit(text_csv, X_unlabeled=pool)
     used = clf.metrics_["unlabeled"]
     assert used["used"] and used["n"] == 3 and "unlabeled items" in clf.reason_ and "finetune" in clf.reason_
+
+
+def test_a_large_pool_is_sampled_with_the_fits_seed_and_keeps_its_order():
+    from transferkit.unlabeled import sample_pool
+
+    items = [f"item-{i}" for i in range(100)]
+    chosen = sample_pool(items, seed=3, limit=10)
+    assert len(set(chosen)) == 10 and chosen == sorted(chosen, key=items.index)
+    assert chosen == sample_pool(items, seed=3, limit=10) != sample_pool(items, seed=4, limit=10)
+    assert sample_pool(items[:5], seed=3, limit=10) == items[:5]
+
+
+def test_a_fit_says_how_many_of_a_large_pool_it_learned_from(monkeypatch, text_csv, tiny_encoder):
+    from transferkit import estimators
+    from transferkit.unlabeled import sample_pool
+
+    monkeypatch.setattr(estimators, "sample_pool", lambda items, seed: sample_pool(items, seed, limit=2))
+    pool = ["A late goal won the derby.", "Bake the bread for forty minutes.", "Sunny spells and a light breeze."]
+    clf = TextClassifier(tiny_encoder, Features(), verbose=False).fit(text_csv, X_unlabeled=pool)
+    assert clf.metrics_["unlabeled"]["n"] == 2
+    assert any("2 of the 3 unlabeled texts" in note for note in clf.notes_)

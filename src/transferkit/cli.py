@@ -133,7 +133,7 @@ def fit(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the fitted model to (new, or a model folder with --overwrite).")],
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Images: a zoo backbone (see `transferkit models`) or any timm name; default tf_efficientnet_lite0. Texts: a zoo encoder, a Hugging Face name, a model folder or a word-vector file; default all-MiniLM-L6-v2.")] = None,
     weights: Annotated[Optional[Path], typer.Option(help="Images: local weights file for the backbone (safetensors or a state dict).")] = None,
-    unlabeled: Annotated[Optional[Path], typer.Option(help="Items without labels to learn from: a folder, a CSV / TSV / JSONL, or a .txt file of lines. The head on frozen features uses them where the labeled data shows it helps (self-training), and centres on them when they come from another source than the labels. Copies of labeled items count once; unreadable ones are skipped.")] = None,
+    unlabeled: Annotated[Optional[Path], typer.Option(help="Items without labels to learn from: a folder, a CSV / TSV / JSONL, or a .txt file of lines. The head on frozen features uses them where the labeled data shows it helps (self-training), and centres on them when they come from another source than the labels; auto then saves one backbone that learned the side-by-side backbones' labels of them (see --distill). Copies of labeled items count once; unreadable ones are skipped.")] = None,
     strategy: Annotated[str, typer.Option(help="auto: measures, chooses and says why. features: frozen backbone/encoder + logistic regression. finetune: images: probe-initialised head, top stages retrained; texts: contrastive tuning on every pair of class-balanced batches (SetFit's objective). scratch: no transfer (images: same network, random init; texts: TF-IDF).")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed for the validation split, the head's cross-validation and training.")] = 0,
     val_fraction: Annotated[Optional[float], typer.Option(help="Share of each class held out to validate tuning (default: 0.2, or 0.1 once every class has 50 labels).")] = None,
@@ -142,6 +142,7 @@ def fit(
     path_column: Annotated[Optional[str], typer.Option(help="Image tables: the column holding the image paths (found by itself when named path, file, ... or when it lists image files).")] = None,
     long_text: Annotated[Optional[str], typer.Option(help="Texts longer than the encoder's window (256 tokens for MiniLM): 'truncate' (default) keeps the beginning, 'chunk' averages every window.")] = None,
     time_budget: Annotated[Optional[float], typer.Option(help="auto: seconds tuning may take; over budget it keeps the frozen features.")] = None,
+    distill: Annotated[bool, typer.Option(help="auto with --unlabeled: save one backbone that learned the side-by-side backbones' labels of the unlabeled items (kept unless held-out labels show it significantly worse); --no-distill keeps the side-by-side backbones, at several backbones' cost per prediction.")] = True,
     resume: Annotated[bool, typer.Option(help="Images: continue a fit that was interrupted, from its last checkpoint.")] = False,
     batch_size: Annotated[int, typer.Option(help="Images or texts per batch when extracting features and predicting.")] = 32,
     precision: Annotated[str, typer.Option(help="auto (bfloat16 where this machine runs it natively), bf16 or fp32.")] = "auto",
@@ -176,7 +177,7 @@ def fit(
     _refuse_other_modality({**{o.flag: tuning.get(o.name) for o in cli_options()}, "--weights": weights,
                             "--path-column": path_column, "--resume": resume, "--restart": restart,
                             "--text-column": text_column, "--long-text": long_text}, modality, data)
-    chosen = _strategy(strategy, tuning, modality, time_budget)
+    chosen = _strategy(strategy, tuning, modality, time_budget, distill)
     if engine not in ("local", "ray"):
         raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}.")
     if not as_json:
@@ -188,7 +189,7 @@ def fit(
                              precision=precision, batch_size=batch_size, long_text=long_text or "truncate",
                              text_column=text_column, label_column=label_column, verbose=not as_json)
         if engine == "ray":
-            _warm_with_ray(clf, data, strategy, workers, ray_address, as_json)
+            _warm_with_ray(clf, data, strategy, workers, ray_address, as_json, unlabeled)
         clf.fit(data, X_unlabeled=unlabeled)
         clf.save(out_dir, overwrite=overwrite)
         _print_fit(clf, out_dir, as_json, "TEXT...")
@@ -210,7 +211,7 @@ def fit(
                           path_column=path_column, label_column=label_column, workdir=str(workdir), resume=resume,
                           verbose=not as_json)
     if engine == "ray":
-        _warm_with_ray(clf, data, strategy, workers, ray_address, as_json)
+        _warm_with_ray(clf, data, strategy, workers, ray_address, as_json, unlabeled)
     clf.fit(data, X_unlabeled=unlabeled)
     clf.save(out_dir, overwrite=overwrite)  # atomic: the model folder appears only now, complete (rank 0 only)
     if not is_primary_process():
@@ -219,11 +220,16 @@ def fit(
     _print_fit(clf, out_dir, as_json, "IMAGE...")
 
 
-def _warm_with_ray(clf, data: Path, strategy: str, workers: int, address: str | None, quiet: bool) -> None:
-    """Extract the features a fit will read with Ray workers, into the local cache (the fit then reads them)."""
+def _warm_with_ray(clf, data: Path, strategy: str, workers: int, address: str | None, quiet: bool,
+                   unlabeled: Path | None) -> None:
+    """Extract the features a fit will read with Ray workers, into the local cache (the fit then reads them): the
+    labeled items', and the unlabeled ones' it will learn from (the same seeded sample of a large pool)."""
     from .distributed import warm_cache_with_ray
+    from .unlabeled import sample_pool
 
     items = list(clf._read(data).items)
+    if unlabeled is not None:
+        items += sample_pool(list(clf._read(unlabeled).items), clf.seed)
     featurizer = clf._featurizer()
     featurizers = [featurizer, *(featurizer.companions() if strategy == "auto" else [])]
     total = sum(warm_cache_with_ray(f, items, workers=workers, batch_size=clf.batch_size, cache_dir=clf.cache_dir,
@@ -238,7 +244,7 @@ def _default(modality: str) -> str:
     return DEFAULTS[modality]
 
 
-def _strategy(name: str, tuning: dict, modality: str, time_budget: float | None):
+def _strategy(name: str, tuning: dict, modality: str, time_budget: float | None, distill: bool = True):
     """The strategy object for the CLI's options (``tuning``: the tuning flags given): options a strategy has no use
     for are errors, not ignored."""
     from .strategies import STRATEGIES, Auto, Features, FineTune, Scratch
@@ -248,6 +254,8 @@ def _strategy(name: str, tuning: dict, modality: str, time_budget: float | None)
         raise typer.BadParameter(f"--strategy must be one of {', '.join(STRATEGIES)}, got {name!r}.")
     if time_budget is not None and name != "auto":
         raise typer.BadParameter("--time-budget applies to --strategy auto.")
+    if not distill and name != "auto":
+        raise typer.BadParameter("--no-distill applies to --strategy auto (the only strategy that distills).")
     tuner = next(t for t in TUNERS.values() if t.modality == modality)
     if name == "features" or (name == "scratch" and "scratch" not in tuner.strategies):
         if tuning:
@@ -257,7 +265,8 @@ def _strategy(name: str, tuning: dict, modality: str, time_budget: float | None)
     if name == "scratch":
         return Scratch(tuner=tuner(**{**SCRATCH, **tuning}).validated())
     finetune = FineTune(tuner=tuner(**tuning).validated() if tuning else None)
-    return finetune if name == "finetune" else Auto(time_budget=time_budget, finetune=finetune if tuning else None)
+    return finetune if name == "finetune" else Auto(time_budget=time_budget, distill=distill,
+                                                    finetune=finetune if tuning else None)
 
 
 def _print_fit(clf, out_dir: Path, as_json: bool, what: str) -> None:

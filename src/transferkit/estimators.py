@@ -24,6 +24,7 @@ from .errors import BadInputError
 from .fitreport import FitReport
 from .predictor import SETTINGS, Predictor, check_settings, default, not_fitted, read
 from .strategies import FitRun, Problem, Strategy, make_strategy
+from .unlabeled import MAX_ITEMS, sample_pool
 from .zoo import DEFAULTS
 
 
@@ -98,18 +99,23 @@ class Classifier(ClassifierMixin, BaseEstimator):
         if X_unlabeled is None:
             return (), []
         pool = self._read(X_unlabeled)
+        sampled = sample_pool(list(pool.items), self.seed)
+        notes = [f"{len(sampled)} of the {len(pool.items)} unlabeled {self.noun}s from {pool.origin} are learned from "
+                 f"(a random sample drawn with the fit's seed; at most {MAX_ITEMS})"] if len(sampled) < len(pool) else []
         known, kept, copies = set(k for k in labeled_keys if k is not None), [], 0
-        for item, key in zip(pool.items, content_keys(pool.items, featurizer.item_key)):
+        for item, key in zip(sampled, content_keys(sampled, featurizer.item_key)):
             if key is not None and key in known:
                 copies += 1
                 continue
             if key is not None:
                 known.add(key)
             kept.append(item)
-        notes = [f"{copies} unlabeled {self.noun}(s) from {pool.origin} were copies of labeled ones or of each other: "
-                 "each is counted once"] if copies else []
+        if copies:
+            notes.append(f"{copies} unlabeled {self.noun}(s) from {pool.origin} were copies of labeled ones or of each "
+                         "other: each is counted once")
         if self.verbose:
-            self._say(f"Unlabeled {self.noun}s: {len(kept)} from {pool.origin}")
+            self._say(f"Unlabeled {self.noun}s: {len(kept)} from {pool.origin}"
+                      + (f" (sampled from {len(pool)})" if len(sampled) < len(pool) else ""))
         return tuple(kept), notes
 
     # -- predicting ------------------------------------------------------------------------------------------------

@@ -25,6 +25,17 @@ SHIFT_AUC = 0.75  # a domain classifier this good means the pool is not from the
 ROUNDS = 2
 PSEUDO_PER_LABEL = 5  # pseudo-labels per class: at most this many times the labels of the smallest class
 MAX_DOMAIN_ROWS = 2000  # rows of the pool the domain classifier sees (a sample of a large pool)
+# unlabeled items a fit learns from: a seeded sample of a larger pool. It bounds the fit's time (every backbone reads
+# each one) and memory (their features are held while the heads learn); a linear head gains little from more.
+MAX_ITEMS = 5000
+
+
+def sample_pool(items: list, seed: int = 0, limit: int = MAX_ITEMS) -> list:
+    """At most ``limit`` of ``items``: a seeded random sample, in the pool's own order."""
+    if len(items) <= limit:
+        return list(items)
+    keep = np.sort(np.random.default_rng(seed).choice(len(items), limit, replace=False))
+    return [items[i] for i in keep]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,96 @@
+"""What the one-network student costs to use, against the side-by-side default it learned from (#23).
+
+Two models fitted by ``auto`` on the same 10 Oxygen icons per class (seed 0; the ``oxygen`` cell of
+``benchmarks/unlabeled.py``): without unlabeled items (the zoo's four backbones side by side, today's default when
+there is no pool) and with the cell's pool (the student: EfficientNet-Lite0 alone). Then, whole processes paired by
+farm-bench on this machine:
+
+1. ``transferkit predict MODEL FOLDER --out p.csv`` over the same images (the cell's test images and pool, copied
+   into one folder), a fresh feature and export cache for every run, with the default runtime and with torch;
+2. a cold ``transferkit predict`` of one image with the student, against ``python -c "import torch, timm"``.
+
+    python benchmarks/student.py        # about 15 minutes on 2 cores; writes results/student-<cpu>.json
+
+Accuracy is measured by ``benchmarks/unlabeled.py`` (its "student" column), over every cell and seed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import suite_data
+from codebase_metrics import machine
+from speed import CLI, PY, bench
+from unlabeled import cell, commit, sample
+
+HERE = Path(__file__).resolve().parent
+WORK = suite_data.WORK / "student"
+
+
+def models() -> dict[str, Path]:
+    """The two saved models (fitted once, reused on later runs)."""
+    from transferkit import ImageClassifier
+
+    data = cell("oxygen")
+    items, labels = sample(data["labels"], 10, 0, "oxygen")
+    out = {}
+    for name, pool in (("side-by-side", None), ("student", data["pool"])):
+        folder = WORK / name
+        if not folder.exists():
+            clf = ImageClassifier(seed=0, cache_dir=str(suite_data.WORK / "cache"), verbose=False)
+            clf.fit(items, labels, X_unlabeled=pool)
+            clf.save(folder)
+        out[name] = folder
+    return out
+
+
+def images() -> Path:
+    folder = WORK / "images"
+    if not folder.exists():
+        data = cell("oxygen")
+        tmp = WORK / "images.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for i, path in enumerate([*data["test"][0], *data["pool"]]):
+            shutil.copy(path, tmp / f"{i:04d}-{Path(path).name}")
+        tmp.rename(folder)
+    return folder
+
+
+def predict_command(model: Path, folder: Path, runtime: str) -> list[str]:
+    """One predict run with its own fresh cache (features and exports), removed after."""
+    return ["sh", "-c", f"d=$(mktemp -d) && TRANSFERKIT_CACHE=$d {CLI} predict {model} {folder} --out $d/p.csv "
+                        f"--runtime {runtime} >/dev/null 2>&1; s=$?; rm -rf $d; exit $s"]
+
+
+def main() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    fitted, folder = models(), images()
+    n = len(list(folder.iterdir()))
+    from transferkit import ImageClassifier
+
+    loaded = {k: ImageClassifier.load(v, verbose=False) for k, v in fitted.items()}
+    result = {"machine": machine(), "commit": commit(), "images": n,
+              "models": {k: {"featurizer": clf.featurizer_.name, "reason": clf.reason_} for k, clf in loaded.items()}}
+    for runtime in ("auto", "torch"):
+        result[f"predict_{runtime}"] = bench(predict_command(fitted["student"], folder, runtime),
+                                             predict_command(fitted["side-by-side"], folder, runtime), runs=3)
+        r = result[f"predict_{runtime}"]
+        print(f"predict --runtime {runtime}, {n} images: student {r['a_median_s']} s, side by side "
+              f"{r['b_median_s']} s, ratio {r['ratio_median']}", file=sys.stderr)
+    one = next(folder.iterdir())
+    result["cold_predict_vs_import"] = bench([CLI, "predict", str(fitted["student"]), str(one)],
+                                             [PY, "-c", "import torch, timm"])
+    m = result["machine"]
+    out = HERE / "results" / f"student-{re.sub(r'[^a-z0-9]+', '-', m['cpu'].lower()).strip('-')}.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
