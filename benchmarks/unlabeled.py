@@ -135,8 +135,21 @@ def commit() -> str:
                           cwd=HERE).stdout.strip() or "unknown"
 
 
+def methods(pool: list) -> list[tuple[str, list | None, object]]:
+    """(name, unlabeled items, strategy): the default without the pool; with it, keeping the side-by-side teacher
+    (what the default was before the student); as it ships (the student); one backbone alone without the pool (what
+    a student without unlabeled items could at best be, frozen)."""
+    from transferkit import Auto
+
+    return [("default", None, "auto"), ("default + pool", pool, Auto(distill=False)), ("student", pool, "auto"),
+            ("one backbone", None, Auto(ensemble=False))]
+
+
+IMAGE_ONLY = ("student", "one backbone")  # a text model is one network already
+
+
 def run(cells: list[str], ks: list[int], seeds: range, cache: str) -> None:
-    from transferkit import Auto, ImageClassifier, TextClassifier
+    from transferkit import ImageClassifier, TextClassifier
 
     done = {(r["cell"], r["k"], r["seed"], r["method"]) for r in _rows()}
     cpu, at = machine(), commit()
@@ -144,16 +157,14 @@ def run(cells: list[str], ks: list[int], seeds: range, cache: str) -> None:
         data = cell(name)
         test_items, test_labels = data["test"]
         estimator = ImageClassifier if data["modality"] == "image" else TextClassifier
+        arms = methods(data["pool"])
         for k in ks:
             for seed in seeds:
                 items, labels = sample(data["labels"], k, seed, name)
-                for method, pool in (("default", None), ("default + pool", data["pool"]), ("student", data["pool"])):
-                    if (name, k, seed, method) in done or (method == "student" and data["modality"] == "text"):
+                for method, pool, strategy in arms:
+                    if (name, k, seed, method) in done or (method in IMAGE_ONLY and data["modality"] == "text"):
                         continue
                     start = time.perf_counter()
-                    # "default + pool": the side-by-side teacher with the pool (what the default was before the
-                    # student); "student": today's default, which distills one backbone from it
-                    strategy = Auto(distill=False) if method == "default + pool" else "auto"
                     clf = estimator(strategy=strategy, seed=seed, cache_dir=cache, verbose=False)
                     clf.fit(items, labels, X_unlabeled=pool)
                     seconds = time.perf_counter() - start
@@ -185,17 +196,21 @@ def table() -> str:
         return f"{d.mean():+.1f} ({d.mean() - half:+.1f} to {d.mean() + half:+.1f})"
 
     lines = ["| cell | k | seeds | default | default + pool (teacher) | pool - default (95% CI) | student | "
-             "student - default | student - teacher |", "|---|---|---|---|---|---|---|---|---|"]
+             "student - default | student - teacher | one backbone, no pool - default |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for (name, k), seeds in sorted(by.items()):
         pairs = [(s["default"], s["default + pool"]) for s in seeds.values() if "default" in s and "default + pool" in s]
         if not pairs:
             continue
         a, b = np.array(pairs).T * 100
         trio = np.array([(s["default"], s["default + pool"], s["student"]) for s in seeds.values()
-                         if len(s) == 3]).T * 100
+                         if "student" in s]).T * 100
         with_student = (f"{trio[2].mean():.1f} ({trio.shape[1]} seeds) | {paired(trio[0], trio[2])} | "
                         f"{paired(trio[1], trio[2])}") if trio.size else "- | - | -"
-        lines.append(f"| {name} | {k} | {len(a)} | {a.mean():.1f} | {b.mean():.1f} | {paired(a, b)} | {with_student} |")
+        single = np.array([(s["default"], s["one backbone"]) for s in seeds.values() if "one backbone" in s]).T * 100
+        alone = paired(single[0], single[1]) if single.size else "-"
+        lines.append(f"| {name} | {k} | {len(a)} | {a.mean():.1f} | {b.mean():.1f} | {paired(a, b)} | {with_student} | "
+                     f"{alone} |")
     cpus = sorted({r["cpu"] for r in rows})
     return "\n".join(lines) + f"\n\nTest accuracy %, mean over seeds; machine: {', '.join(cpus)}."
 

@@ -114,3 +114,16 @@ def test_the_cli_distills_by_default_and_refuses_no_distill_for_a_strategy_that_
     assert json.loads(result.stdout.strip().splitlines()[-1])["student"]["n_unlabeled"] == 18
     refused = runner.invoke(app, [*fit, "--out", str(tmp_path / "n"), "--strategy", "features", "--no-distill"])
     assert refused.exit_code != 0 and "--no-distill applies to --strategy auto" in refused.output
+
+
+def test_the_model_card_says_the_model_is_a_student_and_what_its_teacher_scored(two_backbones, small_train,
+                                                                                 pool_folder, tmp_path):
+    clf = ImageClassifier(two_backbones, Auto(), verbose=False).fit(small_train, X_unlabeled=pool_folder)
+    clf.save(tmp_path / "model")
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert "## Unlabeled data" in card and "18 unlabeled images were given" in card
+    student = clf.metrics_["student"]
+    if student["kept"]:
+        assert "one-network student" in card and f"teacher scored {student['teacher_fold_accuracy']:.3f}" in card
+    else:
+        assert "one-network student" not in card

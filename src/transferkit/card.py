@@ -38,6 +38,7 @@ def model_card(document: dict[str, Any], report: dict[str, Any], components: dic
         lines += ["", f"{len(fit.skipped)} unreadable input(s) were skipped."]
     for note in fit.notes:
         lines += ["", f"Note: {note}."]
+    lines += _unlabeled_lines(fit, noun)
     lines += ["", "## How good it is", ""] + _metric_lines(fit)
     lines += ["", "## Limitations", "",
               f"- It always answers one of its {len(classes)} classes: an input that belongs to none of them still "
@@ -57,6 +58,24 @@ def model_card(document: dict[str, Any], report: dict[str, Any], components: dic
               "MODEL is this folder, or `hf://OWNER/NAME` once it is on the Hugging Face Hub.", "",
               "## Versions", "", "```json", json.dumps(document.get("versions") or {}, indent=1), "```", ""]
     return "\n".join(lines)
+
+
+def _unlabeled_lines(fit, noun: str) -> list[str]:
+    used, student = fit.unlabeled, fit.student
+    if not used:
+        return []
+    lines = ["", "## Unlabeled data", "", f"{used.get('n')} unlabeled {noun}s were given"
+             + (": not used by this kind of model." if not used.get("used") else
+                f"; centred on them: {'yes' if used.get('centred') else 'no'} (domain classifier AUC "
+                f"{used.get('shift_auc')}), self-trained on them: {'yes' if used.get('self_training') else 'no'}.")]
+    if student and student.get("kept"):
+        lines += ["", f"This model is a one-network student: it learned the labels that the side-by-side teacher "
+                      f"({fit.metrics.get('teacher')}) gave the unlabeled {noun}s. On the same held-out folds the "
+                      f"teacher scored {student.get('teacher_fold_accuracy', float('nan')):.3f} and the student "
+                      f"{student.get('student_estimate', float('nan')):.3f}; they agreed on "
+                      f"{student.get('agreement', float('nan')):.0%} of them. The cross-validated figures below the "
+                      "first are the teacher's."]
+    return lines
 
 
 def _metric_lines(fit) -> list[str]:

@@ -187,6 +187,16 @@ class FitReport:
         return choice if isinstance(choice, str) else None
 
     @property
+    def unlabeled(self) -> dict | None:
+        """What the fit did with unlabeled items (how many, whether it centred on them or self-trained), if any."""
+        return self.metrics.get("unlabeled") if isinstance(self.metrics.get("unlabeled"), dict) else None
+
+    @property
+    def student(self) -> dict | None:
+        """The one-network student's measurements (``distill``), if the fit distilled one."""
+        return self.metrics.get("student") if isinstance(self.metrics.get("student"), dict) else None
+
+    @property
     def tuner(self) -> dict | None:
         """The options a tuned or trained network used."""
         return self.metrics.get("tuner") if isinstance(self.metrics.get("tuner"), dict) else None

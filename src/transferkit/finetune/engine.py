@@ -78,7 +78,8 @@ def train_network(
     # Under DDP on CPU each rank loads its own batches in-process: a forked loader worker of a rank that already runs
     # threads (gloo, progress bars) can deadlock, and was seen to hang a 2-process run once in CI.
     workers = 0 if distributed and not torch.cuda.is_available() else config.num_workers
-    loader_args = {"num_workers": workers, "persistent_workers": workers > 0}
+    loader_args = {"num_workers": workers, "persistent_workers": workers > 0,
+                   "worker_init_fn": _leave_interrupts_to_the_trainer if workers > 0 else None}
     train_loader = DataLoader(train, batch_size=batch_size, shuffle=True, drop_last=len(train) > batch_size, **loader_args)
     val_loader = DataLoader(val, batch_size=config.batch_size, shuffle=False, **loader_args)
     checkpoint = ModelCheckpoint(dirpath=workdir / "checkpoints", monitor="val_loss", mode="min", save_last=True)
@@ -147,3 +148,11 @@ def _check_checkpoint(path: Path, module: nn.Module) -> int:
                             f"(e.g. {differ[0]}: {saved.get(differ[0])} there, {wanted.get(differ[0])} here; another "
                             "class count or backbone?). Pass --restart to start afresh, or --out another folder.")
     return int(checkpoint.get("epoch", -1)) + 1
+
+
+def _leave_interrupts_to_the_trainer(_worker: int) -> None:
+    """A loader worker ignores Ctrl-C: the main process stops it and says how to resume, instead of every worker
+    printing its own traceback (one was seen as a "Broken pipe" from torch's resource sharer)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
