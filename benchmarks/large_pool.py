@@ -3,7 +3,8 @@
 The pool is made from real images: every Oxygen icon of the suite's ``icons`` pool, drawn again with a random crop,
 rotation, flip and colour change (seeded) until there are 5,000 distinct files. The labels are 10 per class from the
 same theme (the ``oxygen`` cell of ``benchmarks/unlabeled.py``). ``transferkit fit`` runs as a whole process with a
-fresh feature cache under ``/usr/bin/time -v``; its per-phase progress goes to the log.
+fresh feature cache under ``/usr/bin/time -v``; the phases' seconds come from its ``--json`` (the unlabeled items'
+features, learning from them, distilling).
 
     python benchmarks/large_pool.py         # about 10 minutes on 2 cores; writes results/large-pool-<cpu>.json
 """
@@ -80,11 +81,13 @@ def main() -> None:
         text = log.read_text()
     peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
     fit = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else {}
-    phases = [line.strip() for line in text.splitlines() if "100%" in line or "s/it" in line or "it/s" in line]
+    used, student = fit.get("unlabeled") or {}, fit.get("student") or {}
+    phases = {"fit_seconds": fit.get("fit_seconds"), "unlabeled_features_seconds": used.get("features_seconds"),
+              "learn_from_pool_seconds": used.get("learn_seconds"), "distill_seconds": student.get("seconds")}
     result = {"machine": machine(), "commit": commit(), "n_unlabeled": N_POOL, "n_labeled": 60, "exit": proc.returncode,
               "wall_s": round(wall, 1), "peak_rss_mb": round(int(peak.group(1)) / 1024) if peak else None,
               "reason": fit.get("reason"), "student": fit.get("student"), "unlabeled": fit.get("unlabeled"),
-              "phases": phases[-12:], "log_tail": text[-3000:] if proc.returncode else None}
+              "phases": phases, "log_tail": text[-3000:] if proc.returncode else None}
     out = HERE / "results" / f"large-pool-{re.sub(r'[^a-z0-9]+', '-', result['machine']['cpu'].lower()).strip('-')}.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "log_tail"}, indent=1))

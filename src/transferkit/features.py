@@ -51,8 +51,11 @@ def extract(featurizer: Featurizer, items: Sequence, *, batch_size: int = 32, ca
     items = list(items)
     members = getattr(featurizer, "members", None)
     if members is not None:  # a concatenation: each member extracts (and caches) on its own
+        # each member's bar says which member it is, and keeps what the caller said the items are
+        named = (lambda m: description.replace(featurizer.name, m.name)) if featurizer.name in description else (
+            lambda m: f"{description} ({m.name})")
         parts = [extract(m, items, batch_size=batch_size, cache_dir=cache_dir, use_cache=use_cache, progress=progress,
-                         description=f"Features of {m.name}") for m in members]
+                         description=named(m)) for m in members]
         return _combine(featurizer, parts, len(items))
     if not featurizer.cacheable:
         start = time.perf_counter()

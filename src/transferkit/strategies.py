@@ -191,15 +191,18 @@ def _use_pool(featurizer, head, x, y: np.ndarray, folds: int, problem: Problem):
     from .unlabeled import learn_from_pool
 
     run = problem.run
+    start = time.perf_counter()
     pool = extract(featurizer, list(problem.unlabeled), batch_size=run.batch_size, cache_dir=run.cache_dir,
                    use_cache=not featurizer.tuned, progress=run.progress,
                    description=f"Features of the unlabeled {problem.noun}s")
+    read = time.perf_counter()
     skipped = len(problem.unlabeled) - int(pool.ok.sum())
     if not pool.ok.any():
         return head, {"n": 0, "skipped": skipped, "used": False}, (
             f"none of the {len(problem.unlabeled)} unlabeled {problem.noun}s could be read")
     use = learn_from_pool(head, x, y, pool.features, seed=run.seed, folds=folds)
-    return use.head, {**use.info, "skipped": skipped, "used": True}, use.sentence
+    seconds = {"features_seconds": round(read - start, 1), "learn_seconds": round(time.perf_counter() - read, 1)}
+    return use.head, {**use.info, "skipped": skipped, "used": True, **seconds}, use.sentence
 
 
 def _check_after_skipping(data: Labeled, classes: list[str], skipped: list, noun: str) -> None:
@@ -679,14 +682,15 @@ def _distilled(problem: Problem, single: Probe, teacher: Probe, fitted: Fitted, 
     pool_student = extract(single.featurizer, readable, **options)
     if not pool_student.ok.all():
         return fitted
-    seed = run.seed
+    seed, start = run.seed, time.perf_counter()
     result = distill(fitted.head, lambda rows, labels: features.fit_head(rows, labels, seed),
                      x_teacher=teacher.features, x_student=single.features, y=teacher.y,
                      pool_teacher=pool_teacher.features, pool_student=pool_student.features,
                      adapt=lambda head, x, y: adapt(head, x, y, pool_teacher.features, centred=usage["centred"],
                                                     self_training=usage["self_training"], seed=seed),
-                     seed=seed, folds=teacher.folds, typical_temperature=single.head.typical_temperature)
-    metrics = {**fitted.metrics, "student": result.info}
+                     seed=seed, folds=teacher.folds, typical_temperature=single.head.typical_temperature,
+                     progress=run.progress)
+    metrics = {**fitted.metrics, "student": {**result.info, "seconds": round(time.perf_counter() - start, 1)}}
     reason = f"{fitted.reason}; {result.sentence}"
     if result.head is None:
         return Fitted(fitted.featurizer, fitted.head, metrics, reason, fitted.skipped)
