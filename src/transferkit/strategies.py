@@ -683,13 +683,14 @@ def _distilled(problem: Problem, single: Probe, teacher: Probe, fitted: Fitted, 
     if not pool_student.ok.all():
         return fitted
     seed, start = run.seed, time.perf_counter()
+    # no typical temperature was measured for a student's head: its held-out labels alone fit the one its confidence
+    # is read with
     result = distill(fitted.head, lambda rows, labels: features.fit_head(rows, labels, seed),
                      x_teacher=teacher.features, x_student=single.features, y=teacher.y,
                      pool_teacher=pool_teacher.features, pool_student=pool_student.features,
                      adapt=lambda head, x, y: adapt(head, x, y, pool_teacher.features, centred=usage["centred"],
                                                     self_training=usage["self_training"], seed=seed),
-                     seed=seed, folds=teacher.folds, typical_temperature=single.head.typical_temperature,
-                     progress=run.progress)
+                     seed=seed, folds=teacher.folds, progress=run.progress)
     metrics = {**fitted.metrics, "student": {**result.info, "seconds": round(time.perf_counter() - start, 1)}}
     reason = f"{fitted.reason}; {result.sentence}"
     if result.head is None:
