@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .featurizers import Featurizer, ItemError
+from .onnx_features import agrees, onnx_transform
 from .progress import progress_bar
 
 
@@ -46,8 +47,11 @@ class Extraction:
 
 
 def extract(featurizer: Featurizer, items: Sequence, *, batch_size: int = 32, cache_dir: str | Path | None = None,
-            use_cache: bool = True, progress: bool = False, description: str = "Extracting features") -> Extraction:
-    """Features of ``items`` through ``featurizer``: cached rows are read, the rest computed in batches."""
+            use_cache: bool = True, progress: bool = False, description: str = "Extracting features",
+            onnx: bool = False) -> Extraction:
+    """Features of ``items`` through ``featurizer``: cached rows are read, the rest computed in batches. ``onnx``: a
+    large job may run on ONNX Runtime where it is faster and agrees with PyTorch (``onnx_features``; a fit's
+    extractions ask for it, a predictor's runtime is the user's choice)."""
     items = list(items)
     members = getattr(featurizer, "members", None)
     if members is not None:  # a concatenation: each member extracts (and caches) on its own
@@ -55,7 +59,7 @@ def extract(featurizer: Featurizer, items: Sequence, *, batch_size: int = 32, ca
         named = (lambda m: description.replace(featurizer.name, m.name)) if featurizer.name in description else (
             lambda m: f"{description} ({m.name})")
         parts = [extract(m, items, batch_size=batch_size, cache_dir=cache_dir, use_cache=use_cache, progress=progress,
-                         description=named(m)) for m in members]
+                         description=named(m), onnx=onnx) for m in members]
         return _combine(featurizer, parts, len(items))
     if not featurizer.cacheable:
         start = time.perf_counter()
@@ -77,6 +81,8 @@ def extract(featurizer: Featurizer, items: Sequence, *, batch_size: int = 32, ca
     n_cached = sum(r is not None for r in rows)
     n_overlong = 0
     start = time.perf_counter()
+    transform = featurizer.transform
+    faster = onnx_transform(featurizer, cache_dir, len(todo)) if onnx and todo else None
     with progress_bar(description, total=len(todo), enabled=progress and bool(todo)) as advance:
         for b in range(0, len(todo), batch_size):
             batch, prepared = [], []
@@ -88,7 +94,11 @@ def extract(featurizer: Featurizer, items: Sequence, *, batch_size: int = 32, ca
                     skipped[i] = exc.reason
             if prepared:
                 n_overlong += featurizer.count_overlong(prepared)
-                for i, row in zip(batch, featurizer.transform(prepared)):
+                computed = transform(prepared)
+                if faster is not None:  # the first batch both ways: ONNX Runtime runs the rest if they agree
+                    transform = faster if agrees(computed, faster(prepared)) else transform
+                    faster = None
+                for i, row in zip(batch, computed):
                     rows[i] = row
                     cache.write(keys[i], row)
             advance(len(todo[b: b + batch_size]))

@@ -146,7 +146,7 @@ def run_probe(featurizer, data: Labeled, classes: list[str], run: FitRun, head_s
     if featurizer.learns_from_data:
         return _probe_learning_featurizer(featurizer, data, classes, run, head_settings)
     extraction = extract(featurizer, data.items, batch_size=run.batch_size, cache_dir=run.cache_dir,
-                         progress=run.progress, description=f"Features of {featurizer.name}")
+                         progress=run.progress, description=f"Features of {featurizer.name}", onnx=True)
     readable = data.subset(np.flatnonzero(extraction.ok))
     _check_after_skipping(readable, classes, extraction.skipped, noun)
     y = readable.targets(classes)
@@ -194,7 +194,7 @@ def _use_pool(featurizer, head, x, y: np.ndarray, folds: int, problem: Problem):
     start = time.perf_counter()
     pool = extract(featurizer, list(problem.unlabeled), batch_size=run.batch_size, cache_dir=run.cache_dir,
                    use_cache=not featurizer.tuned, progress=run.progress,
-                   description=f"Features of the unlabeled {problem.noun}s")
+                   description=f"Features of the unlabeled {problem.noun}s", onnx=True)
     read = time.perf_counter()
     skipped = len(problem.unlabeled) - int(pool.ok.sum())
     if not pool.ok.any():

@@ -1,0 +1,79 @@
+"""Image features through ONNX Runtime for large extractions on a CPU (a fit's unlabeled pool, a big training set).
+
+Where ONNX Runtime is the faster image path on this machine (``runtime.faster_runtime``) and the backbone runs in
+float32, a backbone is exported once (``torch.onnx``, cached by the featurizer's digest, written atomically) and the
+batches run in ONNX Runtime. The first batch is computed both ways: if the two disagree beyond ``TOLERANCE`` the
+extraction stays on PyTorch, so the feature cache only ever holds rows that agree with PyTorch's.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+MIN_ITEMS = 1000  # below this, exporting (seconds per backbone) saves less than it costs
+TOLERANCE = 1e-3  # the largest difference allowed between the two paths' features, relative to the row's largest
+
+
+def onnx_transform(featurizer, cache_dir: str | Path | None, n_items: int):
+    """A ``transform(batch) -> features`` on ONNX Runtime for ``featurizer``, or None where PyTorch stays (another
+    kind, a GPU, bfloat16, a small job, or no export could be made)."""
+    from .runtime import faster_runtime
+
+    if (n_items < MIN_ITEMS or getattr(featurizer, "kind", None) != "image-backbone"
+            or faster_runtime("image", ["image-backbone"]) != "onnx" or featurizer.resolved_precision != "fp32"):
+        return None
+    try:
+        session = _session(_graph(featurizer, cache_dir))
+    except Exception:  # noqa: BLE001 - an export that fails leaves the extraction on PyTorch, which always works
+        return None
+    name = session.get_inputs()[0].name
+    return lambda batch: session.run(None, {name: np.stack([np.asarray(b, np.float32) for b in batch])})[0]
+
+
+def agrees(torch_rows: np.ndarray, onnx_rows: np.ndarray) -> bool:
+    """Whether ONNX Runtime's features of a batch match PyTorch's (``TOLERANCE``, relative to each row's largest)."""
+    scale = np.maximum(np.abs(torch_rows).max(axis=1, keepdims=True), 1e-6)
+    return bool(np.all(np.abs(torch_rows - onnx_rows) / scale <= TOLERANCE))
+
+
+def _graph(featurizer, cache_dir) -> Path:
+    from .features import default_cache_dir
+
+    folder = Path(cache_dir) if cache_dir else default_cache_dir()
+    path = folder / "onnx-features" / f"{featurizer.digest()}.onnx"
+    if path.is_file():
+        return path
+    import contextlib
+    import io
+    import tempfile
+    import warnings
+
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    size = featurizer.preprocessing.input_size
+    network = featurizer.network.float().eval().cpu()
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp, warnings.catch_warnings(), \
+            contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        staged = Path(tmp) / "graph.onnx"
+        torch.onnx.export(network, (torch.zeros(2, 3, size, size),), str(staged), input_names=["images"],
+                          output_names=["features"], dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},),
+                          dynamo=True, external_data=False)
+        os.replace(staged, path)  # atomic: a reader sees the whole graph or none
+    featurizer._placed = False  # the network was moved to the CPU in float32: placed again before PyTorch runs it
+    return path
+
+
+def _session(path: Path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads and threads.isdigit():
+        options.intra_op_num_threads = int(threads)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
