@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed-stamp
 CORE := src/transferkit/data src/transferkit/featurizers src/transferkit/features.py src/transferkit/heads.py \
 	src/transferkit/strategies.py src/transferkit/estimators.py src/transferkit/bundle.py src/transferkit/runtime.py \
 	src/transferkit/finetune/tuners.py src/transferkit/zoo src/transferkit/predictor.py src/transferkit/card.py \
-	src/transferkit/share.py src/transferkit/fitreport.py
+	src/transferkit/share.py src/transferkit/fitreport.py src/transferkit/distill.py src/transferkit/unlabeled.py \
+	src/transferkit/onnx_features.py
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)

@@ -17,15 +17,19 @@ labels. The student's estimate is that held-out accuracy.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .heads import LinearHead
 
 
 @dataclass(frozen=True)
 class Distilled:
     """The student's head (None when the teacher is kept), the measurements and one sentence saying why."""
 
-    head: object | None
+    head: LinearHead | None
     info: dict
     sentence: str
 

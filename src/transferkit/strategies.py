@@ -676,10 +676,10 @@ def _distilled(problem: Problem, single: Probe, teacher: Probe, fitted: Fitted, 
     if not usage.get("used") or len(single.y) != len(teacher.y):
         return fitted
     run = problem.run
-    options = {"batch_size": run.batch_size, "cache_dir": run.cache_dir}
-    pool_teacher = extract(teacher.featurizer, list(problem.unlabeled), **options)  # read from the cache
+    pool_teacher = extract(teacher.featurizer, list(problem.unlabeled), batch_size=run.batch_size,
+                           cache_dir=run.cache_dir)  # read from the cache
     readable = [item for item, ok in zip(problem.unlabeled, pool_teacher.ok) if ok]
-    pool_student = extract(single.featurizer, readable, **options)
+    pool_student = extract(single.featurizer, readable, batch_size=run.batch_size, cache_dir=run.cache_dir)
     if not pool_student.ok.all():
         return fitted
     seed, start = run.seed, time.perf_counter()
