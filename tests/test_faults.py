@@ -103,12 +103,14 @@ def test_ctrl_c_during_fine_tuning_says_how_to_resume_and_keeps_the_checkpoints(
     out = tmp_path / "model"
     workdir = tmp_path / ".model.training"
     proc = subprocess.Popen([sys.executable, "-m", "transferkit.cli", "fit", str(small_train), "--out", str(out),
-                             "--model", tiny_backbone, "--strategy", "finetune", "--epochs", "200"],
+                             "--model", tiny_backbone, "--strategy", "finetune", "--epochs", "200", "--patience", "200"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.monotonic() + 120
     while not (workdir / "checkpoints" / "last.ckpt").exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
+    # still running: early stopping is off, so the fit cannot end by itself before the signal (it once did, in CI)
+    assert proc.poll() is None, "the fit ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr[-2000:]
