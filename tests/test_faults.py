@@ -105,11 +105,14 @@ def test_ctrl_c_during_fine_tuning_says_how_to_resume_and_keeps_the_checkpoints(
     proc = subprocess.Popen([sys.executable, "-m", "transferkit.cli", "fit", str(small_train), "--out", str(out),
                              "--model", tiny_backbone, "--strategy", "finetune", "--epochs", "200", "--patience", "200"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            # as a terminal starts it: a runner started in the background ignores SIGINT, and a child
+                            # inherits that (the fit then ran to its end in such a CI run)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (workdir / "checkpoints" / "last.ckpt").exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
-    # still running: early stopping is off, so the fit cannot end by itself before the signal (it once did, in CI)
+    # still running: early stopping is off, so the fit cannot end by itself before the signal
     assert proc.poll() is None, "the fit ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
