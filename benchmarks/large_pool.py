@@ -12,6 +12,7 @@ features, learning from them, distilling).
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import shutil
@@ -75,7 +76,7 @@ def main() -> None:
         with log.open("w") as fh:
             proc = subprocess.run(["/usr/bin/time", "-v", CLI, "fit", str(train), "--out", f"{tmp}/model",
                                    "--unlabeled", str(unlabeled), "--json"], stdout=subprocess.PIPE, stderr=fh,
-                                  text=True, env={**__import__("os").environ, "TRANSFERKIT_CACHE": f"{tmp}/cache",
+                                  text=True, env={**os.environ, "TRANSFERKIT_CACHE": f"{tmp}/cache",
                                                   "HF_HUB_OFFLINE": "1"})
         wall = time.perf_counter() - start
         text = log.read_text()

@@ -71,9 +71,6 @@ def _graph(featurizer, cache_dir) -> Path:
 def _session(path: Path):
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    threads = os.environ.get("OMP_NUM_THREADS")
-    if threads and threads.isdigit():
-        options.intra_op_num_threads = int(threads)
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    from .onnx_runtime import session_options
+
+    return ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])

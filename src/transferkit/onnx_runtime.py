@@ -95,6 +95,18 @@ def prepare_image(image, pre: dict) -> np.ndarray:
     return x.transpose(2, 0, 1)
 
 
+def session_options():
+    """ONNX Runtime's options for transferkit's sessions: quiet, and as many threads as OMP_NUM_THREADS asks for."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads and threads.isdigit():
+        options.intra_op_num_threads = int(threads)
+    return options
+
+
 class OnnxPredictor(Inference):
     """An export folder loaded for inference; the same interface as :class:`~transferkit.predictor.Predictor`."""
 
@@ -127,11 +139,7 @@ class OnnxPredictor(Inference):
             raise BundleError(f"{folder / MANIFEST} cannot be read ({exc}); the export is damaged.") from None
         if manifest.get("format") != "transferkit-onnx" or manifest.get("modality") not in ("image", "text"):
             raise BundleError(f"{folder} is not a transferkit ONNX export.")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        threads = os.environ.get("OMP_NUM_THREADS")
-        if threads and threads.isdigit():
-            options.intra_op_num_threads = int(threads)
+        options = session_options()
         graph = graph or GRAPH
         if "/" in graph or graph.startswith("."):
             raise BadInputError(f"{graph!r} is not a graph file name in {folder}.")
