@@ -75,6 +75,9 @@ class Classifier(ClassifierMixin, BaseEstimator):
         data = Labeled(data.items, data.labels, data.origin, (*data.notes, *pool_notes))
         start = time.perf_counter()
         fitted = strategy.fit(Problem(featurizer, data, data.classes, self._run(), unlabeled))
+        self.open_set_ = self._open_set(fitted, data)
+        if self.open_set_ is not None:
+            fitted.metrics["open_set"] = self.open_set_.describe()
         fitted.metrics["fit_seconds"] = time.perf_counter() - start
         fitted.metrics[f"n_{self.noun}s"] = len(data)
         fitted.metrics["class_counts"] = {str(c): int(n) for c, n in zip(*np.unique(np.asarray(data.labels, dtype=str),
@@ -93,6 +96,21 @@ class Classifier(ClassifierMixin, BaseEstimator):
                 for item, why in fitted.skipped[:10]:
                     self._say(f"  {item}: {why}")
         return self
+
+    def _open_set(self, fitted, data: Labeled):
+        """How the fitted model tells an item of no trained class (``openset.calibrate``), from the labeled items'
+        features (read from the cache for a frozen featurizer)."""
+        from .features import extract
+        from .openset import calibrate
+
+        extraction = extract(fitted.featurizer, list(data.items), batch_size=self.batch_size, cache_dir=self.cache_dir,
+                             use_cache=not fitted.featurizer.tuned)
+        index = {c: i for i, c in enumerate(data.classes)}
+        y = np.array([index[c] for c, ok in zip(data.labels, extraction.ok) if ok])
+        if len(np.unique(y)) != len(index):
+            return None
+        head, seed = fitted.head, self.seed
+        return calibrate(lambda rows, labels: head.refit(rows, labels, seed), head, extraction.features, y, seed=seed)
 
     def _unlabeled(self, X_unlabeled, featurizer, labeled_keys) -> tuple[tuple, list[str]]:
         """The unlabeled items once each, none a copy of a labeled one, and what the user is told about them."""
@@ -124,14 +142,16 @@ class Classifier(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         settings = {k: getattr(self, k) for k in SETTINGS[self.modality]}
         return Predictor(self.modality, self.featurizer_, self.head_, self.classes_, settings, self.report_,
-                         self.cache_dir, self.verbose)
+                         self.cache_dir, self.verbose, open_set=getattr(self, "open_set_", None))
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes_``."""
         return self.predictor().predict_proba(X)
 
-    def predict(self, X) -> np.ndarray:
-        return self.predictor().predict(X)
+    def predict(self, X, *, reject=None, unknown: str = "unknown") -> np.ndarray:
+        """The most probable class of each item; with ``reject`` (``"auto"``, or the share of items from the trained
+        classes that may be rejected, e.g. 0.05), ``unknown`` for an item that belongs to none of them."""
+        return self.predictor().predict(X, reject=reject, unknown=unknown)
 
     def predict_items(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list]:
         """Probabilities for the readable items, a mask of which were readable, and why the others were not."""
@@ -180,6 +200,8 @@ class Classifier(ClassifierMixin, BaseEstimator):
         head_config, head_tensors = self.head_.save()
         components = {"featurizer": self.featurizer_.save(),
                       "head": ({**head_config, "classes": self.classes_.tolist()}, head_tensors)}
+        if getattr(self, "open_set_", None) is not None:
+            components["open_set"] = self.open_set_.save()
         report = {**self.report_.to_dict(), "fit_params": _describe_params(self)}
         return save_model(path, document, components, report, overwrite=overwrite)
 
@@ -196,6 +218,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         model.classes_ = predictor.classes
         model.featurizer_ = predictor.featurizer
         model.head_ = predictor.head
+        model.open_set_ = predictor.open_set
         model.report_ = replace(predictor.report, skipped=tuple((Path(p), why) for p, why in predictor.report.skipped))
         return model
 

@@ -105,8 +105,27 @@ class Inference:
             raise BadInputError(f"Cannot predict {len(skipped)} unreadable input(s): {listed}.")
         return proba
 
-    def predict(self, X) -> np.ndarray:
-        return self.classes[self.predict_proba(X).argmax(axis=1)]
+    def predict(self, X, *, reject=None, unknown: str = "unknown") -> np.ndarray:
+        """The most probable class of each item. ``reject``: ``"auto"`` or the share of items from the trained
+        classes that may be rejected (``openset.rejection_rate``); an item that belongs to none of them gets
+        ``unknown``."""
+        rate = _rate(reject)
+        if rate is None:
+            return self.classes[self.predict_proba(X).argmax(axis=1)]
+        proba, known, _, ok, skipped = self.predict_open(self.items(X), rate)
+        if skipped:
+            raise BadInputError(f"Cannot predict {len(skipped)} unreadable input(s): "
+                                + "; ".join(f"{p}: {why}" for p, why in skipped[:5]) + ".")
+        labels = self.classes[proba.argmax(axis=1)].astype(object)
+        labels[~known] = unknown
+        return labels
+
+    def predict_open(self, items: Sequence, rate: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                                                  list]:
+        """Probabilities, which items belong to a trained class at rejection rate ``rate``, their open-set scores,
+        the readable mask and why the others were not readable."""
+        raise BadInputError("Rejecting items of no trained class (reject=) runs on the torch runtime: load the model "
+                            "folder with --runtime torch, not an ONNX export.")
 
     def estimate_accuracy(self, X) -> dict | None:
         """This model's accuracy on unlabeled ``X``, read from its confidence (``evaluate.label_free_estimate``):
@@ -132,6 +151,7 @@ class Predictor(Inference):
     cache_dir: str | None = None
     verbose: bool = False
     use_cache: bool = True  # cache features of frozen featurizers on disk (a server turns it off)
+    open_set: Any = None  # an ``openset.OpenSet``: whether an item belongs to any trained class
 
     @property
     def train_digests(self) -> list[str]:
@@ -144,6 +164,22 @@ class Predictor(Inference):
     # -- predicting --------------------------------------------------------------------------------------------------
     def predict_items(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list]:
         """Probabilities for the readable items, a mask of which were readable, and why the others were not."""
+        proba, ok, skipped, _ = self._predict(items)
+        return proba, ok, skipped
+
+    def predict_open(self, items: Sequence, rate: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                                                  list]:
+        if self.open_set is None:
+            raise BadInputError("This model records no open-set calibration, so it cannot tell items of no trained "
+                                "class: refit it with this transferkit (fits record one when every class has two or "
+                                "more items).")
+        proba, ok, skipped, features = self._predict(items)
+        if not ok.any():
+            return proba, np.zeros(0, bool), np.zeros(0), ok, skipped
+        known, scores = self.open_set.accept(self.head, features, rate)
+        return proba, known, scores, ok, skipped
+
+    def _predict(self, items: Sequence):
         from .features import extract
 
         items = list(items)
@@ -152,13 +188,13 @@ class Predictor(Inference):
         extraction = extract(self.featurizer, items, progress=self.verbose and len(items) > 256,
                              description="Predicting", **options)
         if not extraction.ok.any():  # nothing readable: no rows to predict, and no row of the wrong width
-            return np.zeros((0, len(self.classes))), extraction.ok, extraction.skipped
+            return np.zeros((0, len(self.classes))), extraction.ok, extraction.skipped, None
         proba = self.head.predict_proba(extraction.features)
         if self.settings.get("tta"):  # the mirror image's probabilities, averaged in
             kept = [item for item, ok in zip(items, extraction.ok) if ok]
             mirrored = extract(self.featurizer.with_view("mirror"), kept, **options)
             proba = (proba + self.head.predict_proba(mirrored.features)) / 2
-        return proba, extraction.ok, extraction.skipped
+        return proba, extraction.ok, extraction.skipped, extraction.features
 
     # -- loading -----------------------------------------------------------------------------------------------------
     @classmethod
@@ -181,10 +217,10 @@ class Predictor(Inference):
         stored = {k: v for k, v in (document.get("inference") or {}).items() if k in SETTINGS[found]}
         stored = check_settings(found, stored, str(path), BundleError)
         merged = check_settings(found, {**stored, **settings}, "the settings given")
-        featurizer, head = _components(components, path, found, merged["precision"])
+        featurizer, head, open_set = _components(components, path, found, merged["precision"])
         _check_classes(document.get("classes"), head, components["head"][0], path)
         return cls(found, featurizer, head, np.array(document["classes"]), merged, FitReport.from_dict(report),
-                   cache_dir, verbose)
+                   cache_dir, verbose, open_set=open_set)
 
 
 def read(modality: str, X, y: Sequence | None = None, *, require_labels: bool = False, text_column: str | None = None,
@@ -205,9 +241,9 @@ def _components(components: dict, path, modality: str, precision: str):
     from .featurizers import load_featurizer
     from .heads import LinearHead
 
-    if set(components) != {"featurizer", "head"}:
-        raise BundleError(f"{path} lists components {sorted(components)}; this transferkit reads a featurizer and "
-                          "a head.")
+    if set(components) - {"open_set"} != {"featurizer", "head"}:
+        raise BundleError(f"{path} lists components {sorted(components)}; this transferkit reads a featurizer, "
+                          "a head and an optional open_set.")
     featurizer = load_featurizer(*components["featurizer"], precision=precision)
     if featurizer.modality != modality:
         raise BundleError(f"{path}: its featurizer reads {featurizer.modality}s, but the folder says it is a "
@@ -220,7 +256,24 @@ def _components(components: dict, path, modality: str, precision: str):
     if dim and head.n_features != dim:
         raise BundleError(f"{path}: the head takes {head.n_features} features but the featurizer "
                           f"({featurizer.name}) gives {dim}. The folder was edited or is damaged; refit the model.")
-    return featurizer, head
+    open_set = None
+    if "open_set" in components:
+        from .openset import OpenSet
+
+        config, tensors = components["open_set"]
+        if config.get("kind") != OpenSet.kind:
+            raise BundleError(f"{path}: unknown open-set kind {config.get('kind')!r}.")
+        open_set = OpenSet.load(config, tensors)
+        if open_set.bank is not None and open_set.bank.shape[1] != head.n_features:
+            raise BundleError(f"{path}: the open-set part does not fit the head (the folder was edited or is "
+                              "damaged); refit the model.")
+    return featurizer, head, open_set
+
+
+def _rate(reject) -> float | None:
+    from .openset import rejection_rate
+
+    return rejection_rate(reject)
 
 
 def _check_classes(classes, head, head_config: dict, path) -> None:

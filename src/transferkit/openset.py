@@ -1,0 +1,176 @@
+""""None of these": whether an item belongs to any class a model was fitted on (open-set recognition).
+
+Three simple, well-studied scores, each higher for an item that looks like the trained classes:
+
+- ``msp``: the head's maximum softmax probability (Hendrycks & Gimpel 2017);
+- ``energy``: the log-sum-exp of the head's logits (Liu et al. 2020);
+- ``knn``: the cosine similarity, in the head's normalised feature space, to the nearest labeled item (Sun et al.
+  2022, with k = 1: a few-shot fit has a handful of items per class).
+
+A fit chooses among them on evidence (:func:`calibrate`): each class in turn is held out of a head fitted on the
+others' cross-validation folds, and the score that best separates the held-out class from the trained classes'
+held-out items (mean AUROC) is kept. The threshold is read from the out-of-fold scores of the labeled items: at rate
+``r``, about a share ``r`` of items from the trained classes is rejected.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import BadInputError, BundleError
+
+SCORES = ("msp", "energy", "knn")
+DEFAULT_RATE = 0.05  # ``reject="auto"``: the share of items from the trained classes that may be rejected
+MAX_RATE = 0.5
+FOLDS = 3
+MAX_HELD_OUT = 12  # classes held out in turn when the score is chosen (a random subset of more)
+UNKNOWN = "unknown"  # the label a rejected item gets
+
+
+def rejection_rate(reject) -> float | None:
+    """The share of trained-class items to reject from what a user passes: None/False (no rejection), ``"auto"``
+    (:data:`DEFAULT_RATE`), or a number in (0, 0.5)."""
+    if reject is None or reject is False:
+        return None
+    if reject == "auto":
+        return DEFAULT_RATE
+    try:
+        rate = float(reject)
+    except (TypeError, ValueError):
+        rate = float("nan")
+    if isinstance(reject, bool) or not 0 < rate < MAX_RATE:
+        raise BadInputError(f"reject must be auto or the share of items from the trained classes that may be "
+                            f"rejected, a number between 0 and {MAX_RATE} such as 0.05; got {reject!r}.")
+    return rate
+
+
+def unit_rows(head, features) -> np.ndarray:
+    """The head's normalisation of ``features``, each row scaled to unit length (cosine similarity space)."""
+    z = np.asarray(head.normalise(features), dtype=np.float32)
+    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+
+
+def scores(head, features, bank: np.ndarray | None = None, which: tuple[str, ...] = SCORES) -> dict[str, np.ndarray]:
+    """Each score of ``which`` for every row of ``features`` (``knn`` needs ``bank``, the labeled items' unit rows)."""
+    from scipy.special import logsumexp, softmax
+
+    logits = head.decision_function(features)
+    if logits.shape[1] == 1:  # scikit-learn's two-class form: one logit for the second class
+        logits = np.hstack([np.zeros_like(logits), logits])
+    out = {}
+    if "msp" in which:
+        out["msp"] = softmax(logits, axis=1).max(axis=1)
+    if "energy" in which:
+        out["energy"] = logsumexp(logits, axis=1)
+    if "knn" in which and bank is not None:
+        out["knn"] = nearest_similarity(unit_rows(head, features), bank)
+    return out
+
+
+def nearest_similarity(rows: np.ndarray, bank: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    return np.concatenate([(rows[i:i + chunk] @ bank.T).max(axis=1) for i in range(0, len(rows), chunk)]) if len(
+        rows) else np.zeros(0, np.float32)
+
+
+@dataclass(frozen=True)
+class OpenSet:
+    """The chosen score, the labeled items' out-of-fold scores (thresholds are read from them), the labeled items'
+    unit rows for ``knn``, and the evidence the choice was made on."""
+
+    score: str
+    known: np.ndarray  # out-of-fold scores of the labeled items, sorted
+    bank: np.ndarray | None = None  # unit rows of the labeled items (knn only)
+    auroc: dict = field(default_factory=dict)  # score -> mean AUROC with a class held out; {} when not simulated
+    held_out: int = 0  # how many (class, fold) simulations the AUROCs average
+
+    kind = "open-set"
+
+    def threshold(self, rate: float) -> float:
+        return float(np.quantile(self.known, rate))
+
+    def known_scores(self, head, features) -> np.ndarray:
+        return scores(head, features, self.bank, (self.score,))[self.score]
+
+    def accept(self, head, features, rate: float) -> tuple[np.ndarray, np.ndarray]:
+        """Which rows belong to a trained class at this rejection rate, and their scores."""
+        s = self.known_scores(head, features)
+        return s >= self.threshold(rate), s
+
+    def describe(self) -> dict:
+        """What a fit records (``metrics_["open_set"]``, ``fit --json``, the model card)."""
+        return {"score": self.score, "auroc": {k: round(v, 4) for k, v in self.auroc.items()},
+                "held_out": self.held_out, "n": int(len(self.known)),
+                "threshold_at_default": round(self.threshold(DEFAULT_RATE), 6), "default_rate": DEFAULT_RATE}
+
+    def save(self) -> tuple[dict, dict[str, np.ndarray]]:
+        config = {"kind": self.kind, "score": self.score, "auroc": self.auroc, "held_out": self.held_out}
+        tensors = {"known": np.asarray(self.known, np.float32)}
+        if self.bank is not None:
+            tensors["bank"] = np.ascontiguousarray(self.bank, np.float32)
+        return config, tensors
+
+    @classmethod
+    def load(cls, config: dict, tensors: dict, n_features: int | None = None) -> OpenSet:
+        score, known, bank = config.get("score"), tensors.get("known"), tensors.get("bank")
+        auroc = config.get("auroc") or {}
+        if score not in SCORES or known is None or np.asarray(known).ndim != 1 or not len(known) or (
+                score == "knn" and (bank is None or np.asarray(bank).ndim != 2)) or not isinstance(auroc, dict):
+            raise BundleError("The model folder's open-set part (open_set/) is damaged or was edited: restore it, or "
+                              "refit the model.")
+        return cls(score, np.sort(np.asarray(known, np.float32)), None if bank is None else np.asarray(bank, np.float32),
+                   {str(k): float(v) for k, v in auroc.items()}, int(config.get("held_out") or 0))
+
+
+def calibrate(fit, head, features, y: np.ndarray, *, seed: int = 0) -> OpenSet | None:
+    """The open-set score for a head fitted on ``features`` with labels ``y``, chosen on held-out classes.
+
+    ``fit(rows, labels) -> head`` refits the head's recipe on other rows. None when a class has fewer than two
+    items (no folds)."""
+    import scipy.sparse
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(y)
+    counts = np.bincount(y)
+    if len(counts) < 2 or counts.min() < 2:
+        return None
+    which = ("msp", "energy") if scipy.sparse.issparse(features) else SCORES
+    k = int(min(FOLDS, counts.min()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        splits = list(StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+    held: list[int] = (np.random.default_rng(seed).permutation(len(counts))[:MAX_HELD_OUT].tolist()
+                       if len(counts) >= 3 else [])
+    known = {s: np.zeros(len(y), np.float32) for s in which}
+    aurocs: dict[str, list[float]] = {s: [] for s in which}
+    for train, test in splits:
+        fold_head = fit(features[train], y[train])
+        for s, v in _scores(fold_head, features, train, test, which).items():
+            known[s][test] = v
+        for c in held:
+            keep = train[y[train] != c]
+            present = np.unique(y[keep])
+            if len(present) < 2:
+                continue
+            other = fit(features[keep], np.searchsorted(present, y[keep]))
+            seen, unseen = test[y[test] != c], np.flatnonzero(y == c)
+            a, b = _scores(other, features, keep, seen, which), _scores(other, features, keep, unseen, which)
+            for s in which:
+                aurocs[s].append(_auroc(a[s], b[s]))
+    auroc = {s: float(np.mean(v)) for s, v in aurocs.items() if v}
+    chosen = max(auroc, key=lambda s: (auroc[s], s == "msp")) if auroc else "msp"  # a tie keeps the simplest
+    bank = unit_rows(head, features) if chosen == "knn" else None
+    return OpenSet(chosen, np.sort(known[chosen]), bank, auroc, len(aurocs["msp"]))
+
+
+def _scores(head, features, bank_rows, rows, which) -> dict[str, np.ndarray]:
+    bank = unit_rows(head, features[bank_rows]) if "knn" in which else None
+    return scores(head, features[rows], bank, which)
+
+
+def _auroc(known: np.ndarray, unknown: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(np.r_[np.ones(len(known)), np.zeros(len(unknown))], np.r_[known, unknown]))
