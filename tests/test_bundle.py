@@ -50,7 +50,8 @@ def test_a_model_folder_is_made_of_components(fitted_features, tmp_path):
     fitted_features.save(tmp_path / "model")
     names = sorted(p.relative_to(tmp_path / "model").as_posix() for p in (tmp_path / "model").rglob("*"))
     assert names == sorted([CONFIG_FILE, REPORT_FILE, MANIFEST_FILE, "README.md", "featurizer", "featurizer/config.json",
-                            f"featurizer/{WEIGHTS_FILE}", "head", "head/config.json", f"head/{WEIGHTS_FILE}"])
+                            f"featurizer/{WEIGHTS_FILE}", "head", "head/config.json", f"head/{WEIGHTS_FILE}", "open_set",
+                            "open_set/config.json", f"open_set/{WEIGHTS_FILE}"])
     featurizer = json.loads((tmp_path / "model" / "featurizer" / "config.json").read_text())
     assert featurizer["kind"] == "image-backbone" and featurizer["preprocessing"]["mean"] == [0.5, 0.5, 0.5]
     document = json.loads((tmp_path / "model" / CONFIG_FILE).read_text())

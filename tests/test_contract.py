@@ -89,7 +89,8 @@ def test_a_saved_model_loads_and_predicts_exactly_as_before(case, tmp_path):
     _, clf, data, _ = case
     clf.save(tmp_path / "model")
     document = json.loads((tmp_path / "model" / "transferkit.json").read_text())
-    assert document["format_version"] == 3 and [c["name"] for c in document["components"]] == ["featurizer", "head"]
+    assert document["format_version"] == 3 and [c["name"] for c in document["components"]] == ["featurizer", "head",
+                                                                                                 "open_set"]
     assert "metrics" not in document and "reason" not in document  # what happened lives in report.json
     report = json.loads((tmp_path / "model" / "report.json").read_text())
     assert report["strategy"] == clf.strategy_ and report["reason"] == clf.reason_

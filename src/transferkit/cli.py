@@ -316,6 +316,7 @@ def evaluate(
     tta: Annotated[bool, typer.Option(help="Images: test-time augmentation, averaging each image with its mirror image.")] = False,
     runtime: Annotated[str, typer.Option(help="torch, or onnx (ONNX Runtime; a model folder is exported once and cached). An export folder (`transferkit export`) always runs on ONNX Runtime.")] = "torch",
     report: Annotated[Optional[Path], typer.Option(help="Also write a self-contained HTML report here (a new file, or an earlier report): metrics, confusion matrix, per-class precision/recall, calibration and the most confidently wrong examples.")] = None,
+    reject: Annotated[Optional[str], typer.Option(help=REJECT_HELP + " The data may then hold classes the model was not trained on: it reports how many of each kind were rejected.")] = None,
 ) -> None:
     """Measure a saved model on labeled data: accuracy, macro-F1, per-class report, confusion matrix, calibration.
 
@@ -324,6 +325,8 @@ def evaluate(
       transferkit evaluate model test/
 
       transferkit evaluate model test/ --report report.html
+
+      transferkit evaluate model test_with_new_classes/ --reject auto
     """
     from .evaluate import evaluate as run_evaluation
 
@@ -332,7 +335,7 @@ def evaluate(
 
         check_report_path(report)
     model = _load(model_dir, verbose=not as_json, tta=tta, runtime=runtime)
-    result = run_evaluation(model, data)
+    result = run_evaluation(model, data, reject=reject)
     if report is not None:
         from .report import evaluation_report, write_report
 
@@ -348,6 +351,8 @@ def evaluate(
     if result.label_free:
         out.print(f"Read from the model's confidence without these labels, as `predict` reports it: "
                   f"{result.label_free['accuracy']:.3f} (the fit estimated {result.label_free['at_fit']:.3f}).")
+    if result.open_set:
+        out.print(escape(open_set_line(result.open_set, model.noun)))
     for note in result.notes:
         err.print(f"[yellow]Note: {note}.[/]", highlight=False, soft_wrap=True)
     from .report.html import printable
@@ -378,6 +383,8 @@ def predict(
     out_file: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write every prediction to this .csv, .jsonl or .parquet file as it comes (bounded memory, progress with ETA); run again after a kill to continue where it stopped.")] = None,
     as_text: Annotated[bool, typer.Option("--text", help="Texts: every INPUT is a text to classify, even one that names a file.")] = False,
     as_files: Annotated[bool, typer.Option("--files", help="Texts: every INPUT is a file of texts (one per line, or a table's text column).")] = False,
+    reject: Annotated[Optional[str], typer.Option(help=REJECT_HELP)] = None,
+    unknown_label: Annotated[str, typer.Option(help="With --reject: the label of an input that belongs to no trained class.")] = "unknown",
 ) -> None:
     """Classify images or texts with a saved model.
 
@@ -390,9 +397,19 @@ def predict(
       echo "great value" | transferkit predict textmodel --json
 
       transferkit predict model /data/100k_images/ --out predictions.csv --top 3
+
+      transferkit predict model camera_trap/ --reject auto --unknown-label other
     """
     if as_text and as_files:
         raise typer.BadParameter("--text and --files exclude each other.")
+    if reject is not None:
+        from .openset import rejection_rate
+
+        rejection_rate(reject)  # checked before any work
+        if out_file is not None:
+            raise typer.BadParameter("--reject prints its predictions; it does not write --out files yet.")
+        if runtime == "onnx":
+            raise typer.BadParameter("--reject runs on the torch runtime: leave --runtime at auto or torch.")
     chosen = "torch" if runtime == "auto" else runtime  # auto: decided below, once the size of the job is known
     model = _load(model_dir, verbose=False, tta=tta, runtime=chosen)
     if model.modality == "text":
@@ -436,14 +453,23 @@ def predict(
                       + ".")
             _say_label_free(counts.get("estimate"), model.noun)
         return
-    proba, ok, skipped = model.predict_items(items)
+    if reject is not None:
+        from .openset import rejection_rate
+
+        proba, accepted, scores, ok, skipped = model.predict_open(items, rejection_rate(reject))
+    else:
+        proba, ok, skipped = model.predict_items(items)
+        accepted = scores = None
     names = [str(p) for p, keep in zip(items, ok) if keep]
     classes = model.classes.tolist()
     table = Table(key, "label", "probability", *(["top"] if top > 1 else []))
-    for name, p in zip(names, proba):
+    for row, (name, p) in enumerate(zip(names, proba)):
         order = p.argsort()[::-1][: max(top, 1)]
         best = {key: name, "label": classes[order[0]], "probability": float(p[order[0]]),
                 "top": [{"label": classes[i], "probability": float(p[i])} for i in order]}
+        if accepted is not None:
+            best.update({"label": classes[order[0]] if accepted[row] else unknown_label, "known": bool(accepted[row]),
+                         "known_score": float(scores[row])})
         if as_json:
             print(json.dumps(best))
         else:
@@ -464,6 +490,26 @@ def predict(
                             + (f" (e.g. {skipped[0][0]}: {skipped[0][1]})." if skipped else "."))
     if skipped:
         raise typer.Exit(1)
+
+
+REJECT_HELP = ("auto, or the share of items of the trained classes that may be rejected (e.g. 0.02): answer the "
+               "unknown label for an input that belongs to none of the trained classes (the score the fit chose: "
+               "softmax confidence, energy or nearest labeled item).")
+
+
+def open_set_line(metrics: dict, noun: str) -> str:
+    """One sentence of ``evaluate.open_set_metrics``."""
+    parts = [f"Rejecting at rate {metrics['rate']:g} ({metrics['score']} score):"]
+    if metrics["trained_rejected"] is not None:
+        parts.append(f"{metrics['trained_rejected']:.1%} of {metrics['n_trained_classes']} {noun}s of the trained "
+                     "classes rejected")
+    if metrics["other_rejected"] is not None:
+        parts.append(f"{metrics['other_rejected']:.1%} of {metrics['n_other']} {noun}s of other classes rejected")
+    if metrics["accuracy_accepted"] is not None:
+        parts.append(f"accuracy {metrics['accuracy_accepted']:.3f} on the {metrics['n_accepted']} accepted")
+    if metrics["auroc"] is not None:
+        parts.append(f"AUROC {metrics['auroc']:.3f} (trained classes vs other)")
+    return parts[0] + " " + "; ".join(parts[1:]) + "."
 
 
 def _say_label_free(estimate: dict | None, noun: str) -> None:

@@ -27,6 +27,7 @@ class Evaluation:
     interval: list[float] = field(default_factory=lambda: [0.0, 1.0])  # 95% Wilson interval of the accuracy
     notes: list[str] = field(default_factory=list)  # duplicates, copies of training items: what weakens the numbers
     label_free: dict | None = None  # what predict reads on these items without their labels (label_free_estimate)
+    open_set: dict | None = None  # with ``reject``: how items of no trained class were told apart (open_set_metrics)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,9 +54,13 @@ def calibration(confidence: np.ndarray, correct: np.ndarray, bins: int = CALIBRA
     return float(ece), rows
 
 
-def evaluate(model, data, labels=None) -> Evaluation:
+def evaluate(model, data, labels=None, reject=None) -> Evaluation:
     """Score ``model`` on labeled data: for images a folder, CSV, or paths with ``labels`` (unreadable files are
-    listed, not scored); for texts a CSV / JSONL / folder of .txt, or texts with ``labels``."""
+    listed, not scored); for texts a CSV / JSONL / folder of .txt, or texts with ``labels``.
+
+    ``reject`` (``"auto"`` or a rate, as ``predict`` takes it): items of classes the model was not trained on are
+    allowed, and ``open_set`` says how well they were told apart; the other metrics are over the trained classes'
+    items."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
     from .data.hygiene import content_keys, duplicate_notes, overlap
@@ -72,12 +77,29 @@ def evaluate(model, data, labels=None) -> Evaluation:
                      "them says nothing about new data; remove them from the test set")
     classes = model.classes.tolist()
     unknown = sorted(set(map(repr, truth)) - set(map(repr, classes)))
-    if unknown:
+    if unknown and reject is None:
         raise BadInputError(
             f"{data if isinstance(data, (str, Path)) else 'The data'} has classes the model was not trained on: "
-            f"{', '.join(unknown[:5])}. The model knows: {', '.join(map(str, classes))}."
+            f"{', '.join(unknown[:5])}. The model knows: {', '.join(map(str, classes))}. To measure how well it "
+            "rejects them, pass --reject auto."
         )
-    proba, ok, skipped = model.predict_items(items)
+    open_set = None
+    if reject is not None:
+        from .openset import rejection_rate
+
+        rate = rejection_rate(reject)
+        proba, accepted, scores, ok, skipped = model.predict_open(items, rate)
+        trained = np.array([c in classes for c, keep in zip(truth, ok) if keep], bool)
+        open_set = open_set_metrics(accepted, scores, trained, proba.argmax(1) == np.array(
+            [classes.index(c) if c in classes else -1 for c, keep in zip(truth, ok) if keep]), rate,
+            model.open_set.score)
+        if not trained.any():
+            raise BadInputError(f"{data} has no readable {what} of the classes the model was trained on.")
+        known = [bool(keep) and c in classes for c, keep in zip(truth, ok)]  # the rest is measured on these
+        items, truth = [i for i, k in zip(items, known) if k], [c for c, k in zip(truth, known) if k]
+        proba, ok = proba[trained], np.ones(len(items), bool)
+    else:
+        proba, ok, skipped = model.predict_items(items)
     if not ok.any():
         raise BadInputError(f"None of the {len(items)} {what} in {data} could be read.")
     y_true = np.array([classes.index(c) for c, keep in zip(truth, ok) if keep])
@@ -110,7 +132,27 @@ def evaluate(model, data, labels=None) -> Evaluation:
         notes=[*notes, *([small] if small else [])],
         skipped=[(str(Path(p)), why) for p, why in skipped],
         label_free=model.label_free(proba),
+        open_set=open_set,
     )
+
+
+def open_set_metrics(accepted: np.ndarray, scores: np.ndarray, trained: np.ndarray, correct: np.ndarray,
+                     rate: float, score: str) -> dict:
+    """How items of no trained class were told apart: the share of each group rejected, accuracy on the accepted
+    items of trained classes, AUROC of the score (trained vs not) and the open-set accuracy (a trained class's item
+    accepted and right, or another item rejected), each with its count."""
+    from sklearn.metrics import roc_auc_score
+
+    others = ~trained
+    both = bool(trained.any() and others.any())
+    right = np.where(trained, accepted & correct, ~accepted)
+    return {"score": score, "rate": rate, "n_trained_classes": int(trained.sum()), "n_other": int(others.sum()),
+            "trained_rejected": float(1 - accepted[trained].mean()) if trained.any() else None,
+            "other_rejected": float(1 - accepted[others].mean()) if others.any() else None,
+            "accuracy_accepted": float(correct[trained & accepted].mean()) if (trained & accepted).any() else None,
+            "n_accepted": int((trained & accepted).sum()),
+            "auroc": float(roc_auc_score(trained, scores)) if both else None,
+            "open_set_accuracy": float(right.mean())}
 
 
 def accuracy_estimate(correct, confidence: float = 0.95) -> dict:

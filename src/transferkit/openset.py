@@ -10,7 +10,8 @@ Three simple, well-studied scores, each higher for an item that looks like the t
 A fit chooses among them on evidence (:func:`calibrate`): each class in turn is held out of a head fitted on the
 others' cross-validation folds, and the score that best separates the held-out class from the trained classes'
 held-out items (mean AUROC) is kept. The threshold is read from the out-of-fold scores of the labeled items: at rate
-``r``, about a share ``r`` of items from the trained classes is rejected.
+``r``, at most about a share ``r`` of items from the trained classes is rejected (fewer where the head fitted on every
+label is more sure of new items than the folds' heads were).
 """
 
 from __future__ import annotations

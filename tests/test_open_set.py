@@ -1,0 +1,125 @@
+""""None of these": a fit chooses how to tell items of no trained class and where to draw the line; predict and
+evaluate reject with it; the choice travels in the model folder."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from transferkit import load_model
+from transferkit.errors import BadInputError, BundleError
+from transferkit.heads import fit_head
+from transferkit.openset import DEFAULT_RATE, OpenSet, calibrate, rejection_rate
+
+
+def clusters(rng, centres, per_class, spread=1.0):
+    x = np.vstack([c + spread * rng.standard_normal((per_class, len(c))) for c in centres])
+    return x, np.repeat(np.arange(len(centres)), per_class)
+
+
+@pytest.fixture(scope="module")
+def known_and_far():
+    """Four classes of 30 points in 16 dimensions, and a fifth class far from all of them that no head sees."""
+    rng = np.random.default_rng(0)
+    centres = 6 * rng.standard_normal((5, 16))
+    x, y = clusters(rng, centres[:4], 30)
+    new_known, _ = clusters(rng, centres[:4], 50)
+    far, _ = clusters(rng, centres[4:] + 10, 50)
+    return x, y, new_known, far
+
+
+def fit(rows, labels):
+    return fit_head(rows, labels, power=1.0)
+
+
+def test_reject_takes_auto_or_a_share_of_trained_items_and_refuses_the_rest():
+    assert rejection_rate(None) is None
+    assert rejection_rate("auto") == DEFAULT_RATE
+    assert rejection_rate("0.02") == 0.02
+    for bad in ("yes", 0, 0.5, 1.2, True, "-0.1"):
+        with pytest.raises(BadInputError, match="share of items"):
+            rejection_rate(bad)
+
+
+def test_a_class_no_head_saw_is_rejected_and_about_the_rate_of_trained_items_is(known_and_far):
+    x, y, new_known, far = known_and_far
+    head = fit(x, y)
+    open_set = calibrate(fit, head, x, y, seed=0)
+    assert open_set.score in ("msp", "energy", "knn")
+    assert set(open_set.auroc) == {"msp", "energy", "knn"} and open_set.held_out == 3 * 4
+    assert open_set.auroc[open_set.score] == max(open_set.auroc.values())
+    known_kept, _ = open_set.accept(head, new_known, 0.1)
+    far_kept, _ = open_set.accept(head, far, 0.1)
+    assert known_kept.mean() >= 0.8  # at most about 10% of new items of trained classes rejected
+    assert far_kept.mean() < 0.05
+    assert open_set.threshold(0.1) == pytest.approx(np.quantile(open_set.known, 0.1))
+
+
+def test_no_calibration_when_a_class_has_one_item():
+    x = np.eye(3)
+    assert calibrate(fit, fit(x, np.arange(3)), x, np.arange(3)) is None
+
+
+def test_the_open_set_part_round_trips_and_a_damaged_one_is_refused(known_and_far):
+    x, y, new_known, _ = known_and_far
+    head = fit(x, y)
+    open_set = calibrate(fit, head, x, y, seed=0)
+    config, tensors = open_set.save()
+    again = OpenSet.load(json.loads(json.dumps(config)), tensors)
+    assert np.array_equal(again.accept(head, new_known, 0.05)[0], open_set.accept(head, new_known, 0.05)[0])
+    with pytest.raises(BundleError, match="open-set part"):
+        OpenSet.load({**config, "score": "magic"}, tensors)
+    with pytest.raises(BundleError, match="open-set part"):
+        OpenSet.load(config, {})
+
+
+def test_a_fitted_image_model_answers_unknown_when_asked_and_keeps_it_when_saved(fitted_features, example_test,
+                                                                                  tmp_path):
+    clf = fitted_features
+    assert clf.metrics_["open_set"]["score"] == clf.open_set_.score
+    items = sorted(p for p in example_test.rglob("*.png"))[:40]
+    plain = clf.predict(items)
+    rejecting = clf.predict(items, reject=0.2, unknown="none of these")
+    assert set(rejecting) <= set(plain) | {"none of these"}
+    assert all(r in (p, "none of these") for p, r in zip(plain, rejecting))
+    clf.save(tmp_path / "model")
+    assert (tmp_path / "model" / "open_set").is_dir()
+    loaded = load_model(tmp_path / "model", verbose=False)
+    assert list(loaded.predict(items, reject=0.2, unknown="none of these")) == list(rejecting)
+
+
+def test_cli_rejects_and_evaluate_measures_classes_the_model_never_saw(tiny_image_model, example_test, tmp_path):
+    from typer.testing import CliRunner
+
+    from transferkit.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["predict", str(tiny_image_model), str(example_test / "mammals"), "--reject", "auto",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert rows and all(isinstance(r["known"], bool) for r in rows)
+    assert all((r["label"] == "unknown") != r["known"] for r in rows)
+    plain = runner.invoke(app, ["evaluate", str(tiny_image_model), str(example_test)])
+    assert plain.exit_code != 0 and "--reject auto" in plain.output
+    measured = runner.invoke(app, ["evaluate", str(tiny_image_model), str(example_test), "--reject", "auto", "--json"])
+    assert measured.exit_code == 0, measured.output
+    metrics = json.loads(measured.output.splitlines()[-1])["open_set"]
+    n_trained = sum(1 for c in ("birds", "fruit", "beverages") for _ in (example_test / c).glob("*.png"))
+    assert metrics["n_trained_classes"] == n_trained and metrics["n_other"] > 0
+    assert 0.0 <= metrics["auroc"] <= 1.0 and metrics["rate"] == DEFAULT_RATE
+
+
+def test_a_model_folder_without_the_open_set_part_says_to_refit(tiny_image_model, example_test, tmp_path):
+    from conftest import reseal
+
+    folder = tmp_path / "old"
+    shutil.copytree(tiny_image_model, folder)
+    shutil.rmtree(folder / "open_set")
+    document = json.loads((folder / "transferkit.json").read_text())
+    document["components"] = [c for c in document["components"] if c["name"] != "open_set"]
+    (folder / "transferkit.json").write_text(json.dumps(document))
+    model = load_model(reseal(folder), verbose=False)
+    with pytest.raises(BadInputError, match="refit"):
+        model.predict(sorted((example_test / "birds").glob("*.png"))[:3], reject="auto")
