@@ -42,7 +42,8 @@ def test_a_saved_model_has_a_card_with_its_data_strategy_metrics_and_limits(imag
     assert "| birds | 6 |" in card and "18 labeled images" in card
     assert "Strategy: `features`" in card and "Why: features: frozen" in card
     assert "Cross-validated accuracy: **" in card and "n=18, 5 folds, 95% interval" in card
-    assert "## Limitations" in card and "always answers one of its 3 classes" in card
+    assert "## Limitations" in card and "answers one of its 3 classes unless asked to reject" in card
+    assert "AUROC" in card and "`predict --reject auto`" in card
 
 
 def test_a_text_models_card_names_its_encoder(text_csv, tiny_encoder, tmp_path):

@@ -41,8 +41,7 @@ def model_card(document: dict[str, Any], report: dict[str, Any], components: dic
     lines += _unlabeled_lines(fit, noun)
     lines += ["", "## How good it is", ""] + _metric_lines(fit)
     lines += ["", "## Limitations", "",
-              f"- It always answers one of its {len(classes)} classes: an input that belongs to none of them still "
-              "gets one (look at the probability).",
+              _open_set_line(fit.metrics.get("open_set"), len(classes)),
               "- Accuracy was estimated on the training labels themselves (cross-validation or a held-out split). "
               "With a few examples per class that estimate is wide (see its interval) and data unlike the "
               "training examples (other sources, cameras, writing styles) can score lower: evaluate it on labeled "
@@ -58,6 +57,20 @@ def model_card(document: dict[str, Any], report: dict[str, Any], components: dic
               "MODEL is this folder, or `hf://OWNER/NAME` once it is on the Hugging Face Hub.", "",
               "## Versions", "", "```json", json.dumps(document.get("versions") or {}, indent=1), "```", ""]
     return "\n".join(lines)
+
+
+def _open_set_line(open_set: dict | None, n_classes: int) -> str:
+    if not open_set:
+        return (f"- It always answers one of its {n_classes} classes: an input that belongs to none of them still "
+                "gets one (look at the probability).")
+    auroc = open_set.get("auroc") or {}
+    chosen = auroc.get(open_set.get("score"))
+    return (f"- It answers one of its {n_classes} classes unless asked to reject (`predict --reject auto`): then an "
+            f"input that belongs to none of them can get `unknown`, told by the `{open_set.get('score')}` score"
+            + (f", which separated a class held out of training from the others at AUROC {chosen:.2f} on the "
+               f"labeled items ({open_set.get('held_out')} trials)" if chosen is not None else "")
+            + ". Expect some such inputs to be accepted anyway: measure it with `transferkit evaluate --reject auto` "
+              "on data that holds other classes.")
 
 
 def _unlabeled_lines(fit, noun: str) -> list[str]:
