@@ -36,6 +36,7 @@ class Stages:
 
     def __init__(self) -> None:
         import torch
+
         from transferkit.zoo import create_backbone, resolve
 
         spec = resolve("tf_efficientnet_lite0")
