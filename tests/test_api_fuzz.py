@@ -88,7 +88,7 @@ def test_the_fuzzing_finds_a_server_error_planted_in_the_model(text_model):
     predictor = Predictor.load(text_model)
 
     class Failing(type(predictor)):
-        def predict_items(self, items):
+        def predict_scored(self, items):  # what the server's batcher calls
             raise RuntimeError("planted")
 
     predictor.__class__ = Failing

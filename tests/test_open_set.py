@@ -121,5 +121,27 @@ def test_a_model_folder_without_the_open_set_part_says_to_refit(tiny_image_model
     document["components"] = [c for c in document["components"] if c["name"] != "open_set"]
     (folder / "transferkit.json").write_text(json.dumps(document))
     model = load_model(reseal(folder), verbose=False)
-    with pytest.raises(BadInputError, match="refit"):
+    with pytest.raises(BadInputError, match="Refit it"):
         model.predict(sorted((example_test / "birds").glob("*.png"))[:3], reject="auto")
+
+
+def test_bulk_predictions_say_which_items_are_known_and_a_rerun_without_reject_is_refused(tiny_image_model,
+                                                                                          example_test, tmp_path):
+    import csv
+
+    from typer.testing import CliRunner
+
+    from transferkit.cli import app
+
+    out = tmp_path / "p.csv"
+    runner = CliRunner()
+    result = runner.invoke(app, ["predict", str(tiny_image_model), str(example_test), "--reject", "0.2", "--out",
+                                 str(out), "--unknown-label", "other"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.open()))
+    assert rows and {"known", "known_score"} <= set(rows[0])
+    assert all((r["label"] == "other") == (r["known"] == "False") for r in rows)
+    rejected = sum(r["known"] == "False" for r in rows)
+    assert (f"{rejected} of them belong to no trained class" in " ".join(result.output.split())) == (rejected > 0)
+    again = runner.invoke(app, ["predict", str(tiny_image_model), str(example_test), "--out", str(out)])
+    assert again.exit_code != 0 and "--reject" in again.output

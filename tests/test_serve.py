@@ -191,3 +191,20 @@ def test_by_default_the_server_runs_what_was_measured_faster_here(small_train, t
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_the_server_rejects_as_predict_rejects_when_asked(image_server, example_test):
+    model, url = image_server
+    files = sorted((example_test / "mammals").glob("*.png"))[:6] + sorted((example_test / "birds").glob("*.png"))[:6]
+    upload = [("files", (f.name, f.read_bytes(), "image/png")) for f in files]
+    response = httpx.post(f"{url}/predict", params={"reject": "0.2"}, files=upload, timeout=60)
+    assert response.status_code == 200, response.text
+    served = response.json()["predictions"]
+    cli = runner.invoke(app, ["predict", str(model), *map(str, files), "--json", "--reject", "0.2"])
+    expected = [json.loads(line) for line in cli.stdout.strip().splitlines()]
+    assert [(p["label"], p["known"]) for p in served] == [(e["label"], e["known"]) for e in expected]
+    assert all(p["known_score"] == pytest.approx(e["known_score"], abs=1e-5) for p, e in zip(served, expected))
+    refused = httpx.post(f"{url}/predict", params={"reject": "most"}, files=upload[:1], timeout=60)
+    assert refused.status_code == 422 and "share of items" in refused.text
+    plain = httpx.post(f"{url}/predict", files=upload[:1], timeout=60).json()["predictions"][0]
+    assert "known" not in plain

@@ -26,18 +26,24 @@ FORMATS = (".csv", ".jsonl", ".parquet")
 CHUNK = 256
 
 
-def columns(classes: Sequence, key: str, top: int) -> list[str]:
-    cols = [key, "label", "probability"]
+def columns(classes: Sequence, key: str, top: int, rejecting: bool = False) -> list[str]:
+    cols = [key, "label", "probability", *(["known", "known_score"] if rejecting else [])]
     for i in range(2, top + 1):
         cols += [f"top{i}_label", f"top{i}_probability"]
     return cols + [f"p_{c}" for c in classes] + ["error"]
 
 
-def rows_for(names: Sequence[str], proba: np.ndarray, classes: Sequence, key: str, top: int) -> list[dict]:
+def rows_for(names: Sequence[str], proba: np.ndarray, classes: Sequence, key: str, top: int,
+             known: Sequence[bool] | None = None, scores: Sequence[float] | None = None,
+             unknown: str = "unknown") -> list[dict]:
+    """One row per item; with ``known`` (open set), the label of an item of no trained class is ``unknown``."""
     out = []
-    for name, p in zip(names, proba):
+    for j, (name, p) in enumerate(zip(names, proba)):
         order = np.argsort(-p, kind="stable")
         row = {key: name, "label": _plain(classes[order[0]]), "probability": float(p[order[0]])}
+        if known is not None and scores is not None:
+            row |= {"label": row["label"] if known[j] else unknown, "known": bool(known[j]),
+                    "known_score": float(scores[j])}
         for rank, i in enumerate(order[1:top], start=2):
             row[f"top{rank}_label"] = _plain(classes[i])
             row[f"top{rank}_probability"] = float(p[i])
@@ -52,8 +58,11 @@ def _plain(value):
 
 
 def predict_to_file(predictor, items: Sequence, out: str | Path, *, top: int = 1, chunk: int = CHUNK,
-                    progress: bool = True, on_chunk: Callable[[int], None] | None = None) -> dict:
+                    progress: bool = True, on_chunk: Callable[[int], None] | None = None,
+                    reject: float | None = None, unknown: str = "unknown") -> dict:
     """Predict ``items`` into ``out`` (.csv, .jsonl or .parquet), resuming what an earlier run of it wrote.
+    ``reject``: a rejection rate (``openset``): rows say whether the item belongs to a trained class (``known``,
+    ``known_score``), and one that does not gets the label ``unknown``.
 
     Returns counts: written now, already there, unreadable, and ``estimate``: the model's accuracy on the items
     predicted now, read from its confidence (``evaluate.label_free_estimate``; None for a model without a
@@ -71,7 +80,11 @@ def predict_to_file(predictor, items: Sequence, out: str | Path, *, top: int = 1
         raise BadInputError(f"--top must be at least 1, got {top}.")
     key = "text" if predictor.modality == "text" else "file"
     classes = predictor.classes.tolist()
-    cols = columns(classes, key, min(top, len(classes)))
+    cols = columns(classes, key, min(top, len(classes)), rejecting=reject is not None)
+    if reject is not None and predictor.open_set is None:
+        from .predictor import NO_OPEN_SET
+
+        raise BadInputError(NO_OPEN_SET)
     stream = out.with_name(out.name + ".partial.jsonl") if suffix == ".parquet" else out
     if suffix == ".parquet" and out.exists():
         raise BadInputError(f"{out} already exists (a finished run). Remove it, or write to another file.")
@@ -87,13 +100,19 @@ def predict_to_file(predictor, items: Sequence, out: str | Path, *, top: int = 1
             _write(fh, fmt, cols, [], header=True)
         for start in range(0, len(todo), chunk):
             batch = [items[i] for i in todo[start: start + chunk]]
-            proba, ok, skipped = predictor.predict_items(batch)
+            known = scores = None
+            if reject is not None:
+                proba, known, scores, ok, skipped = predictor.predict_open(batch, reject)
+            else:
+                proba, ok, skipped = predictor.predict_items(batch)
             confidences.append(calibrated_confidences(proba, predictor.report.temperature))
             readable = [str(item) for item, k in zip(batch, ok) if k]
-            rows = rows_for(readable, proba, classes, key, min(top, len(classes)))
+            rows = rows_for(readable, proba, classes, key, min(top, len(classes)), known, scores, unknown)
             rows += [{key: str(item), "error": why} for item, why in skipped]
             _write(fh, fmt, cols, rows)
             counts["written"] += len(rows)
+            if known is not None:
+                counts["rejected"] = counts.get("rejected", 0) + int(len(known) - np.count_nonzero(known))
             counts["unreadable"] += len(skipped)
             advance(len(batch))
             if on_chunk:
@@ -137,7 +156,7 @@ def _resume(path: Path, key: str, cols: list[str]) -> set[str]:
         reader = csv.DictReader(io.StringIO(text))
         if reader.fieldnames and list(reader.fieldnames) != cols:
             raise BadInputError(f"{path} holds other columns ({', '.join(reader.fieldnames[:4])}, ...): it was written "
-                                "by another model or --top. Write to a new file.")
+                                "by another model, --top or --reject. Write to a new file.")
         return {row[key] for row in reader if row.get(key) is not None}
     done = set()
     for number, line in enumerate(text.splitlines(), start=1):
@@ -150,7 +169,7 @@ def _resume(path: Path, key: str, cols: list[str]) -> set[str]:
         # a prediction row holds exactly these columns; an unreadable input's row only its key and error
         if not isinstance(row, dict) or key not in row or not (set(row) == set(cols) or set(row) == {key, "error"}):
             raise BadInputError(f"{path} line {number} is not a prediction of this model with these options: it was "
-                                "written by another model or --top. Write to a new file.")
+                                "written by another model, --top or --reject. Write to a new file.")
         done.add(row[key])
     return done
 

@@ -406,8 +406,8 @@ def predict(
         from .openset import rejection_rate
 
         rejection_rate(reject)  # checked before any work
-        if out_file is not None:
-            raise typer.BadParameter("--reject prints its predictions; it does not write --out files yet.")
+        if engine == "ray":
+            raise typer.BadParameter("--reject runs with --engine local; Ray workers do not reject yet.")
         if runtime == "onnx":
             raise typer.BadParameter("--reject runs on the torch runtime: leave --runtime at auto or torch.")
     chosen = "torch" if runtime == "auto" else runtime  # auto: decided below, once the size of the job is known
@@ -427,7 +427,8 @@ def predict(
         raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}.")
     if engine == "ray" and out_file is None:
         raise typer.BadParameter("--engine ray writes its predictions to a file: give --out predictions.csv.")
-    if runtime == "auto" and out_file is not None and engine == "local" and not hasattr(model, "manifest"):
+    if runtime == "auto" and out_file is not None and engine == "local" and not hasattr(model, "manifest") \
+            and reject is None:  # rejection reads the torch features
         from .loading import auto_runtime
         from .share import local_model_path
 
@@ -441,14 +442,17 @@ def predict(
                                       address=ray_address, progress=not as_json)
         else:
             from .bulk import predict_to_file
+            from .openset import rejection_rate
 
-            counts = predict_to_file(model, items, out_file, top=top, progress=not as_json)
+            counts = predict_to_file(model, items, out_file, top=top, progress=not as_json,
+                                     reject=rejection_rate(reject), unknown=unknown_label)
         summary = {"out": str(out_file), "runtime": "onnx" if hasattr(model, "manifest") else "torch", **counts}
         if as_json:
             print(json.dumps(summary))
         else:
             out.print(f"Wrote {counts['written']} prediction(s) to [bold]{out_file}[/]"
                       + (f" ({counts['already_there']} already there from an earlier run)" if counts["already_there"] else "")
+                      + (f"; {counts['rejected']} of them belong to no trained class ({unknown_label!r})" if counts.get("rejected") else "")
                       + (f"; {counts['unreadable']} input(s) could not be read (see the error column)" if counts["unreadable"] else "")
                       + ".")
             _say_label_free(counts.get("estimate"), model.noun)

@@ -79,6 +79,7 @@ class Inference:
     classes: np.ndarray
     settings: dict
     report: FitReport  # what happened at fit: the estimate and the temperature label_free reads
+    open_set: Any = None  # an ``openset.OpenSet``: whether an item belongs to any trained class
 
     @property
     def noun(self) -> str:
@@ -120,12 +121,19 @@ class Inference:
         labels[~known] = unknown
         return labels
 
+    def predict_scored(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list, np.ndarray | None]:
+        """``predict_items`` and each readable item's open-set score (``openset``; None where none is computed)."""
+        proba, ok, skipped = self.predict_items(items)
+        return proba, ok, skipped, None
+
     def predict_open(self, items: Sequence, rate: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
                                                                   list]:
         """Probabilities, which items belong to a trained class at rejection rate ``rate``, their open-set scores,
         the readable mask and why the others were not readable."""
-        raise BadInputError("Rejecting items of no trained class (reject=) runs on the torch runtime: load the model "
-                            "folder with --runtime torch, not an ONNX export.")
+        proba, ok, skipped, scores = self.predict_scored(items)
+        if self.open_set is None or scores is None:
+            raise BadInputError(NO_OPEN_SET)
+        return proba, scores >= self.open_set.threshold(rate), scores, ok, skipped
 
     def estimate_accuracy(self, X) -> dict | None:
         """This model's accuracy on unlabeled ``X``, read from its confidence (``evaluate.label_free_estimate``):
@@ -167,17 +175,11 @@ class Predictor(Inference):
         proba, ok, skipped, _ = self._predict(items)
         return proba, ok, skipped
 
-    def predict_open(self, items: Sequence, rate: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                                                  list]:
-        if self.open_set is None:
-            raise BadInputError("This model records no open-set calibration, so it cannot tell items of no trained "
-                                "class: refit it with this transferkit (fits record one when every class has two or "
-                                "more items).")
+    def predict_scored(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list, np.ndarray | None]:
         proba, ok, skipped, features = self._predict(items)
-        if not ok.any():
-            return proba, np.zeros(0, bool), np.zeros(0), ok, skipped
-        known, scores = self.open_set.accept(self.head, features, rate)
-        return proba, known, scores, ok, skipped
+        if self.open_set is None:
+            return proba, ok, skipped, None
+        return proba, ok, skipped, (self.open_set.known_scores(self.head, features) if ok.any() else np.zeros(0))
 
     def _predict(self, items: Sequence):
         from .features import extract
@@ -268,6 +270,11 @@ def _components(components: dict, path, modality: str, precision: str):
             raise BundleError(f"{path}: the open-set part does not fit the head (the folder was edited or is "
                               "damaged); refit the model.")
     return featurizer, head, open_set
+
+
+NO_OPEN_SET = ("This model cannot tell items of no trained class: it records no open-set part (a model folder from "
+               "before transferkit 0.6, or an ONNX export, which carries none). Refit it with this transferkit, or "
+               "load the model folder on the torch runtime.")
 
 
 def _rate(reject) -> float | None:

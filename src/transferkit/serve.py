@@ -1,7 +1,8 @@
 """A prediction server on FastAPI + uvicorn: ``transferkit serve MODEL``.
 
     POST /predict      images as multipart uploads (``files``, several per request), or JSON ``{"texts": [...]}``;
-                       ``?top=3``; answers one prediction per input, in order
+                       ``?top=3``; ``?reject=auto`` (or a rate): ``unknown`` for an input of no trained class
+                       (``openset``); answers one prediction per input, in order
     GET  /health       {"status": "ok"} once the model is loaded
     GET  /model        classes, modality, how inputs are prepared, the fit's metrics and reason
     GET  /monitor      the model's accuracy on the last inputs it answered (up to ``MONITOR_WINDOW``), read from its
@@ -94,7 +95,7 @@ class Batcher:
                 size += len(job.items)
             items = [item for job in jobs for item in job.items]
             try:
-                proba, ok, skipped = await asyncio.to_thread(self.predictor.predict_items, items)
+                proba, ok, skipped, scores = await asyncio.to_thread(self.predictor.predict_scored, items)
             except Exception as exc:  # the model failed on this batch: every request in it gets the reason
                 for job in jobs:
                     if not job.future.done():
@@ -103,12 +104,12 @@ class Batcher:
             self.batches += 1
             self.items += len(items)
             self._remember(proba)
-            rows = iter(proba)
+            rows = iter(zip(proba, scores if scores is not None else [None] * len(proba)))
             reasons = {id(item): why for item, why in skipped}
             start = 0
             for job in jobs:
                 n = len(job.items)
-                answer = [(next(rows), None) if flag else (None, reasons.get(id(item), "unreadable"))
+                answer = [(*next(rows), None) if flag else (None, None, reasons.get(id(item), "unreadable"))
                           for item, flag in zip(job.items, ok[start: start + n])]
                 start += n
                 if not job.future.done():
@@ -136,6 +137,9 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
 
     from . import __version__
     from .data.images import ImageDecodeError, load_image
+    from .errors import BadInputError
+    from .openset import UNKNOWN, rejection_rate
+    from .predictor import NO_OPEN_SET
 
     limits = limits or Limits()
     batcher = Batcher(predictor, limits)
@@ -175,27 +179,44 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
     async def monitor() -> dict:
         return batcher.monitor()
 
-    def answer(names: list[str], results: list, top: int) -> dict:
+    def answer(names: list[str], results: list, top: int, threshold: float | None) -> dict:
         out = []
-        for name, (p, error) in zip(names, results):
+        for name, (p, score, error) in zip(names, results):
             if p is None:
                 out.append({"input": name, "error": error})
                 continue
             order = p.argsort()[::-1][:top]
-            out.append({"input": name, "label": classes[order[0]], "probability": float(p[order[0]]),
-                        "top": [{"label": classes[i], "probability": float(p[i])} for i in order]})
+            row = {"input": name, "label": classes[order[0]], "probability": float(p[order[0]]),
+                   "top": [{"label": classes[i], "probability": float(p[i])} for i in order]}
+            if threshold is not None:
+                known = bool(score >= threshold)
+                row.update({"label": row["label"] if known else UNKNOWN, "known": known, "known_score": float(score)})
+            out.append(row)
         return {"predictions": out}
 
-    def check_top(top: int) -> int:
+    def check(top: int, reject: str | None) -> float | None:
+        """The request's options checked; the open-set threshold where it asks to reject."""
         if not 1 <= top <= len(classes):
             raise HTTPException(422, f"top must be between 1 and {len(classes)} (the number of classes), got {top}.")
-        return top
+        if reject is None:
+            return None
+        try:
+            rate = rejection_rate(reject)
+        except BadInputError as exc:
+            raise HTTPException(422, str(exc)) from None
+        if predictor.open_set is None:
+            raise HTTPException(422, NO_OPEN_SET)
+        return predictor.open_set.threshold(rate)
+
+    reject_query = Query(None, description="auto, or the share of the trained classes' inputs that may be rejected "
+                                           f"(e.g. 0.02): an input of no trained class gets the label {UNKNOWN!r}")
 
     if predictor.modality == "image":
         @app.post("/predict", summary="Classify uploaded images")
         async def predict_images(files: list[UploadFile] = File(..., description="one or more image files"),
-                                 top: int = Query(1, description="how many classes to return per image")) -> dict:
-            check_top(top)
+                                 top: int = Query(1, description="how many classes to return per image"),
+                                 reject: str | None = reject_query) -> dict:
+            threshold = check(top, reject)
             if len(files) > limits.max_inputs:
                 raise HTTPException(413, f"{len(files)} images in one request; at most {limits.max_inputs}.")
             images, names = [], []
@@ -211,7 +232,7 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
                     raise HTTPException(status, f"{name}: {exc.reason}. Send a JPEG, PNG, WebP, BMP, GIF or TIFF "
                                                 f"image of at most {limits.max_pixels / 1e6:.0f} megapixels.") from None
                 names.append(name)
-            return answer(names, await batcher.predict(images), top)
+            return answer(names, await batcher.predict(images), top, threshold)
     else:
         from pydantic import BaseModel, Field
 
@@ -221,12 +242,13 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
             texts: list[str] = Field(..., min_length=1, description="the texts to classify")
 
         @app.post("/predict", summary="Classify texts")
-        async def predict_texts(body: Texts, top: int = Query(1, description="how many classes per text")) -> dict:
-            check_top(top)
+        async def predict_texts(body: Texts, top: int = Query(1, description="how many classes per text"),
+                                reject: str | None = reject_query) -> dict:
+            threshold = check(top, reject)
             if len(body.texts) > limits.max_inputs:
                 raise HTTPException(413, f"{len(body.texts)} texts in one request; at most {limits.max_inputs}.")
             texts = [plain_text(t) for t in body.texts]  # a lone surrogate is valid JSON but no valid text
-            return answer(texts, await batcher.predict(texts), top)
+            return answer(texts, await batcher.predict(texts), top, threshold)
 
     return app
 
