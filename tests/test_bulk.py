@@ -70,7 +70,8 @@ def test_rows_hold_top_k_every_class_and_the_errors(model, inputs, tmp_path):
     out = tmp_path / "p.csv"
     counts = predict_to_file(Predictor.load(model), inputs, out, top=2, progress=False)
     rows = _rows(out)
-    assert counts == {"written": len(inputs), "already_there": 0, "unreadable": 1, "estimate": None}  # < 20 items
+    assert counts == {"written": len(inputs), "already_there": 0, "unreadable": 1, "estimate": None,
+                      "unfamiliar": None}  # < 20 items: neither is read
     classes = ["beverages", "birds", "fruit"]
     assert list(rows[0]) == ["file", "label", "probability", "top2_label", "top2_probability",
                              *[f"p_{c}" for c in classes], "error"]

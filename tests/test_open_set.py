@@ -145,3 +145,30 @@ def test_bulk_predictions_say_which_items_are_known_and_a_rerun_without_reject_i
     assert (f"{rejected} of them belong to no trained class" in " ".join(result.output.split())) == (rejected > 0)
     again = runner.invoke(app, ["predict", str(tiny_image_model), str(example_test), "--out", str(out)])
     assert again.exit_code != 0 and "--reject" in again.output
+
+
+def test_inputs_unlike_every_trained_class_are_flagged_only_beyond_what_the_rate_explains(known_and_far):
+    from transferkit.openset import unfamiliar, unfamiliar_line
+
+    x, y, new_known, far = known_and_far
+    head = fit(x, y)
+    open_set = calibrate(fit, head, x, y, seed=0)
+    familiar = unfamiliar(open_set, open_set.known_scores(head, new_known))
+    assert familiar["n"] == len(new_known) and not familiar["unlike_training"]
+    assert unfamiliar_line(familiar, "image") is None
+    mixed = unfamiliar(open_set, open_set.known_scores(head, np.vstack([new_known[:100], far[:30]])))
+    assert mixed["below"] >= 28 and mixed["unlike_training"]
+    assert f"{mixed['below']} of 130 images" in unfamiliar_line(mixed, "image")
+    assert unfamiliar(open_set, open_set.known_scores(head, far[:19])) is None  # too few to read
+    assert unfamiliar(None, np.zeros(50)) is None
+
+
+def test_bulk_counts_how_many_inputs_look_unfamiliar(tiny_image_model, example_test, tmp_path):
+    from transferkit.bulk import predict_to_file
+    from transferkit.predictor import Predictor
+
+    predictor = Predictor.load(tiny_image_model)
+    items = sorted(example_test.rglob("*.png"))
+    counts = predict_to_file(predictor, items, tmp_path / "p.jsonl", progress=False)
+    assert counts["unfamiliar"]["n"] == counts["written"] - counts["unreadable"]
+    assert 0 <= counts["unfamiliar"]["below"] <= counts["unfamiliar"]["n"]

@@ -105,6 +105,9 @@ def test_the_monitor_reads_the_accuracy_of_the_last_inputs_from_the_models_confi
                                    predictor.report.estimate)
     assert after["inputs"] == len(files) and after["estimate"]["n"] == len(files)
     assert after["estimate"]["accuracy"] == pytest.approx(expected["accuracy"], abs=1e-6)
+    assert few["unfamiliar"] is None and after["unfamiliar"]["n"] == len(files)  # the same window, open-set scores
+    _, _, _, scores = predictor.predict_scored([str(f) for f in files])
+    assert after["unfamiliar"]["below"] == int((scores < predictor.open_set.threshold(0.05)).sum())
 
 
 def test_concurrent_requests_are_batched_and_none_is_lost(image_server, small_train):

@@ -66,10 +66,12 @@ def predict_to_file(predictor, items: Sequence, out: str | Path, *, top: int = 1
 
     Returns counts: written now, already there, unreadable, and ``estimate``: the model's accuracy on the items
     predicted now, read from its confidence (``evaluate.label_free_estimate``; None for a model without a
-    temperature, or under 20 items). ``on_chunk(n_written_so_far)`` is called after each
+    temperature, or under 20 items); ``unfamiliar``: how many score below the open-set threshold
+    (``openset.unfamiliar``). ``on_chunk(n_written_so_far)`` is called after each
     chunk is on disk (tests interrupt there).
     """
     from .evaluate import calibrated_confidences, label_free_over_batches
+    from .openset import unfamiliar
     from .progress import progress_bar
 
     out = Path(out)
@@ -94,17 +96,20 @@ def predict_to_file(predictor, items: Sequence, out: str | Path, *, top: int = 1
     counts = {"written": 0, "already_there": len(names) - len(todo), "unreadable": 0}
     fmt = "csv" if stream.suffix.lower() == ".csv" else "jsonl"
     confidences = []  # one float per item predicted now: what the model's accuracy on them is read from
+    known_scores: list[np.ndarray] = []  # ... and its open-set score: how many look unlike every trained class
     with open(stream, "a", encoding="utf-8", newline="") as fh, progress_bar(
             "Predicting", total=len(todo), enabled=progress and bool(todo)) as advance:
         if fmt == "csv" and fh.tell() == 0:
             _write(fh, fmt, cols, [], header=True)
         for start in range(0, len(todo), chunk):
             batch = [items[i] for i in todo[start: start + chunk]]
-            known = scores = None
+            known = None
             if reject is not None:
                 proba, known, scores, ok, skipped = predictor.predict_open(batch, reject)
             else:
-                proba, ok, skipped = predictor.predict_items(batch)
+                proba, ok, skipped, scores = predictor.predict_scored(batch)
+            if scores is not None:
+                known_scores.append(scores)
             confidences.append(calibrated_confidences(proba, predictor.report.temperature))
             readable = [str(item) for item, k in zip(batch, ok) if k]
             rows = rows_for(readable, proba, classes, key, min(top, len(classes)), known, scores, unknown)
@@ -120,6 +125,7 @@ def predict_to_file(predictor, items: Sequence, out: str | Path, *, top: int = 1
     if suffix == ".parquet":
         _to_parquet(stream, out, cols)
     counts["estimate"] = label_free_over_batches(confidences, predictor.report.estimate)
+    counts["unfamiliar"] = unfamiliar(predictor.open_set, np.concatenate(known_scores)) if known_scores else None
     return counts
 
 

@@ -456,14 +456,19 @@ def predict(
                       + (f"; {counts['unreadable']} input(s) could not be read (see the error column)" if counts["unreadable"] else "")
                       + ".")
             _say_label_free(counts.get("estimate"), model.noun)
+            from .openset import unfamiliar_line
+
+            warning = unfamiliar_line(counts.get("unfamiliar"), model.noun)
+            if warning and reject is None:
+                err.print(f"[yellow]{escape(warning)}[/]")
         return
     if reject is not None:
         from .openset import rejection_rate
 
         proba, accepted, scores, ok, skipped = model.predict_open(items, rejection_rate(reject))
     else:
-        proba, ok, skipped = model.predict_items(items)
-        accepted = scores = None
+        proba, ok, skipped, scores = model.predict_scored(items)
+        accepted = None
     names = [str(p) for p, keep in zip(items, ok) if keep]
     classes = model.classes.tolist()
     table = Table(key, "label", "probability", *(["top"] if top > 1 else []))
@@ -486,6 +491,11 @@ def predict(
     elif names:
         out.print(table)
         _say_label_free(model.label_free(proba), model.noun)
+        from .openset import unfamiliar, unfamiliar_line
+
+        warning = unfamiliar_line(unfamiliar(model.open_set, scores), model.noun)
+        if warning and reject is None:
+            err.print(f"[yellow]{escape(warning)}[/]")
     _report_skipped(skipped if not as_json else [])
     if not names:
         from .errors import BadInputError

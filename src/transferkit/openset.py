@@ -48,6 +48,33 @@ def rejection_rate(reject) -> float | None:
     return rate
 
 
+UNFAMILIAR_ALPHA = 0.01  # one-sided binomial test: more inputs below the auto threshold than its rate explains
+
+
+def unfamiliar(open_set: OpenSet | None, known_scores, min_items: int = 20) -> dict | None:
+    """How many inputs score below the ``auto`` threshold, which about :data:`DEFAULT_RATE` of the trained classes'
+    items do; ``unlike_training`` when significantly more do (inputs of no trained class, or from elsewhere). None
+    without an open-set part or under ``min_items`` inputs."""
+    from scipy.stats import binomtest
+
+    if open_set is None or known_scores is None or len(known_scores) < min_items:
+        return None
+    n = len(known_scores)
+    below = int(np.count_nonzero(np.asarray(known_scores) < open_set.threshold(DEFAULT_RATE)))
+    p = float(binomtest(below, n, DEFAULT_RATE, alternative="greater").pvalue)
+    return {"n": n, "below": below, "share": below / n, "expected": DEFAULT_RATE, "p_value": p,
+            "unlike_training": p < UNFAMILIAR_ALPHA}
+
+
+def unfamiliar_line(reading: dict | None, noun: str) -> str | None:
+    """The warning of :func:`unfamiliar`, when it has one."""
+    if not reading or not reading["unlike_training"]:
+        return None
+    return (f"Warning: {reading['below']} of {reading['n']} {noun}s ({reading['share']:.0%}) look unlike every "
+            f"trained class, where about {reading['expected']:.0%} of the trained classes' {noun}s do: some may "
+            "belong to none of them. --reject auto answers 'unknown' for those.")
+
+
 def unit_rows(head, features) -> np.ndarray:
     """The head's normalisation of ``features``, each row scaled to unit length (cosine similarity space)."""
     z = np.asarray(head.normalise(features), dtype=np.float32)

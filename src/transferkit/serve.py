@@ -7,7 +7,8 @@
     GET  /model        classes, modality, how inputs are prepared, the fit's metrics and reason
     GET  /monitor      the model's accuracy on the last inputs it answered (up to ``MONITOR_WINDOW``), read from its
                        confidence, and whether that is below the fit's estimate (the inputs drifted from the training
-                       data); ``evaluate.label_free_estimate``
+                       data; ``evaluate.label_free_estimate``), and ``unfamiliar``: how many of them score below the
+                       open-set threshold, against the share the trained classes' items do (``openset.unfamiliar``)
     GET  /docs         the OpenAPI documentation (and /openapi.json)
 
 Requests are batched: inputs that arrive within ``batch_wait_ms`` of each other (up to ``max_batch``) run through
@@ -61,11 +62,13 @@ class Batcher:
         self.batches = 0
         self.items = 0
         self.recent: collections.deque = collections.deque(maxlen=MONITOR_WINDOW)  # calibrated confidences
+        self.recent_scores: collections.deque = collections.deque(maxlen=MONITOR_WINDOW)  # open-set scores
 
     def monitor(self) -> dict:
         """The model's accuracy on the last inputs it answered, read from its confidence (None under 20 inputs, or
         for a model that records no temperature), with what it was estimated at when it was fitted."""
         from .evaluate import LABEL_FREE_MIN_ITEMS, VAL_TEMPERATURE_MIN_ITEMS, label_free_estimate
+        from .openset import unfamiliar
 
         report = self.predictor.report
         answer = {"window": MONITOR_WINDOW, "inputs": len(self.recent),
@@ -76,6 +79,7 @@ class Batcher:
                                   "transferkit recorded it)")
         elif answer["estimate"] is None:
             answer["why_none"] = f"{len(self.recent)} input(s) so far; the estimate starts at {LABEL_FREE_MIN_ITEMS}"
+        answer["unfamiliar"] = unfamiliar(self.predictor.open_set, np.array(self.recent_scores), LABEL_FREE_MIN_ITEMS)
         return answer
 
     async def run(self) -> None:
@@ -104,6 +108,8 @@ class Batcher:
             self.batches += 1
             self.items += len(items)
             self._remember(proba)
+            if scores is not None:
+                self.recent_scores.extend(np.asarray(scores).tolist())
             rows = iter(zip(proba, scores if scores is not None else [None] * len(proba)))
             reasons = {id(item): why for item, why in skipped}
             start = 0
