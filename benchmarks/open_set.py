@@ -41,6 +41,47 @@ def held_out(classes: list[str], seed: int, name: str) -> list[str]:
     return sorted(random.Random(f"{name}:open-set:{seed}").sample(classes, max(1, len(classes) // 3)))
 
 
+def run_other_cell(task, k: int, seed: int) -> dict:
+    """The same cell fitted with ``X_other``: k pool items of the first held-out class as examples of other things.
+    AUROC against that class's test items (``given``) and against the other held-out classes' (``novel``)."""
+    from sklearn.metrics import roc_auc_score
+
+    from transferkit import ImageClassifier
+    from transferkit.openset import DEFAULT_RATE, calibrate
+
+    unseen = held_out(task.classes, seed, task.name)
+    given = unseen[0]
+    items, labels = task.sample(k, seed)
+    train = [(i, c) for i, c in zip(items, labels) if c not in unseen]
+    others = random.Random(f"{task.name}:other:{seed}").sample(task.pool[given], min(k, len(task.pool[given])))
+    start = time.perf_counter()
+    clf = ImageClassifier(seed=seed, cache_dir=str(suite_data.WORK / "cache"), verbose=False)
+    clf.fit([i for i, _ in train], [c for _, c in train], X_other=others)
+    seconds = time.perf_counter() - start
+    features = clf.embed(list(task.test_items))
+    labels_test = np.array(task.test_labels)
+    known = ~np.isin(labels_test, unseen)
+    open_set = clf.open_set_
+    s = open_set.known_scores(clf.head_, features)
+    accepted = s >= open_set.threshold(DEFAULT_RATE)
+    # the same head's open set without the examples: what the default fit saves (the head does not depend on them)
+    y = np.searchsorted(clf.classes_, [c for _, c in train])
+    plain = calibrate(lambda r, labels: clf.head_.refit(r, labels, seed), clf.head_, clf.embed([i for i, _ in train]),
+                      y, seed=seed)
+    s_plain = plain.known_scores(clf.head_, features)
+    row = {"task": task.name, "k": k, "seed": seed, "method": "with other examples", "unseen": unseen,
+           "given": given, "n_other": len(others), "chosen": open_set.score, "fit_auroc": open_set.auroc,
+           "known_rejected": float(1 - accepted[known].mean()), "fit_seconds": round(seconds, 1),
+           "cpu": machine()["cpu"], "commit": commit()}
+    for part, mask in (("given", labels_test == given), ("novel", np.isin(labels_test, unseen[1:]))):
+        if mask.any():
+            both = known | mask
+            row[f"auroc_{part}"] = float(roc_auc_score(known[both], s[both]))
+            row[f"auroc_{part}_without"] = float(roc_auc_score(known[both], s_plain[both]))
+            row[f"rejected_{part}"] = float(1 - accepted[mask].mean())
+    return row
+
+
 def run_cell(task, k: int, seed: int) -> dict:
     from sklearn.metrics import roc_auc_score
 
@@ -71,9 +112,32 @@ def run_cell(task, k: int, seed: int) -> dict:
             "cpu": machine()["cpu"], "commit": commit()}
 
 
+def other_table(rows: list[dict]) -> str:
+    """The cells fitted with examples of other things, beside the same cells without them."""
+    cells: dict = {}
+    for r in rows:
+        if r.get("method") == "with other examples":
+            cells.setdefault((r["task"], r["k"]), []).append(r)
+    lines = ["| task | k | seeds | AUROC on the given class: without / with examples | on the other held-out classes: "
+             "without / with | chosen with examples | known rejected with |", "|---|---|---|---|---|---|---|"]
+    for (task, k), rs in sorted(cells.items()):
+        def mean(key: str, rs=rs) -> str:
+            values = [r[key] for r in rs if key in r]
+            return f"{np.mean(values):.3f}" if values else "-"
+
+        chosen = ", ".join(f"{c} {n}" for c, n in sorted(
+            {r["chosen"]: sum(x["chosen"] == r["chosen"] for x in rs) for r in rs}.items()))
+        lines.append(f"| {task} | {k} | {len(rs)} | {mean('auroc_given_without')} / {mean('auroc_given')} | "
+                     f"{mean('auroc_novel_without')} / {mean('auroc_novel')} | {chosen} | "
+                     f"{np.mean([r['known_rejected'] for r in rs]):.1%} |")
+    return "\n".join(lines)
+
+
 def table(rows: list[dict]) -> str:
     cells: dict = {}
     for r in rows:
+        if r.get("method", "default") != "default":
+            continue
         cells.setdefault((r["task"], r["k"]), []).append(r)
     lines = ["| task | k | seeds | AUROC msp | energy | knn | chosen (by the fit) | known rejected | unseen rejected | "
              "accuracy, known | accuracy, accepted known |", "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -96,17 +160,28 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--k", default="10,20")
     parser.add_argument("--seeds", default="0-4")
+    parser.add_argument("--method", default="default", choices=("default", "with other examples"),
+                        help="default: no examples of other things; or k examples of the first held-out class")
     parser.add_argument("--table", action="store_true")
     args = parser.parse_args()
     out = results_file()
     rows = [json.loads(line) for line in out.read_text().splitlines() if line] if out.exists() else []
     if not args.table:
-        done = {(r["task"], r["k"], r["seed"]) for r in rows}
+        done = {(r["task"], r["k"], r["seed"], r.get("method", "default")) for r in rows}
         for name in args.tasks.split(","):
             task = suite_data.load_task(name)
             for k in map(int, args.k.split(",")):
                 for seed in suite_data.seed_range(args.seeds):
-                    if (name, k, seed) in done:
+                    if (name, k, seed, args.method) in done:
+                        continue
+                    if args.method == "with other examples":
+                        row = run_other_cell(task, k, seed)
+                        rows.append(row)
+                        with out.open("a") as fh:
+                            fh.write(json.dumps(row) + "\n")
+                        print(f"{name} k={k} seed={seed} with other examples: chosen {row['chosen']}, AUROC given "
+                              f"{row.get('auroc_given', float('nan')):.3f}, novel {row.get('auroc_novel', float('nan')):.3f}"
+                              f" ({row['fit_seconds']} s)", flush=True)
                         continue
                     row = run_cell(task, k, seed)
                     rows.append(row)
@@ -116,6 +191,9 @@ def main() -> None:
                           f"(msp {row['auroc']['msp']:.3f}); known rejected {row['known_rejected']:.1%}, unseen "
                           f"{row['unseen_rejected']:.1%} ({row['fit_seconds']} s)", flush=True)
     print(table(rows))
+    if any(r.get("method") == "with other examples" for r in rows):
+        print("\nWith examples of other things (k of the first held-out class):\n")
+        print(other_table(rows))
 
 
 if __name__ == "__main__":

@@ -172,3 +172,34 @@ def test_bulk_counts_how_many_inputs_look_unfamiliar(tiny_image_model, example_t
     counts = predict_to_file(predictor, items, tmp_path / "p.jsonl", progress=False)
     assert counts["unfamiliar"]["n"] == counts["written"] - counts["unreadable"]
     assert 0 <= counts["unfamiliar"]["below"] <= counts["unfamiliar"]["n"]
+
+
+def test_examples_of_other_things_are_the_evidence_and_sharpen_the_nearest_item_score(known_and_far):
+    x, y, new_known, far = known_and_far
+    head = fit(x, y)
+    open_set = calibrate(fit, head, x, y, seed=0, other=far[:20])
+    assert open_set.n_other == 20 and open_set.held_out == 0
+    assert set(open_set.auroc) == {"msp", "energy", "knn", "knn-other"}
+    assert open_set.auroc[open_set.score] == max(open_set.auroc.values()) > 0.95
+    far_kept, _ = open_set.accept(head, far[20:], 0.05)
+    assert far_kept.mean() < 0.05
+    config, tensors = open_set.save()
+    if open_set.score == "knn-other":
+        assert tensors["other_bank"].shape == (20, x.shape[1])
+    again = OpenSet.load(json.loads(json.dumps(config)), tensors)
+    assert np.array_equal(again.known_scores(head, far), open_set.known_scores(head, far))
+    assert calibrate(fit, head, x, y, seed=0, other=far[:4]).n_other == 0  # too few: held-out classes instead
+
+
+def test_fit_takes_examples_of_other_things_and_refuses_a_labeled_item_among_them(small_train, tiny_backbone,
+                                                                                   example_test, tmp_path):
+    from transferkit import Features, ImageClassifier
+
+    others = sorted((example_test / "mammals").glob("*.png"))[:8]
+    clf = ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train, X_other=others)
+    assert clf.open_set_.n_other == 8 and clf.metrics_["open_set"]["n_other"] == 8
+    labeled = sorted((small_train / "birds").glob("*.png"))[:1]
+    with pytest.raises(BadInputError, match="copies of labeled items"):
+        ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train, X_other=others + labeled)
+    with pytest.raises(BadInputError, match="at least 5"):
+        ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train, X_other=others[:3])

@@ -134,6 +134,7 @@ def fit(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Images: a zoo backbone (see `transferkit models`) or any timm name; default tf_efficientnet_lite0. Texts: a zoo encoder, a Hugging Face name, a model folder or a word-vector file; default all-MiniLM-L6-v2.")] = None,
     weights: Annotated[Optional[Path], typer.Option(help="Images: local weights file for the backbone (safetensors or a state dict).")] = None,
     unlabeled: Annotated[Optional[Path], typer.Option(help="Items without labels to learn from: a folder, a CSV / TSV / JSONL, or a .txt file of lines. The head on frozen features uses them where the labeled data shows it helps (self-training), and centres on them when they come from another source than the labels; auto then saves one backbone that learned the side-by-side backbones' labels of them (see --distill). Copies of labeled items count once; unreadable ones are skipped.")] = None,
+    other: Annotated[Optional[Path], typer.Option(help="Examples of things that belong to none of the classes (a folder, a CSV / TSV / JSONL, or a .txt file of lines): `predict --reject` tells such items by the score that separates these best, and can compare new items with them.")] = None,
     strategy: Annotated[str, typer.Option(help="auto: measures, chooses and says why. features: frozen backbone/encoder + logistic regression. finetune: images: probe-initialised head, top stages retrained; texts: contrastive tuning on every pair of class-balanced batches (SetFit's objective). scratch: no transfer (images: same network, random init; texts: TF-IDF).")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed for the validation split, the head's cross-validation and training.")] = 0,
     val_fraction: Annotated[Optional[float], typer.Option(help="Share of each class held out to validate tuning (default: 0.2, or 0.1 once every class has 50 labels).")] = None,
@@ -165,6 +166,8 @@ def fit(
       transferkit fit reviews.csv --out textmodel --text-column review --label-column stars
 
       transferkit fit photos/ --out model --unlabeled more_photos/    # also learn from items without labels
+
+      transferkit fit photos/ --out model --other not_any_of_these/    # what --reject should reject
     """
     from .bundle import check_destination
     from .data import is_text_source
@@ -190,7 +193,7 @@ def fit(
                              text_column=text_column, label_column=label_column, verbose=not as_json)
         if engine == "ray":
             _warm_with_ray(clf, data, strategy, workers, ray_address, as_json, unlabeled)
-        clf.fit(data, X_unlabeled=unlabeled)
+        clf.fit(data, X_unlabeled=unlabeled, X_other=other)
         clf.save(out_dir, overwrite=overwrite)
         _print_fit(clf, out_dir, as_json, "TEXT...")
         return
@@ -212,7 +215,7 @@ def fit(
                           verbose=not as_json)
     if engine == "ray":
         _warm_with_ray(clf, data, strategy, workers, ray_address, as_json, unlabeled)
-    clf.fit(data, X_unlabeled=unlabeled)
+    clf.fit(data, X_unlabeled=unlabeled, X_other=other)
     clf.save(out_dir, overwrite=overwrite)  # atomic: the model folder appears only now, complete (rank 0 only)
     if not is_primary_process():
         return

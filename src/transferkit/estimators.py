@@ -47,12 +47,15 @@ class Classifier(ClassifierMixin, BaseEstimator):
                       precision=self.precision, cache_dir=self.cache_dir, progress=self.verbose)
 
     # -- learning --------------------------------------------------------------------------------------------------
-    def fit(self, X, y: Sequence | None = None, *, labels: Sequence | None = None, X_unlabeled=None) -> Classifier:
+    def fit(self, X, y: Sequence | None = None, *, labels: Sequence | None = None, X_unlabeled=None,
+            X_other=None) -> Classifier:
         """Fit on labeled data (a folder, a table, or items with ``y``); ``labels=`` is another name for ``y``.
 
         ``X_unlabeled``: items without labels (a folder, a table, a text file of lines, a list), which the head on
         frozen features learns from where the evidence says so (``transferkit.unlabeled``). Unreadable ones are
-        skipped and counted; a copy of a labeled item (the same content) is counted once, as labeled."""
+        skipped and counted; a copy of a labeled item (the same content) is counted once, as labeled.
+        ``X_other``: examples of things that belong to none of the classes (read like ``X_unlabeled``): how the model
+        tells such items (``predict(..., reject="auto")``) is chosen and sharpened on them (``openset``)."""
         if labels is not None:
             if y is not None:
                 raise BadInputError("Pass the labels once: either y= or labels=, not both.")
@@ -75,7 +78,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         data = Labeled(data.items, data.labels, data.origin, (*data.notes, *pool_notes))
         start = time.perf_counter()
         fitted = strategy.fit(Problem(featurizer, data, data.classes, self._run(), unlabeled))
-        self.open_set_ = self._open_set(fitted, data)
+        self.open_set_ = self._open_set(fitted, data, X_other, keys)
         if self.open_set_ is not None:
             fitted.metrics["open_set"] = self.open_set_.describe()
         fitted.metrics["fit_seconds"] = time.perf_counter() - start
@@ -97,20 +100,33 @@ class Classifier(ClassifierMixin, BaseEstimator):
                     self._say(f"  {item}: {why}")
         return self
 
-    def _open_set(self, fitted, data: Labeled):
+    def _open_set(self, fitted, data: Labeled, X_other, labeled_keys):
         """How the fitted model tells an item of no trained class (``openset.calibrate``), from the labeled items'
-        features (read from the cache for a frozen featurizer)."""
+        features (read from the cache for a frozen featurizer) and those of the examples of other things."""
         from .features import extract
-        from .openset import calibrate
+        from .openset import MIN_OTHER, calibrate
 
-        extraction = extract(fitted.featurizer, list(data.items), batch_size=self.batch_size, cache_dir=self.cache_dir,
-                             use_cache=not fitted.featurizer.tuned)
+        options = {"batch_size": self.batch_size, "cache_dir": self.cache_dir, "use_cache": not fitted.featurizer.tuned}
+        extraction = extract(fitted.featurizer, list(data.items), **options)
         index = {c: i for i, c in enumerate(data.classes)}
         y = np.array([index[c] for c, ok in zip(data.labels, extraction.ok) if ok])
         if len(np.unique(y)) != len(index):
             return None
+        other = None
+        if X_other is not None:
+            items = list(self._read(X_other).items)
+            copies = set(content_keys(items, fitted.featurizer.item_key)) & {k for k in labeled_keys if k is not None}
+            if copies:
+                raise BadInputError(f"{X_other}: {len(copies)} example(s) of other things are copies of labeled items: "
+                                    "an item cannot be both; remove them from one of the two.")
+            other = extract(fitted.featurizer, items, **options).features if items else None
+            if other is None or other.shape[0] < MIN_OTHER:
+                raise BadInputError(f"{X_other}: {0 if other is None else other.shape[0]} readable example(s) of other "
+                                    f"things; give at least {MIN_OTHER}, or leave them out (held-out classes stand in "
+                                    "for them).")
         head, seed = fitted.head, self.seed
-        return calibrate(lambda rows, labels: head.refit(rows, labels, seed), head, extraction.features, y, seed=seed)
+        return calibrate(lambda rows, labels: head.refit(rows, labels, seed), head, extraction.features, y, seed=seed,
+                         other=other)
 
     def _unlabeled(self, X_unlabeled, featurizer, labeled_keys) -> tuple[tuple, list[str]]:
         """The unlabeled items once each, none a copy of a labeled one, and what the user is told about them."""

@@ -1,17 +1,20 @@
 """"None of these": whether an item belongs to any class a model was fitted on (open-set recognition).
 
-Three simple, well-studied scores, each higher for an item that looks like the trained classes:
+Simple, well-studied scores, each higher for an item that looks like the trained classes:
 
 - ``msp``: the head's maximum softmax probability (Hendrycks & Gimpel 2017);
 - ``energy``: the log-sum-exp of the head's logits (Liu et al. 2020);
 - ``knn``: the cosine similarity, in the head's normalised feature space, to the nearest labeled item (Sun et al.
-  2022, with k = 1: a few-shot fit has a handful of items per class).
+  2022, with k = 1: a few-shot fit has a handful of items per class);
+- ``knn-other``, with examples of other things (``X_other``, ``fit --other``): that similarity minus the similarity
+  to the nearest example of other things.
 
-A fit chooses among them on evidence (:func:`calibrate`): each class in turn is held out of a head fitted on the
-others' cross-validation folds, and the score that best separates the held-out class from the trained classes'
-held-out items (mean AUROC) is kept. The threshold is read from the out-of-fold scores of the labeled items: at rate
-``r``, at most about a share ``r`` of items from the trained classes is rejected (fewer where the head fitted on every
-label is more sure of new items than the folds' heads were).
+A fit chooses among them on evidence (:func:`calibrate`): with examples of other things, the score that best
+separates them from the trained classes' held-out items (AUROC over cross-validation folds); without, each class in
+turn is held out of a head fitted on the others' folds, and the score that best separates it (mean AUROC) is kept.
+The threshold is read from the out-of-fold scores of the labeled items: at rate ``r``, at most about a share ``r`` of
+items from the trained classes is rejected (fewer where the head fitted on every label is more sure of new items than
+the folds' heads were).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import numpy as np
 
 from .errors import BadInputError, BundleError
 
-SCORES = ("msp", "energy", "knn")
+SCORES = ("msp", "energy", "knn", "knn-other")
+MIN_OTHER = 5  # the fewest examples of other things that are learned from
 DEFAULT_RATE = 0.05  # ``reject="auto"``: the share of items from the trained classes that may be rejected
 MAX_RATE = 0.5
 FOLDS = 3
@@ -81,8 +85,10 @@ def unit_rows(head, features) -> np.ndarray:
     return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
 
 
-def scores(head, features, bank: np.ndarray | None = None, which: tuple[str, ...] = SCORES) -> dict[str, np.ndarray]:
-    """Each score of ``which`` for every row of ``features`` (``knn`` needs ``bank``, the labeled items' unit rows)."""
+def scores(head, features, bank: np.ndarray | None = None, which: tuple[str, ...] = SCORES,
+           other_bank: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Each score of ``which`` for every row of ``features`` (``knn`` needs ``bank``, the labeled items' unit rows;
+    ``knn-other`` also ``other_bank``, the unit rows of the examples of other things)."""
     from scipy.special import logsumexp, softmax
 
     logits = head.decision_function(features)
@@ -93,8 +99,13 @@ def scores(head, features, bank: np.ndarray | None = None, which: tuple[str, ...
         out["msp"] = softmax(logits, axis=1).max(axis=1)
     if "energy" in which:
         out["energy"] = logsumexp(logits, axis=1)
-    if "knn" in which and bank is not None:
-        out["knn"] = nearest_similarity(unit_rows(head, features), bank)
+    if bank is not None and ("knn" in which or "knn-other" in which):
+        rows = unit_rows(head, features)
+        nearest = nearest_similarity(rows, bank)
+        if "knn" in which:
+            out["knn"] = nearest
+        if "knn-other" in which and other_bank is not None:
+            out["knn-other"] = nearest - nearest_similarity(rows, other_bank)
     return out
 
 
@@ -110,9 +121,11 @@ class OpenSet:
 
     score: str
     known: np.ndarray  # out-of-fold scores of the labeled items, sorted
-    bank: np.ndarray | None = None  # unit rows of the labeled items (knn only)
-    auroc: dict = field(default_factory=dict)  # score -> mean AUROC with a class held out; {} when not simulated
-    held_out: int = 0  # how many (class, fold) simulations the AUROCs average
+    bank: np.ndarray | None = None  # unit rows of the labeled items (knn, knn-other)
+    auroc: dict = field(default_factory=dict)  # score -> mean AUROC of the evidence; {} when there was none
+    held_out: int = 0  # how many (class, fold) simulations the AUROCs average (0: measured on other examples)
+    other_bank: np.ndarray | None = None  # unit rows of the examples of other things (knn-other)
+    n_other: int = 0  # examples of other things the choice was measured on
 
     kind = "open-set"
 
@@ -120,7 +133,7 @@ class OpenSet:
         return float(np.quantile(self.known, rate))
 
     def known_scores(self, head, features) -> np.ndarray:
-        return scores(head, features, self.bank, (self.score,))[self.score]
+        return scores(head, features, self.bank, (self.score,), self.other_bank)[self.score]
 
     def accept(self, head, features, rate: float) -> tuple[np.ndarray, np.ndarray]:
         """Which rows belong to a trained class at this rejection rate, and their scores."""
@@ -130,72 +143,99 @@ class OpenSet:
     def describe(self) -> dict:
         """What a fit records (``metrics_["open_set"]``, ``fit --json``, the model card)."""
         return {"score": self.score, "auroc": {k: round(v, 4) for k, v in self.auroc.items()},
-                "held_out": self.held_out, "n": int(len(self.known)),
+                "held_out": self.held_out, "n_other": self.n_other, "n": int(len(self.known)),
                 "threshold_at_default": round(self.threshold(DEFAULT_RATE), 6), "default_rate": DEFAULT_RATE}
 
     def save(self) -> tuple[dict, dict[str, np.ndarray]]:
-        config = {"kind": self.kind, "score": self.score, "auroc": self.auroc, "held_out": self.held_out}
+        config = {"kind": self.kind, "score": self.score, "auroc": self.auroc, "held_out": self.held_out,
+                  "n_other": self.n_other}
         tensors = {"known": np.asarray(self.known, np.float32)}
-        if self.bank is not None:
-            tensors["bank"] = np.ascontiguousarray(self.bank, np.float32)
+        for name in ("bank", "other_bank"):
+            if getattr(self, name) is not None:
+                tensors[name] = np.ascontiguousarray(getattr(self, name), np.float32)
         return config, tensors
 
     @classmethod
     def load(cls, config: dict, tensors: dict, n_features: int | None = None) -> OpenSet:
-        score, known, bank = config.get("score"), tensors.get("known"), tensors.get("bank")
+        score, known, bank, other = (config.get("score"), tensors.get("known"), tensors.get("bank"),
+                                     tensors.get("other_bank"))
         auroc = config.get("auroc") or {}
+        banks = [b for b in (bank, other) if b is not None]
         if score not in SCORES or known is None or np.asarray(known).ndim != 1 or not len(known) or (
-                score == "knn" and (bank is None or np.asarray(bank).ndim != 2)) or not isinstance(auroc, dict):
+                score in ("knn", "knn-other") and bank is None) or (score == "knn-other" and other is None) or any(
+                np.asarray(b).ndim != 2 or np.asarray(b).shape[1] != np.asarray(banks[0]).shape[1] for b in banks) \
+                or not isinstance(auroc, dict):
             raise BundleError("The model folder's open-set part (open_set/) is damaged or was edited: restore it, or "
                               "refit the model.")
-        return cls(score, np.sort(np.asarray(known, np.float32)), None if bank is None else np.asarray(bank, np.float32),
-                   {str(k): float(v) for k, v in auroc.items()}, int(config.get("held_out") or 0))
+        as_rows = (lambda b: None if b is None else np.asarray(b, np.float32))  # noqa: E731
+        return cls(score, np.sort(np.asarray(known, np.float32)), as_rows(bank),
+                   {str(k): float(v) for k, v in auroc.items()}, int(config.get("held_out") or 0), as_rows(other),
+                   int(config.get("n_other") or 0))
 
 
-def calibrate(fit, head, features, y: np.ndarray, *, seed: int = 0) -> OpenSet | None:
-    """The open-set score for a head fitted on ``features`` with labels ``y``, chosen on held-out classes.
+def calibrate(fit, head, features, y: np.ndarray, *, seed: int = 0, other=None) -> OpenSet | None:
+    """The open-set score for a head fitted on ``features`` with labels ``y``: chosen on ``other`` (features of
+    examples of other things, at least :data:`MIN_OTHER`), else on held-out classes.
 
     ``fit(rows, labels) -> head`` refits the head's recipe on other rows. None when a class has fewer than two
     items (no folds)."""
     import scipy.sparse
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import KFold, StratifiedKFold
 
     y = np.asarray(y)
     counts = np.bincount(y)
     if len(counts) < 2 or counts.min() < 2:
         return None
-    which = ("msp", "energy") if scipy.sparse.issparse(features) else SCORES
+    sparse = scipy.sparse.issparse(features)
+    if other is not None and len(other.shape) and other.shape[0] < MIN_OTHER:
+        other = None
+    which = ("msp", "energy") if sparse else SCORES if other is not None else SCORES[:3]
     k = int(min(FOLDS, counts.min()))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
         splits = list(StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+    other_splits = list(KFold(k, shuffle=True, random_state=seed).split(np.zeros(other.shape[0]))) if (
+        other is not None) else [None] * k
     held: list[int] = (np.random.default_rng(seed).permutation(len(counts))[:MAX_HELD_OUT].tolist()
-                       if len(counts) >= 3 else [])
+                       if len(counts) >= 3 and other is None else [])
     known = {s: np.zeros(len(y), np.float32) for s in which}
     aurocs: dict[str, list[float]] = {s: [] for s in which}
-    for train, test in splits:
+    for (train, test), other_split in zip(splits, other_splits):
         fold_head = fit(features[train], y[train])
-        for s, v in _scores(fold_head, features, train, test, which).items():
-            known[s][test] = v
+        if other_split is None:
+            for s, v in _scores(fold_head, features, train, test, which).items():
+                known[s][test] = v
+        else:  # the fold's other examples are scored against the rest of them, as new ones will be
+            other_train, other_test = other_split
+            a = _scores(fold_head, features, train, test, which, other[other_train])
+            b = _scores(fold_head, features, train, None, which, other[other_train], other[other_test])
+            for s in which:
+                known[s][test] = a[s]
+                aurocs[s].append(_auroc(a[s], b[s]))
         for c in held:
             keep = train[y[train] != c]
             present = np.unique(y[keep])
             if len(present) < 2:
                 continue
-            other = fit(features[keep], np.searchsorted(present, y[keep]))
+            without = fit(features[keep], np.searchsorted(present, y[keep]))
             seen, unseen = test[y[test] != c], np.flatnonzero(y == c)
-            a, b = _scores(other, features, keep, seen, which), _scores(other, features, keep, unseen, which)
+            a, b = _scores(without, features, keep, seen, which), _scores(without, features, keep, unseen, which)
             for s in which:
                 aurocs[s].append(_auroc(a[s], b[s]))
     auroc = {s: float(np.mean(v)) for s, v in aurocs.items() if v}
     chosen = max(auroc, key=lambda s: (auroc[s], s == "msp")) if auroc else "msp"  # a tie keeps the simplest
-    bank = unit_rows(head, features) if chosen == "knn" else None
-    return OpenSet(chosen, np.sort(known[chosen]), bank, auroc, len(aurocs["msp"]))
+    bank = unit_rows(head, features) if chosen in ("knn", "knn-other") else None
+    other_bank = unit_rows(head, other) if chosen == "knn-other" else None
+    return OpenSet(chosen, np.sort(known[chosen]), bank, auroc, 0 if other is not None else len(aurocs["msp"]),
+                   other_bank, 0 if other is None else int(other.shape[0]))
 
 
-def _scores(head, features, bank_rows, rows, which) -> dict[str, np.ndarray]:
+def _scores(head, features, bank_rows, rows, which, other_bank_rows=None, scored=None) -> dict[str, np.ndarray]:
+    """``which`` scores of ``features[rows]`` (or of ``scored``) against the banks of ``features[bank_rows]`` and
+    ``other_bank_rows``."""
     bank = unit_rows(head, features[bank_rows]) if "knn" in which else None
-    return scores(head, features[rows], bank, which)
+    other_bank = unit_rows(head, other_bank_rows) if other_bank_rows is not None else None
+    return scores(head, features[rows] if scored is None else scored, bank, which, other_bank)
 
 
 def _auroc(known: np.ndarray, unknown: np.ndarray) -> float:
