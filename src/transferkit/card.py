@@ -68,7 +68,9 @@ def _open_set_line(open_set: dict | None, n_classes: int) -> str:
     return (f"- It answers one of its {n_classes} classes unless asked to reject (`predict --reject auto`): then an "
             f"input that belongs to none of them can get `unknown`, told by the `{open_set.get('score')}` score"
             + (f", which separated a class held out of training from the others at AUROC {chosen:.2f} on the "
-               f"labeled items ({open_set.get('held_out')} trials)" if chosen is not None else "")
+               f"labeled items ({open_set.get('held_out')} trials"
+               + (f"; and the {open_set['n_other']} examples of other things given at fit, counted as much"
+                  if open_set.get("n_other") else "") + ")" if chosen is not None else "")
             + ". Expect some such inputs to be accepted anyway: measure it with `transferkit evaluate --reject auto` "
               "on data that holds other classes.")
 

@@ -9,9 +9,10 @@ Simple, well-studied scores, each higher for an item that looks like the trained
 - ``knn-other``, with examples of other things (``X_other``, ``fit --other``): that similarity minus the similarity
   to the nearest example of other things.
 
-A fit chooses among them on evidence (:func:`calibrate`): with examples of other things, the score that best
-separates them from the trained classes' held-out items (AUROC over cross-validation folds); without, each class in
-turn is held out of a head fitted on the others' folds, and the score that best separates it (mean AUROC) is kept.
+A fit chooses among them on evidence (:func:`calibrate`): each class in turn is held out of a head fitted on the
+others' cross-validation folds, and the score that best separates it from the trained classes' held-out items (mean
+AUROC) is kept; with examples of other things, their separation from those items counts as much as the held-out
+classes' (which stand for unknowns unlike the examples).
 The threshold is read from the out-of-fold scores of the labeled items: at rate ``r``, at most about a share ``r`` of
 items from the trained classes is rejected (fewer where the head fitted on every label is more sure of new items than
 the folds' heads were).
@@ -174,8 +175,8 @@ class OpenSet:
 
 
 def calibrate(fit, head, features, y: np.ndarray, *, seed: int = 0, other=None) -> OpenSet | None:
-    """The open-set score for a head fitted on ``features`` with labels ``y``: chosen on ``other`` (features of
-    examples of other things, at least :data:`MIN_OTHER`), else on held-out classes.
+    """The open-set score for a head fitted on ``features`` with labels ``y``: chosen on held-out classes and on
+    ``other`` (features of examples of other things, at least :data:`MIN_OTHER`; fewer are ignored).
 
     ``fit(rows, labels) -> head`` refits the head's recipe on other rows. None when a class has fewer than two
     items (no folds)."""
@@ -197,8 +198,11 @@ def calibrate(fit, head, features, y: np.ndarray, *, seed: int = 0, other=None) 
     other_splits = list(KFold(k, shuffle=True, random_state=seed).split(np.zeros(other.shape[0]))) if (
         other is not None) else [None] * k
     held: list[int] = (np.random.default_rng(seed).permutation(len(counts))[:MAX_HELD_OUT].tolist()
-                       if len(counts) >= 3 and other is None else [])
+                       if len(counts) >= 3 else [])
     known = {s: np.zeros(len(y), np.float32) for s in which}
+    # two kinds of evidence, each averaged on its own: the examples of other things, and held-out classes (which
+    # stand for unknowns unlike those examples)
+    given: dict[str, list[float]] = {s: [] for s in which}
     aurocs: dict[str, list[float]] = {s: [] for s in which}
     for (train, test), other_split in zip(splits, other_splits):
         fold_head = fit(features[train], y[train])
@@ -211,7 +215,7 @@ def calibrate(fit, head, features, y: np.ndarray, *, seed: int = 0, other=None) 
             b = _scores(fold_head, features, train, None, which, other[other_train], other[other_test])
             for s in which:
                 known[s][test] = a[s]
-                aurocs[s].append(_auroc(a[s], b[s]))
+                given[s].append(_auroc(a[s], b[s]))
         for c in held:
             keep = train[y[train] != c]
             present = np.unique(y[keep])
@@ -219,15 +223,17 @@ def calibrate(fit, head, features, y: np.ndarray, *, seed: int = 0, other=None) 
                 continue
             without = fit(features[keep], np.searchsorted(present, y[keep]))
             seen, unseen = test[y[test] != c], np.flatnonzero(y == c)
-            a, b = _scores(without, features, keep, seen, which), _scores(without, features, keep, unseen, which)
+            a = _scores(without, features, keep, seen, which, other)
+            b = _scores(without, features, keep, unseen, which, other)
             for s in which:
                 aurocs[s].append(_auroc(a[s], b[s]))
-    auroc = {s: float(np.mean(v)) for s, v in aurocs.items() if v}
+    auroc = {s: float(np.mean([np.mean(e[s]) for e in (given, aurocs) if e[s]])) for s in which
+             if given[s] or aurocs[s]}
     chosen = max(auroc, key=lambda s: (auroc[s], s == "msp")) if auroc else "msp"  # a tie keeps the simplest
     bank = unit_rows(head, features) if chosen in ("knn", "knn-other") else None
     other_bank = unit_rows(head, other) if chosen == "knn-other" else None
-    return OpenSet(chosen, np.sort(known[chosen]), bank, auroc, 0 if other is not None else len(aurocs["msp"]),
-                   other_bank, 0 if other is None else int(other.shape[0]))
+    return OpenSet(chosen, np.sort(known[chosen]), bank, auroc, len(aurocs["msp"]), other_bank,
+                   0 if other is None else int(other.shape[0]))
 
 
 def _scores(head, features, bank_rows, rows, which, other_bank_rows=None, scored=None) -> dict[str, np.ndarray]:
