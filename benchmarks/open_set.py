@@ -11,7 +11,8 @@ task's test items of every class: those of a held-out class should be rejected. 
   the share of unseen ones rejected, and the accuracy on the accepted known ones.
 
     python benchmarks/open_set.py                 # k = 10, 20; seeds 0-4; writes results/open-set-<cpu>.jsonl
-    python benchmarks/open_set.py --table         # the table from the results file
+    python benchmarks/open_set.py --method "with other examples"   # the fit also gets k examples of a held-out class
+    python benchmarks/open_set.py --table         # the tables from the results file
 """
 
 from __future__ import annotations
@@ -112,11 +113,11 @@ def run_cell(task, k: int, seed: int) -> dict:
             "cpu": machine()["cpu"], "commit": commit()}
 
 
-def other_table(rows: list[dict]) -> str:
+def other_table(rows: list[dict], method: str = "with other examples") -> str:
     """The cells fitted with examples of other things, beside the same cells without them."""
     cells: dict = {}
     for r in rows:
-        if r.get("method") == "with other examples":
+        if r.get("method") == method:
             cells.setdefault((r["task"], r["k"]), []).append(r)
     lines = ["| task | k | seeds | AUROC on the given class: without / with examples | on the other held-out classes: "
              "without / with | chosen with examples | known rejected with |", "|---|---|---|---|---|---|---|"]
@@ -191,9 +192,9 @@ def main() -> None:
                           f"(msp {row['auroc']['msp']:.3f}); known rejected {row['known_rejected']:.1%}, unseen "
                           f"{row['unseen_rejected']:.1%} ({row['fit_seconds']} s)", flush=True)
     print(table(rows))
-    if any(r.get("method") == "with other examples" for r in rows):
-        print("\nWith examples of other things (k of the first held-out class):\n")
-        print(other_table(rows))
+    for method in sorted({r.get("method") for r in rows} - {None, "default"}):
+        print(f"\n{method.capitalize()} (k of the first held-out class):\n")
+        print(other_table(rows, method))
 
 
 if __name__ == "__main__":
