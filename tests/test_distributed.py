@@ -109,3 +109,16 @@ def test_the_cli_predicts_and_fits_with_ray_workers(cluster, model, small_train,
     assert "Ray: 2 worker(s) extracted 18 feature rows" in with_pool.output and "unlabeled items" in with_pool.output
     no_out = runner.invoke(app, ["predict", str(model), str(small_train), "--engine", "ray"])
     assert no_out.exit_code != 0 and "--out" in no_out.output
+
+
+def test_ray_workers_reject_as_one_process_rejects(cluster, model, small_train, example_test, tmp_path):
+    files = sorted(small_train.rglob("*.png")) + sorted((example_test / "mammals").glob("*.png"))[:6]
+    local = predict_to_file(Predictor.load(model), files, tmp_path / "one.csv", progress=False, reject=0.2,
+                            unknown="other")
+    counts = predict_with_ray(model, files, tmp_path / "ray.csv", workers=2, batch_size=4, progress=False,
+                              reject=0.2, unknown="other")
+    one, distributed = _rows(tmp_path / "one.csv"), _rows(tmp_path / "ray.csv")
+    assert set(one) == set(distributed) and counts["rejected"] == local.get("rejected", 0)
+    for name, row in one.items():
+        assert (distributed[name]["label"], distributed[name]["known"]) == (row["label"], row["known"])
+        assert float(distributed[name]["known_score"]) == pytest.approx(float(row["known_score"]), abs=1e-5)

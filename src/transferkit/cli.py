@@ -409,8 +409,6 @@ def predict(
         from .openset import rejection_rate
 
         rejection_rate(reject)  # checked before any work
-        if engine == "ray":
-            raise typer.BadParameter("--reject runs with --engine local; Ray workers do not reject yet.")
         if runtime == "onnx":
             raise typer.BadParameter("--reject runs on the torch runtime: leave --runtime at auto or torch.")
     chosen = "torch" if runtime == "auto" else runtime  # auto: decided below, once the size of the job is known
@@ -440,9 +438,11 @@ def predict(
     if out_file is not None:
         if engine == "ray":
             from .distributed import predict_with_ray
+            from .openset import rejection_rate
 
             counts = predict_with_ray(model_dir, items, out_file, workers=workers, top=top, runtime=chosen,
-                                      address=ray_address, progress=not as_json)
+                                      address=ray_address, progress=not as_json, reject=rejection_rate(reject),
+                                      unknown=unknown_label)
         else:
             from .bulk import predict_to_file
             from .openset import rejection_rate

@@ -88,7 +88,8 @@ def _check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
 class _PredictActor:
     """One loaded model per actor (a Predictor, or an ONNX export's OnnxPredictor)."""
 
-    def __init__(self, model: str, runtime: str, top: int, marker: str | None = None) -> None:
+    def __init__(self, model: str, runtime: str, top: int, marker: str | None = None, reject: float | None = None,
+                 unknown: str = "unknown") -> None:
         from .bulk import columns
         from .onnx_runtime import is_export
 
@@ -104,7 +105,13 @@ class _PredictActor:
         self.key = "text" if self.predictor.modality == "text" else "file"
         self.classes = self.predictor.classes.tolist()
         self.top = min(top, len(self.classes))
-        self.columns = columns(self.classes, self.key, self.top)
+        self.reject, self.unknown = reject, unknown
+        if reject is not None and self.predictor.open_set is None:
+            from .errors import BadInputError
+            from .predictor import NO_OPEN_SET
+
+            raise BadInputError(NO_OPEN_SET)
+        self.columns = columns(self.classes, self.key, self.top, rejecting=reject is not None)
         if marker:  # tests: say where this actor runs, so one can be killed mid-run
             Path(marker, f"{os.getpid()}.pid").write_text(str(os.getpid()))
 
@@ -112,8 +119,13 @@ class _PredictActor:
         from .bulk import rows_for
 
         items = [str(i) for i in batch["item"]]
-        proba, ok, skipped = self.predictor.predict_items(items)
-        rows = rows_for([i for i, k in zip(items, ok) if k], proba, self.classes, self.key, self.top)
+        known = scores = None
+        if self.reject is not None:
+            proba, known, scores, ok, skipped = self.predictor.predict_open(items, self.reject)
+        else:
+            proba, ok, skipped = self.predictor.predict_items(items)
+        rows = rows_for([i for i, k in zip(items, ok) if k], proba, self.classes, self.key, self.top, known, scores,
+                        self.unknown)
         rows += [{self.key: str(i), "error": why} for i, why in skipped]
         return {c: np.array([_cell(r.get(c)) for r in rows], dtype=object) for c in self.columns}
 
@@ -125,9 +137,11 @@ def _cell(value):
 def predict_with_ray(model: str | Path, items: Sequence, out: str | Path, *, workers: int = 2, top: int = 1,
                      batch_size: int = 64, runtime: str = "torch", address: str | None = None,
                      progress: bool = True, marker: str | None = None,
-                     on_rows: Callable[[int], None] | None = None) -> dict:
+                     on_rows: Callable[[int], None] | None = None, reject: float | None = None,
+                     unknown: str = "unknown") -> dict:
     """Predict ``items`` into ``out`` (.csv or .jsonl) with ``workers`` Ray actors; resumes what ``out`` holds.
-    Returns the counts and the model's accuracy on the items predicted now, as ``bulk.predict_to_file`` does."""
+    Returns the counts and the model's accuracy on the items predicted now, as ``bulk.predict_to_file`` does;
+    ``reject``, ``unknown`` as there."""
     ray = _ray()
 
     from .bulk import _resume, _write, columns
@@ -140,8 +154,8 @@ def predict_with_ray(model: str | Path, items: Sequence, out: str | Path, *, wor
         raise BadInputError(f"--out {out}: with Ray, write predictions to a .csv or .jsonl file.")
     if workers < 1:
         raise BadInputError(f"--workers must be at least 1, got {workers}.")
-    probe = _PredictActor(str(model), runtime, top)  # the columns, and a clear error before Ray starts
-    cols = columns(probe.classes, probe.key, probe.top)
+    probe = _PredictActor(str(model), runtime, top, reject=reject)  # the columns; a clear error before Ray starts
+    cols = columns(probe.classes, probe.key, probe.top, rejecting=reject is not None)
     done = _resume(out, probe.key, cols)
     todo = [str(i) for i in items if str(i) not in done]
     counts = {"written": 0, "already_there": len(items) - len(todo), "unreadable": 0, "estimate": None}
@@ -151,7 +165,8 @@ def predict_with_ray(model: str | Path, items: Sequence, out: str | Path, *, wor
     _init(address, workers)
     dataset = ray.data.from_items([{"item": i} for i in todo], override_num_blocks=_blocks(len(todo), batch_size, workers))
     mapped = dataset.map_batches(_PredictActor, fn_constructor_kwargs={"model": str(model), "runtime": runtime,
-                                                                       "top": top, "marker": marker},
+                                                                       "top": top, "marker": marker, "reject": reject,
+                                                                       "unknown": unknown},
                                  batch_size=batch_size, concurrency=workers, num_cpus=1, batch_format="numpy")
     fmt = "csv" if out.suffix.lower() == ".csv" else "jsonl"
     with open(out, "a", encoding="utf-8", newline="") as fh, progress_bar(
@@ -164,6 +179,8 @@ def predict_with_ray(model: str | Path, items: Sequence, out: str | Path, *, wor
             _write(fh, fmt, cols, rows)
             counts["written"] += len(rows)
             counts["unreadable"] += sum(bool(r.get("error")) for r in rows)
+            if reject is not None:
+                counts["rejected"] = counts.get("rejected", 0) + sum(r.get("known") is False for r in rows)
             proba = [[float(r[f"p_{c}"]) for c in probe.classes] for r in rows if not r.get("error")]
             confidences.append(calibrated_confidences(np.array(proba).reshape(-1, len(probe.classes)),
                                                       report.temperature))
