@@ -260,6 +260,7 @@ def test_a_text_project_trains_and_classifies_a_typed_text(tmp_path, tiny_encode
     assert project.run(run)["status"] == "done", project.run(run)["result"]
     answer = client.post("/api/predict/text", json={"text": "works great"}).json()
     assert answer["label"] in ("pos", "neg") and abs(sum(t["probability"] for t in answer["top"]) - 1) < 1e-6
+    assert isinstance(answer["known"], bool)  # whether it looks like a trained class at all (open set)
     assert client.post("/api/predict/text", json={"text": "   "}).status_code == 400
     wrong = client.post("/api/predict/image", files={"file": ("a.png", _png())})
     assert wrong.status_code == 400 and "classifies texts" in wrong.json()["detail"]

@@ -219,10 +219,21 @@ def _trying_routes(app, predictor) -> None:
     from fastapi import File, UploadFile
     from pydantic import BaseModel
 
-    def answer(p, classes, top: int = 5) -> dict:
-        order = p.argsort()[::-1][:top]
-        return {"label": classes[order[0]], "probability": float(p[order[0]]),
-                "top": [{"label": classes[i], "probability": float(p[i])} for i in order]}
+    def answer(model_, items: list) -> dict:
+        """The classes with probabilities, and ``known``: whether it looks like a trained class at all (the open-set
+        score at ``reject="auto"``'s threshold; absent for a model without an open-set part)."""
+        from ..openset import DEFAULT_RATE
+
+        proba, ok, skipped, scores = model_.predict_scored(items)
+        if not ok[0]:
+            raise ProjectError(skipped[0][1] if skipped else f"The {model_.noun} could not be read.")
+        p, classes = proba[0], model_.classes.tolist()
+        order = p.argsort()[::-1][:5]
+        out = {"label": classes[order[0]], "probability": float(p[order[0]]),
+               "top": [{"label": classes[i], "probability": float(p[i])} for i in order]}
+        if scores is not None:
+            out["known"] = bool(scores[0] >= model_.open_set.threshold(DEFAULT_RATE))
+        return out
 
     @app.post("/api/predict/image")
     async def predict_image(file: UploadFile = File(...)) -> dict:
@@ -240,10 +251,7 @@ def _trying_routes(app, predictor) -> None:
             img = load_image(io.BytesIO(data), max_pixels=MAX_PIXELS, name="the image")
         except ImageDecodeError as exc:
             raise ProjectError(f"{exc.reason}. Try a PNG, JPEG or WebP image.") from None
-        proba, ok, skipped = model_.predict_items([img])
-        if not ok[0]:
-            raise ProjectError(skipped[0][1] if skipped else "The image could not be read.")
-        return answer(proba[0], model_.classes.tolist())
+        return answer(model_, [img])
 
     class Text(BaseModel):
         text: str
@@ -256,10 +264,7 @@ def _trying_routes(app, predictor) -> None:
                                f"/api/predict/{model_.modality}.")
         if not body.text.strip():
             raise ProjectError("Type a text to classify.")
-        proba, ok, skipped = model_.predict_items([body.text])
-        if not ok[0]:
-            raise ProjectError(skipped[0][1] if skipped else "The text could not be read.")
-        return answer(proba[0], model_.classes.tolist())
+        return answer(model_, [body.text])
 
 
 def _download_routes(app, project: Project, predictor) -> None:
