@@ -109,6 +109,9 @@ def test_cli_rejects_and_evaluate_measures_classes_the_model_never_saw(tiny_imag
     n_trained = sum(1 for c in ("birds", "fruit", "beverages") for _ in (example_test / c).glob("*.png"))
     assert metrics["n_trained_classes"] == n_trained and metrics["n_other"] > 0
     assert 0.0 <= metrics["auroc"] <= 1.0 and metrics["rate"] == DEFAULT_RATE
+    said = " ".join(runner.invoke(app, ["evaluate", str(tiny_image_model), str(example_test), "--reject", "auto"]
+                                  ).output.split())
+    assert f"of {metrics['n_other']} images of other classes rejected" in said and "AUROC" in said
 
 
 def test_a_model_folder_without_the_open_set_part_says_to_refit(tiny_image_model, example_test, tmp_path):

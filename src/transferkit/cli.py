@@ -355,6 +355,8 @@ def evaluate(
         out.print(f"Read from the model's confidence without these labels, as `predict` reports it: "
                   f"{result.label_free['accuracy']:.3f} (the fit estimated {result.label_free['at_fit']:.3f}).")
     if result.open_set:
+        from .openset import open_set_line
+
         out.print(escape(open_set_line(result.open_set, model.noun)))
     for note in result.notes:
         err.print(f"[yellow]Note: {note}.[/]", highlight=False, soft_wrap=True)
@@ -512,21 +514,6 @@ def predict(
 REJECT_HELP = ("auto, or the share of items of the trained classes that may be rejected (e.g. 0.02): answer the "
                "unknown label for an input that belongs to none of the trained classes (the score the fit chose: "
                "softmax confidence, energy or nearest labeled item).")
-
-
-def open_set_line(metrics: dict, noun: str) -> str:
-    """One sentence of ``evaluate.open_set_metrics``."""
-    parts = [f"Rejecting at rate {metrics['rate']:g} ({metrics['score']} score):"]
-    if metrics["trained_rejected"] is not None:
-        parts.append(f"{metrics['trained_rejected']:.1%} of {metrics['n_trained_classes']} {noun}s of the trained "
-                     "classes rejected")
-    if metrics["other_rejected"] is not None:
-        parts.append(f"{metrics['other_rejected']:.1%} of {metrics['n_other']} {noun}s of other classes rejected")
-    if metrics["accuracy_accepted"] is not None:
-        parts.append(f"accuracy {metrics['accuracy_accepted']:.3f} on the {metrics['n_accepted']} accepted")
-    if metrics["auroc"] is not None:
-        parts.append(f"AUROC {metrics['auroc']:.3f} (trained classes vs other)")
-    return parts[0] + " " + "; ".join(parts[1:]) + "."
 
 
 def _say_label_free(estimate: dict | None, noun: str) -> None:

@@ -80,6 +80,21 @@ def unfamiliar_line(reading: dict | None, noun: str) -> str | None:
             "belong to none of them. --reject auto answers 'unknown' for those.")
 
 
+def open_set_line(metrics: dict, noun: str) -> str:
+    """``evaluate.open_set_metrics`` in one sentence (``evaluate --reject``)."""
+    parts = [f"Rejecting at rate {metrics['rate']:g} ({metrics['score']} score):"]
+    if metrics["trained_rejected"] is not None:
+        parts.append(f"{metrics['trained_rejected']:.1%} of {metrics['n_trained_classes']} {noun}s of the trained "
+                     "classes rejected")
+    if metrics["other_rejected"] is not None:
+        parts.append(f"{metrics['other_rejected']:.1%} of {metrics['n_other']} {noun}s of other classes rejected")
+    if metrics["accuracy_accepted"] is not None:
+        parts.append(f"accuracy {metrics['accuracy_accepted']:.3f} on the {metrics['n_accepted']} accepted")
+    if metrics["auroc"] is not None:
+        parts.append(f"AUROC {metrics['auroc']:.3f} (trained classes vs other)")
+    return parts[0] + " " + "; ".join(parts[1:]) + "."
+
+
 def unit_rows(head, features) -> np.ndarray:
     """The head's normalisation of ``features``, each row scaled to unit length (cosine similarity space)."""
     z = np.asarray(head.normalise(features), dtype=np.float32)
