@@ -10,9 +10,9 @@ Simple, well-studied scores, each higher for an item that looks like the trained
   to the nearest example of other things.
 
 A fit chooses among them on evidence (:func:`calibrate`): each class in turn is held out of a head fitted on the
-others' cross-validation folds, and the score that best separates it from the trained classes' held-out items (mean
-AUROC) is kept; with examples of other things, their separation from those items counts as much as the held-out
-classes' (which stand for unknowns unlike the examples).
+others' items of one cross-validation fold, and the score that best separates it from the trained classes' held-out
+items (mean AUROC) is kept; with examples of other things, their separation from those items counts as much as the
+held-out classes' (which stand for unknowns unlike the examples).
 The threshold is read from the out-of-fold scores of the labeled items: at rate ``r``, at most about a share ``r`` of
 items from the trained classes is rejected (fewer where the head fitted on every label is more sure of new items than
 the folds' heads were).
@@ -139,7 +139,7 @@ class OpenSet:
     known: np.ndarray  # out-of-fold scores of the labeled items, sorted
     bank: np.ndarray | None = None  # unit rows of the labeled items (knn, knn-other)
     auroc: dict = field(default_factory=dict)  # score -> mean AUROC of the evidence; {} when there was none
-    held_out: int = 0  # how many (class, fold) simulations the AUROCs average (0: measured on other examples)
+    held_out: int = 0  # how many classes were held out in turn (each in one fold) for the AUROCs (0: measured on other examples)
     other_bank: np.ndarray | None = None  # unit rows of the examples of other things (knn-other)
     n_other: int = 0  # examples of other things the choice was measured on
 
@@ -219,7 +219,7 @@ def calibrate(fit, head, features, y: np.ndarray, *, seed: int = 0, other=None) 
     # stand for unknowns unlike those examples)
     given: dict[str, list[float]] = {s: [] for s in which}
     aurocs: dict[str, list[float]] = {s: [] for s in which}
-    for (train, test), other_split in zip(splits, other_splits):
+    for fold, ((train, test), other_split) in enumerate(zip(splits, other_splits)):
         fold_head = fit(features[train], y[train])
         if other_split is None:
             for s, v in _scores(fold_head, features, train, test, which).items():
@@ -231,7 +231,7 @@ def calibrate(fit, head, features, y: np.ndarray, *, seed: int = 0, other=None) 
             for s in which:
                 known[s][test] = a[s]
                 given[s].append(_auroc(a[s], b[s]))
-        for c in held:
+        for c in held[fold::k]:  # each held-out class in one fold: one head fit per class
             keep = train[y[train] != c]
             present = np.unique(y[keep])
             if len(present) < 2:
