@@ -134,10 +134,10 @@ def other_table(rows: list[dict], method: str = "with other examples") -> str:
     return "\n".join(lines)
 
 
-def table(rows: list[dict]) -> str:
+def table(rows: list[dict], method: str = "default") -> str:
     cells: dict = {}
     for r in rows:
-        if r.get("method", "default") != "default":
+        if r.get("method", "default") != method:
             continue
         cells.setdefault((r["task"], r["k"]), []).append(r)
     lines = ["| task | k | seeds | AUROC msp | energy | knn | chosen (by the fit) | known rejected | unseen rejected | "
@@ -192,9 +192,10 @@ def main() -> None:
                           f"(msp {row['auroc']['msp']:.3f}); known rejected {row['known_rejected']:.1%}, unseen "
                           f"{row['unseen_rejected']:.1%} ({row['fit_seconds']} s)", flush=True)
     print(table(rows))
-    for method in sorted({r.get("method") for r in rows} - {None, "default"}):
-        print(f"\n{method.capitalize()} (k of the first held-out class):\n")
-        print(other_table(rows, method))
+    for method in sorted({r.get("method", "default") for r in rows} - {"default"}):
+        print(f"\n{method.capitalize()}" + ("" if method.startswith("default") else " (k of the first held-out class)")
+              + ":\n")
+        print(table(rows, method) if method.startswith("default") else other_table(rows, method))
 
 
 if __name__ == "__main__":
