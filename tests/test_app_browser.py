@@ -231,6 +231,14 @@ def test_a_text_project_in_the_browser_types_texts_trains_and_classifies(page, t
         page.click("#try-text-button")
         page.wait_for_selector("#try-label")
         assert page.text_content("#try-label").split()[0] in ("pos", "neg")
+        # the note on an input unlike every trained class shows exactly when the server says so (open set)
+        answer = httpx.post(url + "api/predict/text", json={"text": "works great, very happy"}).json()
+        assert isinstance(answer["known"], bool)
+        assert page.locator("#try-unknown").count() == (0 if answer["known"] else 1)
+        page.route("**/api/predict/text", lambda route: route.fulfill(json={**answer, "known": False}))
+        page.click("#try-text-button")
+        page.wait_for_selector("#try-unknown")
+        assert "unlike every class" in page.text_content("#try-unknown")
         table = (tmp_path / "reviews" / "data" / "train.csv").read_text().splitlines()
         assert table[0] == "text,label" and len(table) == 7  # the CSV `transferkit fit` reads
     finally:
