@@ -175,22 +175,17 @@ def main() -> None:
                 for seed in suite_data.seed_range(args.seeds):
                     if (name, k, seed, args.method) in done:
                         continue
-                    if args.method == "with other examples":
-                        row = run_other_cell(task, k, seed)
-                        rows.append(row)
-                        with out.open("a") as fh:
-                            fh.write(json.dumps(row) + "\n")
-                        print(f"{name} k={k} seed={seed} with other examples: chosen {row['chosen']}, AUROC given "
-                              f"{row.get('auroc_given', float('nan')):.3f}, novel {row.get('auroc_novel', float('nan')):.3f}"
-                              f" ({row['fit_seconds']} s)", flush=True)
-                        continue
-                    row = run_cell(task, k, seed)
+                    other = args.method == "with other examples"
+                    row = (run_other_cell if other else run_cell)(task, k, seed)
                     rows.append(row)
                     with out.open("a") as fh:
                         fh.write(json.dumps(row) + "\n")
-                    print(f"{name} k={k} seed={seed}: chosen {row['chosen']} AUROC {row['chosen_auroc']:.3f} "
-                          f"(msp {row['auroc']['msp']:.3f}); known rejected {row['known_rejected']:.1%}, unseen "
-                          f"{row['unseen_rejected']:.1%} ({row['fit_seconds']} s)", flush=True)
+                    print(f"{name} k={k} seed={seed} {args.method}: chosen {row['chosen']}, " + (
+                        f"AUROC given {row.get('auroc_given', float('nan')):.3f}, novel "
+                        f"{row.get('auroc_novel', float('nan')):.3f}" if other else
+                        f"AUROC {row['chosen_auroc']:.3f} (msp {row['auroc']['msp']:.3f}); known rejected "
+                        f"{row['known_rejected']:.1%}, unseen {row['unseen_rejected']:.1%}")
+                        + f" ({row['fit_seconds']} s)", flush=True)
     print(table(rows))
     for method in sorted({r.get("method", "default") for r in rows} - {"default"}):
         print(f"\n{method.capitalize()}" + ("" if method.startswith("default") else " (k of the first held-out class)")

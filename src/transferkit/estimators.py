@@ -107,10 +107,13 @@ class Classifier(ClassifierMixin, BaseEstimator):
         from .openset import MIN_OTHER, calibrate
 
         options = {"batch_size": self.batch_size, "cache_dir": self.cache_dir, "use_cache": not fitted.featurizer.tuned}
-        extraction = extract(fitted.featurizer, list(data.items), **options)
-        index = {c: i for i, c in enumerate(data.classes)}
-        y = np.array([index[c] for c, ok in zip(data.labels, extraction.ok) if ok])
-        if len(np.unique(y)) != len(index):
+        features, y = fitted.features, fitted.y
+        if features is None or y is None:  # a strategy that did not keep them (a tuned network, TF-IDF)
+            extraction = extract(fitted.featurizer, list(data.items), **options)
+            index = {c: i for i, c in enumerate(data.classes)}
+            features = extraction.features
+            y = np.array([index[c] for c, ok in zip(data.labels, extraction.ok) if ok])
+        if len(np.unique(y)) != len(data.classes):
             return None
         other = None
         if X_other is not None:
@@ -125,8 +128,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
                                     f"things; give at least {MIN_OTHER}, or leave them out (held-out classes stand in "
                                     "for them).")
         head, seed = fitted.head, self.seed
-        return calibrate(lambda rows, labels: head.refit(rows, labels, seed), head, extraction.features, y, seed=seed,
-                         other=other)
+        return calibrate(lambda rows, labels: head.refit(rows, labels, seed), head, features, y, seed=seed, other=other)
 
     def _unlabeled(self, X_unlabeled, featurizer, labeled_keys) -> tuple[tuple, list[str]]:
         """The unlabeled items once each, none a copy of a labeled one, and what the user is told about them."""

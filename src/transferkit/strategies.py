@@ -73,6 +73,10 @@ class Fitted:
     metrics: dict
     reason: str
     skipped: list = field(default_factory=list)
+    # the labeled items' features through ``featurizer`` and their class indices, where the strategy has them (what
+    # the open-set calibration reads; None: it extracts them again)
+    features: Any = None
+    y: np.ndarray | None = None
 
     @property
     def report(self) -> FitReport:
@@ -274,7 +278,7 @@ class Features(Strategy):
                                                      problem)
             metrics["unlabeled"] = pool_metrics
             reason = f"{reason}; {sentence}"
-        return Fitted(probe.featurizer, head, metrics, reason, probe.skipped)
+        return Fitted(probe.featurizer, head, metrics, reason, probe.skipped, probe.features, probe.y)
 
 
 class FineTune(Strategy):
@@ -694,12 +698,12 @@ def _distilled(problem: Problem, single: Probe, teacher: Probe, fitted: Fitted, 
     metrics = {**fitted.metrics, "student": {**result.info, "seconds": round(time.perf_counter() - start, 1)}}
     reason = f"{fitted.reason}; {result.sentence}"
     if result.head is None:
-        return Fitted(fitted.featurizer, fitted.head, metrics, reason, fitted.skipped)
+        return Fitted(fitted.featurizer, fitted.head, metrics, reason, fitted.skipped, fitted.features, fitted.y)
     info = result.info
     metrics.update({"student_estimate": info["student_estimate"], "student_interval": info["student_interval"],
                     "student_n": info["student_n"], "student_temperature": info["student_temperature"],
                     "teacher": teacher.featurizer.name})
-    return Fitted(single.featurizer, result.head, metrics, reason, fitted.skipped)
+    return Fitted(single.featurizer, result.head, metrics, reason, fitted.skipped, single.features, single.y)
 
 
 ENSEMBLE_COST_PER_MEMBER = 1.3  # the zoo's other backbones cost about 1.3 times the default one each (240-260 px)
