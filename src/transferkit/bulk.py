@@ -83,10 +83,7 @@ def predict_to_file(predictor, items: Sequence, out: str | Path, *, top: int = 1
     key = "text" if predictor.modality == "text" else "file"
     classes = predictor.classes.tolist()
     cols = columns(classes, key, min(top, len(classes)), rejecting=reject is not None)
-    if reject is not None and predictor.open_set is None:
-        from .predictor import NO_OPEN_SET
-
-        raise BadInputError(NO_OPEN_SET)
+    predictor.check_reject(reject)
     stream = out.with_name(out.name + ".partial.jsonl") if suffix == ".parquet" else out
     if suffix == ".parquet" and out.exists():
         raise BadInputError(f"{out} already exists (a finished run). Remove it, or write to another file.")
@@ -103,11 +100,7 @@ def predict_to_file(predictor, items: Sequence, out: str | Path, *, top: int = 1
             _write(fh, fmt, cols, [], header=True)
         for start in range(0, len(todo), chunk):
             batch = [items[i] for i in todo[start: start + chunk]]
-            known = None
-            if reject is not None:
-                proba, known, scores, ok, skipped = predictor.predict_open(batch, reject)
-            else:
-                proba, ok, skipped, scores = predictor.predict_scored(batch)
+            proba, known, scores, ok, skipped = predictor.predict_open(batch, reject)
             if scores is not None:
                 known_scores.append(scores)
             confidences.append(calibrated_confidences(proba, predictor.report.temperature))

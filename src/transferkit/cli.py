@@ -407,12 +407,11 @@ def predict(
     """
     if as_text and as_files:
         raise typer.BadParameter("--text and --files exclude each other.")
-    if reject is not None:
-        from .openset import rejection_rate
+    from .openset import rejection_rate
 
-        rejection_rate(reject)  # checked before any work
-        if runtime == "onnx":
-            raise typer.BadParameter("--reject runs on the torch runtime: leave --runtime at auto or torch.")
+    rate = rejection_rate(reject)  # checked before any work
+    if rate is not None and runtime == "onnx":
+        raise typer.BadParameter("--reject runs on the torch runtime: leave --runtime at auto or torch.")
     chosen = "torch" if runtime == "auto" else runtime  # auto: decided below, once the size of the job is known
     model = _load(model_dir, verbose=False, tta=tta, runtime=chosen)
     if model.modality == "text":
@@ -431,7 +430,7 @@ def predict(
     if engine == "ray" and out_file is None:
         raise typer.BadParameter("--engine ray writes its predictions to a file: give --out predictions.csv.")
     if runtime == "auto" and out_file is not None and engine == "local" and not hasattr(model, "manifest") \
-            and reject is None:  # rejection reads the torch features
+            and rate is None:  # rejection reads the torch features
         from .loading import auto_runtime
         from .share import local_model_path
 
@@ -440,17 +439,14 @@ def predict(
     if out_file is not None:
         if engine == "ray":
             from .distributed import predict_with_ray
-            from .openset import rejection_rate
 
             counts = predict_with_ray(model_dir, items, out_file, workers=workers, top=top, runtime=chosen,
-                                      address=ray_address, progress=not as_json, reject=rejection_rate(reject),
-                                      unknown=unknown_label)
+                                      address=ray_address, progress=not as_json, reject=rate, unknown=unknown_label)
         else:
             from .bulk import predict_to_file
-            from .openset import rejection_rate
 
-            counts = predict_to_file(model, items, out_file, top=top, progress=not as_json,
-                                     reject=rejection_rate(reject), unknown=unknown_label)
+            counts = predict_to_file(model, items, out_file, top=top, progress=not as_json, reject=rate,
+                                     unknown=unknown_label)
         summary = {"out": str(out_file), "runtime": "onnx" if hasattr(model, "manifest") else "torch", **counts}
         if as_json:
             print(json.dumps(summary))
@@ -461,19 +457,10 @@ def predict(
                       + (f"; {counts['unreadable']} input(s) could not be read (see the error column)" if counts["unreadable"] else "")
                       + ".")
             _say_label_free(counts.get("estimate"), model.noun)
-            from .openset import unfamiliar_line
-
-            warning = unfamiliar_line(counts.get("unfamiliar"), model.noun)
-            if warning and reject is None:
-                err.print(f"[yellow]{escape(warning)}[/]")
+            if rate is None:
+                _say_unfamiliar(counts.get("unfamiliar"), model.noun)
         return
-    if reject is not None:
-        from .openset import rejection_rate
-
-        proba, accepted, scores, ok, skipped = model.predict_open(items, rejection_rate(reject))
-    else:
-        proba, ok, skipped, scores = model.predict_scored(items)
-        accepted = None
+    proba, accepted, scores, ok, skipped = model.predict_open(items, rate)
     names = [str(p) for p, keep in zip(items, ok) if keep]
     classes = model.classes.tolist()
     table = Table(key, "label", "probability", *(["top"] if top > 1 else []))
@@ -496,11 +483,10 @@ def predict(
     elif names:
         out.print(table)
         _say_label_free(model.label_free(proba), model.noun)
-        from .openset import unfamiliar, unfamiliar_line
+        if rate is None:
+            from .openset import unfamiliar
 
-        warning = unfamiliar_line(unfamiliar(model.open_set, scores), model.noun)
-        if warning and reject is None:
-            err.print(f"[yellow]{escape(warning)}[/]")
+            _say_unfamiliar(unfamiliar(model.open_set, scores), model.noun)
     _report_skipped(skipped if not as_json else [])
     if not names:
         from .errors import BadInputError
@@ -514,6 +500,15 @@ def predict(
 REJECT_HELP = ("auto, or the share of items of the trained classes that may be rejected (e.g. 0.02): answer the "
                "unknown label for an input that belongs to none of the trained classes (the score the fit chose: "
                "softmax confidence, energy or nearest labeled item).")
+
+
+def _say_unfamiliar(reading: dict | None, noun: str) -> None:
+    """The warning that many inputs look unlike every trained class (``openset.unfamiliar``), if there is one."""
+    from .openset import unfamiliar_line
+
+    warning = unfamiliar_line(reading, noun)
+    if warning:
+        err.print(f"[yellow]{escape(warning)}[/]")
 
 
 def _say_label_free(estimate: dict | None, noun: str) -> None:

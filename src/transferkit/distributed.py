@@ -106,11 +106,7 @@ class _PredictActor:
         self.classes = self.predictor.classes.tolist()
         self.top = min(top, len(self.classes))
         self.reject, self.unknown = reject, unknown
-        if reject is not None and self.predictor.open_set is None:
-            from .errors import BadInputError
-            from .predictor import NO_OPEN_SET
-
-            raise BadInputError(NO_OPEN_SET)
+        self.predictor.check_reject(reject)
         self.columns = columns(self.classes, self.key, self.top, rejecting=reject is not None)
         if marker:  # tests: say where this actor runs, so one can be killed mid-run
             Path(marker, f"{os.getpid()}.pid").write_text(str(os.getpid()))
@@ -119,11 +115,7 @@ class _PredictActor:
         from .bulk import rows_for
 
         items = [str(i) for i in batch["item"]]
-        known = scores = None
-        if self.reject is not None:
-            proba, known, scores, ok, skipped = self.predictor.predict_open(items, self.reject)
-        else:
-            proba, ok, skipped = self.predictor.predict_items(items)
+        proba, known, scores, ok, skipped = self.predictor.predict_open(items, self.reject)
         rows = rows_for([i for i, k in zip(items, ok) if k], proba, self.classes, self.key, self.top, known, scores,
                         self.unknown)
         rows += [{self.key: str(i), "error": why} for i, why in skipped]

@@ -65,7 +65,7 @@ def unfamiliar(open_set: OpenSet | None, known_scores, min_items: int = 20) -> d
     if open_set is None or known_scores is None or len(known_scores) < min_items:
         return None
     n = len(known_scores)
-    below = int(np.count_nonzero(np.asarray(known_scores) < open_set.threshold(DEFAULT_RATE)))
+    below = int(np.count_nonzero(~open_set.is_known(known_scores, DEFAULT_RATE)))
     p = float(binomtest(below, n, DEFAULT_RATE, alternative="greater").pvalue)
     return {"n": n, "below": below, "share": below / n, "expected": DEFAULT_RATE, "p_value": p,
             "unlike_training": p < UNFAMILIAR_ALPHA}
@@ -151,10 +151,14 @@ class OpenSet:
     def known_scores(self, head, features) -> np.ndarray:
         return scores(head, features, self.bank, (self.score,), self.other_bank)[self.score]
 
+    def is_known(self, known_scores, rate: float) -> np.ndarray:
+        """Which of these scores belong to a trained class at this rejection rate."""
+        return np.asarray(known_scores) >= self.threshold(rate)
+
     def accept(self, head, features, rate: float) -> tuple[np.ndarray, np.ndarray]:
         """Which rows belong to a trained class at this rejection rate, and their scores."""
         s = self.known_scores(head, features)
-        return s >= self.threshold(rate), s
+        return self.is_known(s, rate), s
 
     def describe(self) -> dict:
         """What a fit records (``metrics_["open_set"]``, ``fit --json``, the model card)."""

@@ -110,7 +110,9 @@ class Inference:
         """The most probable class of each item. ``reject``: ``"auto"`` or the share of items from the trained
         classes that may be rejected (``openset.rejection_rate``); an item that belongs to none of them gets
         ``unknown``."""
-        rate = _rate(reject)
+        from .openset import rejection_rate
+
+        rate = rejection_rate(reject)
         if rate is None:
             return self.classes[self.predict_proba(X).argmax(axis=1)]
         proba, known, _, ok, skipped = self.predict_open(self.items(X), rate)
@@ -126,14 +128,23 @@ class Inference:
         proba, ok, skipped = self.predict_items(items)
         return proba, ok, skipped, None
 
-    def predict_open(self, items: Sequence, rate: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                                                  list]:
-        """Probabilities, which items belong to a trained class at rejection rate ``rate``, their open-set scores,
-        the readable mask and why the others were not readable."""
+    def predict_open(self, items: Sequence, rate: float | None) -> tuple[np.ndarray, np.ndarray | None,
+                                                                         np.ndarray | None, np.ndarray, list]:
+        """Probabilities, which items belong to a trained class at rejection rate ``rate`` (None: no rejection, no
+        answer), their open-set scores (None for a model without them), the readable mask and why the others were
+        not readable."""
+        self.check_reject(rate)
         proba, ok, skipped, scores = self.predict_scored(items)
-        if self.open_set is None or scores is None:
+        if rate is None:
+            return proba, None, scores, ok, skipped
+        if scores is None:
             raise BadInputError(NO_OPEN_SET)
-        return proba, scores >= self.open_set.threshold(rate), scores, ok, skipped
+        return proba, self.open_set.is_known(scores, rate), scores, ok, skipped
+
+    def check_reject(self, rate: float | None) -> None:
+        """Refuse, before any work, to reject with a model that records no open-set part."""
+        if rate is not None and self.open_set is None:
+            raise BadInputError(NO_OPEN_SET)
 
     def estimate_accuracy(self, X) -> dict | None:
         """This model's accuracy on unlabeled ``X``, read from its confidence (``evaluate.label_free_estimate``):
@@ -275,12 +286,6 @@ def _components(components: dict, path, modality: str, precision: str):
 NO_OPEN_SET = ("This model cannot tell items of no trained class: it records no open-set part (a model folder from "
                "before transferkit 0.6, or an ONNX export, which carries none). Refit it with this transferkit, or "
                "load the model folder on the torch runtime.")
-
-
-def _rate(reject) -> float | None:
-    from .openset import rejection_rate
-
-    return rejection_rate(reject)
 
 
 def _check_classes(classes, head, head_config: dict, path) -> None:

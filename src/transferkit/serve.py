@@ -185,7 +185,7 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
     async def monitor() -> dict:
         return batcher.monitor()
 
-    def answer(names: list[str], results: list, top: int, threshold: float | None) -> dict:
+    def answer(names: list[str], results: list, top: int, rate: float | None) -> dict:
         out = []
         for name, (p, score, error) in zip(names, results):
             if p is None:
@@ -194,14 +194,14 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
             order = p.argsort()[::-1][:top]
             row = {"input": name, "label": classes[order[0]], "probability": float(p[order[0]]),
                    "top": [{"label": classes[i], "probability": float(p[i])} for i in order]}
-            if threshold is not None:
-                known = bool(score >= threshold)
+            if rate is not None:
+                known = bool(predictor.open_set.is_known(score, rate))
                 row.update({"label": row["label"] if known else UNKNOWN, "known": known, "known_score": float(score)})
             out.append(row)
         return {"predictions": out}
 
     def check(top: int, reject: str | None) -> float | None:
-        """The request's options checked; the open-set threshold where it asks to reject."""
+        """The request's options checked; the rejection rate where it asks to reject."""
         if not 1 <= top <= len(classes):
             raise HTTPException(422, f"top must be between 1 and {len(classes)} (the number of classes), got {top}.")
         if reject is None:
@@ -212,7 +212,7 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
             raise HTTPException(422, str(exc)) from None
         if predictor.open_set is None:
             raise HTTPException(422, NO_OPEN_SET)
-        return predictor.open_set.threshold(rate)
+        return rate
 
     reject_query = Query(None, description="auto, or the share of the trained classes' inputs that may be rejected "
                                            f"(e.g. 0.02): an input of no trained class gets the label {UNKNOWN!r}")
@@ -222,7 +222,7 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
         async def predict_images(files: list[UploadFile] = File(..., description="one or more image files"),
                                  top: int = Query(1, description="how many classes to return per image"),
                                  reject: str | None = reject_query) -> dict:
-            threshold = check(top, reject)
+            rate = check(top, reject)
             if len(files) > limits.max_inputs:
                 raise HTTPException(413, f"{len(files)} images in one request; at most {limits.max_inputs}.")
             images, names = [], []
@@ -238,7 +238,7 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
                     raise HTTPException(status, f"{name}: {exc.reason}. Send a JPEG, PNG, WebP, BMP, GIF or TIFF "
                                                 f"image of at most {limits.max_pixels / 1e6:.0f} megapixels.") from None
                 names.append(name)
-            return answer(names, await batcher.predict(images), top, threshold)
+            return answer(names, await batcher.predict(images), top, rate)
     else:
         from pydantic import BaseModel, Field
 
@@ -250,11 +250,11 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
         @app.post("/predict", summary="Classify texts")
         async def predict_texts(body: Texts, top: int = Query(1, description="how many classes per text"),
                                 reject: str | None = reject_query) -> dict:
-            threshold = check(top, reject)
+            rate = check(top, reject)
             if len(body.texts) > limits.max_inputs:
                 raise HTTPException(413, f"{len(body.texts)} texts in one request; at most {limits.max_inputs}.")
             texts = [plain_text(t) for t in body.texts]  # a lone surrogate is valid JSON but no valid text
-            return answer(texts, await batcher.predict(texts), top, threshold)
+            return answer(texts, await batcher.predict(texts), top, rate)
 
     return app
 

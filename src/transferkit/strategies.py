@@ -77,6 +77,7 @@ class Fitted:
     # the open-set calibration reads; None: it extracts them again)
     features: Any = None
     y: np.ndarray | None = None
+    pool: Any = None  # the unlabeled items' ``Extraction`` through ``featurizer``, where the strategy read them
 
     @property
     def report(self) -> FitReport:
@@ -189,8 +190,9 @@ def _probe_learning_featurizer(featurizer, data, classes, run, head_settings) ->
 
 
 def _use_pool(featurizer, head, x, y: np.ndarray, folds: int, problem: Problem):
-    """(head, what the fit records, one sentence) after the head on ``featurizer``'s features ``x`` learns from the
-    unlabeled items (``unlabeled.learn_from_pool``). Dense features only: TF-IDF (scratch) says it does not use them."""
+    """(head, what the fit records, one sentence, the unlabeled items' extraction) after the head on
+    ``featurizer``'s features ``x`` learns from the unlabeled items (``unlabeled.learn_from_pool``). Dense features
+    only: TF-IDF (scratch) says it does not use them."""
     from .features import extract
     from .unlabeled import learn_from_pool
 
@@ -203,10 +205,10 @@ def _use_pool(featurizer, head, x, y: np.ndarray, folds: int, problem: Problem):
     skipped = len(problem.unlabeled) - int(pool.ok.sum())
     if not pool.ok.any():
         return head, {"n": 0, "skipped": skipped, "used": False}, (
-            f"none of the {len(problem.unlabeled)} unlabeled {problem.noun}s could be read")
+            f"none of the {len(problem.unlabeled)} unlabeled {problem.noun}s could be read"), pool
     use = learn_from_pool(head, x, y, pool.features, seed=run.seed, folds=folds)
     seconds = {"features_seconds": round(read - start, 1), "learn_seconds": round(time.perf_counter() - read, 1)}
-    return use.head, {**use.info, "skipped": skipped, "used": True, **seconds}, use.sentence
+    return use.head, {**use.info, "skipped": skipped, "used": True, **seconds}, use.sentence, pool
 
 
 def _check_after_skipping(data: Labeled, classes: list[str], skipped: list, noun: str) -> None:
@@ -272,13 +274,13 @@ class Features(Strategy):
     def fitted_from(self, probe: Probe, problem: Problem) -> Fitted:
         metrics = {**probe.metrics(), "n_train": len(probe.y), **probe.info, "head": self.get_params()}
         reason = f"features: {probe.featurizer.describe()} + logistic regression; {probe.summary()}"
-        head = probe.head
+        head, pool = probe.head, None
         if problem.unlabeled:
-            head, pool_metrics, sentence = _use_pool(probe.featurizer, head, probe.features, probe.y, probe.folds,
-                                                     problem)
+            head, pool_metrics, sentence, pool = _use_pool(probe.featurizer, head, probe.features, probe.y,
+                                                           probe.folds, problem)
             metrics["unlabeled"] = pool_metrics
             reason = f"{reason}; {sentence}"
-        return Fitted(probe.featurizer, head, metrics, reason, probe.skipped, probe.features, probe.y)
+        return Fitted(probe.featurizer, head, metrics, reason, probe.skipped, probe.features, probe.y, pool)
 
 
 class FineTune(Strategy):
@@ -346,7 +348,7 @@ class FineTune(Strategy):
                   f"{estimate['n_val']} held out, {correct.mean():.3f} against {probe_val.mean():.3f}"
                   + (f"; {gain_prior[0]:+.3f} in transferkit's benchmarks" if gain_prior else "") + ")")
         if problem.unlabeled and not isinstance(tuner, NetworkTuner):  # the tuned encoder's head, on its embeddings
-            head, metrics["unlabeled"], sentence = _use_pool(tuned, head, x, probe.y, probe.folds, problem)
+            head, metrics["unlabeled"], sentence, _ = _use_pool(tuned, head, x, probe.y, probe.folds, problem)
             return Fitted(tuned, head, metrics, f"{reason}; {sentence}", probe.skipped)
         return _pool_unused(Fitted(tuned, head, metrics, reason, probe.skipped), problem, "a tuned image network")
 
@@ -677,11 +679,10 @@ def _distilled(problem: Problem, single: Probe, teacher: Probe, fitted: Fitted, 
     from .unlabeled import adapt
 
     usage = fitted.metrics.get("unlabeled") or {}
-    if not usage.get("used") or len(single.y) != len(teacher.y):
+    if not usage.get("used") or len(single.y) != len(teacher.y) or fitted.pool is None:
         return fitted
     run = problem.run
-    pool_teacher = extract(teacher.featurizer, list(problem.unlabeled), batch_size=run.batch_size,
-                           cache_dir=run.cache_dir)  # read from the cache
+    pool_teacher = fitted.pool  # the teacher's fit read them
     readable = [item for item, ok in zip(problem.unlabeled, pool_teacher.ok) if ok]
     pool_student = extract(single.featurizer, readable, batch_size=run.batch_size, cache_dir=run.cache_dir)
     if not pool_student.ok.all():

@@ -232,7 +232,7 @@ def _trying_routes(app, predictor) -> None:
         out = {"label": classes[order[0]], "probability": float(p[order[0]]),
                "top": [{"label": classes[i], "probability": float(p[i])} for i in order]}
         if scores is not None:
-            out["known"] = bool(scores[0] >= model_.open_set.threshold(DEFAULT_RATE))
+            out["known"] = bool(model_.open_set.is_known(scores[0], DEFAULT_RATE))
         return out
 
     @app.post("/api/predict/image")
