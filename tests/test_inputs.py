@@ -56,8 +56,9 @@ def test_integer_labels_stay_integers_through_fit_save_and_load(small_train, tin
 def test_labels_of_mixed_types_are_refused_instead_of_merged():
     with pytest.raises(BadInputError, match="mix types"):
         read_texts(["a", "b", "c"], [1, "1", 1])
+    assert read_texts(["a", "b"], [1.0, 2.5]).labels == (1.0, 2.5)  # numbers to predict (targets.resolve decides)
     with pytest.raises(BadInputError, match="fraction"):
-        read_texts(["a", "b"], [1.0, 2.5])
+        TextClassifier(task="class", verbose=False).fit(["a", "b", "c", "d"], [1.0, 2.5, 1.0, 2.5])
 
 
 def test_dataframes_with_named_columns(tmp_path):

@@ -26,7 +26,13 @@ FORMATS = (".csv", ".jsonl", ".parquet")
 CHUNK = 256
 
 
-def columns(classes: Sequence, key: str, top: int, rejecting: bool = False) -> list[str]:
+def columns(classes: Sequence, key: str, top: int, rejecting: bool = False, kind: str = "class") -> list[str]:
+    """The columns of a predictions file: one class per item (with ``top`` and the open-set columns), several labels
+    per item (``labels``, each label's probability) or a number (``value``)."""
+    if kind == "number":
+        return [key, "value", "error"]
+    if kind == "labels":
+        return [key, "labels", *[f"p_{c}" for c in classes], "error"]
     cols = [key, "label", "probability", *(["known", "known_score"] if rejecting else [])]
     for i in range(2, top + 1):
         cols += [f"top{i}_label", f"top{i}_probability"]
@@ -50,6 +56,21 @@ def rows_for(names: Sequence[str], proba: np.ndarray, classes: Sequence, key: st
         row |= {f"p_{c}": float(v) for c, v in zip(classes, p)}
         row["error"] = ""
         out.append(row)
+    return out
+
+
+def shape_rows(names: Sequence[str], outputs: np.ndarray, predictor, key: str) -> list[dict]:
+    """One row per item of a model of several labels (``labels`` joined by the separator the model was fitted with,
+    or ``|``) or of numbers (``value``)."""
+    out = []
+    separator = (predictor.target or {}).get("separator") or "|"
+    for name, row in zip(names, outputs):
+        answer = predictor.describe(row)
+        if predictor.kind == "number":
+            out.append({key: name, "value": answer["value"], "error": ""})
+        else:
+            out.append({key: name, "labels": separator.join(map(str, answer["labels"])),
+                        **{f"p_{c}": p for c, p in answer["probabilities"].items()}, "error": ""})
     return out
 
 
@@ -82,7 +103,8 @@ def predict_to_file(predictor, items: Sequence, out: str | Path, *, top: int = 1
         raise BadInputError(f"--top must be at least 1, got {top}.")
     key = "text" if predictor.modality == "text" else "file"
     classes = predictor.classes.tolist()
-    cols = columns(classes, key, min(top, len(classes)), rejecting=reject is not None)
+    kind = predictor.kind
+    cols = columns(classes, key, min(top, len(classes)), rejecting=reject is not None, kind=kind)
     predictor.check_reject(reject)
     stream = out.with_name(out.name + ".partial.jsonl") if suffix == ".parquet" else out
     if suffix == ".parquet" and out.exists():
@@ -103,9 +125,12 @@ def predict_to_file(predictor, items: Sequence, out: str | Path, *, top: int = 1
             proba, known, scores, ok, skipped = predictor.predict_open(batch, reject)
             if scores is not None:
                 known_scores.append(scores)
-            confidences.append(calibrated_confidences(proba, predictor.report.temperature))
             readable = [str(item) for item, k in zip(batch, ok) if k]
-            rows = rows_for(readable, proba, classes, key, min(top, len(classes)), known, scores, unknown)
+            if kind != "class":
+                rows = shape_rows(readable, proba, predictor, key)
+            else:
+                confidences.append(calibrated_confidences(proba, predictor.report.temperature))
+                rows = rows_for(readable, proba, classes, key, min(top, len(classes)), known, scores, unknown)
             rows += [{key: str(item), "error": why} for item, why in skipped]
             _write(fh, fmt, cols, rows)
             counts["written"] += len(rows)

@@ -21,10 +21,15 @@ def model_card(document: dict[str, Any], report: dict[str, Any], components: dic
     counts = fit.class_counts
     noun = "image" if modality == "image" else "text"
     example = "photo.jpg" if modality == "image" else "a text to classify"
+    kind = (document.get("target") or {}).get("kind", "class")
+    what = {"class": "classifier", "labels": "tagger (several labels per item)", "number": "regressor (a number)"}[kind]
+    answers = {"class": f"{len(classes)} classes: {', '.join(f'`{c}`' for c in classes)}.",
+               "labels": f"Any of {len(classes)} labels per item: {', '.join(f'`{c}`' for c in classes)}; each "
+                         "label is given where its probability reaches its own threshold (chosen on held-out folds).",
+               "number": "It predicts a number (ridge regression on the features)."}[kind]
     lines = ["---", "library_name: transferkit", f"pipeline_tag: {PIPELINE_TAGS[modality]}",
              "tags:", "- transferkit", "- transfer-learning", "- few-shot", "---", "",
-             f"# {'An' if noun == 'image' else 'A'} {noun} classifier made with transferkit", "",
-             f"{len(classes)} classes: {', '.join(f'`{c}`' for c in classes)}.", "",
+             f"# {'An' if noun == 'image' else 'A'} {noun} {what} made with transferkit", "", answers, "",
              "## Model", "",
              f"- Representation: {_describe_featurizer(featurizer)}",
              f"- Strategy: `{fit.strategy or '?'}`",
@@ -33,7 +38,8 @@ def model_card(document: dict[str, Any], report: dict[str, Any], components: dic
     n = fit.n_items(noun)
     lines.append(f"{n} labeled {noun}s" + (":" if counts else "."))
     if counts:
-        lines += ["", "| class | examples |", "|---|---|"] + [f"| {_cell(c)} | {k} |" for c, k in counts.items()]
+        lines += ["", f"| {'label' if kind == 'labels' else 'class'} | examples |", "|---|---|"] + [
+            f"| {_cell(c)} | {k} |" for c, k in counts.items()]
     if fit.skipped:
         lines += ["", f"{len(fit.skipped)} unreadable input(s) were skipped."]
     for note in fit.notes:
@@ -41,8 +47,9 @@ def model_card(document: dict[str, Any], report: dict[str, Any], components: dic
     lines += _unlabeled_lines(fit, noun)
     lines += ["", "## How good it is", ""] + _metric_lines(fit)
     lines += ["", "## Limitations", "",
-              _open_set_line(fit.metrics.get("open_set"), len(classes)),
-              "- Accuracy was estimated on the training labels themselves (cross-validation or a held-out split). "
+              _open_set_line(fit.metrics.get("open_set"), len(classes)) if kind == "class" else (
+                  "- It cannot say that an input is unlike everything it was trained on: every input gets an answer."),
+              "- Its quality was estimated on the training labels themselves (cross-validation or a held-out split). "
               "With a few examples per class that estimate is wide (see its interval) and data unlike the "
               "training examples (other sources, cameras, writing styles) can score lower: evaluate it on labeled "
               "data of your own with `transferkit evaluate`.",

@@ -152,6 +152,9 @@ def fit(
     workers: Annotated[int, typer.Option(help="With --engine ray: how many workers (actors) extract or predict.")] = 2,
     overwrite: Annotated[bool, typer.Option(help="Replace the model already in --out (other files in that folder are kept).")] = False,
     restart: Annotated[bool, typer.Option(help="Images: discard the checkpoints an interrupted fit left, and start afresh.")] = False,
+    task: Annotated[str, typer.Option(help="What a label is. auto: decides and says how (lists, or cells with | or ;, are several labels; fractions are numbers). class: one class per item. labels: several per item (split at --separator, or an item listed once per label). number: predict a number (ridge on frozen features).")] = "auto",
+    separator: Annotated[Optional[str], typer.Option(help="Several labels per item: what splits them in a table cell (auto looks for | and ;).")] = None,
+    min_precision: Annotated[Optional[float], typer.Option(help="Several labels per item: give a label only where its out-of-fold precision reaches this (default: each label's threshold with the best F1).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object with the fit's metrics.")] = False,
     tuning: dict | None = None,  # the tuning flags (``_tuning_flags``)
 ) -> None:
@@ -168,6 +171,10 @@ def fit(
       transferkit fit photos/ --out model --unlabeled more_photos/    # also learn from items without labels
 
       transferkit fit photos/ --out model --other not_any_of_these/    # what --reject should reject
+
+      transferkit fit tickets.csv --out tagger --separator "|"    # several labels per item
+
+      transferkit fit listings.csv --out pricer --task number    # predict a number
     """
     from .bundle import check_destination
     from .data import is_text_source
@@ -190,7 +197,8 @@ def fit(
 
         clf = TextClassifier(model or _default("text"), chosen, seed=seed, val_fraction=val_fraction,
                              precision=precision, batch_size=batch_size, long_text=long_text or "truncate",
-                             text_column=text_column, label_column=label_column, verbose=not as_json)
+                             text_column=text_column, label_column=label_column, verbose=not as_json, task=task,
+                             separator=separator, min_precision=min_precision)
         if engine == "ray":
             _warm_with_ray(clf, data, strategy, workers, ray_address, as_json, unlabeled)
         clf.fit(data, X_unlabeled=unlabeled, X_other=other)
@@ -212,7 +220,7 @@ def fit(
     clf = ImageClassifier(model or _default("image"), chosen, weights=str(weights) if weights else None, seed=seed,
                           val_fraction=val_fraction, precision=precision, batch_size=batch_size,
                           path_column=path_column, label_column=label_column, workdir=str(workdir), resume=resume,
-                          verbose=not as_json)
+                          verbose=not as_json, task=task, separator=separator, min_precision=min_precision)
     if engine == "ray":
         _warm_with_ray(clf, data, strategy, workers, ray_address, as_json, unlabeled)
     clf.fit(data, X_unlabeled=unlabeled, X_other=other)
@@ -277,12 +285,16 @@ def _print_fit(clf, out_dir: Path, as_json: bool, what: str) -> None:
 
     report = clf.report_
     if as_json:
-        print(json.dumps({"model": str(out_dir), "classes": clf.classes_.tolist(), **report.summary()},
+        print(json.dumps({"model": str(out_dir), "classes": clf.classes_.tolist(), "target": clf.target_,
+                          **report.summary()},
                          default=_json_default))
         return
     rate = report.items_per_second
     speed = f", {rate:.0f} {clf.noun}s/s" if rate else ""
-    out.print(f"Saved [bold]{out_dir}[/]: {len(clf.classes_)} classes, {_estimate_line(report)}, "
+    kind = clf.target_["kind"]
+    shape = {"class": f"{len(clf.classes_)} classes", "labels": f"{len(clf.classes_)} labels per item at most",
+             "number": "a number per item"}[kind]
+    out.print(f"Saved [bold]{out_dir}[/]: {shape}, {_estimate_line(report)}, "
               f"{report.fit_seconds:.1f} s{speed}.")
     note = estimate_note(report.estimate, clf.noun)
     if note:
@@ -339,6 +351,9 @@ def evaluate(
         check_report_path(report)
     model = _load(model_dir, verbose=not as_json, tta=tta, runtime=runtime)
     result = run_evaluation(model, data, reject=reject)
+    if not hasattr(result, "accuracy"):  # several labels per item, or numbers
+        _print_shape_evaluation(result, model_dir, data, report, as_json)
+        return
     if report is not None:
         from .report import evaluation_report, write_report
 
@@ -370,6 +385,42 @@ def evaluate(
     for c, row in zip(result.classes, result.confusion_matrix):
         cm.add_row(printable(c), *[f"[bold]{v}[/]" if i == result.classes.index(c) else (str(v) if v else "·") for i, v in enumerate(row)])
     out.print(cm)
+    _report_skipped(result.skipped)
+
+
+def _print_shape_evaluation(result, model_dir: Path, data: Path, report: Path | None, as_json: bool) -> None:
+    """``evaluate``'s output for a model of several labels per item or of numbers."""
+    from .report.html import printable
+
+    if report is not None:
+        from .report import shape_report, write_report
+
+        write_report(report, shape_report(result, str(model_dir), str(data)))
+        if not as_json:
+            err.print(f"Report written to {report}", highlight=False)
+    if as_json:
+        print(json.dumps(result.to_dict(), default=_json_default))
+        return
+    m = result.metrics
+
+    def shown(key: str, name: str) -> str:
+        low, high = m[f"{key}_interval"]
+        return f"{name} [bold]{m[key]:.3f}[/] (95% {low:.2f}-{high:.2f})"
+
+    if result.kind == "number":
+        out.print(f"[bold]{model_dir}[/] on {data}: {result.n_examples} examples, {shown('r2', 'R²')}, "
+                  f"{shown('mae', 'mean absolute error')}, {shown('rmse', 'RMSE')}")
+    else:
+        out.print(f"[bold]{model_dir}[/] on {data}: {result.n_examples} examples, {shown('micro_f1', 'micro-F1')}, "
+                  f"{shown('macro_f1', 'macro-F1')}, {shown('mean_ap', 'mean average precision')}, "
+                  f"{shown('subset_accuracy', 'every label right')}")
+        table = Table("label", "precision", "recall", "F1", "support", "predicted", title="Per label")
+        for row in m["per_label"]:
+            table.add_row(printable(row["label"]), f"{row['precision']:.3f}", f"{row['recall']:.3f}",
+                          f"{row['f1']:.3f}", str(row["support"]), str(row["predicted"]))
+        out.print(table)
+    for note in result.notes:
+        err.print(f"[yellow]Note: {note}.[/]", highlight=False, soft_wrap=True)
     _report_skipped(result.skipped)
 
 
@@ -429,8 +480,11 @@ def predict(
         raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}.")
     if engine == "ray" and out_file is None:
         raise typer.BadParameter("--engine ray writes its predictions to a file: give --out predictions.csv.")
+    if engine == "ray" and model.kind != "class":
+        raise typer.BadParameter("--engine ray predicts models of one class per item; for this model use --engine "
+                                 "local (it streams to --out just the same).")
     if runtime == "auto" and out_file is not None and engine == "local" and not hasattr(model, "manifest") \
-            and rate is None:  # rejection reads the torch features
+            and rate is None and model.kind == "class":  # rejection reads the torch features
         from .loading import auto_runtime
         from .share import local_model_path
 
@@ -462,21 +516,28 @@ def predict(
         return
     proba, accepted, scores, ok, skipped = model.predict_open(items, rate)
     names = [str(p) for p, keep in zip(items, ok) if keep]
-    classes = model.classes.tolist()
-    table = Table(key, "label", "probability", *(["top"] if top > 1 else []))
+    kind = model.kind
+    columns = {"class": ("label", "probability", *(["top"] if top > 1 else [])), "labels": ("labels", "probabilities"),
+               "number": ("value",)}[kind]
+    table = Table(key, *columns)
     for row, (name, p) in enumerate(zip(names, proba)):
-        order = p.argsort()[::-1][: max(top, 1)]
-        best = {key: name, "label": classes[order[0]], "probability": float(p[order[0]]),
-                "top": [{"label": classes[i], "probability": float(p[i])} for i in order]}
+        best = {key: name, **model.describe(p, top)}
         if accepted is not None:
-            best.update({"label": classes[order[0]] if accepted[row] else unknown_label, "known": bool(accepted[row]),
+            best.update({"label": best["label"] if accepted[row] else unknown_label, "known": bool(accepted[row]),
                          "known_score": float(scores[row])})
         if as_json:
-            print(json.dumps(best))
+            print(json.dumps(best, default=_json_default))
+            continue
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        if kind == "number":
+            table.add_row(shown, f"{best['value']:.4g}")
+        elif kind == "labels":
+            chances = sorted(best["probabilities"].items(), key=lambda kv: -kv[1])[:5]
+            table.add_row(shown, ", ".join(map(str, best["labels"])) or "(none)",
+                          ", ".join(f"{c} {v:.2f}" for c, v in chances))
         else:
-            rest = ", ".join(f"{classes[i]} {p[i]:.2f}" for i in order[1:])
-            shown = name if len(name) <= 80 else name[:77] + "..."
-            table.add_row(shown, best["label"], f"{best['probability']:.3f}", *([rest] if top > 1 else []))
+            rest = ", ".join(f"{t['label']} {t['probability']:.2f}" for t in best["top"][1:])
+            table.add_row(shown, str(best["label"]), f"{best['probability']:.3f}", *([rest] if top > 1 else []))
     if as_json:
         for path, why in skipped:
             print(json.dumps({key: str(path), "error": why}))

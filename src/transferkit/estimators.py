@@ -24,6 +24,7 @@ from .errors import BadInputError
 from .fitreport import FitReport
 from .predictor import SETTINGS, Predictor, check_settings, default, not_fitted, read
 from .strategies import FitRun, Problem, Strategy, make_strategy
+from .targets import Resolved, resolve
 from .unlabeled import MAX_ITEMS, sample_pool
 from .zoo import DEFAULTS
 
@@ -40,7 +41,9 @@ class Classifier(ClassifierMixin, BaseEstimator):
 
     def _read(self, X, y=None, *, require_labels: bool = False) -> Labeled:
         columns = {k: getattr(self, k) for k in SETTINGS[self.modality] if k.endswith("_column")}
-        return read(self.modality, X, y, require_labels=require_labels, **columns)
+        task = getattr(self, "target_", None) or {"kind": getattr(self, "task", "auto")}
+        return read(self.modality, X, y, require_labels=require_labels, several_labels=task["kind"] == "labels",
+                    **columns)
 
     def _run(self) -> FitRun:
         return FitRun(seed=self.seed, val_fraction=self.val_fraction, batch_size=self.batch_size,
@@ -65,7 +68,13 @@ class Classifier(ClassifierMixin, BaseEstimator):
         _check_seed(self.seed)
         if self.val_fraction is not None:
             validation_fraction([], self.val_fraction)  # every strategy: checked before any data is read
-        data = self._read(X, y, require_labels=True)
+        resolved = resolve(self._read(X, y, require_labels=True), self.task, self.separator)
+        if resolved.kind != "class":
+            return self._fit_shape(resolved, strategy, X_unlabeled, X_other)
+        if self.min_precision is not None:
+            raise BadInputError("min_precision sets the thresholds of several labels per item; these labels give one "
+                                "class per item (task='labels' reads several).")
+        data = resolved.data
         check_trainable(data, noun=self.noun)
         if self.verbose:
             self._say(f"{self.noun.capitalize()} data: {len(data)} {self.noun}s in {len(data.classes)} classes from "
@@ -86,6 +95,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         fitted.metrics["class_counts"] = {str(c): int(n) for c, n in zip(*np.unique(np.asarray(data.labels, dtype=str),
                                                                                     return_counts=True))}
         self.classes_ = np.array(data.classes)
+        self.target_: dict = {"kind": "class"}
         self.featurizer_ = fitted.featurizer
         self.head_ = fitted.head
         self.report_ = FitReport(strategy.name, fitted.reason, fitted.metrics, tuple(fitted.skipped), tuple(data.notes),
@@ -98,6 +108,55 @@ class Classifier(ClassifierMixin, BaseEstimator):
                 self._say(f"Skipped {len(fitted.skipped)} unreadable file(s):")
                 for item, why in fitted.skipped[:10]:
                     self._say(f"  {item}: {why}")
+        return self
+
+    def _fit_shape(self, resolved: Resolved, strategy: Strategy, X_unlabeled, X_other) -> Classifier:
+        """Several labels per item, or numbers: a head on the frozen features (``shapes``)."""
+        from .shapes import fit_shape
+
+        what = "several labels per item" if resolved.kind == "labels" else "numbers"
+        if strategy.name not in ("auto", "features"):
+            raise BadInputError(f"For {what}, transferkit learns a head on frozen features: use strategy='auto' or "
+                                f"'features' (strategy {strategy.name!r} is for one class per item).")
+        for given, name in ((X_unlabeled, "unlabeled items"), (X_other, "examples of other things")):
+            if given is not None:
+                raise BadInputError(f"For {what}, {name} are not used yet; fit without them.")
+        if self.min_precision is not None and (resolved.kind != "labels" or not isinstance(
+                self.min_precision, (int, float)) or isinstance(self.min_precision, bool)
+                or not 0 < self.min_precision < 1):
+            raise BadInputError(f"min_precision is a precision between 0 and 1 for several labels per item; got "
+                                f"{self.min_precision!r} for {what}.")
+        data = resolved.data
+        featurizer = self._featurizer()
+        companions = featurizer.companions() if strategy.name == "auto" and getattr(strategy, "ensemble", True) else []
+        if companions:  # as auto does for classes: the zoo's offline backbones side by side
+            from .featurizers import Concat
+
+            featurizer = Concat([featurizer, *companions])
+        keys = content_keys(data.items, featurizer.item_key)
+        notes = (*data.notes, *duplicate_notes(data.items, data.labels, keys, "training data"))
+        if self.verbose:
+            self._say(f"{self.noun.capitalize()} data: {len(data)} {self.noun}s, {what}"
+                      + (f" ({len(resolved.names)} labels)" if resolved.names else "") + f", from {data.origin}")
+        start = time.perf_counter()
+        fitted, thresholds = fit_shape(featurizer, resolved, self._run(), min_precision=self.min_precision)
+        fitted.metrics["fit_seconds"] = time.perf_counter() - start
+        fitted.metrics[f"n_{self.noun}s"] = len(data)
+        if resolved.kind == "labels":
+            counts = resolved.indicator().sum(0)
+            fitted.metrics["class_counts"] = {str(n): int(c) for n, c in zip(resolved.names, counts)}
+        self.classes_ = np.array(resolved.names)
+        self.target_ = {"kind": resolved.kind, "separator": resolved.separator,
+                        "thresholds": None if thresholds is None else [float(t) for t in thresholds]}
+        self.featurizer_ = fitted.featurizer
+        self.head_ = fitted.head
+        self.open_set_ = None
+        self.report_ = FitReport("features", fitted.reason, fitted.metrics, tuple(fitted.skipped), tuple(notes),
+                                 tuple(sorted({k[:16] for k in keys if k is not None})))
+        if self.verbose:
+            for note in notes:
+                self._say(f"Note: {data.origin}: {note}.")
+            self._say(fitted.reason)
         return self
 
     def _open_set(self, fitted, data: Labeled, X_other, labeled_keys):
@@ -160,14 +219,17 @@ class Classifier(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         settings = {k: getattr(self, k) for k in SETTINGS[self.modality]}
         return Predictor(self.modality, self.featurizer_, self.head_, self.classes_, settings, self.report_,
-                         self.cache_dir, self.verbose, open_set=getattr(self, "open_set_", None))
+                         self.cache_dir, self.verbose, open_set=getattr(self, "open_set_", None),
+                         target=getattr(self, "target_", None) or {"kind": "class"})
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, columns in the order of ``classes_``."""
+        """Class probabilities, columns in the order of ``classes_`` (several labels per item: each label's
+        probability)."""
         return self.predictor().predict_proba(X)
 
     def predict(self, X, *, reject=None, unknown: str = "unknown") -> np.ndarray:
-        """The most probable class of each item; with ``reject`` (``"auto"``, or the share of items from the trained
+        """The most probable class of each item (several labels per item: a tuple of the labels it carries; numbers:
+        the number); with ``reject`` (``"auto"``, or the share of items from the trained
         classes that may be rejected, e.g. 0.05), ``unknown`` for an item that belongs to none of them."""
         return self.predictor().predict(X, reject=reject, unknown=unknown)
 
@@ -183,9 +245,19 @@ class Classifier(ClassifierMixin, BaseEstimator):
     predict_files = predict_items  # the name transferkit 0.1 used
 
     def score(self, X, y: Sequence | None = None, sample_weight=None) -> float:
-        """Accuracy on labeled data: a folder or table with labels, or items with ``y``."""
-        data = self._read(X, y, require_labels=True)
-        return float(np.mean(self.predict(list(data.items)) == np.array(data.labels)))
+        """On labeled data (a folder or table with labels, or items with ``y``): accuracy; for several labels per
+        item the share of items whose whole set of labels is right; for numbers R²."""
+        self._check_fitted()
+        target = getattr(self, "target_", None) or {"kind": "class"}
+        data = resolve(self._read(X, y, require_labels=True), target["kind"], target.get("separator"),
+                       training=False).data
+        predicted = self.predict(list(data.items))
+        if target["kind"] == "number":
+            from sklearn.metrics import r2_score
+
+            return float(r2_score(np.asarray(data.labels, dtype=float), predicted.astype(float)))
+        return float(np.mean([tuple(p) == tuple(t) if target["kind"] == "labels" else p == t
+                              for p, t in zip(predicted, data.labels)]))
 
     def embed(self, X) -> np.ndarray:
         """The features the head sees."""
@@ -214,6 +286,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         if not is_primary_process():
             return Path(path)
         document = {"task": TASKS[self.modality], "modality": self.modality, "classes": self.classes_.tolist(),
+                    "target": getattr(self, "target_", None) or {"kind": "class"},
                     "inference": {k: getattr(self, k) for k in SETTINGS[self.modality]}}
         head_config, head_tensors = self.head_.save()
         components = {"featurizer": self.featurizer_.save(),
@@ -237,6 +310,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         model.featurizer_ = predictor.featurizer
         model.head_ = predictor.head
         model.open_set_ = predictor.open_set
+        model.target_ = predictor.target
         model.report_ = replace(predictor.report, skipped=tuple((Path(p), why) for p, why in predictor.report.skipped))
         return model
 
@@ -300,6 +374,11 @@ class ImageClassifier(Classifier):
     workdir, resume: where training checkpoints live; ``resume=True`` continues a killed fit from its last one.
     cache_dir: where features are cached (default ``$TRANSFERKIT_CACHE`` or ``~/.cache/transferkit``).
     verbose: progress bars and a line about what was done, on standard error.
+    task: what a label is: ``"auto"`` (decides, and says how), ``"class"`` (one class per item), ``"labels"`` (several
+        per item: lists, cells split at ``separator``, or an item listed once per label), ``"number"`` (a regressor).
+    separator: what splits several labels in a table cell (``auto`` looks for ``|`` and ``;``).
+    min_precision: several labels per item: each label's threshold is the lowest that keeps this precision on
+        out-of-fold predictions (default: the threshold with the best F1).
     """
 
     modality = "image"
@@ -311,7 +390,8 @@ class ImageClassifier(Classifier):
                  tta: bool = default("image", "tta"), input_size: int | None = None,
                  path_column: str | None = default("image", "path_column"),
                  label_column: str | None = default("image", "label_column"), workdir: str | None = None,
-                 resume: bool = False, cache_dir: str | None = None, verbose: bool = True) -> None:
+                 resume: bool = False, cache_dir: str | None = None, verbose: bool = True, task: str = "auto",
+                 separator: str | None = None, min_precision: float | None = None) -> None:
         self.backbone = backbone
         self.strategy = strategy
         self.weights = weights
@@ -327,6 +407,9 @@ class ImageClassifier(Classifier):
         self.resume = resume
         self.cache_dir = cache_dir
         self.verbose = verbose
+        self.task = task
+        self.separator = separator
+        self.min_precision = min_precision
 
     def _featurizer(self):
         from .featurizers import ImageBackbone
@@ -368,7 +451,8 @@ class TextClassifier(Classifier):
                  batch_size: int = default("text", "batch_size"), long_text: str = default("text", "long_text"),
                  text_column: str | None = default("text", "text_column"),
                  label_column: str | None = default("text", "label_column"), cache_dir: str | None = None,
-                 verbose: bool = True) -> None:
+                 verbose: bool = True, task: str = "auto", separator: str | None = None,
+                 min_precision: float | None = None) -> None:
         self.encoder = encoder
         self.strategy = strategy
         self.seed = seed
@@ -380,6 +464,9 @@ class TextClassifier(Classifier):
         self.label_column = label_column
         self.cache_dir = cache_dir
         self.verbose = verbose
+        self.task = task
+        self.separator = separator
+        self.min_precision = min_precision
 
     def _featurizer(self):
         from .featurizers import text_featurizer

@@ -63,18 +63,16 @@ def evaluate(model, data, labels=None, reject=None) -> Evaluation:
     items."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-    from .data.hygiene import content_keys, duplicate_notes, overlap
-
     model = model.predictor() if hasattr(model, "predictor") else model  # an estimator, or a loaded Predictor
     labeled = model.read(data, labels, require_labels=True)
+    if getattr(model, "kind", "class") != "class":
+        if reject is not None:
+            model.check_reject(reject)
+        from .shapes import evaluate_shape
+
+        return evaluate_shape(model, labeled, data)
     items, truth, what = list(labeled.items), list(labeled.labels), f"{model.noun}s"
-    keys = content_keys(items, model.item_key)
-    notes = [*labeled.notes, *duplicate_notes(items, truth, keys, "test data")]
-    copies = overlap(keys, set(model.train_digests))
-    if copies:
-        examples = ", ".join(str(items[i])[:60] for i in copies[:3])
-        notes.append(f"{len(copies)} test {what} are exact copies of training {what} ({examples}): the accuracy on "
-                     "them says nothing about new data; remove them from the test set")
+    notes = data_notes(model, labeled)
     classes = model.classes.tolist()
     unknown = sorted(set(map(repr, truth)) - set(map(repr, classes)))
     if unknown and reject is None:
@@ -136,6 +134,22 @@ def evaluate(model, data, labels=None, reject=None) -> Evaluation:
     )
 
 
+def data_notes(model, labeled) -> list[str]:
+    """What weakens numbers measured on ``labeled`` test data: what reading it noticed, duplicates, and exact copies
+    of the training items."""
+    from .data.hygiene import content_keys, duplicate_notes, overlap
+
+    items, what = list(labeled.items), f"{model.noun}s"
+    keys = content_keys(items, model.item_key)
+    notes = [*labeled.notes, *duplicate_notes(items, list(labeled.labels), keys, "test data")]
+    copies = overlap(keys, set(model.train_digests))
+    if copies:
+        examples = ", ".join(str(items[i])[:60] for i in copies[:3])
+        notes.append(f"{len(copies)} test {what} are exact copies of training {what} ({examples}): the numbers on "
+                     "them say nothing about new data; remove them from the test set")
+    return notes
+
+
 def open_set_metrics(accepted: np.ndarray, scores: np.ndarray, trained: np.ndarray, correct: np.ndarray,
                      rate: float, score: str) -> dict:
     """How items of no trained class were told apart: the share of each group rejected, accuracy on the accepted
@@ -171,13 +185,13 @@ def accuracy_estimate(correct, confidence: float = 0.95) -> dict:
 FIRM_SAMPLE = 100
 
 
-def sample_size_note(n: int, interval, examples: str) -> str | None:
-    """What a user is told when an accuracy rests on fewer than ``FIRM_SAMPLE`` ``examples`` (a plural noun):
-    how wide its interval is and what would firm it up; None when the sample is large enough."""
+def sample_size_note(n: int, interval, examples: str, what: str = "accuracy") -> str | None:
+    """What a user is told when ``what`` (an accuracy) rests on fewer than ``FIRM_SAMPLE`` ``examples`` (a plural
+    noun): how wide its interval is and what would firm it up; None when the sample is large enough."""
     if n >= FIRM_SAMPLE:
         return None
     low, high = interval
-    return (f"{n} {examples} measure accuracy to about +-{(high - low) / 2:.2f}; more {examples} would make the "
+    return (f"{n} {examples} measure {what} to about +-{(high - low) / 2:.2f}; more {examples} would make the "
             "number firmer")
 
 
@@ -187,7 +201,8 @@ def estimate_note(reported, noun: str) -> str | None:
     if reported is None:
         return None
     examples = f"held-out {noun}s" if reported.key == "val_accuracy" else "labels"
-    return sample_size_note(reported.n or 0, reported.interval, examples)
+    what = {"micro_f1": "micro-F1", "r2": "R²"}.get(reported.key, "accuracy")
+    return sample_size_note(reported.n or 0, reported.interval, examples, what)
 
 
 def wilson_interval(p: float, n: int, confidence: float = 0.95) -> list[float]:

@@ -49,7 +49,7 @@ def _graph_module(predictor):
             self.text = predictor.modality == "text"
             self.nets = nn.ModuleList([m.model if self.text else m.network for m in members])
             self.concat = len(members) > 1
-            self.norm, self.power, self.bounds = head.norm, head.power, head.bounds
+            self.norm, self.power, self.bounds, self.output = head.norm, head.power, head.bounds, head.output
             for name in ("mean", "scale", "coef", "intercept"):
                 self.register_buffer(name, torch.from_numpy(np.asarray(getattr(head, name), np.float32)))
             self.input_names = (list(members[0].tokenizer.model_input_names) if self.text else
@@ -73,6 +73,10 @@ def _graph_module(predictor):
                 x = torch.cat([b / b.norm(dim=1, keepdim=True).clamp_min(1e-12)
                                for b in (x[:, start:stop] for start, stop in self.bounds)], dim=1)
             z = x @ self.coef.T + self.intercept
+            if self.output == "identity":  # numbers
+                return z
+            if self.output == "sigmoid":  # several labels: each label's probability
+                return torch.sigmoid(z)
             if z.shape[1] == 1:  # scikit-learn's binary form: one logit, a sigmoid
                 p = torch.sigmoid(z)
                 return torch.cat([1 - p, p], dim=1)
@@ -125,6 +129,9 @@ def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, 
         check_destination(out, overwrite=False)
     if quantize not in (None, "int8"):
         raise BadInputError(f"--quantize must be int8, got {quantize!r}.")
+    if quantize and predictor.kind != "class":
+        raise BadInputError("--quantize int8 is measured on models of one class per item; export this model without "
+                            "it.")
     graph, members = _graph_module(predictor)
     text = predictor.modality == "text"
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent if out.parent.exists() else None))
@@ -151,7 +158,9 @@ def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, 
         _export(graph, example, staging / GRAPH, graph.input_names, shapes)
         manifest = {
             "format": FORMAT, "format_version": 2, "modality": predictor.modality,
-            "classes": predictor.classes.tolist(), "inputs": inputs, "output": "probabilities", **text_info,
+            "classes": predictor.classes.tolist(), "inputs": inputs,
+            "output": "numbers" if predictor.kind == "number" else "probabilities", **text_info,
+            **({"target": predictor.target} if predictor.kind != "class" else {}),
             "model": {"featurizer": featurizer_name(predictor), "reason": predictor.report.reason,
                       "metrics": predictor.report.essentials()},
             "versions": {**library_versions(), "transferkit": __version__}, "opset": OPSET,
@@ -198,8 +207,10 @@ def _parity(predictor, runtime, items: list | None) -> dict:
     reference.featurizer = _fp32(predictor.featurizer)
     expected, ok, skipped = reference.predict_items(items)
     got, _, _ = runtime.predict_items([i for i, k in zip(items, ok) if k])
-    diff = float(np.abs(expected - got).max()) if len(got) else 0.0
-    agree = float((expected.argmax(1) == got.argmax(1)).mean()) if len(got) else 1.0
+    scale = np.maximum(1.0, np.abs(expected)) if predictor.kind == "number" else 1.0  # numbers: relative to their size
+    diff = float((np.abs(expected - got) / scale).max()) if len(got) else 0.0
+    agree = float(np.mean([a == b for a, b in zip(predictor.answers(expected), predictor.answers(got))])) \
+        if len(got) and predictor.kind != "number" else 1.0
     if diff > TOLERANCE or agree < 1.0:
         raise BadInputError(f"The ONNX graph does not reproduce the model: probabilities differ by up to {diff:.2g} "
                             f"(tolerance {TOLERANCE:g}), the same class for {agree:.0%} of {len(got)} inputs. The export "

@@ -22,7 +22,11 @@ MEASURES = (("student_estimate", "student_interval", "student_n", "estimated acc
              "estimated accuracy (cross-validation read from its calibrated probabilities, corrected for its "
              "smaller training folds)"),
             ("val_accuracy", "val_interval", "n_val", "validation accuracy", "accuracy on a held-out validation split"),
-            ("cv_accuracy", "cv_interval", "cv_n", "cross-validated accuracy", "cross-validated accuracy"))
+            ("cv_accuracy", "cv_interval", "cv_n", "cross-validated accuracy", "cross-validated accuracy"),
+            # several labels per item, and numbers (``shapes``): what they are judged by
+            ("micro_f1", "micro_f1_interval", "cv_n", "cross-validated micro-F1",
+             "micro-F1 over every item's labels, each fold judged at thresholds chosen on the other folds"),
+            ("r2", "r2_interval", "cv_n", "cross-validated R²", "R² of the numbers predicted for held-out folds"))
 # fitted to a student's folds, to the folds, or to a trained network's split
 TEMPERATURES = ("student_temperature", "cv_temperature", "val_temperature")
 

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 IMBALANCE_RATIO = 1.5  # largest class / smallest class above which classes are re-weighted
 NORMS = ("l2", "standard", "none")
+OUTPUTS = ("softmax", "sigmoid", "identity")
 POWER = 0.5  # the power transform of non-negative features ("auto"); other features are used as they are
 C_DEFAULT = 10.0  # inverse regularisation of the head on features as they are (centred, unit length)
 C_POWER = 30.0  # ... and on power-transformed ones: 1-4 points above C = 3 or 10 there (benchmarks/head_options.py)
@@ -56,6 +58,7 @@ class LinearHead:
     class_weight: str | None = None
     power: float = 1.0
     blocks: tuple[int, ...] = ()  # widths of column blocks normalised and fitted apart; () is one block
+    output: str = "softmax"  # softmax: one class; sigmoid: one yes/no per label (several labels); identity: numbers
 
     kind = "linear-head"
 
@@ -100,6 +103,8 @@ class LinearHead:
 
     def refit(self, features, y: np.ndarray, seed: int = 0) -> LinearHead:
         """A head with these settings (normalisation, power, blocks, C) fitted to other rows."""
+        if self.output != "softmax":
+            raise ValueError("refit is for heads of one class per item")
         return fit_head(features, y, norm=self.norm, C=self.C, power=self.power, blocks=self.blocks, seed=seed)
 
     def decision_function(self, features) -> np.ndarray:
@@ -111,7 +116,13 @@ class LinearHead:
         return np.asarray(self.normalise(features) @ self.coef.T) + self.intercept
 
     def predict_proba(self, features) -> np.ndarray:
-        return logits_to_proba(self.decision_function(features))
+        """Class probabilities (softmax), each label's probability (sigmoid), or the numbers (identity)."""
+        z = self.decision_function(features)
+        if self.output == "sigmoid":
+            from scipy.special import expit
+
+            return expit(z)
+        return z if self.output == "identity" else logits_to_proba(z)
 
     def as_linear(self) -> tuple[np.ndarray, np.ndarray]:
         """(weight, bias) of one linear layer on the raw features that approximates this head: exact for
@@ -128,7 +139,7 @@ class LinearHead:
 
     def save(self) -> tuple[dict, dict[str, np.ndarray]]:
         config = {"kind": self.kind, "norm": self.norm, "C": self.C, "class_weight": self.class_weight,
-                  "power": self.power, "blocks": list(self.blocks), "n_features": self.n_features,
+                  "power": self.power, "blocks": list(self.blocks), "n_features": self.n_features, "output": self.output,
                   "n_outputs": int(self.coef.shape[0])}
         return config, {k: np.ascontiguousarray(getattr(self, k), dtype=np.float64)
                         for k in ("mean", "scale", "coef", "intercept")}
@@ -150,10 +161,11 @@ class LinearHead:
             raise BundleError("The head's tensors do not fit together (the model folder was edited or is damaged).")
         blocks = tuple(int(b) for b in config.get("blocks") or ())
         power = config.get("power", 1.0)
-        if (blocks and sum(blocks) != d) or not isinstance(power, (int, float)) or not power > 0:
+        output = config.get("output", "softmax")
+        if (blocks and sum(blocks) != d) or not isinstance(power, (int, float)) or not power > 0 or output not in OUTPUTS:
             raise BundleError("The head's settings do not fit its tensors (the model folder was edited or is damaged).")
         return cls(config.get("norm", "standard"), **arrays, C=config.get("C"), class_weight=config.get("class_weight"),
-                   power=float(power), blocks=blocks)
+                   power=float(power), blocks=blocks, output=output)
 
 
 def logits_to_proba(z: np.ndarray) -> np.ndarray:
@@ -201,35 +213,12 @@ def fit_head(features, y: np.ndarray, *, norm: str = "l2", C: float | None = Non
     """A logistic-regression head on integer labels ``y``: rows normalised as ``norm`` says after the ``power``
     transform (``"auto"``: :func:`resolve_power`), each block of ``blocks`` fitted on its own, inverse regularisation
     ``C`` (``None``: :func:`default_C`)."""
-    import scipy.sparse
-
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
     y = np.asarray(y)
     power = resolve_power(power, features)
     C = float(C) if C is not None else default_C(power)
-    sparse = scipy.sparse.issparse(features)
-    d = features.shape[1]
-    blocks = tuple(int(b) for b in blocks) if len(blocks) > 1 else ()
-    if blocks and sum(blocks) != d:
-        raise ValueError(f"blocks {blocks} do not add up to the {d} features")
-    if sparse:
-        norm, power, blocks = "none", 1.0, ()
-        mean, scale = np.zeros(d), np.ones(d)
-    else:
-        x = power_transform(np.asarray(features, dtype=np.float64), power)
-        if norm == "standard":
-            mean, scale = x.mean(0), x.std(0)
-            scale = np.where(scale > 0, scale, 1.0)
-        elif norm == "l2":
-            mean = x.mean(0)
-            scale = np.ones(d)
-            for start, stop in block_bounds(blocks, d):  # only as_linear() reads it
-                scale[start:stop] = float(np.median(np.linalg.norm(x[:, start:stop] - mean[start:stop], axis=1))) or 1.0
-        else:
-            mean, scale = np.zeros(d), np.ones(d)
-    head0 = LinearHead(norm, mean, scale, np.zeros((1, d)), np.zeros(1), blocks=blocks)
-    z = head0.normalise(features if sparse else x)  # x is already power-transformed
+    head0, z = normaliser(features, norm, power, blocks)
+    norm, mean, scale, blocks, d, power = (head0.norm, head0.mean, head0.scale, head0.blocks, head0.n_features,
+                                           head0.power)
     weighting = class_weighting(y)
     bounds = block_bounds(blocks, d)
     coefs, intercepts = [], []
@@ -239,6 +228,88 @@ def fit_head(features, y: np.ndarray, *, norm: str = "l2", C: float | None = Non
         intercepts.append(intercept / len(bounds))
     return LinearHead(norm, mean, scale, np.concatenate(coefs, axis=1), np.sum(intercepts, axis=0), C, weighting,
                       power, blocks)
+
+
+def normaliser(features, norm: str, power: float, blocks: tuple[int, ...]) -> tuple[LinearHead, Any]:
+    """A head with no weights yet that normalises as ``norm``, ``power`` and ``blocks`` say, with its statistics
+    taken from ``features``, and the normalised rows (sparse rows pass as they are)."""
+    import scipy.sparse
+
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    sparse = scipy.sparse.issparse(features)
+    d = features.shape[1]
+    blocks = tuple(int(b) for b in blocks) if len(blocks) > 1 else ()
+    if blocks and sum(blocks) != d:
+        raise ValueError(f"blocks {blocks} do not add up to the {d} features")
+    if sparse:
+        head = LinearHead("none", np.zeros(d), np.ones(d), np.zeros((1, d)), np.zeros(1))
+        return head, features
+    x = power_transform(np.asarray(features, dtype=np.float64), power)
+    if norm == "standard":
+        mean, scale = x.mean(0), x.std(0)
+        scale = np.where(scale > 0, scale, 1.0)
+    elif norm == "l2":
+        mean = x.mean(0)
+        scale = np.ones(d)
+        for start, stop in block_bounds(blocks, d):  # only as_linear() reads it
+            scale[start:stop] = float(np.median(np.linalg.norm(x[:, start:stop] - mean[start:stop], axis=1))) or 1.0
+    else:
+        mean, scale = np.zeros(d), np.ones(d)
+    head = LinearHead(norm, mean, scale, np.zeros((1, d)), np.zeros(1), power=power, blocks=blocks)
+    return head, head.normalise(features)
+
+
+def fit_label_head(features, Y: np.ndarray, *, norm: str = "l2", C: float | None = None, power: float | str = 1.0,
+                   blocks: tuple[int, ...] = (), seed: int = 0) -> LinearHead:
+    """Several labels per item: one logistic regression per column of the 0/1 matrix ``Y`` (one-vs-rest) on rows
+    normalised as :func:`fit_head` does; the head's ``sigmoid`` output is each label's probability. A label that is
+    on every row of ``features`` (or on none) gets its smoothed frequency as a constant."""
+    Y = np.asarray(Y)
+    power = resolve_power(power, features)
+    C = float(C) if C is not None else default_C(power)
+    head0, z = normaliser(features, norm, power, blocks)
+    bounds = block_bounds(head0.blocks, head0.n_features)
+    coef = np.zeros((Y.shape[1], head0.n_features))
+    intercept = np.zeros(Y.shape[1])
+    for j in range(Y.shape[1]):
+        y = Y[:, j]
+        if y.min() == y.max():
+            rate = (y.sum() + 0.5) / (len(y) + 1.0)
+            intercept[j] = np.log(rate / (1 - rate))
+            continue
+        weighting = class_weighting(y)
+        for start, stop in bounds:
+            c, b = _logistic(z[:, start:stop] if head0.blocks else z, y, C, weighting, seed)
+            coef[j, start:stop] = c[0] / len(bounds)
+            intercept[j] += b[0] / len(bounds)
+    return replace(head0, coef=coef, intercept=intercept, C=C, output="sigmoid")
+
+
+ALPHAS = tuple(10.0 ** np.arange(-3, 4.5, 0.5))  # the ridge penalties a number head chooses among
+
+
+def fit_number_head(features, y: np.ndarray, *, norm: str = "l2", power: float | str = 1.0,
+                    blocks: tuple[int, ...] = (), alpha: float | None = None) -> LinearHead:
+    """Numbers: a ridge regression per block of rows normalised as :func:`fit_head` does, the blocks' predictions
+    averaged; ``alpha``: the penalty, or None to choose it among ``ALPHAS`` by leave-one-out error (scikit-learn's
+    ``RidgeCV``, exact and cheap). The head's ``identity`` output is the number; ``C`` records 1 / alpha."""
+    from sklearn.linear_model import Ridge, RidgeCV
+
+    y = np.asarray(y, dtype=np.float64)
+    power = resolve_power(power, features)
+    head0, z = normaliser(features, norm, power, blocks)
+    bounds = block_bounds(head0.blocks, head0.n_features)
+    coef = np.zeros((1, head0.n_features))
+    intercept = np.zeros(1)
+    alphas = []
+    for start, stop in bounds:
+        rows = z[:, start:stop] if head0.blocks else z
+        model = (Ridge(alpha=alpha) if alpha is not None else RidgeCV(alphas=ALPHAS)).fit(rows, y)
+        alphas.append(float(alpha if alpha is not None else model.alpha_))
+        coef[0, start:stop] = model.coef_ / len(bounds)
+        intercept[0] += float(model.intercept_) / len(bounds)
+    return replace(head0, coef=coef, intercept=intercept, C=1.0 / float(np.mean(alphas)), output="identity")
 
 
 def _logistic(z, y: np.ndarray, C: float, weighting: str | None, seed: int):

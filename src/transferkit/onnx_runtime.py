@@ -116,6 +116,7 @@ class OnnxPredictor(Inference):
         self.session = session
         self.modality = manifest["modality"]
         self.classes = np.array(manifest["classes"])
+        self.target = manifest.get("target")  # several labels or numbers (``targets``); absent: one class
         self.settings = settings
         self.report = FitReport.from_dict(manifest.get("model") if isinstance(manifest.get("model"), dict) else {})
         self.verbose = verbose
@@ -150,7 +151,13 @@ class OnnxPredictor(Inference):
         except Exception as exc:  # onnxruntime raises its own error types on damaged graphs
             raise BundleError(f"{path} cannot be loaded by ONNX Runtime ({str(exc)[:200]}).") from None
         classes, outputs = manifest.get("classes"), session.get_outputs()[0].shape[-1]
-        if not isinstance(classes, list) or (isinstance(outputs, int) and len(classes) != outputs):
+        if manifest.get("target") is not None:
+            from .predictor import check_target
+
+            kind = manifest["target"].get("kind") if isinstance(manifest["target"], dict) else None
+            check_target(manifest["target"], classes, {"labels": "sigmoid", "number": "identity"}.get(kind, ""),
+                         outputs if isinstance(outputs, int) else len(classes or [0]), folder / MANIFEST)
+        if not isinstance(classes, list) or (isinstance(outputs, int) and max(len(classes), 1) != outputs):
             raise BundleError(f"{folder / MANIFEST} names {len(classes) if isinstance(classes, list) else 'no'} "
                               f"classes but the graph {path.name} gives {outputs} probabilities. The manifest was "
                               "edited; export the model again.")

@@ -80,17 +80,51 @@ class Inference:
     settings: dict
     report: FitReport  # what happened at fit: the estimate and the temperature label_free reads
     open_set: Any = None  # an ``openset.OpenSet``: whether an item belongs to any trained class
+    target: Any = None  # what a label is: {"kind": "class" | "labels" | "number", ...} (``targets``); None: class
 
     @property
     def noun(self) -> str:
         return self.modality
+
+    @property
+    def kind(self) -> str:
+        """``class`` (one class per item), ``labels`` (several per item) or ``number``."""
+        return (self.target or {}).get("kind", "class")
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        """Several labels per item: the probability at which each label is given."""
+        return np.asarray(self.target["thresholds"], dtype=np.float64)
+
+    def describe(self, row: np.ndarray, top: int = 1) -> dict:
+        """One item's answer as every surface shows it (``predict --json``, the server, the app), from its row of
+        ``predict_items``: ``label``, ``probability`` and the ``top`` classes; several labels: ``labels`` (those at or
+        above their threshold) and each label's probability; a number: ``value``."""
+        names = self.classes.tolist()
+        if self.kind == "number":
+            return {"value": float(row[0])}
+        if self.kind == "labels":
+            given = row >= self.thresholds
+            return {"labels": [n for n, g in zip(names, given) if g],
+                    "probabilities": {str(n): float(p) for n, p in zip(names, row)}}
+        order = np.argsort(-row, kind="stable")[:max(top, 1)]
+        return {"label": names[order[0]], "probability": float(row[order[0]]),
+                "top": [{"label": names[i], "probability": float(row[i])} for i in order]}
+
+    def answers(self, outputs: np.ndarray) -> list:
+        """What the model says of each item, from ``predict_items``' rows: a class, a tuple of labels, a number."""
+        if self.kind == "number":
+            return [float(v) for v in outputs[:, 0]]
+        if self.kind == "labels":
+            return [tuple(self.classes[row >= self.thresholds].tolist()) for row in outputs]
+        return self.classes[outputs.argmax(axis=1)].tolist()
 
     def predict_items(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list]:
         raise NotImplementedError
 
     def read(self, X, y: Sequence | None = None, *, require_labels: bool = False) -> Labeled:
         """What a user passes, as labeled items, read as the model was fitted (the same table columns)."""
-        return read(self.modality, X, y, require_labels=require_labels, **{
+        return read(self.modality, X, y, require_labels=require_labels, several_labels=self.kind == "labels", **{
             k: v for k, v in self.settings.items() if k.endswith("_column")})
 
     def items(self, X) -> list:
@@ -100,6 +134,11 @@ class Inference:
         return list(self.read(X).items)
 
     def predict_proba(self, X) -> np.ndarray:
+        if self.kind == "number":
+            raise BadInputError("A model of numbers gives numbers, not probabilities: use predict.")
+        return self._outputs(X)
+
+    def _outputs(self, X) -> np.ndarray:
         proba, _, skipped = self.predict_items(self.items(X))
         if skipped:
             listed = "; ".join(f"{p}: {why}" for p, why in skipped[:5])
@@ -113,6 +152,8 @@ class Inference:
         from .openset import rejection_rate
 
         rate = rejection_rate(reject)
+        if rate is None and self.kind != "class":
+            return as_array(self.answers(self._outputs(X)))
         if rate is None:
             return self.classes[self.predict_proba(X).argmax(axis=1)]
         proba, known, _, ok, skipped = self.predict_open(self.items(X), rate)
@@ -143,6 +184,9 @@ class Inference:
 
     def check_reject(self, rate: float | None) -> None:
         """Refuse, before any work, to reject with a model that records no open-set part."""
+        if rate is not None and self.kind != "class":
+            raise BadInputError("Rejecting items of no trained class is for models of one class per item; this model "
+                                f"predicts {'several labels' if self.kind == 'labels' else 'numbers'}.")
         if rate is not None and self.open_set is None:
             raise BadInputError(NO_OPEN_SET)
 
@@ -153,7 +197,9 @@ class Inference:
         return self.label_free(self.predict_proba(X))
 
     def label_free(self, proba) -> dict | None:
-        """``evaluate.label_free_estimate`` of probabilities this model gave."""
+        """``evaluate.label_free_estimate`` of probabilities this model gave (one class per item only)."""
+        if self.kind != "class":
+            return None
         from .evaluate import calibrated_confidences, label_free_estimate
 
         return label_free_estimate(calibrated_confidences(proba, self.report.temperature), self.report.estimate)
@@ -171,6 +217,7 @@ class Predictor(Inference):
     verbose: bool = False
     use_cache: bool = True  # cache features of frozen featurizers on disk (a server turns it off)
     open_set: Any = None  # an ``openset.OpenSet``: whether an item belongs to any trained class
+    target: Any = None  # what a label is (``targets``): {"kind": ..., "separator": ..., "thresholds": ...}
 
     @property
     def train_digests(self) -> list[str]:
@@ -231,19 +278,22 @@ class Predictor(Inference):
         stored = check_settings(found, stored, str(path), BundleError)
         merged = check_settings(found, {**stored, **settings}, "the settings given")
         featurizer, head, open_set = _components(components, path, found, merged["precision"])
-        _check_classes(document.get("classes"), head, components["head"][0], path)
+        target = check_target(document.get("target"), document.get("classes"), head.output, head.coef.shape[0], path)
+        if target["kind"] == "class":
+            _check_classes(document.get("classes"), head, components["head"][0], path)
         return cls(found, featurizer, head, np.array(document["classes"]), merged, FitReport.from_dict(report),
-                   cache_dir, verbose, open_set=open_set)
+                   cache_dir, verbose, open_set=open_set, target=target)
 
 
 def read(modality: str, X, y: Sequence | None = None, *, require_labels: bool = False, text_column: str | None = None,
-         path_column: str | None = None, label_column: str | None = None) -> Labeled:
-    """Labeled items of a modality from what a user passes (files, folders, tables, DataFrames, lists)."""
+         path_column: str | None = None, label_column: str | None = None, several_labels: bool = False) -> Labeled:
+    """Labeled items of a modality from what a user passes (files, folders, tables, DataFrames, lists);
+    ``several_labels``: an image table may list an image once per label."""
     from .data import read_images, read_texts
 
     if modality == "text":
         return read_texts(X, y, text_column=text_column, label_column=label_column, require_labels=require_labels)
-    data = read_images(X, y, path_column=path_column, label_column=label_column)
+    data = read_images(X, y, path_column=path_column, label_column=label_column, several_labels=several_labels)
     if require_labels and data.labels is None:
         raise BadInputError(f"{data.origin} has no labels: pass a folder of class subfolders, a table with a label "
                             "column, or y=.")
@@ -286,6 +336,40 @@ def _components(components: dict, path, modality: str, precision: str):
 NO_OPEN_SET = ("This model cannot tell items of no trained class: it records no open-set part (a model folder from "
                "before transferkit 0.6, or an ONNX export, which carries none). Refit it with this transferkit, or "
                "load the model folder on the torch runtime.")
+
+
+def as_array(answers: list) -> np.ndarray:
+    """Answers as an array: floats, or objects (one tuple of labels per item stays one element)."""
+    if answers and isinstance(answers[0], float):
+        return np.asarray(answers, dtype=np.float64)
+    out = np.empty(len(answers), dtype=object)
+    for i, answer in enumerate(answers):
+        out[i] = answer
+    return out
+
+
+def check_target(target, classes, output: str, n_outputs: int, path) -> dict:
+    """A model folder's (or an export's) target, checked against its head's ``output`` and number of outputs: one
+    class per item (a folder from before 0.7 names none), several labels with a threshold each, or a number."""
+    if target is None:
+        target = {"kind": "class"}
+    kind = target.get("kind") if isinstance(target, dict) else None
+    outputs = {"class": "softmax", "labels": "sigmoid", "number": "identity"}
+    if kind not in outputs or output != outputs[kind]:
+        raise BundleError(f"{path}: the model's target {target!r} does not match its head ({output}); the "
+                          "folder was edited or is damaged. Refit the model.")
+    if kind == "labels":
+        thresholds = target.get("thresholds")
+        if not isinstance(classes, list) or len(classes) < 2 or len(set(map(repr, classes))) != len(classes) or not (
+                isinstance(thresholds, list) and len(thresholds) == len(classes) == n_outputs
+                and all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= 1
+                        for t in thresholds)):
+            raise BundleError(f"{path}: the labels, their thresholds and the head do not fit together (the folder was "
+                              "edited or is damaged). Refit the model.")
+    if kind == "number" and (classes != [] or n_outputs != 1):
+        raise BundleError(f"{path}: a model of numbers names no classes and has one output; this folder does not "
+                          "fit that (it was edited or is damaged). Refit the model.")
+    return dict(target)
 
 
 def _check_classes(classes, head, head_config: dict, path) -> None:

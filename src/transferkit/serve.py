@@ -176,7 +176,8 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
         estimate = report.estimate
         metrics = {k: v for k, v in report.metrics.items()
                    if isinstance(v, (int, float, str)) and not k.startswith("val_correct")}
-        return {"modality": predictor.modality, "classes": classes, "settings": dict(predictor.settings),
+        return {"modality": predictor.modality, "classes": classes, "target": predictor.target or {"kind": "class"},
+                "settings": dict(predictor.settings),
                 "preparation": _preparation(predictor), "reason": report.reason,
                 "estimate": estimate.to_dict() if estimate else None, "metrics": metrics,
                 "limits": limits.__dict__, **(model_info or {})}
@@ -191,9 +192,7 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
             if p is None:
                 out.append({"input": name, "error": error})
                 continue
-            order = p.argsort()[::-1][:top]
-            row = {"input": name, "label": classes[order[0]], "probability": float(p[order[0]]),
-                   "top": [{"label": classes[i], "probability": float(p[i])} for i in order]}
+            row = {"input": name, **predictor.describe(p, top)}
             if rate is not None:
                 known = bool(predictor.open_set.is_known(score, rate))
                 row.update({"label": row["label"] if known else UNKNOWN, "known": known, "known_score": float(score)})
@@ -202,7 +201,7 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
 
     def check(top: int, reject: str | None) -> float | None:
         """The request's options checked; the rejection rate where it asks to reject."""
-        if not 1 <= top <= len(classes):
+        if not 1 <= top <= max(len(classes), 1):
             raise HTTPException(422, f"top must be between 1 and {len(classes)} (the number of classes), got {top}.")
         if reject is None:
             return None

@@ -227,10 +227,7 @@ def _trying_routes(app, predictor) -> None:
         proba, ok, skipped, scores = model_.predict_scored(items)
         if not ok[0]:
             raise ProjectError(skipped[0][1] if skipped else f"The {model_.noun} could not be read.")
-        p, classes = proba[0], model_.classes.tolist()
-        order = p.argsort()[::-1][:5]
-        out = {"label": classes[order[0]], "probability": float(p[order[0]]),
-               "top": [{"label": classes[i], "probability": float(p[i])} for i in order]}
+        out = model_.describe(proba[0], 5)
         if scores is not None:
             out["known"] = bool(model_.open_set.is_known(scores[0], DEFAULT_RATE))
         return out

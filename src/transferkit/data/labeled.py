@@ -24,7 +24,7 @@ class Labeled:
     """
 
     items: tuple
-    labels: tuple[str, ...] | None
+    labels: tuple | None  # class names or whole numbers; tuples of them (several labels); floats (numbers)
     origin: str = "the data"
     notes: tuple[str, ...] = field(default=())
 
@@ -48,9 +48,11 @@ class Labeled:
 
 
 def normalise_labels(values, origin: str, allow_missing: bool = False) -> tuple:
-    """Labels as the user gave them, checked: names or whole numbers, all of one type (``1`` and ``"1"`` must not
-    quietly become one class), so ``predict`` answers in the type the model was fitted on. ``None`` marks a missing
-    label where ``allow_missing``; text tables give strings, JSON lines and Python lists may give numbers."""
+    """Labels as the user gave them, checked: names, whole numbers, numbers with a fraction (a model of numbers) or a
+    list of names per item (several labels), all of one type (``1`` and ``"1"`` must not quietly become one class),
+    so ``predict`` answers in the type the model was fitted on. ``None`` marks a missing label where
+    ``allow_missing``; text tables give strings, JSON lines and Python lists may give numbers and lists. Which kind of
+    label they are is decided later, once (``targets.resolve``)."""
     out: list = []
     for i, value in enumerate(values):
         if value is None or (isinstance(value, float) and value != value):
@@ -58,25 +60,38 @@ def normalise_labels(values, origin: str, allow_missing: bool = False) -> tuple:
                 raise BadInputError(f"{origin}: label {i} is missing. Give every item a label.")
             out.append(None)
             continue
-        if isinstance(value, (bool, np.bool_)):
-            value = bool(value)
-        elif isinstance(value, (int, np.integer)):
-            value = int(value)
-        elif isinstance(value, (str, np.str_)):
-            value = str(value)
-        elif isinstance(value, (float, np.floating)):
-            raise BadInputError(f"{origin}: label {value!r} (item {i}) is a fraction. Use class names or whole numbers "
-                                "as labels.")
-        else:
-            raise BadInputError(f"{origin}: label {value!r} (item {i}) is a {type(value).__name__}; use class names "
-                                "(strings) or whole numbers.")
-        out.append(value)
-    kinds = sorted({type(v).__name__ for v in out if v is not None})
-    if len(kinds) > 1:
-        examples = ", ".join(repr(next(v for v in out if type(v).__name__ == k)) for k in kinds)
+        if isinstance(value, (list, tuple, set, frozenset, np.ndarray)):
+            out.append(tuple(_scalar(v, i, origin, listed=True) for v in value))
+            continue
+        out.append(_scalar(value, i, origin))
+    kinds = sorted({_kind(v) for v in out if v is not None})
+    if len(kinds) > 1 and set(kinds) != {"list", "str"}:
+        examples = ", ".join(repr(next(v for v in out if v is not None and _kind(v) == k)) for k in kinds)
         raise BadInputError(f"{origin}: the labels mix types ({examples}). 1 and '1' would be different classes; "
                             "convert them all to strings or all to numbers.")
     return tuple(out)
+
+
+def _kind(value) -> str:
+    if isinstance(value, tuple):
+        return "list"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return "number"
+    return type(value).__name__
+
+
+def _scalar(value, i: int, origin: str, listed: bool = False):
+    if isinstance(value, (bool, np.bool_)) and not listed:
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (str, np.str_)):
+        return str(value)
+    if isinstance(value, (float, np.floating)) and not listed and np.isfinite(value):
+        return float(value)
+    where = f"item {i}, in a list of labels" if listed else f"item {i}"
+    raise BadInputError(f"{origin}: label {value!r} ({where}) is a {type(value).__name__}; use class names "
+                        "(strings), whole numbers, numbers to predict, or a list of names per item.")
 
 
 def check_trainable(data: Labeled, where: str | None = None, noun: str = "example") -> None:

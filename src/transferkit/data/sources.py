@@ -25,17 +25,18 @@ SPLIT_NAMES = {"train", "training", "test", "testing", "val", "valid", "validati
 
 
 def read_images(source, labels: Sequence | None = None, *, path_column: str | None = None,
-                label_column: str | None = None) -> Labeled:
+                label_column: str | None = None, several_labels: bool = False) -> Labeled:
     """Resolve what a user passed to ``fit`` / ``evaluate`` / ``predict``.
 
     ``source`` is a folder (``root/<class>/<image>``, or a flat folder of images when unlabeled), a table file or a
     DataFrame with a path column and (to train) a label column (paths relative to the table file), a single image
-    file, or a sequence of images (paths, PIL images or HWC uint8 arrays) with ``labels``.
+    file, or a sequence of images (paths, PIL images or HWC uint8 arrays) with ``labels``. ``several_labels``: a
+    table may list an image once per label (else that is an error naming both rows).
     """
     if is_dataframe(source):
         if labels is not None:
             raise BadInputError("labels= is only for a list of images; a DataFrame carries its own label column.")
-        return _from_table(from_dataframe(source), Path.cwd(), path_column, label_column)
+        return _from_table(from_dataframe(source), Path.cwd(), path_column, label_column, several_labels)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if labels is not None:
@@ -44,7 +45,7 @@ def read_images(source, labels: Sequence | None = None, *, path_column: str | No
             return _read_folder(path)
         suffix = path.suffix.lower()
         if suffix in TABLE_SUFFIXES or suffix in JSONL_SUFFIXES:
-            return _from_table(read_table(path), path.parent, path_column, label_column)
+            return _from_table(read_table(path), path.parent, path_column, label_column, several_labels)
         if not path.exists() and not path.is_symlink():
             raise BadInputError(f"{path} does not exist. Pass a folder of class subfolders, or a CSV of path,label.")
         if is_image_file(path):
@@ -130,7 +131,8 @@ def _skip_notes(skipped: list[tuple[Path, str]]) -> list[str]:
             f"{examples})"]
 
 
-def _from_table(table: Table, base: Path, path_column: str | None, label_column: str | None) -> Labeled:
+def _from_table(table: Table, base: Path, path_column: str | None, label_column: str | None,
+                several_labels: bool = False) -> Labeled:
     p = pick_column(table, path_column, PATH_COLUMN_NAMES, "image paths", "--path-column (Python: path_column=)",
                     required=False)
     if p is None:
@@ -158,24 +160,27 @@ def _from_table(table: Table, base: Path, path_column: str | None, label_column:
         raise BadInputError(f"{table.origin}: {', '.join(missing[:5])} have an empty label. Fill them in or remove "
                             "those rows.")
     labels = normalise_labels(raw, table.origin)
-    paths, labels, notes = _check_rows(table, paths, labels, notes)
+    paths, labels, notes = _check_rows(table, paths, labels, notes, several_labels)
     return Labeled(paths, labels, table.origin, tuple(notes))
 
 
-def _check_rows(table: Table, paths: tuple, labels: tuple, notes: list[str]):
-    """One file with two labels is an error naming both rows; the same row twice is kept once, and said."""
+def _check_rows(table: Table, paths: tuple, labels: tuple, notes: list[str], several_labels: bool = False):
+    """The same row twice is kept once, and said. One file with two labels is an error naming both rows, unless
+    ``several_labels`` (then both rows stay, and ``targets.resolve`` merges them into one item)."""
     first: dict[Path, int] = {}
+    seen: set = set()
     keep = []
     repeated = []
     for i, (path, label) in enumerate(zip(paths, labels)):
-        if path in first:
-            j = first[path]
-            if labels[j] != label:
-                raise BadInputError(f"{table.origin}: {path} is labeled {labels[j]!r} in {table.where[j]} and "
-                                    f"{label!r} in {table.where[i]}. Keep one label per image.")
+        j = first.setdefault(path, i)
+        if labels[j] != label and not several_labels:
+            raise BadInputError(f"{table.origin}: {path} is labeled {labels[j]!r} in {table.where[j]} and {label!r} in "
+                                f"{table.where[i]}. Keep one label per image, or fit with task='labels' (--task "
+                                "labels) when an image may carry several.")
+        if (path, label) in seen:
             repeated.append(table.where[i])
             continue
-        first[path] = i
+        seen.add((path, label))
         keep.append(i)
     if repeated:
         notes = [*notes, f"{len(repeated)} row(s) repeat an earlier row ({', '.join(repeated[:3])}); kept once"]

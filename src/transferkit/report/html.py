@@ -162,6 +162,50 @@ def evaluation_report(evaluation, model_name: str, data_name: str, model_info: d
     return page(f"Evaluation of {Path(model_name).name}", subtitle, "".join(body))
 
 
+def shape_report(evaluation, model_name: str, data_name: str) -> str:
+    """The HTML page of a ``shapes.ShapeEvaluation``: several labels per item (per-label precision and recall) or
+    numbers (predicted against true)."""
+    e, m = evaluation, evaluation.metrics
+    keys = (("r2", "R²"), ("mae", "mean absolute error"), ("rmse", "RMSE")) if e.kind == "number" else (
+        ("micro_f1", "micro-F1"), ("macro_f1", "macro-F1"), ("mean_ap", "mean average precision"),
+        ("subset_accuracy", "every label right"))
+    kpis = "".join(f"<span class=kpi>{label} (95% {m[k + '_interval'][0]:.2f}-{m[k + '_interval'][1]:.2f})"
+                   f"<b>{m[k]:.3f}</b></span>" for k, label in keys)
+    body = [f"<div>{kpis}<span class=kpi>examples<b>{e.n_examples}</b></span></div>"]
+    body += [f"<p class=note>Note: {html.escape(note)}.</p>" for note in e.notes]
+    if e.kind == "number":
+        truth, predicted = (np.asarray(v, dtype=float) for v in zip(*e.points)) if e.points else ([], [])
+        fig, ax = figure(figsize=(4.2, 4.0))
+        ax.scatter(truth, predicted, s=10, alpha=0.6)
+        low, high = float(min(np.min(truth), np.min(predicted))), float(max(np.max(truth), np.max(predicted)))
+        ax.plot([low, high], [low, high], color="grey", linewidth=1, label="predicted = true")
+        ax.set_xlabel("true")
+        ax.set_ylabel("predicted")
+        ax.legend(fontsize=8)
+        body.append("<h2>Predicted against true</h2><p>Each dot is one item; on the diagonal the prediction is "
+                    "exact.</p>")
+        body.append(f"<div class=plots><img alt='predicted against true' src='{figure_uri(fig)}'></div>")
+    else:
+        rows = m["per_label"]
+        names = [printable(r["label"]) for r in rows]
+        x = np.arange(len(rows))
+        fig, ax = figure(figsize=(max(4, 0.6 * len(rows) + 1.5), 2.8))
+        ax.bar(x - 0.2, [r["precision"] for r in rows], 0.4, label="precision")
+        ax.bar(x + 0.2, [r["recall"] for r in rows], 0.4, label="recall")
+        ax.set_xticks(x, names, rotation=45, ha="right", fontsize=8)
+        ax.set_ylim(0, 1.05)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+        body.append("<h2>Per label</h2>")
+        body.append(f"<div class=plots><img alt='precision and recall per label' src='{figure_uri(fig)}'></div>")
+        body.append(table(["label", "precision", "recall", "F1", "support", "predicted"],
+                          [[n, f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", r["support"],
+                            r["predicted"]] for n, r in zip(names, rows)]))
+    if e.skipped:
+        body.append("<h2>Skipped</h2>" + table(["file", "why"], [list(s) for s in e.skipped[:50]]))
+    subtitle = f"{model_name} on {data_name}: {e.n_examples} {'texts' if e.modality == 'text' else 'images'}"
+    return page(f"Evaluation of {Path(model_name).name}", subtitle, "".join(body))
+
+
 def _confusion_plot(e) -> str:
     cm = np.asarray(e.confusion_matrix, dtype=float)
     share = cm / np.maximum(cm.sum(1, keepdims=True), 1)

@@ -1,0 +1,363 @@
+"""Several labels per item and numbers (#24): transferkit's default against the simple baselines, in one run.
+
+Four tasks from real data (built once under ``benchmarks/work/``, never committed):
+
+- ``debtags`` (texts, several labels): Debian packages' one-line descriptions (``apt-cache dumpavail``) with their
+  Debtags among 10 tags (``TAGS``); a package carrying none of them is left out, a description shared by several
+  packages is kept once with the union of their tags. Test: 800 fixed descriptions; the pool is the rest.
+- ``clipart-scenes`` (images, several labels): 1-3 Open Clip Art drawings from the suite's 8 categories pasted on a
+  white 2x2 grid; the labels are the categories shown. Composites of real images, an honest fallback for a multi-label
+  image set: train composites come from the suite's clip-art pool, test composites (400) from its test images only.
+- ``vader`` (texts, a number): the VADER sentiment lexicon (PyPI ``vaderSentiment`` 3.3.2, MIT): each word or
+  emoticon with the mean of ten people's ratings from -4 to 4. Test: 1,000 fixed entries.
+- ``clipart-count`` (images, a number): 1-6 clip-art drawings (any category) on a 3x3 grid: how many. Train from the
+  pool, test (400) from the test images.
+
+Several labels: k labeled items per label (drawn per label, so a label may get more through other labels' items),
+k = 10, 20. Numbers: n = 50, 100, 200 items. Seeds 0-4. Per cell, on the test set:
+
+- ``transferkit``: ``TextClassifier()`` / ``ImageClassifier()`` as a user fits them (``task="number"`` for numbers,
+  which counts need: whole numbers with few values are classes by default), micro-
+  and macro-F1, mean average precision; R², MAE;
+- ``lr@0.5``: one scikit-learn ``LogisticRegression()`` per label on the same frozen features, threshold 0.5, and
+  ``lr@0.5 lite0`` on one EfficientNet-Lite0's features (the usual plain probe) for images;
+- ``scaled balanced lr@0.5``: the same with standardised features and balanced class weights (a careful user's);
+- ``ridge``: scikit-learn ``Ridge()`` on the same frozen features (and on Lite0's alone for images); ``ridge-cv``:
+  ``RidgeCV`` over the same penalties transferkit chooses among, on the raw features.
+
+    python benchmarks/task_shapes.py               # every task; results/task-shapes-<cpu>.jsonl
+    python benchmarks/task_shapes.py --table       # the tables from the results file
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import subprocess
+import time
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import suite_data
+from codebase_metrics import machine
+from unlabeled import commit
+
+HERE = Path(__file__).resolve().parent
+WORK = suite_data.WORK
+CACHE = str(WORK / "cache")
+TAGS = ("use::gameplaying", "works-with::audio", "works-with::image", "works-with::mail", "network::server",
+        "network::client", "security::cryptography", "field::mathematics", "field::biology", "works-with::db")
+VADER = "vaderSentiment==3.3.2"
+SEEDS = range(5)
+LABEL_KS = (10, 20)
+NUMBER_NS = (50, 100, 200)
+
+
+def results_file() -> Path:
+    slug = "-".join(re.findall(r"[a-z0-9]+", machine()["cpu"].lower())[:2]) or "unknown"
+    return HERE / "results" / f"task-shapes-{slug}.jsonl"
+
+
+# -- data -----------------------------------------------------------------------------------------------------------
+
+def debtags() -> tuple[list[str], list[tuple], list[str], list[tuple]]:
+    """(pool texts, their tag tuples, test texts, their tag tuples)."""
+    out = WORK / "debtags.jsonl"
+    if not out.exists():
+        raw = subprocess.run(["apt-cache", "dumpavail"], capture_output=True, text=True, check=True).stdout
+        by_text: dict[str, set] = {}
+        for record in raw.split("\n\n"):
+            tag = re.search(r"^Tag: (.*?)(?=^\S|\Z)", record, re.M | re.S)
+            text = re.search(r"^Description: (.*)$", record, re.M)
+            if not tag or not text:
+                continue
+            tags = {t.strip() for t in tag.group(1).replace("\n", " ").split(",")} & set(TAGS)
+            if tags:
+                by_text.setdefault(text.group(1).strip(), set()).update(tags)
+        rows = [{"text": t, "tags": sorted(s)} for t, s in sorted(by_text.items())]
+        out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    random.Random("debtags:test").shuffle(rows)
+    test, pool = rows[:800], rows[800:]
+    return ([r["text"] for r in pool], [tuple(r["tags"]) for r in pool], [r["text"] for r in test],
+            [tuple(r["tags"]) for r in test])
+
+
+def vader() -> tuple[list[str], list[float], list[str], list[float]]:
+    wheel = next(iter((WORK / "vader").glob("*.whl")), None) if (WORK / "vader").exists() else None
+    if wheel is None:
+        subprocess.run(["pip", "download", "--no-deps", "-q", "-d", str(WORK / "vader"), VADER], check=True)
+        wheel = next((WORK / "vader").glob("*.whl"))
+    with zipfile.ZipFile(wheel) as z:
+        lines = z.read("vaderSentiment/vader_lexicon.txt").decode("utf-8").splitlines()
+    entries = sorted({(p[0], float(p[1])) for p in (line.split("\t") for line in lines) if len(p) >= 2})
+    random.Random("vader:test").shuffle(entries)
+    test, pool = entries[:1000], entries[1000:]
+    return [w for w, _ in pool], [v for _, v in pool], [w for w, _ in test], [v for _, v in test]
+
+
+def _composites(name: str, sources: dict[str, list[Path]], n: int, grid: int, counts: tuple[int, int],
+                distinct: bool) -> tuple[list[Path], list]:
+    """``n`` composites of ``grid`` x ``grid`` cells of 128 px, each with a number of drawings drawn from
+    ``counts``; labels: the categories shown (``distinct``: at most one drawing per category) or how many."""
+    from PIL import Image
+
+    folder = WORK / "shapes" / name
+    index = folder / "index.json"
+    if index.exists():
+        rows = json.loads(index.read_text())
+        return [folder / r["file"] for r in rows], [tuple(r["label"]) if isinstance(r["label"], list) else r["label"]
+                                                    for r in rows]
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(f"shapes:{name}")
+    classes = sorted(sources)
+    rows = []
+    for i in range(n):
+        how_many = rng.randint(*counts)
+        chosen = rng.sample(classes, how_many) if distinct else [rng.choice(classes) for _ in range(how_many)]
+        canvas = Image.new("RGB", (128 * grid, 128 * grid), "white")
+        for cell, cls in zip(rng.sample(range(grid * grid), how_many), chosen):
+            art = Image.open(rng.choice(sources[cls])).convert("RGBA")
+            art.thumbnail((120, 120))
+            x, y = (cell % grid) * 128 + (128 - art.width) // 2, (cell // grid) * 128 + (128 - art.height) // 2
+            canvas.paste(art, (x, y), art)
+        file = f"{i:04d}.png"
+        canvas.save(folder / file, optimize=True)
+        rows.append({"file": file, "label": sorted(set(chosen)) if distinct else how_many})
+    index.write_text(json.dumps(rows))
+    return _composites(name, sources, n, grid, counts, distinct)
+
+
+def clipart_sources() -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
+    task = suite_data.load_task("clipart")
+    test: dict[str, list[Path]] = {}
+    for item, label in zip(task.test_items, task.test_labels):
+        test.setdefault(label, []).append(item)
+    return task.pool, test
+
+
+def clipart_scenes():
+    pool, test = clipart_sources()
+    train_items, train_labels = _composites("scenes-pool", pool, 600, 2, (1, 3), True)
+    test_items, test_labels = _composites("scenes-test", test, 400, 2, (1, 3), True)
+    return train_items, train_labels, test_items, test_labels
+
+
+def clipart_count():
+    pool, test = clipart_sources()
+    train_items, train_labels = _composites("count-pool", pool, 600, 3, (1, 6), False)
+    test_items, test_labels = _composites("count-test", test, 400, 3, (1, 6), False)
+    return train_items, [float(v) for v in train_labels], test_items, [float(v) for v in test_labels]
+
+
+TASKS = {"debtags": ("text", "labels", debtags), "clipart-scenes": ("image", "labels", clipart_scenes),
+         "vader": ("text", "number", vader), "clipart-count": ("image", "number", clipart_count)}
+
+
+# -- samples --------------------------------------------------------------------------------------------------------
+
+def label_sample(labels: list[tuple], k: int, seed: int, task: str) -> list[int]:
+    """Indices with at least ``k`` items per label: for each label in a seeded order, its items drawn at random
+    until it has ``k`` (counting those other labels brought in)."""
+    rng = random.Random(f"{task}:{seed}:{k}")
+    names = sorted({n for s in labels for n in s})
+    rng.shuffle(names)
+    chosen: list[int] = []
+    have = {n: 0 for n in names}
+    for name in names:
+        candidates = [i for i, s in enumerate(labels) if name in s and i not in set(chosen)]
+        rng.shuffle(candidates)
+        for i in candidates[: max(0, k - have[name])]:
+            chosen.append(i)
+            for n in labels[i]:
+                have[n] += 1
+    return sorted(chosen)
+
+
+def number_sample(n_pool: int, n: int, seed: int, task: str) -> list[int]:
+    return sorted(random.Random(f"{task}:{seed}:{n}").sample(range(n_pool), n))
+
+
+# -- one cell -------------------------------------------------------------------------------------------------------
+
+def _estimator(modality: str, kind: str, seed: int):
+    """The default estimator; numbers named as such (counts of 1-6 would otherwise be six classes)."""
+    from transferkit import ImageClassifier, TextClassifier
+
+    cls = TextClassifier if modality == "text" else ImageClassifier
+    return cls(seed=seed, cache_dir=CACHE, verbose=False, **({"task": "number"} if kind == "number" else {}))
+
+
+def _features(clf, items) -> np.ndarray:
+    from transferkit.features import extract
+
+    return extract(clf.featurizer_, list(items), cache_dir=CACHE).features
+
+
+def _per_label_lr(x_train, Y, x_test, careful: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """One ``LogisticRegression()`` per label at 0.5; ``careful``: standardised features and balanced class
+    weights, what a user who knows rare labels need them would write."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    P = np.zeros((len(x_test), Y.shape[1]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for j in range(Y.shape[1]):
+            model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, class_weight="balanced")) \
+                if careful else LogisticRegression(max_iter=1000)
+            P[:, j] = model.fit(x_train, Y[:, j]).predict_proba(x_test)[:, 1]
+    return P, P >= 0.5
+
+
+def _indicator(sets: list[tuple], names: list[str]) -> np.ndarray:
+    Y = np.zeros((len(sets), len(names)), dtype=int)
+    for i, s in enumerate(sets):
+        Y[i, [names.index(n) for n in s]] = 1
+    return Y
+
+
+def _label_scores(Y, P, predicted) -> dict:
+    from sklearn.metrics import average_precision_score, f1_score
+
+    return {"micro_f1": float(f1_score(Y, predicted, average="micro", zero_division=0)),
+            "macro_f1": float(f1_score(Y, predicted, average="macro", zero_division=0)),
+            "mean_ap": float(average_precision_score(Y, P, average="macro"))}
+
+
+def _number_scores(y, predicted) -> dict:
+    from sklearn.metrics import mean_absolute_error, r2_score
+
+    return {"r2": float(r2_score(y, predicted)), "mae": float(mean_absolute_error(y, predicted))}
+
+
+def run_cell(name: str, data, size: int, seed: int) -> list[dict]:
+    from sklearn.linear_model import Ridge, RidgeCV
+
+    from transferkit.heads import ALPHAS
+
+    modality, kind, _ = TASKS[name]
+    pool_items, pool_labels, test_items, test_labels = data
+    pick = (label_sample(pool_labels, size, seed, name) if kind == "labels"
+            else number_sample(len(pool_items), size, seed, name))
+    items, labels = [pool_items[i] for i in pick], [pool_labels[i] for i in pick]
+    start = time.perf_counter()
+    clf = _estimator(modality, kind, seed).fit(items, [list(v) for v in labels] if kind == "labels" else labels)
+    seconds = time.perf_counter() - start
+    base = {"task": name, "kind": kind, "size": size, "seed": seed, "n_train": len(items), "n_test": len(test_items)}
+    rows = []
+    if kind == "labels":
+        names = clf.classes_.tolist()
+        Y, Y_train = _indicator(test_labels, names), _indicator(labels, names)
+        P = clf.predict_proba(test_items)
+        predicted = P >= np.asarray(clf.target_["thresholds"])
+        rows.append({**base, "method": "transferkit", **_label_scores(Y, P, predicted), "fit_seconds": seconds,
+                     "cv_micro_f1": clf.report_.metrics["micro_f1"]})
+        x_train, x_test = _features(clf, items), _features(clf, test_items)
+        rows.append({**base, "method": "lr@0.5", **_label_scores(Y, *_per_label_lr(x_train, Y_train, x_test))})
+        rows.append({**base, "method": "scaled balanced lr@0.5",
+                     **_label_scores(Y, *_per_label_lr(x_train, Y_train, x_test, careful=True))})
+        if modality == "image":
+            one = _lite0_features(items), _lite0_features(test_items)
+            rows.append({**base, "method": "lr@0.5 lite0", **_label_scores(Y, *_per_label_lr(one[0], Y_train, one[1]))})
+        return rows
+    y = np.asarray(labels, dtype=float)
+    truth = np.asarray(test_labels, dtype=float)
+    rows.append({**base, "method": "transferkit", **_number_scores(truth, clf.predict(test_items)),
+                 "fit_seconds": seconds, "cv_r2": clf.report_.metrics["r2"], "alpha": clf.report_.metrics["alpha"]})
+    x_train, x_test = _features(clf, items), _features(clf, test_items)
+    rows.append({**base, "method": "ridge", **_number_scores(truth, Ridge().fit(x_train, y).predict(x_test))})
+    rows.append({**base, "method": "ridge-cv",
+                 **_number_scores(truth, RidgeCV(alphas=ALPHAS).fit(x_train, y).predict(x_test))})
+    if modality == "image":
+        one = _lite0_features(items), _lite0_features(test_items)
+        rows.append({**base, "method": "ridge lite0", **_number_scores(truth, Ridge().fit(one[0], y).predict(one[1]))})
+    return rows
+
+
+def _lite0_features(items) -> np.ndarray:
+    from transferkit.features import extract
+    from transferkit.featurizers import ImageBackbone
+    from transferkit.zoo import resolve
+
+    return extract(ImageBackbone.from_spec(resolve("lite0", "image")), list(items), cache_dir=CACHE).features
+
+
+# -- running and tables -----------------------------------------------------------------------------------------------
+
+def run(tasks: list[str], seeds) -> None:
+    path = results_file()
+    done = set()
+    if path.exists():
+        done = {(r["task"], r["size"], r["seed"]) for r in map(json.loads, path.read_text().splitlines())}
+    info = {**machine(), "commit": commit()}
+    for name in tasks:
+        modality, kind, build = TASKS[name]
+        data = build()
+        print(f"{name}: {len(data[0])} pool, {len(data[2])} test", flush=True)
+        for size in (LABEL_KS if kind == "labels" else NUMBER_NS):
+            for seed in seeds:
+                if (name, size, seed) in done:
+                    continue
+                rows = run_cell(name, data, size, seed)
+                with path.open("a") as fh:
+                    for row in rows:
+                        fh.write(json.dumps({**row, "machine": info}) + "\n")
+                print("  " + "  ".join(f"{r['method']}: " + (f"{r['micro_f1']:.3f}" if kind == "labels" else
+                                                              f"{r['r2']:.3f}") for r in rows)
+                      + f"  ({name}, {size}, seed {seed})", flush=True)
+
+
+def table() -> str:
+    rows = [json.loads(line) for line in results_file().read_text().splitlines()]
+    out = []
+    for kind, key, baseline in (("labels", "micro_f1", "lr@0.5"), ("number", "r2", "ridge")):
+        subset = [r for r in rows if r["kind"] == kind]
+        if not subset:
+            continue
+        methods = sorted({r["method"] for r in subset}, key=lambda m: (m != "transferkit", m))
+        out.append(f"\n{key} on the test set, mean over seeds (difference to {baseline}, paired, with a 95% t "
+                   "interval)\n")
+        out.append("| task | size | seeds | " + " | ".join(methods) + f" | transferkit - {baseline} |")
+        out.append("|---|---|---|" + "---|" * (len(methods) + 1))
+        for task in dict.fromkeys(r["task"] for r in subset):
+            for size in sorted({r["size"] for r in subset if r["task"] == task}):
+                cell = [r for r in subset if r["task"] == task and r["size"] == size]
+                seeds = sorted({r["seed"] for r in cell})
+                by = {m: {r["seed"]: r[key] for r in cell if r["method"] == m} for m in methods}
+                diff = np.array([by["transferkit"][s] - by[baseline][s] for s in seeds
+                                 if s in by["transferkit"] and s in by[baseline]])
+                out.append(f"| {task} | {size} | {len(seeds)} | "
+                           + " | ".join(f"{np.mean(list(by[m].values())):.3f}" if by[m] else "" for m in methods)
+                           + f" | {_paired(diff)} |")
+    return "\n".join(out)
+
+
+def _paired(diff: np.ndarray) -> str:
+    from scipy import stats
+
+    if len(diff) < 2:
+        return f"{diff.mean():+.3f}" if len(diff) else ""
+    half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
+    return f"{diff.mean():+.3f} ({diff.mean() - half:+.3f} to {diff.mean() + half:+.3f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--seeds", default="0-4")
+    parser.add_argument("--table", action="store_true")
+    args = parser.parse_args()
+    if not args.table:
+        run(args.tasks.split(","), suite_data.seed_range(args.seeds))
+    print(table())
+
+
+if __name__ == "__main__":
+    main()
