@@ -335,14 +335,16 @@ def table() -> str:
                 others = [m for m in methods if m != "transferkit" and by[m]]
                 strongest = max(others, key=lambda m: np.mean(list(by[m].values())))
 
-                def diff(other: str) -> np.ndarray:
-                    return np.array([by["transferkit"][s] - by[other][s] for s in seeds
-                                     if s in by["transferkit"] and s in by[other]])
-
                 out.append(f"| {task} | {size} | {len(seeds)} | "
                            + " | ".join(f"{np.mean(list(by[m].values())):.3f}" if by[m] else "" for m in methods)
-                           + f" | {_paired(diff(baseline))} | {strongest}: {_paired(diff(strongest))} |")
+                           + f" | {_paired(_diff(by, baseline, seeds))} | {strongest}: "
+                           f"{_paired(_diff(by, strongest, seeds))} |")
     return "\n".join(out)
+
+
+def _diff(by: dict, other: str, seeds: list) -> np.ndarray:
+    """transferkit minus ``other``, seed by seed."""
+    return np.array([by["transferkit"][s] - by[other][s] for s in seeds if s in by["transferkit"] and s in by[other]])
 
 
 def _paired(diff: np.ndarray) -> str:
