@@ -10,6 +10,8 @@
                        data; ``evaluate.label_free_estimate``), and ``unfamiliar``: how many of them score below the
                        open-set threshold, against the share the trained classes' items do (``openset.unfamiliar``)
     GET  /docs         the OpenAPI documentation (and /openapi.json)
+    /v2/...            the Open Inference Protocol (KServe v2), the model named after its folder
+                       (``inference_protocol``)
 
 Requests are batched: inputs that arrive within ``batch_wait_ms`` of each other (up to ``max_batch``) run through
 the model together, in a worker thread, so the server stays responsive. Limits: the request body (``max_request_mb``),
@@ -166,6 +168,10 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
     answer_errors_as_json(app, invalid="The request does not fit the API ({what}). See /docs.",
                           unexpected="The model could not answer this request ({kind}).")
 
+    from .inference_protocol import add_routes
+
+    add_routes(app, predictor, batcher, limits, model_name((model_info or {}).get("model")), __version__)
+
     @app.get("/health")
     async def health() -> dict:
         return {"status": "ok", "batches": batcher.batches, "inputs": batcher.items}
@@ -256,6 +262,16 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
             return answer(texts, await batcher.predict(texts), top, rate)
 
     return app
+
+
+def model_name(path) -> str:
+    """The name the Open Inference Protocol serves a model under: its folder's name in letters, digits, ``-``, ``_``
+    and ``.`` (``model`` when there is none)."""
+    import re
+    from pathlib import Path
+
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(str(path)).name).strip("-.") if path else ""
+    return name or "model"
 
 
 class BodyLimit:
