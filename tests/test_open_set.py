@@ -206,3 +206,23 @@ def test_fit_takes_examples_of_other_things_and_refuses_a_labeled_item_among_the
         ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train, X_other=others + labeled)
     with pytest.raises(BadInputError, match="at least 5"):
         ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train, X_other=others[:3])
+
+
+def test_an_onnx_export_rejects_as_the_model_folder_does(tiny_image_model, example_test, tmp_path):
+    from transferkit.export import export_onnx
+    from transferkit.onnx_runtime import OnnxPredictor
+    from transferkit.predictor import Predictor
+
+    folder = Predictor.load(tiny_image_model)
+    images = sorted(example_test.rglob("*.png"))[:24]
+    manifest = export_onnx(folder, tmp_path / "onnx", check_items=images)
+    assert manifest["check"]["open_set_score_difference"] < 1e-3
+    onnx = OnnxPredictor.load(tmp_path / "onnx")
+    _, _, _, expected = folder.predict_scored(images)
+    _, _, _, got = onnx.predict_scored(images)
+    assert np.allclose(expected, got, rtol=1e-3, atol=1e-4)
+    for rate in ("auto", 0.3):
+        assert onnx.predict(images, reject=rate).tolist() == folder.predict(images, reject=rate).tolist()
+    (tmp_path / "onnx" / "open_set.safetensors").write_bytes(b"damaged")
+    with pytest.raises(BundleError, match="open_set.safetensors"):
+        OnnxPredictor.load(tmp_path / "onnx")

@@ -461,8 +461,6 @@ def predict(
     from .openset import rejection_rate
 
     rate = rejection_rate(reject)  # checked before any work
-    if rate is not None and runtime == "onnx":
-        raise typer.BadParameter("--reject runs on the torch runtime: leave --runtime at auto or torch.")
     chosen = "torch" if runtime == "auto" else runtime  # auto: decided below, once the size of the job is known
     model = _load(model_dir, verbose=False, tta=tta, runtime=chosen)
     if model.modality == "text":

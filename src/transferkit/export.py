@@ -5,6 +5,8 @@
       transferkit-export.json       classes, the inputs and how to prepare them (preprocessing or tokenizer),
                                     versions, and the parity check the export passed
       tokenizer.json                texts: what tokenisation needs (the Hugging Face tokenizers format)
+      open_set.safetensors          a model that can tell items of no trained class: the head and the open-set part
+                                    (``openset``), which read the graph's second output, the features
 
 The graph starts where preprocessing ends: for images, one float32 NCHW input per backbone, resized, cropped and
 normalised as the manifest says (``onnx_runtime`` does that with PIL and numpy, as timm's eval transform does); for
@@ -24,9 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BadInputError
-from .onnx_runtime import FORMAT, GRAPH, is_export, write_manifest
+from .onnx_runtime import FORMAT, GRAPH, OPEN_SET_FILE, is_export, write_manifest
 
 TOLERANCE = 1e-4  # max |probability difference| between ONNX Runtime and PyTorch (float32) on the check inputs
+SCORE_TOLERANCE = 1e-3  # ... and of the open-set scores, relative to their size where it exceeds 1
 OPSET = 18
 
 
@@ -54,6 +57,7 @@ def _graph_module(predictor):
                 self.register_buffer(name, torch.from_numpy(np.asarray(getattr(head, name), np.float32)))
             self.input_names = (list(members[0].tokenizer.model_input_names) if self.text else
                                 [f"image_{i}" if self.concat else "image" for i in range(len(members))])
+            self.with_features = predictor.open_set is not None  # a second output: what open-set scores read
 
         def forward(self, *inputs):
             if self.text:
@@ -64,6 +68,10 @@ def _graph_module(predictor):
                 if self.concat:
                     feats = [f / f.norm(dim=1, keepdim=True).clamp_min(1e-12) / math.sqrt(len(feats)) for f in feats]
                 x = torch.cat(feats, dim=1) if self.concat else feats[0]
+            out = self.output_of(x)
+            return (out, x) if self.with_features else out
+
+        def output_of(self, x):
             if self.power != 1.0:
                 x = torch.sign(x) * x.abs().pow(self.power)
             if self.norm == "standard":
@@ -161,6 +169,7 @@ def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, 
             "classes": predictor.classes.tolist(), "inputs": inputs,
             "output": "numbers" if predictor.kind == "number" else "probabilities", **text_info,
             **({"target": predictor.target} if predictor.kind != "class" else {}),
+            **({"open_set": _save_open_set(predictor, staging)} if predictor.open_set is not None else {}),
             "model": {"featurizer": featurizer_name(predictor), "reason": predictor.report.reason,
                       "metrics": predictor.report.essentials()},
             "versions": {**library_versions(), "transferkit": __version__}, "opset": OPSET,
@@ -185,6 +194,18 @@ def featurizer_name(predictor) -> str:
     return getattr(predictor.featurizer, "name", "?")
 
 
+def _save_open_set(predictor, folder: Path) -> dict:
+    """The head and the open-set part, which the export's open-set scores read (``OPEN_SET_FILE``); their configs
+    for the manifest."""
+    from safetensors.numpy import save_file
+
+    head_config, head_tensors = predictor.head.save()
+    open_config, open_tensors = predictor.open_set.save()
+    save_file({**{f"head.{k}": v for k, v in head_tensors.items()},
+               **{f"open_set.{k}": v for k, v in open_tensors.items()}}, str(folder / OPEN_SET_FILE))
+    return {"file": OPEN_SET_FILE, "head": head_config, "open_set": open_config}
+
+
 def _export(graph, example, path: Path, names: list[str], shapes) -> None:
     import contextlib
     import io
@@ -194,7 +215,8 @@ def _export(graph, example, path: Path, names: list[str], shapes) -> None:
 
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        torch.onnx.export(graph, example, str(path), input_names=names, output_names=["probabilities"],
+        outputs = ["probabilities", "features"] if graph.with_features else ["probabilities"]
+        torch.onnx.export(graph, example, str(path), input_names=names, output_names=outputs,
                           dynamic_shapes=shapes, dynamo=True, opset_version=OPSET, external_data=False)
 
 
@@ -215,8 +237,17 @@ def _parity(predictor, runtime, items: list | None) -> dict:
         raise BadInputError(f"The ONNX graph does not reproduce the model: probabilities differ by up to {diff:.2g} "
                             f"(tolerance {TOLERANCE:g}), the same class for {agree:.0%} of {len(got)} inputs. The export "
                             "was not written.")
-    return {"inputs": len(got), "max_abs_difference": diff, "tolerance": TOLERANCE, "argmax_agreement": agree,
-            "skipped": [{"item": str(item), "reason": why} for item, why in skipped]}
+    check = {"inputs": len(got), "max_abs_difference": diff, "tolerance": TOLERANCE, "argmax_agreement": agree,
+             "skipped": [{"item": str(item), "reason": why} for item, why in skipped]}
+    if runtime.open_set is not None and len(got):
+        kept = [i for i, k in zip(items, ok) if k]
+        expected_scores, got_scores = reference.predict_scored(kept)[3], runtime.predict_scored(kept)[3]
+        gap = float((np.abs(expected_scores - got_scores) / np.maximum(1.0, np.abs(expected_scores))).max())
+        if gap > SCORE_TOLERANCE:
+            raise BadInputError(f"The ONNX graph does not reproduce the model's open-set scores: they differ by up to "
+                                f"{gap:.2g} (tolerance {SCORE_TOLERANCE:g}). The export was not written.")
+        check["open_set_score_difference"] = gap
+    return check
 
 
 def _fp32(featurizer):

@@ -27,8 +27,31 @@ from .predictor import Inference
 
 MANIFEST = "transferkit-export.json"  # what makes a folder an export (transferkit.export writes it)
 GRAPH = "model.onnx"
+OPEN_SET_FILE = "open_set.safetensors"  # the head and the open-set part, for an export that can reject
 FORMAT = "transferkit-onnx"
 _FILTERS = {"bicubic": 3, "bilinear": 2, "nearest": 0}  # PIL.Image.Resampling values
+
+
+def _open_set_parts(folder: Path, manifest: dict):
+    """(head, ``openset.OpenSet``) of an export that carries them (``OPEN_SET_FILE``), else (None, None)."""
+    info = manifest.get("open_set")
+    if not info:
+        return None, None
+    from safetensors.numpy import load_file
+
+    from .heads import LinearHead
+    from .openset import OpenSet
+
+    if not isinstance(info, dict) or not isinstance(info.get("head"), dict) or not isinstance(info.get("open_set"), dict):
+        raise BundleError(f"{folder / MANIFEST}: its open-set entry is damaged. Export the model again.")
+    try:
+        tensors = load_file(str(folder / OPEN_SET_FILE))
+    except Exception as exc:  # safetensors raises its own error types on damaged files
+        raise BundleError(f"{folder / OPEN_SET_FILE} cannot be read ({str(exc)[:120]}). Export the model again.") \
+            from None
+    part = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith("open_set.")}
+    head = LinearHead.load(info["head"], {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith("head.")})
+    return head, OpenSet.load(info["open_set"], part)
 
 
 def is_export(path) -> bool:
@@ -54,7 +77,8 @@ def check_manifest(folder: Path, manifest: dict, graph: str) -> None:
         raise BundleError(f"{where} was edited after export (its digest does not match): the class list or settings "
                           "may not be the graph's. Export the model again.")
     files = manifest.get("sha256") if isinstance(manifest.get("sha256"), dict) else {}
-    needed = {graph, *([manifest["tokenizer"]] if manifest.get("modality") == "text" else [])}
+    needed = {graph, *([manifest["tokenizer"]] if manifest.get("modality") == "text" else []),
+              *([OPEN_SET_FILE] if manifest.get("open_set") else [])}
     for name in needed:
         if name not in files:
             raise BundleError(f"{folder / name} is not listed in {where}: it was not written by this export.")
@@ -117,6 +141,7 @@ class OnnxPredictor(Inference):
         self.modality = manifest["modality"]
         self.classes = np.array(manifest["classes"])
         self.target = manifest.get("target")  # several labels or numbers (``targets``); absent: one class
+        self.head, self.open_set = _open_set_parts(folder, manifest)  # an export that can tell items of no class
         self.settings = settings
         self.report = FitReport.from_dict(manifest.get("model") if isinstance(manifest.get("model"), dict) else {})
         self.verbose = verbose
@@ -178,20 +203,32 @@ class OnnxPredictor(Inference):
 
     # -- predicting --------------------------------------------------------------------------------------------------
     def predict_items(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list]:
+        proba, ok, skipped, _ = self._run(items)
+        return proba, ok, skipped
+
+    def predict_scored(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list, np.ndarray | None]:
+        proba, ok, skipped, features = self._run(items)
+        if self.open_set is None:
+            return proba, ok, skipped, None
+        return proba, ok, skipped, (self.open_set.known_scores(self.head, features) if len(proba) else np.zeros(0))
+
+    def _run(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list, np.ndarray | None]:
+        """Probabilities, the readable mask, why the others were not, and the features (the graph's second output,
+        where it has one)."""
         items = list(items)
         if self.modality == "text":
-            proba = self._run_texts([plain_text(t) for t in items])
-            return proba, np.ones(len(items), bool), []
+            proba, features = self._run_texts([plain_text(t) for t in items])
+            return proba, np.ones(len(items), bool), [], features
         return self._run_images(items)
 
-    def _run_images(self, items: list) -> tuple[np.ndarray, np.ndarray, list]:
+    def _run_images(self, items: list) -> tuple[np.ndarray, np.ndarray, list, np.ndarray | None]:
         from PIL import Image
 
         from .data.files import MAX_ITEM_BYTES, check_regular_file
 
         inputs = self.manifest["inputs"]
         ok = np.zeros(len(items), bool)
-        skipped, rows, mirrored = [], [], []
+        skipped, rows, mirrored, features = [], [], [], []
         size = self.settings["batch_size"]
         for start in range(0, len(items), size):
             batch = {i["name"]: [] for i in inputs}
@@ -216,15 +253,17 @@ class OnnxPredictor(Inference):
                         mirror = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
                         flipped[spec["name"]].append(prepare_image(mirror, spec["preprocessing"]))
             if batch[inputs[0]["name"]]:
-                rows.append(self.session.run(None, {k: np.stack(v) for k, v in batch.items()})[0])
+                outputs = self.session.run(None, {k: np.stack(v) for k, v in batch.items()})
+                rows.append(outputs[0])
+                features.extend(outputs[1:2])
                 if self.settings.get("tta"):
                     mirrored.append(self.session.run(None, {k: np.stack(v) for k, v in flipped.items()})[0])
         proba = np.concatenate(rows) if rows else np.zeros((0, len(self.classes)))
         if mirrored:
             proba = (proba + np.concatenate(mirrored)) / 2
-        return proba.astype(np.float64), ok, skipped
+        return proba.astype(np.float64), ok, skipped, np.concatenate(features) if features else None
 
-    def _run_texts(self, texts: list[str]) -> np.ndarray:
+    def _run_texts(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
         if self._tokenizer is None:
             from tokenizers import Tokenizer
 
@@ -237,10 +276,13 @@ class OnnxPredictor(Inference):
             self._tokenizer = tokenizer
         names = self.manifest["input_names"]
         fields = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
-        out = []
+        out, features = [], []
         size = self.settings["batch_size"]
         for start in range(0, len(texts), size):
             encodings = self._tokenizer.encode_batch(texts[start: start + size])
             feed = {n: np.array([getattr(e, fields[n]) for e in encodings], dtype=np.int64) for n in names}
-            out.append(self.session.run(None, feed)[0])
-        return (np.concatenate(out) if out else np.zeros((0, len(self.classes)))).astype(np.float64)
+            outputs = self.session.run(None, feed)
+            out.append(outputs[0])
+            features.extend(outputs[1:2])
+        proba = (np.concatenate(out) if out else np.zeros((0, len(self.classes)))).astype(np.float64)
+        return proba, np.concatenate(features) if features else None

@@ -334,8 +334,8 @@ def _components(components: dict, path, modality: str, precision: str):
 
 
 NO_OPEN_SET = ("This model cannot tell items of no trained class: it records no open-set part (a model folder from "
-               "before transferkit 0.6, or an ONNX export, which carries none). Refit it with this transferkit, or "
-               "load the model folder on the torch runtime.")
+               "before transferkit 0.6, or an ONNX export from before 0.7). Refit it with this transferkit, or export "
+               "it again.")
 
 
 def as_array(answers: list) -> np.ndarray:
