@@ -67,10 +67,12 @@ def auto_runtime(folder: Path, verbose: bool = False, n_items: int | None = None
 
 
 def export_folder(folder: Path) -> Path:
-    """Where the cached ONNX export of a model folder lives (keyed by the folder's content)."""
+    """Where the cached ONNX export of a model folder lives (keyed by the folder's content and this transferkit's
+    version: an export of another version may lack what this one writes, such as the open-set part)."""
+    from . import __version__
     from .features import default_cache_dir
 
-    return default_cache_dir() / "exports" / _content_digest(str(Path(folder).resolve()))
+    return default_cache_dir() / "exports" / f"{_content_digest(str(Path(folder).resolve()))}-{__version__}"
 
 
 def cached_export(folder: Path, verbose: bool = False) -> Path:
