@@ -1,11 +1,14 @@
 """Load test of `transferkit serve`, on 127.0.0.1 only, bounded in requests and time.
 
     python benchmarks/serve_load.py [--model DIR] [--runtime torch|onnx] [--requests 200] [--seconds 120]
+    python benchmarks/serve_load.py --matrix      # one backbone and the ensemble, batching on and off
 
-Starts the server on a free local port (a features model of the bundled example unless --model), then sends
-single-image requests from 1, 8 and 32 concurrent clients (asyncio + httpx), each level bounded by --requests and
---seconds, and reports requests/s and the p50 / p99 latency, with the count of errors (non-200) and of lost answers
-(requests sent but not answered). Saves benchmarks/results/serve-<cpu>-<runtime>.json with the machine.
+Starts the server on a free local port (a features model of the bundled example unless --model; with --matrix also
+the default ``auto`` model, the zoo's four backbones side by side), then sends single-image requests from 1, 8 and
+32 concurrent clients (asyncio + httpx), each level bounded by --requests and --seconds, and reports requests/s and
+the p50 / p95 / p99 latency, with the count of errors (non-200) and of lost answers (requests sent but not answered).
+Batching off is ``serve --max-batch 1``. Saves benchmarks/results/serve-<cpu>-<runtime>.json (--matrix:
+serve-load-<cpu>-<flags>.json) with the machine.
 """
 
 from __future__ import annotations
@@ -69,7 +72,47 @@ async def level(url: str, images: list[Path], clients: int, requests: int, secon
     lat = np.array(latencies) * 1000
     return {"clients": clients, "requests": sent, "answered": len(latencies), "errors": int(errors),
             "lost": int(sent - len(latencies)), "seconds": wall, "requests_per_s": len(latencies) / wall,
-            "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
+            "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
+            "p99_ms": float(np.percentile(lat, 99))}
+
+
+def serve_levels(cli: str, model: Path, runtime: str, images: list[Path], requests: int, seconds: float,
+                 max_batch: int, env: dict) -> list[dict]:
+    """Start ``transferkit serve`` on a free port, run the three levels, stop it."""
+    import httpx
+
+    port = _port()
+    server = subprocess.Popen([cli, "serve", str(model), "--port", str(port), "--runtime", runtime, "--max-batch",
+                               str(max_batch)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(server.stderr.read().decode()[-2000:]) from None
+                time.sleep(0.5)
+        asyncio.run(level(url, images, 1, 5, 30))  # warm up
+        return [asyncio.run(level(url, images, c, requests, seconds)) for c in (1, 8, 32)]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _fit(cli: str, out: Path, strategy: str, env: dict) -> Path:
+    subprocess.run([cli, "fit", str(ROOT / "examples" / "clipart" / "train"), "--out", str(out), "--strategy", strategy],
+                   check=True, capture_output=True, env=env)
+    return out
+
+
+def _print(levels: list[dict]) -> None:
+    print("| clients | requests | requests/s | p50 ms | p95 ms | p99 ms | errors | lost |\n|---|---|---|---|---|---|---|---|")
+    for r in levels:
+        print(f"| {r['clients']} | {r['answered']} | {r['requests_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | "
+              f"{r['p99_ms']:.0f} | {r['errors']} | {r['lost']} |")
 
 
 def main() -> None:
@@ -79,48 +122,37 @@ def main() -> None:
     parser.add_argument("--runtime", default="torch", choices=("torch", "onnx"))
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=120)
+    parser.add_argument("--matrix", action="store_true")
     args = parser.parse_args()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     cli = str(Path(sys.executable).parent / "transferkit")
     images = sorted((ROOT / "examples" / "clipart" / "test").rglob("*.png"))
-    with tempfile.TemporaryDirectory() as tmp:
-        model = args.model
-        if model is None:
-            model = Path(tmp) / "model"
-            subprocess.run([cli, "fit", str(ROOT / "examples" / "clipart" / "train"), "--out", str(model),
-                            "--strategy", "features"], check=True, capture_output=True, env=env)
-        port = _port()
-        server = subprocess.Popen([cli, "serve", str(model), "--port", str(port), "--runtime", args.runtime],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            import httpx
-
-            deadline = time.monotonic() + 300
-            while True:
-                try:
-                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        raise SystemExit(server.stderr.read().decode()[-2000:]) from None
-                    time.sleep(0.5)
-            asyncio.run(level(url, images, 1, 5, 30))  # warm up
-            levels = [asyncio.run(level(url, images, c, args.requests, args.seconds)) for c in (1, 8, 32)]
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     m = machine()
+    name = re.sub(r"[^a-z0-9]+", "-", m["cpu"].lower()).strip("-")
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.matrix:
+            models = {"one backbone (features)": _fit(cli, Path(tmp) / "one", "features", env),
+                      "four backbones side by side (auto)": _fit(cli, Path(tmp) / "four", "auto", env)}
+            runs = []
+            for label, model in models.items():
+                for batching, max_batch in (("on", 32), ("off", 1)):
+                    levels = serve_levels(cli, model, args.runtime, images, args.requests, args.seconds, max_batch,
+                                          env)
+                    runs.append({"model": label, "batching": batching, "max_batch": max_batch, "levels": levels})
+                    print(f"\n{label}, batching {batching} (runtime {args.runtime})")
+                    _print(levels)
+            out = ROOT / "benchmarks" / "results" / f"serve-load-{name}-{'-'.join(m['flags']) or 'plain'}.json"
+            out.write_text(json.dumps({"machine": m, "runtime": args.runtime, "runs": runs}, indent=1) + "\n")
+            print(f"machine: {m['cpu']} ({', '.join(m['flags'])}), {m['threads']} threads; saved {out}")
+            return
+        model = args.model or _fit(cli, Path(tmp) / "model", "features", env)
+        levels = serve_levels(cli, model, args.runtime, images, args.requests, args.seconds, 32, env)
     result = {"machine": m, "runtime": args.runtime, "model": str(args.model or "features, bundled example"),
               "levels": levels}
-    name = re.sub(r"[^a-z0-9]+", "-", m["cpu"].lower()).strip("-")
     out = ROOT / "benchmarks" / "results" / f"serve-{name}-{args.runtime}.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"machine: {m['cpu']} ({', '.join(m['flags'])}), {m['threads']} threads; runtime {args.runtime}")
-    print("| clients | requests | requests/s | p50 ms | p99 ms | errors | lost |\n|---|---|---|---|---|---|---|")
-    for r in levels:
-        print(f"| {r['clients']} | {r['answered']} | {r['requests_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
-              f"{r['errors']} | {r['lost']} |")
+    _print(levels)
     print(f"saved {out}")
 
 
