@@ -123,6 +123,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--matrix", action="store_true")
+    parser.add_argument("--only-one", action="store_true", help="--matrix: the one-backbone model only")
     args = parser.parse_args()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     cli = str(Path(sys.executable).parent / "transferkit")
@@ -131,8 +132,9 @@ def main() -> None:
     name = re.sub(r"[^a-z0-9]+", "-", m["cpu"].lower()).strip("-")
     with tempfile.TemporaryDirectory() as tmp:
         if args.matrix:
-            models = {"one backbone (features)": _fit(cli, Path(tmp) / "one", "features", env),
-                      "four backbones side by side (auto)": _fit(cli, Path(tmp) / "four", "auto", env)}
+            models = {"one backbone (features)": _fit(cli, Path(tmp) / "one", "features", env)}
+            if not args.only_one:
+                models["four backbones side by side (auto)"] = _fit(cli, Path(tmp) / "four", "auto", env)
             runs = []
             for label, model in models.items():
                 for batching, max_batch in (("on", 32), ("off", 1)):
@@ -141,7 +143,8 @@ def main() -> None:
                     runs.append({"model": label, "batching": batching, "max_batch": max_batch, "levels": levels})
                     print(f"\n{label}, batching {batching} (runtime {args.runtime})")
                     _print(levels)
-            out = ROOT / "benchmarks" / "results" / f"serve-load-{name}-{'-'.join(m['flags']) or 'plain'}.json"
+            out = ROOT / "benchmarks" / "results" / (f"serve-load-{name}-{'-'.join(m['flags']) or 'plain'}"
+                                                     f"{'' if args.runtime == 'torch' else '-' + args.runtime}.json")
             out.write_text(json.dumps({"machine": m, "runtime": args.runtime, "runs": runs}, indent=1) + "\n")
             print(f"machine: {m['cpu']} ({', '.join(m['flags'])}), {m['threads']} threads; saved {out}")
             return
