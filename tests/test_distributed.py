@@ -122,3 +122,21 @@ def test_ray_workers_reject_as_one_process_rejects(cluster, model, small_train, 
     for name, row in one.items():
         assert (distributed[name]["label"], distributed[name]["known"]) == (row["label"], row["known"])
         assert float(distributed[name]["known_score"]) == pytest.approx(float(row["known_score"]), abs=1e-5)
+
+
+def test_ray_predicts_several_labels_and_numbers_as_one_process_does(cluster, small_train, tiny_backbone, tmp_path):
+    files = sorted(small_train.rglob("*.png"))
+    for name, labels in (("labels", [[["a"], ["b"], ["a", "b"]][i % 3] for i in range(len(files))]),
+                         ("number", [float(i % 5) + 0.5 for i in range(len(files))])):
+        folder = tmp_path / name
+        ImageClassifier(tiny_backbone, Features(), verbose=False).fit(files, labels).save(folder)
+        predict_to_file(Predictor.load(folder), files, tmp_path / f"{name}-one.csv", progress=False)
+        predict_with_ray(folder, files, tmp_path / f"{name}-ray.csv", workers=2, batch_size=4, progress=False)
+        one, distributed = _rows(tmp_path / f"{name}-one.csv"), _rows(tmp_path / f"{name}-ray.csv")
+        column = "labels" if name == "labels" else "value"
+        assert set(one) == set(distributed) and column in next(iter(one.values()))
+        for key, row in one.items():
+            if name == "labels":
+                assert distributed[key][column] == row[column]
+            else:
+                assert float(distributed[key][column]) == pytest.approx(float(row[column]), abs=1e-6)

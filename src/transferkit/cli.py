@@ -478,9 +478,6 @@ def predict(
         raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}.")
     if engine == "ray" and out_file is None:
         raise typer.BadParameter("--engine ray writes its predictions to a file: give --out predictions.csv.")
-    if engine == "ray" and model.kind != "class":
-        raise typer.BadParameter("--engine ray predicts models of one class per item; for this model use --engine "
-                                 "local (it streams to --out just the same).")
     if runtime == "auto" and out_file is not None and engine == "local" and not hasattr(model, "manifest") \
             and rate is None and model.kind == "class":  # rejection reads the torch features
         from .loading import auto_runtime

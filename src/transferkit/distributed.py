@@ -107,17 +107,19 @@ class _PredictActor:
         self.top = min(top, len(self.classes))
         self.reject, self.unknown = reject, unknown
         self.predictor.check_reject(reject)
-        self.columns = columns(self.classes, self.key, self.top, rejecting=reject is not None)
+        self.kind = self.predictor.kind  # one class, several labels, or a number (``bulk.columns``)
+        self.columns = columns(self.classes, self.key, self.top, rejecting=reject is not None, kind=self.kind)
         if marker:  # tests: say where this actor runs, so one can be killed mid-run
             Path(marker, f"{os.getpid()}.pid").write_text(str(os.getpid()))
 
     def __call__(self, batch: dict) -> dict:
-        from .bulk import rows_for
+        from .bulk import rows_for, shape_rows
 
         items = [str(i) for i in batch["item"]]
         proba, known, scores, ok, skipped = self.predictor.predict_open(items, self.reject)
-        rows = rows_for([i for i, k in zip(items, ok) if k], proba, self.classes, self.key, self.top, known, scores,
-                        self.unknown)
+        readable = [i for i, k in zip(items, ok) if k]
+        rows = (shape_rows(readable, proba, self.predictor, self.key) if self.kind != "class" else
+                rows_for(readable, proba, self.classes, self.key, self.top, known, scores, self.unknown))
         rows += [{self.key: str(i), "error": why} for i, why in skipped]
         return {c: np.array([_cell(r.get(c)) for r in rows], dtype=object) for c in self.columns}
 
@@ -136,7 +138,7 @@ def predict_with_ray(model: str | Path, items: Sequence, out: str | Path, *, wor
     ``reject``, ``unknown`` as there."""
     ray = _ray()
 
-    from .bulk import _resume, _write, columns
+    from .bulk import _resume, _write
     from .errors import BadInputError
     from .evaluate import calibrated_confidences, label_free_over_batches
     from .progress import progress_bar
@@ -147,7 +149,7 @@ def predict_with_ray(model: str | Path, items: Sequence, out: str | Path, *, wor
     if workers < 1:
         raise BadInputError(f"--workers must be at least 1, got {workers}.")
     probe = _PredictActor(str(model), runtime, top, reject=reject)  # the columns; a clear error before Ray starts
-    cols = columns(probe.classes, probe.key, probe.top, rejecting=reject is not None)
+    cols = probe.columns
     done = _resume(out, probe.key, cols)
     todo = [str(i) for i in items if str(i) not in done]
     counts = {"written": 0, "already_there": len(items) - len(todo), "unreadable": 0, "estimate": None}
@@ -173,9 +175,10 @@ def predict_with_ray(model: str | Path, items: Sequence, out: str | Path, *, wor
             counts["unreadable"] += sum(bool(r.get("error")) for r in rows)
             if reject is not None:
                 counts["rejected"] = counts.get("rejected", 0) + sum(r.get("known") is False for r in rows)
-            proba = [[float(r[f"p_{c}"]) for c in probe.classes] for r in rows if not r.get("error")]
-            confidences.append(calibrated_confidences(np.array(proba).reshape(-1, len(probe.classes)),
-                                                      report.temperature))
+            if probe.kind == "class":
+                proba = [[float(r[f"p_{c}"]) for c in probe.classes] for r in rows if not r.get("error")]
+                confidences.append(calibrated_confidences(np.array(proba).reshape(-1, len(probe.classes)),
+                                                          report.temperature))
             advance(len(rows))
             if on_rows:
                 on_rows(counts["written"])
