@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -307,10 +307,7 @@ def evaluate_shape(model, labeled, data) -> ShapeEvaluation:
         raise BadInputError(f"None of the {len(items)} {model.noun}s in {data} could be read.")
     skipped = [(str(p), why) for p, why in skipped]
     if model.kind == "labels":
-        index = {repr(n): j for j, n in enumerate(names)}
-        Y = np.zeros((int(ok.sum()), len(names)), dtype=int)
-        for i, labels in enumerate(label for label, keep in zip(resolved.data.labels, ok) if keep):
-            Y[i, [index[repr(n)] for n in labels]] = 1
+        Y = replace(resolved, names=tuple(names)).indicator()[ok]  # columns in the model's order
         metrics = label_metrics(Y, outputs, outputs >= model.thresholds, names)
         return ShapeEvaluation("labels", metrics, int(ok.sum()), model.modality, names, skipped, notes)
     truth = resolved.values()[ok]
