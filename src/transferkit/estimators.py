@@ -90,24 +90,9 @@ class Classifier(ClassifierMixin, BaseEstimator):
         self.open_set_ = self._open_set(fitted, data, X_other, keys)
         if self.open_set_ is not None:
             fitted.metrics["open_set"] = self.open_set_.describe()
-        fitted.metrics["fit_seconds"] = time.perf_counter() - start
-        fitted.metrics[f"n_{self.noun}s"] = len(data)
         fitted.metrics["class_counts"] = {str(c): int(n) for c, n in zip(*np.unique(np.asarray(data.labels, dtype=str),
                                                                                     return_counts=True))}
-        self.classes_ = np.array(data.classes)
-        self.target_: dict = {"kind": "class"}
-        self.featurizer_ = fitted.featurizer
-        self.head_ = fitted.head
-        self.report_ = FitReport(strategy.name, fitted.reason, fitted.metrics, tuple(fitted.skipped), tuple(data.notes),
-                                 tuple(sorted({k[:16] for k in keys if k is not None})))
-        if self.verbose:
-            for note in data.notes:
-                self._say(f"Note: {data.origin}: {note}.")
-            self._say(fitted.reason)
-            if fitted.skipped:
-                self._say(f"Skipped {len(fitted.skipped)} unreadable file(s):")
-                for item, why in fitted.skipped[:10]:
-                    self._say(f"  {item}: {why}")
+        self._keep(fitted, strategy.name, data, data.classes, {"kind": "class"}, data.notes, keys, start)
         return self
 
     def _fit_shape(self, resolved: Resolved, strategy: Strategy, X_unlabeled, X_other) -> Classifier:
@@ -140,24 +125,33 @@ class Classifier(ClassifierMixin, BaseEstimator):
                       + (f" ({len(resolved.names)} labels)" if resolved.names else "") + f", from {data.origin}")
         start = time.perf_counter()
         fitted, thresholds = fit_shape(featurizer, resolved, self._run(), min_precision=self.min_precision)
-        fitted.metrics["fit_seconds"] = time.perf_counter() - start
-        fitted.metrics[f"n_{self.noun}s"] = len(data)
         if resolved.kind == "labels":
             counts = resolved.indicator().sum(0)
             fitted.metrics["class_counts"] = {str(n): int(c) for n, c in zip(resolved.names, counts)}
-        self.classes_ = np.array(resolved.names)
-        self.target_ = {"kind": resolved.kind, "separator": resolved.separator,
-                        "thresholds": None if thresholds is None else [float(t) for t in thresholds]}
+        self.open_set_ = None
+        target = {"kind": resolved.kind, "separator": resolved.separator,
+                  "thresholds": None if thresholds is None else [float(t) for t in thresholds]}
+        self._keep(fitted, "features", data, resolved.names, target, notes, keys, start)
+        return self
+
+    def _keep(self, fitted, strategy: str, data: Labeled, classes, target: dict, notes, keys, start: float) -> None:
+        """The fitted parts, the report (with the fit's time and size), and what the user is told of them."""
+        fitted.metrics["fit_seconds"] = time.perf_counter() - start
+        fitted.metrics[f"n_{self.noun}s"] = len(data)
+        self.classes_ = np.array(classes)
+        self.target_: dict = target
         self.featurizer_ = fitted.featurizer
         self.head_ = fitted.head
-        self.open_set_ = None
-        self.report_ = FitReport("features", fitted.reason, fitted.metrics, tuple(fitted.skipped), tuple(notes),
+        self.report_ = FitReport(strategy, fitted.reason, fitted.metrics, tuple(fitted.skipped), tuple(notes),
                                  tuple(sorted({k[:16] for k in keys if k is not None})))
         if self.verbose:
             for note in notes:
                 self._say(f"Note: {data.origin}: {note}.")
             self._say(fitted.reason)
-        return self
+            if fitted.skipped:
+                self._say(f"Skipped {len(fitted.skipped)} unreadable file(s):")
+                for item, why in fitted.skipped[:10]:
+                    self._say(f"  {item}: {why}")
 
     def _open_set(self, fitted, data: Labeled, X_other, labeled_keys):
         """How the fitted model tells an item of no trained class (``openset.calibrate``), from the labeled items'

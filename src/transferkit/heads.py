@@ -223,7 +223,8 @@ def fit_head(features, y: np.ndarray, *, norm: str = "l2", C: float | None = Non
     bounds = block_bounds(blocks, d)
     coefs, intercepts = [], []
     for start, stop in bounds:  # one logistic regression per block; the head averages their logits
-        coef, intercept = _logistic(z[:, start:stop] if blocks else z, y, C, weighting, seed)
+        block = z[:, start:stop] if blocks else z
+        coef, intercept = _logistic(block, y, C, weighting, seed, _basis(block))
         coefs.append(coef / len(bounds))
         intercepts.append(intercept / len(bounds))
     return LinearHead(norm, mean, scale, np.concatenate(coefs, axis=1), np.sum(intercepts, axis=0), C, weighting,
@@ -256,8 +257,8 @@ def normaliser(features, norm: str, power: float, blocks: tuple[int, ...]) -> tu
             scale[start:stop] = float(np.median(np.linalg.norm(x[:, start:stop] - mean[start:stop], axis=1))) or 1.0
     else:
         mean, scale = np.zeros(d), np.ones(d)
-    head = LinearHead(norm, mean, scale, np.zeros((1, d)), np.zeros(1), power=power, blocks=blocks)
-    return head, head.normalise(features)
+    head = LinearHead(norm, mean, scale, np.zeros((1, d)), np.zeros(1), blocks=blocks)
+    return replace(head, power=power), head.normalise(x)  # x is already power-transformed
 
 
 def fit_label_head(features, Y: np.ndarray, *, norm: str = "l2", C: float | None = None, power: float | str = 1.0,
@@ -272,6 +273,8 @@ def fit_label_head(features, Y: np.ndarray, *, norm: str = "l2", C: float | None
     bounds = block_bounds(head0.blocks, head0.n_features)
     coef = np.zeros((Y.shape[1], head0.n_features))
     intercept = np.zeros(Y.shape[1])
+    rows = [z[:, start:stop] if head0.blocks else z for start, stop in bounds]
+    bases = [_basis(r) for r in rows]  # once per block, for every label
     for j in range(Y.shape[1]):
         y = Y[:, j]
         if y.min() == y.max():
@@ -279,8 +282,8 @@ def fit_label_head(features, Y: np.ndarray, *, norm: str = "l2", C: float | None
             intercept[j] = np.log(rate / (1 - rate))
             continue
         weighting = class_weighting(y)
-        for start, stop in bounds:
-            c, b = _logistic(z[:, start:stop] if head0.blocks else z, y, C, weighting, seed)
+        for (start, stop), block, basis in zip(bounds, rows, bases):
+            c, b = _logistic(block, y, C, weighting, seed, basis)
             coef[j, start:stop] = c[0] / len(bounds)
             intercept[j] += b[0] / len(bounds)
     return replace(head0, coef=coef, intercept=intercept, C=C, output="sigmoid")
@@ -312,12 +315,19 @@ def fit_number_head(features, y: np.ndarray, *, norm: str = "l2", power: float |
     return replace(head0, coef=coef, intercept=intercept, C=1.0 / float(np.mean(alphas)), output="identity")
 
 
-def _logistic(z, y: np.ndarray, C: float, weighting: str | None, seed: int):
+def _basis(z) -> np.ndarray | None:
+    """``_row_space`` of dense rows; None for sparse ones (fitted as they are)."""
     import scipy.sparse
+
+    return None if scipy.sparse.issparse(z) else _row_space(z)
+
+
+def _logistic(z, y: np.ndarray, C: float, weighting: str | None, seed: int, basis: np.ndarray | None):
+    """(coef, intercept) of a logistic regression on ``z``, fitted in ``basis``, the span of its rows (``_basis``),
+    where there is one."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
-    basis = None if scipy.sparse.issparse(z) else _row_space(z)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=ConvergenceWarning)  # at this tolerance the last digits do not matter
         model = LogisticRegression(C=C, class_weight=weighting, max_iter=MAX_ITER, tol=TOLERANCE,

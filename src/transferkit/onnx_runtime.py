@@ -202,16 +202,6 @@ class OnnxPredictor(Inference):
         return hashlib.sha256(repr((image.mode, image.size)).encode() + image.tobytes()).hexdigest()
 
     # -- predicting --------------------------------------------------------------------------------------------------
-    def predict_items(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list]:
-        proba, ok, skipped, _ = self._run(items)
-        return proba, ok, skipped
-
-    def predict_scored(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list, np.ndarray | None]:
-        proba, ok, skipped, features = self._run(items)
-        if self.open_set is None:
-            return proba, ok, skipped, None
-        return proba, ok, skipped, (self.open_set.known_scores(self.head, features) if len(proba) else np.zeros(0))
-
     def _run(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list, np.ndarray | None]:
         """Probabilities, the readable mask, why the others were not, and the features (the graph's second output,
         where it has one)."""

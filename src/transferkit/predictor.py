@@ -79,6 +79,7 @@ class Inference:
     classes: np.ndarray
     settings: dict
     report: FitReport  # what happened at fit: the estimate and the temperature label_free reads
+    head: Any  # what open-set scores read (``openset``), with the features ``_run`` gives
     open_set: Any = None  # an ``openset.OpenSet``: whether an item belongs to any trained class
     target: Any = None  # what a label is: {"kind": "class" | "labels" | "number", ...} (``targets``); None: class
 
@@ -102,10 +103,9 @@ class Inference:
         above their threshold) and each label's probability; a number: ``value``."""
         names = self.classes.tolist()
         if self.kind == "number":
-            return {"value": float(row[0])}
+            return {"value": self.answers(row[None])[0]}
         if self.kind == "labels":
-            given = row >= self.thresholds
-            return {"labels": [n for n, g in zip(names, given) if g],
+            return {"labels": list(self.answers(row[None])[0]),
                     "probabilities": {str(n): float(p) for n, p in zip(names, row)}}
         order = np.argsort(-row, kind="stable")[:max(top, 1)]
         return {"label": names[order[0]], "probability": float(row[order[0]]),
@@ -120,6 +120,13 @@ class Inference:
         return self.classes[outputs.argmax(axis=1)].tolist()
 
     def predict_items(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list]:
+        """Probabilities for the readable items, a mask of which were readable, and why the others were not."""
+        proba, ok, skipped, _ = self._run(items)
+        return proba, ok, skipped
+
+    def _run(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list, Any]:
+        """``predict_items`` and the readable items' features (what open-set scores read; None where there are
+        none): what a runtime defines."""
         raise NotImplementedError
 
     def read(self, X, y: Sequence | None = None, *, require_labels: bool = False) -> Labeled:
@@ -165,9 +172,12 @@ class Inference:
         return labels
 
     def predict_scored(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list, np.ndarray | None]:
-        """``predict_items`` and each readable item's open-set score (``openset``; None where none is computed)."""
-        proba, ok, skipped = self.predict_items(items)
-        return proba, ok, skipped, None
+        """``predict_items`` and each readable item's open-set score (``openset``; None for a model without an
+        open-set part)."""
+        proba, ok, skipped, features = self._run(items)
+        if self.open_set is None:
+            return proba, ok, skipped, None
+        return proba, ok, skipped, (self.open_set.known_scores(self.head, features) if ok.any() else np.zeros(0))
 
     def predict_open(self, items: Sequence, rate: float | None) -> tuple[np.ndarray, np.ndarray | None,
                                                                          np.ndarray | None, np.ndarray, list]:
@@ -228,18 +238,7 @@ class Predictor(Inference):
         return self.featurizer.item_key(item)
 
     # -- predicting --------------------------------------------------------------------------------------------------
-    def predict_items(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list]:
-        """Probabilities for the readable items, a mask of which were readable, and why the others were not."""
-        proba, ok, skipped, _ = self._predict(items)
-        return proba, ok, skipped
-
-    def predict_scored(self, items: Sequence) -> tuple[np.ndarray, np.ndarray, list, np.ndarray | None]:
-        proba, ok, skipped, features = self._predict(items)
-        if self.open_set is None:
-            return proba, ok, skipped, None
-        return proba, ok, skipped, (self.open_set.known_scores(self.head, features) if ok.any() else np.zeros(0))
-
-    def _predict(self, items: Sequence):
+    def _run(self, items: Sequence):
         from .features import extract
 
         items = list(items)

@@ -16,7 +16,6 @@ fit's reason). Intervals are percentile bootstraps over items (``scipy.stats.boo
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -208,7 +207,6 @@ def fit_shape(featurizer, resolved: Resolved, run, *, min_precision: float | Non
     if featurizer.learns_from_data:
         raise BadInputError("Several labels per item and numbers are learned on a pretrained featurizer's frozen "
                             "features; pick a pretrained backbone or encoder (strategy='features').")
-    start = time.perf_counter()
     data = resolved.data
     extraction = extract(featurizer, data.items, batch_size=run.batch_size, cache_dir=run.cache_dir,
                          progress=run.progress, description=f"Features of {featurizer.name}", onnx=True)
@@ -245,7 +243,6 @@ def fit_shape(featurizer, resolved: Resolved, run, *, min_precision: float | Non
                   f"frozen features, each label's threshold {rule}; micro-F1 {measured['micro_f1']:.3f} (95% interval "
                   f"{low:.2f}-{high:.2f}, n={len(keep)}), {len(splits)}-fold cross-validated, each fold judged at "
                   "thresholds chosen on the other folds")
-        metrics["fit_seconds"] = time.perf_counter() - start
         return Fitted(featurizer, head, metrics, reason, list(extraction.skipped), features=x), thresholds
     y = resolved.values()[keep]
     fits = {name: _number_fit(settings, blocks) for name, settings in NUMBER_HEADS.items()}
@@ -263,7 +260,6 @@ def fit_shape(featurizer, resolved: Resolved, run, *, min_precision: float | Non
               f"best of {len(scores)}; penalty {metrics['alpha']:.3g}, chosen by leave-one-out error); R² "
               f"{measured['r2']:.3f} (95% interval {low:.2f}-{high:.2f}, n={len(keep)}), mean absolute error "
               f"{measured['mae']:.3g}, {len(splits)}-fold cross-validated on the folds that chose it")
-    metrics["fit_seconds"] = time.perf_counter() - start
     return Fitted(featurizer, head, metrics, reason, list(extraction.skipped), features=x), None
 
 
