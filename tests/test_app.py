@@ -173,6 +173,7 @@ def test_texts_typed_or_pasted_as_csv_become_the_csv_the_cli_reads(tmp_path):
     assert table.splitlines() == ["text,label", "great value,pos", "broke at once,neg", "love it,pos"]
 
 
+@pytest.mark.slow  # fine-tunes a network in a child process
 def test_a_run_trains_in_a_child_process_can_be_cancelled_and_its_model_taken_away(project, example_train,
                                                                                     example_test, tmp_path):
     for cls in ("birds", "fruit"):

@@ -19,6 +19,9 @@ import httpx
 import pytest
 from playwright.sync_api import sync_playwright  # the [test] extra; it drives Debian's Chromium
 
+# a browser, the app and a training run each: about 45 s together, so they run in the full lane (CI), not in make test
+pytestmark = pytest.mark.slow
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",

@@ -99,6 +99,7 @@ def test_two_fits_with_the_same_seed_give_byte_identical_models(small_train, tin
     assert digests(tmp_path / "a") == digests(tmp_path / "b") and len(digests(tmp_path / "a")) == 3
 
 
+@pytest.mark.slow  # fine-tunes a network
 def test_ctrl_c_during_fine_tuning_says_how_to_resume_and_keeps_the_checkpoints(small_train, tiny_backbone, tmp_path):
     out = tmp_path / "model"
     workdir = tmp_path / ".model.training"

@@ -80,6 +80,7 @@ def test_finetune_changes_the_encoder_and_the_bundle_keeps_the_tuned_weights(tex
     assert estimate["n"] == len(many) and 0.0 < estimate["accuracy"] <= 1.0
 
 
+@pytest.mark.slow  # auto tunes the sentence encoder
 def test_auto_says_what_it_chose_and_why_and_records_it(text_csv, tmp_path):
     clf = TextClassifier(verbose=False).fit(text_csv)
     assert clf.metrics_["auto_choice"] in ("features", "finetune", "scratch")

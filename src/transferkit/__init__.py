@@ -11,7 +11,7 @@ from .errors import TransferkitError as TransferkitError
 from .errors import UnknownModelError as UnknownModelError
 from .errors import WeightsUnavailableError as WeightsUnavailableError
 
-__version__ = "0.7.0"
+__version__ = "0.8.0"
 
 _LAZY = {
     "ImageClassifier": "estimators", "TextClassifier": "estimators", "Classifier": "estimators",

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import write_atomic
 from .errors import BadInputError
 
 FORMATS = (".csv", ".jsonl", ".parquet")
@@ -207,7 +208,5 @@ def _to_parquet(stream: Path, out: Path, cols: list[str]) -> None:
             from None
     rows = [json.loads(line) for line in stream.read_text(encoding="utf-8").splitlines() if line.strip()]
     table = pa.Table.from_pylist([{c: r.get(c) for c in cols} for r in rows])
-    tmp = out.with_name(out.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, out)
+    write_atomic(out, lambda fh: pq.write_table(table, fh))
     stream.unlink()

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import umask
 from .card import model_card
 from .errors import BundleError
 
@@ -168,12 +169,6 @@ def _carry_over(old: Path, new: Path) -> None:
     for entry in old.iterdir():
         if entry.name not in ours:
             os.replace(entry, new / entry.name)
-
-
-def umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def read_document(path: str | Path) -> tuple[dict[str, Any], Path]:

@@ -145,3 +145,43 @@ def recommend(points: Sequence[CurvePoint]) -> list[str]:
                        f"{summary[top][max(ks)]['seconds']:.0f} s)")
         lines.append(advice + ".")
     return lines
+
+
+def curve_for_data(data, strategies: Sequence[str], ks: Sequence[int], seeds: int, *, model: str | None = None,
+                   test=None, epochs: int | None = None, on_point: Callable[[CurvePoint], None] | None = None,
+                   on_note: Callable[[str], None] | None = None) -> list[CurvePoint]:
+    """``learning_curve`` for labeled data as ``fit`` reads it (images or texts, detected), with the default model
+    of its kind or ``model``; ``epochs`` sets a network's training for scratch and finetune (images). Copies of an
+    item within the data are said through ``on_note``: a copy on both sides of the split inflates accuracy."""
+    from .data import is_text_source
+    from .data.hygiene import content_keys, duplicate_notes
+    from .finetune.tuners import SCRATCH, NetworkTuner
+    from .strategies import STRATEGIES, FineTune, Scratch, make_strategy
+    from .zoo._registry import DEFAULTS
+
+    text = is_text_source(data)
+    unknown = [n for n in strategies if n not in STRATEGIES]
+    if unknown:
+        raise BadInputError(f"--strategies: unknown {', '.join(unknown)}; choose from {', '.join(STRATEGIES)}.")
+    if epochs is not None and text:
+        raise BadInputError("--epochs applies to images.")
+    if text:
+        from . import TextClassifier as cls
+    else:
+        from . import ImageClassifier as cls  # type: ignore[assignment]
+    reader = cls(verbose=False)
+    source = reader._read(data, require_labels=True)
+    held = reader._read(test, require_labels=True) if test else None
+
+    def make(strategy: str, seed: int):
+        chosen = {"finetune": FineTune(tuner=NetworkTuner(epochs=epochs)),
+                  "scratch": Scratch(tuner=NetworkTuner(**{**SCRATCH, "epochs": epochs}))}.get(strategy) if epochs \
+            else make_strategy(strategy)
+        return cls(model or DEFAULTS["text" if text else "image"], chosen, seed=seed, verbose=False)
+
+    keys = content_keys(source.items, make("features", 0)._featurizer().item_key)
+    for note in duplicate_notes(source.items, source.labels, keys, "data"):
+        if on_note:
+            on_note(f"{note}: a copy in the training sample and in the test split inflates accuracy")
+    return learning_curve(list(source.items), list(source.labels), ks, seeds, strategies, make,
+                          test=(list(held.items), list(held.labels)) if held else None, on_point=on_point)

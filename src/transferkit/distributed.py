@@ -21,13 +21,12 @@ import numpy as np
 
 def _ray():
     """Ray, or a clear error saying how to install it."""
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError as e:
-        from .errors import BadInputError
+    from .extras import require
 
-        raise BadInputError("--engine ray needs Ray Data: pip install 'transferkit[scale]' (or 'ray[data]').") from e
+    require("ray")
+    import ray
+    import ray.data  # noqa: F401
+
     return ray
 
 

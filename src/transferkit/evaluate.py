@@ -300,9 +300,8 @@ def cv_estimate(proba, y, folds: int, confidence: float = 0.95, typical_temperat
     accuracy and its Wilson interval are moved up the learning curve (``up_the_curve``): for 2 folds 0.50 reads
     0.65, for 5 folds 0.80 reads 0.83. ``measured`` (and ``measured_interval``) is what the folds scored, counted.
     ``temperature`` is the one fitted to the folds, drawn toward ``typical_temperature`` (the head's, when it has
-    one; ``fit_temperature``): over the suite's held-out seeds this brought the estimate from 6.9 to 4.6 points of
-    the test accuracy, at 2 labels per class from 11-16 to 5-9. It also reads the model's accuracy on items without
-    labels (``label_free_estimate``)."""
+    one; ``fit_temperature``; ``benchmarks/estimate_bias.py`` measures how far the estimate is from test accuracy).
+    It also reads the model's accuracy on items without labels (``label_free_estimate``)."""
     proba, y = np.asarray(proba, dtype=np.float64), np.asarray(y)
     measured = accuracy_estimate(proba.argmax(axis=1) == y, confidence)
     temperature = fit_temperature(proba, y, typical_temperature) if len(y) else (typical_temperature or 1.0)

@@ -121,10 +121,14 @@ SAMPLE_TEXTS = ["The match ended in a draw after extra time.", "Add the flour an
 def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, quantize: str | None = None,
                 check_labels: list | None = None, overwrite: bool = False, progress: bool = False) -> dict:
     """Write ``predictor``'s model as ONNX into ``out`` and check it; returns what the manifest records."""
+    from .extras import require
+
+    require("export")
     import torch
 
     from . import __version__
-    from .bundle import check_destination, is_model_folder, library_versions, umask
+    from .atomic import umask
+    from .bundle import check_destination, is_model_folder, library_versions
     from .onnx_runtime import OnnxPredictor
 
     out = Path(out)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import write_atomic
 from .featurizers import Featurizer, ItemError
 from .onnx_features import agrees, onnx_transform
 from .progress import progress_bar
@@ -145,17 +145,9 @@ class FeatureCache:
     def write(self, digest: str, row: np.ndarray) -> None:
         if not self.enabled:
             return
-        target = self._file(digest)
-        tmp = None
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, row, allow_pickle=False)
-            os.replace(tmp, target)
+            write_atomic(self._file(digest), lambda fh: np.save(fh, row, allow_pickle=False))
         except OSError as exc:  # a full or read-only cache disk must not stop the fit: go on without the cache
-            if tmp:
-                Path(tmp).unlink(missing_ok=True)
             self.enabled = False
             print(f"Note: the feature cache in {self.root.parent.parent} cannot be written ({exc.strerror or exc}); "
                   "going on without it (set TRANSFERKIT_CACHE to another folder to cache features).", file=sys.stderr)

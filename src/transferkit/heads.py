@@ -6,10 +6,10 @@ one-logit sigmoid form for two classes). The normalisation:
 
 - ``power``: ``sign(x) |x| ** power`` on every feature first. Non-negative features (pooled ReLU activations of an
   image network) are heavy-tailed; their square root is closer to Gaussian, which a linear head on a few examples
-  needs (the power transform of the few-shot literature: Hu, Gripon & Pateux 2021). Measured on the four image tasks
-  at 5-20 labels per class: about one point above the raw features (``benchmarks/head_options.py``);
+  needs (the power transform of the few-shot literature: Hu, Gripon & Pateux 2021; ``benchmarks/head_options.py``
+  compares it with the raw features);
 - ``norm``: ``"l2"``: centre on the training mean, then scale each row to unit length. Robust with 1-5 labels per
-  class, where per-feature statistics of a handful of rows are noise (measured: README, few-shot benchmark);
+  class, where per-feature statistics of a handful of rows are noise;
   ``"standard"``: per-feature standardisation (transferkit 0.1's head; kept for the models it wrote); ``"none"``: the
   rows as they are (TF-IDF rows, already unit length; a fine-tuned network's own classifier);
 - ``blocks``: the widths of consecutive column blocks (the members of a ``Concat``). Each block is normalised and

@@ -16,7 +16,7 @@ from pathlib import Path
 from .errors import BadInputError, BundleError, TransferkitError
 
 RUNTIMES = ("torch", "onnx", "auto")
-AUTO_EXPORT_MIN_ITEMS = 5000  # exporting the four-backbone ensemble took 70 s on a 2-core CPU: big jobs repay it
+AUTO_EXPORT_MIN_ITEMS = 5000  # an export takes a minute or more on a CPU: a job of this many items repays it
 
 
 def load_predictor(model: str | Path, *, runtime: str = "torch", tta: bool = False, verbose: bool = False):
@@ -41,6 +41,19 @@ def load_predictor(model: str | Path, *, runtime: str = "torch", tta: bool = Fal
         if loaded.modality != "image":
             raise BadInputError("--tta applies to image models.")
         loaded.settings["tta"] = True
+    return loaded
+
+
+def for_bulk_job(loaded, model: str | Path, n_items: int, *, tta: bool = False, verbose: bool = False):
+    """The predictor to run a job of ``n_items`` with, the runtime left to auto: ``loaded`` (PyTorch), or the model
+    on ONNX Runtime where that is faster on this machine and the job repays the export. Models of several labels or
+    numbers stay on ``loaded``."""
+    if loaded.runtime == "onnx" or getattr(loaded, "kind", "class") != "class":
+        return loaded
+    from .share import local_model_path
+
+    if auto_runtime(local_model_path(model), verbose=verbose, n_items=n_items) == "onnx":
+        return load_predictor(model, runtime="onnx", tta=tta)
     return loaded
 
 

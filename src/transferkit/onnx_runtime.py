@@ -134,6 +134,8 @@ def session_options():
 class OnnxPredictor(Inference):
     """An export folder loaded for inference; the same interface as :class:`~transferkit.predictor.Predictor`."""
 
+    runtime = "onnx"
+
     def __init__(self, folder: Path, manifest: dict, session, settings: dict, verbose: bool = False) -> None:
         self.folder = folder
         self.manifest = manifest
@@ -154,6 +156,9 @@ class OnnxPredictor(Inference):
 
     @classmethod
     def load(cls, folder: str | Path, graph: str | None = None, verbose: bool = False, **settings) -> OnnxPredictor:
+        from .extras import require
+
+        require("export")
         import onnxruntime as ort
 
         from .predictor import check_settings

@@ -78,6 +78,7 @@ class Inference:
     modality: str
     classes: np.ndarray
     settings: dict
+    runtime: str  # what runs it: "torch" or "onnx"
     report: FitReport  # what happened at fit: the estimate and the temperature label_free reads
     head: Any  # what open-set scores read (``openset``), with the features ``_run`` gives
     open_set: Any = None  # an ``openset.OpenSet``: whether an item belongs to any trained class
@@ -192,6 +193,18 @@ class Inference:
             raise BadInputError(NO_OPEN_SET)
         return proba, self.open_set.is_known(scores, rate), scores, ok, skipped
 
+    def answer(self, items: Sequence, top: int = 1, rate: float | None = None, unknown: str = "unknown"):
+        """What ``predict`` tells of each readable item (``describe``; with a rejection rate, the ``unknown`` label
+        for an item of no trained class, ``known`` and its ``known_score``), with the probabilities, open-set scores,
+        readable mask and unreadable items of ``predict_open``."""
+        proba, accepted, scores, ok, skipped = self.predict_open(items, rate)
+        answers = [self.describe(p, top) for p in proba]
+        if accepted is not None and scores is not None:
+            for a, known, score in zip(answers, accepted, scores):
+                a.update({"label": a["label"] if known else unknown, "known": bool(known),
+                          "known_score": float(score)})
+        return answers, proba, scores, ok, skipped
+
     def check_reject(self, rate: float | None) -> None:
         """Refuse, before any work, to reject with a model that records no open-set part."""
         if rate is not None and self.kind != "class":
@@ -217,6 +230,7 @@ class Inference:
 
 @dataclass
 class Predictor(Inference):
+    runtime = "torch"
     modality: str
     featurizer: Any
     head: Any

@@ -64,12 +64,13 @@ ONNX_KINDS = frozenset({"image-backbone", "sentence-encoder"})  # the featurizer
 
 
 def faster_runtime(modality: str, featurizer_kinds) -> str:
-    """``onnx`` or ``torch``: the runtime that predicted faster where it was measured (``benchmarks/speed.py``, in the
-    README). ONNX Runtime for image networks on a CPU (2.3x PyTorch in float32, and still ahead of PyTorch's native
-    bfloat16 path), and for text encoders on a CPU without native bfloat16 (1.2x float32); PyTorch where bfloat16 is
-    native for texts (1.3x ONNX float32), on a GPU, and for featurizers the export does not cover (TF-IDF, word
-    vectors)."""
-    if not set(featurizer_kinds) or not set(featurizer_kinds) <= ONNX_KINDS:
+    """``onnx`` or ``torch``: the runtime that predicted faster where it was measured (``benchmarks/speed.py``; the
+    docs' Speed page). ONNX Runtime for image networks on a CPU, and for text encoders on a CPU without native
+    bfloat16; PyTorch where bfloat16 is native for texts, on a GPU, for featurizers the export does not cover (TF-IDF,
+    word vectors), and where the ``export`` extra is not installed."""
+    from .extras import has
+
+    if not set(featurizer_kinds) or not set(featurizer_kinds) <= ONNX_KINDS or not has("export"):
         return "torch"
     if default_device().type != "cpu":
         return "torch"

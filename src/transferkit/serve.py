@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import BadInputError
+
 MAX_REQUEST_MB = 20.0
 MAX_INPUTS = 256
 MAX_PIXELS = 50_000_000
@@ -45,6 +47,10 @@ class Limits:
     max_pixels: int = MAX_PIXELS
     max_batch: int = MAX_BATCH
     batch_wait_ms: float = BATCH_WAIT_MS
+
+    def __post_init__(self) -> None:
+        if self.max_request_mb <= 0 or self.max_batch < 1:
+            raise BadInputError("--max-request-mb must be positive and --max-batch at least 1.")
 
 
 @dataclass
@@ -141,6 +147,9 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
     :class:`~transferkit.onnx_runtime.OnnxPredictor`)."""
     from contextlib import asynccontextmanager
 
+    from .extras import require
+
+    require("serve")
     from fastapi import FastAPI, File, HTTPException, Query, UploadFile
 
     from . import __version__
@@ -340,6 +349,10 @@ def _preparation(predictor) -> list | dict:
 
 def serve(predictor, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None,
           model_info: dict | None = None, log_level: str = "warning") -> None:
+    """Serve ``predictor`` over HTTP until stopped (``create_app``'s routes, run by uvicorn)."""
+    from .extras import require
+
+    require("serve")
     import uvicorn
 
     uvicorn.run(create_app(predictor, limits, model_info), host=host, port=port, log_level=log_level,

@@ -527,7 +527,7 @@ def measured_gain(kind: str, tuner) -> tuple[float, float] | None:
     return prior.gain, prior.gain_sd
 
 
-NETWORK_TRAIN_SLOWER_THAN_EXTRACTION = 5.0  # measured: 126 img/s extraction vs ~25 img/s fine-tuning on a CPU
+NETWORK_TRAIN_SLOWER_THAN_EXTRACTION = 5.0  # fine-tuning an image, against extracting its features, on a CPU
 NETWORK_IMAGES_PER_SECOND = 25.0  # EfficientNet-Lite0 fine-tuning on 2 CPU cores, when nothing was measured
 CONTRASTIVE_TEXTS_PER_SECOND = 50.0  # MiniLM, 128 tokens, one CPU thread: texts embedded and back-propagated
 
@@ -536,8 +536,7 @@ class Auto(Strategy):
     """Measure, choose and say why.
 
     1. The frozen features, cross-validated over every label; with ``ensemble`` also the zoo's other offline
-       backbones side by side (``Concat``), kept when they cross-validate at least as well (measured on four image
-       tasks: 0-7 points above one backbone with 2-20 labels per class).
+       backbones side by side (``Concat``), kept unless one backbone alone cross-validates significantly better.
     2. Tuning where the labels per class are in the range where it paid off in the benchmarks, the frozen features do
        not already separate the classes, and it fits the time budget; the tuned model is kept only if it beats the
        frozen features on the same validation split (a tie keeps the simpler model).
@@ -728,3 +727,29 @@ def make_strategy(strategy: str | Strategy) -> Strategy:
         raise BadInputError(f"strategy must be one of {', '.join(STRATEGIES)} (or a strategy object such as "
                             f"FineTune(tuner=NetworkTuner(epochs=5))); got {strategy!r}.")
     return table[strategy]()
+
+
+def strategy_from_options(name: str, tuning: dict, modality: str, time_budget: float | None = None,
+                          distill: bool = True) -> Strategy:
+    """The strategy for a strategy's name and tuning options given by name (the CLI's flags): options the strategy
+    has no use for are errors, not ignored."""
+    from .finetune.tuners import TUNERS, cli_options
+
+    flags = ", ".join(o.flag for o in cli_options() if o.name in tuning)
+    if name not in STRATEGIES:
+        raise BadInputError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {name!r}.")
+    if time_budget is not None and name != "auto":
+        raise BadInputError("--time-budget applies to --strategy auto.")
+    if not distill and name != "auto":
+        raise BadInputError("--no-distill applies to --strategy auto (the only strategy that distills).")
+    tuner = next(t for t in TUNERS.values() if t.modality == modality)
+    if name == "features" or (name == "scratch" and "scratch" not in tuner.strategies):
+        if tuning:
+            what = "keeps it frozen" if name == "features" else f"learns TF-IDF for {modality}s"
+            raise BadInputError(f"{flags} tune a network; --strategy {name} {what}. Use finetune or auto.")
+        return Features() if name == "features" else Scratch()
+    if name == "scratch":
+        return Scratch(tuner=NetworkTuner(**{**SCRATCH, **tuning}).validated())  # the one tuner that has scratch
+    finetune = FineTune(tuner=tuner(**tuning).validated() if tuning else None)
+    return finetune if name == "finetune" else Auto(time_budget=time_budget, distill=distill,
+                                                    finetune=finetune if tuning else None)

@@ -21,12 +21,12 @@ import io
 import json
 import os
 import sqlite3
-import tempfile
 import time
 import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..atomic import write_atomic
 from ..errors import BadInputError
 
 DB_FILE = "transferkit-project.db"
@@ -188,7 +188,7 @@ class Project:
             raise ProjectError(f"{shown} is a {fmt} image; use PNG, JPEG, WebP, GIF, BMP or TIFF.")
         digest = hashlib.sha256(data).hexdigest()
         relative = self._image_path(split, label, digest, FORMATS[fmt])
-        _write_atomic(self.root / relative, data)
+        write_atomic(self.root / relative, data)
         now = time.time()
         with self._db() as db:
             cur = db.execute("INSERT INTO items (digest, near, file, label, split, name, added, updated) VALUES "
@@ -440,7 +440,7 @@ class Project:
             writer = csv.writer(buffer)
             writer.writerow(["text", "label"] if split != "pool" else ["text"])
             writer.writerows(rows if split != "pool" else [(t,) for t, _ in rows])
-            _write_atomic(self.root / "data" / f"{split}.csv", buffer.getvalue().encode("utf-8"))
+            write_atomic(self.root / "data" / f"{split}.csv", buffer.getvalue().encode("utf-8"))
 
 
 def _check_upload_name(name: str) -> str:
@@ -464,13 +464,3 @@ def _difference_hash(img) -> str:
     return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -29,6 +29,9 @@ def create_app(project: Project, *, token: str | None = None, model: str | None 
     ``transferkit_token``, or ``?token=`` once, which sets the cookie)."""
     from contextlib import asynccontextmanager
 
+    from ..extras import require
+
+    require("app")
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
 
@@ -360,8 +363,19 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+def address(host: str, port: int, token: str | None) -> tuple[str, str | None]:
+    """The page's URL and the token it needs: on a host other than this machine's, a token always (a new random one
+    unless given)."""
+    if host not in LOCAL_HOSTS and token is None:
+        token = new_token()
+    return f"http://{host if ':' not in host else f'[{host}]'}:{port}/" + (f"?token={token}" if token else ""), token
+
+
 def run_app(project: Project, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
             model: str | None = None) -> None:
+    from ..extras import require
+
+    require("app")
     import uvicorn
 
     # a browser tab keeps its connection open: Ctrl-C or SIGTERM stops the app within seconds all the same

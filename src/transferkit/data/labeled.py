@@ -117,8 +117,8 @@ def check_trainable(data: Labeled, where: str | None = None, noun: str = "exampl
 
 def validation_fraction(labels: Sequence[str], requested: float | None = None) -> float:
     """The share of each class held out to validate: ``requested`` when given; otherwise 20 %, or 10 % once every
-    class has at least 50 labels (training then needs the examples more than validation does: measured +1.7 points
-    on Fashion-MNIST at 100 per class, README). The same rule for images and texts."""
+    class has at least 50 labels (training then needs the examples more than validation does). The same rule for
+    images and texts."""
     if requested is not None:
         if not 0.0 < requested < 1.0:
             raise BadInputError(f"val_fraction must be between 0 and 1 (exclusive), got {requested}.")

@@ -1,7 +1,7 @@
 """Several pretrained featurizers side by side: each member's row scaled to unit length, divided by the square root
-of the number of members, and concatenated, so every member weighs the same whatever its scale. Measured on four
-image tasks: the zoo's four image backbones together beat the best single one by 2-4 points with a few labels per
-class (README, few-shot benchmark). Each member's features are cached on their own."""
+of the number of members, and concatenated, so every member weighs the same whatever its scale. ``Auto`` measures on
+each fit whether side by side beats one backbone (``benchmarks/fewshot.py`` across tasks). Each member's features
+are cached on their own."""
 
 from __future__ import annotations
 

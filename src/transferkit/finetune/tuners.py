@@ -17,7 +17,7 @@ imports no torch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from ..errors import BadInputError
 
@@ -87,7 +87,7 @@ class Tuner:
             setattr(self, name, value)
         return self
 
-    def validated(self) -> Tuner:
+    def validated(self) -> Self:
         """Every option checked against its constraints; the message names the option and its limit."""
         from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
 
@@ -199,6 +199,7 @@ class CliOption:
     help: str
     parse: Any = None
     modalities: tuple[str, ...] = ()
+    default: Any = None  # None: the tuner's own (the help says which)
 
 
 def cli_options() -> list[CliOption]:
@@ -222,11 +223,15 @@ def cli_options() -> list[CliOption]:
     return out
 
 
-def check_applies(given: dict[str, Any], modality: str, where: str) -> None:
-    """The one check of "this option applies only to images (texts)": ``given`` maps tuning option names to the
-    values a user set; ``where`` names the data in the message."""
-    options = {o.name: o for o in cli_options()}
-    foreign = [options[k].flag for k in given if modality not in options[k].modalities]
+def check_applies(given: dict[str, Any], modality: str, where: str,
+                  others: dict[str, str] | None = None) -> None:
+    """The one check of "this option applies only to images (texts)": ``given`` maps option names to the values a
+    user set (unset ones None or False); tuning options' modalities come from the schema, ``others`` names the
+    modality of the rest; ``where`` names the data in the message."""
+    options = {o.name: (o.flag, o.modalities) for o in cli_options()}
+    options |= {k: ("--" + k.replace("_", "-"), (m,)) for k, m in (others or {}).items()}
+    foreign = [options[k][0] for k, v in given.items() if v not in (None, False) and k in options
+               and modality not in options[k][1]]
     if foreign:
         other = "texts" if modality == "image" else "images"
         raise BadInputError(f"{', '.join(foreign)} appl{'ies' if len(foreign) == 1 else 'y'} to {other}, and {where} "

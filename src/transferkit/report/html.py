@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +39,9 @@ def printable(value) -> str:
 
 def figure(*args, **kwargs):
     """A figure of its own, drawn without pyplot: the user's matplotlib backend and open figures are untouched."""
+    from ..extras import require
+
+    require("report")
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=kwargs.pop("figsize", (5, 3.4)))
@@ -64,9 +65,11 @@ GENERATOR = "<meta name=generator content=transferkit>"
 
 def check_report_path(path: str | Path) -> Path:
     """A report goes to a new file, or over an earlier transferkit report; never over anything else (a model's
-    weights, a user's file, a device)."""
+    weights, a user's file, a device). Checked before any work, as is the extra that draws its plots."""
     from ..errors import BadInputError
+    from ..extras import require
 
+    require("report")
     path = Path(path)
     if path.is_symlink() or (path.exists() and not path.is_file()):
         raise BadInputError(f"{path} exists and is not a regular file; write the report to a new .html file.")
@@ -87,28 +90,16 @@ def check_report_path(path: str | Path) -> Path:
 def write_report(path: str | Path, document: str) -> Path:
     """Write atomically: a crash (or a full disk) never leaves half a report, and never replaces anything that is
     not an earlier report (:func:`check_report_path`)."""
+    from ..atomic import write_atomic
     from ..errors import BadInputError
 
     path = check_report_path(path)
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as fh:
-            fh.write(document)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        write_atomic(path, document)
     except OSError as exc:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
         raise BadInputError(f"Writing the report to {path} failed: {exc.strerror or exc}. Nothing was written; free "
                             "some space or choose another path.") from None
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 # -- evaluation -------------------------------------------------------------------------------------------------
