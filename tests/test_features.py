@@ -37,6 +37,19 @@ def test_cache_follows_file_content_not_its_name(lite0, tmp_path, small_train):
     assert extract(lite0, [moved], cache_dir=tmp_path).n_cached == 1
 
 
+def test_an_image_file_is_read_once_for_its_key_until_it_changes(lite0, tmp_path, small_train, monkeypatch):
+    first, second = sorted(small_train.rglob("*.png"))[:2]
+    image = tmp_path / "a.png"
+    shutil.copy(first, image)
+    reads = []
+    real = type(image).read_bytes
+    monkeypatch.setattr(type(image), "read_bytes", lambda self: reads.append(self.name) or real(self))
+    keys = {lite0.item_key(image) for _ in range(4)} | {lite0.with_view("mirror").item_key(str(image))}
+    assert len(keys) == 1 and reads == ["a.png"]
+    shutil.copy(second, image)  # new content: its size, time or inode differ, and it is read again
+    assert lite0.item_key(image) != keys.pop() and reads == ["a.png", "a.png"]
+
+
 def test_other_preprocessing_or_view_does_not_reuse_the_cache(lite0, tmp_path, small_train):
     paths = sorted(small_train.rglob("*.png"))[:2]
     extract(lite0, paths, cache_dir=tmp_path)

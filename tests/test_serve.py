@@ -180,12 +180,14 @@ def test_a_text_model_takes_json_texts(text_csv, tiny_encoder, tmp_path):
 
 def test_by_default_the_server_runs_what_was_measured_faster_here(small_train, tiny_backbone, tmp_path):
     from transferkit.runtime import faster_runtime
+    from transferkit.serve import MAX_BATCH
 
     ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train).save(tmp_path / "model")
     proc, url = _start(tmp_path / "model")
     try:
         info = httpx.get(f"{url}/model").json()
         assert info["runtime"] == faster_runtime("image", {"image-backbone"})
+        assert info["limits"]["max_batch"] == MAX_BATCH[info["runtime"]] == {"onnx": 1, "torch": 32}[info["runtime"]]
         files = sorted(small_train.rglob("*.png"))[:4]
         served = httpx.post(f"{url}/predict", files=[("files", (f.name, f.read_bytes())) for f in files],
                             timeout=60).json()["predictions"]

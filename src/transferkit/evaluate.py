@@ -266,10 +266,9 @@ def confidences(proba, temperature: float = 1.0) -> np.ndarray:
 
 
 def _tempered(log_p: np.ndarray, temperature: float) -> np.ndarray:
-    z = log_p / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    return p / p.sum(axis=1, keepdims=True)
+    from scipy.special import softmax
+
+    return softmax(log_p / temperature, axis=1)
 
 
 # How much a few-shot head's accuracy grows with its labels, in log-odds per unit of log(labels):

@@ -11,7 +11,8 @@ from .errors import BadInputError
 # extra: (what it gives, the modules it needs); pyproject.toml's [project.optional-dependencies] installs them
 EXTRAS = {
     "serve": ("the HTTP server (`transferkit serve`)", ("fastapi", "uvicorn", "multipart")),
-    "app": ("the web app (`transferkit app`)", ("fastapi", "uvicorn", "multipart")),
+    "app": ("the web app (`transferkit app`)", ("fastapi", "uvicorn", "multipart", "matplotlib", "onnxruntime",
+                                                "imagehash")),
     "export": ("ONNX export and ONNX Runtime (`transferkit export`, --runtime onnx)",
                ("onnx", "onnxscript", "onnxruntime")),
     "report": ("HTML reports with plots (--report, `transferkit compare`)", ("matplotlib",)),

@@ -169,12 +169,12 @@ class LinearHead:
 
 
 def logits_to_proba(z: np.ndarray) -> np.ndarray:
+    from scipy.special import expit, softmax
+
     if z.shape[1] == 1:
-        p = 1.0 / (1.0 + np.exp(-z[:, 0]))
+        p = expit(z[:, 0])
         return np.stack([1.0 - p, p], axis=1)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    return softmax(z, axis=1)
 
 
 def block_bounds(blocks: tuple[int, ...], d: int) -> list[tuple[int, int]]:
@@ -353,17 +353,35 @@ def _row_space(x: np.ndarray) -> np.ndarray | None:
 def cross_val_proba(fit, features, y: np.ndarray, *, seed: int = 0, folds: int = 5) -> tuple[np.ndarray, int]:
     """Out-of-fold probabilities of ``fit(features, y) -> head`` for every row, and the number of folds used
     (stratified; at most ``folds``, at most the size of the smallest class, at least 2)."""
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    y = np.asarray(y)
-    n_classes = int(y.max()) + 1
-    k = int(max(2, min(folds, np.bincount(y).min())))
-    out = np.zeros((len(y), n_classes))
+    class HeadFit(ClassifierMixin, BaseEstimator):  # made here: loading a model for inference imports no scikit-learn
+        """``fit_head(features, y) -> head`` as an estimator; scikit-learn's cross-validation places each fold's
+        probabilities by ``classes_`` when a class is missing from the fold's training part."""
+
+        def __init__(self, fit_head=None) -> None:
+            self.fit_head = fit_head
+
+        def fit(self, X, y):
+            self.classes_ = np.unique(y)
+            self.head_ = self.fit_head(X, np.searchsorted(self.classes_, y))
+            return self
+
+        def predict_proba(self, X):
+            return self.head_.predict_proba(X)
+
+        def predict(self, X):
+            return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    y = np.asarray(y)  # (``fit`` goes in wrapped: clone copies a bound method's object, never a function)
+    counts = np.bincount(y)
+    k = int(max(2, min(folds, counts[counts > 0].min())))
+    out = np.zeros((len(y), len(counts)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)  # "the least populated class has only n members"
-        splits = list(StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
-    for train, test in splits:
-        present = np.unique(y[train])
-        head = fit(features[train], np.searchsorted(present, y[train]))
-        out[np.ix_(test, present)] = head.predict_proba(features[test])
+        folds_ = StratifiedKFold(k, shuffle=True, random_state=seed)
+        out[:, np.flatnonzero(counts)] = cross_val_predict(HeadFit(lambda a, b: fit(a, b)), features, y, cv=folds_,
+                                                           method="predict_proba")
     return out, k
+

@@ -57,16 +57,15 @@ class Preprocessing:
 
     @classmethod
     def from_timm(cls, cfg: dict[str, Any]) -> Preprocessing:
-        """From a timm pretrained config (``get_pretrained_cfg(name).to_dict()``)."""
-        interpolation = cfg.get("interpolation", "bicubic")
-        return cls(
-            input_size=int(cfg.get("input_size", (3, 224, 224))[-1]),
-            mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
-            std=tuple(cfg.get("std", IMAGENET_STD)),
-            interpolation=interpolation if interpolation in _INTERPOLATIONS else "bicubic",
-            crop_pct=float(cfg.get("crop_pct", 0.875)),
-            crop_mode=cfg.get("crop_mode", "center"),
-        )
+        """From a timm pretrained config (``get_pretrained_cfg(name).to_dict()``), resolved as timm resolves it for
+        evaluation (``timm.data.resolve_data_config``: its defaults for what the config leaves out)."""
+        from timm.data import resolve_data_config
+
+        data = resolve_data_config(pretrained_cfg=cfg)
+        interpolation = data["interpolation"]
+        return cls(input_size=int(data["input_size"][-1]), mean=tuple(data["mean"]), std=tuple(data["std"]),
+                   interpolation=interpolation if interpolation in _INTERPOLATIONS else "bicubic",
+                   crop_pct=float(data["crop_pct"]), crop_mode=data["crop_mode"])
 
     @classmethod
     def from_torchvision(cls, arch: str, tag: str = "DEFAULT") -> Preprocessing:

@@ -455,12 +455,9 @@ def _check_upload_name(name: str) -> str:
 
 
 def _difference_hash(img) -> str:
-    """A 64-bit difference hash (Krawetz's dHash): 9x8 grey pixels, one bit per horizontal gradient sign."""
-    import numpy as np
-    from PIL import Image
+    """A 64-bit difference hash (Krawetz's dHash, ``imagehash.dhash``) as 16 hex digits."""
+    import imagehash
 
-    grey = np.asarray(img.convert("L").resize((9, 8), Image.Resampling.LANCZOS), dtype=np.int16)
-    bits = (grey[:, 1:] > grey[:, :-1]).flatten()
-    return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
+    return str(imagehash.dhash(img))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import os
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,13 @@ from ..zoo import ModelSpec, create_backbone, weights_digest
 from ._base import Featurizer, ItemError, content_digest
 
 VIEWS = ("center", "mirror")  # the eval transform, and the same after a left-right flip (test-time augmentation)
+
+
+@lru_cache(maxsize=65536)
+def _file_digest(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    """A file's content digest, read once while its size, modification time and inode stay the same: an ensemble's
+    members, the duplicate check and the cache all ask for the same images' keys."""
+    return content_digest(Path(path).read_bytes())
 
 
 def _reason(exc: BadInputError) -> str:
@@ -93,7 +101,8 @@ class ImageBackbone(Featurizer):
             return content_digest(repr((image.mode, image.size)).encode() + image.tobytes())
         try:
             check_regular_file(item, "image", MAX_ITEM_BYTES)
-            return content_digest(Path(item).read_bytes())
+            st = os.stat(item)
+            return _file_digest(os.path.abspath(item), st.st_size, st.st_mtime_ns, st.st_ino)
         except BadInputError as exc:
             raise ItemError(item, _reason(exc)) from None
         except OSError as exc:

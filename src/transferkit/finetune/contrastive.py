@@ -71,10 +71,10 @@ def train_contrastive(encoder, texts: list[str], y: np.ndarray, config: Contrast
             return _pair_loss(loss_fn, encoder, texts, batch, config)
     steps = len(batches)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
-    warm = max(1, int(config.warmup * steps))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (steps - s) / max(1, steps - warm)) if s >= warm
-        else (s + 1) / warm)
+    from transformers import get_linear_schedule_with_warmup
+
+    schedule = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=int(config.warmup * steps),
+                                               num_training_steps=steps)  # too short to warm up: the first step trains
     resolved = resolve_precision(precision, encoder.device.type)
     loss_before = _mean_loss(loss_of, encoder, probe_batches)
     model.train()

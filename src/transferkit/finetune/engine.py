@@ -55,10 +55,16 @@ def train_network(
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
     L.seed_everything(seed, workers=True, verbose=False)
-    counts = np.bincount(train.targets.numpy(), minlength=num_classes)
+    targets = train.targets.numpy()
+    counts = np.bincount(targets, minlength=num_classes)
     weights = None
     if counts.max() / max(counts.min(), 1) > 1.5:
-        weights = torch.tensor(counts.sum() / (num_classes * np.maximum(counts, 1)), dtype=torch.float32)
+        from sklearn.utils.class_weight import compute_class_weight
+
+        present = np.flatnonzero(counts)
+        balanced = np.ones(num_classes)
+        balanced[present] = compute_class_weight("balanced", classes=present, y=targets)
+        weights = torch.tensor(balanced, dtype=torch.float32)
     distributed = config.devices * config.num_nodes > 1
     if plan is not None and distributed:
         # DDP syncs the parameters that train when it wraps the model; stages cannot join later, so under DDP every

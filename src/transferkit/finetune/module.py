@@ -8,9 +8,7 @@ in frozen stages, and by default in the trained stages too (``Plan.bn_statistics
 
 from __future__ import annotations
 
-import math
 import warnings
-from functools import partial
 
 import torch
 from torch import nn
@@ -108,7 +106,7 @@ class ClassifierModule(L.LightningModule):
             groups += [{"params": decay, "weight_decay": wd, "lr": lr}, {"params": no_decay, "weight_decay": 0.0, "lr": lr}]
         optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=self.lr)
         steps = max(1, int(self.trainer.estimated_stepping_batches))
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(warmup_cosine, total=steps))
+        schedule = cosine_schedule(optimizer, steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
@@ -125,10 +123,13 @@ def set_frozen_batchnorm_eval(network: nn.Module, every_layer: bool = False) -> 
                 module.eval()
 
 
-def warmup_cosine(step: int, total: int, warmup_fraction: float = 0.1) -> float:
-    """Learning-rate factor: linear warm-up over the first 10% of steps (at least one), then cosine decay to 0."""
-    warmup = max(1, round(total * warmup_fraction))
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+WARMUP_FRACTION = 0.1
+
+
+def cosine_schedule(optimizer, steps: int):
+    """transformers' cosine decay to 0 after a linear warm-up over the first ``WARMUP_FRACTION`` of the steps; a run
+    too short to warm up (under 5 steps) starts at the full rate, so that its first step trains."""
+    from transformers import get_cosine_schedule_with_warmup
+
+    return get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=round(steps * WARMUP_FRACTION),
+                                           num_training_steps=steps)
