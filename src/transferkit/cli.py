@@ -262,7 +262,7 @@ def serve(
     port: Annotated[int, typer.Option(help="The port to listen on.")] = 8000,
     runtime: Annotated[str, typer.Option(help="auto (the runtime measured faster on this kind of machine: ONNX Runtime for image models on a CPU, exported once and cached), torch or onnx.")] = "auto",
     max_request_mb: Annotated[float, typer.Option(help="The largest request body accepted, in MiB.")] = 20.0,
-    max_batch: Annotated[Optional[int], typer.Option(help="Inputs of concurrent requests run through the model together, up to this many (default: 32 on PyTorch, 1 on ONNX Runtime, which answered faster one request at a time).")] = None,
+    max_batch: Annotated[int, typer.Option(help="Inputs of concurrent requests run through the model together, up to this many (1: no batching).")] = 32,
 ) -> None:
     """Serve a model over HTTP: POST /predict, GET /health, GET /model, OpenAPI docs at /docs.
 

@@ -26,7 +26,7 @@ import asyncio
 import collections
 import io
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,9 +35,7 @@ from .errors import BadInputError
 MAX_REQUEST_MB = 20.0
 MAX_INPUTS = 256
 MAX_PIXELS = 50_000_000
-# inputs of concurrent requests run through the model together, by runtime: PyTorch gains from batches; ONNX Runtime
-# on a CPU answered more requests, sooner, one request at a time (benchmarks/serve_load.py, the docs' Speed page)
-MAX_BATCH = {"torch": 32, "onnx": 1}
+MAX_BATCH = 32  # inputs of concurrent requests run together (benchmarks/serve_load.py compares it with 1 per runtime)
 BATCH_WAIT_MS = 5.0
 MONITOR_WINDOW = 1000  # the inputs /monitor reads the model's recent accuracy from
 
@@ -47,11 +45,11 @@ class Limits:
     max_request_mb: float = MAX_REQUEST_MB
     max_inputs: int = MAX_INPUTS
     max_pixels: int = MAX_PIXELS
-    max_batch: int | None = None  # None: the runtime's (``MAX_BATCH``)
+    max_batch: int = MAX_BATCH
     batch_wait_ms: float = BATCH_WAIT_MS
 
     def __post_init__(self) -> None:
-        if self.max_request_mb <= 0 or (self.max_batch is not None and self.max_batch < 1):
+        if self.max_request_mb <= 0 or self.max_batch < 1:
             raise BadInputError("--max-request-mb must be positive and --max-batch at least 1.")
 
 
@@ -161,8 +159,6 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
     from .predictor import NO_OPEN_SET
 
     limits = limits or Limits()
-    if limits.max_batch is None:
-        limits = replace(limits, max_batch=MAX_BATCH[predictor.runtime])
     batcher = Batcher(predictor, limits)
     classes = predictor.classes.tolist()
 
