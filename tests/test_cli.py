@@ -175,3 +175,25 @@ def test_fit_says_how_far_an_estimate_from_few_labels_can_be_trusted(model_dir, 
     assert sample_size_note(100, [0.7, 0.9], "labels") is None
     assert sample_size_note(18, [0.5, 0.9], "labels") == ("18 labels measure accuracy to about +-0.20; more labels "
                                                            "would make the number firmer")
+
+
+def test_every_fit_option_is_one_field_that_becomes_a_flag_with_its_help():
+    from dataclasses import fields
+
+    from transferkit.jobs import FitOptions
+
+    help_text = " ".join(runner.invoke(app, ["fit", "--help"], env={"COLUMNS": "400"}).output.split())
+    for f in fields(FitOptions):
+        flag = "--" + f.name.replace("_", "-")
+        assert flag in help_text and " ".join(f.metadata["help"].split())[:60] in help_text, flag
+    assert FitOptions.only_for() == {"weights": "image", "text_column": "text", "path_column": "image",
+                                     "long_text": "text", "resume": "image", "restart": "image"}
+
+
+def test_fit_to_folder_refuses_an_option_of_the_other_kind_of_data_before_any_work(tmp_path, text_csv):
+    from transferkit.errors import BadInputError
+    from transferkit.jobs import FitOptions, fit_to_folder
+
+    with pytest.raises(BadInputError, match="--weights, --restart apply to images, and .* holds texts"):
+        fit_to_folder(text_csv, tmp_path / "model", FitOptions(weights=tmp_path / "w.safetensors", restart=True))
+    assert not (tmp_path / "model").exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import sys
 from dataclasses import asdict, dataclass, field, fields
+from inspect import signature
 from pathlib import Path
 from typing import Any
 
@@ -131,20 +132,15 @@ def fit_to_folder(data: Path, out_dir: Path, options: FitOptions | None = None, 
     tuning = tuning or {}
     check_applies({**tuning, **o.given()}, modality, str(data), FitOptions.only_for())
     chosen = strategy_from_options(o.strategy, tuning, modality, o.time_budget, o.distill)
-    common = {k: v for k, v in o.given().items() if k in ("seed", "val_fraction", "precision", "batch_size",
-                                                          "label_column", "task", "separator", "min_precision")}
-    if modality == "text":
-        from . import TextClassifier
+    from . import ImageClassifier, TextClassifier
 
-        clf: Any = TextClassifier(model or DEFAULTS["text"], chosen, verbose=verbose, long_text=o.long_text or "truncate",
-                                  text_column=o.text_column, **common)
-    else:
-        from . import ImageClassifier
-
+    cls = TextClassifier if modality == "text" else ImageClassifier
+    params = {k: v for k, v in o.given().items()  # the classifier's own options (its strategy is built above)
+              if k in signature(cls).parameters and k != "strategy"}
+    if modality == "image":
         workdir = _checkpoints(out_dir, o.resume, o.restart)
-        clf = ImageClassifier(model or DEFAULTS["image"], chosen, weights=str(o.weights) if o.weights else None,
-                              path_column=o.path_column, workdir=str(workdir), resume=o.resume, verbose=verbose,
-                              **common)
+        params |= {"workdir": str(workdir), **({"weights": str(o.weights)} if o.weights else {})}
+    clf: Any = cls(model or DEFAULTS[modality], chosen, verbose=verbose, **params)
     if o.engine == "ray":
         warm_with_ray(clf, data, o.strategy, o.workers, o.ray_address, o.unlabeled, verbose)
     clf.fit(data, X_unlabeled=o.unlabeled, X_other=o.other)
