@@ -113,6 +113,7 @@ def test_a_second_run_with_other_options_is_refused_not_silently_skipped(model, 
     assert out.read_text() == before
 
 
+@pytest.mark.slow  # exports the model
 def test_auto_exports_only_for_a_job_large_enough_to_repay_it(model, small_train, tmp_path, monkeypatch):
     from transferkit import runtime
 

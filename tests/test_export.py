@@ -58,6 +58,7 @@ def test_an_exported_image_model_predicts_like_the_model_and_records_its_check(i
     assert runtime.report.estimate == predictor.report.estimate is not None
 
 
+@pytest.mark.slow  # exports four backbones
 def test_a_side_by_side_model_with_a_power_transformed_head_per_member_exports_exactly(image_model, small_train,
                                                                                       tmp_path):
     """What ``auto`` fits on images: backbones side by side, the square root of their features, one head each."""
@@ -91,6 +92,7 @@ def test_the_onnx_runtime_imports_no_torch(image_model, small_train, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+@pytest.mark.slow  # exports a text encoder
 def test_an_exported_text_model_tokenizes_and_predicts_like_the_model(tiny_encoder, text_csv, tmp_path):
     clf = TextClassifier(tiny_encoder, Features(), precision="fp32", verbose=False).fit(text_csv)
     clf.save(tmp_path / "model")

@@ -78,6 +78,7 @@ def test_a_cache_that_cannot_be_written_is_reported_once_and_extraction_goes_on(
     assert capsys.readouterr().err.count("cannot be written") == 1
 
 
+@pytest.mark.slow  # real ImageNet predictions in two precisions
 def test_bf16_autocast_keeps_features_and_imagenet_predictions():
     """The fast path must not cost accuracy: bf16 outputs point the same way as fp32 ones."""
     from PIL import Image

@@ -57,6 +57,7 @@ def test_tritonclient_gets_the_labels_predict_gives_for_images_sent_as_binary_te
     assert probabilities.shape == (len(files), 3) and np.allclose(probabilities.sum(1), 1, atol=1e-5)
 
 
+@pytest.mark.slow  # a server process on a text model; the image test stays in the fast lane
 def test_tritonclient_gets_the_labels_predict_gives_for_texts_sent_as_json(text_v2):
     folder, _, client = text_v2
     texts = ["The striker scored twice in the final.", "Preheat the oven and whisk the eggs."]

@@ -43,6 +43,7 @@ def test_a_large_extraction_runs_on_onnx_runtime_with_the_rows_pytorch_gives(bac
     assert len(list((tmp_path / "onnx-features").glob("*.onnx"))) == 1  # exported once, kept for the next job
 
 
+@pytest.mark.slow  # a second export and extraction
 def test_when_the_two_paths_disagree_pytorch_does_the_whole_extraction(backbone, small_train, tmp_path, monkeypatch):
     files = sorted(small_train.rglob("*.png"))
     expected = extract(backbone, files, batch_size=4, use_cache=False).features

@@ -163,6 +163,7 @@ def test_bad_requests_get_a_4xx_with_a_message(image_server, make, status, says)
     assert says in response.json()["detail"] and "Traceback" not in response.text
 
 
+@pytest.mark.slow  # a server process on a text model, exported at start
 def test_a_text_model_takes_json_texts(text_csv, tiny_encoder, tmp_path):
     TextClassifier(tiny_encoder, Features(), verbose=False).fit(text_csv).save(tmp_path / "model")
     proc, url = _start(tmp_path / "model")
@@ -178,6 +179,7 @@ def test_a_text_model_takes_json_texts(text_csv, tiny_encoder, tmp_path):
         proc.wait(timeout=30)
 
 
+@pytest.mark.slow  # a second server process, exported at start
 def test_by_default_the_server_runs_what_was_measured_faster_here(small_train, tiny_backbone, tmp_path):
     from transferkit.runtime import faster_runtime
     from transferkit.serve import MAX_BATCH

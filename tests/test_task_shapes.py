@@ -198,6 +198,7 @@ def test_a_model_of_labels_refuses_rejection_and_other_strategies(tagger, tags_c
         TextClassifier(min_precision=1.5, verbose=False).fit(tags_csv)
 
 
+@pytest.mark.slow  # a second several-labels fit
 def test_min_precision_sets_the_thresholds_and_is_said(tags_csv):
     default = TextClassifier(verbose=False).fit(tags_csv)
     strict = TextClassifier(min_precision=0.99, verbose=False).fit(tags_csv)
@@ -237,6 +238,7 @@ def test_numbers_evaluate_with_r2_mae_and_a_predicted_against_true_plot(pricer, 
 
 # -- the model folder, the export and the server ---------------------------------------------------------------------
 
+@pytest.mark.slow  # fits and exports twice
 @pytest.mark.parametrize("task, labels", [("labels", lambda i: [["a"], ["b"], ["a", "b"]][i % 3]),
                                           ("number", lambda i: float(i % 5) + 0.5)])
 def test_exports_to_onnx_with_the_same_answers(small_train, tiny_backbone, tmp_path, task, labels):
