@@ -104,6 +104,7 @@ def test_an_exported_text_model_tokenizes_and_predicts_like_the_model(tiny_encod
     assert (tmp_path / "onnx" / "tokenizer.json").is_file()
 
 
+@pytest.mark.slow  # a second export, quantised
 def test_int8_reports_the_accuracy_change_it_measured(image_model, small_train, tmp_path):
     predictor = Predictor.load(image_model)
     data = predictor.read(small_train)
@@ -194,6 +195,7 @@ def test_exporting_over_the_model_folder_is_refused_without_asking_for_overwrite
     assert result.exit_code == 2 and "an export never replaces" in text and "Pass --overwrite" not in text
 
 
+@pytest.mark.slow  # a second export
 def test_check_data_lists_the_inputs_it_could_not_read(image_model, small_train, tmp_path):
     import shutil
 

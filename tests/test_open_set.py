@@ -208,6 +208,7 @@ def test_fit_takes_examples_of_other_things_and_refuses_a_labeled_item_among_the
         ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train, X_other=others[:3])
 
 
+@pytest.mark.slow  # a second export
 def test_an_onnx_export_rejects_as_the_model_folder_does(tiny_image_model, example_test, tmp_path):
     from transferkit.export import export_onnx
     from transferkit.onnx_runtime import OnnxPredictor
