@@ -99,6 +99,35 @@ def test_two_fits_with_the_same_seed_give_byte_identical_models(small_train, tin
     assert digests(tmp_path / "a") == digests(tmp_path / "b") and len(digests(tmp_path / "a")) == 3
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the drop the test stages
+def test_a_ctrl_c_that_python_drops_in_a_finaliser_still_stops_training():
+    """Python drops a KeyboardInterrupt raised inside ``__del__`` ("Exception ignored in ..."); once a fit ran on to
+    its end that way after Ctrl-C. The trainer's callback remembers the key and raises it at the next batch."""
+    import lightning as L
+
+    from transferkit.finetune.engine import _ctrl_c
+
+    class Finaliser:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler runs here, inside __del__, where its KeyboardInterrupt is dropped
+
+    ctrl_c = _ctrl_c(L)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even under a CI runner
+    try:
+        with ctrl_c.watching():
+            try:
+                Finaliser()
+            except KeyboardInterrupt:  # pragma: no cover - delivered after __del__ returned: nothing was dropped
+                pass
+            assert ctrl_c.pressed
+            with pytest.raises(KeyboardInterrupt):
+                ctrl_c.on_train_batch_start(None, None, None, 0)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back after training
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 @pytest.mark.slow  # fine-tunes a network
 def test_ctrl_c_during_fine_tuning_says_how_to_resume_and_keeps_the_checkpoints(small_train, tiny_backbone, tmp_path):
     out = tmp_path / "model"

@@ -98,7 +98,7 @@ def train_network(
         strategy="ddp" if distributed else "auto",
         precision=_lightning_precision(precision),
         gradient_clip_val=config.grad_clip or None,
-        callbacks=[checkpoint, stopper],
+        callbacks=[checkpoint, stopper, ctrl_c := _ctrl_c(L)],
         logger=False,
         enable_progress_bar=progress,
         enable_model_summary=False,
@@ -116,7 +116,8 @@ def train_network(
         last = workdir / "checkpoints" / "last.ckpt"
         resumed_after = _check_checkpoint(last, module) if resume and last.is_file() else None
         try:
-            trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resumed_after is not None else None)
+            with ctrl_c.watching():
+                trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resumed_after is not None else None)
         except SystemExit:
             if trainer.interrupted:  # Lightning turns Ctrl-C into sys.exit(1); say it was an interruption
                 import signal
@@ -154,6 +155,43 @@ def _check_checkpoint(path: Path, module: nn.Module) -> int:
                             f"(e.g. {differ[0]}: {saved.get(differ[0])} there, {wanted.get(differ[0])} here; another "
                             "class count or backbone?). Pass --restart to start afresh, or --out another folder.")
     return int(checkpoint.get("epoch", -1)) + 1
+
+
+def _ctrl_c(L):
+    """A callback that makes Ctrl-C during training certain to stop it. Python drops a KeyboardInterrupt raised while
+    a finaliser runs (a ``__del__``, a weakref callback: "Exception ignored in ..."), and training then ran on to its
+    end; the handler installed here also records the key, and the next batch raises it again."""
+    import contextlib
+    import signal
+    import threading
+
+    class CtrlC(L.Callback):
+        pressed = False
+
+        def _check(self, *_) -> None:
+            if self.pressed:
+                raise KeyboardInterrupt
+
+        on_train_batch_start = on_validation_batch_start = on_train_epoch_end = _check
+
+        @contextlib.contextmanager
+        def watching(self):
+            if threading.current_thread() is not threading.main_thread() or \
+                    signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+                yield  # signals reach the main thread only; a process that ignores Ctrl-C goes on ignoring it
+                return
+
+            def pressed(signum, frame):
+                self.pressed = True
+                raise KeyboardInterrupt
+
+            previous = signal.signal(signal.SIGINT, pressed)
+            try:
+                yield
+            finally:
+                signal.signal(signal.SIGINT, previous)
+
+    return CtrlC()
 
 
 def _leave_interrupts_to_the_trainer(_worker: int) -> None:
