@@ -47,7 +47,7 @@ def model_card(document: dict[str, Any], report: dict[str, Any], components: dic
     lines += _unlabeled_lines(fit, noun)
     lines += ["", "## How good it is", ""] + _metric_lines(fit)
     lines += ["", "## Limitations", "",
-              _open_set_line(fit.metrics.get("open_set"), len(classes)) if kind == "class" else (
+              _open_set_line(fit.open_set, len(classes)) if kind == "class" else (
                   "- It cannot say that an input is unlike everything it was trained on: every input gets an answer."),
               "- Its quality was estimated on the training labels themselves (cross-validation or a held-out split). "
               "With a few examples per class that estimate is wide (see its interval) and data unlike the "
@@ -92,7 +92,7 @@ def _unlabeled_lines(fit, noun: str) -> list[str]:
                 f"{used.get('shift_auc')}), self-trained on them: {'yes' if used.get('self_training') else 'no'}.")]
     if student and student.get("kept"):
         lines += ["", f"This model is a one-network student: it learned the labels that the side-by-side teacher "
-                      f"({fit.metrics.get('teacher')}) gave the unlabeled {noun}s. On the same held-out folds the "
+                      f"({fit.teacher}) gave the unlabeled {noun}s. On the same held-out folds the "
                       f"teacher scored {student.get('teacher_fold_accuracy', float('nan')):.3f} and the student "
                       f"{student.get('student_estimate', float('nan')):.3f}; they agreed on "
                       f"{student.get('agreement', float('nan')):.0%} of them. The cross-validated figures below the "

@@ -196,6 +196,17 @@ class FitReport:
         return self.metrics.get("unlabeled") if isinstance(self.metrics.get("unlabeled"), dict) else None
 
     @property
+    def teacher(self) -> str | None:
+        """What taught the one-network student (the side-by-side backbones' description), if one was distilled."""
+        teacher = self.metrics.get("teacher")
+        return teacher if isinstance(teacher, str) else None
+
+    @property
+    def open_set(self) -> dict | None:
+        """What the fit measured of telling items of no trained class (``OpenSet.describe``), if it did."""
+        return self.metrics.get("open_set") if isinstance(self.metrics.get("open_set"), dict) else None
+
+    @property
     def student(self) -> dict | None:
         """The one-network student's measurements (``distill``), if the fit distilled one."""
         return self.metrics.get("student") if isinstance(self.metrics.get("student"), dict) else None

@@ -677,7 +677,7 @@ def _distilled(problem: Problem, single: Probe, teacher: Probe, fitted: Fitted, 
     from .features import extract
     from .unlabeled import adapt
 
-    usage = fitted.metrics.get("unlabeled") or {}
+    usage = fitted.report.unlabeled or {}
     if not usage.get("used") or len(single.y) != len(teacher.y) or fitted.pool is None:
         return fitted
     run = problem.run
