@@ -59,7 +59,7 @@ def _decide(monkeypatch, kind: str, per_class: int, cv: float, *, tuned_val=None
         calls.append(defaults)
         return Fitted("tuned", None, {"val_correct": _correct(tuned_val, n_val).tolist()}, "finetune: ...")
 
-    monkeypatch.setattr(strategies, "_split_correct", lambda *a: _correct(probe_val, n_val))
+    monkeypatch.setattr(Probe, "split_correct", lambda *a: _correct(probe_val, n_val))
 
     def fake_scratch(self, problem):
         return Fitted("tfidf", None, {"cv_accuracy": tfidf_cv}, "scratch: ...")
@@ -150,3 +150,17 @@ def test_auto_without_ensemble_measures_the_featurizer_alone(monkeypatch):
     featurizer.companions = lambda: pytest.fail("companions asked for")
     probe = _probe(featurizer, 10, 0.7)
     assert Auto(ensemble=False)._frozen(Problem(featurizer, None, ["a", "b"], FitRun()), probe, Features()) == (probe, "")
+
+
+@pytest.mark.slow  # tunes a (tiny) sentence encoder
+def test_a_fit_that_tunes_draws_its_validation_split_once(text_csv, tiny_encoder, monkeypatch):
+    """auto compares the tuned encoder with the frozen one on the split the tuner validated on: one split, one
+    verdict of the frozen head on it, however many steps ask for them."""
+    from transferkit import TextClassifier
+
+    drawn = []
+    real = strategies.stratified_split
+    monkeypatch.setattr(strategies, "stratified_split", lambda *a, **k: drawn.append(a[1:]) or real(*a, **k))
+    clf = TextClassifier(tiny_encoder, Auto(), verbose=False).fit(text_csv)
+    assert "val_correct" in clf.metrics_  # it tuned, and validated on the split
+    assert len(drawn) == 1

@@ -107,6 +107,7 @@ class Probe:
     folds: int
     skipped: list
     info: dict
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)  # the split and its verdicts, made once
 
     @property
     def correct(self) -> np.ndarray:
@@ -132,6 +133,25 @@ class Probe:
                 f"{prefix}cv_calibrated": estimate["calibrated"],
                 f"{prefix}cv_estimate": estimate["accuracy"], f"{prefix}cv_estimate_interval": estimate["interval"],
                 f"{prefix}cv_temperature": estimate["temperature"]}
+
+    def split(self, run: FitRun) -> tuple[np.ndarray, np.ndarray]:
+        """The validation split a tuner uses on these items (stratified, ``validation_fraction`` of each class, the
+        run's seed); computed once, however many of a fit's steps ask."""
+        key = ("split", run.val_fraction, run.seed)
+        if key not in self._cache:
+            labels = self.data.labels
+            self._cache[key] = stratified_split(labels, validation_fraction(labels, run.val_fraction), run.seed)
+        return self._cache[key]
+
+    def split_correct(self, features: Features, run: FitRun) -> np.ndarray:
+        """Which items of that split the frozen representation's head (``features``' settings), fit on the rest,
+        gets right: what tuning is compared with. Computed once per head settings."""
+        key = ("correct", repr(features), run.val_fraction, run.seed)
+        if key not in self._cache:
+            train_idx, val_idx = self.split(run)
+            head = features.fit_head(self.features[train_idx], self.y[train_idx], run.seed, self.featurizer.blocks)
+            self._cache[key] = head.predict_proba(self.features[val_idx]).argmax(1) == self.y[val_idx]
+        return self._cache[key]
 
     def summary(self) -> str:
         """The estimate as a fit's reason states it."""
@@ -309,11 +329,10 @@ class FineTune(Strategy):
         tuner = self.tuner_for(problem.featurizer, **tuner_defaults)  # checked before any work is done
         probe = probe or run_probe(problem.featurizer, problem.data, problem.classes, problem.run, features)
         run = problem.run
-        train_idx, val_idx = stratified_split(probe.data.labels, validation_fraction(probe.data.labels,
-                                                                                      run.val_fraction), run.seed)
+        train_idx, val_idx = probe.split(run)
         # the estimate's control: the head whose folds the estimate starts from (probe.oof), on the same split, so
         # that tuning's gain is measured against it, not against a weaker head
-        probe_val = _split_correct(probe, features, run)
+        probe_val = probe.split_correct(features, run)
         if isinstance(tuner, NetworkTuner):
             from .finetune.network import tune_network
 
@@ -641,7 +660,7 @@ class Auto(Strategy):
         start = time.perf_counter()
         tuned = finetune.fit(problem, probe=probe, **({"unfreeze": unfreeze} if unfreeze is not None else {}))
         tuned_correct = np.asarray(tuned.report.val_correct, bool)
-        frozen_correct = _split_correct(frozen, features, problem.run)
+        frozen_correct = frozen.split_correct(features, problem.run)
         tuned_val, frozen_val = tuned_correct.mean(), frozen_correct.mean()
         why = (f"{per_class} labels per class and frozen features at {cv:.3f} cross-validated leave room to tune "
                f"({time.perf_counter() - start:.0f} s)")
@@ -707,15 +726,6 @@ def _distilled(problem: Problem, single: Probe, teacher: Probe, fitted: Fitted, 
 
 
 ENSEMBLE_COST_PER_MEMBER = 1.3  # the zoo's other backbones cost about 1.3 times the default one each (240-260 px)
-
-
-def _split_correct(probe: Probe, features: Features, run: FitRun) -> np.ndarray:
-    """Which items of the validation split a tuner uses (same labels, seed, fraction) the frozen representation's
-    head, fit on the rest, gets right."""
-    labels = probe.data.labels
-    train_idx, val_idx = stratified_split(labels, validation_fraction(labels, run.val_fraction), run.seed)
-    head = features.fit_head(probe.features[train_idx], probe.y[train_idx], run.seed, probe.featurizer.blocks)
-    return head.predict_proba(probe.features[val_idx]).argmax(1) == probe.y[val_idx]
 
 
 def make_strategy(strategy: str | Strategy) -> Strategy:
