@@ -19,9 +19,10 @@ def umask() -> int:
     return mask
 
 
-def write_atomic(path: str | Path, data: bytes | str | Callable[[BinaryIO], object]) -> Path:
+def write_atomic(path: str | Path, data: bytes | str | Callable[[BinaryIO], object], *, private: bool = False) -> Path:
     """Write ``data`` (bytes, text as UTF-8, or a function that writes to a binary file) to ``path`` atomically;
-    the parent folder is made if missing. An error leaves ``path`` as it was and no temporary file behind."""
+    the parent folder is made if missing. An error leaves ``path`` as it was and no temporary file behind.
+    ``private`` keeps the file owner-only (the feature cache: a file per item, no umask to read for each)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -31,7 +32,8 @@ def write_atomic(path: str | Path, data: bytes | str | Callable[[BinaryIO], obje
                 data(fh)
             else:
                 fh.write(data.encode("utf-8", "replace") if isinstance(data, str) else data)
-        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes it owner-only
+        if not private:
+            os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes it owner-only
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

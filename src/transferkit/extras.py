@@ -9,13 +9,12 @@ from importlib.util import find_spec
 from .errors import BadInputError
 
 # extra: (what it gives, the modules it needs); pyproject.toml's [project.optional-dependencies] installs them
+_SERVE, _EXPORT, _REPORT = ("fastapi", "uvicorn", "multipart"), ("onnx", "onnxscript", "onnxruntime"), ("matplotlib",)
 EXTRAS = {
-    "serve": ("the HTTP server (`transferkit serve`)", ("fastapi", "uvicorn", "multipart")),
-    "app": ("the web app (`transferkit app`)", ("fastapi", "uvicorn", "multipart", "matplotlib", "onnxruntime",
-                                                "imagehash")),
-    "export": ("ONNX export and ONNX Runtime (`transferkit export`, --runtime onnx)",
-               ("onnx", "onnxscript", "onnxruntime")),
-    "report": ("HTML reports with plots (--report, `transferkit compare`)", ("matplotlib",)),
+    "serve": ("the HTTP server (`transferkit serve`)", _SERVE),
+    "app": ("the web app (`transferkit app`)", (*_SERVE, *_REPORT, *_EXPORT, "imagehash")),  # as pyproject's [app]
+    "export": ("ONNX export and ONNX Runtime (`transferkit export`, --runtime onnx)", _EXPORT),
+    "report": ("HTML reports with plots (--report, `transferkit compare`)", _REPORT),
     "ray": ("Ray workers (--engine ray)", ("ray",)),
 }
 

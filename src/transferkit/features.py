@@ -146,7 +146,7 @@ class FeatureCache:
         if not self.enabled:
             return
         try:
-            write_atomic(self._file(digest), lambda fh: np.save(fh, row, allow_pickle=False))
+            write_atomic(self._file(digest), lambda fh: np.save(fh, row, allow_pickle=False), private=True)
         except OSError as exc:  # a full or read-only cache disk must not stop the fit: go on without the cache
             self.enabled = False
             print(f"Note: the feature cache in {self.root.parent.parent} cannot be written ({exc.strerror or exc}); "

@@ -150,6 +150,11 @@ class FitReport:
         value = self.metrics.get(key)
         return kind(value) if _number(value) else None
 
+    def _part(self, key: str, kind: type = dict):
+        """A recorded part of the fit (``kind``: dict or str), None where it is missing or not of that kind."""
+        value = self.metrics.get(key)
+        return value if isinstance(value, kind) else None
+
     @property
     def fit_seconds(self) -> float | None:
         return self._get("fit_seconds")
@@ -187,34 +192,32 @@ class FitReport:
     @property
     def auto_choice(self) -> str | None:
         """What ``auto`` chose (features, finetune, scratch), for its fits."""
-        choice = self.metrics.get("auto_choice")
-        return choice if isinstance(choice, str) else None
+        return self._part("auto_choice", str)
 
     @property
     def unlabeled(self) -> dict | None:
         """What the fit did with unlabeled items (how many, whether it centred on them or self-trained), if any."""
-        return self.metrics.get("unlabeled") if isinstance(self.metrics.get("unlabeled"), dict) else None
+        return self._part("unlabeled")
 
     @property
     def teacher(self) -> str | None:
         """What taught the one-network student (the side-by-side backbones' description), if one was distilled."""
-        teacher = self.metrics.get("teacher")
-        return teacher if isinstance(teacher, str) else None
+        return self._part("teacher", str)
 
     @property
     def open_set(self) -> dict | None:
         """What the fit measured of telling items of no trained class (``OpenSet.describe``), if it did."""
-        return self.metrics.get("open_set") if isinstance(self.metrics.get("open_set"), dict) else None
+        return self._part("open_set")
 
     @property
     def student(self) -> dict | None:
         """The one-network student's measurements (``distill``), if the fit distilled one."""
-        return self.metrics.get("student") if isinstance(self.metrics.get("student"), dict) else None
+        return self._part("student")
 
     @property
     def tuner(self) -> dict | None:
         """The options a tuned or trained network used."""
-        return self.metrics.get("tuner") if isinstance(self.metrics.get("tuner"), dict) else None
+        return self._part("tuner")
 
     def summary(self) -> dict[str, Any]:
         """What ``fit --json`` prints besides the model's path and classes: the typed fields, then every
