@@ -172,24 +172,16 @@ def evaluate(
       transferkit evaluate model test_with_new_classes/ --reject auto
     """
     from .evaluate import evaluate as run_evaluation
-    from .report import evaluation_report, shape_report, write_report
+    from .report import write_evaluation
     from .report.html import check_report_path
 
     if report is not None:
         check_report_path(report)
     model = load_predictor(model_dir, verbose=not as_json, tta=tta, runtime=runtime)
     result = run_evaluation(model, data, reject=reject)
-    several = not hasattr(result, "accuracy")  # several labels per item, or numbers
     if report is not None:
-        write_report(report, shape_report(result, str(model_dir), str(data)) if several else
-                     evaluation_report(result, str(model_dir), str(data), {"reason": model.report.reason}))
-        err.print(f"Report written to {report}", highlight=False) if not as_json else None
-    if as_json:
-        json_line(result.to_dict())
-    elif several:
-        show.shape_evaluation(result, model_dir, data)
-    else:
-        show.evaluation(result, model, model_dir, data)
+        write_evaluation(report, result, model, str(model_dir), str(data))
+    json_line(result.to_dict()) if as_json else show.evaluated(result, model, model_dir, data, report)
 
 
 @app.command()
@@ -220,7 +212,7 @@ def predict(
       transferkit predict model /data/100k_images/ --out predictions.csv --top 3
       transferkit predict model camera_trap/ --reject auto --unknown-label other
     """
-    from .openset import rejection_rate, unfamiliar
+    from .openset import rejection_rate
 
     rate = rejection_rate(reject)  # checked before any work
     model = load_predictor(model_dir, verbose=False, tta=tta, runtime="torch" if runtime == "auto" else runtime)
@@ -232,25 +224,11 @@ def predict(
         counts, ran_on = jobs.predict_to_out(model, model_dir, items, out_file, runtime=runtime, engine=engine,
                                              workers=workers, ray_address=ray_address, top=top, reject=rate,
                                              unknown=unknown_label, tta=tta, progress=not as_json)
-        if as_json:
-            return json_line({"out": str(out_file), "runtime": ran_on, **counts})
-        show.bulk(counts, out_file, unknown_label)
-        show.label_free(counts.get("estimate"), model.noun)
-        return show.unfamiliar(counts.get("unfamiliar"), model.noun) if rate is None else None
-    answers, proba, scores, ok, skipped = model.answer(items, top, rate, unknown_label)
-    names = [str(p) for p, keep in zip(items, ok) if keep]
-    show.predictions(model, names, answers, key, top, as_json, skipped)
-    if names and not as_json:
-        show.label_free(model.label_free(proba), model.noun)
-        if rate is None:
-            show.unfamiliar(unfamiliar(model.open_set, scores), model.noun)
-        show.skipped(skipped)
-    if not names:
-        from .errors import BadInputError
-
-        raise BadInputError(f"None of the {len(items)} input(s) could be read, so nothing was predicted"
-                            + (f" (e.g. {skipped[0][0]}: {skipped[0][1]})." if skipped else "."))
-    if skipped:
+        return json_line({"out": str(out_file), "runtime": ran_on, **counts}) if as_json else show.bulk(
+            counts, out_file, unknown_label, model.noun, rejecting=rate is not None)
+    answered = jobs.predict_here(model, items, top, rate, unknown_label)
+    show.predictions(model, answered, key, top, as_json)
+    if answered.skipped:
         raise typer.Exit(1)
 
 
@@ -259,7 +237,7 @@ def predict(
 def serve(
     model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model folder (`transferkit fit`), hf://OWNER/NAME on the Hub, or an ONNX export (`transferkit export`).")],
     host: Annotated[str, typer.Option(help="The address to listen on; 127.0.0.1 (this machine only) unless you mean otherwise.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="The port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="The port to listen on.")] = 8000,
     runtime: Annotated[str, typer.Option(help="auto (the runtime measured faster on this kind of machine: ONNX Runtime for image models on a CPU, exported once and cached), torch or onnx.")] = "auto",
     max_request_mb: Annotated[float, typer.Option(help="The largest request body accepted, in MiB.")] = 20.0,
     max_batch: Annotated[int, typer.Option(help="Inputs of concurrent requests run through the model together, up to this many (1: no batching).")] = 32,
@@ -276,17 +254,10 @@ def serve(
     from .serve import serve as run_server
 
     require("serve")  # before the model loads
-    if not 0 < port < 65536:
-        raise typer.BadParameter(f"--port must be between 1 and 65535, got {port}.")
     limits = Limits(max_request_mb=max_request_mb, max_batch=max_batch)
     model = load_predictor(model_dir, verbose=False, tta=False, runtime=runtime)
-    model.use_cache = False
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        err.print(f"[yellow]Listening on {host}: anyone who can reach this machine can use the model.[/]")
-    err.print(f"Serving {model_dir} ({model.modality}, {len(model.classes)} classes) on http://{host}:{port} "
-              f"(docs: http://{host}:{port}/docs). Ctrl-C stops it.", highlight=False)
-    run_server(model, host=host, port=port, limits=limits,
-               model_info={"model": str(model_dir), "runtime": model.runtime})
+    show.serving(model, model_dir, host, port)
+    run_server(model, host=host, port=port, limits=limits, model_info={"model": str(model_dir), "runtime": model.runtime})
 
 
 @app.command()
@@ -307,18 +278,9 @@ def export(
       transferkit export model --out model-onnx --quantize int8 --check-data test/
       transferkit predict model-onnx photo.jpg        # runs on ONNX Runtime, without PyTorch
     """
-    from .export import export_onnx
-    from .predictor import Predictor
-
     if format_ != "onnx":
         raise typer.BadParameter(f"--format must be onnx, got {format_!r}.")
-    predictor = Predictor.load(model_dir)
-    items = labels = None
-    if check_data is not None:
-        data = predictor.read(check_data, require_labels=quantize is not None)
-        items, labels = list(data.items), list(data.labels or []) or None
-    manifest = export_onnx(predictor, out_dir, check_items=items, check_labels=labels, quantize=quantize,
-                           overwrite=overwrite)
+    manifest = jobs.export_to_folder(model_dir, out_dir, check_data=check_data, quantize=quantize, overwrite=overwrite)
     json_line(manifest) if as_json else show.export(manifest, out_dir)
 
 
@@ -351,7 +313,7 @@ def push(
 @_friendly
 def app_command(
     project_dir: Annotated[Path, typer.Argument(metavar="PROJECT_DIR", help="The project folder (created if missing); the CLI reads its data/ too.")] = Path("transferkit-project"),
-    port: Annotated[int, typer.Option(help="The port to listen on.")] = 8765,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="The port to listen on.")] = 8765,
     host: Annotated[str, typer.Option(help="The address to listen on: 127.0.0.1 (this machine only) unless you mean otherwise; any other address requires a token.")] = "127.0.0.1",
     token: Annotated[Optional[str], typer.Option(envvar="TRANSFERKIT_APP_TOKEN", show_default=False, help="The token browsers must present (default on a non-local --host: a new random one, printed).")] = None,
     modality: Annotated[Optional[str], typer.Option(help="image or text, for a new project (else the page asks).")] = None,
@@ -366,21 +328,14 @@ def app_command(
       transferkit fit birds-project/data/train --out model    # the same data, from the command line
     """
     from .app.project import Project
-    from .app.web import LOCAL_HOSTS, address, run_app
+    from .app.web import address, run_app
     from .extras import require
 
     require("app")  # before the project folder is made
     project = Project(project_dir, modality)
     url, token = address(host, port, token)
-    out.print(f"transferkit app: project [bold]{project.root}[/]\nOpen {url}  (Ctrl-C to stop)", highlight=False,
-              soft_wrap=True)
-    if host not in LOCAL_HOSTS:
-        err.print(f"[yellow]Listening on {host}: anyone who can reach this machine and has the token can use it.[/]")
-    if open_browser:
-        import webbrowser
-
-        webbrowser.open(url)
-    run_app(project, host=host, port=port, token=token, model=model)
+    show.app_address(project.root, url, host)
+    run_app(project, host=host, port=port, token=token, model=model, open_browser=open_browser)
 
 
 @app.command()
@@ -403,18 +358,11 @@ def pretrain(
     Then `transferkit fit OTHER_DATA --model NAME` transfers it to a task with few labels, with any strategy.
     """
     from .pretrain import pretrain as run_pretrain
-    from .zoo import local_zoo_dir
 
     clf, folder = run_pretrain(data, name, base=model, from_scratch=scratch, epochs=epochs, lr=lr,
                                batch_size=batch_size, input_size=input_size, seed=seed, overwrite=overwrite,
                                verbose=not as_json)
-    r = clf.report_
-    info = {"name": name, "folder": str(folder), "classes": clf.classes_.tolist(), "val_accuracy": r.val_accuracy,
-            "epochs_run": r.epochs_run, "fit_seconds": r.fit_seconds, "n_train": r.n_train, "n_val": r.n_val}
-    if as_json:
-        return json_line(info)
-    out.print(f"Registered [bold]{name}[/] in {local_zoo_dir()} (validation accuracy on the source task "
-              f"{info['val_accuracy']:.3f}). Reuse it: transferkit fit DATA --model {name}")
+    show.pretrained(clf, name, folder, as_json)
 
 
 @app.command()
@@ -430,14 +378,10 @@ def rank(
     Scores each model's frozen features with LogME and a cross-validated kNN accuracy (features are cached, so the
     `fit` that follows reuses them).
     """
-    from .data import is_text_source
     from .rank import rank_models
-    from .zoo import list_models
 
-    modality = "text" if is_text_source(data) else "image"
-    names = [m.strip() for m in models_.split(",") if m.strip()] if models_ else \
-        [m.name for m in list_models(modality=modality) if m.offline]
-    rows = rank_models(data, names, modality=modality, progress=not as_json, seed=seed)
+    names = [m.strip() for m in models_.split(",") if m.strip()] if models_ else None
+    rows = rank_models(data, names, progress=not as_json, seed=seed)
     json_line([r.to_dict() for r in rows]) if as_json else show.ranking(rows, data)
 
 
@@ -464,22 +408,12 @@ def compare(
     from .report.html import check_report_path
 
     check_report_path(out_file)
-
-    def said(point) -> None:
-        if not as_json:
-            err.print(f"k={point.k:<4} seed={point.seed} {point.strategy:<9} accuracy {point.accuracy:.3f}  "
-                      f"{point.seconds:.1f} s", highlight=False)
-
     points = curve_for_data(data, [s.strip() for s in (strategies or "features,scratch").split(",") if s.strip()],
                             [int(k) for k in ks.split(",") if k.strip()], seeds, model=model, test=test, epochs=epochs,
-                            on_point=said, on_note=show.note)
+                            on_point=None if as_json else show.curve_point, on_note=show.note)
     advice = recommend(points)
     write_report(out_file, comparison_report(points, advice, str(data), model or "default model"))
-    if as_json:
-        return json_line({"report": str(out_file), "recommendation": advice, "runs": [p.to_dict() for p in points]})
-    for line in advice:
-        out.print(line)
-    out.print(f"Report: [bold]{out_file}[/]")
+    show.comparison(points, advice, out_file, as_json)
 
 
 @app.command()

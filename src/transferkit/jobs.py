@@ -217,6 +217,32 @@ def prediction_inputs(model, inputs: list[str], as_text: bool = False, as_files:
     return texts
 
 
+@dataclass
+class Answered:
+    """What ``predict`` found for the readable items, by name, and the readings over all of them: the accuracy read
+    from the model's confidence, and how many looked unlike every trained class (none while rejecting)."""
+
+    names: list[str]
+    answers: list[dict]
+    skipped: list
+    label_free: dict | None = None
+    unfamiliar: dict | None = None
+
+
+def predict_here(model, items: list, top: int = 1, reject: float | None = None,
+                 unknown: str = "unknown") -> Answered:
+    """Predict ``items`` in this process (``Inference.answer``); an error when none of them can be read."""
+    from .openset import unfamiliar
+
+    answers, proba, scores, ok, skipped = model.answer(items, top, reject, unknown)
+    names = [str(p) for p, keep in zip(items, ok) if keep]
+    if not names:
+        raise BadInputError(f"None of the {len(items)} input(s) could be read, so nothing was predicted"
+                            + (f" (e.g. {skipped[0][0]}: {skipped[0][1]})." if skipped else "."))
+    return Answered(names, answers, skipped, model.label_free(proba),
+                    unfamiliar(model.open_set, scores) if reject is None else None)
+
+
 def predict_to_out(model, model_dir, items: list, out_file: Path, *, runtime: str = "auto", engine: str = "local",
                    workers: int = 2, ray_address: str | None = None, top: int = 1, reject: float | None = None,
                    unknown: str = "unknown", tta: bool = False, progress: bool = True) -> tuple[dict, str]:
@@ -238,3 +264,19 @@ def predict_to_out(model, model_dir, items: list, out_file: Path, *, runtime: st
         model = for_bulk_job(model, model_dir, len(items), tta=tta, verbose=progress)
     return predict_to_file(model, items, out_file, top=top, progress=progress, reject=reject,
                            unknown=unknown), model.runtime
+
+
+def export_to_folder(model_dir, out_dir: Path, *, check_data: Path | None = None, quantize: str | None = None,
+                     overwrite: bool = False) -> dict:
+    """Export a model folder to ONNX in ``out_dir`` (``export.export_onnx``), checked on the items of
+    ``check_data`` (labeled where ``quantize`` should say what it costs) or on generated inputs; its manifest."""
+    from .export import export_onnx
+    from .predictor import Predictor
+
+    predictor = Predictor.load(model_dir)
+    items = labels = None
+    if check_data is not None:
+        data = predictor.read(check_data, require_labels=quantize is not None)
+        items, labels = list(data.items), list(data.labels or []) or None
+    return export_onnx(predictor, out_dir, check_items=items, check_labels=labels, quantize=quantize,
+                       overwrite=overwrite)

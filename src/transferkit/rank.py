@@ -97,14 +97,19 @@ def score_features(name: str, features: np.ndarray, y: np.ndarray, seconds_so_fa
                    int(len(y)), cached)
 
 
-def rank_models(data, names: list[str], *, modality: str = "image", cache_dir=None, precision: str = "auto",
-                batch_size: int = 32, progress: bool = True, seed: int = 0, **read_options) -> list[Ranking]:
+def rank_models(data, names: list[str] | None = None, *, modality: str | None = None, cache_dir=None,
+                precision: str = "auto", batch_size: int = 32, progress: bool = True, seed: int = 0,
+                **read_options) -> list[Ranking]:
     """Rank pretrained models (image backbones, or text encoders and word-vector files) on labeled data, best LogME
-    first. ``read_options`` go to the reader (``text_column``, ``label_column`` for tables of texts)."""
-    from .data import check_trainable
+    first: ``names``, or every offline model of the zoo for the data's modality (detected unless given).
+    ``read_options`` go to the reader (``text_column``, ``label_column`` for tables of texts)."""
+    from .data import check_trainable, is_text_source
     from .estimators import ImageClassifier, TextClassifier
     from .features import extract
+    from .zoo import list_models
 
+    modality = modality or ("text" if is_text_source(data) else "image")
+    names = names or [m.name for m in list_models(modality=modality) if m.offline]
     cls = ImageClassifier if modality == "image" else TextClassifier
     settings = {"precision": precision, "batch_size": batch_size, "cache_dir": cache_dir, **read_options}
     labeled = cls(**settings)._read(data, require_labels=True)

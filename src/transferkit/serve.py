@@ -37,6 +37,7 @@ MAX_INPUTS = 256
 MAX_PIXELS = 50_000_000
 MAX_BATCH = 32  # inputs of concurrent requests run together (benchmarks/serve_load.py compares it with 1 per runtime)
 BATCH_WAIT_MS = 5.0
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")  # addresses only this machine reaches
 MONITOR_WINDOW = 1000  # the inputs /monitor reads the model's recent accuracy from
 
 
@@ -355,5 +356,6 @@ def serve(predictor, host: str = "127.0.0.1", port: int = 8000, limits: Limits |
     require("serve")
     import uvicorn
 
+    predictor.use_cache = False  # a server caches no features on disk
     uvicorn.run(create_app(predictor, limits, model_info), host=host, port=port, log_level=log_level,
                 timeout_graceful_shutdown=5)  # open keep-alive connections do not hold a shutdown

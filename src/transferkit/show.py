@@ -6,7 +6,6 @@ numbers and sentences come from the results themselves (``FitReport``, ``Evaluat
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -60,6 +59,16 @@ def estimate_line(report) -> str:
         return "no accuracy estimate (too few labels to hold any out)"
     low, high = r.interval
     return f"{r.name} [bold]{r.value:.3f}[/] (95% {low:.2f}-{high:.2f}; {report.estimate_detail()})"
+
+
+def evaluated(result, model, model_dir: Path, data: Path, report: Path | None = None) -> None:
+    """Any evaluation ``evaluate`` returns, and where its report went."""
+    if report is not None:
+        err.print(f"Report written to {report}", highlight=False)
+    if hasattr(result, "accuracy"):
+        evaluation(result, model, model_dir, data)
+    else:
+        shape_evaluation(result, model_dir, data)
 
 
 def evaluation(result, model, model_dir: Path, data: Path) -> None:
@@ -116,15 +125,15 @@ def shape_evaluation(result, model_dir: Path, data: Path) -> None:
     skipped(result.skipped)
 
 
-def predictions(model, names: list[str], answers: list[dict], key: str, top: int, as_json: bool,
-                unreadable: Sequence = ()) -> None:
-    """One row (or JSON line) per input: the class and its probability, the labels, or the number; as JSON, a line
-    with the error of each unreadable input."""
+def predictions(model, answered, key: str, top: int, as_json: bool) -> None:
+    """One row (or JSON line) per input (``jobs.Answered``): the class and its probability, the labels, or the
+    number; then what the model's confidence says of them all and the inputs that could not be read (as JSON, a line
+    with the error of each)."""
     kind = model.kind
     columns = {"class": ("label", "probability", *(["top"] if top > 1 else [])), "labels": ("labels", "probabilities"),
                "number": ("value",)}[kind]
     table = Table(key, *columns)
-    for name, best in zip(names, answers):
+    for name, best in zip(answered.names, answered.answers):
         if as_json:
             json_line({key: name, **best})
             continue
@@ -138,20 +147,27 @@ def predictions(model, names: list[str], answers: list[dict], key: str, top: int
         else:
             rest = ", ".join(f"{t['label']} {t['probability']:.2f}" for t in best["top"][1:])
             table.add_row(shown, str(best["label"]), f"{best['probability']:.3f}", *([rest] if top > 1 else []))
-    if names and not as_json:
-        out.print(table)
-    for path, why in unreadable if as_json else ():
-        json_line({key: str(path), "error": why})
+    if as_json:
+        for path, why in answered.skipped:
+            json_line({key: str(path), "error": why})
+        return
+    out.print(table)
+    label_free(answered.label_free, model.noun)
+    unfamiliar(answered.unfamiliar, model.noun)
+    skipped(answered.skipped)
 
 
-def bulk(counts: dict, out_file: Path, unknown_label: str) -> None:
-    """What ``predict --out`` wrote."""
+def bulk(counts: dict, out_file: Path, unknown_label: str, noun: str, rejecting: bool = False) -> None:
+    """What ``predict --out`` wrote, and what the model's confidence says of it."""
     out.print(f"Wrote {counts['written']} prediction(s) to [bold]{out_file}[/]"
               + (f" ({counts['already_there']} already there from an earlier run)" if counts["already_there"] else "")
               + (f"; {counts['rejected']} of them belong to no trained class ({unknown_label!r})"
                  if counts.get("rejected") else "")
               + (f"; {counts['unreadable']} input(s) could not be read (see the error column)"
                  if counts["unreadable"] else "") + ".")
+    label_free(counts.get("estimate"), noun)
+    if not rejecting:
+        unfamiliar(counts.get("unfamiliar"), noun)
 
 
 def unfamiliar(reading: dict | None, noun: str) -> None:
@@ -181,6 +197,26 @@ def skipped(items) -> None:
             err.print(f"  {path}: {why}", highlight=False)
 
 
+def serving(model, model_dir, host: str, port: int) -> None:
+    """Where a server listens, and a warning when that is beyond this machine."""
+    from .serve import LOCAL_HOSTS
+
+    if host not in LOCAL_HOSTS:
+        err.print(f"[yellow]Listening on {host}: anyone who can reach this machine can use the model.[/]")
+    err.print(f"Serving {model_dir} ({model.modality}, {len(model.classes)} classes) on http://{host}:{port} "
+              f"(docs: http://{host}:{port}/docs). Ctrl-C stops it.", highlight=False)
+
+
+def app_address(project_root: Path, url: str, host: str) -> None:
+    """Where the app's page is, and a warning when it listens beyond this machine."""
+    from .serve import LOCAL_HOSTS
+
+    out.print(f"transferkit app: project [bold]{project_root}[/]\nOpen {url}  (Ctrl-C to stop)", highlight=False,
+              soft_wrap=True)
+    if host not in LOCAL_HOSTS:
+        err.print(f"[yellow]Listening on {host}: anyone who can reach this machine and has the token can use it.[/]")
+
+
 def export(manifest: dict, out_dir: Path) -> None:
     """An export's check against the model, and what int8 costs where it was measured."""
     c = manifest["check"]
@@ -199,6 +235,34 @@ def export(manifest: dict, out_dir: Path) -> None:
                       f"{q['n']} labeled examples ({100 * q['accuracy_change']:+.1f} points).")
         else:
             out.print(f"int8: {size}; {q['note']}.")
+
+
+def pretrained(clf, name: str, folder: Path, as_json: bool) -> None:
+    """A backbone ``pretrain`` added to the local zoo."""
+    from .zoo import local_zoo_dir
+
+    r = clf.report_
+    if as_json:
+        return json_line({"name": name, "folder": str(folder), "classes": clf.classes_.tolist(),
+                          "val_accuracy": r.val_accuracy, "epochs_run": r.epochs_run, "fit_seconds": r.fit_seconds,
+                          "n_train": r.n_train, "n_val": r.n_val})
+    out.print(f"Registered [bold]{name}[/] in {local_zoo_dir()} (validation accuracy on the source task "
+              f"{r.val_accuracy:.3f}). Reuse it: transferkit fit DATA --model {name}")
+
+
+def curve_point(point) -> None:
+    """One fit of a learning curve, as it finishes."""
+    err.print(f"k={point.k:<4} seed={point.seed} {point.strategy:<9} accuracy {point.accuracy:.3f}  "
+              f"{point.seconds:.1f} s", highlight=False)
+
+
+def comparison(points, advice: list[str], report: Path, as_json: bool) -> None:
+    """A learning curve's recommendation and where its report went."""
+    if as_json:
+        return json_line({"report": str(report), "recommendation": advice, "runs": [p.to_dict() for p in points]})
+    for line in advice:
+        out.print(line)
+    out.print(f"Report: [bold]{report}[/]")
 
 
 def ranking(rows, data: Path) -> None:

@@ -15,12 +15,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..serve import BodyLimit, answer_errors_as_json
+from ..serve import LOCAL_HOSTS, BodyLimit, answer_errors_as_json
 from . import runs
 from .project import MAX_UPLOAD_MB, Project, ProjectError
 
 MAX_REQUEST_MB = 64  # a request larger than this is refused before it is read
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 PAGE = Path(__file__).with_name("page.html")
 
 
@@ -372,11 +371,17 @@ def address(host: str, port: int, token: str | None) -> tuple[str, str | None]:
 
 
 def run_app(project: Project, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
-            model: str | None = None) -> None:
+            model: str | None = None, open_browser: bool = False) -> None:
+    """Serve the app for ``project`` until stopped; ``open_browser`` opens its page in the default browser first."""
     from ..extras import require
 
     require("app")
     import uvicorn
+
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(address(host, port, token)[0])
 
     # a browser tab keeps its connection open: Ctrl-C or SIGTERM stops the app within seconds all the same
     uvicorn.run(create_app(project, token=token, model=model), host=host, port=port, log_level="warning",

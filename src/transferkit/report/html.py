@@ -104,6 +104,13 @@ def write_report(path: str | Path, document: str) -> Path:
 
 # -- evaluation -------------------------------------------------------------------------------------------------
 
+def write_evaluation(path: str | Path, evaluation, model, model_name: str, data_name: str) -> Path:
+    """The page of any evaluation ``evaluate`` returns (one class per item, several labels, or numbers), written."""
+    several = not hasattr(evaluation, "accuracy")
+    return write_report(path, shape_report(evaluation, model_name, data_name) if several else
+                        evaluation_report(evaluation, model_name, data_name, {"reason": model.report.reason}))
+
+
 def evaluation_report(evaluation, model_name: str, data_name: str, model_info: dict | None = None) -> str:
     """The HTML page of an :class:`~transferkit.evaluate.Evaluation`."""
     from dataclasses import replace
