@@ -422,6 +422,10 @@ def report_to_a_device(root, ctx):
     return ["evaluate", str(_model(root, ctx)), str(ROOT / "examples/clipart/test"), "--report", "/dev/null"]
 
 
+def port_out_of_range(root, ctx):
+    return ["serve", str(_model(root, ctx)), "--port", "0"]
+
+
 def report_over_a_users_file(root, ctx):
     (root / "thesis.html").write_text("<html>my thesis</html>")
     return ["evaluate", str(_model(root, ctx)), str(ROOT / "examples/clipart/test"), "--report",
@@ -571,6 +575,7 @@ CASES = [
     Case("text option on images", text_option_on_images, 2, ["--text-column applies to texts"]),
     Case("mistyped file for a text model", mistyped_file_for_a_text_model, 2, ["reviews_2024.csv", "--text"]),
     Case("--tta on a text model", tta_on_a_text_model, 2, ["--tta applies to image models"]),
+    Case("serve --port 0", port_out_of_range, 2, ["--port", "greater than or equal to 1"]),
 ]
 
 
