@@ -50,6 +50,27 @@ def test_an_image_file_is_read_once_for_its_key_until_it_changes(lite0, tmp_path
     assert lite0.item_key(image) != keys.pop() and reads == ["a.png", "a.png"]
 
 
+def test_side_by_side_featurizers_decode_each_image_once_and_give_each_members_own_rows(lite0, tmp_path, small_train,
+                                                                                         monkeypatch):
+    from transferkit.featurizers import Concat
+    from transferkit.featurizers import _image
+
+    paths = sorted(small_train.rglob("*.png"))[:6] + [tmp_path / "missing.png"]
+    small = ImageBackbone(lite0.spec, lite0.network, replace(lite0.preprocessing, input_size=160))
+    both = Concat([lite0, small.with_view("mirror")])
+    decoded = []
+    real = _image.load_image
+    monkeypatch.setattr(_image, "load_image", lambda path, *a, **k: decoded.append(path) or real(path, *a, **k))
+    together = extract(both, paths, cache_dir=tmp_path / "together")
+    assert sorted(decoded) == sorted(paths[:6])  # once per image, not once per member; the missing one is not opened
+    assert together.n_computed == 6 and [why for _, why in together.skipped] == ["file not found"]
+    apart = [extract(m, paths[:6], cache_dir=tmp_path / "apart").features for m in both.members]
+    assert np.allclose(together.features, both.combine(apart), atol=1e-6)
+    decoded.clear()
+    again = extract(both, paths[:6], cache_dir=tmp_path / "together")
+    assert again.n_cached == 6 and decoded == [] and np.array_equal(again.features, together.features)
+
+
 def test_other_preprocessing_or_view_does_not_reuse_the_cache(lite0, tmp_path, small_train):
     paths = sorted(small_train.rglob("*.png"))[:2]
     extract(lite0, paths, cache_dir=tmp_path)

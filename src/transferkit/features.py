@@ -53,61 +53,83 @@ def extract(featurizer: Featurizer, items: Sequence, *, batch_size: int = 32, ca
     large job may run on ONNX Runtime where it is faster and agrees with PyTorch (``onnx_features``; a fit's
     extractions ask for it, a predictor's runtime is the user's choice)."""
     items = list(items)
-    members = getattr(featurizer, "members", None)
-    if members is not None:  # a concatenation: each member extracts (and caches) on its own
-        # each member's bar says which member it is, and keeps what the caller said the items are
-        named = (lambda m: description.replace(featurizer.name, m.name)) if featurizer.name in description else (
-            lambda m: f"{description} ({m.name})")
-        parts = [extract(m, items, batch_size=batch_size, cache_dir=cache_dir, use_cache=use_cache, progress=progress,
-                         description=named(m), onnx=onnx) for m in members]
-        return _combine(featurizer, parts, len(items))
     if not featurizer.cacheable:
         start = time.perf_counter()
         features = featurizer.transform([featurizer.prepare(i) for i in items])
         return Extraction(features, np.ones(len(items), bool), n_computed=len(items),
                           seconds=time.perf_counter() - start)
-    cache = FeatureCache(featurizer.digest(), cache_dir, enabled=use_cache)
-    rows: list[np.ndarray | None] = [None] * len(items)
-    keys: list[str | None] = [None] * len(items)
-    skipped: dict[int, str] = {}
-    for i, item in enumerate(items):
-        try:
-            keys[i] = featurizer.item_key(item)
-        except ItemError as exc:
-            skipped[i] = exc.reason
-            continue
-        rows[i] = cache.read(keys[i])
-    todo = [i for i in featurizer.batch_order(items) if rows[i] is None and i not in skipped]
-    n_cached = sum(r is not None for r in rows)
-    n_overlong = 0
+    members = getattr(featurizer, "members", None)
+    parts = _extract_together(members or [featurizer], items, batch_size=batch_size, cache_dir=cache_dir,
+                              use_cache=use_cache, progress=progress, description=description, onnx=onnx)
+    return _combine(featurizer, parts, len(items)) if members else parts[0]
+
+
+def _extract_together(featurizers: list[Featurizer], items: list, *, batch_size: int, cache_dir, use_cache: bool,
+                      progress: bool, description: str, onnx: bool) -> list[Extraction]:
+    """One pass over the items for featurizers of one modality (a concatenation's members), each with its own
+    cache: an item any of them still needs is read and decoded once (``decode``), and each prepares it its way."""
+    first = featurizers[0]
+    caches = [FeatureCache(f.digest(), cache_dir, enabled=use_cache) for f in featurizers]
+    rows: list[list[np.ndarray | None]] = [[None] * len(items) for _ in featurizers]
+    keys: list[list[str | None]] = [[None] * len(items) for _ in featurizers]
+    skipped: list[dict[int, str]] = [{} for _ in featurizers]
+    for j, (f, cache) in enumerate(zip(featurizers, caches)):
+        for i, item in enumerate(items):
+            try:
+                keys[j][i] = f.item_key(item)
+            except ItemError as exc:
+                skipped[j][i] = exc.reason
+                continue
+            rows[j][i] = cache.read(keys[j][i])
+    needs = [{i for i in range(len(items)) if rows[j][i] is None and i not in skipped[j]}
+             for j in range(len(featurizers))]
+    todo = [i for i in first.batch_order(items) if any(i in n for n in needs)]
+    n_cached = [sum(r is not None for r in rows[j]) for j in range(len(featurizers))]
+    n_overlong = [0] * len(featurizers)
+    transforms = [f.transform for f in featurizers]
+    faster = [onnx_transform(f, cache_dir, len(n)) if onnx and n else None for f, n in zip(featurizers, needs)]
     start = time.perf_counter()
-    transform = featurizer.transform
-    faster = onnx_transform(featurizer, cache_dir, len(todo)) if onnx and todo else None
     with progress_bar(description, total=len(todo), enabled=progress and bool(todo)) as advance:
         for b in range(0, len(todo), batch_size):
-            batch, prepared = [], []
+            decoded: dict[int, object] = {}
             for i in todo[b: b + batch_size]:
                 try:
-                    prepared.append(featurizer.prepare(items[i]))
-                    batch.append(i)
-                except ItemError as exc:
-                    skipped[i] = exc.reason
-            if prepared:
-                n_overlong += featurizer.count_overlong(prepared)
-                computed = transform(prepared)
-                if faster is not None:  # the first batch both ways: ONNX Runtime runs the rest if they agree
-                    transform = faster if agrees(computed, faster(prepared)) else transform
-                    faster = None
+                    decoded[i] = first.decode(items[i])
+                except ItemError as exc:  # unreadable: skipped by every featurizer that had no row of it
+                    for j, n in enumerate(needs):
+                        if i in n:
+                            skipped[j][i] = exc.reason
+            for j, f in enumerate(featurizers):
+                batch, prepared = [], []
+                for i in (i for i in decoded if i in needs[j]):
+                    try:
+                        prepared.append(f.prepare(decoded[i]))
+                        batch.append(i)
+                    except ItemError as exc:
+                        skipped[j][i] = exc.reason
+                if not prepared:
+                    continue
+                n_overlong[j] += f.count_overlong(prepared)
+                computed = transforms[j](prepared)
+                if faster[j] is not None:  # the first batch both ways: ONNX Runtime runs the rest if they agree
+                    transforms[j] = faster[j] if agrees(computed, faster[j](prepared)) else transforms[j]
+                    faster[j] = None
                 for i, row in zip(batch, computed):
-                    rows[i] = row
-                    cache.write(keys[i], row)
+                    rows[j][i] = row
+                    caches[j].write(keys[j][i], row)
             advance(len(todo[b: b + batch_size]))
+    seconds = time.perf_counter() - start
+    return [_extraction(items, rows[j], skipped[j], len(needs[j]), n_cached[j], n_overlong[j],
+                        seconds / len(featurizers)) for j in range(len(featurizers))]
+
+
+def _extraction(items: list, rows: list, skipped: dict[int, str], n_computed: int, n_cached: int, n_overlong: int,
+                seconds: float) -> Extraction:
     ok = np.array([r is not None for r in rows], dtype=bool)
     dim = next((r.shape[0] for r in rows if r is not None), 0)
     features = np.stack([r for r in rows if r is not None]) if ok.any() else np.zeros((0, dim), np.float32)
     return Extraction(features.astype(np.float32, copy=False), ok, [(items[i], skipped[i]) for i in sorted(skipped)],
-                      n_computed=len(todo), n_cached=n_cached, n_overlong=n_overlong,
-                      seconds=time.perf_counter() - start)
+                      n_computed=n_computed, n_cached=n_cached, n_overlong=n_overlong, seconds=seconds)
 
 
 def _combine(featurizer, parts: list[Extraction], n: int) -> Extraction:

@@ -491,7 +491,7 @@ def _readable(featurizer, problem: Problem) -> tuple[Labeled, list]:
     with progress_bar(f"Checking {problem.noun}s", total=len(problem.data), enabled=problem.run.progress) as advance:
         for i, item in enumerate(problem.data.items):
             try:
-                featurizer.prepare(item)
+                featurizer.decode(item)
                 keep.append(i)
             except ItemError as exc:
                 skipped.append((item, exc.reason))

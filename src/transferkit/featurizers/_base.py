@@ -1,9 +1,10 @@
 """The featurizer interface: what a timm backbone, a sentence encoder, word vectors and TF-IDF have in common.
 
 A featurizer turns items (image files, texts) into feature rows. The extraction loop (``transferkit.features``)
-only speaks this interface: ``digest`` keys the feature cache, ``item_key`` names an item by its content, ``prepare``
-decodes one item (or says why it cannot), ``transform`` computes a batch. A model folder saves a featurizer with
-``save`` (a JSON config and named tensors) and rebuilds it with ``load``.
+only speaks this interface: ``digest`` keys the feature cache, ``item_key`` names an item by its content,
+``decode`` reads one item (or says why it cannot), ``prepare`` makes it the network's input, ``transform`` computes
+a batch. A model folder saves a featurizer with ``save`` (a JSON config and named tensors) and rebuilds it with
+``load``.
 """
 
 from __future__ import annotations
@@ -48,8 +49,14 @@ class Featurizer:
         """A digest of an item's content: the cache key of its features (a renamed file still hits)."""
         raise NotImplementedError
 
+    def decode(self, item) -> Any:
+        """The item read once (an image file decoded), in a form every featurizer of the modality ``prepare``s:
+        side-by-side featurizers share it. Raises :class:`ItemError` when it cannot be read."""
+        return item
+
     def prepare(self, item) -> Any:
-        """The decoded item, ready for ``transform``; raises :class:`ItemError` when it cannot be read."""
+        """The item (as given, or ``decode``d) ready for ``transform``; raises :class:`ItemError` when it cannot be
+        read."""
         return item
 
     def transform(self, batch: list) -> np.ndarray:

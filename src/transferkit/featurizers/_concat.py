@@ -55,8 +55,11 @@ class Concat(Featurizer):
         return np.concatenate([b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12) * scale
                                for b in blocks], axis=1).astype(np.float32)
 
+    def decode(self, item):
+        return self.members[0].decode(item)
+
     def prepare(self, item):
-        return item
+        return self.decode(item)  # read once; each member prepares it its own way in ``transform``
 
     def transform(self, batch: list) -> np.ndarray:
         return self.combine([m.transform([m.prepare(i) for i in batch]) for m in self.members])

@@ -108,6 +108,12 @@ class ImageBackbone(Featurizer):
         except OSError as exc:
             raise ItemError(item, exc.strerror or str(exc)) from None
 
+    def decode(self, item):
+        try:
+            return load_image(item) if isinstance(item, (str, os.PathLike)) else as_image(item)
+        except ImageDecodeError as exc:
+            raise ItemError(item, exc.reason) from None
+
     def prepare(self, item):
         if self._transform is None:
             transform = self.preprocessing.eval_transform()
@@ -116,11 +122,7 @@ class ImageBackbone(Featurizer):
 
                 transform = v2.Compose([v2.RandomHorizontalFlip(p=1.0), transform])
             self._transform = transform
-        try:
-            image = load_image(item) if isinstance(item, (str, os.PathLike)) else as_image(item)
-            return self._transform(image)
-        except ImageDecodeError as exc:
-            raise ItemError(item, exc.reason) from None
+        return self._transform(self.decode(item))
 
     def transform(self, batch: list) -> np.ndarray:
         import torch
