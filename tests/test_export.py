@@ -44,14 +44,22 @@ def test_images_are_prepared_without_torch_exactly_as_timms_eval_transform(pre, 
         np.testing.assert_allclose(prepare_image(image, pre), transform(image).numpy(), atol=1e-5)
 
 
-def test_an_exported_image_model_predicts_like_the_model_and_records_its_check(image_model, small_train, tmp_path):
+@pytest.fixture(scope="module")
+def exported(image_model, small_train, tmp_path_factory):
+    """One export of the image model, checked on the small training set: the tests below read it, or a copy."""
+    folder = tmp_path_factory.mktemp("export") / "onnx"
+    export_onnx(Predictor.load(image_model, precision="fp32"), folder, check_items=sorted(small_train.rglob("*.png")))
+    return folder
+
+
+def test_an_exported_image_model_predicts_like_the_model_and_records_its_check(exported, image_model, small_train):
     predictor = Predictor.load(image_model, precision="fp32")
     files = sorted(small_train.rglob("*.png"))
-    manifest = export_onnx(predictor, tmp_path / "onnx", check_items=files)
-    assert manifest["check"]["argmax_agreement"] == 1.0 and manifest["check"]["max_abs_difference"] <= 1e-4
-    runtime = OnnxPredictor.load(tmp_path / "onnx")
+    saved = json.loads((exported / MANIFEST).read_text())
+    assert saved["check"]["inputs"] == len(files)
+    assert saved["check"]["argmax_agreement"] == 1.0 and saved["check"]["max_abs_difference"] <= 1e-4
+    runtime = OnnxPredictor.load(exported)
     np.testing.assert_allclose(runtime.predict_proba(files), predictor.predict_proba(files), atol=1e-4)
-    saved = json.loads((tmp_path / "onnx" / MANIFEST).read_text())
     assert saved["classes"] == ["beverages", "birds", "fruit"] and saved["inputs"][0]["preprocessing"]["input_size"] == 64
     # the export reads its accuracy on unlabeled items as the model does: it keeps the fit's estimate and temperature
     assert runtime.report.temperature == predictor.report.temperature is not None
@@ -82,11 +90,10 @@ def test_a_side_by_side_model_with_a_power_transformed_head_per_member_exports_e
                                atol=1e-4)
 
 
-def test_the_onnx_runtime_imports_no_torch(image_model, small_train, tmp_path):
-    export_onnx(Predictor.load(image_model), tmp_path / "onnx")
+def test_the_onnx_runtime_imports_no_torch(exported, small_train):
     image = sorted(small_train.rglob("*.png"))[0]
     code = ("import sys; from transferkit.onnx_runtime import OnnxPredictor; "
-            f"p = OnnxPredictor.load({str(tmp_path / 'onnx')!r}); print(p.predict([{str(image)!r}])[0]); "
+            f"p = OnnxPredictor.load({str(exported)!r}); print(p.predict([{str(image)!r}])[0]); "
             "assert 'torch' not in sys.modules and 'timm' not in sys.modules, 'torch imported'")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -133,13 +140,6 @@ def test_the_cli_exports_then_predicts_and_evaluates_on_the_export(image_model, 
     assert evaluated.exit_code == 0 and json.loads(evaluated.stdout.strip().splitlines()[-1])["n_examples"] == 18
     again = runner.invoke(app, ["export", str(image_model), "--out", str(tmp_path / "onnx")])
     assert again.exit_code == 2 and "--overwrite" in again.output
-
-
-@pytest.fixture(scope="module")
-def exported(image_model, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("export") / "onnx"
-    export_onnx(Predictor.load(image_model), folder)
-    return folder
 
 
 def _copy_export(exported, tmp_path):
