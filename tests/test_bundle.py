@@ -60,6 +60,35 @@ def test_a_model_folder_is_made_of_components(fitted_features, tmp_path):
                                      "label_column": None}
 
 
+def _word_vectors(folder: Path) -> Path:
+    path = folder / "vectors.txt"
+    path.write_text("good 0.9 0.1 0.0\nbad -0.8 0.2 0.1\nmatch 0.1 0.9 0.3\nrecipe 0.0 -0.2 0.9\n")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["image-backbone", "sentence-encoder", "word-vectors", "tfidf"])
+def test_a_featurizer_saves_its_constructor_arguments_and_loads_as_cls_of_them(kind, tiny_backbone, tiny_encoder,
+                                                                               tmp_path):
+    from transferkit.featurizers import ImageBackbone, Tfidf, load_featurizer, text_featurizer
+    from transferkit.zoo import resolve
+
+    texts = ["good match", "bad recipe", "a good recipe"]
+    made = {"image-backbone": lambda: ImageBackbone.from_spec(resolve(tiny_backbone, "image")),
+            "sentence-encoder": lambda: text_featurizer(resolve(tiny_encoder, "text"), long_text="chunk"),
+            "word-vectors": lambda: text_featurizer(resolve(str(_word_vectors(tmp_path)), "text")),
+            "tfidf": lambda: Tfidf().fit(texts)}[kind]()
+    config, tensors = made.save()
+    assert config["kind"] == kind and made.config_keys
+    assert set(config) == {"kind", *made.config_keys, *made.fingerprint()}  # nothing else is kept
+    loaded = load_featurizer(json.loads(json.dumps(config)), tensors, precision="fp32")
+    assert type(loaded) is type(made) and loaded.get_config() == made.get_config()
+    items = [EXAMPLE / "train" / "birds" / sorted(os.listdir(EXAMPLE / "train" / "birds"))[0]] if kind == "image-backbone" \
+        else texts
+    first, again = (f.transform([f.prepare(i) for i in items]) for f in (made, loaded))
+    first, again = (x.toarray() if hasattr(x, "toarray") else x for x in (first, again))
+    np.testing.assert_allclose(again, first, atol=1e-5)
+
+
 def test_folders_and_files_get_the_users_permissions(fitted_features, tmp_path):
     old = os.umask(0o022)
     try:

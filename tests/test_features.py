@@ -52,8 +52,7 @@ def test_an_image_file_is_read_once_for_its_key_until_it_changes(lite0, tmp_path
 
 def test_side_by_side_featurizers_decode_each_image_once_and_give_each_members_own_rows(lite0, tmp_path, small_train,
                                                                                          monkeypatch):
-    from transferkit.featurizers import Concat
-    from transferkit.featurizers import _image
+    from transferkit.featurizers import Concat, _image
 
     paths = sorted(small_train.rglob("*.png"))[:6] + [tmp_path / "missing.png"]
     small = ImageBackbone(lite0.spec, lite0.network, replace(lite0.preprocessing, input_size=160))

@@ -3,8 +3,8 @@
 A featurizer turns items (image files, texts) into feature rows. The extraction loop (``transferkit.features``)
 only speaks this interface: ``digest`` keys the feature cache, ``item_key`` names an item by its content,
 ``decode`` reads one item (or says why it cannot), ``prepare`` makes it the network's input, ``transform`` computes
-a batch. A model folder saves a featurizer with ``save`` (a JSON config and named tensors) and rebuilds it with
-``load``.
+a batch. A model folder saves a featurizer's constructor arguments (``config_keys``) and tensors with ``save``,
+and ``load`` rebuilds it with ``cls(**arguments)``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ class Featurizer:
     learns_from_data: ClassVar[bool] = False  # fit() learns from the training items (TF-IDF's vocabulary)
     cheap_scratch: ClassVar[bool] = False  # its no-transfer twin (``scratch()``) needs no training: cheap to measure
     tuned: bool = False  # its weights were changed by fine-tuning (a model folder then stores them)
+    # the constructor arguments a model folder keeps, saved by ``save`` and given back to the constructor by ``load``
+    # (sentence-transformers' ``config_keys``); ``arguments`` turns the saved values into arguments, checked
+    config_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -89,13 +92,42 @@ class Featurizer:
         """Other pretrained featurizers worth combining with this one (``Concat``): none by default."""
         return []
 
+    def get_config(self) -> dict[str, Any]:
+        """The values named by ``config_keys`` as JSON (``to_dict()`` where a value has one)."""
+        return {k: (v.to_dict() if hasattr(v, "to_dict") else v) for k in self.config_keys
+                for v in [getattr(self, k)]}
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What ``check_saved`` compares with the world when the folder is loaded again (weights read from a package,
+        a word-vector file): none by default."""
+        return {}
+
+    def tensors(self) -> dict:
+        """The named tensors a model folder keeps beside the config (weights): none by default."""
+        return {}
+
     def save(self) -> tuple[dict, dict]:
-        """(JSON-serialisable config, named tensors) of everything ``load`` needs."""
-        raise NotImplementedError
+        """(JSON config, named tensors): the kind, the ``config_keys`` values and the fingerprint; the tensors."""
+        return {"kind": self.kind, **self.get_config(), **self.fingerprint()}, self.tensors()
+
+    @classmethod
+    def arguments(cls, config: dict, tensors: dict) -> dict[str, Any]:
+        """The constructor arguments from a saved config and its tensors, each checked (a spec against the
+        registry's allow-list): by default the ``config_keys`` values as saved."""
+        return {k: config[k] for k in cls.config_keys if k in config}
+
+    def check_saved(self, config: dict) -> None:
+        """Refuse a loaded featurizer whose outside parts (``fingerprint``) changed since it was saved."""
 
     @classmethod
     def load(cls, config: dict, tensors: dict, **runtime) -> Featurizer:
-        raise NotImplementedError
+        """``cls(**arguments)``, with the runtime options (``precision``) the constructor takes."""
+        from inspect import signature
+
+        accepted = signature(cls).parameters
+        featurizer = cls(**cls.arguments(config, tensors), **{k: v for k, v in runtime.items() if k in accepted})
+        featurizer.check_saved(config)
+        return featurizer
 
     def describe(self) -> str:
         return f"{'tuned' if self.tuned else 'frozen'} {self.name}"

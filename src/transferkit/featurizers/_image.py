@@ -43,6 +43,7 @@ class ImageBackbone(Featurizer):
     kind = "image-backbone"
     modality = "image"
     tunable = True
+    config_keys = ("spec", "preprocessing", "tuned")  # and the network's weights, as tensors
 
     def __init__(self, spec: ModelSpec, network, preprocessing: Preprocessing, *, precision: str = "auto",
                  view: str = "center", tuned: bool = False, device=None) -> None:
@@ -135,13 +136,11 @@ class ImageBackbone(Featurizer):
             out = self.network(x)
         return out.float().cpu().numpy()
 
-    def save(self) -> tuple[dict, dict]:
-        config = {"kind": self.kind, "spec": self.spec.to_dict(), "preprocessing": self.preprocessing.to_dict(),
-                  "tuned": self.tuned}
-        return config, {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
+    def tensors(self) -> dict:
+        return {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
 
     @classmethod
-    def load(cls, config: dict, tensors: dict, precision: str = "auto", **_) -> ImageBackbone:
+    def arguments(cls, config: dict, tensors: dict) -> dict:
         from ..errors import BundleError, UnknownModelError
         from ..zoo._images import architecture
         from ..zoo._registry import saved_spec
@@ -159,7 +158,7 @@ class ImageBackbone(Featurizer):
             raise BundleError(f"The backbone's weights do not fit architecture {spec.arch!r} named in the model "
                               f"folder ({str(exc).splitlines()[0][:200]}). The folder was edited or is damaged; refit "
                               "the model.") from None
-        return cls(spec, network, preprocessing, precision=precision, tuned=bool(config.get("tuned")))
+        return {"spec": spec, "network": network, "preprocessing": preprocessing, "tuned": bool(config.get("tuned"))}
 
     def companions(self) -> list[Featurizer]:
         """The zoo's other image backbones whose weights ship in packages (offline): what ``auto`` may add."""

@@ -41,6 +41,7 @@ class SentenceEncoder(_TextFeaturizer):
 
     kind = "sentence-encoder"
     tunable = True
+    config_keys = ("spec", "long_text", "tuned")  # and the weights, as tensors, once tuned
 
     def __init__(self, spec: ModelSpec, model=None, *, long_text: str = "truncate", precision: str = "auto",
                  tuned: bool = False, device=None) -> None:
@@ -121,31 +122,35 @@ class SentenceEncoder(_TextFeaturizer):
             emb = torch.nn.functional.normalize(pooled, dim=1)
         return emb.numpy()
 
-    def save(self) -> tuple[dict, dict]:
-        config = {"kind": self.kind, "spec": self.spec.to_dict(), "long_text": self.long_text, "tuned": self.tuned,
-                  "weights_digest": self.weights_digest()}
-        tensors = {k: v.detach().cpu() for k, v in self.model.state_dict().items()} if self.tuned else {}
-        return config, tensors
+    def fingerprint(self) -> dict:
+        return {"weights_digest": self.weights_digest()}
+
+    def tensors(self) -> dict:
+        return {k: v.detach().cpu() for k, v in self.model.state_dict().items()} if self.tuned else {}
 
     @classmethod
-    def load(cls, config: dict, tensors: dict, precision: str = "auto", **_) -> SentenceEncoder:
+    def arguments(cls, config: dict, tensors: dict) -> dict:
         from ..errors import BundleError
         from ..zoo._registry import saved_spec
 
         spec = saved_spec(config.get("spec"), "text", ("sentence-transformers",))
-        featurizer = cls(spec, long_text=config.get("long_text", "truncate"), precision=precision,
-                         tuned=bool(config.get("tuned")))
-        if featurizer.tuned:
+        arguments = {"spec": spec, "long_text": config.get("long_text", "truncate"), "tuned": bool(config.get("tuned"))}
+        if arguments["tuned"]:
+            model = load_sentence_transformer(spec)
             try:
-                featurizer.model.load_state_dict(tensors, strict=True)
+                model.load_state_dict(tensors, strict=True)
             except RuntimeError as exc:
                 raise BundleError(f"The tuned encoder's weights do not fit {spec.name} ({str(exc).splitlines()[0]})."
                                   " Refit the model.") from None
-            featurizer._digest = None
-        elif config.get("weights_digest") and featurizer.weights_digest() != config["weights_digest"]:
-            raise BundleError(f"The encoder {spec.name} ({spec.path or spec.hub_id or spec.package}) is not the one "
-                              "this model was fitted with: its weights changed. Refit the model.")
-        return featurizer
+            arguments["model"] = model
+        return arguments
+
+    def check_saved(self, config: dict) -> None:
+        from ..errors import BundleError
+
+        if not self.tuned and config.get("weights_digest") and self.weights_digest() != config["weights_digest"]:
+            raise BundleError(f"The encoder {self.spec.name} ({self.spec.path or self.spec.hub_id or self.spec.package})"
+                              " is not the one this model was fitted with: its weights changed. Refit the model.")
 
 
 TOKEN = re.compile(r"\w+(?:['’]\w+)?|[^\w\s]", re.UNICODE)
@@ -156,6 +161,7 @@ class WordVectorAverage(_TextFeaturizer):
     frequent words count less). Words missing from the vectors are skipped; long texts use every word."""
 
     kind = "word-vectors"
+    config_keys = ("spec",)
 
     def __init__(self, spec: ModelSpec, vectors=None) -> None:
         self.spec = spec
@@ -184,11 +190,11 @@ class WordVectorAverage(_TextFeaturizer):
                 out[i] = (weights[:, None] * wv.vectors[idx]).sum(0) / weights.sum()
         return out
 
-    def save(self) -> tuple[dict, dict]:
-        return {"kind": self.kind, "spec": self.spec.to_dict(), "file_digest": self._file_digest}, {}
+    def fingerprint(self) -> dict:
+        return {"file_digest": self._file_digest}
 
     @classmethod
-    def load(cls, config: dict, tensors: dict, **_) -> WordVectorAverage:
+    def arguments(cls, config: dict, tensors: dict) -> dict:
         from pathlib import Path
 
         from ..errors import BadInputError
@@ -198,17 +204,21 @@ class WordVectorAverage(_TextFeaturizer):
         if not Path(spec.path).is_file():
             raise BadInputError(f"The model uses the word vectors in {spec.path}, which is missing. Put the file back "
                                 "there, or refit with the vectors' new location.")
-        featurizer = cls(spec)
-        if config.get("file_digest") and featurizer._file_digest != config["file_digest"]:
-            raise BadInputError(f"{spec.path} is not the word-vector file the model was fitted with (its content "
+        return {"spec": spec}
+
+    def check_saved(self, config: dict) -> None:
+        from ..errors import BadInputError
+
+        if config.get("file_digest") and self._file_digest != config["file_digest"]:
+            raise BadInputError(f"{self.spec.path} is not the word-vector file the model was fitted with (its content "
                                 "changed). Refit the model.")
-        return featurizer
 
 
 class Tfidf(_TextFeaturizer):
     """TF-IDF over words and word pairs, learned from the training texts: no pretrained knowledge at all."""
 
     kind = "tfidf"
+    config_keys = ("params", "vocabulary")  # the vectorizer's, and its idf weights as a tensor
     cacheable = False
     learns_from_data = True
     PARAMS = {"ngram_range": (1, 2), "sublinear_tf": True, "min_df": 1, "max_features": 100_000,
@@ -242,25 +252,32 @@ class Tfidf(_TextFeaturizer):
     def transform(self, batch: list):
         return self.vectorizer.transform(batch)
 
-    def save(self) -> tuple[dict, dict]:
+    @property
+    def params(self) -> dict:
+        """The vectorizer's settings (JSON: tuples as lists)."""
+        return {k: (list(x) if isinstance(x, tuple) else x) for k, x in self.vectorizer.get_params().items()
+                if k in (*self.PARAMS, "lowercase", "norm", "use_idf", "smooth_idf")}
+
+    @property
+    def vocabulary(self) -> list[str]:
+        """The learned words and word pairs, in column order."""
+        v = self.vectorizer.vocabulary_
+        return sorted(v, key=v.get)
+
+    def tensors(self) -> dict:
         import torch
 
-        v = self.vectorizer
-        vocab = sorted(v.vocabulary_, key=v.vocabulary_.get)
-        params = {k: (list(x) if isinstance(x, tuple) else x) for k, x in v.get_params().items()
-                  if k in (*self.PARAMS, "lowercase", "norm", "use_idf", "smooth_idf")}
-        return ({"kind": self.kind, "params": params, "vocabulary": vocab},
-                {"idf": torch.from_numpy(np.asarray(v.idf_, dtype=np.float64))})
+        return {"idf": torch.from_numpy(np.asarray(self.vectorizer.idf_, dtype=np.float64))}
 
     @classmethod
-    def load(cls, config: dict, tensors: dict, **_) -> Tfidf:
+    def arguments(cls, config: dict, tensors: dict) -> dict:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         params = {k: (tuple(x) if k == "ngram_range" else x) for k, x in config["params"].items()}
         vectorizer = TfidfVectorizer(**params, dtype=np.float64)
         vectorizer.vocabulary_ = {w: i for i, w in enumerate(config["vocabulary"])}
         vectorizer.idf_ = np.asarray(tensors["idf"], dtype=np.float64)
-        return cls(vectorizer)
+        return {"vectorizer": vectorizer}
 
 
 def text_featurizer(spec: ModelSpec, *, long_text: str = "truncate", precision: str = "auto") -> Featurizer:
