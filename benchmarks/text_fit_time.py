@@ -44,6 +44,7 @@ warnings.simplefilter("ignore")
 from datasets import Dataset
 from setfit import SetFitModel, Trainer, TrainingArguments
 logging.getLogger("setfit").setLevel(logging.ERROR)
+csv.field_size_limit(sys.maxsize)  # whole e-mails
 folder, train, test, seed = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 rows = list(csv.DictReader(open(train, encoding="utf-8")))
 classes = sorted({r["label"] for r in rows})
