@@ -19,7 +19,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 # script: the results files its --table reads
 TABLES = {"fewshot.py": ("fewshot.jsonl",), "estimate_bias.py": ("estimate-bias.jsonl",),
           "open_set.py": ("open-set-amd-epyc.jsonl",), "task_shapes.py": ("task-shapes-amd-epyc.jsonl",),
-          "unlabeled.py": ("unlabeled.jsonl", "unlabeled.md")}
+          "unlabeled.py": ("unlabeled.jsonl", "unlabeled.md"), "text_fit_time.py": ("text-fit-time.jsonl",)}
 
 
 def _run(*args: str, cwd: Path = ROOT) -> str:
