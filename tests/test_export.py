@@ -112,7 +112,7 @@ def test_an_exported_text_model_tokenizes_and_predicts_like_the_model(tiny_encod
 
 
 @pytest.mark.slow  # a second export, quantised
-def test_int8_reports_the_accuracy_change_it_measured(image_model, small_train, tmp_path):
+def test_int8_reports_the_accuracy_change_it_measured(image_model, small_train, tmp_path, monkeypatch):
     predictor = Predictor.load(image_model)
     data = predictor.read(small_train)
     manifest = export_onnx(predictor, tmp_path / "onnx", check_items=list(data.items),
@@ -120,6 +120,13 @@ def test_int8_reports_the_accuracy_change_it_measured(image_model, small_train, 
     q = manifest["quantized"]
     assert q["n"] == 18 and q["accuracy_change"] == pytest.approx(q["accuracy_int8"] - q["accuracy_fp32"])
     assert (tmp_path / "onnx" / "model.int8.onnx").is_file() and q["bytes_int8"] < q["bytes_fp32"]
+    # a CPU with integer dot products runs the int8 graph only where it kept the accuracy; one without never does
+    from transferkit import runtime
+
+    for native in (True, False):
+        monkeypatch.setattr(runtime, "native_int8", lambda native=native: native)
+        kept = native and q["accuracy_change"] >= -runtime.INT8_MAX_COST
+        assert OnnxPredictor.load(tmp_path / "onnx").graph == ("model.int8.onnx" if kept else "model.onnx")
 
 
 def test_a_tfidf_model_is_refused_with_the_reason(text_csv, tmp_path):
@@ -227,3 +234,18 @@ def test_the_default_runtime_is_the_one_measured_faster(monkeypatch, modality, k
     monkeypatch.setattr(runtime, "default_device", lambda: torch.device(device))
     monkeypatch.setattr(runtime, "native_bf16", lambda device_type: bf16)
     assert runtime.faster_runtime(modality, kinds) == expected
+
+
+@pytest.mark.parametrize("quantized, native, expected", [
+    ({"file": "model.int8.onnx", "accuracy_change": -0.002}, True, "model.int8.onnx"),  # kept accuracy, VNNI/AMX
+    ({"file": "model.int8.onnx", "accuracy_change": 0.01}, True, "model.int8.onnx"),
+    ({"file": "model.int8.onnx", "accuracy_change": -0.002}, False, "model.onnx"),  # no integer dot products here
+    ({"file": "model.int8.onnx", "accuracy_change": -0.05}, True, "model.onnx"),  # it cost 5 points
+    ({"file": "model.int8.onnx", "note": "no labeled data given"}, True, "model.onnx"),  # never measured
+    (None, True, "model.onnx"),  # no int8 graph
+])
+def test_an_int8_graph_runs_where_the_cpu_has_integer_dot_products_and_it_kept_accuracy(quantized, native,
+                                                                                      expected):
+    from transferkit.runtime import onnx_graph
+
+    assert onnx_graph({"quantized": quantized} if quantized else {}, int8=native) == expected

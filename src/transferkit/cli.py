@@ -257,7 +257,8 @@ def serve(
     limits = Limits(max_request_mb=max_request_mb, max_batch=max_batch)
     model = load_predictor(model_dir, verbose=False, tta=False, runtime=runtime)
     show.serving(model, model_dir, host, port)
-    run_server(model, host=host, port=port, limits=limits, model_info={"model": str(model_dir), "runtime": model.runtime})
+    run_server(model, host=host, port=port, limits=limits,
+               model_info={"model": str(model_dir), "runtime": model.runtime, "graph": getattr(model, "graph", None)})
 
 
 @app.command()

@@ -327,7 +327,7 @@ def _quantize(predictor, folder: Path, manifest: dict, items: list | None, label
     report = {"file": small.name, "method": method, "bytes_fp32": full.stat().st_size,
               "bytes_int8": small.stat().st_size}
     if items and labels:
-        fp32 = OnnxPredictor.load(folder)
+        fp32 = OnnxPredictor.load(folder, graph=GRAPH)
         int8 = OnnxPredictor.load(folder, graph=small.name)
         p32, ok, _ = fp32.predict_items(items)
         p8, _, _ = int8.predict_items(items)

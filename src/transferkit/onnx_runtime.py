@@ -135,6 +135,7 @@ class OnnxPredictor(Inference):
     """An export folder loaded for inference; the same interface as :class:`~transferkit.predictor.Predictor`."""
 
     runtime = "onnx"
+    graph = GRAPH  # the graph file it runs (``runtime.onnx_graph`` chooses)
 
     def __init__(self, folder: Path, manifest: dict, session, settings: dict, verbose: bool = False) -> None:
         self.folder = folder
@@ -170,8 +171,10 @@ class OnnxPredictor(Inference):
             raise BundleError(f"{folder / MANIFEST} cannot be read ({exc}); the export is damaged.") from None
         if manifest.get("format") != "transferkit-onnx" or manifest.get("modality") not in ("image", "text"):
             raise BundleError(f"{folder} is not a transferkit ONNX export.")
+        from .runtime import onnx_graph
+
         options = session_options()
-        graph = graph or GRAPH
+        graph = graph or onnx_graph(manifest)  # the int8 graph where this CPU runs it natively and it kept accuracy
         if "/" in graph or graph.startswith("."):
             raise BadInputError(f"{graph!r} is not a graph file name in {folder}.")
         check_manifest(folder, manifest, graph)
@@ -196,7 +199,9 @@ class OnnxPredictor(Inference):
                                                           "label_column")}
         merged = check_settings(modality, {"long_text": manifest.get("long_text", "truncate")} | keep
                                 if modality == "text" else keep)
-        return cls(folder, manifest, session, merged, verbose)
+        loaded = cls(folder, manifest, session, merged, verbose)
+        loaded.graph = path.name
+        return loaded
 
     def item_key(self, item) -> str:
         if self.modality == "text":

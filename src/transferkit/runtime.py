@@ -79,6 +79,32 @@ def faster_runtime(modality: str, featurizer_kinds) -> str:
     return "onnx"
 
 
+INT8_MAX_COST = 0.005  # the accuracy an int8 graph may have cost on its export's labeled check to be chosen by itself
+INT8_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})  # CPU integer dot products (VNNI, AMX)
+
+
+@cache
+def native_int8() -> bool:
+    """Whether this CPU has integer dot-product instructions (AVX-512 VNNI, AVX-VNNI or AMX-INT8), where int8 graphs
+    run faster than float32; without them ONNX Runtime emulates the products (``benchmarks/throughput.py``)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return bool(INT8_FLAGS & set(flags))
+
+
+def onnx_graph(manifest: dict, int8: bool | None = None) -> str:
+    """The graph of an ONNX export this machine runs: its int8 graph where the export has one whose accuracy change,
+    measured on labeled data at export time, is within ``INT8_MAX_COST`` and this CPU runs int8 natively
+    (``native_int8``, or ``int8`` where given); else the float32 graph."""
+    quantized = manifest.get("quantized") or {}
+    change = quantized.get("accuracy_change")
+    fits = isinstance(change, (int, float)) and change >= -INT8_MAX_COST and quantized.get("file")
+    return str(quantized["file"]) if fits and (native_int8() if int8 is None else int8) else "model.onnx"
+
+
 def is_primary_process() -> bool:
     """True on the process that should write files: rank 0 of a distributed run, or a plain single process."""
     import os
