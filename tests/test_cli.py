@@ -80,9 +80,10 @@ def test_fit_with_a_local_weights_file(tmp_path, small_train):
 
     state = zoo.create_backbone(zoo.resolve("lite0"), num_classes=None).state_dict()
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "lite0.safetensors"))
-    assert runner.invoke(app, ["fit", str(small_train), "--out", str(tmp_path / "m0"), "--json"]).exit_code == 0
+    features = ["--strategy", "features", "--json"]  # one backbone: the weights are what this test is about
+    assert runner.invoke(app, ["fit", str(small_train), "--out", str(tmp_path / "m0"), *features]).exit_code == 0
     result = runner.invoke(app, ["fit", str(small_train), "--out", str(tmp_path / "m"), "--weights",
-                                 str(tmp_path / "lite0.safetensors"), "--json"])
+                                 str(tmp_path / "lite0.safetensors"), *features])
     assert result.exit_code == 0, result.output
     # the same tensors as the packaged weights: the cache hits
     assert json.loads(result.stdout.strip().splitlines()[-1])["n_features_cached"] == 18
