@@ -98,6 +98,11 @@ def machine() -> dict:
     return info
 
 
+def cpu_slug(info: dict | None = None) -> str:
+    """The CPU's first two words for results file names ("amd-epyc"), from ``machine()``."""
+    return "-".join(re.findall(r"[a-z0-9]+", (info or machine())["cpu"].lower())[:2]) or "unknown"
+
+
 def farm_bench(command: list[str], baseline: list[str], runs: int = 5) -> dict | None:
     """Median wall seconds of ``command`` and of ``baseline``, and their pairwise ratio (farm-bench)."""
     try:

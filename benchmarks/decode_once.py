@@ -14,13 +14,12 @@ the bundled example's small PNGs decode in almost no time.
 from __future__ import annotations
 
 import argparse
-import re
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from codebase_metrics import machine
+from codebase_metrics import cpu_slug, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,7 +53,7 @@ def main() -> None:
         best["together"] = min(best["together"], seconds)
         assert np.allclose(apart, together, atol=1e-5)
     m = machine()
-    slug = re.sub(r"[^a-z0-9]+", "-", m["cpu"].lower()).strip("-").split("-processor")[0][:24] or "cpu"
+    slug = cpu_slug(m)
     long_side = np.median([max(s) for s in sizes])
     text = (f"## Decoding each image once for the side-by-side backbones\n\n"
             f"{len(items)} images of `{args.folder}` (median long side {long_side:.0f} px), the four members of auto's "

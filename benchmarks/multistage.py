@@ -14,14 +14,13 @@ Representations: ``final`` (what transferkit's one backbone uses; it reproduces 
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
 import suite_data
 import unlabeled
-from codebase_metrics import machine
+from codebase_metrics import cpu_slug, machine
 
 HERE = Path(__file__).resolve().parent
 CACHE = suite_data.WORK / "multistage" / "features.npz"
@@ -116,7 +115,7 @@ def main() -> None:
             "Test accuracy minus the default's (points, mean over seeds 0-4; the default's rows from "
             "results/fewshot.jsonl and results/unlabeled.jsonl). Machine: " + json.dumps(cpu) + "\n\n"
             + "\n".join(lines) + "\n")
-    slug = "-".join(re.findall(r"[a-z0-9]+", cpu["cpu"].lower())[:2]) or "unknown"
+    slug = cpu_slug(cpu)
     out = HERE / "results" / f"multistage-{slug}.md"
     out.write_text(text)
     print(text)

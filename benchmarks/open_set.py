@@ -20,13 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import time
 from pathlib import Path
 
 import numpy as np
 import suite_data
-from codebase_metrics import machine
+from codebase_metrics import cpu_slug, machine
 from unlabeled import commit
 
 HERE = Path(__file__).resolve().parent
@@ -34,7 +33,7 @@ TASKS = ("clipart", "fashion", "mnist", "icons")
 
 
 def results_file() -> Path:
-    slug = "-".join(re.findall(r"[a-z0-9]+", machine()["cpu"].lower())[:2]) or "unknown"
+    slug = cpu_slug()
     return HERE / "results" / f"open-set-{slug}.jsonl"
 
 

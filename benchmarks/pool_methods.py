@@ -18,14 +18,13 @@ the zoo's four backbones side by side, per-block heads; texts: frozen MiniLM), t
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import suite_data
 import unlabeled
-from codebase_metrics import machine
+from codebase_metrics import cpu_slug, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 ARMS = ("head", "pool mean", "kNN + head (no pool)", "spreading", "spreading + head", "spreading -> head")
@@ -123,7 +122,7 @@ def main() -> None:
                 cells.append(f"{d.mean():+.1f} ({d.mean() - half:+.1f} to {d.mean() + half:+.1f})")
             lines.append(f"| {name} | {k} | {len(runs)} | {base.mean():.1f} | " + " | ".join(cells) + " |")
     m = machine()
-    slug = re.sub(r"[^a-z0-9]+", "-", m["cpu"].lower()).strip("-")[:24] or "cpu"
+    slug = cpu_slug(m)
     text = ("## Uses of an in-domain unlabeled pool on frozen features (`benchmarks/pool_methods.py`)\n\n"
             + "\n".join(lines) + f"\n\nTest accuracy; differences paired by seed with 95% intervals; seeds "
             f"{args.seeds} (the suite's tables use 0-4). Machine: {m['cpu']} ({', '.join(m['flags'])}), "
