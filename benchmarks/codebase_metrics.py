@@ -103,6 +103,14 @@ def cpu_slug(info: dict | None = None) -> str:
     return "-".join(re.findall(r"[a-z0-9]+", (info or machine())["cpu"].lower())[:2]) or "unknown"
 
 
+def write_results(stem: str, text: str, info: dict | None = None) -> Path:
+    """``text`` written to ``results/<stem>-<cpu>.md`` (``cpu_slug``) and printed; the file."""
+    out = Path(__file__).resolve().parent / "results" / f"{stem}-{cpu_slug(info)}.md"
+    out.write_text(text, encoding="utf-8")
+    print(text)
+    return out
+
+
 def farm_bench(command: list[str], baseline: list[str], runs: int = 5) -> dict | None:
     """Median wall seconds of ``command`` and of ``baseline``, and their pairwise ratio (farm-bench)."""
     try:

@@ -19,9 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from codebase_metrics import cpu_slug, machine
-
-ROOT = Path(__file__).resolve().parents[1]
+from codebase_metrics import machine, write_results
 
 
 def timed(run) -> tuple[float, np.ndarray]:
@@ -53,7 +51,6 @@ def main() -> None:
         best["together"] = min(best["together"], seconds)
         assert np.allclose(apart, together, atol=1e-5)
     m = machine()
-    slug = cpu_slug(m)
     long_side = np.median([max(s) for s in sizes])
     text = (f"## Decoding each image once for the side-by-side backbones\n\n"
             f"{len(items)} images of `{args.folder}` (median long side {long_side:.0f} px), the four members of auto's "
@@ -65,9 +62,7 @@ def main() -> None:
             f"{len(items) / best['together']:.1f} |\n\n"
             f"Ratio: {best['apart'] / best['together']:.2f}x. Command: "
             f"`OMP_NUM_THREADS=2 python benchmarks/decode_once.py {args.folder}`.\n")
-    out = ROOT / "benchmarks" / "results" / f"decode-once-{slug}.md"
-    out.write_text(text, encoding="utf-8")
-    print(text)
+    write_results("decode-once", text, m)
 
 
 if __name__ == "__main__":

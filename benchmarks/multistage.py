@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import suite_data
 import unlabeled
-from codebase_metrics import cpu_slug, machine
+from codebase_metrics import machine, write_results
 
 HERE = Path(__file__).resolve().parent
 CACHE = suite_data.WORK / "multistage" / "features.npz"
@@ -115,10 +115,7 @@ def main() -> None:
             "Test accuracy minus the default's (points, mean over seeds 0-4; the default's rows from "
             "results/fewshot.jsonl and results/unlabeled.jsonl). Machine: " + json.dumps(cpu) + "\n\n"
             + "\n".join(lines) + "\n")
-    slug = cpu_slug(cpu)
-    out = HERE / "results" / f"multistage-{slug}.md"
-    out.write_text(text)
-    print(text)
+    write_results("multistage", text, cpu)
 
 
 if __name__ == "__main__":

@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import suite_data
 import unlabeled
-from codebase_metrics import cpu_slug, machine
+from codebase_metrics import machine, write_results
 
-ROOT = Path(__file__).resolve().parents[1]
 ARMS = ("head", "pool mean", "kNN + head (no pool)", "spreading", "spreading + head", "spreading -> head")
 
 
@@ -122,14 +120,11 @@ def main() -> None:
                 cells.append(f"{d.mean():+.1f} ({d.mean() - half:+.1f} to {d.mean() + half:+.1f})")
             lines.append(f"| {name} | {k} | {len(runs)} | {base.mean():.1f} | " + " | ".join(cells) + " |")
     m = machine()
-    slug = cpu_slug(m)
     text = ("## Uses of an in-domain unlabeled pool on frozen features (`benchmarks/pool_methods.py`)\n\n"
             + "\n".join(lines) + f"\n\nTest accuracy; differences paired by seed with 95% intervals; seeds "
             f"{args.seeds} (the suite's tables use 0-4). Machine: {m['cpu']} ({', '.join(m['flags'])}), "
             f"{m['threads']} threads.\n")
-    out = ROOT / "benchmarks" / "results" / f"pool-methods-{slug}.md"
-    out.write_text(text, encoding="utf-8")
-    print(text)
+    write_results("pool-methods", text, m)
 
 
 if __name__ == "__main__":

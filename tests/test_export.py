@@ -121,11 +121,11 @@ def test_int8_reports_the_accuracy_change_it_measured(image_model, small_train, 
     assert q["n"] == 18 and q["accuracy_change"] == pytest.approx(q["accuracy_int8"] - q["accuracy_fp32"])
     assert (tmp_path / "onnx" / "model.int8.onnx").is_file() and q["bytes_int8"] < q["bytes_fp32"]
     # a CPU with integer dot products runs the int8 graph only where it kept the accuracy; one without never does
-    from transferkit import runtime
+    from transferkit import onnx_runtime, runtime
 
     for native in (True, False):
         monkeypatch.setattr(runtime, "native_int8", lambda native=native: native)
-        kept = native and q["accuracy_change"] >= -runtime.INT8_MAX_COST
+        kept = native and q["accuracy_change"] >= -onnx_runtime.INT8_MAX_COST
         assert OnnxPredictor.load(tmp_path / "onnx").graph == ("model.int8.onnx" if kept else "model.onnx")
 
 
@@ -246,6 +246,6 @@ def test_the_default_runtime_is_the_one_measured_faster(monkeypatch, modality, k
 ])
 def test_an_int8_graph_runs_where_the_cpu_has_integer_dot_products_and_it_kept_accuracy(quantized, native,
                                                                                       expected):
-    from transferkit.runtime import onnx_graph
+    from transferkit.onnx_runtime import onnx_graph
 
     assert onnx_graph({"quantized": quantized} if quantized else {}, int8=native) == expected

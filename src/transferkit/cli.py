@@ -258,7 +258,7 @@ def serve(
     model = load_predictor(model_dir, verbose=False, tta=False, runtime=runtime)
     show.serving(model, model_dir, host, port)
     run_server(model, host=host, port=port, limits=limits,
-               model_info={"model": str(model_dir), "runtime": model.runtime, "graph": getattr(model, "graph", None)})
+               model_info={"model": str(model_dir), "runtime": model.runtime, "graph": model.graph})
 
 
 @app.command()

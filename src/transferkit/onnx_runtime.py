@@ -131,14 +131,30 @@ def session_options():
     return options
 
 
+INT8_MAX_COST = 0.005  # the accuracy an int8 graph may have cost on its export's labeled check to be chosen by itself
+
+
+def onnx_graph(manifest: dict, int8: bool | None = None) -> str:
+    """The graph of an ONNX export this machine runs: its int8 graph where the export has one whose accuracy change,
+    measured on labeled data at export time, is within ``INT8_MAX_COST`` and this CPU runs int8 natively
+    (``runtime.native_int8``, or ``int8`` where given); else the float32 graph."""
+    from .runtime import native_int8
+
+    quantized = manifest.get("quantized") or {}
+    change = quantized.get("accuracy_change")
+    fits = isinstance(change, (int, float)) and change >= -INT8_MAX_COST and quantized.get("file")
+    return str(quantized["file"]) if fits and (native_int8() if int8 is None else int8) else GRAPH
+
+
 class OnnxPredictor(Inference):
     """An export folder loaded for inference; the same interface as :class:`~transferkit.predictor.Predictor`."""
 
     runtime = "onnx"
-    graph = GRAPH  # the graph file it runs (``runtime.onnx_graph`` chooses)
 
-    def __init__(self, folder: Path, manifest: dict, session, settings: dict, verbose: bool = False) -> None:
+    def __init__(self, folder: Path, manifest: dict, session, settings: dict, verbose: bool = False,
+                 graph: str = GRAPH) -> None:
         self.folder = folder
+        self.graph = graph  # the graph file it runs (``onnx_graph`` chooses)
         self.manifest = manifest
         self.session = session
         self.modality = manifest["modality"]
@@ -171,8 +187,6 @@ class OnnxPredictor(Inference):
             raise BundleError(f"{folder / MANIFEST} cannot be read ({exc}); the export is damaged.") from None
         if manifest.get("format") != "transferkit-onnx" or manifest.get("modality") not in ("image", "text"):
             raise BundleError(f"{folder} is not a transferkit ONNX export.")
-        from .runtime import onnx_graph
-
         options = session_options()
         graph = graph or onnx_graph(manifest)  # the int8 graph where this CPU runs it natively and it kept accuracy
         if "/" in graph or graph.startswith("."):
@@ -199,9 +213,7 @@ class OnnxPredictor(Inference):
                                                           "label_column")}
         merged = check_settings(modality, {"long_text": manifest.get("long_text", "truncate")} | keep
                                 if modality == "text" else keep)
-        loaded = cls(folder, manifest, session, merged, verbose)
-        loaded.graph = path.name
-        return loaded
+        return cls(folder, manifest, session, merged, verbose, graph=path.name)
 
     def item_key(self, item) -> str:
         if self.modality == "text":

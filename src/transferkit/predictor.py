@@ -79,6 +79,7 @@ class Inference:
     classes: np.ndarray
     settings: dict
     runtime: str  # what runs it: "torch" or "onnx"
+    graph: str | None = None  # ONNX Runtime: the export's graph file it runs (float32 or int8)
     report: FitReport  # what happened at fit: the estimate and the temperature label_free reads
     head: Any  # what open-set scores read (``openset``), with the features ``_run`` gives
     open_set: Any = None  # an ``openset.OpenSet``: whether an item belongs to any trained class

@@ -79,7 +79,6 @@ def faster_runtime(modality: str, featurizer_kinds) -> str:
     return "onnx"
 
 
-INT8_MAX_COST = 0.005  # the accuracy an int8 graph may have cost on its export's labeled check to be chosen by itself
 INT8_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})  # CPU integer dot products (VNNI, AMX)
 
 
@@ -93,16 +92,6 @@ def native_int8() -> bool:
     except OSError:
         return False
     return bool(INT8_FLAGS & set(flags))
-
-
-def onnx_graph(manifest: dict, int8: bool | None = None) -> str:
-    """The graph of an ONNX export this machine runs: its int8 graph where the export has one whose accuracy change,
-    measured on labeled data at export time, is within ``INT8_MAX_COST`` and this CPU runs int8 natively
-    (``native_int8``, or ``int8`` where given); else the float32 graph."""
-    quantized = manifest.get("quantized") or {}
-    change = quantized.get("accuracy_change")
-    fits = isinstance(change, (int, float)) and change >= -INT8_MAX_COST and quantized.get("file")
-    return str(quantized["file"]) if fits and (native_int8() if int8 is None else int8) else "model.onnx"
 
 
 def is_primary_process() -> bool:
