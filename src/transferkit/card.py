@@ -97,6 +97,14 @@ def _unlabeled_lines(fit, noun: str) -> list[str]:
                       f"{student.get('student_estimate', float('nan')):.3f}; they agreed on "
                       f"{student.get('agreement', float('nan')):.0%} of them. The cross-validated figures below the "
                       "first are the teacher's."]
+        vote = student.get("vote") or {}
+        if vote.get("kept"):
+            lines += ["", f"Its probabilities are half its linear head's and half a vote of its nearest neighbours "
+                          f"among {student.get('neighbours')} labeled and unlabeled {noun}s (the unlabeled ones carry "
+                          "the teacher's labels, spread along their own neighbourhoods): on the held-out folds "
+                          f"{vote.get('fold_accuracy_with', float('nan')):.3f} with the vote, "
+                          f"{vote.get('fold_accuracy_without', float('nan')):.3f} without. The model folder holds "
+                          f"those {noun}s' features (not the {noun}s)."]
     return lines
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BadInputError
+from .heads import NEIGHBOURS
 from .onnx_runtime import FORMAT, GRAPH, OPEN_SET_FILE, is_export, write_manifest
 
 TOLERANCE = 1e-4  # max |probability difference| between ONNX Runtime and PyTorch (float32) on the check inputs
@@ -55,6 +56,11 @@ def _graph_module(predictor):
             self.norm, self.power, self.bounds, self.output = head.norm, head.power, head.bounds, head.output
             for name in ("mean", "scale", "coef", "intercept"):
                 self.register_buffer(name, torch.from_numpy(np.asarray(getattr(head, name), np.float32)))
+            self.vote = head.neighbours is not None  # a nearest-neighbour vote (``heads.neighbour_vote``)
+            if self.vote:
+                self.register_buffer("neighbours", torch.from_numpy(np.asarray(head.neighbours, np.float32)))
+                self.register_buffer("neighbour_proba", torch.from_numpy(np.asarray(head.neighbour_proba, np.float32)))
+                self.k = min(NEIGHBOURS + 1, len(head.neighbours))  # the last one weighs nothing
             self.input_names = (list(members[0].tokenizer.model_input_names) if self.text else
                                 [f"image_{i}" if self.concat else "image" for i in range(len(members))])
             self.with_features = predictor.open_set is not None  # a second output: what open-set scores read
@@ -87,8 +93,16 @@ def _graph_module(predictor):
                 return torch.sigmoid(z)
             if z.shape[1] == 1:  # scikit-learn's binary form: one logit, a sigmoid
                 p = torch.sigmoid(z)
-                return torch.cat([1 - p, p], dim=1)
-            return torch.softmax(z, dim=1)
+                p = torch.cat([1 - p, p], dim=1)
+            else:
+                p = torch.softmax(z, dim=1)
+            if self.vote:  # heads.neighbour_vote
+                near, nearest = (x @ self.neighbours.T).topk(self.k, dim=1)
+                weight = near - near.min(dim=1, keepdim=True).values
+                total = weight.sum(dim=1, keepdim=True)
+                weight = torch.where(total > 0, weight / total.clamp_min(1e-30), torch.full_like(weight, 1 / self.k))
+                p = (p + (weight.unsqueeze(2) * self.neighbour_proba[nearest]).sum(dim=1)) / 2
+            return p
 
     graph = Graph().eval()
     for net in graph.nets:

@@ -16,6 +16,12 @@ one-logit sigmoid form for two classes). The normalisation:
   fitted on its own and the head averages the blocks' logits: an ensemble of one head per backbone, which is still
   one linear map on the normalised rows (so it saves, exports and predicts like any other head).
 
+A head of one class per item may also carry a **nearest-neighbour vote** (``neighbours``): normalised rows of items
+it was fitted around (labeled and unlabeled ones) and each row's class probabilities. Its probabilities are then the
+mean of the softmax and the mean probabilities of each item's ``NEIGHBOURS`` most similar rows (a kNN classifier
+over labels spread to unlabeled items: Zhou et al. 2004, as scikit-learn's ``LabelSpreading`` predicts), which
+carries what a linear map on few labels cannot: the local structure of the unlabeled items (``distill``).
+
 Classes are re-weighted when they are imbalanced. ``cross_val_proba`` gives out-of-fold probabilities for every
 labeled row: the honest estimate a fit reports.
 """
@@ -35,6 +41,7 @@ OUTPUTS = ("softmax", "sigmoid", "identity")
 POWER = 0.5  # the power transform of non-negative features ("auto"); other features are used as they are
 C_DEFAULT = 10.0  # inverse regularisation of the head on features as they are (centred, unit length)
 C_POWER = 30.0  # ... and on power-transformed ones: 1-4 points above C = 3 or 10 there (benchmarks/head_options.py)
+NEIGHBOURS = 10  # the rows a nearest-neighbour vote averages (scikit-learn's LabelSpreading default)
 TOLERANCE = 1e-4
 MAX_ITER = 1000
 # The temperature that calibrates the default head's out-of-fold probabilities, by its power transform: the median
@@ -59,6 +66,8 @@ class LinearHead:
     power: float = 1.0
     blocks: tuple[int, ...] = ()  # widths of column blocks normalised and fitted apart; () is one block
     output: str = "softmax"  # softmax: one class; sigmoid: one yes/no per label (several labels); identity: numbers
+    neighbours: np.ndarray | None = None  # normalised rows a nearest-neighbour vote reads (float32), or None
+    neighbour_proba: np.ndarray | None = None  # each of those rows' class probabilities (float32)
 
     kind = "linear-head"
 
@@ -117,6 +126,10 @@ class LinearHead:
 
     def predict_proba(self, features) -> np.ndarray:
         """Class probabilities (softmax), each label's probability (sigmoid), or the numbers (identity)."""
+        if self.neighbours is not None:
+            z = self.normalise(features)
+            linear = logits_to_proba(np.asarray(z @ self.coef.T) + self.intercept)
+            return (linear + neighbour_vote(self.neighbours, self.neighbour_proba, z)) / 2
         z = self.decision_function(features)
         if self.output == "sigmoid":
             from scipy.special import expit
@@ -124,13 +137,21 @@ class LinearHead:
             return expit(z)
         return z if self.output == "identity" else logits_to_proba(z)
 
+    def with_neighbours(self, rows, proba: np.ndarray) -> LinearHead:
+        """This head voting with ``rows`` (features, normalised here) and their class probabilities ``proba``."""
+        if self.output != "softmax":
+            raise ValueError("a nearest-neighbour vote is for heads of one class per item")
+        return replace(self, neighbours=np.asarray(self.normalise(rows), np.float32),
+                       neighbour_proba=np.asarray(proba, np.float32))
+
     def as_linear(self) -> tuple[np.ndarray, np.ndarray]:
         """(weight, bias) of one linear layer on the raw features that approximates this head: exact for
         ``standard`` and ``none``; for ``l2`` each block's row norm is replaced by its typical training value
         (``scale``), which is what a network classifier initialised from the head can carry. A power transform is
         not linear: such a head has no linear form."""
-        if self.power != 1.0:
-            raise ValueError("a head on power-transformed features has no linear form; fit one with power=1")
+        if self.power != 1.0 or self.neighbours is not None:
+            raise ValueError("a head on power-transformed features or with a nearest-neighbour vote has no linear "
+                             "form; fit one with power=1")
         if self.norm in ("standard", "l2"):
             weight = self.coef / self.scale
         else:
@@ -141,8 +162,13 @@ class LinearHead:
         config = {"kind": self.kind, "norm": self.norm, "C": self.C, "class_weight": self.class_weight,
                   "power": self.power, "blocks": list(self.blocks), "n_features": self.n_features, "output": self.output,
                   "n_outputs": int(self.coef.shape[0])}
-        return config, {k: np.ascontiguousarray(getattr(self, k), dtype=np.float64)
-                        for k in ("mean", "scale", "coef", "intercept")}
+        tensors = {k: np.ascontiguousarray(getattr(self, k), dtype=np.float64)
+                   for k in ("mean", "scale", "coef", "intercept")}
+        if self.neighbours is not None:
+            config["neighbours"] = int(len(self.neighbours))
+            tensors.update({k: np.ascontiguousarray(getattr(self, k), dtype=np.float32)
+                            for k in ("neighbours", "neighbour_proba")})
+        return config, tensors
 
     @classmethod
     def load(cls, config: dict, tensors: dict) -> LinearHead:
@@ -164,8 +190,44 @@ class LinearHead:
         output = config.get("output", "softmax")
         if (blocks and sum(blocks) != d) or not isinstance(power, (int, float)) or not power > 0 or output not in OUTPUTS:
             raise BundleError("The head's settings do not fit its tensors (the model folder was edited or is damaged).")
+        vote = _saved_vote(config, tensors, d, arrays["coef"].shape[0], output)
         return cls(config.get("norm", "standard"), **arrays, C=config.get("C"), class_weight=config.get("class_weight"),
-                   power=float(power), blocks=blocks, output=output)
+                   power=float(power), blocks=blocks, output=output, **vote)
+
+
+def _saved_vote(config: dict, tensors: dict, d: int, n_outputs: int, output: str) -> dict:
+    """A saved head's nearest-neighbour vote (``LinearHead.neighbours``), checked against its config and weights."""
+    from .errors import BundleError
+
+    n = config.get("neighbours")
+    if n is None and "neighbours" not in tensors and "neighbour_proba" not in tensors:
+        return {}
+    rows, proba = tensors.get("neighbours"), tensors.get("neighbour_proba")
+    n_classes = 2 if n_outputs == 1 else n_outputs
+    if (rows is None or proba is None or isinstance(n, bool) or not isinstance(n, int) or output != "softmax"
+            or np.shape(rows) != (n, d) or np.shape(proba) != (n, n_classes) or n < 1):
+        raise BundleError("The head's nearest-neighbour vote does not fit its weights (the model folder was edited or "
+                          "is damaged). Get a complete copy of the model folder, or refit.")
+    return {"neighbours": np.asarray(rows, np.float32), "neighbour_proba": np.asarray(proba, np.float32)}
+
+
+def neighbour_vote(rows: np.ndarray, proba: np.ndarray, items: np.ndarray, k: int = NEIGHBOURS,
+                   chunk: int = 1024) -> np.ndarray:
+    """For each of ``items`` (normalised like ``rows``), the mean of ``proba`` over its ``k`` most similar ``rows``
+    (largest dot product: with rows of unit length per block, the nearest in Euclidean distance), each weighted by
+    how much more similar it is than the next most similar row. The weights fall to zero at the edge of the ``k``,
+    so the vote does not jump when two rows there trade places (rounding in another runtime: the ONNX export)."""
+    k = min(k + 1, len(rows))
+    out = np.zeros((len(items), proba.shape[1]))
+    for start in range(0, len(items), chunk):
+        sim = np.asarray(items[start:start + chunk], np.float32) @ rows.T
+        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        near = np.take_along_axis(sim, top, axis=1).astype(np.float64)
+        weight = near - near.min(1, keepdims=True)
+        total = weight.sum(1, keepdims=True)
+        weight = np.where(total > 0, weight / np.where(total > 0, total, 1.0), 1.0 / k)
+        out[start:start + chunk] = np.einsum("nk,nkc->nc", weight, proba[top])
+    return out
 
 
 def logits_to_proba(z: np.ndarray) -> np.ndarray:

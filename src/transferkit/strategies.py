@@ -713,7 +713,7 @@ def _distilled(problem: Problem, single: Probe, teacher: Probe, fitted: Fitted, 
                      pool_teacher=pool_teacher.features, pool_student=pool_student.features,
                      adapt=lambda head, x, y: adapt(head, x, y, pool_teacher.features, centred=usage["centred"],
                                                     self_training=usage["self_training"], seed=seed),
-                     seed=seed, folds=teacher.folds, progress=run.progress)
+                     centred=usage["centred"], seed=seed, folds=teacher.folds, progress=run.progress)
     metrics = {**fitted.metrics, "student": {**result.info, "seconds": round(time.perf_counter() - start, 1)}}
     reason = f"{fitted.reason}; {result.sentence}"
     if result.head is None:

@@ -11,6 +11,11 @@
   folds than the head on the training folds alone (McNemar's exact test, ``evaluate.significantly_better``); the
   pseudo-labels never see the held-out fold (a margin of a few items out of a few dozen is noise; README).
 
+A third use belongs to the one-network student (``distill``): **label spreading** (Zhou et al. 2004, scikit-learn's
+``LabelSpreading`` on a nearest-neighbour graph) carries the labels along the pool's own neighbourhoods in the
+teacher's feature space; the pool's rows, with the mean of the teacher's and the spread probabilities
+(:func:`spread_labels`), become the student's nearest-neighbour vote (``LinearHead.neighbours``).
+
 The fit's estimate stays the one measured on the labeled items (cross-validation); under a shift, the pool's source
 may score otherwise, which the fit says.
 """
@@ -82,6 +87,32 @@ def adapt(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, centred: bool
     if centred:  # items to predict are centred on the pool's mean: the head saw the pool recentred (``_seen``)
         final = replace(final, mean=final.mean + _mean(pool, head.power) - _mean(x, head.power))
     return final
+
+
+SPREAD_ALPHA = 0.8  # how much of a row's spread label comes from its neighbours (scikit-learn's default)
+
+
+def spread_labels(teacher, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, centred: bool) -> np.ndarray:
+    """The pool's class probabilities: the mean of ``teacher``'s and of label spreading's over the labeled rows ``x``
+    (integer labels ``y``) and the pool, on a graph of each row's ``heads.NEIGHBOURS`` nearest in the teacher's
+    normalised space (labels centred on their own mean and the pool on its own when ``centred``: ``adapt``)."""
+    from sklearn.semi_supervised import LabelSpreading
+
+    from .heads import NEIGHBOURS
+
+    shift = _mean(pool, teacher.power) - _mean(x, teacher.power) if centred else 0.0
+    labeled = replace(teacher, mean=teacher.mean - shift, neighbours=None, neighbour_proba=None)
+    rows = np.vstack([labeled.normalise(x), teacher.normalise(pool)])
+    n_classes = teacher.predict_proba(x[:1]).shape[1]
+    model = LabelSpreading(kernel="knn", n_neighbors=min(NEIGHBOURS, len(rows) - 1), alpha=SPREAD_ALPHA,
+                           max_iter=100)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a row whose neighbours carry no label yet: 0 / 0
+        model.fit(rows, np.r_[y, -np.ones(len(pool), int)])
+    spread = np.zeros((len(pool), n_classes))
+    spread[:, model.classes_] = np.nan_to_num(model.label_distributions_[len(x):])
+    total = spread.sum(1, keepdims=True)
+    spread = np.where(total > 0, spread / np.where(total > 0, total, 1.0), 1.0 / n_classes)
+    return (teacher.predict_proba(pool) + spread) / 2
 
 
 def _mean(features: np.ndarray, power: float) -> np.ndarray:
