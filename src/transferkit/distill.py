@@ -75,9 +75,9 @@ def distill(teacher, student_fit_head, *, x_teacher: np.ndarray, x_student: np.n
                       centred, seed, advance)
         # the vote is kept unless the student without it is significantly better on the held-out labels: it was
         # better in every cell of transferkit's unlabeled suite on seeds it does not report (benchmarks/pool_knn.py)
-        vote = not significantly_better(fold["right"][False], fold["right"][True])
-        student_right, student_proba = fold["right"][vote], fold["proba"][vote]
-        worse = significantly_better(fold["teacher_right"], student_right)
+        vote = not significantly_better(fold.right[False], fold.right[True])
+        student_right, student_proba = fold.right[vote], fold.proba[vote]
+        worse = significantly_better(fold.teacher_right, student_right)
         head = None
         if not worse:
             teacher_proba = teacher.predict_proba(pool_teacher)
@@ -86,14 +86,14 @@ def distill(teacher, student_fit_head, *, x_teacher: np.ndarray, x_student: np.n
             head = head if vote else replace(head, neighbours=None, neighbour_proba=None)
         advance(1)
     estimate = accuracy_estimate(student_right)
-    teacher_right = fold["teacher_right"]
+    teacher_right = fold.teacher_right
     info = {"kept": not worse, "n_unlabeled": int(len(pool_student)), "folds": k,
             "student_estimate": estimate["accuracy"], "student_interval": estimate["interval"],
             "student_n": estimate["n"], "teacher_fold_accuracy": float(teacher_right.mean()),
-            "agreement": float((student_proba.argmax(1) == fold["teacher_says"]).mean()),
+            "agreement": float((student_proba.argmax(1) == fold.teacher_says).mean()),
             "student_temperature": fit_temperature(student_proba, y, typical_temperature),
-            "vote": {"kept": vote, "fold_accuracy_with": float(fold["right"][True].mean()),
-                     "fold_accuracy_without": float(fold["right"][False].mean())}}
+            "vote": {"kept": vote, "fold_accuracy_with": float(fold.right[True].mean()),
+                     "fold_accuracy_without": float(fold.right[False].mean())}}
     measured = (f"{student_right.mean():.3f} against the teacher's {teacher_right.mean():.3f} on {len(y)} held-out "
                 f"labels ({k} folds)")
     if head is None:
@@ -102,31 +102,38 @@ def distill(teacher, student_fit_head, *, x_teacher: np.ndarray, x_student: np.n
     info["pseudo_label_counts"] = np.bincount(teacher_proba.argmax(1), minlength=n_classes).tolist()
     info["neighbours"] = int(len(head.neighbours)) if head.neighbours is not None else 0
     how = (f"votes with its {NEIGHBOURS} nearest of the {info['neighbours']} labeled and unlabeled items" if vote else
-           f"does not vote with its nearest items (without the vote {fold['right'][False].mean():.3f}, with it "
-           f"{fold['right'][True].mean():.3f}: significantly better without)")
+           f"does not vote with its nearest items (without the vote {fold.right[False].mean():.3f}, with it "
+           f"{fold.right[True].mean():.3f}: significantly better without)")
     return Distilled(head, info, f"a one-network student learned the teacher's labels of the {len(pool_student)} "
                                  f"unlabeled items, {how} ({measured}: not significantly worse) and is the saved model")
 
 
-def _folds(teacher, student_fit_head, splits, x_teacher, x_student, y, pool_teacher, pool_student, adapt, centred,
-           seed, advance) -> dict:
+@dataclass(frozen=True)
+class FoldEvidence:
     """Per held-out label: what the fold's teacher says and whether it is right; the fold's student's probabilities
     and whether it is right, with its nearest-neighbour vote (``True``) and without (``False``)."""
+
+    teacher_says: np.ndarray
+    teacher_right: np.ndarray
+    proba: dict[bool, np.ndarray]
+    right: dict[bool, np.ndarray]
+
+
+def _folds(teacher, student_fit_head, splits, x_teacher, x_student, y, pool_teacher, pool_student, adapt, centred,
+           seed, advance) -> FoldEvidence:
+    """Each fold's teacher and student (with and without the vote) on the fold's held-out labels."""
     from .unlabeled import spread_labels
 
     n_classes = int(y.max()) + 1
-    out = {"teacher_right": np.zeros(len(y), bool), "teacher_says": np.zeros(len(y), int),
-           "right": {v: np.zeros(len(y), bool) for v in (True, False)},
-           "proba": {v: np.zeros((len(y), n_classes)) for v in (True, False)}}
+    says = np.zeros(len(y), int)
+    proba = {v: np.zeros((len(y), n_classes)) for v in (True, False)}
     for train, test in splits:
         fold_teacher = adapt(teacher.refit(x_teacher[train], y[train], seed), x_teacher[train], y[train])
-        out["teacher_says"][test] = fold_teacher.predict_proba(x_teacher[test]).argmax(1)
-        out["teacher_right"][test] = out["teacher_says"][test] == y[test]
+        says[test] = fold_teacher.predict_proba(x_teacher[test]).argmax(1)
         spread = spread_labels(fold_teacher, x_teacher[train], y[train], pool_teacher, centred=centred)
         voting = fit_student(student_fit_head, x_student[train], y[train], pool_student,
                              fold_teacher.predict_proba(pool_teacher), spread)
         for vote, head in ((True, voting), (False, replace(voting, neighbours=None, neighbour_proba=None))):
-            out["proba"][vote][test] = head.predict_proba(x_student[test])
-            out["right"][vote][test] = out["proba"][vote][test].argmax(1) == y[test]
+            proba[vote][test] = head.predict_proba(x_student[test])
         advance(1)
-    return out
+    return FoldEvidence(says, says == y, proba, {v: p.argmax(1) == y for v, p in proba.items()})
