@@ -21,14 +21,10 @@ without it in each of the six image cells; the vote now weighs each neighbour by
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import replace
 
 import numpy as np
 import pool_methods
-import suite_data
-import unlabeled
-from codebase_metrics import machine, write_results
 
 NEIGHBOURS = 10
 
@@ -82,47 +78,13 @@ def accuracies(x, y, pool, test, y_test, blocks, student_cols) -> dict[str, floa
 
 
 def main() -> None:
-    from scipy.stats import t as student
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("cells", nargs="+")
-    parser.add_argument("--k", default="5,10")
-    parser.add_argument("--seeds", default="5-9")
-    args = parser.parse_args()
-    arms = ("teacher", "teacher + spread", "student without the vote", "student")
-    lines = ["| cell | k | seeds | default % | " + " | ".join(f"{a} - default" for a in arms) + " |",
-             "|---|---|---|---|" + "---|" * len(arms)]
-    for name in args.cells:
-        cell = unlabeled.cell(name)
-        rows, blocks = pool_methods.features(cell)
+    def measure(cell, x, y, pool, test, y_test, blocks):
         student_cols = slice(0, blocks[0]) if cell["modality"] == "image" else None
-        classes = sorted(cell["labels"])
-        pool, test = rows(cell["pool"]), rows(cell["test"][0])
-        y_test = np.array([classes.index(c) for c in cell["test"][1]])
-        for k in (int(v) for v in args.k.split(",")):
-            runs = []
-            for seed in suite_data.seed_range(args.seeds):
-                items, labels = unlabeled.sample(cell["labels"], k, seed, name)
-                y = np.array([classes.index(c) for c in labels])
-                runs.append(accuracies(rows(items), y, pool, test, y_test, blocks, student_cols))
-                print(name, k, seed, {a: round(100 * v, 1) for a, v in runs[-1].items()}, flush=True)
-            base = 100 * np.array([r["default"] for r in runs])
-            cells = []
-            for arm in arms:
-                if arm not in runs[0]:
-                    cells.append("-")
-                    continue
-                d = 100 * np.array([r[arm] for r in runs]) - base
-                half = float(student.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
-                cells.append(f"{d.mean():+.1f} ({d.mean() - half:+.1f} to {d.mean() + half:+.1f})")
-            lines.append(f"| {name} | {k} | {len(runs)} | {base.mean():.1f} | " + " | ".join(cells) + " |")
-            print(lines[-1], flush=True)
-    m = machine()
-    text = ("## A nearest-neighbour part over labels and pool (`benchmarks/pool_knn.py`)\n\n"
-            + "\n".join(lines) + f"\n\nTest accuracy; differences paired by seed with 95% intervals; seeds "
-            f"{args.seeds} (the suite's tables use 0-4). Machine: {m['cpu']} ({', '.join(m['flags'])}), "
-            f"{m['threads']} threads.\n")
-    write_results("pool-knn", text, m)
+        return accuracies(x, y, pool, test, y_test, blocks, student_cols)
+
+    pool_methods.paired_table(*pool_methods.arguments(__doc__), measure,
+                              ("default", "teacher", "teacher + spread", "student without the vote", "student"),
+                              "A nearest-neighbour vote over labels and pool (`benchmarks/pool_knn.py`)", "pool-knn")
 
 
 if __name__ == "__main__":

@@ -89,42 +89,59 @@ def accuracies(x, y, pool, test, y_test, blocks) -> dict[str, float]:
             "spreading -> head": right(refit.predict_proba(test))}
 
 
-def main() -> None:
+def paired_table(cells: list[str], ks: list[int], seeds: str, measure, arms: tuple[str, ...], title: str,
+                 stem: str) -> None:
+    """For each cell, k and seed, ``measure(cell, x, y, pool, test, y_test, blocks) -> {arm: accuracy}`` on the
+    features the fit uses; one row per (cell, k): the first arm's mean and each other arm's difference from it,
+    paired by seed, with a 95% t-interval ("-" for an arm the cell lacks). Written to ``results/<stem>-<cpu>.md``."""
     from scipy.stats import t as student
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("cells", nargs="+")
-    parser.add_argument("--k", default="5,10")
-    parser.add_argument("--seeds", default="5-9")
-    args = parser.parse_args()
-    lines = ["| cell | k | seeds | head % | " + " | ".join(f"{a} - head" for a in ARMS[1:]) + " |",
-             "|---|---|---|---|" + "---|" * (len(ARMS) - 1)]
-    for name in args.cells:
+    base = arms[0]
+    lines = [f"| cell | k | seeds | {base} % | " + " | ".join(f"{a} - {base}" for a in arms[1:]) + " |",
+             "|---|---|---|---|" + "---|" * (len(arms) - 1)]
+    for name in cells:
         cell = unlabeled.cell(name)
         rows, blocks = features(cell)
         classes = sorted(cell["labels"])
         pool, test = rows(cell["pool"]), rows(cell["test"][0])
         y_test = np.array([classes.index(c) for c in cell["test"][1]])
-        for k in (int(v) for v in args.k.split(",")):
+        for k in ks:
             runs = []
-            for seed in suite_data.seed_range(args.seeds):
+            for seed in suite_data.seed_range(seeds):
                 items, labels = unlabeled.sample(cell["labels"], k, seed, name)
                 y = np.array([classes.index(c) for c in labels])
-                runs.append(accuracies(rows(items), y, pool, test, y_test, blocks))
+                runs.append(measure(cell, rows(items), y, pool, test, y_test, blocks))
                 print(name, k, seed, {a: round(100 * v, 1) for a, v in runs[-1].items()}, flush=True)
-            base = 100 * np.array([r["head"] for r in runs])
-            cells = []
-            for arm in ARMS[1:]:
-                d = 100 * np.array([r[arm] for r in runs]) - base
+            first = 100 * np.array([r[base] for r in runs])
+            parts = []
+            for arm in arms[1:]:
+                if arm not in runs[0]:
+                    parts.append("-")
+                    continue
+                d = 100 * np.array([r[arm] for r in runs]) - first
                 half = float(student.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
-                cells.append(f"{d.mean():+.1f} ({d.mean() - half:+.1f} to {d.mean() + half:+.1f})")
-            lines.append(f"| {name} | {k} | {len(runs)} | {base.mean():.1f} | " + " | ".join(cells) + " |")
+                parts.append(f"{d.mean():+.1f} ({d.mean() - half:+.1f} to {d.mean() + half:+.1f})")
+            lines.append(f"| {name} | {k} | {len(runs)} | {first.mean():.1f} | " + " | ".join(parts) + " |")
     m = machine()
-    text = ("## Uses of an in-domain unlabeled pool on frozen features (`benchmarks/pool_methods.py`)\n\n"
-            + "\n".join(lines) + f"\n\nTest accuracy; differences paired by seed with 95% intervals; seeds "
-            f"{args.seeds} (the suite's tables use 0-4). Machine: {m['cpu']} ({', '.join(m['flags'])}), "
-            f"{m['threads']} threads.\n")
-    write_results("pool-methods", text, m)
+    write_results(stem, f"## {title}\n\n" + "\n".join(lines) + "\n\nTest accuracy; differences paired by seed with 95% "
+                  f"intervals; seeds {seeds} (the suite's tables use 0-4). Machine: {m['cpu']} "
+                  f"({', '.join(m['flags'])}), {m['threads']} threads.\n", m)
+
+
+def arguments(doc: str) -> tuple[list[str], list[int], str]:
+    """The cells, the labels per class and the seeds an exploration's command line names."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("cells", nargs="+")
+    parser.add_argument("--k", default="5,10")
+    parser.add_argument("--seeds", default="5-9")
+    args = parser.parse_args()
+    return args.cells, [int(v) for v in args.k.split(",")], args.seeds
+
+
+def main() -> None:
+    paired_table(*arguments(__doc__),
+                 lambda cell, x, y, pool, test, y_test, blocks: accuracies(x, y, pool, test, y_test, blocks), ARMS,
+                 "Uses of an in-domain unlabeled pool on frozen features (`benchmarks/pool_methods.py`)", "pool-methods")
 
 
 if __name__ == "__main__":
