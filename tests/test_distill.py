@@ -126,6 +126,7 @@ def test_auto_with_unlabeled_images_saves_the_student_which_predicts_as_it_did(t
     if not student["kept"]:
         pytest.skip("the random-weight network's student was significantly worse here; the unit tests pin that path")
     assert not isinstance(clf.featurizer_, Concat) and clf.head_.n_features == clf.featurizer_.dim
+    assert clf.head_.unit_rows  # its rows scaled as each backbone's are in the side-by-side teacher
     assert clf.report_.estimate.key == "student_estimate" and clf.report_.estimate.n == 18
     assert clf.report_.temperature == student["student_temperature"]
     assert "one-network student" in clf.reason_ and student["n_unlabeled"] == 18

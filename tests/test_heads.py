@@ -167,3 +167,16 @@ def test_a_head_with_a_vote_predicts_half_its_own_and_half_the_votes_and_saves_i
     with pytest.raises(BundleError, match="vote does not fit"):
         LinearHead.load(config, {k: v for k, v in tensors.items() if k != "neighbour_proba"})
     assert "neighbours" not in plain.save()[0] and plain.refit(np.abs(x), y).neighbours is None
+
+
+def test_a_head_on_unit_rows_ignores_each_rows_length_and_keeps_the_setting_when_saved_or_refitted():
+    x, y = _data(3, 12)
+    x = np.abs(x)
+    head = fit_head(x, y, power="auto", unit_rows=True)
+    lengths = np.random.default_rng(1).uniform(0.1, 10.0, (len(x), 1))
+    np.testing.assert_allclose(head.predict_proba(x * lengths), head.predict_proba(x), atol=1e-9)
+    assert not np.allclose(fit_head(x, y, power="auto").predict_proba(x * lengths),
+                           fit_head(x, y, power="auto").predict_proba(x), atol=1e-3)
+    again = LinearHead.load(*head.save())
+    assert again.unit_rows and np.array_equal(again.predict_proba(x), head.predict_proba(x))
+    assert head.refit(x[::2], y[::2]).unit_rows and "unit_rows" not in fit_head(x, y).save()[0]

@@ -54,6 +54,7 @@ def _graph_module(predictor):
             self.nets = nn.ModuleList([m.model if self.text else m.network for m in members])
             self.concat = len(members) > 1
             self.norm, self.power, self.bounds, self.output = head.norm, head.power, head.bounds, head.output
+            self.unit_rows = head.unit_rows
             for name in ("mean", "scale", "coef", "intercept"):
                 self.register_buffer(name, torch.from_numpy(np.asarray(getattr(head, name), np.float32)))
             self.vote = head.neighbours is not None  # a nearest-neighbour vote (``heads.neighbour_vote``)
@@ -78,6 +79,9 @@ def _graph_module(predictor):
             return (out, x) if self.with_features else out
 
         def output_of(self, x):
+            if self.unit_rows:
+                x = torch.cat([b / b.norm(dim=1, keepdim=True).clamp_min(1e-12)
+                               for b in (x[:, start:stop] for start, stop in self.bounds)], dim=1)
             if self.power != 1.0:
                 x = torch.sign(x) * x.abs().pow(self.power)
             if self.norm == "standard":

@@ -12,6 +12,8 @@ one-logit sigmoid form for two classes). The normalisation:
   class, where per-feature statistics of a handful of rows are noise;
   ``"standard"``: per-feature standardisation (transferkit 0.1's head; kept for the models it wrote); ``"none"``: the
   rows as they are (TF-IDF rows, already unit length; a fine-tuned network's own classifier);
+- ``unit_rows``: each row (each block's part of it) scaled to unit length before anything else, as the members of a
+  ``Concat`` are: the one-network student (``distill``) sees its backbone's features as its teacher saw them;
 - ``blocks``: the widths of consecutive column blocks (the members of a ``Concat``). Each block is normalised and
   fitted on its own and the head averages the blocks' logits: an ensemble of one head per backbone, which is still
   one linear map on the normalised rows (so it saves, exports and predicts like any other head).
@@ -66,6 +68,7 @@ class LinearHead:
     power: float = 1.0
     blocks: tuple[int, ...] = ()  # widths of column blocks normalised and fitted apart; () is one block
     output: str = "softmax"  # softmax: one class; sigmoid: one yes/no per label (several labels); identity: numbers
+    unit_rows: bool = False  # rows (per block) scaled to unit length before the power transform
     neighbours: np.ndarray | None = None  # normalised rows a nearest-neighbour vote reads (float32), or None
     neighbour_proba: np.ndarray | None = None  # each of those rows' class probabilities (float32)
 
@@ -100,7 +103,8 @@ class LinearHead:
             if self.norm == "l2" or self.power != 1.0:
                 raise ValueError("sparse features take a head without l2 normalisation or a power transform")
             return features
-        x = power_transform(np.asarray(features, dtype=np.float64), self.power)
+        x = power_transform(unit_blocks(np.asarray(features, dtype=np.float64), self.blocks) if self.unit_rows else
+                            np.asarray(features, dtype=np.float64), self.power)
         if self.norm == "standard":
             return (x - self.mean) / self.scale
         if self.norm == "l2":
@@ -114,7 +118,8 @@ class LinearHead:
         """A head with these settings (normalisation, power, blocks, C) fitted to other rows."""
         if self.output != "softmax":
             raise ValueError("refit is for heads of one class per item")
-        return fit_head(features, y, norm=self.norm, C=self.C, power=self.power, blocks=self.blocks, seed=seed)
+        return fit_head(features, y, norm=self.norm, C=self.C, power=self.power, blocks=self.blocks,
+                        unit_rows=self.unit_rows, seed=seed)
 
     def decision_function(self, features) -> np.ndarray:
         import scipy.sparse
@@ -149,7 +154,7 @@ class LinearHead:
         ``standard`` and ``none``; for ``l2`` each block's row norm is replaced by its typical training value
         (``scale``), which is what a network classifier initialised from the head can carry. A power transform is
         not linear: such a head has no linear form."""
-        if self.power != 1.0 or self.neighbours is not None:
+        if self.power != 1.0 or self.neighbours is not None or self.unit_rows:
             raise ValueError("a head on power-transformed features or with a nearest-neighbour vote has no linear "
                              "form; fit one with power=1")
         if self.norm in ("standard", "l2"):
@@ -162,6 +167,8 @@ class LinearHead:
         config = {"kind": self.kind, "norm": self.norm, "C": self.C, "class_weight": self.class_weight,
                   "power": self.power, "blocks": list(self.blocks), "n_features": self.n_features, "output": self.output,
                   "n_outputs": int(self.coef.shape[0])}
+        if self.unit_rows:
+            config["unit_rows"] = True
         tensors = {k: np.ascontiguousarray(getattr(self, k), dtype=np.float64)
                    for k in ("mean", "scale", "coef", "intercept")}
         if self.neighbours is not None:
@@ -188,11 +195,13 @@ class LinearHead:
         blocks = tuple(int(b) for b in config.get("blocks") or ())
         power = config.get("power", 1.0)
         output = config.get("output", "softmax")
-        if (blocks and sum(blocks) != d) or not isinstance(power, (int, float)) or not power > 0 or output not in OUTPUTS:
+        unit_rows = config.get("unit_rows", False)
+        if ((blocks and sum(blocks) != d) or not isinstance(power, (int, float)) or not power > 0 or output not in OUTPUTS
+                or not isinstance(unit_rows, bool)):
             raise BundleError("The head's settings do not fit its tensors (the model folder was edited or is damaged).")
         vote = _saved_vote(config, tensors, d, arrays["coef"].shape[0], output)
         return cls(config.get("norm", "standard"), **arrays, C=config.get("C"), class_weight=config.get("class_weight"),
-                   power=float(power), blocks=blocks, output=output, **vote)
+                   power=float(power), blocks=blocks, output=output, unit_rows=unit_rows, **vote)
 
 
 def _saved_vote(config: dict, tensors: dict, d: int, n_outputs: int, output: str) -> dict:
@@ -246,6 +255,15 @@ def block_bounds(blocks: tuple[int, ...], d: int) -> list[tuple[int, int]]:
     return list(zip([0, *stops[:-1]], stops))
 
 
+def unit_blocks(x: np.ndarray, blocks: tuple[int, ...]) -> np.ndarray:
+    """Each row's part in each block scaled to unit length."""
+    out = np.array(x, dtype=np.float64)
+    for start, stop in block_bounds(blocks, x.shape[1]):
+        part = out[:, start:stop]
+        out[:, start:stop] = part / np.maximum(np.linalg.norm(part, axis=1, keepdims=True), 1e-12)
+    return out
+
+
 def power_transform(x: np.ndarray, power: float) -> np.ndarray:
     return x if power == 1.0 else np.sign(x) * np.abs(x) ** power
 
@@ -271,14 +289,14 @@ def class_weighting(y: np.ndarray) -> str | None:
 
 
 def fit_head(features, y: np.ndarray, *, norm: str = "l2", C: float | None = None, power: float | str = 1.0,
-             blocks: tuple[int, ...] = (), seed: int = 0) -> LinearHead:
+             blocks: tuple[int, ...] = (), unit_rows: bool = False, seed: int = 0) -> LinearHead:
     """A logistic-regression head on integer labels ``y``: rows normalised as ``norm`` says after the ``power``
-    transform (``"auto"``: :func:`resolve_power`), each block of ``blocks`` fitted on its own, inverse regularisation
-    ``C`` (``None``: :func:`default_C`)."""
+    transform (``"auto"``: :func:`resolve_power`) and, with ``unit_rows``, scaled to unit length before it; each block
+    of ``blocks`` fitted on its own, inverse regularisation ``C`` (``None``: :func:`default_C`)."""
     y = np.asarray(y)
     power = resolve_power(power, features)
     C = float(C) if C is not None else default_C(power)
-    head0, z = normaliser(features, norm, power, blocks)
+    head0, z = normaliser(features, norm, power, blocks, unit_rows)
     norm, mean, scale, blocks, d, power = (head0.norm, head0.mean, head0.scale, head0.blocks, head0.n_features,
                                            head0.power)
     weighting = class_weighting(y)
@@ -290,12 +308,13 @@ def fit_head(features, y: np.ndarray, *, norm: str = "l2", C: float | None = Non
         coefs.append(coef / len(bounds))
         intercepts.append(intercept / len(bounds))
     return LinearHead(norm, mean, scale, np.concatenate(coefs, axis=1), np.sum(intercepts, axis=0), C, weighting,
-                      power, blocks)
+                      power, blocks, unit_rows=head0.unit_rows)
 
 
-def normaliser(features, norm: str, power: float, blocks: tuple[int, ...]) -> tuple[LinearHead, Any]:
-    """A head with no weights yet that normalises as ``norm``, ``power`` and ``blocks`` say, with its statistics
-    taken from ``features``, and the normalised rows (sparse rows pass as they are)."""
+def normaliser(features, norm: str, power: float, blocks: tuple[int, ...],
+               unit_rows: bool = False) -> tuple[LinearHead, Any]:
+    """A head with no weights yet that normalises as ``norm``, ``power``, ``blocks`` and ``unit_rows`` say, with its
+    statistics taken from ``features``, and the normalised rows (sparse rows pass as they are)."""
     import scipy.sparse
 
     if norm not in NORMS:
@@ -305,10 +324,13 @@ def normaliser(features, norm: str, power: float, blocks: tuple[int, ...]) -> tu
     blocks = tuple(int(b) for b in blocks) if len(blocks) > 1 else ()
     if blocks and sum(blocks) != d:
         raise ValueError(f"blocks {blocks} do not add up to the {d} features")
+    if sparse and unit_rows:
+        raise ValueError("sparse features take a head without unit_rows")
     if sparse:
         head = LinearHead("none", np.zeros(d), np.ones(d), np.zeros((1, d)), np.zeros(1))
         return head, features
-    x = power_transform(np.asarray(features, dtype=np.float64), power)
+    x = np.asarray(features, dtype=np.float64)
+    x = power_transform(unit_blocks(x, blocks) if unit_rows else x, power)
     if norm == "standard":
         mean, scale = x.mean(0), x.std(0)
         scale = np.where(scale > 0, scale, 1.0)
@@ -320,7 +342,7 @@ def normaliser(features, norm: str, power: float, blocks: tuple[int, ...]) -> tu
     else:
         mean, scale = np.zeros(d), np.ones(d)
     head = LinearHead(norm, mean, scale, np.zeros((1, d)), np.zeros(1), blocks=blocks)
-    return replace(head, power=power), head.normalise(x)  # x is already power-transformed
+    return replace(head, power=power, unit_rows=unit_rows), head.normalise(x)  # x is already transformed
 
 
 def fit_label_head(features, Y: np.ndarray, *, norm: str = "l2", C: float | None = None, power: float | str = 1.0,

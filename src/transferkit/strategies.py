@@ -276,10 +276,11 @@ class Features(Strategy):
                                      or not 0 < self.power <= 1):
             raise BadInputError(f"Features.power must be \"auto\" or a number in (0, 1], got {self.power!r}.")
 
-    def fit_head(self, x, y, seed: int = 0, blocks: tuple[int, ...] = ()):
+    def fit_head(self, x, y, seed: int = 0, blocks: tuple[int, ...] = (), unit_rows: bool = False):
         from .heads import fit_head
 
-        return fit_head(x, y, norm=self.norm, C=self.C, power=self.power, blocks=blocks, seed=seed)
+        return fit_head(x, y, norm=self.norm, C=self.C, power=self.power, blocks=blocks, unit_rows=unit_rows,
+                        seed=seed)
 
     def linear(self) -> Features:
         """The same settings without the power transform: the head a network's own linear classifier can start
@@ -708,7 +709,8 @@ def _distilled(problem: Problem, single: Probe, teacher: Probe, fitted: Fitted, 
     seed, start = run.seed, time.perf_counter()
     # no typical temperature was measured for a student's head: its held-out labels alone fit the one its confidence
     # is read with
-    result = distill(fitted.head, lambda rows, labels: features.fit_head(rows, labels, seed),
+    # the student's rows are scaled to unit length first, as each backbone's are in the side-by-side teacher
+    result = distill(fitted.head, lambda rows, labels: features.fit_head(rows, labels, seed, unit_rows=True),
                      x_teacher=teacher.features, x_student=single.features, y=teacher.y,
                      pool_teacher=pool_teacher.features, pool_student=pool_student.features,
                      adapt=lambda head, x, y: adapt(head, x, y, pool_teacher.features, centred=usage["centred"],
