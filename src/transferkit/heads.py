@@ -43,6 +43,7 @@ OUTPUTS = ("softmax", "sigmoid", "identity")
 POWER = 0.5  # the power transform of non-negative features ("auto"); other features are used as they are
 C_DEFAULT = 10.0  # inverse regularisation of the head on features as they are (centred, unit length)
 C_POWER = 30.0  # ... and on power-transformed ones: 1-4 points above C = 3 or 10 there (benchmarks/head_options.py)
+ROWS_AT_ONCE = 2048  # rows a head normalises at once when it predicts (bounded memory for a large pool)
 NEIGHBOURS = 10  # the rows a nearest-neighbour vote averages (scikit-learn's LabelSpreading default)
 TOLERANCE = 1e-4
 MAX_ITER = 1000
@@ -130,7 +131,16 @@ class LinearHead:
         return np.asarray(self.normalise(features) @ self.coef.T) + self.intercept
 
     def predict_proba(self, features) -> np.ndarray:
-        """Class probabilities (softmax), each label's probability (sigmoid), or the numbers (identity)."""
+        """Class probabilities (softmax), each label's probability (sigmoid), or the numbers (identity); dense rows
+        ``ROWS_AT_ONCE`` at a time, so that a large pool's normalised copies never all exist at once."""
+        import scipy.sparse
+
+        n = features.shape[0]
+        if n > ROWS_AT_ONCE and not scipy.sparse.issparse(features):
+            return np.concatenate([self._proba(features[i:i + ROWS_AT_ONCE]) for i in range(0, n, ROWS_AT_ONCE)])
+        return self._proba(features)
+
+    def _proba(self, features) -> np.ndarray:
         if self.neighbours is not None:
             z = self.normalise(features)
             linear = logits_to_proba(np.asarray(z @ self.coef.T) + self.intercept)

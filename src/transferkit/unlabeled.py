@@ -90,24 +90,29 @@ def adapt(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, centred: bool
 
 
 SPREAD_ALPHA = 0.8  # how much of a row's spread label comes from its neighbours (scikit-learn's default)
+SPREAD_MEMORY_MB = 64
 
 
 def spread_labels(teacher, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, centred: bool) -> np.ndarray:
     """The pool's class probabilities: the mean of ``teacher``'s and of label spreading's over the labeled rows ``x``
     (integer labels ``y``) and the pool, on a graph of each row's ``heads.NEIGHBOURS`` nearest in the teacher's
     normalised space (labels centred on their own mean and the pool on its own when ``centred``: ``adapt``)."""
+    import sklearn
     from sklearn.semi_supervised import LabelSpreading
 
-    from .heads import NEIGHBOURS
+    from .heads import NEIGHBOURS, ROWS_AT_ONCE
 
     shift = _mean(pool, teacher.power) - _mean(x, teacher.power) if centred else 0.0
     labeled = replace(teacher, mean=teacher.mean - shift, neighbours=None, neighbour_proba=None)
-    rows = np.vstack([labeled.normalise(x), teacher.normalise(pool)])
+    rows = np.vstack([labeled.normalise(x).astype(np.float32)] +  # float32, a block at a time: bounded memory
+                     [teacher.normalise(pool[i:i + ROWS_AT_ONCE]).astype(np.float32)
+                      for i in range(0, len(pool), ROWS_AT_ONCE)])
     n_classes = teacher.predict_proba(x[:1]).shape[1]
     model = LabelSpreading(kernel="knn", n_neighbors=min(NEIGHBOURS, len(rows) - 1), alpha=SPREAD_ALPHA,
                            max_iter=100)
-    with np.errstate(divide="ignore", invalid="ignore"):  # a row whose neighbours carry no label yet: 0 / 0
-        model.fit(rows, np.r_[y, -np.ones(len(pool), int)])
+    # the neighbour search's distance blocks at most SPREAD_MEMORY_MB (scikit-learn's default is 1 GB)
+    with np.errstate(divide="ignore", invalid="ignore"), sklearn.config_context(working_memory=SPREAD_MEMORY_MB):
+        model.fit(rows, np.r_[y, -np.ones(len(pool), int)])  # a row whose neighbours carry no label yet: 0 / 0
     spread = np.zeros((len(pool), n_classes))
     spread[:, model.classes_] = np.nan_to_num(model.label_distributions_[len(x):])
     total = spread.sum(1, keepdims=True)
@@ -116,9 +121,12 @@ def spread_labels(teacher, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, ce
 
 
 def _mean(features: np.ndarray, power: float) -> np.ndarray:
-    from .heads import power_transform
+    """The mean of the power-transformed rows, ``heads.ROWS_AT_ONCE`` rows at a time (bounded memory)."""
+    from .heads import ROWS_AT_ONCE, power_transform
 
-    return power_transform(np.asarray(features, np.float64), power).mean(0)
+    total = sum(power_transform(np.asarray(features[i:i + ROWS_AT_ONCE], np.float64), power).sum(0)
+                for i in range(0, len(features), ROWS_AT_ONCE))
+    return np.asarray(total) / max(len(features), 1)
 
 
 def _seen(pool: np.ndarray, x: np.ndarray, power: float, centred: bool) -> np.ndarray:
