@@ -11,6 +11,9 @@ farm-bench on this machine:
 
     python benchmarks/student.py        # about 15 minutes on 2 cores; writes results/student-<cpu>.json
 
+The two models are fitted once into ``work/student/`` and reused: delete that folder after a change to how ``auto``
+fits them, or the run measures the old models.
+
 Accuracy is measured by ``benchmarks/unlabeled.py`` (its "student" column), over every cell and seed.
 """
 
