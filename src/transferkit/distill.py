@@ -74,7 +74,7 @@ def distill(teacher, student_fit_head, *, x_teacher: np.ndarray, x_student: np.n
         fold = _folds(teacher, student_fit_head, splits, x_teacher, x_student, y, pool_teacher, pool_student, adapt,
                       centred, seed, advance)
         # the vote is kept unless the student without it is significantly better on the held-out labels: it was
-        # better in every cell of transferkit's unlabeled suite on seeds it does not report (benchmarks/pool_knn.py)
+        # better in every image cell of transferkit's unlabeled suite (benchmarks/pool_knn.py, results/)
         vote = not significantly_better(fold.right[False], fold.right[True])
         student_right, student_proba = fold.right[vote], fold.proba[vote]
         worse = significantly_better(fold.teacher_right, student_right)
