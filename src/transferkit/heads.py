@@ -109,10 +109,7 @@ class LinearHead:
         if self.norm == "standard":
             return (x - self.mean) / self.scale
         if self.norm == "l2":
-            x = x - self.mean
-            for start, stop in self.bounds:
-                block = x[:, start:stop]
-                x[:, start:stop] = block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+            x = unit_blocks(x - self.mean, self.blocks)
         return x
 
     def refit(self, features, y: np.ndarray, seed: int = 0) -> LinearHead:
@@ -230,23 +227,20 @@ def _saved_vote(config: dict, tensors: dict, d: int, n_outputs: int, output: str
     return {"neighbours": np.asarray(rows, np.float32), "neighbour_proba": np.asarray(proba, np.float32)}
 
 
-def neighbour_vote(rows: np.ndarray, proba: np.ndarray, items: np.ndarray, k: int = NEIGHBOURS,
-                   chunk: int = 1024) -> np.ndarray:
+def neighbour_vote(rows: np.ndarray, proba: np.ndarray, items: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
     """For each of ``items`` (normalised like ``rows``), the mean of ``proba`` over its ``k`` most similar ``rows``
     (largest dot product: with rows of unit length per block, the nearest in Euclidean distance), each weighted by
     how much more similar it is than the next most similar row. The weights fall to zero at the edge of the ``k``,
-    so the vote does not jump when two rows there trade places (rounding in another runtime: the ONNX export)."""
+    so the vote does not jump when two rows there trade places (rounding in another runtime: the ONNX export).
+    ``LinearHead.predict_proba`` passes at most ``ROWS_AT_ONCE`` items at a time."""
     k = min(k + 1, len(rows))
-    out = np.zeros((len(items), proba.shape[1]))
-    for start in range(0, len(items), chunk):
-        sim = np.asarray(items[start:start + chunk], np.float32) @ rows.T
-        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-        near = np.take_along_axis(sim, top, axis=1).astype(np.float64)
-        weight = near - near.min(1, keepdims=True)
-        total = weight.sum(1, keepdims=True)
-        weight = np.where(total > 0, weight / np.where(total > 0, total, 1.0), 1.0 / k)
-        out[start:start + chunk] = np.einsum("nk,nkc->nc", weight, proba[top])
-    return out
+    sim = np.asarray(items, np.float32) @ rows.T
+    top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+    near = np.take_along_axis(sim, top, axis=1).astype(np.float64)
+    weight = near - near.min(1, keepdims=True)
+    total = weight.sum(1, keepdims=True)
+    weight = np.where(total > 0, weight / np.where(total > 0, total, 1.0), 1.0 / k)
+    return np.einsum("nk,nkc->nc", weight, proba[top])
 
 
 def logits_to_proba(z: np.ndarray) -> np.ndarray:
