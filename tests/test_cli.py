@@ -98,6 +98,17 @@ def test_importing_the_cli_does_not_import_torch():  # what keeps --help quick
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_predicting_one_image_imports_neither_scipy_stats_nor_scikit_learn(model_dir, small_train):
+    # what keeps a cold predict near the cost of importing torch and timm (benchmarks/student.py --cold)
+    image = next((small_train / "birds").glob("*.png"))
+    code = ("import sys; from typer.testing import CliRunner; from transferkit.cli import app; "
+            f"r = CliRunner().invoke(app, ['predict', {str(model_dir)!r}, {str(image)!r}, '--json']); "
+            "assert r.exit_code == 0, r.output; assert 'label' in r.output, r.output; "
+            "print(sorted(m for m in ('scipy.stats', 'scipy.special', 'scipy.sparse', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
 def test_evaluate_report_holds_the_numbers_json_prints(model_dir, small_train, tmp_path):
     import re
 

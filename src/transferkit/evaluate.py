@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 
@@ -205,11 +206,15 @@ def estimate_note(reported, noun: str) -> str | None:
     return sample_size_note(reported.n or 0, reported.interval, examples, what)
 
 
+def normal_quantile(p: float) -> float:
+    """The standard normal distribution's ``p`` quantile, from the standard library: scipy.stats takes half a second
+    to import, which a cold ``predict`` would pay for one number."""
+    return NormalDist().inv_cdf(p)
+
+
 def wilson_interval(p: float, n: int, confidence: float = 0.95) -> list[float]:
     """The Wilson score interval of a proportion ``p`` measured on ``n`` examples."""
-    from scipy.stats import norm
-
-    z = float(norm.ppf(0.5 + confidence / 2))
+    z = normal_quantile(0.5 + confidence / 2)
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
@@ -266,9 +271,9 @@ def confidences(proba, temperature: float = 1.0) -> np.ndarray:
 
 
 def _tempered(log_p: np.ndarray, temperature: float) -> np.ndarray:
-    from scipy.special import softmax
+    from .heads import softmax
 
-    return softmax(log_p / temperature, axis=1)
+    return softmax(log_p / temperature)
 
 
 # How much a few-shot head's accuracy grows with its labels, in log-odds per unit of log(labels):
@@ -322,8 +327,6 @@ def tuned_estimate(frozen_proba, y, tuned_val_correct, frozen_val_correct, folds
     per-item variance is smoothed (one pseudo-disagreement) so that a few items on which both models agree are not
     taken as certainty. Without it, the split's gain alone. The interval adds the variances of the two parts.
     ``typical_temperature`` is the frozen head's (``cv_estimate``)."""
-    from scipy.stats import norm
-
     cv = cv_estimate(frozen_proba, y, folds, confidence, typical_temperature)
     frozen = cv["accuracy"]
     d = np.asarray(tuned_val_correct, float) - np.asarray(frozen_val_correct, float)
@@ -338,7 +341,7 @@ def tuned_estimate(frozen_proba, y, tuned_val_correct, frozen_val_correct, folds
         gain = weight * split_gain + (1 - weight) * prior_mean
         gain_var = 1.0 / (1.0 / prior_sd**2 + 1.0 / split_var)
     point = float(np.clip(frozen + gain, 0.0, 1.0))
-    half = float(norm.ppf(0.5 + confidence / 2) * np.sqrt(frozen * (1 - frozen) / max(cv["n"], 1) + gain_var))
+    half = float(normal_quantile(0.5 + confidence / 2) * np.sqrt(frozen * (1 - frozen) / max(cv["n"], 1) + gain_var))
     return {"accuracy": point, "interval": [max(0.0, point - half), min(1.0, point + half)], "n": cv["n"],
             "n_val": int(len(d)), "frozen_cv": cv["measured"], "frozen_estimate": frozen,
             "gain_on_split": split_gain, "gain": float(gain)}
@@ -372,13 +375,11 @@ def label_free_estimate(item_confidences, at_fit, confidence: float = 0.95) -> d
     the spread of their confidences), a sign that these items are unlike the ones the model learned from; on
     20-image samples of unshifted test sets this warns 0.1% of the time instead of 6%. None without confidences,
     without a fit estimate, or for fewer than ``LABEL_FREE_MIN_ITEMS`` items."""
-    from scipy.stats import norm
-
     if item_confidences is None or at_fit is None or len(item_confidences) < LABEL_FREE_MIN_ITEMS:
         return None
     read = np.asarray(item_confidences, dtype=np.float64)
     accuracy, n = float(read.mean()), int(len(read))
-    luck = float(norm.ppf(confidence) * read.std(ddof=1) / np.sqrt(n))
+    luck = float(normal_quantile(confidence) * read.std(ddof=1) / np.sqrt(n))
     return {"accuracy": accuracy, "n": n, "at_fit": at_fit.value, "interval_at_fit": list(at_fit.interval),
             "below_fit": accuracy + luck < at_fit.interval[0]}
 

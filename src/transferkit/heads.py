@@ -30,12 +30,21 @@ labeled row: the honest estimate a fit reports.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+
+
+def is_sparse(features) -> bool:
+    """Whether ``features`` is a scipy sparse matrix, without importing scipy.sparse (a tenth of a second at each
+    cold start) when nothing has: no sparse matrix can exist before it is imported."""
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(features)
+
 
 IMBALANCE_RATIO = 1.5  # largest class / smallest class above which classes are re-weighted
 NORMS = ("l2", "standard", "none")
@@ -98,9 +107,7 @@ class LinearHead:
         return block_bounds(self.blocks, self.n_features)
 
     def normalise(self, features):
-        import scipy.sparse
-
-        if scipy.sparse.issparse(features):
+        if is_sparse(features):
             if self.norm == "l2" or self.power != 1.0:
                 raise ValueError("sparse features take a head without l2 normalisation or a power transform")
             return features
@@ -120,9 +127,7 @@ class LinearHead:
                         unit_rows=self.unit_rows, seed=seed)
 
     def decision_function(self, features) -> np.ndarray:
-        import scipy.sparse
-
-        if scipy.sparse.issparse(features) and self.norm == "standard":  # fold the affine map in: rows stay sparse
+        if is_sparse(features) and self.norm == "standard":  # fold the affine map in: rows stay sparse
             weight = self.coef / self.scale
             return np.asarray(features @ weight.T) + (self.intercept - weight @ self.mean)
         return np.asarray(self.normalise(features) @ self.coef.T) + self.intercept
@@ -130,10 +135,8 @@ class LinearHead:
     def predict_proba(self, features) -> np.ndarray:
         """Class probabilities (softmax), each label's probability (sigmoid), or the numbers (identity); dense rows
         ``ROWS_AT_ONCE`` at a time, so that a large pool's normalised copies never all exist at once."""
-        import scipy.sparse
-
         n = features.shape[0]
-        if n > ROWS_AT_ONCE and not scipy.sparse.issparse(features):
+        if n > ROWS_AT_ONCE and not is_sparse(features):
             return np.concatenate([self._proba(features[i:i + ROWS_AT_ONCE]) for i in range(0, n, ROWS_AT_ONCE)])
         return self._proba(features)
 
@@ -144,9 +147,7 @@ class LinearHead:
             return (linear + neighbour_vote(self.neighbours, self.neighbour_proba, z)) / 2
         z = self.decision_function(features)
         if self.output == "sigmoid":
-            from scipy.special import expit
-
-            return expit(z)
+            return sigmoid(z)
         return z if self.output == "identity" else logits_to_proba(z)
 
     def with_neighbours(self, rows, proba: np.ndarray) -> LinearHead:
@@ -244,12 +245,22 @@ def neighbour_vote(rows: np.ndarray, proba: np.ndarray, items: np.ndarray, k: in
 
 
 def logits_to_proba(z: np.ndarray) -> np.ndarray:
-    from scipy.special import expit, softmax
-
+    """Softmax over classes, or scikit-learn's two-class sigmoid of one logit."""
     if z.shape[1] == 1:
-        p = expit(z[:, 0])
+        p = sigmoid(z[:, 0])
         return np.stack([1.0 - p, p], axis=1)
-    return softmax(z, axis=1)
+    return softmax(z)
+
+
+# softmax and sigmoid in numpy: importing scipy.special would add a tenth of a second to every cold ``predict``.
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """The softmax of each row."""
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def block_bounds(blocks: tuple[int, ...], d: int) -> list[tuple[int, int]]:
@@ -274,11 +285,9 @@ def power_transform(x: np.ndarray, power: float) -> np.ndarray:
 
 def resolve_power(power: float | str, features) -> float:
     """``"auto"``: :data:`POWER` for dense features that are all >= 0 (pooled ReLU activations), else 1 (none)."""
-    import scipy.sparse
-
     if power != "auto":
         return float(power)
-    if scipy.sparse.issparse(features):
+    if is_sparse(features):
         return 1.0
     return POWER if float(np.min(features)) >= 0.0 else 1.0
 
@@ -319,11 +328,9 @@ def normaliser(features, norm: str, power: float, blocks: tuple[int, ...],
                unit_rows: bool = False) -> tuple[LinearHead, Any]:
     """A head with no weights yet that normalises as ``norm``, ``power``, ``blocks`` and ``unit_rows`` say, with its
     statistics taken from ``features``, and the normalised rows (sparse rows pass as they are)."""
-    import scipy.sparse
-
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-    sparse = scipy.sparse.issparse(features)
+    sparse = is_sparse(features)
     d = features.shape[1]
     blocks = tuple(int(b) for b in blocks) if len(blocks) > 1 else ()
     if blocks and sum(blocks) != d:
@@ -405,9 +412,7 @@ def fit_number_head(features, y: np.ndarray, *, norm: str = "l2", power: float |
 
 def _basis(z) -> np.ndarray | None:
     """``_row_space`` of dense rows; None for sparse ones (fitted as they are)."""
-    import scipy.sparse
-
-    return None if scipy.sparse.issparse(z) else _row_space(z)
+    return None if is_sparse(z) else _row_space(z)
 
 
 def _logistic(z, y: np.ndarray, C: float, weighting: str | None, seed: int, basis: np.ndarray | None):

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import BadInputError, BundleError
+from .heads import is_sparse
 
 SCORES = ("msp", "energy", "knn", "knn-other")
 MIN_OTHER = 5  # the fewest examples of other things that are learned from
@@ -60,10 +61,10 @@ def unfamiliar(open_set: OpenSet | None, known_scores, min_items: int = 20) -> d
     """How many inputs score below the ``auto`` threshold, which about :data:`DEFAULT_RATE` of the trained classes'
     items do; ``unlike_training`` when significantly more do (inputs of no trained class, or from elsewhere). None
     without an open-set part or under ``min_items`` inputs."""
-    from scipy.stats import binomtest
-
     if open_set is None or known_scores is None or len(known_scores) < min_items:
         return None
+    from scipy.stats import binomtest
+
     n = len(known_scores)
     below = int(np.count_nonzero(~open_set.is_known(known_scores, DEFAULT_RATE)))
     p = float(binomtest(below, n, DEFAULT_RATE, alternative="greater").pvalue)
@@ -105,16 +106,16 @@ def scores(head, features, bank: np.ndarray | None = None, which: tuple[str, ...
            other_bank: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Each score of ``which`` for every row of ``features`` (``knn`` needs ``bank``, the labeled items' unit rows;
     ``knn-other`` also ``other_bank``, the unit rows of the examples of other things)."""
-    from scipy.special import logsumexp, softmax
-
     logits = head.decision_function(features)
     if logits.shape[1] == 1:  # scikit-learn's two-class form: one logit for the second class
         logits = np.hstack([np.zeros_like(logits), logits])
+    top = logits.max(axis=1)
+    spread = np.exp(logits - top[:, None]).sum(axis=1)  # both scores from it: scipy.special costs a cold start 0.1 s
     out = {}
     if "msp" in which:
-        out["msp"] = softmax(logits, axis=1).max(axis=1)
+        out["msp"] = 1.0 / spread  # the largest softmax probability
     if "energy" in which:
-        out["energy"] = logsumexp(logits, axis=1)
+        out["energy"] = top + np.log(spread)  # log-sum-exp of the logits
     if bank is not None and ("knn" in which or "knn-other" in which):
         rows = unit_rows(head, features)
         nearest = nearest_similarity(rows, bank)
@@ -199,14 +200,13 @@ def calibrate(fit, head, features, y: np.ndarray, *, seed: int = 0, other=None) 
 
     ``fit(rows, labels) -> head`` refits the head's recipe on other rows. None when a class has fewer than two
     items (no folds)."""
-    import scipy.sparse
     from sklearn.model_selection import KFold, StratifiedKFold
 
     y = np.asarray(y)
     counts = np.bincount(y)
     if len(counts) < 2 or counts.min() < 2:
         return None
-    sparse = scipy.sparse.issparse(features)
+    sparse = is_sparse(features)
     if other is not None and len(other.shape) and other.shape[0] < MIN_OTHER:
         other = None
     which = ("msp", "energy") if sparse else SCORES if other is not None else SCORES[:3]
