@@ -9,6 +9,7 @@ tokenised by the Hugging Face ``tokenizers`` library from the tokenizer saved be
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -120,15 +121,34 @@ def prepare_image(image, pre: dict) -> np.ndarray:
 
 
 def session_options():
-    """ONNX Runtime's options for transferkit's sessions: quiet, and as many threads as OMP_NUM_THREADS asks for."""
+    """ONNX Runtime's options for transferkit's sessions: quiet, as many threads as OMP_NUM_THREADS asks for, and one
+    CPU memory arena for all of them (``shared_arena``)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    if shared_arena():
+        options.add_session_config_entry("session.use_env_allocators", "1")
     threads = os.environ.get("OMP_NUM_THREADS")
     if threads and threads.isdigit():
         options.intra_op_num_threads = int(threads)
     return options
+
+
+@functools.cache
+def shared_arena() -> bool:
+    """Register one CPU memory arena that every transferkit session of this process allocates from, once. Each
+    session's own arena keeps the most its activations ever needed, so the side-by-side backbones reading a large pool
+    together held four such peaks (benchmarks/large_pool.py); sharing, they hold about one. False where ONNX Runtime
+    refuses (another arena already registered in this process): the sessions keep their own."""
+    import onnxruntime as ort
+
+    info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+    try:
+        ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, -1, -1, -1))  # ONNX Runtime's default arena
+    except Exception:  # noqa: BLE001 - sharing is an economy, never a condition of running
+        return False
+    return True
 
 
 INT8_MAX_COST = 0.005  # the accuracy an int8 graph may have cost on its export's labeled check to be chosen by itself
