@@ -61,3 +61,11 @@ def test_agreement_is_relative_to_each_rows_scale():
     rows = np.array([[100.0, 1.0], [0.01, 0.02]])
     assert onnx_features.agrees(rows, rows + np.array([[0.05, 0.05], [1e-5, 1e-5]]))
     assert not onnx_features.agrees(rows, rows + np.array([[0.5, 0.0], [0.0, 0.0]]))
+
+
+def test_every_session_draws_on_one_shared_memory_arena():
+    # side-by-side backbones reading a pool together would otherwise each hold their own peak (benchmarks/large_pool.py)
+    from transferkit.onnx_runtime import session_options, shared_arena
+
+    assert shared_arena()
+    assert session_options().get_session_config_entry("session.use_env_allocators") == "1"
