@@ -121,12 +121,15 @@ def prepare_image(image, pre: dict) -> np.ndarray:
 
 
 def session_options():
-    """ONNX Runtime's options for transferkit's sessions: quiet, as many threads as OMP_NUM_THREADS asks for, and one
-    CPU memory arena for all of them (``shared_arena``)."""
+    """ONNX Runtime's options for transferkit's sessions: quiet, as many threads as OMP_NUM_THREADS asks for, no memory
+    pattern, and one CPU memory arena for all of them (``shared_arena``)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # no memory plan made from the first batch's shapes: for the side-by-side backbones in one graph it held about
+    # 0.8 GB more at batch 32, for no measured speed (benchmarks/teacher_pass.py)
+    options.enable_mem_pattern = False
     if shared_arena():
         options.add_session_config_entry("session.use_env_allocators", "1")
     threads = os.environ.get("OMP_NUM_THREADS")
