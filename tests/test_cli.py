@@ -98,6 +98,7 @@ def test_importing_the_cli_does_not_import_torch():  # what keeps --help quick
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+@pytest.mark.slow  # a second process importing torch: about 10 s
 def test_predicting_one_image_imports_neither_scipy_stats_nor_scikit_learn(model_dir, small_train):
     # what keeps a cold predict near the cost of importing torch and timm (benchmarks/student.py --cold)
     image = next((small_train / "birds").glob("*.png"))
