@@ -207,8 +207,8 @@ def estimate_note(reported, noun: str) -> str | None:
 
 
 def normal_quantile(p: float) -> float:
-    """The standard normal distribution's ``p`` quantile, from the standard library: scipy.stats takes half a second
-    to import, which a cold ``predict`` would pay for one number."""
+    """The standard normal distribution's ``p`` quantile, from the standard library: importing scipy.stats for one
+    number would lengthen every cold ``predict``."""
     return NormalDist().inv_cdf(p)
 
 

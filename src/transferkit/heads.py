@@ -38,14 +38,6 @@ from typing import Any
 
 import numpy as np
 
-
-def is_sparse(features) -> bool:
-    """Whether ``features`` is a scipy sparse matrix, without importing scipy.sparse (a tenth of a second at each
-    cold start) when nothing has: no sparse matrix can exist before it is imported."""
-    sparse = sys.modules.get("scipy.sparse")
-    return sparse is not None and sparse.issparse(features)
-
-
 IMBALANCE_RATIO = 1.5  # largest class / smallest class above which classes are re-weighted
 NORMS = ("l2", "standard", "none")
 OUTPUTS = ("softmax", "sigmoid", "identity")
@@ -252,7 +244,14 @@ def logits_to_proba(z: np.ndarray) -> np.ndarray:
     return softmax(z)
 
 
-# softmax and sigmoid in numpy: importing scipy.special would add a tenth of a second to every cold ``predict``.
+def is_sparse(features) -> bool:
+    """Whether ``features`` is a scipy sparse matrix, without importing scipy.sparse, which a cold ``predict`` would
+    pay for: no sparse matrix can exist before it is imported."""
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(features)
+
+
+# softmax and sigmoid in numpy: importing scipy.special would lengthen every cold ``predict``.
 def sigmoid(z: np.ndarray) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -z))
 

@@ -127,8 +127,8 @@ def session_options():
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    # no memory plan made from the first batch's shapes: for the side-by-side backbones in one graph it held about
-    # 0.8 GB more at batch 32, for no measured speed (benchmarks/teacher_pass.py)
+    # no memory plan made from the first batch's shapes: for the side-by-side backbones in one graph it held far more
+    # memory for no speed (benchmarks/teacher_pass.py, results/)
     options.enable_mem_pattern = False
     if shared_arena():
         options.add_session_config_entry("session.use_env_allocators", "1")

@@ -110,7 +110,7 @@ def scores(head, features, bank: np.ndarray | None = None, which: tuple[str, ...
     if logits.shape[1] == 1:  # scikit-learn's two-class form: one logit for the second class
         logits = np.hstack([np.zeros_like(logits), logits])
     top = logits.max(axis=1)
-    spread = np.exp(logits - top[:, None]).sum(axis=1)  # both scores from it: scipy.special costs a cold start 0.1 s
+    spread = np.exp(logits - top[:, None]).sum(axis=1)  # both scores from it, without scipy.special
     out = {}
     if "msp" in which:
         out["msp"] = 1.0 / spread  # the largest softmax probability
