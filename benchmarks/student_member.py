@@ -23,7 +23,8 @@ import pool_methods
 MEMBERS = ("tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2", "mobilenet_v2")
 
 
-def accuracies(x, y, pool, test, y_test, blocks) -> dict[str, float]:
+def accuracies(cell, x, y, pool, test, y_test, blocks) -> dict[str, float]:
+    """``pool_methods.paired_table``'s measure (``cell`` unused: every cell is an image cell)."""
     from transferkit.distill import distill
     from transferkit.heads import block_bounds, fit_head
     from transferkit.unlabeled import adapt, learn_from_pool
@@ -37,6 +38,7 @@ def accuracies(x, y, pool, test, y_test, blocks) -> dict[str, float]:
     use = learn_from_pool(head, x, y, pool, seed=seed)
     teacher, info = use.head, use.info
     out = {"default": right(head.predict_proba(test))}
+    kept_teacher = right(teacher.predict_proba(test))
     for name, (start, stop) in zip(MEMBERS, block_bounds(blocks, x.shape[1])):
         xs, ps, ts = (a[:, start:stop] for a in (x, pool, test))
         result = distill(teacher, lambda r, lab: fit_head(r, lab, power="auto", unit_rows=True, seed=seed),
@@ -45,15 +47,12 @@ def accuracies(x, y, pool, test, y_test, blocks) -> dict[str, float]:
                          adapt=lambda h, a, b: adapt(h, a, b, pool, centred=info["centred"],
                                                      self_training=info["self_training"], seed=seed),
                          centred=info["centred"], seed=seed)
-        out[name] = right(teacher.predict_proba(test) if result.head is None else result.head.predict_proba(ts))
+        out[name] = kept_teacher if result.head is None else right(result.head.predict_proba(ts))
     return out
 
 
 def main() -> None:
-    def measure(cell, x, y, pool, test, y_test, blocks):
-        return accuracies(x, y, pool, test, y_test, blocks)
-
-    pool_methods.paired_table(*pool_methods.arguments(__doc__), measure, ("default", *MEMBERS),
+    pool_methods.paired_table(*pool_methods.arguments(__doc__), accuracies, ("default", *MEMBERS),
                               "Each side-by-side backbone as the student (`benchmarks/student_member.py`)",
                               "student-member")
 

@@ -44,6 +44,11 @@ def resident_mb(pid: int) -> float:
     return total / 1024
 
 
+def rows_written(out: Path) -> int:
+    """Rows of a predictions CSV so far (its header left out)."""
+    return max(sum(1 for _ in out.open()) - 1, 0) if out.exists() else 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=10000)
@@ -57,11 +62,10 @@ def main() -> None:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 env={**os.environ, "TRANSFERKIT_CACHE": f"{tmp}/cache", "HF_HUB_OFFLINE": "1"})
         while proc.poll() is None:
-            rows = max(sum(1 for _ in out.open()) - 1, 0) if out.exists() else 0
-            samples.append((round(time.perf_counter() - start, 1), rows, round(resident_mb(proc.pid))))
+            samples.append((round(time.perf_counter() - start, 1), rows_written(out), round(resident_mb(proc.pid))))
             time.sleep(2)
         wall = time.perf_counter() - start
-        written = max(sum(1 for _ in out.open()) - 1, 0) if out.exists() else 0
+        written = rows_written(out)
     peak = max(s[2] for s in samples)
     after_first = [s[2] for s in samples if s[1] >= 1000]
     result = {"machine": machine(), "commit": commit(), "n_images": args.n, "rows_written": written,

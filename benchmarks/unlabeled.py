@@ -47,7 +47,8 @@ CONTEXTS = ("actions", "apps", "devices", "mimetypes", "places", "status")
 THEMES = {"oxygen": Path("/usr/share/icons/oxygen/base/128x128"), "tango": Path("/usr/share/icons/Tango/32x32")}
 TEST_PER_CLASS = 30
 POOL_PER_CLASS = 60
-IN_DOMAIN = ("clipart", "fashion")  # few-shot suite tasks as in-domain cells: the pool is its first 60 per class
+# in-domain cells: (few-shot suite task, the pool's size per class: its first so many of each class; None: all)
+IN_DOMAIN = {"oxygen": ("icons", None), "clipart": ("clipart", POOL_PER_CLASS), "fashion": ("fashion", POOL_PER_CLASS)}
 
 
 def theme_files(theme: str) -> dict[str, list[Path]]:
@@ -102,14 +103,10 @@ def cell(name: str) -> dict:
     """Labels to sample from, the pool and the test set of a cell."""
     if name.startswith("spam:"):
         return text_cell(name)
-    if name == "oxygen":
-        task = suite_data.load_task("icons")
-        pool = [p for c in task.classes for p in task.pool[c]]
-        return {"modality": "image", "labels": task.pool, "pool": pool,
-                "test": (list(task.test_items), list(task.test_labels))}
     if name in IN_DOMAIN:
-        task = suite_data.load_task(name)
-        pool = [p for c in task.classes for p in task.pool[c][:POOL_PER_CLASS]]
+        task_name, per_class = IN_DOMAIN[name]
+        task = suite_data.load_task(task_name)
+        pool = [p for c in task.classes for p in task.pool[c][:per_class]]
         return {"modality": "image", "labels": task.pool, "pool": pool,
                 "test": (list(task.test_items), list(task.test_labels))}
     source, target = name.split("->")

@@ -143,7 +143,7 @@ def shared_arena() -> bool:
     """Register one CPU memory arena that every transferkit session of this process allocates from, once. Each
     session's own arena keeps the most its activations ever needed, so the side-by-side backbones reading a large pool
     together held four such peaks (benchmarks/large_pool.py); sharing, they hold about one. False where ONNX Runtime
-    refuses (another arena already registered in this process): the sessions keep their own."""
+    refuses to register it: the sessions keep their own."""
     import onnxruntime as ort
 
     info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
