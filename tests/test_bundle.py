@@ -80,7 +80,7 @@ def test_a_featurizer_saves_its_constructor_arguments_and_loads_as_cls_of_them(k
     config, tensors = made.save()
     assert config["kind"] == kind and made.config_keys
     assert set(config) == {"kind", *made.config_keys, *made.fingerprint()}  # nothing else is kept
-    loaded = load_featurizer(json.loads(json.dumps(config)), tensors, precision="fp32")
+    loaded = load_featurizer(json.loads(json.dumps(config)), tensors, precision="auto")  # as made: bf16 or not
     assert type(loaded) is type(made) and loaded.get_config() == made.get_config()
     items = [EXAMPLE / "train" / "birds" / sorted(os.listdir(EXAMPLE / "train" / "birds"))[0]] if kind == "image-backbone" \
         else texts
