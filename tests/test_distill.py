@@ -145,6 +145,21 @@ def test_without_distillation_or_without_unlabeled_items_auto_keeps_the_backbone
     assert isinstance(plain.featurizer_, Concat) and "student" not in plain.metrics_
 
 
+def test_a_pool_that_changed_nothing_the_teacher_learned_keeps_the_teacher(two_backbones, small_train, pool_folder,
+                                                                          monkeypatch, tmp_path):
+    from transferkit import evaluate, unlabeled
+
+    # the pool looks like the labels (not centred) and self-training is not better on held-out labels
+    monkeypatch.setattr(unlabeled, "domain_auc", lambda *a, **k: 0.5)
+    monkeypatch.setattr(evaluate, "significantly_better", lambda *a, **k: False)
+    clf = ImageClassifier(two_backbones, Auto(), verbose=False).fit(small_train, X_unlabeled=pool_folder)
+    assert isinstance(clf.featurizer_, Concat)
+    assert clf.metrics_["student"] == {"kept": False, "distilled": False, "n_unlabeled": 18}
+    assert "changed nothing they learned" in clf.reason_
+    clf.save(tmp_path / "model")
+    assert "kept rather than distilled" in (tmp_path / "model" / "README.md").read_text()
+
+
 def test_a_features_fit_never_distills(tiny_backbone, small_train, pool_folder):
     clf = ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train, X_unlabeled=pool_folder)
     assert "student" not in clf.metrics_

@@ -105,6 +105,9 @@ def _unlabeled_lines(fit, noun: str) -> list[str]:
                           f"{vote.get('fold_accuracy_with', float('nan')):.3f} with the vote, "
                           f"{vote.get('fold_accuracy_without', float('nan')):.3f} without. The model folder holds "
                           f"those {noun}s' features (not the {noun}s)."]
+    elif student and student.get("distilled") is False:
+        lines += ["", f"The backbones side by side were kept rather than distilled into one network: the unlabeled "
+                      f"{noun}s changed nothing they learned."]
     return lines
 
 

@@ -211,7 +211,8 @@ class FitReport:
 
     @property
     def student(self) -> dict | None:
-        """The one-network student's measurements (``distill``), if the fit distilled one."""
+        """The one-network student's measurements (``distill``), if the fit distilled one; ``distilled: False`` when
+        the pool left the teacher unchanged and none was made."""
         return self._part("student")
 
     @property

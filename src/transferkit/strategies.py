@@ -692,7 +692,8 @@ class Auto(Strategy):
 
 def _distilled(problem: Problem, single: Probe, teacher: Probe, fitted: Fitted, features: Features) -> Fitted:
     """The side-by-side teacher's fit, or the default backbone's student of it when the teacher learned from
-    unlabeled items and the student holds up on held-out labels (``distill``)."""
+    unlabeled items (they moved its centre or self-trained it) and the student holds up on held-out labels
+    (``distill``)."""
     from .distill import distill
     from .features import extract
     from .unlabeled import adapt
@@ -700,6 +701,13 @@ def _distilled(problem: Problem, single: Probe, teacher: Probe, fitted: Fitted, 
     usage = fitted.report.unlabeled or {}
     if not usage.get("used") or len(single.y) != len(teacher.y) or fitted.pool is None:
         return fitted
+    if not (usage["centred"] or usage["self_training"]):
+        # a student of a teacher the pool left unchanged would learn nothing the teacher does not know, with fewer
+        # backbones to know it by
+        metrics = {**fitted.metrics, "student": {"kept": False, "distilled": False, "n_unlabeled": usage["n"]}}
+        reason = (f"{fitted.reason}; the backbones side by side are kept rather than distilled into one network: "
+                  "the unlabeled items changed nothing they learned")
+        return Fitted(fitted.featurizer, fitted.head, metrics, reason, fitted.skipped, fitted.features, fitted.y)
     run = problem.run
     pool_teacher = fitted.pool  # the teacher's fit read them
     readable = [item for item, ok in zip(problem.unlabeled, pool_teacher.ok) if ok]
