@@ -214,7 +214,7 @@ def test_an_onnx_export_rejects_as_the_model_folder_does(tiny_image_model, examp
     from transferkit.onnx_runtime import OnnxPredictor
     from transferkit.predictor import Predictor
 
-    folder = Predictor.load(tiny_image_model)
+    folder = Predictor.load(tiny_image_model, precision="fp32")  # what an export is checked against (bf16 or not)
     images = sorted(example_test.rglob("*.png"))[:24]
     manifest = export_onnx(folder, tmp_path / "onnx", check_items=images)
     assert manifest["check"]["open_set_score_difference"] < 1e-3
