@@ -84,6 +84,10 @@ def twin_definitions(files: list[Path]) -> list[str]:
     return sorted(twins)
 
 
+# the vector, bfloat16 and integer dot-product extensions a result depends on
+NAMED_FLAGS = frozenset({"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8", "amx_tile"})
+
+
 def machine() -> dict:
     info = {"cpu": "", "flags": [], "threads": os.cpu_count()}
     try:
@@ -92,15 +96,18 @@ def machine() -> dict:
                 info["cpu"] = line.split(":", 1)[1].strip()
             if line.startswith("flags") and not info["flags"]:
                 flags = set(line.split(":", 1)[1].split())
-                info["flags"] = sorted(f for f in flags if f in {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
+                info["flags"] = sorted(flags & NAMED_FLAGS)
     except OSError:
         pass
     return info
 
 
 def cpu_slug(info: dict | None = None) -> str:
-    """The CPU's first two words for results file names ("amd-epyc"), from ``machine()``."""
-    return "-".join(re.findall(r"[a-z0-9]+", (info or machine())["cpu"].lower())[:2]) or "unknown"
+    """The CPU's first two words for results file names, with "avx512" where it has AVX-512 ("amd-epyc",
+    "amd-epyc-avx512": two machines of one name that compute differently), from ``machine()``."""
+    info = info or machine()
+    words = re.findall(r"[a-z0-9]+", info["cpu"].lower())[:2] + (["avx512"] if "avx512f" in info["flags"] else [])
+    return "-".join(words) or "unknown"
 
 
 def write_results(stem: str, text: str, info: dict | None = None) -> Path:
