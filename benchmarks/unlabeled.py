@@ -160,6 +160,7 @@ IMAGE_ONLY = ("student", "one backbone")  # a text model is one network already
 
 def run(cells: list[str], ks: list[int], seeds: range, cache: str) -> None:
     from codebase_metrics import machine as flags_and_threads
+
     from transferkit import ImageClassifier, TextClassifier
 
     done = {(r["cell"], r["k"], r["seed"], r["method"]) for r in _rows()}

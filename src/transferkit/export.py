@@ -216,8 +216,13 @@ def featurizer_name(predictor) -> str:
     return getattr(predictor.featurizer, "name", "?")
 
 
-def _quantize_static(full: Path, small: Path, manifest: dict, items: list | None) -> None:
-    """Static int8 (QDQ) of an image graph, calibrated on up to ``CALIBRATION_ITEMS`` of ``items``."""
+def _quantize_static(full: Path, small: Path, manifest: dict, items: list | None, members: list) -> dict:
+    """Static int8 (QDQ) of an image graph's backbones (``members``, one graph input each), calibrated on up to
+    ``CALIBRATION_ITEMS`` of ``items``; what stayed float32 and why. The head after the backbones' pooling stays
+    float32 (a few small products, where int8 rounding would reach the probabilities directly), and so does a backbone
+    whose int8 features stray from its float32 ones: a mean cosine similarity below ``INT8_MIN_COSINE`` on the
+    calibration images (depthwise networks such as MobileNetV2 lose most to per-tensor activation ranges)."""
+    import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -233,12 +238,15 @@ def _quantize_static(full: Path, small: Path, manifest: dict, items: list | None
         if len(images) == CALIBRATION_ITEMS:
             break
     specs = manifest["inputs"]
-    feeds = iter([{spec["name"]: prepare_image(image, spec["preprocessing"])[None] for spec in specs}
-                  for image in images or _sample_images()])
+    feeds = [{spec["name"]: prepare_image(image, spec["preprocessing"])[None] for spec in specs}
+             for image in images or _sample_images()]
 
     class Calibration(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.rows = iter(feeds)
+
         def get_next(self):
-            return next(feeds, None)
+            return next(self.rows, None)
 
     prepared = small.with_name("model.prepared.onnx")
     try:
@@ -246,10 +254,85 @@ def _quantize_static(full: Path, small: Path, manifest: dict, items: list | None
             quant_pre_process(str(full), str(prepared))
         except Exception:  # onnxruntime raises assorted errors from its shape inference
             quant_pre_process(str(full), str(prepared), skip_symbolic_shape=True)
-        quantize_static(str(prepared), str(small), Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        graph = onnx.load(str(prepared), load_external_data=False).graph
+        head = _after_pooling(graph)
+        backbones = [_downstream(graph, [spec["name"]], stop=head) for spec in specs]
+
+        def quantize(float32: set[str]) -> None:
+            quantize_static(str(prepared), str(small), Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            nodes_to_exclude=sorted(float32))
+
+        quantize(head)
+        cosine = _feature_cosine(full, small, feeds, [m.dim for m in members]) if head else []
+        fragile = [i for i, c in enumerate(cosine) if c < INT8_MIN_COSINE]
+        if fragile:
+            quantize(head.union(*(backbones[i] for i in fragile)))
     finally:
         prepared.unlink(missing_ok=True)
+    return {"feature_cosine": {m.name: round(c, 4) for m, c in zip(members, cosine)},
+            "min_cosine": INT8_MIN_COSINE, "float32_backbones": [members[i].name for i in fragile]}
+
+
+INT8_MIN_COSINE = 0.98  # a backbone's int8 features at least this close to its float32 ones (mean cosine) stay int8
+POOLING = ("ReduceMean", "GlobalAveragePool")
+
+
+def _after_pooling(graph) -> set[str]:
+    """The names of the nodes from each backbone's final pooling on (the head), found by walking up from the graph's
+    ``features`` output; empty where the graph has no such output (a model without an open-set part)."""
+    producer = {out: node for node in graph.node for out in node.output}
+    if "features" not in {o.name for o in graph.output}:
+        return set()
+    top = producer["features"]
+    starts = top.input if top.op_type == "Concat" else [top.output[0]]
+    pools = []
+    for tensor in starts:
+        node = producer.get(tensor)
+        while node is not None and node.op_type not in POOLING:
+            node = producer.get(node.input[0]) if node.input else None
+        if node is None:
+            return set()
+        pools.append(node)
+    return {n.name for n in pools} | _downstream(graph, [o for n in pools for o in n.output])
+
+
+def _downstream(graph, tensors: list[str], stop: set[str] | frozenset[str] = frozenset()) -> set[str]:
+    """The names of the nodes that read ``tensors``, directly or through other nodes (not through ``stop``)."""
+    readers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    seen: set[str] = set()
+    todo = [node for t in tensors for node in readers.get(t, [])]
+    while todo:
+        node = todo.pop()
+        if node.name in seen or node.name in stop:
+            continue
+        seen.add(node.name)
+        todo += [r for out in node.output for r in readers.get(out, [])]
+    return seen
+
+
+def _feature_cosine(full: Path, small: Path, feeds: list[dict], widths: list[int]) -> list[float]:
+    """Per backbone (``widths``: its columns of the ``features`` output, in order), the mean cosine similarity of the
+    int8 graph's features to the float32 graph's over ``feeds``."""
+    import onnxruntime as ort
+
+    from .onnx_runtime import session_options
+
+    def features(path: Path) -> np.ndarray:
+        session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
+        return np.vstack([session.run(["features"], feed)[0] for feed in feeds]).astype(np.float64)
+
+    a, b = features(full), features(small)
+    edges = np.cumsum([0, *widths])
+    out = []
+    for start, stop in zip(edges[:-1], edges[1:]):
+        x, y = a[:, start:stop], b[:, start:stop]
+        norms = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
+        out.append(float(np.mean((x * y).sum(1) / np.maximum(norms, 1e-12))))
+    return out
 
 
 def _save_open_set(predictor, folder: Path) -> dict:
@@ -326,24 +409,26 @@ CALIBRATION_ITEMS = 32  # images static int8 quantisation reads its activation r
 
 def _quantize(predictor, folder: Path, manifest: dict, items: list | None, labels: list | None) -> dict:
     """int8 quantisation with ONNX Runtime's tools, and the accuracy change it costs on labeled data. Images: static
-    (QDQ, per-channel weights), its activation ranges read from the check inputs (``CALIBRATION_ITEMS`` of them, or
-    generated images), since dynamic quantisation runs convolutions slower than float32 on CPUs
-    (benchmarks/throughput.py); texts: dynamic, where it holds."""
+    (QDQ, per-channel weights) of the backbones whose features it keeps (``_quantize_static``), its activation ranges
+    read from the check inputs (``CALIBRATION_ITEMS`` of them, or generated images), since dynamic quantisation runs
+    convolutions slower than float32 on CPUs (benchmarks/throughput.py); texts: dynamic, where it holds."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from .onnx_runtime import OnnxPredictor
 
     full = folder / GRAPH
     small = folder / "model.int8.onnx"
+    extra: dict = {}
     if predictor.modality == "image":
-        _quantize_static(full, small, manifest, items)
+        members = getattr(predictor.featurizer, "members", None) or [predictor.featurizer]
+        extra = _quantize_static(full, small, manifest, items, members)
         method = "static"
     else:
         quantize_dynamic(str(full), str(small), weight_type=QuantType.QInt8)
         method = "dynamic"
     write_manifest(folder, manifest)  # the int8 graph is listed before it is loaded
     report = {"file": small.name, "method": method, "bytes_fp32": full.stat().st_size,
-              "bytes_int8": small.stat().st_size}
+              "bytes_int8": small.stat().st_size, **extra}
     if items and labels:
         fp32 = OnnxPredictor.load(folder, graph=GRAPH)
         int8 = OnnxPredictor.load(folder, graph=small.name)

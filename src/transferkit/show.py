@@ -235,6 +235,11 @@ def export(manifest: dict, out_dir: Path) -> None:
                       f"{q['n']} labeled examples ({100 * q['accuracy_change']:+.1f} points).")
         else:
             out.print(f"int8: {size}; {q['note']}.")
+        if q.get("float32_backbones"):
+            cosine = q.get("feature_cosine", {})
+            kept = ", ".join(f"{name} (int8 features' cosine to float32 {cosine.get(name, float('nan')):.3f})"
+                             for name in q["float32_backbones"])
+            out.print(f"int8 stays float32 in {kept}: below {q.get('min_cosine')}.")
 
 
 def pretrained(clf, name: str, folder: Path, as_json: bool) -> None:
