@@ -221,7 +221,7 @@ def _quantize_static(full: Path, small: Path, manifest: dict, items: list | None
     ``CALIBRATION_ITEMS`` of ``items``; what stayed float32 and why. The head after the backbones' pooling stays
     float32 (a few small products, where int8 rounding would reach the probabilities directly), and so does a backbone
     whose int8 features stray from its float32 ones: a mean cosine similarity below ``INT8_MIN_COSINE`` on the
-    calibration images (depthwise networks such as MobileNetV2 lose most to per-tensor activation ranges)."""
+    calibration images. A graph without a ``features`` output (no open-set part) is quantised whole."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
