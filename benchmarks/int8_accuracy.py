@@ -68,6 +68,7 @@ def main() -> None:
         subprocess.run([cli, "export", str(model), "--out", str(export), "--quantize", "int8", "--check-data",
                         str(test_dir)], check=True, capture_output=True)
         export_seconds = time.perf_counter() - start
+        quantized = json.loads((export / "transferkit-export.json").read_text())["quantized"]
         runtime = OnnxPredictor.load(export)
         graphs = {"fp32": export / "model.onnx", "int8 static (export --quantize int8)": export / "model.int8.onnx"}
         if not args.task:  # dynamic int8 runs at a tenth of float32's speed: the bundled example shows it
@@ -88,9 +89,11 @@ def main() -> None:
     stem = f"int8-{args.task}-k{args.k}" if args.task else "int8"
     out = ROOT / "benchmarks" / "results" / f"{stem}-{slug}.json"
     out.write_text(json.dumps({"machine": m, "task": args.task or "bundled example", "k": args.k if args.task else None,
-                               "n_test": len(test), "export_seconds": export_seconds, "rows": rows},
+                               "n_test": len(test), "export_seconds": export_seconds, "quantized": quantized,
+                               "rows": rows},
                               indent=1) + "\n")
     print(f"{m['cpu']} ({', '.join(m['flags'])}); {len(test)} test images; export with int8 took {export_seconds:.0f} s")
+    print(f"int8 features' cosine to float32: {quantized.get('feature_cosine')}; float32: {quantized.get('float32_backbones')}")
     print("| graph | accuracy | agreement with fp32 | images/s | MiB |\n|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['graph']} | {r['accuracy']:.3f} | {r['agreement_with_fp32']:.3f} | {r['images_per_s']:.1f} | "

@@ -220,8 +220,9 @@ def _quantize_static(full: Path, small: Path, manifest: dict, items: list | None
     """Static int8 (QDQ) of an image graph's backbones (``members``, one graph input each), calibrated on up to
     ``CALIBRATION_ITEMS`` of ``items``; what stayed float32 and why. The head after the backbones' pooling stays
     float32 (a few small products, where int8 rounding would reach the probabilities directly), and so does a backbone
-    whose int8 features stray from its float32 ones: a mean cosine similarity below ``INT8_MIN_COSINE`` on the
-    calibration images. A graph without a ``features`` output (no open-set part) is quantised whole."""
+    whose int8 features stray from its float32 ones far more than the others' do: its error (one minus the mean cosine
+    similarity on the calibration images) above ``INT8_ERROR_RATIO`` times the median backbone's. A graph without a
+    ``features`` output (no open-set part) is quantised whole."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -265,16 +266,19 @@ def _quantize_static(full: Path, small: Path, manifest: dict, items: list | None
 
         quantize(head)
         cosine = _feature_cosine(full, small, feeds, [m.dim for m in members]) if head else []
-        fragile = [i for i, c in enumerate(cosine) if c < INT8_MIN_COSINE]
+        error = 1 - np.asarray(cosine, float)
+        fragile = [i for i, e in enumerate(error) if e > INT8_ERROR_RATIO * np.median(error)]
         if fragile:
             quantize(head.union(*(backbones[i] for i in fragile)))
     finally:
         prepared.unlink(missing_ok=True)
     return {"feature_cosine": {m.name: round(c, 4) for m, c in zip(members, cosine)},
-            "min_cosine": INT8_MIN_COSINE, "float32_backbones": [members[i].name for i in fragile]}
+            "error_ratio": INT8_ERROR_RATIO, "float32_backbones": [members[i].name for i in fragile]}
 
 
-INT8_MIN_COSINE = 0.98  # a backbone's int8 features at least this close to its float32 ones (mean cosine) stay int8
+# a backbone stays float32 where its int8 features' error (1 - mean cosine to float32) is more than this many times
+# the median backbone's: an outlier among them (one backbone alone is never one)
+INT8_ERROR_RATIO = 2.0
 POOLING = ("ReduceMean", "GlobalAveragePool")
 
 

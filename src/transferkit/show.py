@@ -237,9 +237,10 @@ def export(manifest: dict, out_dir: Path) -> None:
             out.print(f"int8: {size}; {q['note']}.")
         if q.get("float32_backbones"):
             cosine = q.get("feature_cosine", {})
-            kept = ", ".join(f"{name} (int8 features' cosine to float32 {cosine.get(name, float('nan')):.3f})"
-                             for name in q["float32_backbones"])
-            out.print(f"int8 stays float32 in {kept}: below {q.get('min_cosine')}.")
+            kept = ", ".join(f"{name} ({cosine.get(name, float('nan')):.3f})" for name in q["float32_backbones"])
+            others = ", ".join(f"{name} {c:.3f}" for name, c in cosine.items() if name not in q["float32_backbones"])
+            out.print(f"int8 stays float32 in {kept}: its int8 features' cosine to float32 strays more than "
+                      f"{q.get('error_ratio')}x as far as the median backbone's ({others}).")
 
 
 def pretrained(clf, name: str, folder: Path, as_json: bool) -> None:
