@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -704,10 +704,10 @@ def _distilled(problem: Problem, single: Probe, teacher: Probe, fitted: Fitted, 
     if not (usage["centred"] or usage["self_training"]):
         # a student of a teacher the pool left unchanged would learn nothing the teacher does not know, with fewer
         # backbones to know it by
-        metrics = {**fitted.metrics, "student": {"kept": False, "distilled": False, "n_unlabeled": usage["n"]}}
-        reason = (f"{fitted.reason}; the backbones side by side are kept rather than distilled into one network: "
-                  "the unlabeled items changed nothing they learned")
-        return Fitted(fitted.featurizer, fitted.head, metrics, reason, fitted.skipped, fitted.features, fitted.y)
+        return replace(fitted, metrics={**fitted.metrics, "student": {"kept": False, "distilled": False,
+                                                                      "n_unlabeled": usage["n"]}},
+                       reason=f"{fitted.reason}; the backbones side by side are kept rather than distilled into one "
+                              "network: the unlabeled items changed nothing they learned", pool=None)
     run = problem.run
     pool_teacher = fitted.pool  # the teacher's fit read them
     readable = [item for item, ok in zip(problem.unlabeled, pool_teacher.ok) if ok]
@@ -727,7 +727,7 @@ def _distilled(problem: Problem, single: Probe, teacher: Probe, fitted: Fitted, 
     metrics = {**fitted.metrics, "student": {**result.info, "seconds": round(time.perf_counter() - start, 1)}}
     reason = f"{fitted.reason}; {result.sentence}"
     if result.head is None:
-        return Fitted(fitted.featurizer, fitted.head, metrics, reason, fitted.skipped, fitted.features, fitted.y)
+        return replace(fitted, metrics=metrics, reason=reason, pool=None)
     info = result.info
     metrics.update({"student_estimate": info["student_estimate"], "student_interval": info["student_interval"],
                     "student_n": info["student_n"], "student_temperature": info["student_temperature"],
