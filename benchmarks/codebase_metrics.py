@@ -110,6 +110,13 @@ def cpu_slug(info: dict | None = None) -> str:
     return "-".join(words) or "unknown"
 
 
+def flags_slug(info: dict | None = None) -> str:
+    """The CPU's first two words and every named flag, for results that depend on them all
+    ("amd-epyc-avx2-avx512_bf16-avx512_vnni-avx512f"), from ``machine()``."""
+    info = info or machine()
+    return "-".join(re.findall(r"[a-z0-9]+", info["cpu"].lower())[:2]) + "-" + ("-".join(info["flags"]) or "plain")
+
+
 def write_results(stem: str, text: str, info: dict | None = None) -> Path:
     """``text`` written to ``results/<stem>-<cpu>.md`` (``cpu_slug``) and printed; the file."""
     out = Path(__file__).resolve().parent / "results" / f"{stem}-{cpu_slug(info)}.md"

@@ -14,7 +14,6 @@ resolves differences a tenth the size the bundled example's 120 images can.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from codebase_metrics import machine
+from codebase_metrics import flags_slug, machine
 from unlabeled import commit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,7 +84,7 @@ def main() -> None:
                          "agreement_with_fp32": float((proba.argmax(1) == reference.argmax(1)).mean()),
                          "images_per_s": len(test) / seconds, "mib": graph.stat().st_size / 2**20})
     m = {**machine(), "commit": commit()}
-    slug = "-".join(re.findall(r"[a-z0-9]+", m["cpu"].lower())[:2]) + "-" + ("-".join(m["flags"]) or "plain")
+    slug = flags_slug(m)
     stem = f"int8-{args.task}-k{args.k}" if args.task else "int8"
     out = ROOT / "benchmarks" / "results" / f"{stem}-{slug}.json"
     out.write_text(json.dumps({"machine": m, "task": args.task or "bundled example", "k": args.k if args.task else None,

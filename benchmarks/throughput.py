@@ -25,14 +25,13 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from codebase_metrics import machine
+from codebase_metrics import flags_slug, machine
 from unlabeled import commit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,7 +154,7 @@ def main() -> None:
                 row["bound"] = peak * 1e9 / flops
                 rows.append(row)
                 print(json.dumps({k: round(v, 1) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
-    slug = "-".join(re.findall(r"[a-z0-9]+", m["cpu"].lower())[:2]) + "-" + ("-".join(m["flags"]) or "plain")
+    slug = flags_slug(m)
     out = ROOT / "benchmarks" / "results" / f"throughput-{slug}.json"
     out.write_text(json.dumps({"machine": m, "peak_gflops": peak, "decoding": decode, "rows": rows}, indent=1) + "\n")
     print(table(rows, decode))

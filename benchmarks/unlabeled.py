@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import platform
 import random
 import subprocess
 import time
@@ -132,14 +131,6 @@ def sample(labels: dict[str, list], k: int, seed: int, name: str) -> tuple[list,
     return items, out
 
 
-def machine() -> str:
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown"
-
-
 def commit() -> str:
     return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                           cwd=HERE).stdout.strip() or "unknown"
@@ -158,13 +149,13 @@ def methods(pool: list) -> list[tuple[str, list | None, object]]:
 IMAGE_ONLY = ("student", "one backbone")  # a text model is one network already
 
 
-def run(cells: list[str], ks: list[int], seeds: range, cache: str) -> None:
-    from codebase_metrics import machine as flags_and_threads
+def run(cells: list[str], ks: list[int], seeds: range, cache: str, results: Path = RESULTS) -> None:
+    from codebase_metrics import machine
 
     from transferkit import ImageClassifier, TextClassifier
 
-    done = {(r["cell"], r["k"], r["seed"], r["method"]) for r in _rows()}
-    cpu, at, info = machine(), commit(), flags_and_threads()
+    done = {(r["cell"], r["k"], r["seed"], r["method"]) for r in _rows(results)}
+    at, info = commit(), machine()
     for name in cells:
         data = cell(name)
         test_items, test_labels = data["test"]
@@ -184,21 +175,21 @@ def run(cells: list[str], ks: list[int], seeds: range, cache: str) -> None:
                     row = {"cell": name, "k": k, "seed": seed, "method": method, "accuracy": accuracy,
                            "n_test": len(test_items), "n_pool": len(pool or []), "fit_seconds": round(seconds, 1),
                            "choice": clf.report_.auto_choice, "unlabeled": clf.metrics_.get("unlabeled"),
-                           "saved": clf.featurizer_.name, "student": clf.metrics_.get("student"), "cpu": cpu,
-                           "flags": info["flags"], "commit": at}
-                    with RESULTS.open("a") as fh:
+                           "saved": clf.featurizer_.name, "student": clf.metrics_.get("student"),
+                           "cpu": info["cpu"], "flags": info["flags"], "commit": at}
+                    with results.open("a") as fh:
                         fh.write(json.dumps(row) + "\n")
                     print(f"{name} k={k} seed={seed} {method}: {accuracy:.3f} ({seconds:.0f} s)", flush=True)
 
 
-def _rows() -> list[dict]:
-    return [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()] if RESULTS.exists() else []
+def _rows(results: Path = RESULTS) -> list[dict]:
+    return [json.loads(line) for line in results.read_text().splitlines() if line.strip()] if results.exists() else []
 
 
-def table() -> str:
+def table(results: Path = RESULTS) -> str:
     from scipy.stats import t as student
 
-    rows = _rows()
+    rows = _rows(results)
     by = {}
     for r in rows:
         by.setdefault((r["cell"], r["k"]), {}).setdefault(r["seed"], {})[r["method"]] = r["accuracy"]
@@ -226,11 +217,10 @@ def table() -> str:
     cpus = sorted({f"{r['cpu']} ({', '.join(r.get('flags') or ['flags not recorded'])})" for r in rows})
     commits = sorted({r.get("commit", "an early commit") for r in rows})
     return "\n".join(lines) + (f"\n\nTest accuracy %, mean over seeds; machine: {'; '.join(cpus)}; "
-                               f"{RESULTS.name} at {', '.join(commits)}.")
+                               f"{results.name} at {', '.join(commits)}.")
 
 
 def main() -> None:
-    global RESULTS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cells", default="oxygen->tango,tango->oxygen,oxygen")
     parser.add_argument("--k", default="5,10")
@@ -239,12 +229,13 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS,
                         help="the rows' file (relative to benchmarks/): one per machine (default %(default)s)")
     args = parser.parse_args()
-    RESULTS = HERE / args.results
+    results = HERE / args.results
     if not args.table:
-        RESULTS.parent.mkdir(exist_ok=True)
+        results.parent.mkdir(exist_ok=True)
         cache = str(suite_data.WORK / "cache")
-        run(args.cells.split(","), [int(k) for k in args.k.split(",")], suite_data.seed_range(args.seeds), cache)
-    print(table())
+        run(args.cells.split(","), [int(k) for k in args.k.split(",")], suite_data.seed_range(args.seeds), cache,
+            results)
+    print(table(results))
 
 
 if __name__ == "__main__":

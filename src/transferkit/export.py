@@ -256,8 +256,9 @@ def _quantize_static(full: Path, small: Path, manifest: dict, items: list | None
         except Exception:  # onnxruntime raises assorted errors from its shape inference
             quant_pre_process(str(full), str(prepared), skip_symbolic_shape=True)
         graph = onnx.load(str(prepared), load_external_data=False).graph
-        head = _after_pooling(graph)
-        backbones = [_downstream(graph, [spec["name"]], stop=head) for spec in specs]
+        readers = _readers(graph)
+        head = _after_pooling(graph, readers)
+        backbones = [_downstream(readers, [spec["name"]], stop=head) for spec in specs]
 
         def quantize(float32: set[str]) -> None:
             quantize_static(str(prepared), str(small), Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
@@ -282,7 +283,7 @@ INT8_ERROR_RATIO = 2.0
 POOLING = ("ReduceMean", "GlobalAveragePool")
 
 
-def _after_pooling(graph) -> set[str]:
+def _after_pooling(graph, readers: dict[str, list]) -> set[str]:
     """The names of the nodes from each backbone's final pooling on (the head), found by walking up from the graph's
     ``features`` output; empty where the graph has no such output (a model without an open-set part)."""
     producer = {out: node for node in graph.node for out in node.output}
@@ -298,15 +299,21 @@ def _after_pooling(graph) -> set[str]:
         if node is None:
             return set()
         pools.append(node)
-    return {n.name for n in pools} | _downstream(graph, [o for n in pools for o in n.output])
+    return {n.name for n in pools} | _downstream(readers, [o for n in pools for o in n.output])
 
 
-def _downstream(graph, tensors: list[str], stop: set[str] | frozenset[str] = frozenset()) -> set[str]:
-    """The names of the nodes that read ``tensors``, directly or through other nodes (not through ``stop``)."""
+def _readers(graph) -> dict[str, list]:
+    """Each tensor's name: the graph's nodes that read it."""
     readers: dict[str, list] = {}
     for node in graph.node:
         for name in node.input:
             readers.setdefault(name, []).append(node)
+    return readers
+
+
+def _downstream(readers: dict[str, list], tensors: list[str], stop: set[str] | frozenset[str] = frozenset()) -> set[str]:
+    """The names of the nodes that read ``tensors``, directly or through other nodes (not through ``stop``);
+    ``readers``: ``_readers`` of the graph."""
     seen: set[str] = set()
     todo = [node for t in tensors for node in readers.get(t, [])]
     while todo:
