@@ -2,12 +2,14 @@
 
     python benchmarks/serve_load.py [--model DIR] [--runtime torch|onnx] [--requests 200] [--seconds 120]
     python benchmarks/serve_load.py --matrix      # one backbone and the ensemble, batching on and off
+    python benchmarks/serve_load.py --matrix --runtime onnx --int8   # and each exported in int8, served so
 
 Starts the server on a free local port (a features model of the bundled example unless --model; with --matrix also
 the default ``auto`` model, the zoo's four backbones side by side), then sends single-image requests from 1, 8 and
 32 concurrent clients (asyncio + httpx), each level bounded by --requests and --seconds, and reports requests/s and
 the p50 / p95 / p99 latency, with the count of errors (non-200) and of lost answers (requests sent but not answered).
-Batching off is ``serve --max-batch 1``. Saves benchmarks/results/serve-<cpu>-<runtime>.json (--matrix:
+Batching off is ``serve --max-batch 1``. ``--int8`` also exports each model with ``--quantize int8`` (checked on the
+bundled test set) and serves that export with ``--runtime int8``, its int8 graph whatever the check measured. Saves benchmarks/results/serve-<cpu>-<runtime>.json (--matrix:
 serve-load-<cpu>-<flags>.json) with the machine.
 """
 
@@ -108,6 +110,14 @@ def _fit(cli: str, out: Path, strategy: str, env: dict) -> Path:
     return out
 
 
+def _int8(cli: str, model: Path, env: dict) -> Path:
+    """``model`` exported with its int8 graph, checked on the bundled test set."""
+    out = model.with_name(model.name + "-int8")
+    subprocess.run([cli, "export", str(model), "--out", str(out), "--quantize", "int8", "--check-data",
+                    str(ROOT / "examples" / "clipart" / "test")], check=True, capture_output=True, env=env)
+    return out
+
+
 def _print(levels: list[dict]) -> None:
     print("| clients | requests | requests/s | p50 ms | p95 ms | p99 ms | errors | lost |\n|---|---|---|---|---|---|---|---|")
     for r in levels:
@@ -124,6 +134,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--matrix", action="store_true")
     parser.add_argument("--only-one", action="store_true", help="--matrix: the one-backbone model only")
+    parser.add_argument("--int8", action="store_true", help="--matrix: each model's int8 export too")
     args = parser.parse_args()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     cli = str(Path(sys.executable).parent / "transferkit")
@@ -135,13 +146,18 @@ def main() -> None:
             models = {"one backbone (features)": _fit(cli, Path(tmp) / "one", "features", env)}
             if not args.only_one:
                 models["four backbones side by side (auto)"] = _fit(cli, Path(tmp) / "four", "auto", env)
+            served = [(label, model, args.runtime) for label, model in models.items()]
+            if args.int8:
+                served += [(label, _int8(cli, model, env), "int8") for label, model in models.items()]
             runs = []
-            for label, model in models.items():
+            for label, model, runtime in served:
+                quantized = (json.loads((model / "manifest.json").read_text())["quantized"]
+                             if runtime == "int8" else None)
                 for batching, max_batch in (("on", 32), ("off", 1)):
-                    levels = serve_levels(cli, model, args.runtime, images, args.requests, args.seconds, max_batch,
-                                          env)
-                    runs.append({"model": label, "batching": batching, "max_batch": max_batch, "levels": levels})
-                    print(f"\n{label}, batching {batching} (runtime {args.runtime})")
+                    levels = serve_levels(cli, model, runtime, images, args.requests, args.seconds, max_batch, env)
+                    runs.append({"model": label, "runtime": runtime, "batching": batching, "max_batch": max_batch,
+                                 "levels": levels, **({"quantized": quantized} if quantized else {})})
+                    print(f"\n{label}, batching {batching} (runtime {runtime})")
                     _print(levels)
             out = ROOT / "benchmarks" / "results" / (f"serve-load-{name}-{'-'.join(m['flags']) or 'plain'}"
                                                      f"{'' if args.runtime == 'torch' else '-' + args.runtime}.json")

@@ -18,6 +18,7 @@ from transferkit import Features, Scratch, TextClassifier
 from transferkit.cli import app
 from transferkit.errors import BadInputError, BundleError
 from transferkit.export import export_onnx
+from transferkit.loading import load_predictor
 from transferkit.onnx_runtime import MANIFEST, OnnxPredictor, prepare_image
 from transferkit.predictor import Predictor
 
@@ -127,6 +128,15 @@ def test_int8_reports_the_accuracy_change_it_measured(image_model, small_train, 
         monkeypatch.setattr(runtime, "native_int8", lambda native=native: native)
         kept = native and q["accuracy_change"] >= -onnx_runtime.INT8_MAX_COST
         assert OnnxPredictor.load(tmp_path / "onnx").graph == ("model.int8.onnx" if kept else "model.onnx")
+        # --runtime int8 is the user's choice of the int8 graph, whatever the check measured and whatever the CPU
+        assert load_predictor(tmp_path / "onnx", runtime="int8").graph == "model.int8.onnx"
+
+
+def test_runtime_int8_without_an_int8_graph_says_how_to_write_one(exported, image_model):
+    for folder in (exported, image_model):  # an export without --quantize, and a model folder
+        with pytest.raises(BadInputError, match="--quantize int8") as caught:
+            load_predictor(folder, runtime="int8")
+        assert str(folder) in str(caught.value)
 
 
 @pytest.mark.slow  # two quantised exports

@@ -90,12 +90,12 @@ class _PredictActor:
     def __init__(self, model: str, runtime: str, top: int, marker: str | None = None, reject: float | None = None,
                  unknown: str = "unknown") -> None:
         from .bulk import columns
-        from .onnx_runtime import is_export
+        from .onnx_runtime import int8_graph, is_export
 
-        if runtime == "onnx" or is_export(model):
+        if runtime in ("onnx", "int8") or is_export(model):
             from .onnx_runtime import OnnxPredictor
 
-            self.predictor = OnnxPredictor.load(model)
+            self.predictor = OnnxPredictor.load(model, graph=int8_graph(Path(model)) if runtime == "int8" else None)
         else:
             from .predictor import Predictor
 

@@ -3,7 +3,9 @@ no Lightning), or an ONNX export on ONNX Runtime (no PyTorch either). ``predict`
 through here, so the choice of runtime and the export cache live in one place.
 
 ``runtime="onnx"`` exports a model folder once and keeps the export in the cache, keyed by the folder's content;
-``"auto"`` takes the runtime measured faster on this kind of machine (``runtime.faster_runtime``).
+``"int8"`` runs an export folder's int8 graph whatever its check measured (``"onnx"`` takes it only where it kept
+accuracy on a CPU with VNNI or AMX); ``"auto"`` takes the runtime measured faster on this kind of machine
+(``runtime.faster_runtime``).
 """
 
 from __future__ import annotations
@@ -15,24 +17,26 @@ from pathlib import Path
 
 from .errors import BadInputError, BundleError, TransferkitError
 
-RUNTIMES = ("torch", "onnx", "auto")
+RUNTIMES = ("torch", "onnx", "int8", "auto")
 AUTO_EXPORT_MIN_ITEMS = 5000  # an export takes a minute or more on a CPU: a job of this many items repays it
 
 
 def load_predictor(model: str | Path, *, runtime: str = "torch", tta: bool = False, verbose: bool = False):
     """A model folder, ``hf://OWNER/NAME`` or an ONNX export, loaded for inference on ``runtime``."""
-    from .onnx_runtime import is_export
+    from .onnx_runtime import int8_graph, is_export
     from .share import local_model_path
 
     folder = local_model_path(model)
     if runtime not in RUNTIMES:
-        raise BadInputError(f"--runtime must be auto, torch or onnx, got {runtime!r}.")
+        raise BadInputError(f"--runtime must be auto, torch, onnx or int8, got {runtime!r}.")
     if runtime == "auto" and not is_export(folder):
         runtime = auto_runtime(folder, verbose)
-    if is_export(folder) or runtime == "onnx":
+    if is_export(folder) or runtime in ("onnx", "int8"):
         from .onnx_runtime import OnnxPredictor
 
-        loaded = OnnxPredictor.load(folder if is_export(folder) else cached_export(folder, verbose), verbose=verbose)
+        graph = int8_graph(folder) if runtime == "int8" else None
+        loaded = OnnxPredictor.load(folder if is_export(folder) else cached_export(folder, verbose), graph=graph,
+                                    verbose=verbose)
     else:
         from .predictor import Predictor
 
