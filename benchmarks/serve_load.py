@@ -2,15 +2,15 @@
 
     python benchmarks/serve_load.py [--model DIR] [--runtime torch|onnx] [--requests 200] [--seconds 120]
     python benchmarks/serve_load.py --matrix      # one backbone and the ensemble, batching on and off
-    python benchmarks/serve_load.py --matrix --runtime onnx --int8   # and each exported in int8, served so
+    python benchmarks/serve_load.py --matrix --runtime onnx --int8 --max-batches 32,8,1   # and each one's int8 export
 
 Starts the server on a free local port (a features model of the bundled example unless --model; with --matrix also
 the default ``auto`` model, the zoo's four backbones side by side), then sends single-image requests from 1, 8 and
 32 concurrent clients (asyncio + httpx), each level bounded by --requests and --seconds, and reports requests/s and
 the p50 / p95 / p99 latency, with the count of errors (non-200) and of lost answers (requests sent but not answered).
 Batching off is ``serve --max-batch 1``. ``--int8`` also exports each model with ``--quantize int8`` (checked on the
-bundled test set) and serves that export with ``--runtime int8``, its int8 graph whatever the check measured. Saves benchmarks/results/serve-<cpu>-<runtime>.json (--matrix:
-serve-load-<cpu>-<flags>.json) with the machine.
+bundled test set) and serves that export with ``--runtime int8``, its int8 graph whatever the check measured.
+Saves benchmarks/results/serve-<cpu>-<runtime>.json (--matrix: serve-load-<cpu>-<flags>[-onnx].json) with the machine.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 from codebase_metrics import machine  # noqa: E402
+
+from transferkit.onnx_runtime import MANIFEST  # noqa: E402
 
 
 def _port() -> int:
@@ -135,6 +137,8 @@ def main() -> None:
     parser.add_argument("--matrix", action="store_true")
     parser.add_argument("--only-one", action="store_true", help="--matrix: the one-backbone model only")
     parser.add_argument("--int8", action="store_true", help="--matrix: each model's int8 export too")
+    parser.add_argument("--max-batches", type=lambda v: [int(b) for b in v.split(",")], default=[32, 1],
+                        help="--matrix: the serve --max-batch values to run (1: batching off)")
     args = parser.parse_args()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     cli = str(Path(sys.executable).parent / "transferkit")
@@ -149,19 +153,20 @@ def main() -> None:
             served = [(label, model, args.runtime) for label, model in models.items()]
             if args.int8:
                 served += [(label, _int8(cli, model, env), "int8") for label, model in models.items()]
+            out = ROOT / "benchmarks" / "results" / (f"serve-load-{name}-{'-'.join(m['flags']) or 'plain'}"
+                                                     f"{'' if args.runtime == 'torch' else '-' + args.runtime}.json")
             runs = []
             for label, model, runtime in served:
-                quantized = (json.loads((model / "manifest.json").read_text())["quantized"]
-                             if runtime == "int8" else None)
-                for batching, max_batch in (("on", 32), ("off", 1)):
+                quantized = json.loads((model / MANIFEST).read_text())["quantized"] if runtime == "int8" else None
+                for max_batch in args.max_batches:
+                    batching = "off" if max_batch == 1 else "on"
                     levels = serve_levels(cli, model, runtime, images, args.requests, args.seconds, max_batch, env)
                     runs.append({"model": label, "runtime": runtime, "batching": batching, "max_batch": max_batch,
                                  "levels": levels, **({"quantized": quantized} if quantized else {})})
-                    print(f"\n{label}, batching {batching} (runtime {runtime})")
+                    print(f"\n{label}, --max-batch {max_batch} (runtime {runtime})")
                     _print(levels)
-            out = ROOT / "benchmarks" / "results" / (f"serve-load-{name}-{'-'.join(m['flags']) or 'plain'}"
-                                                     f"{'' if args.runtime == 'torch' else '-' + args.runtime}.json")
-            out.write_text(json.dumps({"machine": m, "runtime": args.runtime, "runs": runs}, indent=1) + "\n")
+                    out.write_text(json.dumps({"machine": m, "runtime": args.runtime, "requests": args.requests,
+                                               "runs": runs}, indent=1) + "\n")  # after each run
             print(f"machine: {m['cpu']} ({', '.join(m['flags'])}), {m['threads']} threads; saved {out}")
             return
         model = args.model or _fit(cli, Path(tmp) / "model", "features", env)

@@ -6,7 +6,8 @@ icons drawn again with a random crop, rotation, flip and colour change, ``--n`` 
 ``transferkit predict MODEL FOLDER --out p.csv`` process with a fresh cache (features and exports), its resident
 memory (with its children's) sampled every 2 s beside the rows written so far.
 
-    python benchmarks/teacher_pass.py --n 10000   # about 15 minutes on 2 cores; writes results/teacher-pass-<cpu>.json
+    python benchmarks/teacher_pass.py --n 10000   # about 15 minutes on 2 cores; writes results/teacher-pass-<cpu>-<n>.json
+    python benchmarks/teacher_pass.py --n 100000  # #23's size: about 60-80 minutes here
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from codebase_metrics import machine
+from codebase_metrics import cpu_slug, machine
 from large_pool import pool
 from speed import CLI
 from student import models
@@ -72,8 +73,8 @@ def main() -> None:
               "exit": proc.returncode, "wall_s": round(wall, 1), "images_per_s": round(written / wall, 1),
               "peak_rss_mb": peak, "rss_mb_from_1000_rows": [min(after_first), max(after_first)] if after_first else None,
               "samples_s_rows_mb": samples[::5]}
-    name = re.sub(r"[^a-z0-9]+", "-", result["machine"]["cpu"].lower()).strip("-")
-    (HERE / "results" / f"teacher-pass-{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (HERE / "results" / f"teacher-pass-{cpu_slug(result['machine'])}-{args.n}.json").write_text(
+        json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "samples_s_rows_mb"}, indent=1))
 
 

@@ -132,6 +132,18 @@ def test_int8_reports_the_accuracy_change_it_measured(image_model, small_train, 
         assert load_predictor(tmp_path / "onnx", runtime="int8").graph == "model.int8.onnx"
 
 
+def test_a_served_export_lets_its_threads_sleep_between_batches_and_a_bulk_job_does_not(exported):
+    def spinning(predictor) -> str:
+        options = predictor.session.get_session_options()
+        try:
+            return options.get_session_config_entry("session.intra_op.allow_spinning")
+        except RuntimeError:  # not set: ONNX Runtime's default, which spins
+            return "default"
+
+    assert spinning(load_predictor(exported, runtime="onnx", serving=True)) == "0"
+    assert spinning(load_predictor(exported, runtime="onnx")) == "default"
+
+
 def test_runtime_int8_without_an_int8_graph_says_how_to_write_one(exported, image_model):
     for folder in (exported, image_model):  # an export without --quantize, and a model folder
         with pytest.raises(BadInputError, match="--quantize int8") as caught:

@@ -189,7 +189,7 @@ def test_by_default_the_server_runs_what_was_measured_faster_here(small_train, t
     try:
         info = httpx.get(f"{url}/model").json()
         assert info["runtime"] == faster_runtime("image", {"image-backbone"})
-        assert info["limits"]["max_batch"] == MAX_BATCH == 32  # batching on for every runtime (docs' Speed page)
+        assert info["limits"]["max_batch"] == MAX_BATCH == 8  # batching on for every runtime (docs' Speed page)
         files = sorted(small_train.rglob("*.png"))[:4]
         served = httpx.post(f"{url}/predict", files=[("files", (f.name, f.read_bytes())) for f in files],
                             timeout=60).json()["predictions"]

@@ -240,7 +240,7 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="The port to listen on.")] = 8000,
     runtime: Annotated[str, typer.Option(help="auto (the runtime measured faster on this kind of machine: ONNX Runtime for image models on a CPU, exported once and cached), torch or onnx; int8: an export folder's int8 graph (`export --quantize int8`) whatever its check measured.")] = "auto",
     max_request_mb: Annotated[float, typer.Option(help="The largest request body accepted, in MiB.")] = 20.0,
-    max_batch: Annotated[int, typer.Option(help="Inputs of concurrent requests run through the model together, up to this many (1: no batching).")] = 32,
+    max_batch: Annotated[int, typer.Option(help="Inputs of concurrent requests run through the model together, up to this many (1: no batching).")] = 8,
 ) -> None:
     """Serve a model over HTTP: POST /predict, GET /health, GET /model, OpenAPI docs at /docs.
 
@@ -255,7 +255,7 @@ def serve(
 
     require("serve")  # before the model loads
     limits = Limits(max_request_mb=max_request_mb, max_batch=max_batch)
-    model = load_predictor(model_dir, verbose=False, tta=False, runtime=runtime)
+    model = load_predictor(model_dir, verbose=False, tta=False, runtime=runtime, serving=True)
     show.serving(model, model_dir, host, port)
     run_server(model, host=host, port=port, limits=limits,
                model_info={"model": str(model_dir), "runtime": model.runtime, "graph": model.graph})

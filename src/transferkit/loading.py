@@ -21,8 +21,10 @@ RUNTIMES = ("torch", "onnx", "int8", "auto")
 AUTO_EXPORT_MIN_ITEMS = 5000  # an export takes a minute or more on a CPU: a job of this many items repays it
 
 
-def load_predictor(model: str | Path, *, runtime: str = "torch", tta: bool = False, verbose: bool = False):
-    """A model folder, ``hf://OWNER/NAME`` or an ONNX export, loaded for inference on ``runtime``."""
+def load_predictor(model: str | Path, *, runtime: str = "torch", tta: bool = False, verbose: bool = False,
+                   serving: bool = False):
+    """A model folder, ``hf://OWNER/NAME`` or an ONNX export, loaded for inference on ``runtime`` (``serving``: for a
+    server, whose ONNX Runtime threads sleep between batches rather than spin, leaving the cores to its event loop)."""
     from .onnx_runtime import int8_graph, is_export
     from .share import local_model_path
 
@@ -36,7 +38,7 @@ def load_predictor(model: str | Path, *, runtime: str = "torch", tta: bool = Fal
 
         graph = int8_graph(folder) if runtime == "int8" else None
         loaded = OnnxPredictor.load(folder if is_export(folder) else cached_export(folder, verbose), graph=graph,
-                                    verbose=verbose)
+                                    verbose=verbose, spinning=not serving)
     else:
         from .predictor import Predictor
 

@@ -124,9 +124,11 @@ def prepare_image(image, pre: dict) -> np.ndarray:
     return x
 
 
-def session_options():
+def session_options(spinning: bool = True):
     """ONNX Runtime's options for transferkit's sessions: quiet, as many threads as OMP_NUM_THREADS asks for, no memory
-    pattern, and one CPU memory arena for all of them (``shared_arena``)."""
+    pattern, and one CPU memory arena for all of them (``shared_arena``). ``spinning=False`` lets its threads sleep
+    between runs instead of spinning for the next one: a server's event loop needs those cores to read the next
+    requests while a batch runs (``benchmarks/serve_load.py``)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -139,6 +141,8 @@ def session_options():
     threads = os.environ.get("OMP_NUM_THREADS")
     if threads and threads.isdigit():
         options.intra_op_num_threads = int(threads)
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
@@ -214,7 +218,8 @@ class OnnxPredictor(Inference):
         return []
 
     @classmethod
-    def load(cls, folder: str | Path, graph: str | None = None, verbose: bool = False, **settings) -> OnnxPredictor:
+    def load(cls, folder: str | Path, graph: str | None = None, verbose: bool = False, spinning: bool = True,
+             **settings) -> OnnxPredictor:
         from .extras import require
 
         require("export")
@@ -229,7 +234,7 @@ class OnnxPredictor(Inference):
             raise BundleError(f"{folder / MANIFEST} cannot be read ({exc}); the export is damaged.") from None
         if manifest.get("format") != "transferkit-onnx" or manifest.get("modality") not in ("image", "text"):
             raise BundleError(f"{folder} is not a transferkit ONNX export.")
-        options = session_options()
+        options = session_options(spinning)
         graph = graph or onnx_graph(manifest)  # the int8 graph where this CPU runs it natively and it kept accuracy
         if "/" in graph or graph.startswith("."):
             raise BadInputError(f"{graph!r} is not a graph file name in {folder}.")

@@ -35,7 +35,9 @@ from .errors import BadInputError
 MAX_REQUEST_MB = 20.0
 MAX_INPUTS = 256
 MAX_PIXELS = 50_000_000
-MAX_BATCH = 32  # inputs of concurrent requests run together (benchmarks/serve_load.py compares it with 1 per runtime)
+# inputs of concurrent requests run together: smaller batches wait less behind each other, at a little throughput
+# (benchmarks/serve_load.py compares 32, 8 and 1)
+MAX_BATCH = 8
 BATCH_WAIT_MS = 5.0
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")  # addresses only this machine reaches
 MONITOR_WINDOW = 1000  # the inputs /monitor reads the model's recent accuracy from
