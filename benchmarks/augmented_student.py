@@ -1,0 +1,124 @@
+"""Could one backbone match the four side by side without any unlabeled items (#23's fast default without a pool)?
+An exploration on frozen features: the labeled images drawn again (random crop, rotation, flip, colour) stand in for
+the pool the student has not got.
+
+For each cell of ``benchmarks/unlabeled.py`` given, k labels per class and seed, the test accuracy of:
+
+- ``default``: the default head on the four backbones side by side, labels only (what ``auto`` ships without a pool);
+- ``one backbone``: the default backbone's head on the labels (``Auto(ensemble=False)``'s kind of model);
+- ``one + drawn again``: that head fitted on the labels and ``--copies`` augmented copies of each labeled image,
+  each copy labeled as its original;
+- ``one + drawn again, teacher's labels``: the same copies labeled by the default head (distillation on them).
+
+    python benchmarks/augmented_student.py --cells clipart,fashion,oxygen,oxygen->tango --k 5,10 --seeds 5-7
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+
+import numpy as np
+import suite_data
+import unlabeled
+from codebase_metrics import machine, write_results
+from pool_methods import features
+
+ARMS = ("default", "one backbone", "one + drawn again", "one + drawn again, teacher's labels")
+WORK = suite_data.WORK / "augmented"
+
+
+def drawn_again(item: Path, copy: int) -> Path:
+    """``item`` with a random crop, rotation, flip and colour change (seeded by its name and ``copy``), on disk once."""
+    from PIL import Image, ImageEnhance, ImageOps
+
+    out = WORK / Path(item).parent.name / f"{Path(item).stem}-{copy}.png"
+    if out.exists():
+        return out
+    rng = random.Random(f"{item}-{copy}")
+    image = Image.open(item).convert("RGBA")
+    w, h = image.size
+    side = int(min(w, h) * rng.uniform(0.7, 1.0))
+    x, y = rng.randint(0, w - side), rng.randint(0, h - side)
+    image = image.crop((x, y, x + side, y + side)).rotate(rng.uniform(-15, 15), expand=False)
+    if rng.random() < 0.5:
+        image = ImageOps.mirror(image)
+    rgb = Image.new("RGB", image.size, tuple(rng.randint(200, 255) for _ in range(3)))
+    rgb.paste(image, mask=image.getchannel("A"))
+    rgb = ImageEnhance.Color(rgb).enhance(rng.uniform(0.7, 1.3))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.png")
+    rgb.save(tmp)
+    tmp.rename(out)
+    return out
+
+
+def main() -> None:
+    from scipy.stats import t as student
+
+    from transferkit import ImageClassifier
+    from transferkit.features import extract
+    from transferkit.featurizers import Concat
+    from transferkit.heads import block_bounds, fit_head
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cells", default="clipart,fashion,oxygen,oxygen->tango")
+    parser.add_argument("--k", default="5,10")
+    parser.add_argument("--seeds", default="5-7")
+    parser.add_argument("--copies", type=int, default=8)
+    args = parser.parse_args()
+    cache = str(suite_data.WORK / "cache")
+    first = ImageClassifier(verbose=False, cache_dir=cache)._featurizer()
+    featurizer = Concat([first, *first.companions()])
+    lines = [f"| cell | k | seeds | default % | " + " | ".join(f"{a} - default" for a in ARMS[1:]) + " |",
+             "|---|---|---|---|" + "---|" * (len(ARMS) - 1)]
+    for name in args.cells.split(","):
+        cell = unlabeled.cell(name)
+        rows, blocks = features(cell)
+        start, stop = block_bounds(blocks, sum(blocks))[0]  # the default backbone's columns
+        classes = sorted(cell["labels"])
+        test = rows(cell["test"][0])
+        y_test = np.array([classes.index(c) for c in cell["test"][1]])
+        for k in [int(v) for v in args.k.split(",")]:
+            runs = []
+            for seed in suite_data.seed_range(args.seeds):
+                items, labels = unlabeled.sample(cell["labels"], k, seed, name)
+                x, y = rows(items), np.array([classes.index(c) for c in labels])
+                copies = [drawn_again(Path(i), c) for i in items for c in range(args.copies)]
+                extraction = extract(featurizer, copies, cache_dir=cache, progress=False)
+                xa, ya = extraction.features, np.repeat(y, args.copies)
+
+                def right(head, cols=slice(None)) -> float:
+                    return float((head.predict_proba(test[:, cols]).argmax(1) == y_test).mean())
+
+                teacher = fit_head(x, y, power="auto", blocks=blocks, seed=0)
+                one = slice(start, stop)
+
+                def single(rows_, labels_):
+                    return fit_head(rows_, labels_, power="auto", unit_rows=True, seed=0)
+
+                said = teacher.predict_proba(xa).argmax(1)
+                runs.append({"default": right(teacher), "one backbone": right(single(x[:, one], y), one),
+                             "one + drawn again": right(single(np.vstack([x[:, one], xa[:, one]]),
+                                                               np.concatenate([y, ya])), one),
+                             "one + drawn again, teacher's labels": right(single(
+                                 np.vstack([x[:, one], xa[:, one]]), np.concatenate([y, said])), one)})
+                print(name, k, seed, {a: round(100 * v, 1) for a, v in runs[-1].items()}, flush=True)
+            base = 100 * np.array([r["default"] for r in runs])
+            parts = []
+            for arm in ARMS[1:]:
+                d = 100 * np.array([r[arm] for r in runs]) - base
+                half = float(student.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+                parts.append(f"{d.mean():+.1f} ({d.mean() - half:+.1f} to {d.mean() + half:+.1f})")
+            lines.append(f"| {name} | {k} | {len(runs)} | {base.mean():.1f} | " + " | ".join(parts) + " |")
+    m = machine()
+    write_results("augmented-student", "## One backbone without a pool, taught on its labeled images drawn again "
+                  "(`benchmarks/augmented_student.py`)\n\n" + "\n".join(lines) + f"\n\nTest accuracy; {args.copies} "
+                  f"copies per labeled image; differences paired by seed with 95% intervals; seeds {args.seeds}. "
+                  f"Machine: {m['cpu']} ({', '.join(m['flags'])}), {m['threads']} threads.\n", m)
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
