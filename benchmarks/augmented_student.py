@@ -71,7 +71,7 @@ def main() -> None:
     cache = str(suite_data.WORK / "cache")
     first = ImageClassifier(verbose=False, cache_dir=cache)._featurizer()
     featurizer = Concat([first, *first.companions()])
-    lines = [f"| cell | k | seeds | default % | " + " | ".join(f"{a} - default" for a in ARMS[1:]) + " |",
+    lines = ["| cell | k | seeds | default % | " + " | ".join(f"{a} - default" for a in ARMS[1:]) + " |",
              "|---|---|---|---|" + "---|" * (len(ARMS) - 1)]
     for name in args.cells.split(","):
         cell = unlabeled.cell(name)
