@@ -89,7 +89,7 @@ def main() -> None:
                 extraction = extract(featurizer, copies, cache_dir=cache, progress=False)
                 xa, ya = extraction.features, np.repeat(y, args.copies)
 
-                def right(head, cols=slice(None)) -> float:
+                def right(head, cols=slice(None), test=test, y_test=y_test) -> float:
                     return float((head.predict_proba(test[:, cols]).argmax(1) == y_test).mean())
 
                 teacher = fit_head(x, y, power="auto", blocks=blocks, seed=0)
