@@ -178,8 +178,8 @@ def test_int8_keeps_in_float32_a_backbone_whose_int8_features_stray_more_than_th
 def test_the_export_says_whether_its_int8_graph_will_run_by_itself(agreement, says, capsys):
     from transferkit import show
 
-    quantized = {"bytes_int8": 2**20, "bytes_fp32": 4 * 2**20, "n": 60, "accuracy_fp32": 0.6, "accuracy_int8": 0.6,
-                 "accuracy_change": 0.0, "argmax_agreement": agreement}
+    quantized = {"file": "model.int8.onnx", "bytes_int8": 2**20, "bytes_fp32": 4 * 2**20, "n": 60,
+                 "accuracy_fp32": 0.6, "accuracy_int8": 0.6, "accuracy_change": 0.0, "argmax_agreement": agreement}
     show.export({"export_seconds": 80, "check": {"inputs": 60, "max_abs_difference": 1e-7, "tolerance": 1e-4},
                  "quantized": quantized}, Path("onnx"))
     printed = " ".join(capsys.readouterr().out.split())

@@ -4,8 +4,8 @@ through here, so the choice of runtime and the export cache live in one place.
 
 ``runtime="onnx"`` exports a model folder once and keeps the export in the cache, keyed by the folder's content;
 ``"int8"`` runs an export folder's int8 graph whatever its check measured (``"onnx"`` takes it only where it kept
-accuracy on a CPU with VNNI or AMX); ``"auto"`` takes the runtime measured faster on this kind of machine
-(``runtime.faster_runtime``).
+float32's answers, on a CPU with VNNI or AMX: ``onnx_runtime.onnx_graph``); ``"auto"`` takes the runtime measured
+faster on this kind of machine (``runtime.faster_runtime``).
 """
 
 from __future__ import annotations

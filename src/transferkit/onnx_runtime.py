@@ -179,16 +179,15 @@ def onnx_graph(manifest: dict, int8: bool | None = None) -> str:
     return str(quantized["file"]) if fits and (native_int8() if int8 is None else int8) else GRAPH
 
 
-def int8_graph(folder: Path, manifest: dict | None = None) -> str:
+def int8_graph(folder: Path) -> str:
     """The int8 graph of an export folder, for ``--runtime int8`` (whatever its check measured); a clear error where
     the folder has none."""
-    if manifest is None:
-        try:
-            manifest = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            manifest = {}
-    quantized = manifest.get("quantized") if isinstance(manifest.get("quantized"), dict) else {}
-    if not is_export(Path(folder)) or not quantized.get("file"):
+    try:
+        manifest = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        manifest = {}
+    quantized = manifest.get("quantized") if isinstance(manifest, dict) else None
+    if not isinstance(quantized, dict) or not quantized.get("file"):
         raise BadInputError(f"{folder} has no int8 graph for --runtime int8. Write one with `transferkit export MODEL "
                             "--out DIR --quantize int8 --check-data LABELED_DATA` and give DIR.")
     return str(quantized["file"])
@@ -237,7 +236,7 @@ class OnnxPredictor(Inference):
         if manifest.get("format") != "transferkit-onnx" or manifest.get("modality") not in ("image", "text"):
             raise BundleError(f"{folder} is not a transferkit ONNX export.")
         options = session_options(spinning)
-        graph = graph or onnx_graph(manifest)  # the int8 graph where this CPU runs it natively and it kept accuracy
+        graph = graph or onnx_graph(manifest)  # int8 where this CPU runs it natively and it kept float32's answers
         if "/" in graph or graph.startswith("."):
             raise BadInputError(f"{graph!r} is not a graph file name in {folder}.")
         check_manifest(folder, manifest, graph)

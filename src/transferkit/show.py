@@ -231,11 +231,11 @@ def export(manifest: dict, out_dir: Path) -> None:
     if q := manifest.get("quantized"):
         size = f"{q['bytes_int8'] / 2**20:.1f} MiB against {q['bytes_fp32'] / 2**20:.1f} MiB"
         if "accuracy_change" in q:
-            from .onnx_runtime import INT8_MAX_COST
+            from .onnx_runtime import GRAPH, INT8_MAX_COST, onnx_graph
 
             moved = 1 - q["argmax_agreement"]
             runs = (f"it runs by itself on a CPU with VNNI or AMX (at most {INT8_MAX_COST:.1%} may differ)"
-                    if moved <= INT8_MAX_COST else
+                    if onnx_graph(manifest, int8=True) != GRAPH else
                     f"more than {INT8_MAX_COST:.1%}, so float32 runs by itself; `--runtime int8` runs it anyway")
             out.print(f"int8: {size}; accuracy {q['accuracy_int8']:.3f} against {q['accuracy_fp32']:.3f} in float32 on "
                       f"{q['n']} labeled examples ({100 * q['accuracy_change']:+.1f} points); {moved:.1%} of its "
