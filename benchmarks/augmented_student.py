@@ -19,6 +19,7 @@ import argparse
 import random
 from pathlib import Path
 
+import large_pool
 import numpy as np
 import suite_data
 import unlabeled
@@ -30,27 +31,13 @@ WORK = suite_data.WORK / "augmented"
 
 
 def drawn_again(item: Path, copy: int) -> Path:
-    """``item`` with a random crop, rotation, flip and colour change (seeded by its name and ``copy``), on disk once."""
-    from PIL import Image, ImageEnhance, ImageOps
-
+    """``item`` drawn again (``large_pool.drawn_again``, milder: seeded by its name and ``copy``), on disk once."""
     out = WORK / Path(item).parent.name / f"{Path(item).stem}-{copy}.png"
-    if out.exists():
-        return out
-    rng = random.Random(f"{item}-{copy}")
-    image = Image.open(item).convert("RGBA")
-    w, h = image.size
-    side = int(min(w, h) * rng.uniform(0.7, 1.0))
-    x, y = rng.randint(0, w - side), rng.randint(0, h - side)
-    image = image.crop((x, y, x + side, y + side)).rotate(rng.uniform(-15, 15), expand=False)
-    if rng.random() < 0.5:
-        image = ImageOps.mirror(image)
-    rgb = Image.new("RGB", image.size, tuple(rng.randint(200, 255) for _ in range(3)))
-    rgb.paste(image, mask=image.getchannel("A"))
-    rgb = ImageEnhance.Color(rgb).enhance(rng.uniform(0.7, 1.3))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.png")
-    rgb.save(tmp)
-    tmp.rename(out)
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp.png")
+        large_pool.drawn_again(item, random.Random(f"{item}-{copy}"), smallest=0.7, degrees=15, colour=0.3).save(tmp)
+        tmp.rename(out)
     return out
 
 

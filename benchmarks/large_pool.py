@@ -32,8 +32,6 @@ N_POOL = 5000
 
 
 def pool(n: int = N_POOL) -> Path:
-    from PIL import Image, ImageEnhance, ImageOps
-
     folder = WORK / f"pool-{n}"
     if folder.exists():
         return folder
@@ -43,19 +41,26 @@ def pool(n: int = N_POOL) -> Path:
     tmp.mkdir(parents=True)
     rng = random.Random(0)
     for i in range(n):
-        image = Image.open(sources[i % len(sources)]).convert("RGBA")
-        w, h = image.size
-        side = int(min(w, h) * rng.uniform(0.6, 1.0))
-        x, y = rng.randint(0, w - side), rng.randint(0, h - side)
-        image = image.crop((x, y, x + side, y + side)).rotate(rng.uniform(-20, 20), expand=False)
-        if rng.random() < 0.5:
-            image = ImageOps.mirror(image)
-        rgb = Image.new("RGB", image.size, tuple(rng.randint(200, 255) for _ in range(3)))
-        rgb.paste(image, mask=image.getchannel("A"))
-        rgb = ImageEnhance.Color(rgb).enhance(rng.uniform(0.5, 1.5))
-        rgb.save(tmp / f"{i:05d}.png")
+        drawn_again(sources[i % len(sources)], rng).save(tmp / f"{i:05d}.png")
     tmp.rename(folder)
     return folder
+
+
+def drawn_again(source, rng: random.Random, smallest: float = 0.6, degrees: float = 20, colour: float = 0.5):
+    """The image ``source`` with a random square crop (``smallest`` of its shorter side at least), rotation (up to
+    ``degrees``), mirroring and colour change (saturation times 1 +- ``colour``), on a light background: RGB."""
+    from PIL import Image, ImageEnhance, ImageOps
+
+    image = Image.open(source).convert("RGBA")
+    w, h = image.size
+    side = int(min(w, h) * rng.uniform(smallest, 1.0))
+    x, y = rng.randint(0, w - side), rng.randint(0, h - side)
+    image = image.crop((x, y, x + side, y + side)).rotate(rng.uniform(-degrees, degrees), expand=False)
+    if rng.random() < 0.5:
+        image = ImageOps.mirror(image)
+    rgb = Image.new("RGB", image.size, tuple(rng.randint(200, 255) for _ in range(3)))
+    rgb.paste(image, mask=image.getchannel("A"))
+    return ImageEnhance.Color(rgb).enhance(rng.uniform(1 - colour, 1 + colour))
 
 
 def labeled() -> Path:
