@@ -23,7 +23,7 @@ import large_pool
 import numpy as np
 import suite_data
 import unlabeled
-from codebase_metrics import machine, write_results
+from codebase_metrics import machine_line, t_interval, write_results
 from pool_methods import features
 
 ARMS = ("default", "one backbone", "one + drawn again", "one + drawn again, teacher's labels")
@@ -42,8 +42,6 @@ def drawn_again(item: Path, copy: int) -> Path:
 
 
 def main() -> None:
-    from scipy.stats import t as student
-
     from transferkit import ImageClassifier
     from transferkit.features import extract
     from transferkit.featurizers import Concat
@@ -95,15 +93,13 @@ def main() -> None:
             base = 100 * np.array([r["default"] for r in runs])
             parts = []
             for arm in ARMS[1:]:
-                d = 100 * np.array([r[arm] for r in runs]) - base
-                half = float(student.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
-                parts.append(f"{d.mean():+.1f} ({d.mean() - half:+.1f} to {d.mean() + half:+.1f})")
+                mean, half = t_interval(100 * np.array([r[arm] for r in runs]) - base)
+                parts.append(f"{mean:+.1f} ({mean - half:+.1f} to {mean + half:+.1f})")
             lines.append(f"| {name} | {k} | {len(runs)} | {base.mean():.1f} | " + " | ".join(parts) + " |")
-    m = machine()
+    foot = (f"Test accuracy; {args.copies} copies per labeled image; differences paired by seed with 95% intervals; "
+            f"seeds {args.seeds}. {machine_line()}")
     write_results("augmented-student", "## One backbone without a pool, taught on its labeled images drawn again "
-                  "(`benchmarks/augmented_student.py`)\n\n" + "\n".join(lines) + f"\n\nTest accuracy; {args.copies} "
-                  f"copies per labeled image; differences paired by seed with 95% intervals; seeds {args.seeds}. "
-                  f"Machine: {m['cpu']} ({', '.join(m['flags'])}), {m['threads']} threads.\n", m)
+                  "(`benchmarks/augmented_student.py`)\n\n" + "\n".join(lines) + f"\n\n{foot}\n")
 
 
 if __name__ == "__main__":

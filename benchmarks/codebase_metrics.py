@@ -117,6 +117,21 @@ def flags_slug(info: dict | None = None) -> str:
     return "-".join(re.findall(r"[a-z0-9]+", info["cpu"].lower())[:2]) + "-" + ("-".join(info["flags"]) or "plain")
 
 
+def machine_line(info: dict | None = None) -> str:
+    """``Machine: CPU (flags), N threads.``, for the foot of a results table."""
+    info = info or machine()
+    return f"Machine: {info['cpu']} ({', '.join(info['flags'])}), {info['threads']} threads."
+
+
+def t_interval(values) -> tuple[float, float]:
+    """The mean of ``values`` and the half-width of its 95% t-interval."""
+    import numpy as np
+    from scipy.stats import t as student
+
+    v = np.asarray(values, float)
+    return float(v.mean()), float(student.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+
+
 def write_results(stem: str, text: str, info: dict | None = None) -> Path:
     """``text`` written to ``results/<stem>-<cpu>.md`` (``cpu_slug``) and printed; the file."""
     out = Path(__file__).resolve().parent / "results" / f"{stem}-{cpu_slug(info)}.md"

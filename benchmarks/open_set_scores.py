@@ -22,7 +22,7 @@ import argparse
 
 import numpy as np
 import suite_data
-from codebase_metrics import machine, write_results
+from codebase_metrics import machine_line, t_interval, write_results
 from open_set import held_out
 
 SCORES = ("msp", "energy", "knn", "knn5", "centroid", "maha")
@@ -46,7 +46,6 @@ def extra_scores(head, train_rows, train_y, rows) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    from scipy.stats import t as student
     from sklearn.metrics import roc_auc_score
 
     from transferkit import ImageClassifier
@@ -81,15 +80,12 @@ def main() -> None:
                 print(name, k, seed, {s: round(v, 3) for s, v in runs[-1].items()}, flush=True)
             parts = []
             for s in SCORES:
-                v = np.array([r[s] for r in runs])
-                half = float(student.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
-                parts.append(f"{v.mean():.3f} ± {half:.3f}")
+                mean, half = t_interval([r[s] for r in runs])
+                parts.append(f"{mean:.3f} ± {half:.3f}")
             lines.append(f"| {name} | {k} | {len(runs)} | " + " | ".join(parts) + " |")
-    m = machine()
+    foot = f"AUROC of known vs held-out classes' test items, mean over seeds {args.seeds} with 95% t-intervals."
     write_results("open-set-scores", "## Open-set scores on the default fit's features (`benchmarks/open_set_scores.py`)"
-                  "\n\n" + "\n".join(lines) + f"\n\nAUROC of known vs held-out classes' test items, mean over seeds "
-                  f"{args.seeds} with 95% t-intervals. Machine: {m['cpu']} ({', '.join(m['flags'])}), "
-                  f"{m['threads']} threads.\n", m)
+                  "\n\n" + "\n".join(lines) + f"\n\n{foot} {machine_line()}\n")
 
 
 if __name__ == "__main__":

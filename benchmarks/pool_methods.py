@@ -23,7 +23,7 @@ from dataclasses import replace
 import numpy as np
 import suite_data
 import unlabeled
-from codebase_metrics import machine, write_results
+from codebase_metrics import machine, t_interval, write_results
 
 ARMS = ("head", "pool mean", "kNN + head (no pool)", "spreading", "spreading + head", "spreading -> head")
 
@@ -94,8 +94,6 @@ def paired_table(cells: list[str], ks: list[int], seeds: str, measure, arms: tup
     """For each cell, k and seed, ``measure(cell, x, y, pool, test, y_test, blocks) -> {arm: accuracy}`` on the
     features the fit uses; one row per (cell, k): the first arm's mean and each other arm's difference from it,
     paired by seed, with a 95% t-interval ("-" for an arm the cell lacks). Written to ``results/<stem>-<cpu>.md``."""
-    from scipy.stats import t as student
-
     base = arms[0]
     lines = [f"| cell | k | seeds | {base} % | " + " | ".join(f"{a} - {base}" for a in arms[1:]) + " |",
              "|---|---|---|---|" + "---|" * (len(arms) - 1)]
@@ -118,9 +116,8 @@ def paired_table(cells: list[str], ks: list[int], seeds: str, measure, arms: tup
                 if arm not in runs[0]:
                     parts.append("-")
                     continue
-                d = 100 * np.array([r[arm] for r in runs]) - first
-                half = float(student.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
-                parts.append(f"{d.mean():+.1f} ({d.mean() - half:+.1f} to {d.mean() + half:+.1f})")
+                mean, half = t_interval(100 * np.array([r[arm] for r in runs]) - first)
+                parts.append(f"{mean:+.1f} ({mean - half:+.1f} to {mean + half:+.1f})")
             lines.append(f"| {name} | {k} | {len(runs)} | {first.mean():.1f} | " + " | ".join(parts) + " |")
     m = machine()
     write_results(stem, f"## {title}\n\n" + "\n".join(lines) + "\n\nTest accuracy; differences paired by seed with 95% "
