@@ -28,12 +28,13 @@ from open_set import held_out
 SCORES = ("msp", "energy", "knn", "knn5", "centroid", "maha")
 
 
-def extra_scores(head, train_rows, train_y, rows) -> dict[str, np.ndarray]:
+def extra_scores(head, bank, train_y, rows) -> dict[str, np.ndarray]:
+    """The further scores of ``rows`` against ``bank``, the labeled items' unit rows (``openset.unit_rows``)."""
     from sklearn.covariance import LedoitWolf
 
     from transferkit.openset import unit_rows
 
-    bank, z = unit_rows(head, train_rows), unit_rows(head, rows)
+    z = unit_rows(head, rows)
     sims = z @ bank.T
     classes = np.unique(train_y)
     means = np.stack([bank[train_y == c].mean(0) for c in classes])
@@ -49,7 +50,7 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     from transferkit import ImageClassifier
-    from transferkit.openset import scores
+    from transferkit.openset import scores, unit_rows
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", default="clipart,fashion,icons")
@@ -69,13 +70,10 @@ def main() -> None:
                 clf = ImageClassifier(seed=seed, cache_dir=str(suite_data.WORK / "cache"), verbose=False)
                 clf.fit([i for i, _ in train], [c for _, c in train])
                 rows = clf.embed(list(task.test_items))
-                train_rows = clf.embed([i for i, _ in train])
+                bank = unit_rows(clf.head_, clf.embed([i for i, _ in train]))
                 train_y = np.array([c for _, c in train])
                 known = np.array([c not in unseen for c in task.test_labels])
-                from transferkit.openset import unit_rows
-
-                every = scores(clf.head_, rows, unit_rows(clf.head_, train_rows))
-                every |= extra_scores(clf.head_, train_rows, train_y, rows)
+                every = scores(clf.head_, rows, bank) | extra_scores(clf.head_, bank, train_y, rows)
                 runs.append({s: float(roc_auc_score(known, every[s])) for s in SCORES})
                 print(name, k, seed, {s: round(v, 3) for s, v in runs[-1].items()}, flush=True)
             parts = []
@@ -83,7 +81,11 @@ def main() -> None:
                 mean, half = t_interval([r[s] for r in runs])
                 parts.append(f"{mean:.3f} ± {half:.3f}")
             lines.append(f"| {name} | {k} | {len(runs)} | " + " | ".join(parts) + " |")
-    foot = f"AUROC of known vs held-out classes' test items, mean over seeds {args.seeds} with 95% t-intervals."
+            _write(lines, args.seeds)  # after each row: a stopped run keeps what it measured
+
+
+def _write(lines: list[str], seeds: str) -> None:
+    foot = f"AUROC of known vs held-out classes' test items, mean over seeds {seeds} with 95% t-intervals."
     write_results("open-set-scores", "## Open-set scores on the default fit's features (`benchmarks/open_set_scores.py`)"
                   "\n\n" + "\n".join(lines) + f"\n\n{foot} {machine_line()}\n")
 
