@@ -265,3 +265,124 @@ def test_a_text_project_trains_and_classifies_a_typed_text(tmp_path, tiny_encode
     assert client.post("/api/predict/text", json={"text": "   "}).status_code == 400
     wrong = client.post("/api/predict/image", files={"file": ("a.png", _png())})
     assert wrong.status_code == 400 and "classifies texts" in wrong.json()["detail"]
+
+
+# -- several labels per example, and numbers -------------------------------------------------------------------------
+
+TAGGED = [("cheap flight to the airport", "flight"), ("hotel room service was late", "hotel"),
+          ("plane and hotel suite booked", "flight|hotel"), ("boarding pass at the airport", "flight"),
+          ("check-in desk at the hotel", "hotel"), ("flight and room service", "flight|hotel"),
+          ("lovely suite today", "hotel"), ("terrible plane again", "flight"),
+          ("airport hotel suite", "flight|hotel"), ("cancelled flight", "flight")]
+
+
+def _tagged_csv(rows) -> str:
+    return "text,labels\n" + "\n".join(f'"{text}",{labels}' for text, labels in rows)
+
+
+def test_a_project_of_several_labels_keeps_them_in_the_table_the_cli_reads(tmp_path):
+    project = Project(tmp_path / "trips", "text", task="labels")
+    client = TestClient(create_app(project))
+    assert client.post("/api/csv", json={"csv": _tagged_csv(TAGGED)}).json()["added"] == 10
+    assert client.get("/api/state").json()["task"] == "labels"
+    assert project.classes() == [{"name": "flight", "train": 7, "test": 0}, {"name": "hotel", "train": 6, "test": 0}]
+    table = list(csv.DictReader((project.root / "data" / "train.csv").open()))
+    assert table[2] == {"text": "plane and hotel suite booked", "labels": "flight|hotel"}
+    item = project.items()[0]
+    changed = client.patch(f"/api/items/{item['id']}", json={"label": ["hotel", "flight"]}).json()
+    assert changed["labels"] == ["flight", "hotel"] and len(project.items(label="hotel")) == 7
+    for bad, says in ((["flight", "train"], "no label 'train'"), ("flight||hotel", "empty label"),
+                      ([], "needs at least one label")):
+        response = client.post("/api/texts", json={"texts": ["a bus"], "label": bad})
+        assert response.status_code == 400 and says in response.json()["detail"]
+    assert len(project.items()) == 10  # nothing was added by the refused requests
+    refused = client.post("/api/modality", json={"modality": "text", "task": "number"})
+    assert refused.status_code == 400 and "cannot change" in refused.json()["detail"]
+    assert Project(project.root).task == "labels"  # reopened as it was
+
+
+def test_a_project_of_numbers_lists_images_with_their_number_and_refuses_words(tmp_path):
+    project = Project(tmp_path / "counts", "image", task="number")
+    client = TestClient(create_app(project))
+    for i, color in enumerate([(200, 0, 0), (0, 200, 0), (0, 0, 200)]):
+        added = client.post("/api/images", files={"files": (f"{i}.png", _png(color))}, data={"label": f"{i}.5"})
+        assert added.status_code == 200 and added.json()["added"][0]["value"] == i + 0.5
+    before = _snapshot(project)
+    word = client.post("/api/images", files={"files": ("w.png", _png((9, 9, 9)))}, data={"label": "three"})
+    assert word.status_code == 400 and "'three' is not one" in word.json()["detail"]
+    assert _snapshot(project) == before  # nothing written
+    assert client.post("/api/classes", json={"name": "big"}).status_code == 400
+    table = list(csv.DictReader((project.root / "data" / "train.csv").open()))
+    assert [r["value"] for r in table] == ["0.5", "1.5", "2.5"]
+    assert all((project.root / "data" / r["path"]).is_file() for r in table)  # paths relative to the table
+    first = project.items()[0]["id"]
+    client.patch(f"/api/items/{first}", json={"label": 4})
+    client.patch(f"/api/items/{project.items()[1]['id']}", json={"split": "pool"})
+    table = list(csv.DictReader((project.root / "data" / "train.csv").open()))
+    assert [r["value"] for r in table] == ["4", "2.5"] and project.items("pool")[0]["value"] is None
+
+
+def test_a_project_made_before_tasks_opens_as_one_class_per_example(tmp_path):
+    import sqlite3
+
+    root = tmp_path / "old"
+    root.mkdir()
+    with sqlite3.connect(root / "transferkit-project.db") as db:  # the items table as it was before tasks
+        db.execute("CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, digest TEXT NOT NULL, near TEXT, file "
+                   "TEXT, text TEXT, label TEXT, split TEXT NOT NULL, name TEXT NOT NULL, added REAL NOT NULL, "
+                   "updated REAL NOT NULL)")
+        db.execute("INSERT INTO items (digest, text, label, split, name, added, updated) VALUES ('d', 'hi', NULL, "
+                   "'pool', 'hi', 0, 0)")
+    project = Project(root)
+    assert project.task == "class" and project.items()[0]["value"] is None and project.items()[0]["labels"] is None
+
+
+def _trained(project: Project, client, strategy: str = "features", timeout_s: float = 240) -> dict:
+    run = client.post("/api/train", json={"strategy": strategy}).json()["run"]
+    deadline = time.monotonic() + timeout_s
+    while project.run(run)["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert project.run(run)["status"] == "done", project.run(run)["result"]
+    return project.run(run)["result"]
+
+
+def test_several_labels_train_point_at_doubtful_labels_and_answer_with_a_set(tmp_path, tiny_encoder):
+    project = Project(tmp_path / "trips", "text", task="labels")
+    client = TestClient(create_app(project, model=tiny_encoder))
+    client.post("/api/csv", json={"csv": _tagged_csv(TAGGED)})
+    client.post("/api/csv", json={"csv": _tagged_csv([("airport hotel", "flight|hotel"), ("a plane", "flight")]),
+                                  "split": "test"})
+    client.post("/api/texts", json={"texts": ["hotel only", "plane only", "suite and plane"], "split": "pool"})
+    refused = client.post("/api/train", json={"strategy": "finetune"})
+    assert refused.status_code == 400 and "auto or features" in refused.json()["detail"]
+    result = _trained(project, client)
+    assert result["task"] == "labels" and result["measured"] == "micro_f1" and 0 <= result["accuracy"] <= 1
+    assert result["test"]["n"] == 2 and result["test"]["name"] == "micro-F1"
+    assert len(project.suggestions("unsure", limit=100)) == 10  # every training example, scored out of fold
+    assert len(project.suggestions("next", limit=100)) == 3
+    for wrong in project.suggestions("wrong", limit=100):  # the model's set differs from the one given
+        assert set(wrong["predicted"].split("|")) != set(wrong["labels"])
+    answer = client.post("/api/predict/text", json={"text": "plane to the hotel"}).json()
+    assert set(answer["labels"]) <= {"flight", "hotel"} and set(answer["probabilities"]) == {"flight", "hotel"}
+    table = list(csv.DictReader(io.StringIO(client.get("/api/download/predictions").text)))
+    assert list(table[0]) == ["name", "split", "given_label", "labels", "p_flight", "p_hotel"]
+    assert [r["given_label"] for r in table if r["split"] == "test"] == ["flight|hotel", "flight"]
+
+
+@pytest.mark.slow  # a run in a child process on images, and an ONNX export
+def test_numbers_train_show_the_farthest_from_the_model_and_export(tmp_path, small_train, tiny_backbone):
+    project = Project(tmp_path / "counts", "image", task="number")
+    client = TestClient(create_app(project, model=tiny_backbone))
+    files = sorted(small_train.rglob("*.png"))
+    for i, f in enumerate(files):
+        project.add_image(f.read_bytes(), f.name, str(float(i % 5)), split="train" if i < 14 else "test")
+    result = _trained(project, client)
+    assert result["task"] == "number" and result["measured"] == "r2" and result["test"]["name"] == "R²"
+    assert len(project.suggestions("wrong", limit=100)) == 14 and project.suggestions("next") == []
+    answer = client.post("/api/predict/image", files={"file": ("a.png", files[0].read_bytes())}).json()
+    assert isinstance(answer["value"], float)
+    table = list(csv.DictReader(io.StringIO(client.get("/api/download/predictions").text)))
+    assert list(table[0]) == ["name", "split", "given_label", "value"] and len(table) == len(files) - 14
+    report = client.get("/api/download/report")
+    assert report.status_code == 200 and "R²" in report.text
+    assert client.get("/api/download/onnx").status_code == 200

@@ -246,3 +246,76 @@ def test_a_text_project_in_the_browser_types_texts_trains_and_classifies(page, t
         assert table[0] == "text,label" and len(table) == 7  # the CSV `transferkit fit` reads
     finally:
         _stop(proc)
+
+
+def test_a_project_of_several_labels_in_the_browser_ticks_labels_trains_and_answers_a_set(page, tiny_encoder,
+                                                                                          tmp_path):
+    proc, url = _start_app(tmp_path / "trips", model=tiny_encoder)
+    try:
+        page.goto(url)
+        page.check("input[name=task][value=labels]")
+        page.click("button[data-modality=text]")
+        page.wait_for_selector("#collect-title:has-text('several')")
+        assert page.text_content("#add-class") == "Add label"
+        texts = {"flight": ["cheap flight to the airport", "boarding pass at the airport", "terrible plane again"],
+                 "hotel": ["hotel room service was late", "check-in desk at the hotel", "lovely suite today"]}
+        for name, lines in texts.items():
+            page.fill("#new-class", name)
+            page.click("#add-class")
+            page.fill(f".class-card[data-class={name}] textarea.texts", "\n".join(lines))
+            page.click(f".class-card[data-class={name}] button.add-texts")
+        page.wait_for_function("() => document.querySelectorAll('#examples .item').length === 6")
+        first = page.locator("#examples .item").first  # "cheap flight to the airport": it is about a hotel too
+        first.locator("input.label-box[value=hotel]").check()
+        page.wait_for_function("() => document.querySelector('.class-card[data-class=hotel]').textContent"
+                               ".includes('4 train')")
+        table = (tmp_path / "trips" / "data" / "train.csv").read_text().splitlines()
+        assert table[0] == "text,labels" and "cheap flight to the airport,flight|hotel" in table
+        page.select_option("#strategy", "features")
+        page.click("#train")
+        _wait_run(page, 1)
+        assert "micro-F1" in page.text_content("#accuracy")
+        page.fill("#try-text", "a plane to the hotel")
+        page.click("#try-text-button")
+        page.wait_for_selector("#try-label")
+        answer = httpx.post(url + "api/predict/text", json={"text": "a plane to the hotel"}).json()
+        shown = page.text_content("#try-label")
+        assert shown == (", ".join(answer["labels"]) or "none of the labels")  # the set the server gives
+        assert page.locator("#try-result .top").count() == 2  # each label's probability
+        _screenshot(page, _shots(tmp_path) / "5-labels.png")
+    finally:
+        _stop(proc)
+
+
+def test_a_project_of_numbers_in_the_browser_types_numbers_and_answers_one(page, tiny_encoder, tmp_path):
+    proc, url = _start_app(tmp_path / "prices", model=tiny_encoder)
+    try:
+        page.goto(url)
+        page.check("input[name=task][value=number]")
+        page.click("button[data-modality=text]")
+        page.wait_for_selector("#number-row", state="visible")
+        assert page.is_hidden("#class-row")
+        for value, lines in (("100", ["a flight", "a plane ticket", "an airport transfer"]),
+                             ("20", ["a train", "a rail ticket", "a station platform"])):
+            page.fill("#number-value", value)
+            page.fill("#number-texts", "\n".join(lines))
+            page.click("#add-number-texts")
+        page.wait_for_function("() => document.querySelectorAll('#examples .item').length === 6")
+        edit = page.locator("#examples .item").first.locator("input.value-edit")
+        assert edit.input_value() == "100"
+        edit.fill("120")
+        edit.dispatch_event("change")
+        page.wait_for_function("() => document.querySelector('#history').textContent.includes('120/train')")
+        assert (tmp_path / "prices" / "data" / "train.csv").read_text().splitlines()[:2] == ["text,value",
+                                                                                             "a flight,120"]
+        page.select_option("#strategy", "features")
+        page.click("#train")
+        _wait_run(page, 1)
+        score = page.text_content("#accuracy")
+        assert "R²" in score and float(score.split()[0]) <= 1  # R² as a number, not a percentage
+        page.fill("#try-text", "a cheap flight")
+        page.click("#try-text-button")
+        page.wait_for_selector("#try-label")
+        float(page.text_content("#try-label"))  # a number, not a class
+    finally:
+        _stop(proc)

@@ -318,6 +318,7 @@ def app_command(
     host: Annotated[str, typer.Option(help="The address to listen on: 127.0.0.1 (this machine only) unless you mean otherwise; any other address requires a token.")] = "127.0.0.1",
     token: Annotated[Optional[str], typer.Option(envvar="TRANSFERKIT_APP_TOKEN", show_default=False, help="The token browsers must present (default on a non-local --host: a new random one, printed).")] = None,
     modality: Annotated[Optional[str], typer.Option(help="image or text, for a new project (else the page asks).")] = None,
+    task: Annotated[Optional[str], typer.Option(help="What each example gets, for a new project: class (one), labels (several) or number (else the page asks).")] = None,
     model: Annotated[Optional[str], typer.Option(help="The backbone or text encoder to train with (default: the zoo's default).")] = None,
     open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the page in the default browser.")] = False,
 ) -> None:
@@ -326,6 +327,7 @@ def app_command(
     Examples:
       transferkit app birds-project                 # then open http://127.0.0.1:8765
       transferkit app reviews --modality text --port 9000
+      transferkit app tickets --modality text --task labels     # several labels per text
       transferkit fit birds-project/data/train --out model    # the same data, from the command line
     """
     from .app.project import Project
@@ -333,7 +335,7 @@ def app_command(
     from .extras import require
 
     require("app")  # before the project folder is made
-    project = Project(project_dir, modality)
+    project = Project(project_dir, modality, task)
     url, token = address(host, port, token)
     show.app_address(project.root, url, host)
     run_app(project, host=host, port=port, token=token, model=model, open_browser=open_browser)

@@ -112,9 +112,14 @@ class LinearHead:
         return x
 
     def refit(self, features, y: np.ndarray, seed: int = 0) -> LinearHead:
-        """A head with these settings (normalisation, power, blocks, C) fitted to other rows."""
-        if self.output != "softmax":
-            raise ValueError("refit is for heads of one class per item")
+        """A head with these settings (normalisation, power, blocks, C) fitted to other rows: ``y`` holds integer
+        classes, a 0/1 matrix of labels (a ``sigmoid`` head) or numbers (an ``identity`` head)."""
+        if self.output == "sigmoid":
+            return fit_label_head(features, y, norm=self.norm, C=self.C, power=self.power, blocks=self.blocks,
+                                  seed=seed)
+        if self.output == "identity":
+            return fit_number_head(features, y, norm=self.norm, power=self.power, blocks=self.blocks,
+                                   alpha=1.0 / self.C if self.C else None)
         return fit_head(features, y, norm=self.norm, C=self.C, power=self.power, blocks=self.blocks,
                         unit_rows=self.unit_rows, seed=seed)
 

@@ -9,6 +9,13 @@ project never undo each other's work.
     PROJECT/data/train.csv, test.csv, pool.csv   texts (text,label): `transferkit fit PROJECT/data/train.csv`
     PROJECT/runs/<n>/model                each training run's model folder (and report.html, onnx/ when asked)
 
+A project's task says what an example's label is (``TASKS``): one class (the layout above), several labels, or a
+number. The last two keep images under data/<split>/ without class folders, and every split's table lists the
+examples with their labels (``a|b``, the separator a class name never holds) or number:
+
+    PROJECT/data/train.csv   images: path,labels or path,value (paths relative to the table); texts: text,labels or
+                             text,value. `transferkit fit PROJECT/data/train.csv --task labels` (or number)
+
 File names never come from the browser: an image is stored under its content digest with the extension of the
 format PIL found in it; the name it was uploaded under is kept in the database, for display only.
 """
@@ -35,6 +42,9 @@ MAX_UPLOAD_MB = 20
 MAX_PIXELS = 40_000_000  # a 50-megapixel photo is refused with a message: downscale it first
 MAX_TEXT_CHARS = 20_000
 FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif"}
+# what an example's label is: one class, several labels (``SEPARATOR`` joins them in tables), or a number
+TASKS = {"class": "a class", "labels": "at least one label", "number": "a number"}
+SEPARATOR = "|"  # never in a class name (check_class_name)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,7 +55,9 @@ CREATE TABLE IF NOT EXISTS items (
     near TEXT,                       -- a difference hash (images) or the normalised text: near duplicates
     file TEXT,                       -- images: the path under data/, relative to the project
     text TEXT,                       -- texts
-    label TEXT REFERENCES classes(name),
+    label TEXT REFERENCES classes(name),   -- one class per item
+    labels TEXT,                     -- several labels per item: a JSON list of class names, sorted
+    value REAL,                      -- a number per item
     split TEXT NOT NULL CHECK (split IN ('train', 'test', 'pool')),
     name TEXT NOT NULL,              -- what the user called it (display only)
     added REAL NOT NULL,
@@ -89,12 +101,16 @@ def check_class_name(name: str) -> str:
 class Project:
     """One project folder and its database (the state lives here, so this is a class)."""
 
-    def __init__(self, root: str | Path, modality: str | None = None) -> None:
+    def __init__(self, root: str | Path, modality: str | None = None, task: str | None = None) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / DB_FILE
         with sqlite3.connect(self.db_path, timeout=30) as db:
             db.executescript(SCHEMA)  # idempotent; executescript commits on its own, so outside the transaction
+            columns = {row[1] for row in db.execute("PRAGMA table_info(items)")}
+            for column, kind in (("labels", "TEXT"), ("value", "REAL")):  # a project made before tasks existed
+                if column not in columns:
+                    db.execute(f"ALTER TABLE items ADD COLUMN {column} {kind}")
         db.close()
         with self._db() as db:
             found = db.execute("SELECT value FROM meta WHERE key='modality'").fetchone()
@@ -105,6 +121,8 @@ class Project:
             elif found is not None and modality is not None and found[0] != modality:
                 raise ProjectError(f"{self.root} is a project of {found[0]}s; open it without --modality, or choose "
                                    "another folder.")
+        if task is not None:
+            self.set_task(task)
 
     # -- storage ----------------------------------------------------------------------------------------------------
     @contextmanager
@@ -133,18 +151,52 @@ class Project:
             row = db.execute("SELECT value FROM meta WHERE key='modality'").fetchone()
         return row[0] if row else None
 
-    def set_modality(self, modality: str) -> None:
-        Project(self.root, modality)
+    def set_modality(self, modality: str, task: str | None = None) -> None:
+        Project(self.root, modality, task)
+
+    @property
+    def task(self) -> str:
+        """What an example's label is: ``class`` (one class; projects made before tasks existed), ``labels`` or
+        ``number``."""
+        with self._db() as db:
+            row = db.execute("SELECT value FROM meta WHERE key='task'").fetchone()
+        return row[0] if row else "class"
+
+    def set_task(self, task: str) -> None:
+        """Choose the task; it can change only while no example carries a label."""
+        if task not in TASKS:
+            raise ProjectError(f"A project's examples have one class, several labels or a number (task class, labels "
+                               f"or number), not {task!r}.")
+        with self._db() as db:
+            found = db.execute("SELECT value FROM meta WHERE key='task'").fetchone()
+            current = found[0] if found else "class"
+            if current == task:
+                return
+            labeled = db.execute("SELECT COUNT(*) FROM items WHERE label IS NOT NULL OR labels IS NOT NULL OR value "
+                                 "IS NOT NULL").fetchone()[0]
+            if labeled:
+                raise ProjectError(f"{labeled} example(s) already carry {TASKS[current]} each; the task cannot change "
+                                   f"to {task}. Start another project for it.")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('task', ?)", (task,))
+            self._log(db, f"task set to {task}")
 
     # -- classes ----------------------------------------------------------------------------------------------------
     def classes(self) -> list[dict]:
+        """The classes (several labels: the labels) with how many train and test examples carry each."""
         with self._db() as db:
-            rows = db.execute("SELECT c.name, SUM(i.split='train') AS train, SUM(i.split='test') AS test FROM classes c "
-                              "LEFT JOIN items i ON i.label = c.name GROUP BY c.name ORDER BY c.created").fetchall()
-        return [{"name": r["name"], "train": r["train"] or 0, "test": r["test"] or 0} for r in rows]
+            names = [r[0] for r in db.execute("SELECT name FROM classes ORDER BY created")]
+        counts = {name: {"name": name, "train": 0, "test": 0} for name in names}
+        for item in self.items():
+            for name in _names_of(item):
+                if name in counts and item["split"] in ("train", "test"):
+                    counts[name][item["split"]] += 1
+        return list(counts.values())
 
     def add_class(self, name: str) -> str:
         name = check_class_name(name)
+        if self.task == "number":
+            raise ProjectError("This project's examples carry a number each, not classes: type the number when you "
+                               "add examples.")
         with self._db() as db:
             if db.execute("SELECT 1 FROM classes WHERE name=?", (name,)).fetchone():
                 raise ProjectError(f"There is already a class {name!r}.")
@@ -153,8 +205,8 @@ class Project:
         return name
 
     def delete_class(self, name: str) -> None:
+        n = len(self.items(label=name))
         with self._db() as db:
-            n = db.execute("SELECT COUNT(*) FROM items WHERE label=?", (name,)).fetchone()[0]
             if n:
                 raise ProjectError(f"Class {name!r} still has {n} example(s): relabel or delete them first.")
             db.execute("DELETE FROM classes WHERE name=?", (name,))
@@ -166,7 +218,7 @@ class Project:
         from PIL import Image, UnidentifiedImageError
 
         self._check_modality("image")
-        split, label = self._check_place(split, label)
+        split, place = self._check_place(split, label)
         shown = _check_upload_name(name)
         if len(data) > MAX_UPLOAD_MB * 2**20:
             raise ProjectError(f"{shown} is larger than {MAX_UPLOAD_MB} MB, the most an image may be here. Make it "
@@ -187,16 +239,22 @@ class Project:
         if fmt not in FORMATS:
             raise ProjectError(f"{shown} is a {fmt} image; use PNG, JPEG, WebP, GIF, BMP or TIFF.")
         digest = hashlib.sha256(data).hexdigest()
-        relative = self._image_path(split, label, digest, FORMATS[fmt])
+        relative = self._image_path(split, place["label"], digest, FORMATS[fmt])
         write_atomic(self.root / relative, data)
         now = time.time()
         with self._db() as db:
-            cur = db.execute("INSERT INTO items (digest, near, file, label, split, name, added, updated) VALUES "
-                             "(?, ?, ?, ?, ?, ?, ?, ?)", (digest, near, relative, label, split, shown, now, now))
-            self._log(db, f"image {shown} added to {split}" + (f" as {label}" if label else ""))
-            return dict(db.execute("SELECT * FROM items WHERE id=?", (cur.lastrowid,)).fetchone())
+            cur = db.execute("INSERT INTO items (digest, near, file, label, labels, value, split, name, added, updated) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (digest, near, relative, place["label"],
+                                                                      place["labels"], place["value"], split, shown,
+                                                                      now, now))
+            self._log(db, f"image {shown} added to {split}" + (f" as {label_text(place)}" if split != "pool" else ""))
+            row = _parsed(db.execute("SELECT * FROM items WHERE id=?", (cur.lastrowid,)).fetchone())
+        self._write_tables()
+        return row
 
-    def add_texts(self, texts: list[str], labels: list[str | None], split: str = "train") -> int:
+    def add_texts(self, texts: list[str], labels: list, split: str = "train") -> int:
+        """Texts with their labels (a class, a list of labels or ``a|b``, or a number, as the task says; None in the
+        unlabeled pool); empty texts are skipped."""
         self._check_modality("text")
         rows = []
         for text, label in zip(texts, labels):
@@ -205,15 +263,15 @@ class Project:
                 continue
             if len(text) > MAX_TEXT_CHARS:
                 raise ProjectError(f"A text of {len(text)} characters; at most {MAX_TEXT_CHARS} are accepted.")
-            split_, label = self._check_place(split, label or None)
-            rows.append((hashlib.sha256(text.encode()).hexdigest(), " ".join(text.lower().split()), text, label,
-                         split_, text[:60]))
+            split_, place = self._check_place(split, label if label not in ("", []) else None)
+            rows.append((hashlib.sha256(text.encode()).hexdigest(), " ".join(text.lower().split()), text,
+                         place["label"], place["labels"], place["value"], split_, text[:60]))
         if not rows:
             raise ProjectError("No text to add: every text was empty.")
         now = time.time()
         with self._db() as db:
-            db.executemany("INSERT INTO items (digest, near, text, label, split, name, added, updated) VALUES "
-                           "(?, ?, ?, ?, ?, ?, ?, ?)", [(*r, now, now) for r in rows])
+            db.executemany("INSERT INTO items (digest, near, text, label, labels, value, split, name, added, updated) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [(*r, now, now) for r in rows])
             self._log(db, f"{len(rows)} text(s) added to {split}")
         self._write_tables()
         return len(rows)
@@ -237,33 +295,37 @@ class Project:
         if text_col is None:
             raise ProjectError(f"No text column among {columns}: name it text (or sentence, content).")
         labels = [r.get(label_col) if label_col else None for r in rows]
-        for label in {lab for lab in labels if lab}:
-            if label not in self._class_names():
-                self.add_class(label)
+        if self.task != "number":  # classes (labels) named in the table are created
+            names = {n.strip() for lab in labels if lab for n in
+                     (lab.split(SEPARATOR) if self.task == "labels" else [lab]) if n.strip()}
+            for name in sorted(names - self._class_names()):
+                self.add_class(name)
         return self.add_texts([r.get(text_col) or "" for r in rows], labels, split)
 
     def items(self, split: str | None = None, label: str | None = None) -> list[dict]:
+        """The examples (of ``split``; carrying the class or label ``label``), each with ``labels`` as a list."""
         query, args = "SELECT * FROM items WHERE 1=1", []
         if split:
             query, args = query + " AND split=?", [*args, split]
-        if label:
-            query, args = query + " AND label=?", [*args, label]
         with self._db() as db:
-            return [dict(r) for r in db.execute(query + " ORDER BY id", args).fetchall()]
+            rows = [_parsed(r) for r in db.execute(query + " ORDER BY id", args).fetchall()]
+        return [r for r in rows if label in _names_of(r)] if label else rows
 
     def item(self, item_id: int) -> dict:
         with self._db() as db:
             row = db.execute("SELECT * FROM items WHERE id=?", (item_id,)).fetchone()
         if row is None:
             raise ProjectError(f"There is no example {item_id} (deleted in another tab?). Reload the page.")
-        return dict(row)
+        return _parsed(row)
 
-    def update(self, item_id: int, *, label: str | None = None, split: str | None = None) -> dict:
-        """Relabel an example and/or move it between train, test and the unlabeled pool."""
+    def update(self, item_id: int, *, label=None, split: str | None = None) -> dict:
+        """Relabel an example (a class, labels or a number, as the task says) and/or move it between train, test and
+        the unlabeled pool."""
         row = self.item(item_id)
         new_split = split or row["split"]
-        new_label = label if label is not None else row["label"]
-        new_split, new_label = self._check_place(new_split, new_label if new_split != "pool" else None)
+        new_target = label if label is not None else target_of(row)
+        new_split, place = self._check_place(new_split, new_target if new_split != "pool" else None)
+        new_label = place["label"]
         if row["file"]:
             new_file = self._image_path(new_split, new_label, row["digest"], Path(row["file"]).suffix)
             if new_file != row["file"]:
@@ -273,12 +335,11 @@ class Project:
         else:
             new_file = None
         with self._db() as db:
-            db.execute("UPDATE items SET label=?, split=?, file=?, updated=? WHERE id=?",
-                       (new_label, new_split, new_file, time.time(), item_id))
-            self._log(db, f"{row['name']}: {row['label'] or 'unlabeled'}/{row['split']} -> "
-                          f"{new_label or 'unlabeled'}/{new_split}")
-        if not row["file"]:
-            self._write_tables()
+            db.execute("UPDATE items SET label=?, labels=?, value=?, split=?, file=?, updated=? WHERE id=?",
+                       (new_label, place["labels"], place["value"], new_split, new_file, time.time(), item_id))
+            self._log(db, f"{row['name']}: {label_text(row) if row['split'] != 'pool' else 'unlabeled'}/{row['split']} "
+                          f"-> {label_text(place) if new_split != 'pool' else 'unlabeled'}/{new_split}")
+        self._write_tables()
         return self.item(item_id)
 
     def delete(self, item_id: int) -> None:
@@ -291,8 +352,7 @@ class Project:
             others = self.items()
             if not any(o["file"] == row["file"] for o in others):
                 (self.root / row["file"]).unlink(missing_ok=True)
-        else:
-            self._write_tables()
+        self._write_tables()
 
     def image_file(self, item_id: int) -> Path:
         row = self.item(item_id)
@@ -327,9 +387,11 @@ class Project:
         out = []
         for g in groups:
             splits = {i["split"] for i in g}
-            out.append({"kind": g[0]["kind"], "items": [{k: i[k] for k in ("id", "name", "label", "split")} for i in g],
+            out.append({"kind": g[0]["kind"],
+                        "items": [{**{k: i[k] for k in ("id", "name", "split")},
+                                   "label": label_text(i) if target_of(i) is not None else None} for i in g],
                         "across_train_and_test": {"train", "test"} <= splits,
-                        "conflicting_labels": len({i["label"] for i in g if i["label"]}) > 1})
+                        "conflicting_labels": len({repr(target_of(i)) for i in g if target_of(i) is not None}) > 1})
         return out
 
     def history(self, limit: int = 50) -> list[dict]:
@@ -338,17 +400,18 @@ class Project:
 
     # -- what the CLI and the trainer read ---------------------------------------------------------------------------
     def training_data(self, split: str = "train") -> Path:
-        """The folder (images) or CSV (texts) of a split, as `transferkit fit` reads it."""
-        if self.modality == "image":
+        """The folder (images of one class each) or table of a split, as `transferkit fit` reads it."""
+        if self.modality == "image" and self.task == "class":
             return self.root / "data" / split
         self._write_tables()
         return self.root / "data" / f"{split}.csv"
 
-    def labeled(self, split: str = "train") -> tuple[list, list[str], list[int]]:
-        """(inputs, labels, item ids) of a split's labeled examples: image paths or texts."""
-        rows = [r for r in self.items(split) if r["label"]]
+    def labeled(self, split: str = "train") -> tuple[list, list, list[int]]:
+        """(inputs, labels, item ids) of a split's labeled examples: image paths or texts; a class, a tuple of labels
+        or a number each, as the task says."""
+        rows = [r for r in self.items(split) if target_of(r) is not None]
         inputs = [str(self.root / r["file"]) if r["file"] else r["text"] for r in rows]
-        return inputs, [r["label"] for r in rows], [r["id"] for r in rows]
+        return inputs, [target_of(r) for r in rows], [r["id"] for r in rows]
 
     # -- runs -------------------------------------------------------------------------------------------------------
     def new_run(self, strategy: str) -> int:
@@ -399,10 +462,10 @@ class Project:
             return []
         run = done[0]
         with self._db() as db:
-            rows = db.execute("SELECT s.*, i.name, i.label, i.split, i.text, i.file FROM suggestions s JOIN items i ON "
-                              "i.id = s.item WHERE s.run=? AND s.kind=? AND i.updated <= ? ORDER BY s.score DESC "
-                              "LIMIT ?", (run["id"], kind, run["started"], limit)).fetchall()
-        return [dict(r) for r in rows]
+            rows = db.execute("SELECT s.*, i.name, i.label, i.labels, i.value, i.split, i.text, i.file FROM suggestions s "
+                              "JOIN items i ON i.id = s.item WHERE s.run=? AND s.kind=? AND i.updated <= ? ORDER BY "
+                              "s.score DESC LIMIT ?", (run["id"], kind, run["started"], limit)).fetchall()
+        return [_parsed(r) for r in rows]
 
     # -- helpers ----------------------------------------------------------------------------------------------------
     def _class_names(self) -> set[str]:
@@ -416,31 +479,111 @@ class Project:
         elif found != modality:
             raise ProjectError(f"This is a project of {found}s; it cannot take {modality}s.")
 
-    def _check_place(self, split: str, label: str | None) -> tuple[str, str | None]:
+    def _check_place(self, split: str, target) -> tuple[str, dict]:
+        """The split and the label columns (``label``, ``labels``, ``value``) of an example placed there with
+        ``target``: a class, labels (a list, or ``a|b``) or a number, as the project's task says."""
         if split not in SPLITS:
             raise ProjectError(f"split must be one of {', '.join(SPLITS)}, not {split!r}.")
+        place: dict = {"label": None, "labels": None, "value": None}
         if split == "pool":
-            return split, None
-        if not label:
-            raise ProjectError(f"An example in {split} needs a class: choose one, or add it to the unlabeled pool.")
-        if label not in self._class_names():
-            raise ProjectError(f"There is no class {label!r}; create it first.")
-        return split, label
+            return split, place
+        task = self.task
+        if target is None or target == "" or (isinstance(target, (list, tuple)) and not target):
+            raise ProjectError(f"An example in {split} needs {TASKS[task]}: give it, or add the example to the "
+                               "unlabeled pool.")
+        if task == "number":
+            return split, {**place, "value": _number(target)}
+        names = _label_names(target) if task == "labels" else [target]
+        for name in names:
+            if not isinstance(name, str):
+                raise ProjectError(f"A class is a name, not {name!r}.")
+            if name not in self._class_names():
+                raise ProjectError(f"There is no {'label' if task == 'labels' else 'class'} {name!r}; create it first.")
+        if task == "labels":
+            return split, {**place, "labels": json.dumps(sorted(set(names)))}
+        return split, {**place, "label": names[0]}
 
     def _image_path(self, split: str, label: str | None, digest: str, suffix: str) -> str:
+        """Where an image lives: its class's folder (one class per item), else its split's folder."""
         folder = Path("data") / split / (label or "") if split != "pool" else Path("data") / "pool"
         return (folder / f"{digest[:20]}{suffix}").as_posix()
 
     def _write_tables(self) -> None:
-        if self.modality != "text":
+        """Each split's table, as `transferkit fit` reads it: texts always, images where a class folder cannot say
+        their labels (several labels, numbers)."""
+        task, image = self.task, self.modality == "image"
+        if self.modality is None or (image and task == "class"):
             return
+        column = {"class": "label", "labels": "labels", "number": "value"}[task]
         for split in SPLITS:
-            rows = [(r["text"], r["label"] or "") for r in self.items(split)]
+            rows = self.items(split)
+            first = [Path(r["file"]).relative_to("data").as_posix() if image else r["text"] for r in rows]
             buffer = io.StringIO(newline="")
             writer = csv.writer(buffer)
-            writer.writerow(["text", "label"] if split != "pool" else ["text"])
-            writer.writerows(rows if split != "pool" else [(t,) for t, _ in rows])
+            if split == "pool":
+                writer.writerow(["path" if image else "text"])
+                writer.writerows([(f,) for f in first])
+            else:
+                writer.writerow(["path" if image else "text", column])
+                writer.writerows([(f, label_text(r) if target_of(r) is not None else "") for f, r in zip(first, rows)])
             write_atomic(self.root / "data" / f"{split}.csv", buffer.getvalue().encode("utf-8"))
+
+
+def target_of(row) -> str | tuple | float | None:
+    """An example's label: its class, its labels (a tuple), its number, or None (unlabeled)."""
+    if row["labels"] is not None:
+        labels = row["labels"]
+        return tuple(json.loads(labels) if isinstance(labels, str) else labels)
+    if row["value"] is not None:
+        return float(row["value"])
+    return row["label"]
+
+
+def _names_of(row) -> list[str]:
+    """The classes (labels) an example carries."""
+    target = target_of(row)
+    return list(target) if isinstance(target, tuple) else [target] if isinstance(target, str) else []
+
+
+def label_text(row) -> str:
+    """An example's label as tables and the history write it: ``a|b`` for several labels, ``%g`` for a number."""
+    target = target_of(row)
+    if isinstance(target, tuple):
+        return SEPARATOR.join(target)
+    if isinstance(target, float):
+        return f"{target:.10g}"
+    return target or ""
+
+
+def _parsed(row) -> dict:
+    out = dict(row)
+    out["labels"] = json.loads(out["labels"]) if out.get("labels") else None
+    return out
+
+
+def _label_names(target) -> list:
+    """Several labels, given as a list or as ``a|b``: each name stripped; an empty one refused."""
+    names = [n.strip() if isinstance(n, str) else n for n in
+             (target.split(SEPARATOR) if isinstance(target, str) else list(target))]
+    if any(n == "" for n in names):
+        raise ProjectError(f"{SEPARATOR.join(map(str, names))!r} holds an empty label (two separators in a row, or one "
+                           f"at an end); separate labels with a single {SEPARATOR}.")
+    return names
+
+
+def _number(target) -> float:
+    import math
+
+    if isinstance(target, bool) or isinstance(target, (list, tuple)):
+        raise ProjectError(f"An example's label in this project is a number, not {target!r}.")
+    try:
+        value = float(str(target).strip())
+    except ValueError:
+        raise ProjectError(f"An example's label in this project is a number; {str(target)[:40]!r} is not one (write "
+                           "it like 12, -0.5 or 3.25).") from None
+    if not math.isfinite(value):
+        raise ProjectError(f"{target!r} is not a finite number.")
+    return value
 
 
 def _check_upload_name(name: str) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..serve import LOCAL_HOSTS, BodyLimit, answer_errors_as_json
 from . import runs
-from .project import MAX_UPLOAD_MB, Project, ProjectError
+from .project import MAX_UPLOAD_MB, SEPARATOR, Project, ProjectError, label_text, target_of
 
 MAX_REQUEST_MB = 64  # a request larger than this is refused before it is read
 PAGE = Path(__file__).with_name("page.html")
@@ -105,18 +105,20 @@ def _collect_routes(app, project: Project) -> None:
         runs.reap(project)
         all_runs = project.runs()
         counts = {s: len(project.items(s)) for s in ("train", "test", "pool")}
-        return {"project": str(project.root), "modality": project.modality, "classes": project.classes(),
+        return {"project": str(project.root), "modality": project.modality, "task": project.task,
+                "classes": project.classes(),
                 "counts": counts, "runs": all_runs[:10], "has_model": project.latest_model() is not None,
                 "strategies": list(runs.STRATEGIES), "limits": {"upload_mb": MAX_UPLOAD_MB,
                                                                 "request_mb": MAX_REQUEST_MB}}
 
     class Modality(BaseModel):
         modality: str
+        task: str | None = None  # class (default), labels or number
 
     @app.post("/api/modality")
     async def set_modality(body: Modality) -> dict:
-        project.set_modality(body.modality)
-        return {"modality": project.modality}
+        project.set_modality(body.modality, body.task)
+        return {"modality": project.modality, "task": project.task}
 
     class ClassName(BaseModel):
         name: str
@@ -150,7 +152,7 @@ def _collect_routes(app, project: Project) -> None:
 
     class Texts(BaseModel):
         texts: list[str]
-        label: str = ""
+        label: str | list[str] | float = ""  # a class, labels, or a number, as the project's task says
         split: str = "train"
 
     @app.post("/api/texts")
@@ -166,7 +168,7 @@ def _collect_routes(app, project: Project) -> None:
         return {"added": project.add_csv(body.csv.encode("utf-8"), body.split)}
 
     class Change(BaseModel):
-        label: str | None = None
+        label: str | list[str] | float | None = None  # a class, labels, or a number, as the project's task says
         split: str | None = None
 
     @app.patch("/api/items/{item_id}")
@@ -285,7 +287,7 @@ def _download_routes(app, project: Project, predictor) -> None:
     @app.get("/api/download/report")
     async def download_report():
         from ..evaluate import evaluate
-        from ..report import evaluation_report, write_report
+        from ..report.html import write_evaluation
 
         run_folder = latest_run_folder()
         test_inputs, test_labels, _ = project.labeled("test")
@@ -294,9 +296,8 @@ def _download_routes(app, project: Project, predictor) -> None:
         report = run_folder / "report.html"
         model_ = predictor()
         result = evaluate(model_, test_inputs, test_labels)
-        write_report(report, evaluation_report(result, f"{project.root.name}, run {run_folder.name}",
-                                               f"{len(test_inputs)} test examples",
-                                               {"reason": model_.report.reason}))
+        write_evaluation(report, result, model_, f"{project.root.name}, run {run_folder.name}",
+                         f"{len(test_inputs)} test examples")
         return FileResponse(report, media_type="text/html", filename=f"{_slug(project)}-report.html")
 
     @app.get("/api/download/onnx")
@@ -322,16 +323,24 @@ def _download_routes(app, project: Project, predictor) -> None:
         classes = model_.classes.tolist()
         buffer = io.StringIO(newline="")
         writer = csv.writer(buffer)
-        writer.writerow(["name", "split", "given_label", "label", "probability", *[f"p_{c}" for c in classes]])
-        values = iter(proba)
+        kind = getattr(model_, "kind", "class")
+        answer = {"class": ["label", "probability"], "labels": ["labels"], "number": ["value"]}[kind]
+        scores = [] if kind == "number" else [f"p_{c}" for c in classes]
+        writer.writerow(["name", "split", "given_label", *answer, *scores])
+        values = iter(zip(proba, model_.answers(proba)))
         reasons = dict(skipped)
         for row, good, item in zip(rows, ok, inputs):
+            given = label_text(row) if target_of(row) is not None else ""
             if good:
-                p = next(values)
-                writer.writerow([row["name"], row["split"], row["label"] or "", classes[int(p.argmax())],
-                                 f"{p.max():.4f}", *[f"{v:.4f}" for v in p]])
+                p, said = next(values)
+                if kind == "class":
+                    said = [said, f"{p.max():.4f}"]
+                else:
+                    said = [SEPARATOR.join(said) if kind == "labels" else f"{said:.6g}"]
+                writer.writerow([row["name"], row["split"], given, *said,
+                                 *([] if kind == "number" else [f"{v:.4f}" for v in p])])
             else:
-                writer.writerow([row["name"], row["split"], row["label"] or "", "", "", *[""] * len(classes)])
+                writer.writerow([row["name"], row["split"], given, *[""] * (len(answer) + len(scores))])
                 writer.writerow([f"# {row['name']}: {reasons.get(item, 'unreadable')}"])
         return Response(buffer.getvalue(), media_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{_slug(project)}-predictions.csv"'})
@@ -340,7 +349,8 @@ def _download_routes(app, project: Project, predictor) -> None:
 
 def _public(row: dict) -> dict:
     """An item as the page sees it: no paths of the server's."""
-    keys = ("id", "name", "label", "split", "text", "kind", "predicted", "confidence", "score", "item")
+    keys = ("id", "name", "label", "labels", "value", "split", "text", "kind", "predicted", "confidence", "score",
+            "item")
     out = {k: row[k] for k in keys if k in row}
     out["image"] = bool(row.get("file"))
     if "item" in row:
