@@ -87,6 +87,15 @@ def _screenshot(page, path: Path) -> None:
     page.screenshot(path=str(path), full_page=True)
 
 
+def _add_texts_by_class(page, texts: dict[str, list[str]]) -> None:
+    """Create each class (label) and type its texts into its card."""
+    for name, lines in texts.items():
+        page.fill("#new-class", name)
+        page.click("#add-class")
+        page.fill(f".class-card[data-class={name}] textarea.texts", "\n".join(lines))
+        page.click(f".class-card[data-class={name}] button.add-texts")
+
+
 def _wait_run(page, number: int, timeout_s: float = 240) -> None:
     page.wait_for_function(f"() => document.querySelector('#stage').textContent.startsWith('Run {number} ') && "
                            "/: (done|failed)/.test(document.querySelector('#stage').textContent)",
@@ -221,11 +230,7 @@ def test_a_text_project_in_the_browser_types_texts_trains_and_classifies(page, t
         page.click("button[data-modality=text]")
         texts = {"pos": ["great value, works well", "love it, would buy again", "excellent and sturdy"],
                  "neg": ["broke after a day", "terrible, do not buy", "stopped working at once"]}
-        for name, lines in texts.items():
-            page.fill("#new-class", name)
-            page.click("#add-class")
-            page.fill(f".class-card[data-class={name}] textarea.texts", "\n".join(lines))
-            page.click(f".class-card[data-class={name}] button.add-texts")
+        _add_texts_by_class(page, texts)
         page.wait_for_function("() => document.querySelectorAll('#examples .item').length === 6")
         page.select_option("#strategy", "features")
         page.click("#train")
@@ -259,11 +264,7 @@ def test_a_project_of_several_labels_in_the_browser_ticks_labels_trains_and_answ
         assert page.text_content("#add-class") == "Add label"
         texts = {"flight": ["cheap flight to the airport", "boarding pass at the airport", "terrible plane again"],
                  "hotel": ["hotel room service was late", "check-in desk at the hotel", "lovely suite today"]}
-        for name, lines in texts.items():
-            page.fill("#new-class", name)
-            page.click("#add-class")
-            page.fill(f".class-card[data-class={name}] textarea.texts", "\n".join(lines))
-            page.click(f".class-card[data-class={name}] button.add-texts")
+        _add_texts_by_class(page, texts)
         page.wait_for_function("() => document.querySelectorAll('#examples .item').length === 6")
         first = page.locator("#examples .item").first  # "cheap flight to the airport": it is about a hotel too
         first.locator("input.label-box[value=hotel]").check()
