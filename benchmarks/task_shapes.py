@@ -23,10 +23,14 @@ k = 10, 20. Numbers: n = 50, 100, 200 items. Seeds 0-4. Per cell, on the test se
   ``lr@0.5 lite0`` on one EfficientNet-Lite0's features (the usual plain probe) for images;
 - ``scaled balanced lr@0.5``: the same with standardised features and balanced class weights (a careful user's);
 - ``ridge``: scikit-learn ``Ridge()`` on the same frozen features (and on Lite0's alone for images); ``ridge-cv``:
-  ``RidgeCV`` over the same penalties transferkit chooses among, on the raw features.
+  ``RidgeCV`` over the same penalties transferkit chooses among, on the raw features;
+- with ``--finetune``, image tasks only: ``finetune lite0``, ``ImageClassifier("lite0", strategy="finetune")`` (the
+  network's own weights tuned with binary cross-entropy or squared error, ``shapes.finetune_shape``), added to cells
+  already measured, with its validation estimate and the frozen head's on the same split.
 
     python benchmarks/task_shapes.py               # every task; results/task-shapes-<cpu>.jsonl
     python benchmarks/task_shapes.py --table       # the tables from the results file
+    python benchmarks/task_shapes.py --tasks clipart-scenes,clipart-count --finetune --seeds 0-2
 """
 
 from __future__ import annotations
@@ -281,6 +285,33 @@ def run_cell(name: str, data, size: int, seed: int) -> list[dict]:
     return rows
 
 
+def finetune_cell(name: str, data, size: int, seed: int) -> dict:
+    """The ``finetune lite0`` row of a cell (the same items ``run_cell`` draws)."""
+    from transferkit import ImageClassifier
+
+    _, kind, _ = TASKS[name]
+    pool_items, pool_labels, test_items, test_labels = data
+    pick = (label_sample(pool_labels, size, seed, name) if kind == "labels"
+            else number_sample(len(pool_items), size, seed, name))
+    items, labels = [pool_items[i] for i in pick], [pool_labels[i] for i in pick]
+    start = time.perf_counter()
+    clf = ImageClassifier("lite0", strategy="finetune", task=kind, seed=seed, cache_dir=CACHE, verbose=False)
+    clf.fit(items, [list(v) for v in labels] if kind == "labels" else labels)
+    seconds = time.perf_counter() - start
+    base = {"task": name, "kind": kind, "size": size, "seed": seed, "n_train": len(items), "n_test": len(test_items),
+            "method": "finetune lite0", "fit_seconds": seconds}
+    key = "micro_f1" if kind == "labels" else "r2"
+    metrics = clf.report_.metrics
+    judged = {f"val_{key}": metrics[f"val_{key}"], f"frozen_val_{key}": metrics[f"frozen_val_{key}"],
+              "n_val": metrics["n_val"], "epochs_run": metrics.get("epochs_run")}
+    if kind == "labels":
+        names = clf.classes_.tolist()
+        P = clf.predict_proba(test_items)
+        return {**base, **_label_scores(_indicator(test_labels, names), P, P >= np.asarray(clf.target_["thresholds"])),
+                **judged}
+    return {**base, **_number_scores(np.asarray(test_labels, dtype=float), clf.predict(test_items)), **judged}
+
+
 def _lite0_features(items) -> np.ndarray:
     from transferkit.features import extract
     from transferkit.featurizers import ImageBackbone
@@ -291,21 +322,25 @@ def _lite0_features(items) -> np.ndarray:
 
 # -- running and tables -----------------------------------------------------------------------------------------------
 
-def run(tasks: list[str], seeds) -> None:
+def run(tasks: list[str], seeds, finetune: bool = False) -> None:
     path = results_file()
     done = set()
+    wanted = "finetune lite0" if finetune else "transferkit"
     if path.exists():
-        done = {(r["task"], r["size"], r["seed"]) for r in map(json.loads, path.read_text().splitlines())}
+        done = {(r["task"], r["size"], r["seed"]) for r in map(json.loads, path.read_text().splitlines())
+                if r["method"] == wanted}
     info = {**machine(), "commit": commit()}
     for name in tasks:
         modality, kind, build = TASKS[name]
+        if finetune and modality != "image":
+            continue
         data = build()
         print(f"{name}: {len(data[0])} pool, {len(data[2])} test", flush=True)
         for size in (LABEL_KS if kind == "labels" else NUMBER_NS):
             for seed in seeds:
                 if (name, size, seed) in done:
                     continue
-                rows = run_cell(name, data, size, seed)
+                rows = [finetune_cell(name, data, size, seed)] if finetune else run_cell(name, data, size, seed)
                 with path.open("a") as fh:
                     for row in rows:
                         fh.write(json.dumps({**row, "machine": info}) + "\n")
@@ -361,9 +396,10 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--seeds", default="0-4")
     parser.add_argument("--table", action="store_true")
+    parser.add_argument("--finetune", action="store_true", help="add the finetune lite0 rows (image tasks)")
     args = parser.parse_args()
     if not args.table:
-        run(args.tasks.split(","), suite_data.seed_range(args.seeds))
+        run(args.tasks.split(","), suite_data.seed_range(args.seeds), args.finetune)
     print(table())
 
 

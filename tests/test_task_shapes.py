@@ -286,3 +286,30 @@ def test_the_server_answers_labels_and_numbers(tagger, pricer):
             assert response.status_code == 200, response.text
             assert key in response.json()["predictions"][0]
             assert client.get("/model").json()["target"]["kind"] == kind
+
+
+# -- fine-tuning an image network for several labels or a number ----------------------------------------------------
+
+@pytest.mark.parametrize("task, labels", [("labels", lambda i: [["a"], ["b"], ["a", "b"]][i % 3]),
+                                          ("number", lambda i: float(i % 5) * 10 + 0.5)])
+def test_fine_tuning_for_labels_or_numbers_is_judged_on_images_it_never_trained_on(small_train, tiny_backbone,
+                                                                                  tmp_path, task, labels):
+    from transferkit import FineTune, NetworkTuner
+
+    images = sorted(small_train.rglob("*.png"))
+    targets = [labels(i) for i in range(len(images))]
+    model = ImageClassifier(tiny_backbone, FineTune(tuner=NetworkTuner(epochs=2, unfreeze=1, augment=False)),
+                            verbose=False, task=task).fit(images, targets)
+    key = "micro_f1" if task == "labels" else "r2"
+    estimate = model.report_.estimate
+    assert model.strategy_ == "finetune" and estimate.key == f"val_{key}" and estimate.n == 4  # 20% of 18 images
+    assert f"frozen_val_{key}" in model.report_.metrics and "held-out images" in model.reason_
+    assert model.featurizer_.tuned
+    answers = model.predict(images)
+    model.save(tmp_path / "model")
+    loaded = load_model(tmp_path / "model")
+    if task == "number":
+        assert all(isinstance(v, float) for v in answers)
+        assert np.allclose(np.asarray(loaded.predict(images), float), np.asarray(answers, float), rtol=1e-3)
+    else:
+        assert list(loaded.predict(images)) == list(answers)

@@ -100,9 +100,11 @@ class Classifier(ClassifierMixin, BaseEstimator):
         from .shapes import fit_shape
 
         what = "several labels per item" if resolved.kind == "labels" else "numbers"
-        if strategy.name not in ("auto", "features"):
-            raise BadInputError(f"For {what}, transferkit learns a head on frozen features: use strategy='auto' or "
-                                f"'features' (strategy {strategy.name!r} is for one class per item).")
+        tunes = strategy.name == "finetune" and self.modality == "image"  # an image network, tuned for the shape
+        if strategy.name not in ("auto", "features") and not tunes:
+            how = ("use strategy='auto', 'features' or 'finetune'" if self.modality == "image" else
+                   "texts learn a head on frozen features: use strategy='auto' or 'features'")
+            raise BadInputError(f"For {what}, {how} (strategy {strategy.name!r} is for one class per {self.noun}).")
         for given, name in ((X_unlabeled, "unlabeled items"), (X_other, "examples of other things")):
             if given is not None:
                 raise BadInputError(f"For {what}, {name} are not used yet; fit without them.")
@@ -124,14 +126,21 @@ class Classifier(ClassifierMixin, BaseEstimator):
             self._say(f"{self.noun.capitalize()} data: {len(data)} {self.noun}s, {what}"
                       + (f" ({len(resolved.names)} labels)" if resolved.names else "") + f", from {data.origin}")
         start = time.perf_counter()
-        fitted, thresholds = fit_shape(featurizer, resolved, self._run(), min_precision=self.min_precision)
+        if tunes:
+            from .shapes import finetune_shape
+
+            tuner = strategy.tuner_for(featurizer)  # type: ignore[attr-defined]  # FineTune's checked tuner
+            fitted, thresholds = finetune_shape(featurizer, resolved, self._run(), tuner,
+                                                min_precision=self.min_precision)
+        else:
+            fitted, thresholds = fit_shape(featurizer, resolved, self._run(), min_precision=self.min_precision)
         if resolved.kind == "labels":
             counts = resolved.indicator().sum(0)
             fitted.metrics["class_counts"] = {str(n): int(c) for n, c in zip(resolved.names, counts)}
         self.open_set_ = None
         target = {"kind": resolved.kind, "separator": resolved.separator,
                   "thresholds": None if thresholds is None else [float(t) for t in thresholds]}
-        self._keep(fitted, "features", data, resolved.names, target, notes, keys, start)
+        self._keep(fitted, "finetune" if tunes else "features", data, resolved.names, target, notes, keys, start)
         return self
 
     def _keep(self, fitted, strategy: str, data: Labeled, classes, target: dict, notes, keys, start: float) -> None:

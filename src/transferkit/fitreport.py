@@ -23,7 +23,12 @@ MEASURES = (("student_estimate", "student_interval", "student_n", "estimated acc
              "smaller training folds)"),
             ("val_accuracy", "val_interval", "n_val", "validation accuracy", "accuracy on a held-out validation split"),
             ("cv_accuracy", "cv_interval", "cv_n", "cross-validated accuracy", "cross-validated accuracy"),
-            # several labels per item, and numbers (``shapes``): what they are judged by
+            # several labels per item, and numbers (``shapes``): what they are judged by; a tuned network on the
+            # items it never trained on first
+            ("val_micro_f1", "val_micro_f1_interval", "n_val", "validation micro-F1",
+             "micro-F1 on a held-out validation split the tuned network never trained on"),
+            ("val_r2", "val_r2_interval", "n_val", "validation R²",
+             "R² on a held-out validation split the tuned network never trained on"),
             ("micro_f1", "micro_f1_interval", "cv_n", "cross-validated micro-F1",
              "micro-F1 over every item's labels, each fold judged at thresholds chosen on the other folds"),
             ("r2", "r2_interval", "cv_n", "cross-validated R²", "R² of the numbers predicted for held-out folds"))

@@ -196,9 +196,9 @@ def cross_fitted(P: np.ndarray, Y: np.ndarray, splits, min_precision: float | No
     return predicted
 
 
-def fit_shape(featurizer, resolved: Resolved, run, *, min_precision: float | None = None):
-    """(a ``strategies.Fitted``, each label's threshold or None) for several labels or a number: features (cached),
-    the head on all of them, its cross-validated estimate."""
+def fit_shape(featurizer, resolved: Resolved, run, *, min_precision: float | None = None, extraction=None):
+    """(a ``strategies.Fitted``, each label's threshold or None) for several labels or a number: features (cached;
+    or ``extraction``, already made), the head on all of them, its cross-validated estimate."""
     from .features import extract
     from .heads import fit_label_head
     from .strategies import Fitted
@@ -208,8 +208,9 @@ def fit_shape(featurizer, resolved: Resolved, run, *, min_precision: float | Non
         raise BadInputError("Several labels per item and numbers are learned on a pretrained featurizer's frozen "
                             "features; pick a pretrained backbone or encoder (strategy='features').")
     data = resolved.data
-    extraction = extract(featurizer, data.items, batch_size=run.batch_size, cache_dir=run.cache_dir,
-                         progress=run.progress, description=f"Features of {featurizer.name}", onnx=True)
+    if extraction is None:
+        extraction = extract(featurizer, data.items, batch_size=run.batch_size, cache_dir=run.cache_dir,
+                             progress=run.progress, description=f"Features of {featurizer.name}", onnx=True)
     keep = np.flatnonzero(extraction.ok)
     x, blocks, seed = extraction.features, featurizer.blocks, run.seed
     if len(keep) < 4:
@@ -261,6 +262,91 @@ def fit_shape(featurizer, resolved: Resolved, run, *, min_precision: float | Non
               f"{measured['r2']:.3f} (95% interval {low:.2f}-{high:.2f}, n={len(keep)}), mean absolute error "
               f"{measured['mae']:.3g}, {len(splits)}-fold cross-validated on the folds that chose it")
     return Fitted(featurizer, head, metrics, reason, list(extraction.skipped), features=x), None
+
+
+# -- fine-tuning an image network for several labels or a number ----------------------------------------------------
+
+VAL_FRACTION = 0.2  # of the items, held out of tuning to judge it (at least 2)
+
+
+def finetune_shape(featurizer, resolved: Resolved, run, tuner, *, min_precision: float | None = None):
+    """(a ``strategies.Fitted``, thresholds or None) for several labels or a number with the image network's own
+    weights tuned (``finetune.network.tune_network``: binary cross-entropy per label, or squared error) on a training
+    split, starting from a head fitted on its frozen features. The estimate is the held-out split's, which the network
+    never trained on, set beside the frozen features' on the same split (their head fitted on the same training
+    items); the saved head is then fitted, as ``fit_shape`` fits one, on every item's tuned features."""
+    from sklearn.model_selection import train_test_split
+
+    from .features import extract
+    from .finetune.network import tune_network
+    from .heads import fit_label_head, fit_number_head
+
+    if featurizer.kind != "image-backbone" or getattr(featurizer, "members", None):
+        raise BadInputError("Fine-tuning for several labels or numbers tunes one image network: pick a backbone "
+                            "(backbone=...), or use strategy='auto' or 'features'.")
+    data = resolved.data
+    frozen = extract(featurizer, data.items, batch_size=run.batch_size, cache_dir=run.cache_dir,
+                     progress=run.progress, description=f"Features of {featurizer.name}")
+    keep = np.flatnonzero(frozen.ok)
+    items = [data.items[i] for i in keep]
+    target = resolved.indicator()[keep].astype(np.float32) if resolved.kind == "labels" else \
+        resolved.values()[keep].astype(np.float64)
+    n_val = max(2, int(round(len(keep) * (run.val_fraction or VAL_FRACTION))))
+    if len(keep) - n_val < 4:
+        raise BadInputError(f"{data.origin}: {len(keep)} readable images; fine-tuning holds {n_val} out to judge it "
+                            "and needs at least 4 more to train on. Use strategy='features'.")
+    train_idx, val_idx = train_test_split(np.arange(len(keep)), test_size=n_val, random_state=run.seed)
+    x = frozen.features
+    output = "sigmoid" if resolved.kind == "labels" else "identity"
+    start = (fit_label_head(x[train_idx], target[train_idx], power=1.0, seed=run.seed) if output == "sigmoid" else
+             fit_number_head(x[train_idx], target[train_idx], power=1.0))
+    tuned, _, info = tune_network(featurizer, start, items, target, train_idx, val_idx, tuner, run=run, output=output)
+    tuned_x = extract(tuned, items, batch_size=run.batch_size, use_cache=False, progress=run.progress,
+                      description="Features of the tuned network")
+    judged = {"tuned": _split_score(tuned_x.features, target, train_idx, val_idx, resolved.kind, run.seed,
+                                    min_precision),
+              "frozen": _split_score(x, target, train_idx, val_idx, resolved.kind, run.seed, min_precision)}
+    everything = replace(resolved, data=replace(data, items=tuple(items), labels=tuple(data.labels[i] for i in keep)))
+    fitted, thresholds = fit_shape(tuned, everything, run, min_precision=min_precision, extraction=tuned_x)
+    key = "micro_f1" if resolved.kind == "labels" else "r2"
+    score, low_high = judged["tuned"]
+    fitted.metrics |= {**info, f"val_{key}": score, f"val_{key}_interval": low_high, "n_val": int(len(val_idx)),
+                       "n_train": int(len(train_idx)), f"frozen_val_{key}": judged["frozen"][0],
+                       "tuner": tuner.to_dict()}
+    fitted.skipped = list(frozen.skipped)
+    name = "micro-F1" if key == "micro_f1" else "R²"
+    fitted.reason = (f"finetune: {featurizer.name}, top {info.get('trainable_stages')} of {info.get('stages')} stages "
+                     f"retrained with {'binary cross-entropy per label' if output == 'sigmoid' else 'squared error'} "
+                     f"from a head on its frozen features, {info.get('epochs_run')} epochs; {name} {score:.3f} on the "
+                     f"{len(val_idx)} held-out images (95% interval {low_high[0]:.2f}-{low_high[1]:.2f}) against "
+                     f"{judged['frozen'][0]:.3f} for the frozen features' head on the same split; the saved head was "
+                     f"then fitted on all {len(keep)} images' tuned features")
+    return fitted, thresholds
+
+
+def _split_score(x: np.ndarray, target: np.ndarray, train_idx, val_idx, kind: str, seed: int,
+                 min_precision: float | None) -> tuple[float, list[float]]:
+    """(micro-F1 or R², its 95% interval) on ``val_idx`` of the head ``fit_shape`` would fit on ``train_idx``:
+    several labels at thresholds chosen out of fold on the training items; numbers with the normalisation that
+    cross-validates best on them."""
+    from .heads import fit_label_head
+
+    a, b = x[train_idx], target[train_idx]
+    splits = folds_of(len(train_idx), seed)
+    if kind == "labels":
+        labels = b.astype(int)
+
+        def fit(rows, Y):
+            return fit_label_head(rows, Y, power="auto", seed=seed)
+
+        thresholds = choose_thresholds(out_of_fold(fit, a, labels, splits), labels, min_precision)
+        P = fit(a, labels).predict_proba(x[val_idx])
+        measured = label_metrics(target[val_idx].astype(int), P, P >= thresholds, list(range(labels.shape[1])), seed)
+        return measured["micro_f1"], measured["micro_f1_interval"]
+    fits = {name: _number_fit(settings, ()) for name, settings in NUMBER_HEADS.items()}
+    chosen = max(fits, key=lambda name: _r2(b, out_of_fold(fits[name], a, b, splits)[:, 0]))
+    measured = number_metrics(target[val_idx], fits[chosen](a, b).predict_proba(x[val_idx])[:, 0], seed)
+    return measured["r2"], measured["r2_interval"]
 
 
 # -- measuring a saved model on labeled data -------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -12,11 +13,13 @@ from ..data.images import load_image
 
 
 class ImageFiles(Dataset):
-    """(transformed image, class index) pairs; decoding is the robust :func:`load_image`."""
+    """(transformed image, target) pairs: a class index, or a row of floats (several labels' 0/1, a number);
+    decoding is the robust :func:`load_image`."""
 
-    def __init__(self, paths: Sequence[Path], targets: Sequence[int], transform: Callable) -> None:
+    def __init__(self, paths: Sequence[Path], targets, transform: Callable) -> None:
         self.paths = list(paths)
-        self.targets = torch.as_tensor(list(targets), dtype=torch.long)
+        floats = np.asarray(targets).dtype.kind == "f"
+        self.targets = torch.as_tensor(np.asarray(targets), dtype=torch.float32 if floats else torch.long)
         self.transform = transform
 
     def __len__(self) -> int:

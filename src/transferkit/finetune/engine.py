@@ -40,6 +40,7 @@ def train_network(
     progress: bool = True,
     plan: Plan | None = None,
     resume: bool = False,
+    output: str = "softmax",
 ) -> dict:
     """Train ``network`` in place; it ends with the weights of the best validation epoch. Returns metrics.
 
@@ -56,8 +57,11 @@ def train_network(
         logging.getLogger(name).setLevel(logging.WARNING)
     L.seed_everything(seed, workers=True, verbose=False)
     targets = train.targets.numpy()
-    counts = np.bincount(targets, minlength=num_classes)
     weights = None
+    if output == "sigmoid":  # each label's positives weigh as much as its negatives, as the probe's heads balance them
+        positives = targets.sum(0).clip(min=1)
+        weights = torch.tensor((len(targets) - positives) / positives, dtype=torch.float32)
+    counts = np.bincount(targets, minlength=num_classes) if output == "softmax" else np.ones(1)
     if counts.max() / max(counts.min(), 1) > 1.5:
         from sklearn.utils.class_weight import compute_class_weight
 
@@ -79,6 +83,7 @@ def train_network(
         class_weights=weights,
         label_smoothing=config.label_smoothing,
         plan=plan,
+        output=output,
     )
     batch_size = min(config.batch_size, len(train))
     # Under DDP on CPU each rank loads its own batches in-process: a forked loader worker of a rank that already runs

@@ -20,9 +20,14 @@ with warnings.catch_warnings():
 
 from .groups import Plan
 
+LOSSES = ("softmax", "sigmoid", "identity")  # one class (cross-entropy), several labels (binary), numbers (squared)
+
 
 class ClassifierModule(L.LightningModule):
-    """Cross-entropy training with AdamW and a warm-up + cosine schedule; logs loss and accuracy."""
+    """Training with AdamW and a warm-up + cosine schedule; logs loss (and accuracy for one class per item). The loss
+    follows the head's ``output``: cross-entropy over classes (``softmax``), binary cross-entropy per label
+    (``sigmoid``; ``class_weights`` then weighs each label's positives), squared error of standardised numbers
+    (``identity``)."""
 
     def __init__(
         self,
@@ -34,8 +39,12 @@ class ClassifierModule(L.LightningModule):
         class_weights: torch.Tensor | None = None,
         label_smoothing: float = 0.1,
         plan: Plan | None = None,
+        output: str = "softmax",
     ) -> None:
         super().__init__()
+        if output not in LOSSES:
+            raise ValueError(f"output must be one of {LOSSES}, got {output!r}")
+        self.output = output
         self.network = network
         self.lr = lr
         self.weight_decay = weight_decay
@@ -73,7 +82,7 @@ class ClassifierModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         x, y = batch
         logits = self(x.contiguous(memory_format=torch.channels_last))
-        loss = F.cross_entropy(logits.float(), y, weight=self.class_weights, label_smoothing=self.label_smoothing)
+        loss = self._loss(logits.float(), y, training=True)
         if self.plan is not None and self.plan.l2sp > 0:
             params = dict(self.network.named_parameters())
             drift = sum(((params[n] - getattr(self, f"_sp{i}")) ** 2).sum()
@@ -85,10 +94,20 @@ class ClassifierModule(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         x, y = batch
         logits = self(x.contiguous(memory_format=torch.channels_last))
-        loss = F.cross_entropy(logits.float(), y)
-        acc = (logits.argmax(1) == y).float().mean()
+        loss = self._loss(logits.float(), y, training=False)
         self.log("val_loss", loss, prog_bar=True, batch_size=len(y), sync_dist=True)
-        self.log("val_acc", acc, prog_bar=True, batch_size=len(y), sync_dist=True)
+        if self.output == "softmax":
+            acc = (logits.argmax(1) == y).float().mean()
+            self.log("val_acc", acc, prog_bar=True, batch_size=len(y), sync_dist=True)
+
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor, training: bool) -> torch.Tensor:
+        if self.output == "sigmoid":
+            return F.binary_cross_entropy_with_logits(logits, y, pos_weight=self.class_weights if training else None)
+        if self.output == "identity":
+            return F.mse_loss(logits[:, 0], y.reshape(-1))
+        if training:
+            return F.cross_entropy(logits, y, weight=self.class_weights, label_smoothing=self.label_smoothing)
+        return F.cross_entropy(logits, y)
 
     def configure_optimizers(self):
         params = dict(self.network.named_parameters())
