@@ -295,6 +295,8 @@ def test_the_server_answers_labels_and_numbers(tagger, pricer):
 def test_fine_tuning_for_labels_or_numbers_is_judged_on_images_it_never_trained_on(small_train, tiny_backbone,
                                                                                   tmp_path, task, labels):
     from transferkit import FineTune, NetworkTuner
+    from transferkit.export import export_onnx
+    from transferkit.onnx_runtime import OnnxPredictor
 
     images = sorted(small_train.rglob("*.png"))
     targets = [labels(i) for i in range(len(images))]
@@ -308,8 +310,11 @@ def test_fine_tuning_for_labels_or_numbers_is_judged_on_images_it_never_trained_
     answers = model.predict(images)
     model.save(tmp_path / "model")
     loaded = load_model(tmp_path / "model")
-    if task == "number":
-        assert all(isinstance(v, float) for v in answers)
-        assert np.allclose(np.asarray(loaded.predict(images), float), np.asarray(answers, float), rtol=1e-3)
-    else:
-        assert list(loaded.predict(images)) == list(answers)
+    export_onnx(model.predictor(), tmp_path / "onnx", check_items=images)  # checked against the model, or refused
+    onnx = OnnxPredictor.load(tmp_path / "onnx")
+    for other in (loaded, onnx):
+        if task == "number":
+            assert all(isinstance(v, float) for v in answers)
+            assert np.allclose(np.asarray(other.predict(images), float), np.asarray(answers, float), rtol=1e-3)
+        else:
+            assert list(other.predict(images)) == list(answers)
