@@ -353,8 +353,8 @@ def test_several_labels_train_point_at_doubtful_labels_and_answer_with_a_set(tmp
     client.post("/api/csv", json={"csv": _tagged_csv([("airport hotel", "flight|hotel"), ("a plane", "flight")]),
                                   "split": "test"})
     client.post("/api/texts", json={"texts": ["hotel only", "plane only", "suite and plane"], "split": "pool"})
-    refused = client.post("/api/train", json={"strategy": "finetune"})
-    assert refused.status_code == 400 and "auto or features" in refused.json()["detail"]  # texts: no finetune
+    refused = client.post("/api/train", json={"strategy": "scratch"})
+    assert refused.status_code == 400 and "auto, features or finetune" in refused.json()["detail"]
     result = _trained(project, client)
     assert result["task"] == "labels" and result["measured"] == "micro_f1" and 0 <= result["accuracy"] <= 1
     assert result["test"]["n"] == 2 and result["test"]["name"] == "micro-F1"

@@ -192,8 +192,8 @@ def test_a_model_of_labels_refuses_rejection_and_other_strategies(tagger, tags_c
     folder, _ = tagger
     refused = runner.invoke(app, ["predict", str(folder), "--text", "a plane", "--reject", "auto"])
     assert refused.exit_code != 0 and "one class per item" in refused.output
-    with pytest.raises(BadInputError, match="frozen features"):
-        TextClassifier(strategy="finetune", verbose=False).fit(tags_csv)
+    with pytest.raises(BadInputError, match="'scratch' is for one class per text"):
+        TextClassifier(strategy="scratch", verbose=False).fit(tags_csv)
     with pytest.raises(BadInputError, match="min_precision"):
         TextClassifier(min_precision=1.5, verbose=False).fit(tags_csv)
 
@@ -318,3 +318,17 @@ def test_fine_tuning_for_labels_or_numbers_is_judged_on_images_it_never_trained_
             assert np.allclose(np.asarray(other.predict(images), float), np.asarray(answers, float), rtol=1e-3)
         else:
             assert list(other.predict(images)) == list(answers)
+
+
+def test_a_sentence_encoder_tunes_on_how_alike_two_texts_labels_are(tags_csv, tiny_encoder):
+    from transferkit import ContrastiveTuner, FineTune
+    from transferkit.shapes import similarity
+
+    assert similarity(np.array([[1, 0], [1, 1], [0, 0]]))[0].tolist() == [1.0, 0.5, 0.0]  # labels in common
+    assert similarity(np.array([0.0, 5.0, 10.0]))[0].tolist() == [1.0, 0.5, 0.0]  # numbers: distance over range
+    model = TextClassifier(tiny_encoder, FineTune(tuner=ContrastiveTuner(rounds=2)), verbose=False).fit(tags_csv)
+    assert model.strategy_ == "finetune" and model.report_.estimate.key == "val_micro_f1"
+    assert "each pair's target the share of labels they have in common" in model.reason_
+    assert all(set(labels) <= {"flight", "hotel", "train"} for labels in model.predict(["a plane to the hotel"]))
+    with pytest.raises(BadInputError, match="loss='batch'"):
+        TextClassifier(tiny_encoder, FineTune(tuner=ContrastiveTuner(loss="pairs")), verbose=False).fit(tags_csv)

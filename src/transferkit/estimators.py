@@ -100,11 +100,10 @@ class Classifier(ClassifierMixin, BaseEstimator):
         from .shapes import fit_shape
 
         what = "several labels per item" if resolved.kind == "labels" else "numbers"
-        tunes = strategy.name == "finetune" and self.modality == "image"  # an image network, tuned for the shape
+        tunes = strategy.name == "finetune"  # the network's own weights, tuned for the shape
         if strategy.name not in ("auto", "features") and not tunes:
-            how = ("use strategy='auto', 'features' or 'finetune'" if self.modality == "image" else
-                   "texts learn a head on frozen features: use strategy='auto' or 'features'")
-            raise BadInputError(f"For {what}, {how} (strategy {strategy.name!r} is for one class per {self.noun}).")
+            raise BadInputError(f"For {what}, use strategy='auto', 'features' or 'finetune' (strategy "
+                                f"{strategy.name!r} is for one class per {self.noun}).")
         for given, name in ((X_unlabeled, "unlabeled items"), (X_other, "examples of other things")):
             if given is not None:
                 raise BadInputError(f"For {what}, {name} are not used yet; fit without them.")

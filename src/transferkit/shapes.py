@@ -264,26 +264,25 @@ def fit_shape(featurizer, resolved: Resolved, run, *, min_precision: float | Non
     return Fitted(featurizer, head, metrics, reason, list(extraction.skipped), features=x), None
 
 
-# -- fine-tuning an image network for several labels or a number ----------------------------------------------------
+# -- fine-tuning a network for several labels or a number -----------------------------------------------------------
 
 VAL_FRACTION = 0.2  # of the items, held out of tuning to judge it (at least 2)
 
 
 def finetune_shape(featurizer, resolved: Resolved, run, tuner, *, min_precision: float | None = None):
-    """(a ``strategies.Fitted``, thresholds or None) for several labels or a number with the image network's own
-    weights tuned (``finetune.network.tune_network``: binary cross-entropy per label, or squared error) on a training
-    split, starting from a head fitted on its frozen features. The estimate is the held-out split's, which the network
-    never trained on, set beside the frozen features' on the same split (their head fitted on the same training
-    items); the saved head is then fitted, as ``fit_shape`` fits one, on every item's tuned features."""
+    """(a ``strategies.Fitted``, thresholds or None) for several labels or a number with the featurizer's own weights
+    tuned on a training split: an image network end to end (``finetune.network.tune_network``: binary cross-entropy
+    per label, or squared error, from a head fitted on its frozen features); a sentence encoder contrastively, each
+    pair's target how alike the two texts' labels are (``similarity``). The estimate is the held-out split's, which
+    the network never trained on, set beside the frozen features' on the same split (their head fitted on the same
+    training items); the saved head is then fitted, as ``fit_shape`` fits one, on every item's tuned features."""
     from sklearn.model_selection import train_test_split
 
     from .features import extract
-    from .finetune.network import tune_network
-    from .heads import fit_label_head, fit_number_head
 
-    if featurizer.kind != "image-backbone" or getattr(featurizer, "members", None):
-        raise BadInputError("Fine-tuning for several labels or numbers tunes one image network: pick a backbone "
-                            "(backbone=...), or use strategy='auto' or 'features'.")
+    if featurizer.kind not in ("image-backbone", "sentence-encoder") or getattr(featurizer, "members", None):
+        raise BadInputError("Fine-tuning for several labels or numbers tunes one network: pick a backbone or encoder "
+                            "(backbone=... / encoder=...), or use strategy='auto' or 'features'.")
     data = resolved.data
     frozen = extract(featurizer, data.items, batch_size=run.batch_size, cache_dir=run.cache_dir,
                      progress=run.progress, description=f"Features of {featurizer.name}")
@@ -297,10 +296,9 @@ def finetune_shape(featurizer, resolved: Resolved, run, tuner, *, min_precision:
                             "and needs at least 4 more to train on. Use strategy='features'.")
     train_idx, val_idx = train_test_split(np.arange(len(keep)), test_size=n_val, random_state=run.seed)
     x = frozen.features
-    output = "sigmoid" if resolved.kind == "labels" else "identity"
-    start = (fit_label_head(x[train_idx], target[train_idx], power=1.0, seed=run.seed) if output == "sigmoid" else
-             fit_number_head(x[train_idx], target[train_idx], power=1.0))
-    tuned, _, info = tune_network(featurizer, start, items, target, train_idx, val_idx, tuner, run=run, output=output)
+    tuned, info, how = (_tune_network(featurizer, x, items, target, train_idx, val_idx, tuner, run)
+                        if featurizer.kind == "image-backbone" else
+                        _tune_encoder(featurizer, items, target, train_idx, tuner, run))
     tuned_x = extract(tuned, items, batch_size=run.batch_size, use_cache=False, progress=run.progress,
                       description="Features of the tuned network")
     judged = {"tuned": _split_score(tuned_x.features, target, train_idx, val_idx, resolved.kind, run.seed,
@@ -314,14 +312,55 @@ def finetune_shape(featurizer, resolved: Resolved, run, tuner, *, min_precision:
                        "n_train": int(len(train_idx)), f"frozen_val_{key}": judged["frozen"][0],
                        "tuner": tuner.to_dict()}
     fitted.skipped = list(frozen.skipped)
-    name = "micro-F1" if key == "micro_f1" else "R²"
-    fitted.reason = (f"finetune: {featurizer.name}, top {info.get('trainable_stages')} of {info.get('stages')} stages "
-                     f"retrained with {'binary cross-entropy per label' if output == 'sigmoid' else 'squared error'} "
-                     f"from a head on its frozen features, {info.get('epochs_run')} epochs; {name} {score:.3f} on the "
-                     f"{len(val_idx)} held-out images (95% interval {low_high[0]:.2f}-{low_high[1]:.2f}) against "
-                     f"{judged['frozen'][0]:.3f} for the frozen features' head on the same split; the saved head was "
-                     f"then fitted on all {len(keep)} images' tuned features")
+    name, noun = "micro-F1" if key == "micro_f1" else "R²", featurizer.modality
+    fitted.reason = (f"finetune: {featurizer.name}, {how}; {name} {score:.3f} on the {len(val_idx)} held-out {noun}s "
+                     f"(95% interval {low_high[0]:.2f}-{low_high[1]:.2f}) against {judged['frozen'][0]:.3f} for the "
+                     f"frozen features' head on the same split; the saved head was then fitted on all {len(keep)} "
+                     f"{noun}s' tuned features")
     return fitted, thresholds
+
+
+def _tune_network(featurizer, x: np.ndarray, items: list, target: np.ndarray, train_idx, val_idx, tuner, run):
+    """An image network tuned for the shape: (the tuned featurizer, what happened, a phrase saying how)."""
+    from .finetune.network import tune_network
+    from .heads import fit_label_head, fit_number_head
+
+    output = "sigmoid" if target.ndim == 2 else "identity"
+    start = (fit_label_head(x[train_idx], target[train_idx], power=1.0, seed=run.seed) if output == "sigmoid" else
+             fit_number_head(x[train_idx], target[train_idx], power=1.0))
+    tuned, _, info = tune_network(featurizer, start, items, target, train_idx, val_idx, tuner, run=run, output=output)
+    how = (f"top {info.get('trainable_stages')} of {info.get('stages')} stages retrained with "
+           f"{'binary cross-entropy per label' if output == 'sigmoid' else 'squared error'} from a head on its frozen "
+           f"features, {info.get('epochs_run')} epochs")
+    return tuned, info, how
+
+
+def _tune_encoder(featurizer, items: list, target: np.ndarray, train_idx, tuner, run):
+    """A sentence encoder tuned contrastively on the training split, each pair's target ``similarity``."""
+    from .finetune.contrastive import train_contrastive
+    from .strategies import tuned_copy
+
+    if tuner.loss != "batch":
+        raise BadInputError("Several labels per text and numbers tune the encoder with loss='batch' (graded pair "
+                            "targets); 'pairs' needs one class per text.")
+    tuned = tuned_copy(featurizer)
+    info = train_contrastive(tuned, [items[i] for i in train_idx], None, tuner, seed=run.seed, precision=run.precision,
+                             progress=run.progress, similarity=similarity(target[train_idx]))
+    what = "the share of labels they have in common" if target.ndim == 2 else "how close their numbers are"
+    return tuned, info, f"tuned contrastively on {info['pairs']} pairs of {len(train_idx)} texts, each pair's target {what}"
+
+
+def similarity(target: np.ndarray) -> np.ndarray:
+    """How alike each pair of items' labels are, in [0, 1]: several labels (a 0/1 matrix), the share of the labels
+    either has that both have (Jaccard; 1 for two items with none); numbers, one minus their distance over the
+    range."""
+    if target.ndim == 2:
+        Y = target.astype(np.float32)
+        both = Y @ Y.T
+        either = Y.sum(1)[:, None] + Y.sum(1)[None, :] - both
+        return np.where(either > 0, both / np.maximum(either, 1), 1.0).astype(np.float32)
+    spread = float(target.max() - target.min()) or 1.0
+    return (1.0 - np.abs(target[:, None] - target[None, :]) / spread).astype(np.float32)
 
 
 def _split_score(x: np.ndarray, target: np.ndarray, train_idx, val_idx, kind: str, seed: int,

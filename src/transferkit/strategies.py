@@ -404,7 +404,7 @@ def _tune_encoder(probe: Probe, features: Features, tuner: ContrastiveTuner, tra
 
     texts = list(probe.data.items)
     base = probe.featurizer
-    encoder = _tuned_copy(base)
+    encoder = tuned_copy(base)
     info = train_contrastive(encoder, [texts[i] for i in train_idx], probe.y[train_idx], tuner, seed=run.seed,
                              precision=run.precision, progress=run.progress)
     x = extract(encoder, texts, batch_size=run.batch_size, use_cache=False, progress=run.progress,
@@ -416,7 +416,7 @@ def _tune_encoder(probe: Probe, features: Features, tuner: ContrastiveTuner, tra
         info["val_temperature"] = fit_temperature(proba, probe.y[val_idx], head.typical_temperature)
     if tuner.refit or needs_every_label(probe.y[train_idx], probe.y):
         # validated on the split; the final encoder learns from every label, as the heads do
-        encoder = _tuned_copy(base)
+        encoder = tuned_copy(base)
         refit = train_contrastive(encoder, texts, probe.y, tuner, seed=run.seed, precision=run.precision,
                                   progress=run.progress)
         info = {**info, "refit_pairs": refit["pairs"], "train_seconds": info["train_seconds"] + refit["train_seconds"]}
@@ -432,7 +432,8 @@ def needs_every_label(split: np.ndarray, every: np.ndarray) -> bool:
     return bool(np.bincount(split, minlength=int(every.max()) + 1).min() < 2)
 
 
-def _tuned_copy(featurizer):
+def tuned_copy(featurizer):
+    """A copy of ``featurizer`` to tune: marked tuned, its digest (the feature cache's key) to be computed anew."""
     tuned = copy.deepcopy(featurizer)
     tuned.tuned, tuned._digest = True, None
     return tuned

@@ -35,10 +35,8 @@ def start(project: Project, strategy: str = "auto", model: str | None = None, co
     task = project.task
     if task != "class":
         what = "several labels per example" if task == "labels" else "numbers"
-        allowed = ("auto", "features", "finetune") if project.modality == "image" else ("auto", "features")
-        if strategy not in allowed:
-            raise ProjectError(f"For {what}, choose the strategy {', '.join(allowed[:-1])} or {allowed[-1]}, not "
-                               f"{strategy}.")
+        if strategy == "scratch":
+            raise ProjectError(f"For {what}, choose the strategy auto, features or finetune, not scratch.")
         if compare_scratch:
             raise ProjectError(f"Comparing with training from scratch is for one class per example, not {what}.")
         if len(labels) < MIN_SHAPE_EXAMPLES:

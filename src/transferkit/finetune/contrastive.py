@@ -9,6 +9,10 @@ enough to adapt the embedding to the task; a linear head is then fit on the new 
   gives 120 pairs. Positives and negatives are weighted equally (SetFit balances them by sampling);
 - ``"pairs"``: SetFit's recipe: each text with one text of its own class and one of another class per round, each
   distinct text of a batch of pairs embedded once.
+
+Without classes (several labels per text, numbers), a pair's target is how alike the two texts' labels are
+(``similarity``: the share of labels they have in common, or one minus the numbers' distance over their range), and
+batches are drawn at random; pairs at or above one half count as positives when the two kinds are weighted.
 """
 
 from __future__ import annotations
@@ -40,9 +44,11 @@ def make_pairs(y: np.ndarray, rounds: int, seed: int) -> np.ndarray:
     return pairs[rng.permutation(len(pairs))]
 
 
-def train_contrastive(encoder, texts: list[str], y: np.ndarray, config: ContrastiveTuner, seed: int = 0,
-                      precision: str = "auto", progress: bool = True) -> dict:
-    """Fine-tune ``encoder`` (a :class:`~transferkit.featurizers.SentenceEncoder`) in place; returns what it did."""
+def train_contrastive(encoder, texts: list[str], y: np.ndarray | None, config: ContrastiveTuner, seed: int = 0,
+                      precision: str = "auto", progress: bool = True, similarity: np.ndarray | None = None) -> dict:
+    """Fine-tune ``encoder`` (a :class:`~transferkit.featurizers.SentenceEncoder`) in place; returns what it did.
+    ``y``: each text's class; or ``similarity``, each pair's target (a symmetric matrix of values in [0, 1]), with
+    the ``"batch"`` loss."""
     try:
         from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
     except ImportError:  # sentence-transformers < 6
@@ -50,15 +56,21 @@ def train_contrastive(encoder, texts: list[str], y: np.ndarray, config: Contrast
 
     torch.manual_seed(seed)
     model = encoder.model
-    y = np.asarray(y)
+    if similarity is None:
+        y = np.asarray(y)
+        similarity = (y[:, None] == y[None, :]).astype(np.float32)
+    elif config.loss != "batch":
+        raise ValueError("graded pair targets train with the 'batch' loss")
     if config.loss == "batch":
-        per_epoch = max(1, math.ceil(config.rounds * len(y) / config.batch_size))
-        batches = [class_balanced_batch(y, config.batch_size, np.random.default_rng([seed, s]))
-                   for s in range(config.epochs * per_epoch + 1)]
+        n = len(texts)
+        per_epoch = max(1, math.ceil(config.rounds * n / config.batch_size))
+        draw = ((lambda rng: class_balanced_batch(np.asarray(y), config.batch_size, rng)) if y is not None else
+                (lambda rng: rng.choice(n, min(config.batch_size, n), replace=False)))
+        batches = [draw(np.random.default_rng([seed, s])) for s in range(config.epochs * per_epoch + 1)]
         probe_batches, batches = batches[:1], batches[1:]  # scored before and after: did the encoder learn them?
 
         def loss_of(batch):
-            return _batch_loss(encoder, texts, y, batch, config)
+            return _batch_loss(encoder, texts, similarity, batch, config)
     else:
         loss_fn = CosineSimilarityLoss(model)
         pairs = make_pairs(y, max(1, config.rounds // 4), seed)  # a text is embedded about 4 times per round
@@ -114,16 +126,20 @@ def class_balanced_batch(y: np.ndarray, size: int, rng: np.random.Generator) -> 
     return batch
 
 
-def _batch_loss(encoder, texts: list[str], y: np.ndarray, batch: np.ndarray, config: ContrastiveTuner) -> torch.Tensor:
-    """Squared error of the cosine similarity of every pair in the batch to 1 (same class) or 0, the positives'
-    mean and the negatives' mean weighted equally."""
+def _batch_loss(encoder, texts: list[str], similarity: np.ndarray, batch: np.ndarray,
+                config: ContrastiveTuner) -> torch.Tensor:
+    """Squared error of the cosine similarity of every pair in the batch to its target (1 for the same class, 0 for
+    another; graded without classes), the positives' mean (target at least one half) and the negatives' weighted
+    equally."""
     tokens, _ = encoder.tokenize([texts[i] for i in batch], max_tokens=config.train_tokens)
     emb = torch.nn.functional.normalize(encoder.forward(tokens).float(), dim=1)
     upper = torch.triu_indices(len(batch), len(batch), 1, device=emb.device)
     cosine = (emb @ emb.T)[upper[0], upper[1]]
-    same = torch.as_tensor(y[batch][:, None] == y[batch][None, :], device=emb.device)[upper[0], upper[1]]
-    parts = [((cosine[same] - 1.0) ** 2).mean()] if same.any() else []
-    parts += [(cosine[~same] ** 2).mean()] if (~same).any() else []
+    target = torch.as_tensor(similarity[np.ix_(batch, batch)], dtype=torch.float32,
+                             device=emb.device)[upper[0], upper[1]]
+    same = target >= 0.5
+    parts = [((cosine[same] - target[same]) ** 2).mean()] if same.any() else []
+    parts += [((cosine[~same] - target[~same]) ** 2).mean()] if (~same).any() else []
     return torch.stack(parts).mean()
 
 
