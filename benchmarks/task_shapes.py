@@ -24,9 +24,10 @@ k = 10, 20. Numbers: n = 50, 100, 200 items. Seeds 0-4. Per cell, on the test se
 - ``scaled balanced lr@0.5``: the same with standardised features and balanced class weights (a careful user's);
 - ``ridge``: scikit-learn ``Ridge()`` on the same frozen features (and on Lite0's alone for images); ``ridge-cv``:
   ``RidgeCV`` over the same penalties transferkit chooses among, on the raw features;
-- with ``--finetune``, image tasks only: ``finetune lite0``, ``ImageClassifier("lite0", strategy="finetune")`` (the
-  network's own weights tuned with binary cross-entropy or squared error, ``shapes.finetune_shape``), added to cells
-  already measured, with its validation estimate and the frozen head's on the same split.
+- with ``--finetune``: ``finetune lite0``, ``ImageClassifier("lite0", strategy="finetune")`` (the network's own
+  weights tuned with binary cross-entropy or squared error), and ``finetune minilm``, ``TextClassifier(strategy=
+  "finetune")`` (contrastive, graded pair targets; ``shapes.finetune_shape``), added to cells already measured, with
+  the validation estimate and the frozen head's on the same split.
 
     python benchmarks/task_shapes.py               # every task; results/task-shapes-<cpu>.jsonl
     python benchmarks/task_shapes.py --table       # the tables from the results file
@@ -285,21 +286,26 @@ def run_cell(name: str, data, size: int, seed: int) -> list[dict]:
     return rows
 
 
-def finetune_cell(name: str, data, size: int, seed: int) -> dict:
-    """The ``finetune lite0`` row of a cell (the same items ``run_cell`` draws)."""
-    from transferkit import ImageClassifier
+FINETUNED = {"image": "finetune lite0", "text": "finetune minilm"}  # one network, its weights tuned
 
-    _, kind, _ = TASKS[name]
+
+def finetune_cell(name: str, data, size: int, seed: int) -> dict:
+    """The fine-tuned row of a cell (``FINETUNED``; the same items ``run_cell`` draws)."""
+    from transferkit import ImageClassifier, TextClassifier
+
+    modality, kind, _ = TASKS[name]
     pool_items, pool_labels, test_items, test_labels = data
     pick = (label_sample(pool_labels, size, seed, name) if kind == "labels"
             else number_sample(len(pool_items), size, seed, name))
     items, labels = [pool_items[i] for i in pick], [pool_labels[i] for i in pick]
     start = time.perf_counter()
-    clf = ImageClassifier("lite0", strategy="finetune", task=kind, seed=seed, cache_dir=CACHE, verbose=False)
+    clf = (ImageClassifier("lite0", strategy="finetune", task=kind, seed=seed, cache_dir=CACHE, verbose=False)
+           if modality == "image" else
+           TextClassifier(strategy="finetune", task=kind, seed=seed, cache_dir=CACHE, verbose=False))
     clf.fit(items, [list(v) for v in labels] if kind == "labels" else labels)
     seconds = time.perf_counter() - start
     base = {"task": name, "kind": kind, "size": size, "seed": seed, "n_train": len(items), "n_test": len(test_items),
-            "method": "finetune lite0", "fit_seconds": seconds}
+            "method": FINETUNED[modality], "fit_seconds": seconds}
     key = "micro_f1" if kind == "labels" else "r2"
     metrics = clf.report_.metrics
     judged = {f"val_{key}": metrics[f"val_{key}"], f"frozen_val_{key}": metrics[f"frozen_val_{key}"],
@@ -325,15 +331,13 @@ def _lite0_features(items) -> np.ndarray:
 def run(tasks: list[str], seeds, finetune: bool = False) -> None:
     path = results_file()
     done = set()
-    wanted = "finetune lite0" if finetune else "transferkit"
+    wanted = set(FINETUNED.values()) if finetune else {"transferkit"}
     if path.exists():
         done = {(r["task"], r["size"], r["seed"]) for r in map(json.loads, path.read_text().splitlines())
-                if r["method"] == wanted}
+                if r["method"] in wanted}
     info = {**machine(), "commit": commit()}
     for name in tasks:
         modality, kind, build = TASKS[name]
-        if finetune and modality != "image":
-            continue
         data = build()
         print(f"{name}: {len(data[0])} pool, {len(data[2])} test", flush=True)
         for size in (LABEL_KS if kind == "labels" else NUMBER_NS):
