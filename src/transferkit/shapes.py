@@ -292,8 +292,8 @@ def finetune_shape(featurizer, resolved: Resolved, run, tuner, *, min_precision:
         resolved.values()[keep].astype(np.float64)
     n_val = max(2, int(round(len(keep) * (run.val_fraction or VAL_FRACTION))))
     if len(keep) - n_val < 4:
-        raise BadInputError(f"{data.origin}: {len(keep)} readable images; fine-tuning holds {n_val} out to judge it "
-                            "and needs at least 4 more to train on. Use strategy='features'.")
+        raise BadInputError(f"{data.origin}: {len(keep)} readable {featurizer.modality}s; fine-tuning holds {n_val} out "
+                            "to judge it and needs at least 4 more to train on. Use strategy='features'.")
     train_idx, val_idx = train_test_split(np.arange(len(keep)), test_size=n_val, random_state=run.seed)
     x = frozen.features
     tuned, info, how = (_tune_network(featurizer, x, items, target, train_idx, val_idx, tuner, run)
