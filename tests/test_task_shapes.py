@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from transferkit import ImageClassifier, TextClassifier, load_model
+from transferkit import Auto, ImageClassifier, TextClassifier, load_model
 from transferkit.cli import app
 from transferkit.data.labeled import Labeled
 from transferkit.errors import BadInputError, BundleError
@@ -61,7 +61,7 @@ def tagger(tags_csv, tmp_path_factory):
 def pricer(tmp_path_factory):
     rng = random.Random(1)
     rows = [(text, VALUE[topics[0]] + rng.uniform(-5, 5)) for text, topics in _sentences(45, 1, False)]
-    model = TextClassifier(verbose=False).fit([t for t, _ in rows], [v for _, v in rows])
+    model = TextClassifier(strategy="features", verbose=False).fit([t for t, _ in rows], [v for _, v in rows])
     folder = tmp_path_factory.mktemp("pricer") / "model"
     model.save(folder)
     return model, folder, rows
@@ -332,3 +332,17 @@ def test_a_sentence_encoder_tunes_on_how_alike_two_texts_labels_are(tags_csv, ti
     assert all(set(labels) <= {"flight", "hotel", "train"} for labels in model.predict(["a plane to the hotel"]))
     with pytest.raises(BadInputError, match="loss='batch'"):
         TextClassifier(tiny_encoder, FineTune(tuner=ContrastiveTuner(loss="pairs")), verbose=False).fit(tags_csv)
+
+
+def test_auto_tunes_the_encoder_for_numbers_and_few_labels_per_text_where_it_paid_off(tiny_encoder):
+    rows = _sentences(30, 4, False)
+    texts, values = [t for t, _ in rows], [VALUE[k[0]] for _, k in rows]
+    numbers = TextClassifier(tiny_encoder, verbose=False, task="number").fit(texts, values)
+    assert numbers.strategy_ == "finetune" and "auto tuned the encoder: 30 texts" in numbers.reason_
+    few = TextClassifier(tiny_encoder, verbose=False, task="number").fit(texts[:12], values[:12])
+    assert few.strategy_ == "features"  # under 20 numbers tuning was not measured: frozen features
+    budget = TextClassifier(tiny_encoder, strategy=Auto(time_budget=1), verbose=False, task="number")
+    assert budget.fit(texts, values).strategy_ == "features"
+    tagged = _sentences(24, 5, True)
+    labels = TextClassifier(tiny_encoder, verbose=False).fit([t for t, _ in tagged], [k for _, k in tagged])
+    assert labels.strategy_ == "finetune" and "texts on the smallest label" in labels.reason_

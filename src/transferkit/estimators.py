@@ -97,7 +97,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
 
     def _fit_shape(self, resolved: Resolved, strategy: Strategy, X_unlabeled, X_other) -> Classifier:
         """Several labels per item, or numbers: a head on the frozen features (``shapes``)."""
-        from .shapes import fit_shape
+        from .shapes import auto_tunes, fit_shape
 
         what = "several labels per item" if resolved.kind == "labels" else "numbers"
         tunes = strategy.name == "finetune"  # the network's own weights, tuned for the shape
@@ -114,6 +114,18 @@ class Classifier(ClassifierMixin, BaseEstimator):
                                 f"{self.min_precision!r} for {what}.")
         data = resolved.data
         featurizer = self._featurizer()
+        why_tune = auto_tunes(resolved, self.modality) if strategy.name == "auto" else None
+        budget = getattr(strategy, "time_budget", None)
+        if why_tune is not None and budget is not None:
+            from .finetune.tuners import ContrastiveTuner
+            from .strategies import CONTRASTIVE_TEXTS_PER_SECOND
+
+            if ContrastiveTuner().rounds * len(data) / CONTRASTIVE_TEXTS_PER_SECOND > budget:
+                why_tune = None  # over the budget: the head on frozen features, which needs no tuning
+        if why_tune is not None:
+            from .strategies import FineTune
+
+            strategy, tunes = FineTune(), True
         companions = featurizer.companions() if strategy.name == "auto" and getattr(strategy, "ensemble", True) else []
         if companions:  # as auto does for classes: the zoo's offline backbones side by side
             from .featurizers import Concat
@@ -131,6 +143,8 @@ class Classifier(ClassifierMixin, BaseEstimator):
             tuner = strategy.tuner_for(featurizer)  # type: ignore[attr-defined]  # FineTune's checked tuner
             fitted, thresholds = finetune_shape(featurizer, resolved, self._run(), tuner,
                                                 min_precision=self.min_precision)
+            if why_tune:
+                fitted.reason = f"{fitted.reason}; {why_tune}"
         else:
             fitted, thresholds = fit_shape(featurizer, resolved, self._run(), min_precision=self.min_precision)
         if resolved.kind == "labels":
