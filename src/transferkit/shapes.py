@@ -267,10 +267,11 @@ def fit_shape(featurizer, resolved: Resolved, run, *, min_precision: float | Non
 # -- fine-tuning a network for several labels or a number -----------------------------------------------------------
 
 VAL_FRACTION = 0.2  # of the items, held out of tuning to judge it (at least 2)
-# Where ``auto`` tunes the sentence encoder for a shape (benchmarks/task_shapes.py --finetune, 5 seeds each, against
-# the head on frozen MiniLM features): several labels, the smallest label's items from (low) to (high): micro-F1
-# +4.7 points at 10 per label on Debtags, -0.8 at 20; numbers, the items: R² +3.1, +5.6 and +12 points at 50, 100 and
-# 200 VADER words. Image networks tuned for a shape measured below the four backbones side by side: auto never does.
+# Where ``auto`` tunes the sentence encoder for a shape (benchmarks/task_shapes.py, 5 seeds each, against the head on
+# frozen MiniLM features in the same cells; docs/guides/task-shapes.md): several labels, the smallest label's items
+# from (low) to (high): micro-F1 +2.9 points at 10 per label on Debtags, +0.8 (not significant) at 20 for a fit 12
+# times as long; numbers, the items: R² +3.1, +5.6 and +10.7 points at 50, 100 and 200 VADER words. Image networks
+# tuned for a shape measured at or below the four backbones side by side: auto never tunes those.
 TEXT_TUNING_PAYS = {"labels": (2, 10), "number": (20, None)}
 
 
@@ -279,9 +280,9 @@ def auto_tunes(resolved: Resolved, modality: str) -> str | None:
     low, high = TEXT_TUNING_PAYS.get(resolved.kind, (0, -1)) if modality == "text" else (0, -1)
     if resolved.kind == "labels":
         size, unit, measured = int(resolved.indicator().sum(0).min()), "texts on the smallest label", (
-            "micro-F1 +4.7 points at 10 per label on Debtags, -0.8 at 20")
+            "micro-F1 +2.9 points at 10 per label on Debtags")
     else:
-        size, unit, measured = len(resolved.data), "texts", "R² +3 to +12 points at 50-200 texts on VADER"
+        size, unit, measured = len(resolved.data), "texts", "R² +3 to +11 points at 50-200 texts on VADER"
     if size < low or (high is not None and size > high):
         return None
     return (f"auto tuned the encoder: {size} {unit}, where contrastive tuning paid off in transferkit's benchmarks "
