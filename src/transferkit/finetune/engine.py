@@ -56,19 +56,7 @@ def train_network(
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
     L.seed_everything(seed, workers=True, verbose=False)
-    targets = train.targets.numpy()
-    weights = None
-    if output == "sigmoid":  # each label's positives weigh as much as its negatives, as the probe's heads balance them
-        positives = targets.sum(0).clip(min=1)
-        weights = torch.tensor((len(targets) - positives) / positives, dtype=torch.float32)
-    counts = np.bincount(targets, minlength=num_classes) if output == "softmax" else np.ones(1)
-    if counts.max() / max(counts.min(), 1) > 1.5:
-        from sklearn.utils.class_weight import compute_class_weight
-
-        present = np.flatnonzero(counts)
-        balanced = np.ones(num_classes)
-        balanced[present] = compute_class_weight("balanced", classes=present, y=targets)
-        weights = torch.tensor(balanced, dtype=torch.float32)
+    weights = _loss_weights(train.targets.numpy(), num_classes, output)
     distributed = config.devices * config.num_nodes > 1
     if plan is not None and distributed:
         # DDP syncs the parameters that train when it wraps the model; stages cannot join later, so under DDP every
@@ -140,6 +128,25 @@ def train_network(
         "stopped_early": bool(stopper.stopped_epoch),
         "resumed_after_epochs": resumed_after,
     }
+
+
+def _loss_weights(targets: np.ndarray, num_classes: int, output: str) -> torch.Tensor | None:
+    """Classes: balanced weights where the largest class is over 1.5 times the smallest; several labels: each label's
+    positives weighed as much as its negatives, as the probe's heads balance them; numbers: none."""
+    if output == "sigmoid":
+        positives = targets.sum(0).clip(min=1)
+        return torch.tensor((len(targets) - positives) / positives, dtype=torch.float32)
+    if output != "softmax":
+        return None
+    counts = np.bincount(targets, minlength=num_classes)
+    if counts.max() / max(counts.min(), 1) <= 1.5:
+        return None
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.flatnonzero(counts)
+    balanced = np.ones(num_classes)
+    balanced[present] = compute_class_weight("balanced", classes=present, y=targets)
+    return torch.tensor(balanced, dtype=torch.float32)
 
 
 def _check_checkpoint(path: Path, module: nn.Module) -> int:
