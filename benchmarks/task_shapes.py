@@ -250,16 +250,22 @@ def _number_scores(y, predicted) -> dict:
     return {"r2": float(r2_score(y, predicted)), "mae": float(mean_absolute_error(y, predicted))}
 
 
+def cell_items(name: str, data, size: int, seed: int) -> tuple[list, list]:
+    """The training items of a cell and their labels: k per label, or n items, drawn with the seed."""
+    pool_items, pool_labels = data[0], data[1]
+    pick = (label_sample(pool_labels, size, seed, name) if TASKS[name][1] == "labels"
+            else number_sample(len(pool_items), size, seed, name))
+    return [pool_items[i] for i in pick], [pool_labels[i] for i in pick]
+
+
 def run_cell(name: str, data, size: int, seed: int) -> list[dict]:
     from sklearn.linear_model import Ridge, RidgeCV
 
     from transferkit.heads import ALPHAS
 
     modality, kind, _ = TASKS[name]
-    pool_items, pool_labels, test_items, test_labels = data
-    pick = (label_sample(pool_labels, size, seed, name) if kind == "labels"
-            else number_sample(len(pool_items), size, seed, name))
-    items, labels = [pool_items[i] for i in pick], [pool_labels[i] for i in pick]
+    _, _, test_items, test_labels = data
+    items, labels = cell_items(name, data, size, seed)
     start = time.perf_counter()
     clf = _estimator(modality, kind, seed).fit(items, [list(v) for v in labels] if kind == "labels" else labels)
     seconds = time.perf_counter() - start
@@ -316,10 +322,8 @@ def finetune_cell(name: str, data, size: int, seed: int) -> dict:
     from transferkit import ImageClassifier, TextClassifier
 
     modality, kind, _ = TASKS[name]
-    pool_items, pool_labels, test_items, test_labels = data
-    pick = (label_sample(pool_labels, size, seed, name) if kind == "labels"
-            else number_sample(len(pool_items), size, seed, name))
-    items, labels = [pool_items[i] for i in pick], [pool_labels[i] for i in pick]
+    _, _, test_items, test_labels = data
+    items, labels = cell_items(name, data, size, seed)
     start = time.perf_counter()
     clf = (ImageClassifier("lite0", strategy="finetune", task=kind, seed=seed, cache_dir=CACHE, verbose=False)
            if modality == "image" else
