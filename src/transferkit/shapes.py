@@ -155,6 +155,25 @@ NUMBER_HEADS = {"each backbone's block to unit length after a square root": {"no
                 "features as extracted": {"norm": "none", "power": 1.0, "per_block": False}}
 
 
+def _label_fit(blocks: tuple[int, ...], seed: int) -> Callable:
+    from .heads import fit_label_head
+
+    def fit(a, b):
+        return fit_label_head(a, b, power="auto", blocks=blocks, seed=seed)
+
+    return fit
+
+
+def _best_number_fit(x, y: np.ndarray, splits, blocks: tuple[int, ...]) -> tuple[str, Callable, np.ndarray, dict]:
+    """The normalisation of ``NUMBER_HEADS`` whose ridge cross-validates best on ``x``: its name, its fit, its
+    out-of-fold predictions, and every normalisation's R² (ties: the first, the class head's normalisation)."""
+    fits = {name: _number_fit(settings, blocks) for name, settings in NUMBER_HEADS.items()}
+    predictions = {name: out_of_fold(fit, x, y, splits)[:, 0] for name, fit in fits.items()}
+    scores = {name: _r2(y, p) for name, p in predictions.items()}
+    chosen = max(scores, key=lambda name: scores[name])
+    return chosen, fits[chosen], predictions[chosen], scores
+
+
 def _number_fit(settings: dict, blocks: tuple[int, ...]) -> Callable:
     from .heads import fit_number_head
 
@@ -200,7 +219,6 @@ def fit_shape(featurizer, resolved: Resolved, run, *, min_precision: float | Non
     """(a ``strategies.Fitted``, each label's threshold or None) for several labels or a number: features (cached;
     or ``extraction``, already made), the head on all of them, its cross-validated estimate."""
     from .features import extract
-    from .heads import fit_label_head
     from .strategies import Fitted
 
     noun = featurizer.modality
@@ -226,9 +244,7 @@ def fit_shape(featurizer, resolved: Resolved, run, *, min_precision: float | Non
             raise BadInputError(f"Label {', '.join(repr(n) for n in lost[:5])} has fewer than two readable {noun}s "
                                 f"left after skipping {len(extraction.skipped)} unreadable file(s). Fix or replace "
                                 "those files.")
-
-        def fit(a, b):
-            return fit_label_head(a, b, power="auto", blocks=blocks, seed=seed)
+        fit = _label_fit(blocks, seed)
 
         P = out_of_fold(fit, x, Y, splits)
         measured = label_metrics(Y, P, cross_fitted(P, Y, splits, min_precision), resolved.names, seed)
@@ -246,12 +262,9 @@ def fit_shape(featurizer, resolved: Resolved, run, *, min_precision: float | Non
                   "thresholds chosen on the other folds")
         return Fitted(featurizer, head, metrics, reason, list(extraction.skipped), features=x), thresholds
     y = resolved.values()[keep]
-    fits = {name: _number_fit(settings, blocks) for name, settings in NUMBER_HEADS.items()}
-    predictions = {name: out_of_fold(fit, x, y, splits)[:, 0] for name, fit in fits.items()}
-    scores = {name: _r2(y, p) for name, p in predictions.items()}
-    chosen = max(scores, key=lambda name: scores[name])  # ties: the first, the class head's normalisation
-    measured = number_metrics(y, predictions[chosen], seed)
-    head = fits[chosen](x, y)
+    chosen, fit, predicted, scores = _best_number_fit(x, y, splits, blocks)
+    measured = number_metrics(y, predicted, seed)
+    head = fit(x, y)
     metrics.update({k: v for k, v in measured.items() if k != "n"})
     metrics["alpha"] = 1.0 / head.C if head.C else None
     metrics["number_head"] = chosen
@@ -267,26 +280,26 @@ def fit_shape(featurizer, resolved: Resolved, run, *, min_precision: float | Non
 # -- fine-tuning a network for several labels or a number -----------------------------------------------------------
 
 VAL_FRACTION = 0.2  # of the items, held out of tuning to judge it (at least 2)
-# Where ``auto`` tunes the sentence encoder for a shape (benchmarks/task_shapes.py, 5 seeds each, against the head on
-# frozen MiniLM features in the same cells; docs/guides/task-shapes.md): several labels, the smallest label's items
-# from (low) to (high): micro-F1 +2.9 points at 10 per label on Debtags, +0.8 (not significant) at 20 for a fit 12
-# times as long; numbers, the items: R² +3.1, +5.6 and +10.7 points at 50, 100 and 200 VADER words. Image networks
-# tuned for a shape measured at or below the four backbones side by side: auto never tunes those.
+# Where ``auto`` tunes the sentence encoder for a shape: several labels, the smallest label's texts from (low) to
+# (high); numbers, the texts. The measurements behind these limits are in benchmarks/results/task-shapes-*.jsonl and
+# docs/guides/task-shapes.md; image networks are never tuned for a shape by auto (they measured no better there).
 TEXT_TUNING_PAYS = {"labels": (2, 10), "number": (20, None)}
 
 
 def auto_tunes(resolved: Resolved, modality: str) -> str | None:
     """Why ``auto`` tunes the network for this shape (``TEXT_TUNING_PAYS``), or None where it keeps frozen features."""
-    low, high = TEXT_TUNING_PAYS.get(resolved.kind, (0, -1)) if modality == "text" else (0, -1)
+    if modality != "text" or resolved.kind not in TEXT_TUNING_PAYS:
+        return None
+    low, high = TEXT_TUNING_PAYS[resolved.kind]
     if resolved.kind == "labels":
-        size, unit, measured = int(resolved.indicator().sum(0).min()), "texts on the smallest label", (
-            "micro-F1 +2.9 points at 10 per label on Debtags")
+        size, unit = int(resolved.indicator().sum(0).min()), "texts on the smallest label"
     else:
-        size, unit, measured = len(resolved.data), "texts", "R² +3 to +11 points at 50-200 texts on VADER"
+        size, unit = len(resolved.data), "texts"
     if size < low or (high is not None and size > high):
         return None
+    where = f"from {low} to {high}" if high is not None else f"from {low}"
     return (f"auto tuned the encoder: {size} {unit}, where contrastive tuning paid off in transferkit's benchmarks "
-            f"({measured})")
+            f"({where} {unit}; docs/guides/task-shapes.md)")
 
 
 def finetune_shape(featurizer, resolved: Resolved, run, tuner, *, min_precision: float | None = None):
@@ -388,23 +401,16 @@ def _split_score(x: np.ndarray, target: np.ndarray, train_idx, val_idx, kind: st
     """(micro-F1 or R², its 95% interval) on ``val_idx`` of the head ``fit_shape`` would fit on ``train_idx``:
     several labels at thresholds chosen out of fold on the training items; numbers with the normalisation that
     cross-validates best on them."""
-    from .heads import fit_label_head
-
     a, b = x[train_idx], target[train_idx]
     splits = folds_of(len(train_idx), seed)
     if kind == "labels":
-        labels = b.astype(int)
-
-        def fit(rows, Y):
-            return fit_label_head(rows, Y, power="auto", seed=seed)
-
+        labels, fit = b.astype(int), _label_fit((), seed)
         thresholds = choose_thresholds(out_of_fold(fit, a, labels, splits), labels, min_precision)
         P = fit(a, labels).predict_proba(x[val_idx])
         measured = label_metrics(target[val_idx].astype(int), P, P >= thresholds, list(range(labels.shape[1])), seed)
         return measured["micro_f1"], measured["micro_f1_interval"]
-    fits = {name: _number_fit(settings, ()) for name, settings in NUMBER_HEADS.items()}
-    chosen = max(fits, key=lambda name: _r2(b, out_of_fold(fits[name], a, b, splits)[:, 0]))
-    measured = number_metrics(target[val_idx], fits[chosen](a, b).predict_proba(x[val_idx])[:, 0], seed)
+    _, fit, _, _ = _best_number_fit(a, b, splits, ())
+    measured = number_metrics(target[val_idx], fit(a, b).predict_proba(x[val_idx])[:, 0], seed)
     return measured["r2"], measured["r2_interval"]
 
 
