@@ -7,11 +7,14 @@ task's test items of every class: those of a held-out class should be rejected. 
 
 - AUROC of known vs unseen test items for each score (``msp``, the baseline: maximum softmax probability; ``energy``;
   ``knn``) and for the one the fit chose on its labeled items alone;
+- with an unlabeled pool, ``knn-pool`` too, and the chosen score's AUROC paired with the same cell's default fit;
 - at ``reject="auto"`` (the threshold the fit read for 5 % of known items): the share of known test items rejected,
   the share of unseen ones rejected, and the accuracy on the accepted known ones.
 
     python benchmarks/open_set.py                 # k = 10, 20; seeds 0-4; writes results/open-set-<cpu>.jsonl
     python benchmarks/open_set.py --method "with other examples"   # the fit also gets k examples of a held-out class
+    python benchmarks/open_set.py --method "with an unlabeled pool"  # ... an unlabeled pool of every class
+    python benchmarks/open_set.py --method "with a pool of the trained classes only"  # ... of the trained ones
     python benchmarks/open_set.py --table         # the tables from the results file
 """
 
@@ -82,34 +85,53 @@ def run_other_cell(task, k: int, seed: int) -> dict:
     return row
 
 
-def run_cell(task, k: int, seed: int) -> dict:
+POOL_PER_CLASS = 60  # an unlabeled pool: the first so many of each class's pool (as in unlabeled.py's in-domain cells)
+POOLS = {"with an unlabeled pool": "every class", "with a pool of the trained classes only": "trained classes"}
+
+
+def run_cell(task, k: int, seed: int, method: str = "default") -> dict:
+    """The default fit on the trained classes' k items; with ``method`` in :data:`POOLS` it also gets an unlabeled
+    pool (the first :data:`POOL_PER_CLASS` of each class's pool items not labeled: of every class, held-out ones
+    included, as a pool from where the model is used would be; or of the trained classes only)."""
     from sklearn.metrics import roc_auc_score
 
     from transferkit import ImageClassifier
-    from transferkit.openset import DEFAULT_RATE, scores, unit_rows
+    from transferkit.openset import DEFAULT_RATE, MAX_POOL, SCORES, mine, scores, unit_rows
 
     unseen = held_out(task.classes, seed, task.name)
     items, labels = task.sample(k, seed)
     train = [(i, c) for i, c in zip(items, labels) if c not in unseen]
+    labeled = set(items)
+    pool = None
+    if method in POOLS:
+        classes = [c for c in task.classes if POOLS[method] == "every class" or c not in unseen]
+        pool = [p for c in classes for p in task.pool[c][:POOL_PER_CLASS] if p not in labeled]
+        assert len(pool) <= MAX_POOL  # the benchmark's own mining below sees the pool the fit mined
     start = time.perf_counter()
     clf = ImageClassifier(seed=seed, cache_dir=str(suite_data.WORK / "cache"), verbose=False)
-    clf.fit([i for i, _ in train], [c for _, c in train])
+    clf.fit([i for i, _ in train], [c for _, c in train], X_unlabeled=pool)
     seconds = time.perf_counter() - start
     features = clf.embed(list(task.test_items))
     known = np.array([c not in unseen for c in task.test_labels])
     open_set = clf.open_set_
     bank = unit_rows(clf.head_, clf.embed([i for i, _ in train]))
-    every = scores(clf.head_, features, bank)
+    pool_bank = mine(bank, unit_rows(clf.head_, clf.embed(pool))) if pool else None
+    every = scores(clf.head_, features, bank, tuple(s for s in SCORES if s != "knn-other" and (pool or s != "knn-pool")),
+                   pool_bank=pool_bank)
     auroc = {s: float(roc_auc_score(known, v)) for s, v in every.items()}
     accepted = open_set.known_scores(clf.head_, features) >= open_set.threshold(DEFAULT_RATE)
     predicted = clf.classes_[clf.head_.predict_proba(features).argmax(1)]
     right = predicted == np.array(task.test_labels)
-    return {"task": task.name, "k": k, "seed": seed, "unseen": unseen, "n_known": int(known.sum()),
-            "n_unseen": int((~known).sum()), "auroc": auroc, "chosen": open_set.score, "fit_auroc": open_set.auroc,
-            "chosen_auroc": auroc[open_set.score], "known_rejected": float(1 - accepted[known].mean()),
-            "unseen_rejected": float(1 - accepted[~known].mean()), "accuracy_known": float(right[known].mean()),
-            "accuracy_accepted": float(right[known & accepted].mean()), "fit_seconds": round(seconds, 1),
-            "cpu": machine()["cpu"], "commit": commit()}
+    row = {"task": task.name, "k": k, "seed": seed, "unseen": unseen, "n_known": int(known.sum()),
+           "n_unseen": int((~known).sum()), "auroc": auroc, "chosen": open_set.score, "fit_auroc": open_set.auroc,
+           "chosen_auroc": auroc[open_set.score], "known_rejected": float(1 - accepted[known].mean()),
+           "unseen_rejected": float(1 - accepted[~known].mean()), "accuracy_known": float(right[known].mean()),
+           "accuracy_accepted": float(right[known & accepted].mean()), "fit_seconds": round(seconds, 1),
+           "cpu": machine()["cpu"], "commit": commit()}
+    if pool is not None:
+        row.update({"method": method, "n_pool": len(pool), "model": clf.featurizer_.name,
+                    "pool_unseen_share": float(np.isin(pool, [p for c in unseen for p in task.pool[c]]).mean())})
+    return row
 
 
 def other_table(rows: list[dict], method: str = "with other examples") -> str:
@@ -139,8 +161,10 @@ def table(rows: list[dict], method: str = "default") -> str:
         if r.get("method", "default") != method:
             continue
         cells.setdefault((r["task"], r["k"]), []).append(r)
-    lines = ["| task | k | seeds | AUROC msp | energy | knn | chosen (by the fit) | known rejected | unseen rejected | "
-             "accuracy, known | accuracy, accepted known |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    pooled = method in POOLS
+    lines = ["| task | k | seeds | AUROC msp | energy | knn | " + ("knn-pool | " if pooled else "") + "chosen (by the fit) | "
+             "known rejected | unseen rejected | accuracy, known | accuracy, accepted known |",
+             "|---|---|---|---|---|---|" + ("---|" if pooled else "") + "---|---|---|---|---|"]
     for (task, k), rs in sorted(cells.items()):
         def mean(f, rs=rs) -> float:
             return float(np.mean([f(r) for r in rs]))
@@ -149,10 +173,30 @@ def table(rows: list[dict], method: str = "default") -> str:
                                                          for r in rs}.items()))
         lines.append(f"| {task} | {k} | {len(rs)} | {mean(lambda r: r['auroc']['msp']):.3f} | "
                      f"{mean(lambda r: r['auroc']['energy']):.3f} | {mean(lambda r: r['auroc']['knn']):.3f} | "
+                     + (f"{mean(lambda r: r['auroc']['knn-pool']):.3f} | " if pooled else "") +
                      f"{mean(lambda r: r['chosen_auroc']):.3f} ({chosen}) | {mean(lambda r: r['known_rejected']):.1%} | "
                      f"{mean(lambda r: r['unseen_rejected']):.1%} | {mean(lambda r: r['accuracy_known']):.3f} | "
                      f"{mean(lambda r: r['accuracy_accepted']):.3f} |")
     return "\n".join(lines) + f"\n\nMachine: {', '.join(sorted({r['cpu'] for r in rows}))}."
+
+
+def paired(rows: list[dict], method: str) -> str:
+    """The chosen score's AUROC with a pool minus without it, cell by cell (same task, k and seed), with a 95%
+    t-interval over the seeds."""
+    from scipy import stats
+
+    base = {(r["task"], r["k"], r["seed"]): r for r in rows if r.get("method", "default") == "default"}
+    cells: dict = {}
+    for r in rows:
+        key = (r["task"], r["k"], r["seed"])
+        if r.get("method") == method and key in base:
+            cells.setdefault(key[:2], []).append(r["chosen_auroc"] - base[key]["chosen_auroc"])
+    lines = ["| task | k | seeds | AUROC with - without (95% CI) |", "|---|---|---|---|"]
+    for (task, k), d in sorted(cells.items()):
+        half = float(stats.t.ppf(0.975, len(d) - 1) * np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else np.nan
+        lines.append(f"| {task} | {k} | {len(d)} | {np.mean(d):+.3f} ({np.mean(d) - half:+.3f} to "
+                     f"{np.mean(d) + half:+.3f}) |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -160,8 +204,9 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--k", default="10,20")
     parser.add_argument("--seeds", default="0-4")
-    parser.add_argument("--method", default="default", choices=("default", "with other examples"),
-                        help="default: no examples of other things; or k examples of the first held-out class")
+    parser.add_argument("--method", default="default", choices=("default", "with other examples", *POOLS),
+                        help="default: no examples of other things; k examples of the first held-out class; or an "
+                             "unlabeled pool of every class or of the trained ones only")
     parser.add_argument("--table", action="store_true")
     args = parser.parse_args()
     out = results_file()
@@ -175,7 +220,7 @@ def main() -> None:
                     if (name, k, seed, args.method) in done:
                         continue
                     other = args.method == "with other examples"
-                    row = (run_other_cell if other else run_cell)(task, k, seed)
+                    row = run_other_cell(task, k, seed) if other else run_cell(task, k, seed, args.method)
                     rows.append(row)
                     with out.open("a") as fh:
                         fh.write(json.dumps(row) + "\n")
@@ -187,9 +232,12 @@ def main() -> None:
                         + f" ({row['fit_seconds']} s)", flush=True)
     print(table(rows))
     for method in sorted({r.get("method", "default") for r in rows} - {"default"}):
-        print(f"\n{method.capitalize()}" + ("" if method.startswith("default") else " (k of the first held-out class)")
+        print(f"\n{method.capitalize()}" + (" (k of the first held-out class)" if method == "with other examples" else "")
               + ":\n")
-        print(table(rows, method) if method.startswith("default") else other_table(rows, method))
+        if method in POOLS:
+            print(table(rows, method) + "\n\n" + paired(rows, method))
+        else:
+            print(table(rows, method) if method.startswith("default") else other_table(rows, method))
 
 
 if __name__ == "__main__":

@@ -227,3 +227,63 @@ def test_an_onnx_export_rejects_as_the_model_folder_does(tiny_image_model, examp
     (tmp_path / "onnx" / "open_set.safetensors").write_bytes(b"damaged")
     with pytest.raises(BundleError, match="open_set.safetensors"):
         OnnxPredictor.load(tmp_path / "onnx")
+
+
+@pytest.fixture(scope="module")
+def sibling_in_the_pool():
+    """Four classes of 10 labeled points close together, an unlabeled pool of 40 more of each and 40 of a fifth class
+    nobody labeled, and fresh items of both kinds."""
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((5, 16))
+    x, y = clusters(rng, centres[:4], 10)
+    pool = np.vstack([clusters(rng, centres[:4], 40)[0], clusters(rng, centres[4:], 40)[0]])
+    new_known, _ = clusters(rng, centres[:4], 50)
+    new, _ = clusters(rng, centres[4:], 50)
+    return x, y, pool, new_known, new
+
+
+def test_mining_the_pool_finds_the_class_nobody_labeled(sibling_in_the_pool):
+    from transferkit.openset import POOL_SHARE, mine, unit_rows
+
+    x, y, pool, _, _ = sibling_in_the_pool
+    head = fit(x, y)
+    rows = unit_rows(head, pool)
+    mined = mine(unit_rows(head, x), rows)
+    assert len(mined) == int(POOL_SHARE * len(pool)) == 40
+    from_new = [any(np.array_equal(m, r) for r in rows[160:]) for m in mined]
+    assert np.mean(from_new) >= 0.75  # the pool is one fifth the new class; the mined are mostly it
+
+
+def test_an_unlabeled_pool_holding_an_unknown_class_sharpens_the_nearest_item_score(sibling_in_the_pool):
+    from sklearn.metrics import roc_auc_score
+
+    from transferkit.openset import MIN_POOL
+
+    x, y, pool, new_known, new = sibling_in_the_pool
+    head = fit(x, y)
+    open_set = calibrate(fit, head, x, y, seed=0, pool=pool)
+    assert open_set.n_pool == 200 and set(open_set.auroc) == {"msp", "energy", "knn", "knn-pool"}
+    assert open_set.score == "knn-pool"  # chosen on held-out classes, each mined from the pool without it
+    without = calibrate(fit, head, x, y, seed=0)
+    truth = np.r_[np.ones(len(new_known)), np.zeros(len(new))]
+
+    def auroc(o):
+        return roc_auc_score(truth, np.r_[o.known_scores(head, new_known), o.known_scores(head, new)])
+
+    assert auroc(open_set) > auroc(without) + 0.05
+    config, tensors = open_set.save()
+    assert tensors["pool_bank"].shape == (40, x.shape[1]) and config["n_pool"] == 200
+    again = OpenSet.load(json.loads(json.dumps(config)), tensors)
+    assert np.array_equal(again.known_scores(head, new), open_set.known_scores(head, new))
+    with pytest.raises(BundleError, match="open-set part"):
+        OpenSet.load(config, {k: v for k, v in tensors.items() if k != "pool_bank"})
+    assert calibrate(fit, head, x, y, seed=0, pool=pool[:MIN_POOL - 1]).n_pool == 0  # too few to mine
+
+
+def test_fit_mines_its_unlabeled_items_for_the_open_set(small_train, tiny_backbone, example_test):
+    from transferkit import Features, ImageClassifier
+
+    pool = sorted(example_test.rglob("*.png"))
+    clf = ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train, X_unlabeled=pool)
+    assert clf.open_set_.n_pool == len(pool) and clf.metrics_["open_set"]["n_pool"] == len(pool)
+    assert "knn-pool" in clf.open_set_.auroc

@@ -77,7 +77,9 @@ def _open_set_line(open_set: dict | None, n_classes: int) -> str:
             + (f", which separated a class held out of training from the others at AUROC {chosen:.2f} on the "
                f"labeled items ({open_set.get('held_out')} trials"
                + (f"; and the {open_set['n_other']} examples of other things given at fit, counted as much"
-                  if open_set.get("n_other") else "") + ")" if chosen is not None else "")
+                  if open_set.get("n_other") else "")
+               + (f"; with each trial's unlabeled items mined for ones unlike the labeled, of {open_set['n_pool']}"
+                  if open_set.get("n_pool") else "") + ")" if chosen is not None else "")
             + ". Expect some such inputs to be accepted anyway: measure it with `transferkit evaluate --reject auto` "
               "on data that holds other classes.")
 

@@ -55,8 +55,9 @@ class Classifier(ClassifierMixin, BaseEstimator):
         """Fit on labeled data (a folder, a table, or items with ``y``); ``labels=`` is another name for ``y``.
 
         ``X_unlabeled``: items without labels (a folder, a table, a text file of lines, a list), which the head on
-        frozen features learns from where the evidence says so (``transferkit.unlabeled``). Unreadable ones are
-        skipped and counted; a copy of a labeled item (the same content) is counted once, as labeled.
+        frozen features learns from where the evidence says so (``transferkit.unlabeled``), and which the open-set
+        part mines for items of no labeled class (``openset``, ``knn-pool``). Unreadable ones are skipped and
+        counted; a copy of a labeled item (the same content) is counted once, as labeled.
         ``X_other``: examples of things that belong to none of the classes (read like ``X_unlabeled``): how the model
         tells such items (``predict(..., reject="auto")``) is chosen and sharpened on them (``openset``)."""
         if labels is not None:
@@ -177,7 +178,8 @@ class Classifier(ClassifierMixin, BaseEstimator):
 
     def _open_set(self, fitted, data: Labeled, X_other, labeled_keys):
         """How the fitted model tells an item of no trained class (``openset.calibrate``), from the labeled items'
-        features (read from the cache for a frozen featurizer) and those of the examples of other things."""
+        features (read from the cache for a frozen featurizer), those of the examples of other things, and the
+        unlabeled items' where the strategy read them."""
         from .features import extract
         from .openset import MIN_OTHER, calibrate
 
@@ -203,7 +205,9 @@ class Classifier(ClassifierMixin, BaseEstimator):
                                     f"things; give at least {MIN_OTHER}, or leave them out (held-out classes stand in "
                                     "for them).")
         head, seed = fitted.head, self.seed
-        return calibrate(lambda rows, labels: head.refit(rows, labels, seed), head, features, y, seed=seed, other=other)
+        pool = fitted.pool.features if fitted.pool is not None and fitted.pool.ok.any() else None
+        return calibrate(lambda rows, labels: head.refit(rows, labels, seed), head, features, y, seed=seed, other=other,
+                         pool=pool)
 
     def _unlabeled(self, X_unlabeled, featurizer, labeled_keys) -> tuple[tuple, list[str]]:
         """The unlabeled items once each, none a copy of a labeled one, and what the user is told about them."""

@@ -31,8 +31,9 @@ class FitOptions:
         "Items without labels to learn from: a folder, a CSV / TSV / JSONL, or a .txt file of lines. The head"
         " on frozen features uses them where the labeled data shows it helps (self-training), and centres on "
         "them when they come from another source than the labels; auto then saves one backbone that learned "
-        "the side-by-side backbones' labels of them (see --distill). Copies of labeled items count once; "
-        "unreadable ones are skipped."))
+        "the side-by-side backbones' labels of them (see --distill). `predict --reject` can compare new items "
+        "with the ones least like the labeled (the pool's unlabeled classes), where held-out classes show it "
+        "helps. Copies of labeled items count once; unreadable ones are skipped."))
     other: Path | None = _option(None, help=(
         "Examples of things that belong to none of the classes (a folder, a CSV / TSV / JSONL, or a .txt file"
         " of lines): `predict --reject` tells such items by the score that separates these best, and can "

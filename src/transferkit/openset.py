@@ -7,12 +7,19 @@ Simple, well-studied scores, each higher for an item that looks like the trained
 - ``knn``: the cosine similarity, in the head's normalised feature space, to the nearest labeled item (Sun et al.
   2022, with k = 1: a few-shot fit has a handful of items per class);
 - ``knn-other``, with examples of other things (``X_other``, ``fit --other``): that similarity minus the similarity
-  to the nearest example of other things.
+  to the nearest example of other things;
+- ``knn-pool``, with unlabeled items (``X_unlabeled``, ``fit --unlabeled``): that similarity minus the similarity to
+  the nearest of the pool's items mined as unlike the labeled ones (:func:`mine`). A pool drawn from where the model
+  will be used holds items of the classes nobody labeled; mined, they stand for them (outliers mined from unlabeled
+  "wild" data, as in Katz-Samuels et al. 2022 and Du et al. 2024, with a nearest-neighbour score instead of a
+  trained detector).
 
 A fit chooses among them on evidence (:func:`calibrate`): each class in turn is held out of a head fitted on the
 others' items of one cross-validation fold, and the score that best separates it from the trained classes' held-out
 items (mean AUROC) is kept; with examples of other things, their separation from those items counts as much as the
 held-out classes' (which stand for unknowns unlike the examples).
+When the score is chosen, a held-out class's unlabeled items are in the pool as an unknown class's would be, and the
+pool is mined again for each head, without it.
 The threshold is read from the out-of-fold scores of the labeled items: at rate ``r``, at most about a share ``r`` of
 items from the trained classes is rejected (fewer where the head fitted on every label is more sure of new items than
 the folds' heads were).
@@ -28,8 +35,11 @@ import numpy as np
 from .errors import BadInputError, BundleError
 from .heads import is_sparse
 
-SCORES = ("msp", "energy", "knn", "knn-other")
+SCORES = ("msp", "energy", "knn", "knn-other", "knn-pool")
 MIN_OTHER = 5  # the fewest examples of other things that are learned from
+POOL_SHARE = 0.2  # the share of the unlabeled pool mined as unlike the labeled items (``knn-pool``)
+MIN_POOL = 25  # the fewest unlabeled items mined (a fifth of them: MIN_OTHER)
+MAX_POOL = 2000  # unlabeled items mined: a seeded sample of a larger pool bounds the time and the model folder's size
 DEFAULT_RATE = 0.05  # ``reject="auto"``: the share of items from the trained classes that may be rejected
 MAX_RATE = 0.5
 FOLDS = 3
@@ -103,9 +113,10 @@ def unit_rows(head, features) -> np.ndarray:
 
 
 def scores(head, features, bank: np.ndarray | None = None, which: tuple[str, ...] = SCORES,
-           other_bank: np.ndarray | None = None) -> dict[str, np.ndarray]:
+           other_bank: np.ndarray | None = None, pool_bank: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Each score of ``which`` for every row of ``features`` (``knn`` needs ``bank``, the labeled items' unit rows;
-    ``knn-other`` also ``other_bank``, the unit rows of the examples of other things)."""
+    ``knn-other`` also ``other_bank``, the unit rows of the examples of other things; ``knn-pool`` ``pool_bank``, the
+    unit rows of the unlabeled items mined as unlike the labeled ones)."""
     logits = head.decision_function(features)
     if logits.shape[1] == 1:  # scikit-learn's two-class form: one logit for the second class
         logits = np.hstack([np.zeros_like(logits), logits])
@@ -116,14 +127,28 @@ def scores(head, features, bank: np.ndarray | None = None, which: tuple[str, ...
         out["msp"] = 1.0 / spread  # the largest softmax probability
     if "energy" in which:
         out["energy"] = top + np.log(spread)  # log-sum-exp of the logits
-    if bank is not None and ("knn" in which or "knn-other" in which):
+    if bank is not None and any(s.startswith("knn") for s in which):
         rows = unit_rows(head, features)
         nearest = nearest_similarity(rows, bank)
         if "knn" in which:
             out["knn"] = nearest
-        if "knn-other" in which and other_bank is not None:
-            out["knn-other"] = nearest - nearest_similarity(rows, other_bank)
+        for name, unlike in (("knn-other", other_bank), ("knn-pool", pool_bank)):
+            if name in which and unlike is not None:
+                out[name] = nearest - nearest_similarity(rows, unlike)
     return out
+
+
+def mine(bank: np.ndarray, pool: np.ndarray, share: float = POOL_SHARE) -> np.ndarray:
+    """The unit rows of ``pool`` least like the labeled items' (``bank``): the ``share`` of it farthest from its
+    nearest labeled item, then, once more, the share that scores lowest on ``knn-pool`` against those (each row
+    against the others), which keeps items near other mined ones (an unlabeled class) over lone stragglers of the
+    labeled classes."""
+    n = max(MIN_OTHER, int(share * len(pool)))
+    nearest = nearest_similarity(pool, bank)
+    chosen = np.argsort(nearest, kind="stable")[:n]
+    to_chosen = pool @ pool[chosen].T
+    to_chosen[chosen, np.arange(n)] = -np.inf  # not itself
+    return pool[np.argsort(nearest - to_chosen.max(axis=1), kind="stable")[:n]]
 
 
 def nearest_similarity(rows: np.ndarray, bank: np.ndarray, chunk: int = 1024) -> np.ndarray:
@@ -143,6 +168,8 @@ class OpenSet:
     held_out: int = 0  # how many classes were held out in turn (each in one fold) for the AUROCs (0: measured on other examples)
     other_bank: np.ndarray | None = None  # unit rows of the examples of other things (knn-other)
     n_other: int = 0  # examples of other things the choice was measured on
+    pool_bank: np.ndarray | None = None  # unit rows of the unlabeled items mined as unlike the labeled ones (knn-pool)
+    n_pool: int = 0  # unlabeled items mined from
 
     kind = "open-set"
 
@@ -150,7 +177,7 @@ class OpenSet:
         return float(np.quantile(self.known, rate))
 
     def known_scores(self, head, features) -> np.ndarray:
-        return scores(head, features, self.bank, (self.score,), self.other_bank)[self.score]
+        return scores(head, features, self.bank, (self.score,), self.other_bank, self.pool_bank)[self.score]
 
     def is_known(self, known_scores, rate: float) -> np.ndarray:
         """Which of these scores belong to a trained class at this rejection rate."""
@@ -164,26 +191,27 @@ class OpenSet:
     def describe(self) -> dict:
         """What a fit records (``metrics_["open_set"]``, ``fit --json``, the model card)."""
         return {"score": self.score, "auroc": {k: round(v, 4) for k, v in self.auroc.items()},
-                "held_out": self.held_out, "n_other": self.n_other, "n": int(len(self.known)),
+                "held_out": self.held_out, "n_other": self.n_other, "n_pool": self.n_pool, "n": int(len(self.known)),
                 "threshold_at_default": round(self.threshold(DEFAULT_RATE), 6), "default_rate": DEFAULT_RATE}
 
     def save(self) -> tuple[dict, dict[str, np.ndarray]]:
         config = {"kind": self.kind, "score": self.score, "auroc": self.auroc, "held_out": self.held_out,
-                  "n_other": self.n_other}
+                  "n_other": self.n_other, "n_pool": self.n_pool}
         tensors = {"known": np.asarray(self.known, np.float32)}
-        for name in ("bank", "other_bank"):
+        for name in ("bank", "other_bank", "pool_bank"):
             if getattr(self, name) is not None:
                 tensors[name] = np.ascontiguousarray(getattr(self, name), np.float32)
         return config, tensors
 
     @classmethod
     def load(cls, config: dict, tensors: dict, n_features: int | None = None) -> OpenSet:
-        score, known, bank, other = (config.get("score"), tensors.get("known"), tensors.get("bank"),
-                                     tensors.get("other_bank"))
+        score, known, bank, other, pool = (config.get("score"), tensors.get("known"), tensors.get("bank"),
+                                           tensors.get("other_bank"), tensors.get("pool_bank"))
         auroc = config.get("auroc") or {}
-        banks = [b for b in (bank, other) if b is not None]
+        banks = [b for b in (bank, other, pool) if b is not None]
         if score not in SCORES or known is None or np.asarray(known).ndim != 1 or not len(known) or (
-                score in ("knn", "knn-other") and bank is None) or (score == "knn-other" and other is None) or any(
+                score.startswith("knn") and bank is None) or (score == "knn-other" and other is None) or (
+                score == "knn-pool" and pool is None) or any(
                 np.asarray(b).ndim != 2 or np.asarray(b).shape[1] != np.asarray(banks[0]).shape[1] for b in banks) \
                 or not isinstance(auroc, dict):
             raise BundleError("The model folder's open-set part (open_set/) is damaged or was edited: restore it, or "
@@ -191,12 +219,13 @@ class OpenSet:
         as_rows = (lambda b: None if b is None else np.asarray(b, np.float32))  # noqa: E731
         return cls(score, np.sort(np.asarray(known, np.float32)), as_rows(bank),
                    {str(k): float(v) for k, v in auroc.items()}, int(config.get("held_out") or 0), as_rows(other),
-                   int(config.get("n_other") or 0))
+                   int(config.get("n_other") or 0), as_rows(pool), int(config.get("n_pool") or 0))
 
 
-def calibrate(fit, head, features, y: np.ndarray, *, seed: int = 0, other=None) -> OpenSet | None:
+def calibrate(fit, head, features, y: np.ndarray, *, seed: int = 0, other=None, pool=None) -> OpenSet | None:
     """The open-set score for a head fitted on ``features`` with labels ``y``: chosen on held-out classes and on
-    ``other`` (features of examples of other things, at least :data:`MIN_OTHER`; fewer are ignored).
+    ``other`` (features of examples of other things, at least :data:`MIN_OTHER`; fewer are ignored). ``pool``: the
+    features of unlabeled items (at least :data:`MIN_POOL`; fewer are ignored), mined for ``knn-pool``.
 
     ``fit(rows, labels) -> head`` refits the head's recipe on other rows. None when a class has fewer than two
     items (no folds)."""
@@ -209,7 +238,12 @@ def calibrate(fit, head, features, y: np.ndarray, *, seed: int = 0, other=None) 
     sparse = is_sparse(features)
     if other is not None and len(other.shape) and other.shape[0] < MIN_OTHER:
         other = None
-    which = ("msp", "energy") if sparse else SCORES if other is not None else SCORES[:3]
+    if pool is not None and (sparse or is_sparse(pool) or pool.shape[0] < MIN_POOL):
+        pool = None
+    if pool is not None and pool.shape[0] > MAX_POOL:
+        pool = pool[np.sort(np.random.default_rng(seed).choice(pool.shape[0], MAX_POOL, replace=False))]
+    which = ("msp", "energy") if sparse else tuple(s for s in SCORES if (s != "knn-other" or other is not None) and (
+        s != "knn-pool" or pool is not None))
     k = int(min(FOLDS, counts.min()))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
@@ -226,12 +260,14 @@ def calibrate(fit, head, features, y: np.ndarray, *, seed: int = 0, other=None) 
     for fold, ((train, test), other_split) in enumerate(zip(splits, other_splits)):
         fold_head = fit(features[train], y[train])
         if other_split is None:
-            for s, v in _scores(fold_head, features, train, test, which).items():
+            banks = _banks(fold_head, features[train], which, other, pool)
+            for s, v in scores(fold_head, features[test], which=which, **banks).items():
                 known[s][test] = v
         else:  # the fold's other examples are scored against the rest of them, as new ones will be
             other_train, other_test = other_split
-            a = _scores(fold_head, features, train, test, which, other[other_train])
-            b = _scores(fold_head, features, train, None, which, other[other_train], other[other_test])
+            banks = _banks(fold_head, features[train], which, other[other_train], pool)
+            a = scores(fold_head, features[test], which=which, **banks)
+            b = scores(fold_head, other[other_test], which=which, **banks)
             for s in which:
                 known[s][test] = a[s]
                 given[s].append(_auroc(a[s], b[s]))
@@ -242,25 +278,28 @@ def calibrate(fit, head, features, y: np.ndarray, *, seed: int = 0, other=None) 
                 continue
             without = fit(features[keep], np.searchsorted(present, y[keep]))
             seen, unseen = test[y[test] != c], np.flatnonzero(y == c)
-            a = _scores(without, features, keep, seen, which, other)
-            b = _scores(without, features, keep, unseen, which, other)
+            banks = _banks(without, features[keep], which, other, pool)
+            a = scores(without, features[seen], which=which, **banks)
+            b = scores(without, features[unseen], which=which, **banks)
             for s in which:
                 aurocs[s].append(_auroc(a[s], b[s]))
     auroc = {s: float(np.mean([np.mean(e[s]) for e in (given, aurocs) if e[s]])) for s in which
              if given[s] or aurocs[s]}
     chosen = max(auroc, key=lambda s: (auroc[s], s == "msp")) if auroc else "msp"  # a tie keeps the simplest
-    bank = unit_rows(head, features) if chosen in ("knn", "knn-other") else None
-    other_bank = unit_rows(head, other) if chosen == "knn-other" else None
-    return OpenSet(chosen, np.sort(known[chosen]), bank, auroc, len(aurocs["msp"]), other_bank,
-                   0 if other is None else int(other.shape[0]))
+    return OpenSet(chosen, np.sort(known[chosen]), auroc=auroc, held_out=len(aurocs["msp"]),
+                   n_other=0 if other is None else int(other.shape[0]), n_pool=0 if pool is None else int(pool.shape[0]),
+                   **_banks(head, features, (chosen,), other, pool))
 
 
-def _scores(head, features, bank_rows, rows, which, other_bank_rows=None, scored=None) -> dict[str, np.ndarray]:
-    """``which`` scores of ``features[rows]`` (or of ``scored``) against the banks of ``features[bank_rows]`` and
-    ``other_bank_rows``."""
-    bank = unit_rows(head, features[bank_rows]) if "knn" in which else None
-    other_bank = unit_rows(head, other_bank_rows) if other_bank_rows is not None else None
-    return scores(head, features[rows] if scored is None else scored, bank, which, other_bank)
+def _banks(head, labeled, which, other=None, pool=None) -> dict[str, np.ndarray | None]:
+    """The unit rows ``which`` scores compare with, through ``head`` (``scores``' arguments): the labeled items', the
+    examples of other things', and the unlabeled items mined as unlike the labeled ones (None where no score of
+    ``which`` needs them)."""
+    if not any(s.startswith("knn") for s in which):
+        return {"bank": None, "other_bank": None, "pool_bank": None}
+    bank = unit_rows(head, labeled)
+    return {"bank": bank, "other_bank": unit_rows(head, other) if "knn-other" in which and other is not None else None,
+            "pool_bank": mine(bank, unit_rows(head, pool)) if "knn-pool" in which and pool is not None else None}
 
 
 def _auroc(known: np.ndarray, unknown: np.ndarray) -> float:

@@ -77,7 +77,9 @@ class Fitted:
     # the open-set calibration reads; None: it extracts them again)
     features: Any = None
     y: np.ndarray | None = None
-    pool: Any = None  # the unlabeled items' ``Extraction`` through ``featurizer``, where the strategy read them
+    # the unlabeled items' ``Extraction`` through ``featurizer``, where the strategy read them (what a student
+    # learns from, and the open-set calibration mines)
+    pool: Any = None
 
     @property
     def report(self) -> FitReport:
@@ -368,8 +370,8 @@ class FineTune(Strategy):
                   f"{estimate['n_val']} held out, {correct.mean():.3f} against {probe_val.mean():.3f}"
                   + (f"; {gain_prior[0]:+.3f} in transferkit's benchmarks" if gain_prior else "") + ")")
         if problem.unlabeled and not isinstance(tuner, NetworkTuner):  # the tuned encoder's head, on its embeddings
-            head, metrics["unlabeled"], sentence, _ = _use_pool(tuned, head, x, probe.y, probe.folds, problem)
-            return Fitted(tuned, head, metrics, f"{reason}; {sentence}", probe.skipped)
+            head, metrics["unlabeled"], sentence, pool = _use_pool(tuned, head, x, probe.y, probe.folds, problem)
+            return Fitted(tuned, head, metrics, f"{reason}; {sentence}", probe.skipped, pool=pool)
         return _pool_unused(Fitted(tuned, head, metrics, reason, probe.skipped), problem, "a tuned image network")
 
 
@@ -708,7 +710,7 @@ def _distilled(problem: Problem, single: Probe, teacher: Probe, fitted: Fitted, 
         return replace(fitted, metrics={**fitted.metrics, "student": {"kept": False, "distilled": False,
                                                                       "n_unlabeled": usage["n"]}},
                        reason=f"{fitted.reason}; the backbones side by side are kept rather than distilled into one "
-                              "network: the unlabeled items changed nothing they learned", pool=None)
+                              "network: the unlabeled items changed nothing they learned")
     run = problem.run
     pool_teacher = fitted.pool  # the teacher's fit read them
     readable = [item for item, ok in zip(problem.unlabeled, pool_teacher.ok) if ok]
@@ -728,12 +730,13 @@ def _distilled(problem: Problem, single: Probe, teacher: Probe, fitted: Fitted, 
     metrics = {**fitted.metrics, "student": {**result.info, "seconds": round(time.perf_counter() - start, 1)}}
     reason = f"{fitted.reason}; {result.sentence}"
     if result.head is None:
-        return replace(fitted, metrics=metrics, reason=reason, pool=None)
+        return replace(fitted, metrics=metrics, reason=reason)
     info = result.info
     metrics.update({"student_estimate": info["student_estimate"], "student_interval": info["student_interval"],
                     "student_n": info["student_n"], "student_temperature": info["student_temperature"],
                     "teacher": teacher.featurizer.name})
-    return Fitted(single.featurizer, result.head, metrics, reason, fitted.skipped, single.features, single.y)
+    return Fitted(single.featurizer, result.head, metrics, reason, fitted.skipped, single.features, single.y,
+                  pool_student)
 
 
 ENSEMBLE_COST_PER_MEMBER = 1.3  # the zoo's other backbones cost about 1.3 times the default one each (240-260 px)
