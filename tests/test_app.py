@@ -8,6 +8,7 @@ import csv
 import io
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -320,6 +321,22 @@ def test_a_project_of_numbers_lists_images_with_their_number_and_refuses_words(t
     client.patch(f"/api/items/{project.items()[1]['id']}", json={"split": "pool"})
     table = list(csv.DictReader((project.root / "data" / "train.csv").open()))
     assert [r["value"] for r in table] == ["4", "2.5"] and project.items("pool")[0]["value"] is None
+
+
+def test_an_upload_of_many_images_writes_the_tables_once(tmp_path, monkeypatch):
+    from transferkit.app import project as project_module
+
+    project = Project(tmp_path / "counts", "image", task="number")
+    client = TestClient(create_app(project))
+    written = []
+    real = project_module.write_atomic
+    monkeypatch.setattr(project_module, "write_atomic", lambda path, data: (written.append(Path(path).name),
+                                                                            real(path, data)))
+    files = [("files", (f"{i}.png", _png((i * 20, 0, 0)))) for i in range(6)]
+    assert len(client.post("/api/images", files=files, data={"label": "2"}).json()["added"]) == 6
+    assert written.count("train.csv") == 1  # not once per image (a bulk upload would rewrite n^2/2 rows)
+    table = list(csv.DictReader((project.root / "data" / "train.csv").open()))
+    assert [r["value"] for r in table] == ["2"] * 6
 
 
 def test_a_project_made_before_tasks_opens_as_one_class_per_example(tmp_path):

@@ -123,6 +123,8 @@ class Project:
                                    "another folder.")
         if task is not None:
             self.set_task(task)
+        self._batching = 0  # inside ``batch()``: table writes wait for its end
+        self._tables_stale = False
 
     # -- storage ----------------------------------------------------------------------------------------------------
     @contextmanager
@@ -185,11 +187,15 @@ class Project:
         """The classes (several labels: the labels) with how many train and test examples carry each."""
         with self._db() as db:
             names = [r[0] for r in db.execute("SELECT name FROM classes ORDER BY created")]
-        counts = {name: {"name": name, "train": 0, "test": 0} for name in names}
-        for item in self.items():
-            for name in _names_of(item):
-                if name in counts and item["split"] in ("train", "test"):
-                    counts[name][item["split"]] += 1
+            counts = {name: {"name": name, "train": 0, "test": 0} for name in names}
+            # counted in SQLite (the page polls this): a class in ``label``, several labels as a JSON list
+            found = db.execute("SELECT label, split, COUNT(*) FROM items WHERE labels IS NULL AND value IS NULL AND "
+                               "label IS NOT NULL AND split IN ('train', 'test') GROUP BY label, split UNION ALL "
+                               "SELECT each.value, split, COUNT(*) FROM items, json_each(items.labels) AS each WHERE "
+                               "split IN ('train', 'test') GROUP BY each.value, split").fetchall()
+        for name, split, n in found:
+            if name in counts:
+                counts[name][split] += n
         return list(counts.values())
 
     def add_class(self, name: str) -> str:
@@ -508,9 +514,24 @@ class Project:
         folder = Path("data") / split / (label or "") if split != "pool" else Path("data") / "pool"
         return (folder / f"{digest[:20]}{suffix}").as_posix()
 
+    @contextmanager
+    def batch(self):
+        """Changes whose tables are written once, at the end (an upload of many images), not once per change."""
+        self._batching += 1
+        try:
+            yield self
+        finally:
+            self._batching -= 1
+            if not self._batching and self._tables_stale:
+                self._write_tables()
+
     def _write_tables(self) -> None:
         """Each split's table, as `transferkit fit` reads it: texts always, images where a class folder cannot say
-        their labels (several labels, numbers)."""
+        their labels (several labels, numbers). Inside ``batch()``, at its end."""
+        if self._batching:
+            self._tables_stale = True
+            return
+        self._tables_stale = False
         task, image = self.task, self.modality == "image"
         if self.modality is None or (image and task == "class"):
             return

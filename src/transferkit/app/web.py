@@ -140,12 +140,13 @@ def _collect_routes(app, project: Project) -> None:
     @app.post("/api/images")
     async def add_images(files: list[UploadFile] = File(...), label: str = Form(""), split: str = Form("train")):
         added, errors = [], []
-        for upload in files:
-            data = await upload.read(MAX_UPLOAD_MB * 2**20 + 1)
-            try:
-                added.append(_public(project.add_image(data, upload.filename or "upload", label or None, split)))
-            except ProjectError as exc:
-                errors.append(str(exc))
+        with project.batch():  # the tables the CLI reads are written once for the whole upload
+            for upload in files:
+                data = await upload.read(MAX_UPLOAD_MB * 2**20 + 1)
+                try:
+                    added.append(_public(project.add_image(data, upload.filename or "upload", label or None, split)))
+                except ProjectError as exc:
+                    errors.append(str(exc))
         status = 200 if added or not errors else 400
         return JSONResponse({"added": added, "errors": errors,
                              **({"detail": " ".join(errors)} if errors and not added else {})}, status_code=status)
