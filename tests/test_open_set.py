@@ -280,10 +280,18 @@ def test_an_unlabeled_pool_holding_an_unknown_class_sharpens_the_nearest_item_sc
     assert calibrate(fit, head, x, y, seed=0, pool=pool[:MIN_POOL - 1]).n_pool == 0  # too few to mine
 
 
-def test_fit_mines_its_unlabeled_items_for_the_open_set(small_train, tiny_backbone, example_test):
+def test_fit_mines_its_unlabeled_items_for_the_open_set_only_when_told_they_may_hold_others(small_train,
+                                                                                             tiny_backbone,
+                                                                                             example_test):
     from transferkit import Features, ImageClassifier
 
     pool = sorted(example_test.rglob("*.png"))
-    clf = ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train, X_unlabeled=pool)
-    assert clf.open_set_.n_pool == len(pool) and clf.metrics_["open_set"]["n_pool"] == len(pool)
-    assert "knn-pool" in clf.open_set_.auroc
+    told = ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train, X_unlabeled=pool,
+                                                                          unlabeled_has_others=True)
+    assert told.open_set_.n_pool == len(pool) and told.metrics_["open_set"]["n_pool"] == len(pool)
+    assert "knn-pool" in told.open_set_.auroc
+    # a pool of the labeled classes alone (the default assumption): its stragglers are not taken for other things
+    plain = ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train, X_unlabeled=pool)
+    assert plain.open_set_.n_pool == 0 and "knn-pool" not in plain.open_set_.auroc
+    with pytest.raises(BadInputError, match="give them too"):
+        ImageClassifier(tiny_backbone, Features(), verbose=False).fit(small_train, unlabeled_has_others=True)

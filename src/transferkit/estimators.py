@@ -51,19 +51,24 @@ class Classifier(ClassifierMixin, BaseEstimator):
 
     # -- learning --------------------------------------------------------------------------------------------------
     def fit(self, X, y: Sequence | None = None, *, labels: Sequence | None = None, X_unlabeled=None,
-            X_other=None) -> Classifier:
+            X_other=None, unlabeled_has_others: bool = False) -> Classifier:
         """Fit on labeled data (a folder, a table, or items with ``y``); ``labels=`` is another name for ``y``.
 
         ``X_unlabeled``: items without labels (a folder, a table, a text file of lines, a list), which the head on
-        frozen features learns from where the evidence says so (``transferkit.unlabeled``), and which the open-set
-        part mines for items of no labeled class (``openset``, ``knn-pool``). Unreadable ones are skipped and
-        counted; a copy of a labeled item (the same content) is counted once, as labeled.
+        frozen features learns from where the evidence says so (``transferkit.unlabeled``). Unreadable ones are
+        skipped and counted; a copy of a labeled item (the same content) is counted once, as labeled.
+        ``unlabeled_has_others``: the unlabeled items may hold things of no labeled class (a camera trap's other
+        animals, yesterday's traffic); the open-set part then mines them for such items (``openset``, ``knn-pool``).
+        Leave it off for a pool of the labeled classes alone: mined, their stragglers would be rejected.
         ``X_other``: examples of things that belong to none of the classes (read like ``X_unlabeled``): how the model
         tells such items (``predict(..., reject="auto")``) is chosen and sharpened on them (``openset``)."""
         if labels is not None:
             if y is not None:
                 raise BadInputError("Pass the labels once: either y= or labels=, not both.")
             y = labels
+        if unlabeled_has_others and X_unlabeled is None:
+            raise BadInputError("unlabeled_has_others says what the unlabeled items hold: give them too "
+                                "(X_unlabeled=..., fit --unlabeled DIR).")
         strategy = make_strategy(self.strategy)
         check_settings(self.modality, {k: getattr(self, k) for k in SETTINGS[self.modality]}, type(self).__name__)
         _check_seed(self.seed)
@@ -88,7 +93,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         data = Labeled(data.items, data.labels, data.origin, (*data.notes, *pool_notes))
         start = time.perf_counter()
         fitted = strategy.fit(Problem(featurizer, data, data.classes, self._run(), unlabeled))
-        self.open_set_ = self._open_set(fitted, data, X_other, keys)
+        self.open_set_ = self._open_set(fitted, data, X_other, keys, unlabeled_has_others)
         if self.open_set_ is not None:
             fitted.metrics["open_set"] = self.open_set_.describe()
         fitted.metrics["class_counts"] = {str(c): int(n) for c, n in zip(*np.unique(np.asarray(data.labels, dtype=str),
@@ -176,10 +181,10 @@ class Classifier(ClassifierMixin, BaseEstimator):
                 for item, why in fitted.skipped[:10]:
                     self._say(f"  {item}: {why}")
 
-    def _open_set(self, fitted, data: Labeled, X_other, labeled_keys):
+    def _open_set(self, fitted, data: Labeled, X_other, labeled_keys, mine_pool: bool = False):
         """How the fitted model tells an item of no trained class (``openset.calibrate``), from the labeled items'
-        features (read from the cache for a frozen featurizer), those of the examples of other things, and the
-        unlabeled items' where the strategy read them."""
+        features (read from the cache for a frozen featurizer), those of the examples of other things, and, with
+        ``mine_pool``, the unlabeled items' where the strategy read them."""
         from .features import extract
         from .openset import MIN_OTHER, calibrate
 
@@ -205,7 +210,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
                                     f"things; give at least {MIN_OTHER}, or leave them out (held-out classes stand in "
                                     "for them).")
         head, seed = fitted.head, self.seed
-        pool = fitted.pool.features if fitted.pool is not None and fitted.pool.ok.any() else None
+        pool = fitted.pool.features if mine_pool and fitted.pool is not None and fitted.pool.ok.any() else None
         return calibrate(lambda rows, labels: head.refit(rows, labels, seed), head, features, y, seed=seed, other=other,
                          pool=pool)
 

@@ -228,6 +228,7 @@ def _quantize_static(full: Path, small: Path, manifest: dict, items: list | None
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from .data.images import ImageDecodeError, as_image, load_image
+    from .gptq import rounded_weights, with_weights
     from .onnx_runtime import prepare_image
 
     images = []
@@ -249,7 +250,7 @@ def _quantize_static(full: Path, small: Path, manifest: dict, items: list | None
         def get_next(self):
             return next(self.rows, None)
 
-    prepared = small.with_name("model.prepared.onnx")
+    prepared, rounded_graph = small.with_name("model.prepared.onnx"), small.with_name("model.rounded.onnx")
     try:
         try:  # fold and infer shapes first, as ONNX Runtime advises; its symbolic shape inference fails on some graphs
             quant_pre_process(str(full), str(prepared))
@@ -260,9 +261,14 @@ def _quantize_static(full: Path, small: Path, manifest: dict, items: list | None
         head = _after_pooling(graph, readers)
         backbones = [_downstream(readers, [spec["name"]], stop=head) for spec in specs]
 
+        # the convolutions' weights on their int8 grid, each rounding error compensated in the weights not yet
+        # rounded (gptq); ONNX Runtime then finds them on its grid and keeps them
+        rounded = rounded_weights(prepared, feeds, skip=head)
+
         def quantize(float32: set[str]) -> None:
-            quantize_static(str(prepared), str(small), Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            with_weights(prepared, rounded_graph, {node: w for node, w in rounded.items() if node not in float32})
+            quantize_static(str(rounded_graph), str(small), Calibration(), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             nodes_to_exclude=sorted(float32))
 
         quantize(head)
@@ -273,7 +279,8 @@ def _quantize_static(full: Path, small: Path, manifest: dict, items: list | None
             quantize(head.union(*(backbones[i] for i in fragile)))
     finally:
         prepared.unlink(missing_ok=True)
-    return {"feature_cosine": {m.name: round(c, 4) for m, c in zip(members, cosine)},
+        rounded_graph.unlink(missing_ok=True)
+    return {"rounding": "gptq", "feature_cosine": {m.name: round(c, 4) for m, c in zip(members, cosine)},
             "error_ratio": INT8_ERROR_RATIO, "float32_backbones": [members[i].name for i in fragile]}
 
 

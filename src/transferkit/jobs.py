@@ -31,9 +31,12 @@ class FitOptions:
         "Items without labels to learn from: a folder, a CSV / TSV / JSONL, or a .txt file of lines. The head"
         " on frozen features uses them where the labeled data shows it helps (self-training), and centres on "
         "them when they come from another source than the labels; auto then saves one backbone that learned "
-        "the side-by-side backbones' labels of them (see --distill). `predict --reject` can compare new items "
-        "with the ones least like the labeled (the pool's unlabeled classes), where held-out classes show it "
-        "helps. Copies of labeled items count once; unreadable ones are skipped."))
+        "the side-by-side backbones' labels of them (see --distill). Copies of labeled items count once; "
+        "unreadable ones are skipped."))
+    unlabeled_has_others: bool = _option(False, help=(
+        "The --unlabeled items may hold things of none of the classes (a camera trap's other animals, "
+        "yesterday's traffic): `predict --reject` then compares new items with the ones least like the "
+        "labeled, where held-out classes show it helps. Leave it off for a pool of the labeled classes alone."))
     other: Path | None = _option(None, help=(
         "Examples of things that belong to none of the classes (a folder, a CSV / TSV / JSONL, or a .txt file"
         " of lines): `predict --reject` tells such items by the score that separates these best, and can "
@@ -144,7 +147,7 @@ def fit_to_folder(data: Path, out_dir: Path, options: FitOptions | None = None, 
     clf: Any = cls(model or DEFAULTS[modality], chosen, verbose=verbose, **params)
     if o.engine == "ray":
         warm_with_ray(clf, data, o.strategy, o.workers, o.ray_address, o.unlabeled, verbose)
-    clf.fit(data, X_unlabeled=o.unlabeled, X_other=o.other)
+    clf.fit(data, X_unlabeled=o.unlabeled, X_other=o.other, unlabeled_has_others=o.unlabeled_has_others)
     clf.save(out_dir, overwrite=o.overwrite)  # atomic: the model folder appears only now, complete (rank 0 only)
     if modality == "image" and is_primary_process():
         shutil.rmtree(workdir, ignore_errors=True)

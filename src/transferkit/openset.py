@@ -8,7 +8,8 @@ Simple, well-studied scores, each higher for an item that looks like the trained
   2022, with k = 1: a few-shot fit has a handful of items per class);
 - ``knn-other``, with examples of other things (``X_other``, ``fit --other``): that similarity minus the similarity
   to the nearest example of other things;
-- ``knn-pool``, with unlabeled items (``X_unlabeled``, ``fit --unlabeled``): that similarity minus the similarity to
+- ``knn-pool``, with unlabeled items said to hold things of no labeled class (``X_unlabeled`` with
+  ``unlabeled_has_others=True``, ``fit --unlabeled DIR --unlabeled-has-others``): that similarity minus the similarity to
   the nearest of the pool's items mined as unlike the labeled ones (:func:`mine`). A pool drawn from where the model
   will be used holds items of the classes nobody labeled; mined, they stand for them (outliers mined from unlabeled
   "wild" data, as in Katz-Samuels et al. 2022 and Du et al. 2024, with a nearest-neighbour score instead of a
@@ -19,7 +20,11 @@ others' items of one cross-validation fold, and the score that best separates it
 items (mean AUROC) is kept; with examples of other things, their separation from those items counts as much as the
 held-out classes' (which stand for unknowns unlike the examples).
 When the score is chosen, a held-out class's unlabeled items are in the pool as an unknown class's would be, and the
-pool is mined again for each head, without it.
+pool is mined again for each head, without it. That evidence holds only for a pool that does hold items of no
+labeled class: in a pool of the trained classes alone the mined items are their own stragglers, and ``knn-pool``
+rejects the trained classes' items that look like them (measured: benchmarks/open_set.py). No test on the pool told
+the two apart dependably, so the pool is mined only when the user says it may hold such items
+(``unlabeled_has_others``, ``fit --unlabeled-has-others``).
 The threshold is read from the out-of-fold scores of the labeled items: at rate ``r``, at most about a share ``r`` of
 items from the trained classes is rejected (fewer where the head fitted on every label is more sure of new items than
 the folds' heads were).

@@ -1,0 +1,154 @@
+"""A graph's convolution weights rounded to their int8 grid with the rounding error compensated, before ONNX
+Runtime's static quantisation reads them (``export --quantize int8``).
+
+ONNX Runtime rounds each weight to the nearest step of its output channel's grid (symmetric, ``max|w| / 127``). For
+depthwise convolutions a channel has 9 or 25 weights, and rounding each on its own moves the channel's output far
+more than the activations' rounding does. GPTQ (Frantar et al. 2022, Optimal Brain Quantization column by column)
+rounds a channel's weights one at a time and spreads each one's error over the weights not yet rounded, weighted by
+how the layer's inputs on calibration images correlate (``H = X^T X`` of the input patches), which keeps the
+channel's outputs, not its weights, close to float32. ONNX Runtime's own GPTQ (``matmul_nbits_quantizer``) is for
+weight-only MatMul of 4 bits, and its ``quantize_static`` rounds to nearest, so it is done here (about a hundred
+lines of numpy) on the graph's weights, onto the grid ``quantize_static`` then reproduces: each channel's largest
+weight, which sets that grid, is never moved.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+DAMP = 0.01  # added to H's diagonal, as a share of its mean (GPTQ's dampening): rows of inputs that never vary
+QMAX = 127  # ONNX Runtime's symmetric int8 weights: -127..127
+
+
+def rounded_weights(graph: Path, feeds: list[dict],
+                    skip: frozenset[str] | set[str] = frozenset()) -> dict[str, tuple[str, np.ndarray]]:
+    """For every plain or depthwise convolution of ``graph`` (nodes not in ``skip``): its weights on their int8 grid,
+    error-compensated on ``feeds`` (the graph's inputs for each calibration item), by node name, with the weights'
+    initializer name."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    model = onnx.load(str(graph))
+    weights = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    convs = [node for node in model.graph.node if node.op_type == "Conv" and node.name not in skip
+             and len(node.input) > 1 and node.input[1] in weights and _shape(node) is not None
+             and _kind(node, weights[node.input[1]]) is not None]
+    if not convs:
+        return {}
+    known = {o.name for o in model.graph.output}
+    for name in dict.fromkeys(node.input[0] for node in convs):
+        if name not in known:
+            model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the tensors by their names
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    names = list(dict.fromkeys(node.input[0] for node in convs))
+    hessians: dict[str, np.ndarray] = {}
+    for feed in feeds:
+        outputs = dict(zip(names, session.run(names, feed)))
+        for node in convs:
+            w = weights[node.input[1]]
+            gram = _gram(_patches(outputs[node.input[0]], node, w), _kind(node, w))
+            hessians[node.name] = hessians[node.name] + gram if node.name in hessians else gram
+    out = {}
+    for node in convs:
+        w = weights[node.input[1]]
+        rows = w.reshape(w.shape[0], -1).astype(np.float64)
+        rounded = _gptq(rows, hessians[node.name])
+        out[node.name] = (node.input[1], rounded.reshape(w.shape).astype(np.float32))
+    return out
+
+
+def with_weights(graph_in: Path, graph_out: Path, weights: dict[str, tuple[str, np.ndarray]]) -> None:
+    """``graph_in`` written to ``graph_out`` with these initializers replaced (``rounded_weights``' values)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(graph_in))
+    by_name = dict(weights.values())
+    for init in model.graph.initializer:
+        if init.name in by_name:
+            init.CopyFrom(numpy_helper.from_array(by_name[init.name], init.name))
+    onnx.save(model, str(graph_out))
+
+
+def _shape(node) -> dict | None:
+    """The convolution's attributes this module handles (unit dilation), or None."""
+    attrs = {a.name: list(a.ints) if a.ints else a.i for a in node.attribute}
+    if any(d != 1 for d in attrs.get("dilations", [1, 1])) or attrs.get("auto_pad", b"NOTSET") not in (
+            b"NOTSET", "NOTSET", 0):
+        return None
+    return {"strides": attrs.get("strides", [1, 1]), "pads": attrs.get("pads", [0, 0, 0, 0]),
+            "group": attrs.get("group", 1)}
+
+
+def _kind(node, w: np.ndarray) -> str | None:
+    group = _shape(node)["group"]
+    if w.ndim != 4:
+        return None
+    if group == 1:
+        return "plain"
+    if w.shape[1] == 1 and group == w.shape[0]:
+        return "depthwise"
+    return None
+
+
+def _patches(x: np.ndarray, node, w: np.ndarray) -> np.ndarray:
+    """The convolution's input windows: (channels, positions, kh*kw) of ``x`` (batch, channels, H, W)."""
+    shape = _shape(node)
+    top, left, bottom, right = shape["pads"]
+    x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    kh, kw = w.shape[2], w.shape[3]
+    windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))
+    windows = windows[:, :, ::shape["strides"][0], ::shape["strides"][1]]  # batch, C, Ho, Wo, kh, kw
+    c = windows.shape[1]
+    return windows.transpose(1, 0, 2, 3, 4, 5).reshape(c, -1, kh * kw)
+
+
+def _gram(patches: np.ndarray, kind: str) -> np.ndarray:
+    """H of one batch: per channel (kh*kw square) for a depthwise convolution, else over every input channel's
+    window (C*kh*kw square, the order of the weights' columns)."""
+    p = patches.astype(np.float32)
+    if kind == "depthwise":
+        return np.matmul(p.transpose(0, 2, 1), p).astype(np.float64)
+    flat = p.transpose(1, 0, 2).reshape(p.shape[1], -1)
+    return (flat.T @ flat).astype(np.float64)
+
+
+def _grid(rows: np.ndarray) -> np.ndarray:
+    return np.maximum(np.abs(rows).max(axis=1), 1e-30) / QMAX
+
+
+def _gptq(rows: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Rows (output channels) rounded column by column on their grids, the error spread over the later columns
+    through H's inverse Cholesky factor: one H for all rows (n by n), or one per row (rows by n by n, a depthwise
+    convolution's channels). The most active inputs are rounded first (GPTQ's act-order) and each row's largest
+    weight is never moved (it sets the grid)."""
+    shared = h.ndim == 2
+    hs = (h[None] if shared else h).copy()
+    n = hs.shape[-1]
+    diagonal = np.diagonal(hs, axis1=1, axis2=2)
+    dead = diagonal == 0  # an input that is always zero: its weights do nothing
+    rows = np.where(dead[0] if shared else dead, 0.0, rows)
+    index = np.arange(n)
+    hs[:, index, index] += np.where(dead, 1.0, 0.0) + DAMP * diagonal.mean(axis=1, keepdims=True)
+    order = np.argsort(-np.diagonal(hs, axis1=1, axis2=2), axis=1, kind="stable")  # (1 or rows, n)
+    hs = np.take_along_axis(np.take_along_axis(hs, order[:, :, None], axis=1), order[:, None, :], axis=2)
+    order = np.broadcast_to(order, rows.shape)
+    rows = np.take_along_axis(rows, order, axis=1)
+    upper = np.linalg.cholesky(np.linalg.inv(hs)).transpose(0, 2, 1)  # (1 or rows, n, n)
+    scale = _grid(rows)
+    pivot = (np.arange(len(rows)), np.abs(rows).argmax(axis=1))
+    held = rows[pivot]
+    for j in range(n):
+        q = np.clip(np.rint(rows[:, j] / scale), -QMAX, QMAX) * scale
+        err = (rows[:, j] - q) / upper[:, j, j]
+        rows[:, j] = q
+        rows[:, j + 1:] -= err[:, None] * upper[:, j, j + 1:]
+        rows[pivot] = held  # the grid's own weight stays where it is
+    out = np.empty_like(rows)
+    np.put_along_axis(out, order, rows, axis=1)
+    return out
