@@ -121,6 +121,18 @@ def test_int8_reports_the_accuracy_change_it_measured(image_model, small_train, 
     q = manifest["quantized"]
     assert q["n"] == 18 and q["accuracy_change"] == pytest.approx(q["accuracy_int8"] - q["accuracy_fp32"])
     assert (tmp_path / "onnx" / "model.int8.onnx").is_file() and q["bytes_int8"] < q["bytes_fp32"]
+    assert q["rounding"] == "gptq"
+    # the first convolution (it reads the image) keeps float32 weights; the others read int8 ones
+    import onnx
+
+    from transferkit.export import _first_convolutions, _readers
+
+    graph = onnx.load(str(tmp_path / "onnx" / "model.int8.onnx")).graph
+    producer = {out: node for node in graph.node for out in node.output}
+    stems = _first_convolutions(_readers(graph), graph.input[0].name)
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    int8_weights = {n.name for n in convs if n.input[1] in producer and producer[n.input[1]].op_type == "DequantizeLinear"}
+    assert stems and not stems & int8_weights and len(int8_weights) == len(convs) - len(stems)
     # a CPU with integer dot products runs the int8 graph only where it kept float32's answers; one without never does
     from transferkit import onnx_runtime, runtime
 

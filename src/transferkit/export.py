@@ -260,10 +260,13 @@ def _quantize_static(full: Path, small: Path, manifest: dict, items: list | None
         readers = _readers(graph)
         head = _after_pooling(graph, readers)
         backbones = [_downstream(readers, [spec["name"]], stop=head) for spec in specs]
+        # each backbone's first convolution stays float32: it reads the image, which int8 would round again, and it
+        # costs a few percent of the backbone's time
+        stems = set().union(*(_first_convolutions(readers, spec["name"]) for spec in specs))
 
         # the convolutions' weights on their int8 grid, each rounding error compensated in the weights not yet
         # rounded (gptq); ONNX Runtime then finds them on its grid and keeps them
-        rounded = rounded_weights(prepared, feeds, skip=head)
+        rounded = rounded_weights(prepared, feeds, skip=head | stems)
 
         def quantize(float32: set[str]) -> None:
             with_weights(prepared, rounded_graph, {node: w for node, w in rounded.items() if node not in float32})
@@ -271,12 +274,12 @@ def _quantize_static(full: Path, small: Path, manifest: dict, items: list | None
                             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             nodes_to_exclude=sorted(float32))
 
-        quantize(head)
+        quantize(head | stems)
         cosine = _feature_cosine(full, small, feeds, [m.dim for m in members]) if head else []
         error = 1 - np.asarray(cosine, float)
         fragile = [i for i, e in enumerate(error) if e > INT8_ERROR_RATIO * np.median(error)]
         if fragile:
-            quantize(head.union(*(backbones[i] for i in fragile)))
+            quantize(head.union(stems, *(backbones[i] for i in fragile)))
     finally:
         prepared.unlink(missing_ok=True)
         rounded_graph.unlink(missing_ok=True)
@@ -330,6 +333,24 @@ def _downstream(readers: dict[str, list], tensors: list[str], stop: set[str] | f
         seen.add(node.name)
         todo += [r for out in node.output for r in readers.get(out, [])]
     return seen
+
+
+def _first_convolutions(readers: dict[str, list], tensor: str) -> set[str]:
+    """The names of the convolutions that read ``tensor`` first (through the nodes before them: padding,
+    normalisation), not the ones after them."""
+    found: set[str] = set()
+    seen: set[str] = set()
+    todo = list(readers.get(tensor, []))
+    while todo:
+        node = todo.pop()
+        if node.name in seen:
+            continue
+        seen.add(node.name)
+        if node.op_type == "Conv":
+            found.add(node.name)
+        else:
+            todo += [r for out in node.output for r in readers.get(out, [])]
+    return found
 
 
 def _feature_cosine(full: Path, small: Path, feeds: list[dict], widths: list[int]) -> list[float]:
