@@ -260,8 +260,8 @@ def _quantize_static(full: Path, small: Path, manifest: dict, items: list | None
         readers = _readers(graph)
         head = _after_pooling(graph, readers)
         backbones = [_downstream(readers, [spec["name"]], stop=head) for spec in specs]
-        # each backbone's first convolution stays float32: it reads the image, which int8 would round again, and it
-        # costs a few percent of the backbone's time
+        # each backbone's first convolution stays float32: it reads the image, which int8 would round again, and it is
+        # a small part of the backbone's work (docs/benchmarks/speed.md measures both)
         stems = set().union(*(_first_convolutions(readers, spec["name"]) for spec in specs))
 
         # the convolutions' weights on their int8 grid, each rounding error compensated in the weights not yet
