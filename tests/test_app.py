@@ -255,11 +255,20 @@ def test_a_text_project_trains_and_classifies_a_typed_text(tmp_path, tiny_encode
     assert client.post("/api/csv", json={"csv": "text,label\n" + "\n".join(f'"{r.rsplit(",", 1)[0]}",'
                                                                          f'{r.rsplit(",", 1)[1]}' for r in rows)
                                          }).json()["added"] == 6
+    # an unlabeled pool said to hold other things too: the run's "none of these" learns from it
+    pool = [f"unlabeled review number {i}: " + ("fine" if i % 3 else "a cookbook about soup") for i in range(30)]
+    assert client.post("/api/texts", json={"texts": pool, "split": "pool"}).json()["added"] == 30
+    assert client.get("/api/state").json()["pool_has_others"] is False  # off unless said
+    assert client.post("/api/pool", json={"has_others": True}).json() == {"pool_has_others": True}
+    assert Project(project.root).pool_has_others  # kept in the project
     run = client.post("/api/train", json={"strategy": "features"}).json()["run"]
     deadline = time.monotonic() + 240
     while project.run(run)["status"] == "running" and time.monotonic() < deadline:
         time.sleep(0.5)
     assert project.run(run)["status"] == "done", project.run(run)["result"]
+    from transferkit import load_model
+
+    assert load_model(project.latest_model()).open_set_.n_pool == 30
     answer = client.post("/api/predict/text", json={"text": "works great"}).json()
     assert answer["label"] in ("pos", "neg") and abs(sum(t["probability"] for t in answer["top"]) - 1) < 1e-6
     assert isinstance(answer["known"], bool)  # whether it looks like a trained class at all (open set)

@@ -232,6 +232,12 @@ def test_a_text_project_in_the_browser_types_texts_trains_and_classifies(page, t
                  "neg": ["broke after a day", "terrible, do not buy", "stopped working at once"]}
         _add_texts_by_class(page, texts)
         page.wait_for_function("() => document.querySelectorAll('#examples .item').length === 6")
+        assert not page.is_checked("#pool-others")  # the unlabeled pool holds the classes only, unless said
+        with page.expect_response("**/api/pool"):
+            page.check("#pool-others")
+        assert httpx.get(url + "api/state").json()["pool_has_others"] is True
+        page.reload()
+        page.wait_for_function("() => document.querySelector('#pool-others').checked")  # kept in the project
         page.select_option("#strategy", "features")
         page.click("#train")
         _wait_run(page, 1)
@@ -295,7 +301,7 @@ def test_a_project_of_numbers_in_the_browser_types_numbers_and_answers_one(page,
         page.check("input[name=task][value=number]")
         page.click("button[data-modality=text]")
         page.wait_for_selector("#number-row", state="visible")
-        assert page.is_hidden("#class-row")
+        assert page.is_hidden("#class-row") and page.is_hidden("#pool-others-label")  # numbers: no "none of these"
         for value, lines in (("100", ["a flight", "a plane ticket", "an airport transfer"]),
                              ("20", ["a train", "a rail ticket", "a station platform"])):
             page.fill("#number-value", value)

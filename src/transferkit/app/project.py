@@ -182,6 +182,20 @@ class Project:
             db.execute("INSERT OR REPLACE INTO meta VALUES ('task', ?)", (task,))
             self._log(db, f"task set to {task}")
 
+    @property
+    def pool_has_others(self) -> bool:
+        """Whether the unlabeled pool may hold things of none of the classes (``fit(unlabeled_has_others=True)``):
+        then a run's "none of these" learns from it. Off by default: a pool is usually the rest of the folder."""
+        with self._db() as db:
+            row = db.execute("SELECT value FROM meta WHERE key='pool_has_others'").fetchone()
+        return bool(row and row[0] == "1")
+
+    def set_pool_has_others(self, value: bool) -> None:
+        with self._db() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('pool_has_others', ?)", ("1" if value else "0",))
+            self._log(db, "the unlabeled pool " + ("may hold things of none of the classes" if value else
+                                                   "holds the classes only"))
+
     # -- classes ----------------------------------------------------------------------------------------------------
     def classes(self) -> list[dict]:
         """The classes (several labels: the labels) with how many train and test examples carry each."""

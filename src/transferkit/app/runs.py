@@ -148,8 +148,10 @@ def _train(project: Project, run_id: int, strategy: str, model: str | None, comp
     pool = [r for r in project.items("pool")]
     pool_inputs = [str(project.root / r["file"]) if r["file"] else r["text"] for r in pool]
     start = time.perf_counter()
+    pooled = bool(pool_inputs) and task == "class"
     with observe(report):  # the pool is learned from where it helps (one class per example)
-        clf.fit(inputs, labels, X_unlabeled=(pool_inputs or None) if task == "class" else None)
+        clf.fit(inputs, labels, X_unlabeled=pool_inputs if pooled else None,
+                unlabeled_has_others=pooled and project.pool_has_others)
     out = project.root / "runs" / str(run_id) / "model"
     clf.save(out, overwrite=True)
     result: dict = {"reason": clf.reason_, "strategy": clf.strategy_, "seconds": round(time.perf_counter() - start, 1),

@@ -106,7 +106,7 @@ def _collect_routes(app, project: Project) -> None:
         all_runs = project.runs()
         counts = {s: len(project.items(s)) for s in ("train", "test", "pool")}
         return {"project": str(project.root), "modality": project.modality, "task": project.task,
-                "classes": project.classes(),
+                "pool_has_others": project.pool_has_others, "classes": project.classes(),
                 "counts": counts, "runs": all_runs[:10], "has_model": project.latest_model() is not None,
                 "strategies": list(runs.STRATEGIES), "limits": {"upload_mb": MAX_UPLOAD_MB,
                                                                 "request_mb": MAX_REQUEST_MB}}
@@ -119,6 +119,14 @@ def _collect_routes(app, project: Project) -> None:
     async def set_modality(body: Modality) -> dict:
         project.set_modality(body.modality, body.task)
         return {"modality": project.modality, "task": project.task}
+
+    class Pool(BaseModel):
+        has_others: bool  # the unlabeled pool may hold things of none of the classes
+
+    @app.post("/api/pool")
+    async def set_pool(body: Pool) -> dict:
+        project.set_pool_has_others(body.has_others)
+        return {"pool_has_others": project.pool_has_others}
 
     class ClassName(BaseModel):
         name: str
