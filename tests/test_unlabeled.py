@@ -117,6 +117,22 @@ def test_the_cli_takes_an_unlabeled_folder_and_says_so_in_json(small_train, tiny
     assert fit["unlabeled"]["n"] == 18 and "unlabeled items" in fit["reason"]
 
 
+def test_the_cli_mines_the_pool_for_none_of_these_when_told_and_says_what_it_chose(small_train, tiny_backbone,
+                                                                                   example_test, tmp_path):
+    from transferkit.openset import MIN_POOL
+
+    n = len(list(example_test.rglob("*.png")))
+    assert n >= MIN_POOL
+    args = ["fit", str(small_train), "--model", tiny_backbone, "--strategy", "features", "--unlabeled",
+            str(example_test)]
+    told = runner.invoke(app, [*args, "--out", str(tmp_path / "told"), "--unlabeled-has-others"])
+    assert told.exit_code == 0, told.output
+    said = " ".join(told.stdout.split())  # the console wraps lines
+    assert "None of these (predict --reject auto): the " in said and f"{n} unlabeled images mined" in said
+    plain = runner.invoke(app, [*args, "--out", str(tmp_path / "plain")])
+    assert plain.exit_code == 0 and "None of these" not in plain.stdout  # a pool of the classes alone: not mined
+
+
 def test_texts_take_a_file_of_lines_as_their_pool(text_csv, tiny_encoder, tmp_path):
     lines = tmp_path / "pool.txt"
     lines.write_text("A late goal won the derby.\nBake the bread for forty minutes.\nSunny spells and a light breeze.\n"

@@ -111,6 +111,22 @@ def open_set_line(metrics: dict, noun: str) -> str:
     return parts[0] + " " + "; ".join(parts[1:]) + "."
 
 
+def chosen_line(described: dict, noun: str) -> str:
+    """What a fit that learned "none of these" from examples or unlabeled items chose (``OpenSet.describe``), in one
+    sentence; the unlabeled items' own score is named when another one won."""
+    auroc = described.get("auroc") or {}
+    score = described["score"]
+    learned = ([f"{described['n_other']} examples of other things"] if described.get("n_other") else []) + (
+        [f"{described['n_pool']} unlabeled {noun}s mined for ones unlike the labeled"] if described.get("n_pool") else [])
+    line = f"None of these (predict --reject auto): the {score} score"
+    if score in auroc:
+        line += f", AUROC {auroc[score]:.2f} on held-out classes"
+    line += f"; learned from {' and '.join(learned)}"
+    if score != "knn-pool" and "knn-pool" in auroc:
+        line += f" (their score read {auroc['knn-pool']:.2f}, so it was not chosen)"
+    return line + "."
+
+
 def unit_rows(head, features) -> np.ndarray:
     """The head's normalisation of ``features``, each row scaled to unit length (cosine similarity space)."""
     z = np.asarray(head.normalise(features), dtype=np.float32)

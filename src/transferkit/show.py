@@ -48,6 +48,10 @@ def fit(clf, out_dir: Path, as_json: bool) -> None:
     out.print(f"Saved [bold]{out_dir}[/]: {shape}, {estimate_line(report)}, {report.fit_seconds:.1f} s{speed}.")
     if text := estimate_note(report.estimate, clf.noun):
         note(text)
+    if (open_set := report.open_set) and (open_set.get("n_other") or open_set.get("n_pool")):
+        from .openset import chosen_line
+
+        out.print(escape(chosen_line(open_set, clf.noun)), highlight=False)
     what = "TEXT..." if clf.noun == "text" else "IMAGE..."
     out.print(f"Next: transferkit evaluate {out_dir} TEST_DATA   or   transferkit predict {out_dir} {what}")
 
