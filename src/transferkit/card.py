@@ -78,7 +78,7 @@ def _open_set_line(open_set: dict | None, n_classes: int) -> str:
                f"labeled items ({open_set.get('held_out')} trials"
                + (f"; and the {open_set['n_other']} examples of other things given at fit, counted as much"
                   if open_set.get("n_other") else "")
-               + (f"; with each trial's unlabeled items mined for ones unlike the labeled, of {open_set['n_pool']}"
+               + (f"; each trial mining the {open_set['n_pool']} unlabeled items for ones unlike its labeled"
                   if open_set.get("n_pool") else "") + ")" if chosen is not None else "")
             + ". Expect some such inputs to be accepted anyway: measure it with `transferkit evaluate --reject auto` "
               "on data that holds other classes.")
