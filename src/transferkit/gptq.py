@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-DAMP = 0.01  # added to H's diagonal, as a share of its mean (GPTQ's dampening): rows of inputs that never vary
+DAMP = 0.01  # added to H's diagonal, as a share of its mean (GPTQ's dampening), so that H inverts where inputs barely vary
 QMAX = 127  # ONNX Runtime's symmetric int8 weights: -127..127
 
 
@@ -131,8 +131,7 @@ def _gptq(rows: np.ndarray, h: np.ndarray) -> np.ndarray:
     hs = (h[None] if shared else h).copy()
     n = hs.shape[-1]
     diagonal = np.diagonal(hs, axis1=1, axis2=2)
-    dead = diagonal == 0  # an input that is always zero: its weights do nothing
-    rows = np.where(dead[0] if shared else dead, 0.0, rows)
+    dead = diagonal == 0  # an input always zero on the calibration images: rounded as if it were independent
     index = np.arange(n)
     hs[:, index, index] += np.where(dead, 1.0, 0.0) + DAMP * diagonal.mean(axis=1, keepdims=True)
     order = np.argsort(-np.diagonal(hs, axis1=1, axis2=2), axis=1, kind="stable")  # (1 or rows, n)
