@@ -131,7 +131,8 @@ def _gptq(rows: np.ndarray, h: np.ndarray) -> np.ndarray:
     hs = (h[None] if shared else h).copy()
     n = hs.shape[-1]
     diagonal = np.diagonal(hs, axis1=1, axis2=2)
-    dead = diagonal == 0  # an input always zero on the calibration images: rounded as if it were independent
+    dead = diagonal == 0  # an input always zero on the calibration images (a channel ReLU never lets through)
+    rows = np.where(dead[0] if shared else dead, 0.0, rows)  # its weights did nothing there: zero, on any grid
     index = np.arange(n)
     hs[:, index, index] += np.where(dead, 1.0, 0.0) + DAMP * diagonal.mean(axis=1, keepdims=True)
     order = np.argsort(-np.diagonal(hs, axis1=1, axis2=2), axis=1, kind="stable")  # (1 or rows, n)
