@@ -39,6 +39,7 @@ import numpy as np
 
 from .errors import BadInputError, BundleError
 from .heads import is_sparse
+from .unlabeled import sample_pool
 
 SCORES = ("msp", "energy", "knn", "knn-other", "knn-pool")
 MIN_OTHER = 5  # the fewest examples of other things that are learned from
@@ -262,7 +263,7 @@ def calibrate(fit, head, features, y: np.ndarray, *, seed: int = 0, other=None, 
     if pool is not None and (sparse or is_sparse(pool) or pool.shape[0] < MIN_POOL):
         pool = None
     if pool is not None and pool.shape[0] > MAX_POOL:
-        pool = pool[np.sort(np.random.default_rng(seed).choice(pool.shape[0], MAX_POOL, replace=False))]
+        pool = pool[sample_pool(list(range(pool.shape[0])), seed, MAX_POOL)]
     which = ("msp", "energy") if sparse else tuple(s for s in SCORES if (s != "knn-other" or other is not None) and (
         s != "knn-pool" or pool is not None))
     k = int(min(FOLDS, counts.min()))
