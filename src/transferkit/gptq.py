@@ -33,32 +33,33 @@ def rounded_weights(graph: Path, feeds: list[dict],
 
     model = onnx.load(str(graph))
     weights = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
-    convs = [node for node in model.graph.node if node.op_type == "Conv" and node.name not in skip
-             and len(node.input) > 1 and node.input[1] in weights and _shape(node) is not None
-             and _kind(node, weights[node.input[1]]) is not None]
+    convs = {}  # node -> (its attributes, plain or depthwise), read once
+    for node in model.graph.node:
+        if node.op_type == "Conv" and node.name not in skip and len(node.input) > 1 and node.input[1] in weights:
+            shape = _shape(node)
+            kind = _kind(shape, weights[node.input[1]]) if shape is not None else None
+            if kind is not None:
+                convs[node.name] = (node, shape, kind)
     if not convs:
         return {}
+    names = list(dict.fromkeys(node.input[0] for node, _, _ in convs.values()))  # each conv's input, once
     known = {o.name for o in model.graph.output}
-    for name in dict.fromkeys(node.input[0] for node in convs):
-        if name not in known:
-            model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    model.graph.output.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+                              for name in names if name not in known)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the tensors by their names
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    names = list(dict.fromkeys(node.input[0] for node in convs))
     hessians: dict[str, np.ndarray] = {}
     for feed in feeds:
         outputs = dict(zip(names, session.run(names, feed)))
-        for node in convs:
-            w = weights[node.input[1]]
-            gram = _gram(_patches(outputs[node.input[0]], node, w), _kind(node, w))
-            hessians[node.name] = hessians[node.name] + gram if node.name in hessians else gram
+        for name, (node, shape, kind) in convs.items():
+            gram = _gram(_patches(outputs[node.input[0]], shape, weights[node.input[1]]), kind)
+            hessians[name] = hessians[name] + gram if name in hessians else gram
     out = {}
-    for node in convs:
+    for name, (node, _, _) in convs.items():
         w = weights[node.input[1]]
-        rows = w.reshape(w.shape[0], -1).astype(np.float64)
-        rounded = _gptq(rows, hessians[node.name])
-        out[node.name] = (node.input[1], rounded.reshape(w.shape).astype(np.float32))
+        rounded = _gptq(w.reshape(w.shape[0], -1).astype(np.float64), hessians[name])
+        out[name] = (node.input[1], rounded.reshape(w.shape).astype(np.float32))
     return out
 
 
@@ -85,8 +86,9 @@ def _shape(node) -> dict | None:
             "group": attrs.get("group", 1)}
 
 
-def _kind(node, w: np.ndarray) -> str | None:
-    group = _shape(node)["group"]
+def _kind(shape: dict, w: np.ndarray) -> str | None:
+    """``plain`` or ``depthwise`` for a convolution this module rounds, else None (grouped ones)."""
+    group = shape["group"]
     if w.ndim != 4:
         return None
     if group == 1:
@@ -96,9 +98,9 @@ def _kind(node, w: np.ndarray) -> str | None:
     return None
 
 
-def _patches(x: np.ndarray, node, w: np.ndarray) -> np.ndarray:
-    """The convolution's input windows: (channels, positions, kh*kw) of ``x`` (batch, channels, H, W)."""
-    shape = _shape(node)
+def _patches(x: np.ndarray, shape: dict, w: np.ndarray) -> np.ndarray:
+    """The convolution's input windows: (channels, positions, kh*kw) of ``x`` (batch, channels, H, W); ``shape``:
+    its attributes (``_shape``)."""
     top, left, bottom, right = shape["pads"]
     x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
     kh, kw = w.shape[2], w.shape[3]

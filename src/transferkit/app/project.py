@@ -147,11 +147,15 @@ class Project:
     def _log(self, db, what: str) -> None:
         db.execute("INSERT INTO history (at, what) VALUES (?, ?)", (time.time(), what))
 
+    def _meta(self, key: str) -> str | None:
+        """A project setting (the ``meta`` table), or None where it was never set."""
+        with self._db() as db:
+            row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
     @property
     def modality(self) -> str | None:
-        with self._db() as db:
-            row = db.execute("SELECT value FROM meta WHERE key='modality'").fetchone()
-        return row[0] if row else None
+        return self._meta("modality")
 
     def set_modality(self, modality: str, task: str | None = None) -> None:
         Project(self.root, modality, task)
@@ -160,9 +164,7 @@ class Project:
     def task(self) -> str:
         """What an example's label is: ``class`` (one class; projects made before tasks existed), ``labels`` or
         ``number``."""
-        with self._db() as db:
-            row = db.execute("SELECT value FROM meta WHERE key='task'").fetchone()
-        return row[0] if row else "class"
+        return self._meta("task") or "class"
 
     def set_task(self, task: str) -> None:
         """Choose the task; it can change only while no example carries a label."""
@@ -186,9 +188,7 @@ class Project:
     def pool_has_others(self) -> bool:
         """Whether the unlabeled pool may hold things of none of the classes (``fit(unlabeled_has_others=True)``):
         then a run's "none of these" learns from it. Off by default: a pool is usually the rest of the folder."""
-        with self._db() as db:
-            row = db.execute("SELECT value FROM meta WHERE key='pool_has_others'").fetchone()
-        return bool(row and row[0] == "1")
+        return self._meta("pool_has_others") == "1"
 
     def set_pool_has_others(self, value: bool) -> None:
         with self._db() as db:
@@ -321,6 +321,12 @@ class Project:
             for name in sorted(names - self._class_names()):
                 self.add_class(name)
         return self.add_texts([r.get(text_col) or "" for r in rows], labels, split)
+
+    def counts(self) -> dict[str, int]:
+        """How many examples each split holds (counted in SQLite: the page polls this)."""
+        with self._db() as db:
+            found = dict(db.execute("SELECT split, COUNT(*) FROM items GROUP BY split").fetchall())
+        return {split: int(found.get(split, 0)) for split in SPLITS}
 
     def items(self, split: str | None = None, label: str | None = None) -> list[dict]:
         """The examples (of ``split``; carrying the class or label ``label``), each with ``labels`` as a list."""

@@ -104,7 +104,7 @@ def _collect_routes(app, project: Project) -> None:
     async def state() -> dict:
         runs.reap(project)
         all_runs = project.runs()
-        counts = {s: len(project.items(s)) for s in ("train", "test", "pool")}
+        counts = project.counts()
         return {"project": str(project.root), "modality": project.modality, "task": project.task,
                 "pool_has_others": project.pool_has_others, "classes": project.classes(),
                 "counts": counts, "runs": all_runs[:10], "has_model": project.latest_model() is not None,
