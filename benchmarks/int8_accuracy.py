@@ -92,7 +92,8 @@ def main() -> None:
                                "rows": rows},
                               indent=1) + "\n")
     print(f"{m['cpu']} ({', '.join(m['flags'])}); {len(test)} test images; export with int8 took {export_seconds:.0f} s")
-    print(f"int8 features' cosine to float32: {quantized.get('feature_cosine')}; float32: {quantized.get('float32_backbones')}")
+    print(f"int8 features' cosine to float32: {quantized.get('feature_cosine')}; "
+          f"residual streams equalised: {quantized.get('equalized_streams')}")
     print("| graph | accuracy | agreement with fp32 | images/s | MiB |\n|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['graph']} | {r['accuracy']:.3f} | {r['agreement_with_fp32']:.3f} | {r['images_per_s']:.1f} | "

@@ -67,7 +67,7 @@ def main() -> None:
                 seconds[k].append(time.perf_counter() - start)
     rows = [{"graph": k, "images_per_s": BATCH / float(np.median(v)),
              "vs_float32": float(np.median(seconds["float32"]) / np.median(v)),
-             **({"feature_cosine": cosines[k]["feature_cosine"], "float32_backbones": cosines[k]["float32_backbones"]}
+             **({"feature_cosine": cosines[k]["feature_cosine"], "equalized_streams": cosines[k]["equalized_streams"]}
                 if k in cosines else {})} for k, v in seconds.items()]
     m = {**machine(), "commit": commit()}
     out_file = ROOT / "benchmarks" / "results" / f"int8-graph-speed-{flags_slug(m)}.json"

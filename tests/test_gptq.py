@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from transferkit.gptq import QMAX, _gptq, rounded_weights, with_weights
+from transferkit.gptq import QMAX, _gptq, equalized, rounded_weights, with_weights
 
 
 def nearest(rows):
@@ -27,6 +27,15 @@ def test_rounding_keeps_each_rows_grid_and_moves_its_outputs_less_than_the_neare
     assert error < 0.7 * np.linalg.norm(x @ (nearest(rows) - rows).T)
 
 
+def onnx_of(net, path, shape):
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: quick for a small graph
+        torch.onnx.export(net, torch.randn(*shape), str(path), input_names=["x"], output_names=["y"], dynamo=False)
+    return path
+
+
 @pytest.fixture(scope="module")
 def depthwise_graph(tmp_path_factory):
     """A small convolutional graph (plain, depthwise, plain) exported from PyTorch, and calibration inputs."""
@@ -36,11 +45,7 @@ def depthwise_graph(tmp_path_factory):
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU6(),
                               torch.nn.Conv2d(16, 16, 3, stride=2, padding=1, groups=16), torch.nn.ReLU6(),
                               torch.nn.Conv2d(16, 8, 1)).eval()
-    path = tmp_path_factory.mktemp("gptq") / "net.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: quick for a small graph
-        torch.onnx.export(net, torch.randn(1, 3, 16, 16), str(path), input_names=["x"], output_names=["y"],
-                          dynamo=False)
+    path = onnx_of(net, tmp_path_factory.mktemp("gptq") / "net.onnx", (1, 3, 16, 16))
     rng = np.random.default_rng(1)
     feeds = [{"x": rng.standard_normal((1, 3, 16, 16)).astype(np.float32)} for _ in range(16)]
     return path, feeds
@@ -82,3 +87,66 @@ def test_onnx_runtime_keeps_the_rounded_weights_and_its_int8_graph_is_closer_to_
     err_plain = sum(np.linalg.norm(run(plain, f) - run(path, f)) for f in fresh)
     err_ours = sum(np.linalg.norm(run(ours, f) - run(path, f)) for f in fresh)
     assert err_ours < err_plain
+
+
+class Bottleneck:
+    """A linear bottleneck with a residual, as MobileNetV2's blocks are: a stream written by convolutions with no
+    activation after them, channels of very different ranges, read by a 1x1 convolution and by the residual sum."""
+
+    @staticmethod
+    def net():
+        import torch
+
+        class Net(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                torch.manual_seed(0)
+                self.stem = torch.nn.Conv2d(3, 8, 3, padding=1)
+                with torch.no_grad():
+                    self.stem.weight[:4] *= 30  # half the stream's channels thirty times wider than the others
+                self.expand = torch.nn.Conv2d(8, 16, 1)
+                self.project = torch.nn.Conv2d(16, 8, 1)
+                self.head = torch.nn.Conv2d(8, 4, 1)
+
+            def forward(self, x):
+                s = self.stem(x)
+                s = s + self.project(torch.nn.functional.relu6(self.expand(s)))
+                return torch.relu(self.head(s))
+
+        return Net().eval()
+
+
+def test_equalizing_a_residual_stream_keeps_the_function_and_evens_its_channels(tmp_path):
+    import onnxruntime as ort
+
+    path = onnx_of(Bottleneck.net(), tmp_path / "net.onnx", (1, 3, 8, 8))
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.standard_normal((1, 3, 8, 8)).astype(np.float32)} for _ in range(8)]
+    assert equalized(path, tmp_path / "even.onnx", feeds) == 1  # the one stream: the stem's and the sum's outputs
+
+    def run(graph, feed, outputs=None):
+        return ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"]).run(outputs, feed)
+
+    for feed in feeds:
+        np.testing.assert_allclose(run(tmp_path / "even.onnx", feed)[0], run(path, feed)[0], rtol=1e-4, atol=1e-5)
+
+    def spread(graph):  # widest channel over narrowest of the stem's output, what one int8 grid has to span
+        from transferkit.gptq import _session
+
+        import onnx
+
+        model = onnx.load(str(graph))
+        stem = next(n for n in model.graph.node if n.op_type == "Conv").output[0]
+        peaks = np.abs(np.concatenate([_session(model, [stem]).run([stem], f)[0] for f in feeds])).max(axis=(0, 2, 3))
+        return peaks.max() / peaks.min()
+
+    assert spread(tmp_path / "even.onnx") < spread(path) / 3
+
+
+def test_a_stream_that_skipped_convolutions_write_is_left_as_it_is(tmp_path):
+    import onnx
+
+    path = onnx_of(Bottleneck.net(), tmp_path / "net.onnx", (1, 3, 8, 8))
+    stem = next(n.name for n in onnx.load(str(path)).graph.node if n.op_type == "Conv")
+    feeds = [{"x": np.ones((1, 3, 8, 8), np.float32)}]
+    assert equalized(path, tmp_path / "same.onnx", feeds, skip={stem}) == 0

@@ -218,17 +218,16 @@ def featurizer_name(predictor) -> str:
 
 def _quantize_static(full: Path, small: Path, manifest: dict, items: list | None, members: list) -> dict:
     """Static int8 (QDQ) of an image graph's backbones (``members``, one graph input each), calibrated on up to
-    ``CALIBRATION_ITEMS`` of ``items``; what stayed float32 and why. The head after the backbones' pooling stays
-    float32 (a few small products, where int8 rounding would reach the probabilities directly), and so does a backbone
-    whose int8 features stray from its float32 ones far more than the others' do: its error (one minus the mean cosine
-    similarity on the calibration images) above ``INT8_ERROR_RATIO`` times the median backbone's. A graph without a
-    ``features`` output (no open-set part) is quantised whole."""
+    ``CALIBRATION_ITEMS`` of ``items``, and how far each backbone's int8 features are from its float32 ones (the mean
+    cosine similarity on the calibration images). The head after the backbones' pooling stays float32 (a few small
+    products, where int8 rounding would reach the probabilities directly), as does each backbone's first convolution;
+    a graph without a ``features`` output (no open-set part) is quantised whole but for those convolutions."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from .data.images import ImageDecodeError, as_image, load_image
-    from .gptq import rounded_weights, with_weights
+    from .gptq import equalized, rounded_weights, with_weights
     from .onnx_runtime import prepare_image
 
     images = []
@@ -259,37 +258,26 @@ def _quantize_static(full: Path, small: Path, manifest: dict, items: list | None
         graph = onnx.load(str(prepared), load_external_data=False).graph
         readers = _readers(graph)
         head = _after_pooling(graph, readers)
-        backbones = [_downstream(readers, [spec["name"]], stop=head) for spec in specs]
         # each backbone's first convolution stays float32: it reads the image, which int8 would round again, and it is
         # a small part of the backbone's work (docs/benchmarks/speed.md measures both)
         stems = set().union(*(_first_convolutions(readers, spec["name"]) for spec in specs))
 
-        # the convolutions' weights on their int8 grid, each rounding error compensated in the weights not yet
-        # rounded (gptq); ONNX Runtime then finds them on its grid and keeps them
-        rounded = rounded_weights(prepared, feeds, skip=head | stems)
-
-        def quantize(float32: set[str]) -> None:
-            with_weights(prepared, rounded_graph, {node: w for node, w in rounded.items() if node not in float32})
-            quantize_static(str(rounded_graph), str(small), Calibration(), quant_format=QuantFormat.QDQ,
-                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            nodes_to_exclude=sorted(float32))
-
-        quantize(head | stems)
+        float32 = head | stems
+        # each residual stream's channels evened out for its one int8 grid (the float32 function unchanged), then the
+        # convolutions' weights put on their int8 grid, each rounding error compensated in the weights not yet rounded
+        # (gptq); ONNX Runtime then finds them on its grid and keeps them
+        streams = equalized(prepared, prepared, feeds, skip=float32)
+        with_weights(prepared, rounded_graph, rounded_weights(prepared, feeds, skip=float32))
+        quantize_static(str(rounded_graph), str(small), Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=sorted(float32))
         cosine = _feature_cosine(full, small, feeds, [m.dim for m in members]) if head else []
-        error = 1 - np.asarray(cosine, float)
-        fragile = [i for i, e in enumerate(error) if e > INT8_ERROR_RATIO * np.median(error)]
-        if fragile:
-            quantize(head.union(stems, *(backbones[i] for i in fragile)))
     finally:
         prepared.unlink(missing_ok=True)
         rounded_graph.unlink(missing_ok=True)
-    return {"rounding": "gptq", "feature_cosine": {m.name: round(c, 4) for m, c in zip(members, cosine)},
-            "error_ratio": INT8_ERROR_RATIO, "float32_backbones": [members[i].name for i in fragile]}
+    return {"rounding": "gptq", "equalized_streams": streams,
+            "feature_cosine": {m.name: round(c, 4) for m, c in zip(members, cosine)}}
 
 
-# a backbone stays float32 where its int8 features' error (1 - mean cosine to float32) is more than this many times
-# the median backbone's: an outlier among them (one backbone alone is never one)
-INT8_ERROR_RATIO = 2.0
 POOLING = ("ReduceMean", "GlobalAveragePool")
 
 

@@ -20,6 +20,108 @@ import numpy as np
 
 DAMP = 0.01  # added to H's diagonal, as a share of its mean (GPTQ's dampening), so that H inverts where inputs barely vary
 QMAX = 127  # ONNX Runtime's symmetric int8 weights: -127..127
+MIGRATION = 0.5  # SmoothQuant's alpha: s_c = max|x_c|^alpha / max|w_c|^(1 - alpha) shares the range evenly
+
+
+def equalized(graph_in: Path, graph_out: Path, feeds: list[dict], skip: frozenset[str] | set[str] = frozenset()) -> int:
+    """``graph_in`` written to ``graph_out`` with each residual stream's channels rescaled as the module's docstring
+    says, measured on ``feeds``; convolutions in ``skip`` are left alone, and so is any stream they write or read.
+    Returns how many streams were rescaled."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(graph_in))
+    streams = _streams(model.graph, skip)
+    if streams:
+        weights = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+        names = sorted({t for tensors, _, _ in streams for t in tensors})
+        session = _session(model, names)
+        peak: dict[str, np.ndarray] = {}
+        for feed in feeds:
+            for name, x in zip(names, session.run(names, feed)):
+                channel = np.abs(x).max(axis=(0, 2, 3))
+                peak[name] = np.maximum(peak[name], channel) if name in peak else channel
+        changed = {}
+        for tensors, writers, readers in streams:
+            x = np.max([peak[t] for t in tensors], axis=0)
+            w = np.max([np.abs(weights[r.input[1]]).max(axis=(0, 2, 3)) for r in readers], axis=0)
+            s = np.ones_like(x)
+            live = (x > 0) & (w > 0)
+            s[live] = x[live] ** MIGRATION / w[live] ** (1 - MIGRATION)
+            s /= np.exp(np.log(s).mean())  # the stream's overall scale unchanged
+            for node in writers:
+                changed[node.input[1]] = weights[node.input[1]] / s[:, None, None, None]
+                if len(node.input) > 2 and node.input[2]:
+                    changed[node.input[2]] = weights[node.input[2]] / s
+            for node in readers:
+                changed[node.input[1]] = weights[node.input[1]] * s[None, :, None, None]
+        for init in model.graph.initializer:
+            if init.name in changed:
+                init.CopyFrom(numpy_helper.from_array(changed[init.name].astype(np.float32), init.name))
+    onnx.save(model, str(graph_out))
+    return len(streams)
+
+
+def _streams(graph, skip) -> list[tuple[list[str], list, list]]:
+    """The graph's residual streams that ``equalized`` can rescale: the tensors joined by Add nodes (or one tensor),
+    each with the plain convolutions that write it and those that read it; a stream any other node writes or reads
+    (an activation, a pooling, the graph's output) is left out, as is one whose weights another node shares."""
+    producer = {out: node for node in graph.node for out in node.output}
+    root: dict[str, str] = {}
+
+    def find(t: str) -> str:
+        while root.get(t, t) != t:
+            t = root[t]
+        return t
+
+    for node in graph.node:
+        if node.op_type == "Add" and len(node.input) == 2 and all(i in producer for i in node.input):
+            for t in node.input:
+                root[find(t)] = find(node.output[0])
+    members: dict[str, list[str]] = {}
+    for node in graph.node:
+        for out in node.output:
+            members.setdefault(find(out), []).append(out)
+    readers: dict[str, list] = {}
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+            uses[name] = uses.get(name, 0) + 1
+    weights = {init.name for init in graph.initializer if len(init.dims) == 4}  # 2-d convolutions' kernels
+    outputs = {o.name for o in graph.output}
+
+    def plain(node) -> bool:
+        return (node.op_type == "Conv" and node.name not in skip and len(node.input) > 1 and node.input[1] in weights
+                and all(uses[name] == 1 for name in node.input[1:] if name)
+                and next((a.i for a in node.attribute if a.name == "group"), 1) == 1)
+
+    found = []
+    for tensors in members.values():
+        inside = set(tensors)
+        joins = {producer[t].name for t in tensors
+                 if producer[t].op_type == "Add" and all(i in inside for i in producer[t].input)}
+        writers = [producer[t] for t in tensors if producer[t].name not in joins]
+        reading = [(t, node) for t in tensors for node in readers.get(t, []) if node.name not in joins]
+        if (inside & outputs or not reading or not all(plain(node) for node in writers)
+                or not all(plain(node) and node.input[0] == t for t, node in reading)):
+            continue
+        found.append((tensors, writers, [node for _, node in reading]))
+    return found
+
+
+def _session(model, names: list[str]):
+    """An ONNX Runtime session of ``model`` that also returns the tensors ``names``, unoptimised (by their names)."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    known = {o.name for o in model.graph.output}
+    model.graph.output.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+                              for name in names if name not in known)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def rounded_weights(graph: Path, feeds: list[dict],
@@ -28,7 +130,6 @@ def rounded_weights(graph: Path, feeds: list[dict],
     error-compensated on ``feeds`` (the graph's inputs for each calibration item), by node name, with the weights'
     initializer name."""
     import onnx
-    import onnxruntime as ort
     from onnx import numpy_helper
 
     model = onnx.load(str(graph))
@@ -43,12 +144,7 @@ def rounded_weights(graph: Path, feeds: list[dict],
     if not convs:
         return {}
     names = list(dict.fromkeys(node.input[0] for node, _, _ in convs.values()))  # each conv's input, once
-    known = {o.name for o in model.graph.output}
-    model.graph.output.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
-                              for name in names if name not in known)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the tensors by their names
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = _session(model, names)
     hessians: dict[str, np.ndarray] = {}
     for feed in feeds:
         outputs = dict(zip(names, session.run(names, feed)))

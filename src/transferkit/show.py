@@ -246,12 +246,6 @@ def export(manifest: dict, out_dir: Path) -> None:
                       f"answers differ from float32's: {runs}.")
         else:
             out.print(f"int8: {size}; {q['note']}.")
-        if q.get("float32_backbones"):
-            cosine = q.get("feature_cosine", {})
-            kept = ", ".join(f"{name} ({cosine.get(name, float('nan')):.3f})" for name in q["float32_backbones"])
-            others = ", ".join(f"{name} {c:.3f}" for name, c in cosine.items() if name not in q["float32_backbones"])
-            out.print(f"int8 stays float32 in {kept}: its int8 features stray from float32 more than "
-                      f"{q.get('error_ratio')}x as far as the median backbone's (cosine: {others}).")
 
 
 def pretrained(clf, name: str, folder: Path, as_json: bool) -> None:
