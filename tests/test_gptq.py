@@ -131,9 +131,9 @@ def test_equalizing_a_residual_stream_keeps_the_function_and_evens_its_channels(
         np.testing.assert_allclose(run(tmp_path / "even.onnx", feed)[0], run(path, feed)[0], rtol=1e-4, atol=1e-5)
 
     def spread(graph):  # widest channel over narrowest of the stem's output, what one int8 grid has to span
-        from transferkit.gptq import _session
-
         import onnx
+
+        from transferkit.gptq import _session
 
         model = onnx.load(str(graph))
         stem = next(n for n in model.graph.node if n.op_type == "Conv").output[0]
