@@ -1,10 +1,13 @@
 """Several labels per item and numbers (#24): transferkit's default against the simple baselines, in one run.
 
-Four tasks from real data (built once under ``benchmarks/work/``, never committed):
+Four tasks from real data (built once under ``benchmarks/work/``, never committed, but for the Debtags snapshot):
 
 - ``debtags`` (texts, several labels): Debian packages' one-line descriptions (``apt-cache dumpavail``) with their
   Debtags among 10 tags (``TAGS``); a package carrying none of them is left out, a description shared by several
-  packages is kept once with the union of their tags. Test: 800 fixed descriptions; the pool is the rest.
+  packages is kept once with the union of their tags. Test: 800 fixed descriptions; the pool is the rest. A machine's
+  package index changes with its sources and over time, so the rows the results were measured on are pinned in
+  ``benchmarks/data/debtags.jsonl.gz`` (3,538 descriptions, from a Debian package index on 2026-12-06); delete it to
+  build it again from this machine's index.
 - ``clipart-scenes`` (images, several labels): 1-3 Open Clip Art drawings from the suite's 8 categories pasted on a
   white 2x2 grid; the labels are the categories shown. Composites of real images, an honest fallback for a multi-label
   image set: train composites come from the suite's clip-art pool, test composites (400) from its test images only.
@@ -42,6 +45,7 @@ before 5e9d58f were measured that way: their ``transferkit`` rows are kept as ``
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import random
 import re
@@ -58,6 +62,7 @@ from unlabeled import commit
 
 HERE = Path(__file__).resolve().parent
 WORK = suite_data.WORK
+DEBTAGS = HERE / "data" / "debtags.jsonl.gz"  # the pinned snapshot (module docstring)
 CACHE = str(WORK / "cache")
 TAGS = ("use::gameplaying", "works-with::audio", "works-with::image", "works-with::mail", "network::server",
         "network::client", "security::cryptography", "field::mathematics", "field::biology", "works-with::db")
@@ -79,8 +84,7 @@ def results_file() -> Path:
 
 def debtags() -> tuple[list[str], list[tuple], list[str], list[tuple]]:
     """(pool texts, their tag tuples, test texts, their tag tuples)."""
-    out = WORK / "debtags.jsonl"
-    if not out.exists():
+    if not DEBTAGS.exists():
         raw = subprocess.run(["apt-cache", "dumpavail"], capture_output=True, text=True, check=True).stdout
         by_text: dict[str, set] = {}
         for record in raw.split("\n\n"):
@@ -92,8 +96,11 @@ def debtags() -> tuple[list[str], list[tuple], list[str], list[tuple]]:
             if tags:
                 by_text.setdefault(text.group(1).strip(), set()).update(tags)
         rows = [{"text": t, "tags": sorted(s)} for t, s in sorted(by_text.items())]
-        out.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
+        DEBTAGS.parent.mkdir(exist_ok=True)
+        with DEBTAGS.open("wb") as fh, gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) as out:
+            out.write("".join(json.dumps(r) + "\n" for r in rows).encode())
+    with gzip.open(DEBTAGS, "rt", encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh]
     random.Random("debtags:test").shuffle(rows)
     test, pool = rows[:800], rows[800:]
     return ([r["text"] for r in pool], [tuple(r["tags"]) for r in pool], [r["text"] for r in test],
