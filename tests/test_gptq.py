@@ -89,37 +89,34 @@ def test_onnx_runtime_keeps_the_rounded_weights_and_its_int8_graph_is_closer_to_
     assert err_ours < err_plain
 
 
-class Bottleneck:
+def bottleneck():
     """A linear bottleneck with a residual, as MobileNetV2's blocks are: a stream written by convolutions with no
     activation after them, channels of very different ranges, read by a 1x1 convolution and by the residual sum."""
+    import torch
 
-    @staticmethod
-    def net():
-        import torch
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.stem = torch.nn.Conv2d(3, 8, 3, padding=1)
+            with torch.no_grad():
+                self.stem.weight[:4] *= 30  # half the stream's channels thirty times wider than the others
+            self.expand = torch.nn.Conv2d(8, 16, 1)
+            self.project = torch.nn.Conv2d(16, 8, 1)
+            self.head = torch.nn.Conv2d(8, 4, 1)
 
-        class Net(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                torch.manual_seed(0)
-                self.stem = torch.nn.Conv2d(3, 8, 3, padding=1)
-                with torch.no_grad():
-                    self.stem.weight[:4] *= 30  # half the stream's channels thirty times wider than the others
-                self.expand = torch.nn.Conv2d(8, 16, 1)
-                self.project = torch.nn.Conv2d(16, 8, 1)
-                self.head = torch.nn.Conv2d(8, 4, 1)
+        def forward(self, x):
+            s = self.stem(x)
+            s = s + self.project(torch.nn.functional.relu6(self.expand(s)))
+            return torch.relu(self.head(s))
 
-            def forward(self, x):
-                s = self.stem(x)
-                s = s + self.project(torch.nn.functional.relu6(self.expand(s)))
-                return torch.relu(self.head(s))
-
-        return Net().eval()
+    return Net().eval()
 
 
 def test_equalizing_a_residual_stream_keeps_the_function_and_evens_its_channels(tmp_path):
     import onnxruntime as ort
 
-    path = onnx_of(Bottleneck.net(), tmp_path / "net.onnx", (1, 3, 8, 8))
+    path = onnx_of(bottleneck(), tmp_path / "net.onnx", (1, 3, 8, 8))
     rng = np.random.default_rng(0)
     feeds = [{"x": rng.standard_normal((1, 3, 8, 8)).astype(np.float32)} for _ in range(8)]
     assert equalized(path, tmp_path / "even.onnx", feeds) == 1  # the one stream: the stem's and the sum's outputs
@@ -146,7 +143,7 @@ def test_equalizing_a_residual_stream_keeps_the_function_and_evens_its_channels(
 def test_a_stream_that_skipped_convolutions_write_is_left_as_it_is(tmp_path):
     import onnx
 
-    path = onnx_of(Bottleneck.net(), tmp_path / "net.onnx", (1, 3, 8, 8))
+    path = onnx_of(bottleneck(), tmp_path / "net.onnx", (1, 3, 8, 8))
     stem = next(n.name for n in onnx.load(str(path)).graph.node if n.op_type == "Conv")
     feeds = [{"x": np.ones((1, 3, 8, 8), np.float32)}]
     assert equalized(path, tmp_path / "same.onnx", feeds, skip={stem}) == 0

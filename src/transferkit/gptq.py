@@ -83,17 +83,15 @@ def _streams(graph, skip) -> list[tuple[list[str], list, list]]:
         for out in node.output:
             members.setdefault(find(out), []).append(out)
     readers: dict[str, list] = {}
-    uses: dict[str, int] = {}
     for node in graph.node:
         for name in node.input:
             readers.setdefault(name, []).append(node)
-            uses[name] = uses.get(name, 0) + 1
     weights = {init.name for init in graph.initializer if len(init.dims) == 4}  # 2-d convolutions' kernels
     outputs = {o.name for o in graph.output}
 
     def plain(node) -> bool:
         return (node.op_type == "Conv" and node.name not in skip and len(node.input) > 1 and node.input[1] in weights
-                and all(uses[name] == 1 for name in node.input[1:] if name)
+                and all(len(readers[name]) == 1 for name in node.input[1:] if name)
                 and next((a.i for a in node.attribute if a.name == "group"), 1) == 1)
 
     found = []
