@@ -88,6 +88,43 @@ def test_self_training_is_kept_only_when_held_out_labels_show_it_significantly_b
     assert ("is kept" if kept else "not significantly better") in use.sentence
 
 
+def _xor(rng, n_per_quadrant: int):
+    """Two classes a linear head cannot tell apart: class 0 in two opposite quadrants of the first two of 20 features,
+    class 1 in the other two (XOR), each a tight cluster a nearest-neighbour vote can read."""
+    corners = np.array([[3, 3], [-3, -3], [3, -3], [-3, 3]], float)
+    x = np.vstack([np.c_[np.tile(c, (n_per_quadrant, 1)), np.zeros((n_per_quadrant, 18))] for c in corners])
+    return x + rng.normal(0, 0.4, x.shape), np.repeat([0, 0, 1, 1], n_per_quadrant)
+
+
+def test_a_head_that_votes_reads_the_pools_neighbourhoods_and_says_so():
+    rng = np.random.default_rng(5)
+    x, y = _xor(rng, 4)
+    pool, _ = _xor(rng, 50)
+    test, truth = _xor(rng, 50)
+    head = fit_head(x, y, power=1.0, seed=0)
+    use = learn_from_pool(head, x, y, pool, vote=True)
+    assert use.info["vote"]["kept"] and use.info["vote"]["neighbours"] == len(x) + len(pool)
+    assert use.info["vote"]["fold_accuracy_with"] > use.info["vote"]["fold_accuracy_without"]
+    before = (head.predict_proba(test).argmax(1) == truth).mean()
+    after = (use.head.predict_proba(test).argmax(1) == truth).mean()
+    assert before < 0.75 and after >= 0.9, (before, after)
+    assert "votes with its 10 nearest of the 216 labeled and unlabeled items" in use.sentence
+    assert "vote" not in learn_from_pool(head, x, y, pool).info  # off unless asked for
+
+
+def test_the_vote_is_dropped_when_held_out_labels_show_the_head_significantly_better_without_it(monkeypatch):
+    from transferkit import unlabeled
+
+    with_vote = np.r_[np.zeros(10, bool), np.ones(20, bool)]
+    monkeypatch.setattr(unlabeled, "_vote_evidence", lambda *a, **k: (with_vote, np.ones(30, bool)))
+    rng = np.random.default_rng(6)
+    x, y = _xor(rng, 4)
+    pool, _ = _xor(rng, 20)
+    use = learn_from_pool(fit_head(x, y, power=1.0, seed=0), x, y, pool, vote=True)
+    assert not use.info["vote"]["kept"] and use.head.neighbours is None
+    assert "does not vote" in use.sentence and "significantly better without" in use.sentence
+
+
 def test_the_domain_classifier_reads_chance_on_one_source_and_near_one_on_two():
     rng = np.random.default_rng(4)
     a, _ = _blobs(rng, 50)
@@ -158,6 +195,20 @@ def test_a_tuned_sentence_encoder_learns_from_the_pool_on_its_own_embeddings(tex
     clf.fit(text_csv, X_unlabeled=pool)
     used = clf.metrics_["unlabeled"]
     assert used["used"] and used["n"] == 3 and "unlabeled items" in clf.reason_ and "finetune" in clf.reason_
+    assert "fold_accuracy_with" in used["vote"] and ("votes with" in clf.reason_) == used["vote"]["kept"]
+
+
+def test_a_text_model_that_votes_saves_its_rows_and_predicts_the_same_after_loading(text_csv, tiny_encoder, tmp_path):
+    pool = ["A penalty in the last minute decided the final.", "Whisk two eggs into the melted butter.",
+            "Gales and heavy rain reach the coast by night.", "The keeper saved two shots in extra time.",
+            "Simmer the sauce until it thickens.", "Snow is expected on high ground tomorrow."]
+    clf = TextClassifier(tiny_encoder, Features(), verbose=False).fit(text_csv, X_unlabeled=pool)
+    assert clf.metrics_["unlabeled"]["vote"]["kept"] and clf.head_.neighbours is not None
+    assert len(clf.head_.neighbours) == clf.metrics_["n_train"] + len(pool)
+    clf.save(tmp_path / "model")
+    loaded = TextClassifier.load(tmp_path / "model")
+    assert loaded.head_.neighbours is not None
+    np.testing.assert_allclose(loaded.predict_proba(pool), clf.predict_proba(pool), rtol=1e-5, atol=1e-6)
 
 
 def test_a_large_pool_is_sampled_with_the_fits_seed_and_keeps_its_order():

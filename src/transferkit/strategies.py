@@ -228,7 +228,8 @@ def _use_pool(featurizer, head, x, y: np.ndarray, folds: int, problem: Problem):
     if not pool.ok.any():
         return head, {"n": 0, "skipped": skipped, "used": False}, (
             f"none of the {len(problem.unlabeled)} unlabeled {problem.noun}s could be read"), pool
-    use = learn_from_pool(head, x, y, pool.features, seed=run.seed, folds=folds)
+    # an image model's vote over the pool is its one-network student's (``distill``); a text model is one network
+    use = learn_from_pool(head, x, y, pool.features, seed=run.seed, folds=folds, vote=problem.noun == "text")
     seconds = {"features_seconds": round(read - start, 1), "learn_seconds": round(time.perf_counter() - read, 1)}
     return use.head, {**use.info, "skipped": skipped, "used": True, **seconds}, use.sentence, pool
 

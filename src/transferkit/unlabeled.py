@@ -11,10 +11,13 @@
   folds than the head on the training folds alone (McNemar's exact test, ``evaluate.significantly_better``); the
   pseudo-labels never see the held-out fold (a margin of a few items out of a few dozen is noise; README).
 
-A third use belongs to the one-network student (``distill``): **label spreading** (Zhou et al. 2004, scikit-learn's
-``LabelSpreading`` on a nearest-neighbour graph) carries the labels along the pool's own neighbourhoods in the
-teacher's feature space; the pool's rows, with the mean of the teacher's and the spread probabilities
-(:func:`spread_labels`), become the student's nearest-neighbour vote (``LinearHead.neighbours``).
+A third use is a **nearest-neighbour vote**: label spreading (Zhou et al. 2004, scikit-learn's ``LabelSpreading``
+on a nearest-neighbour graph) carries the labels along the pool's own neighbourhoods; the pool's rows, with the mean
+of the head's and the spread probabilities (:func:`spread_labels`), and the labeled rows with their labels, vote on
+each item the model predicts (``LinearHead.neighbours``). An image model's vote belongs to its one-network student
+(``distill``), in the student's own feature space; a text model is one network already, so ``learn_from_pool(...,
+vote=True)`` gives its head the vote (:func:`voting`), kept unless the held-out folds show the head significantly
+better without it, as the student's is.
 
 The fit's estimate stays the one measured on the labeled items (cross-validation); under a shift, the pool's source
 may score otherwise, which the fit says.
@@ -53,10 +56,13 @@ class PoolUse:
 
 
 def learn_from_pool(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, seed: int = 0,
-                    folds: int = 5) -> PoolUse:
+                    folds: int = 5, vote: bool = False) -> PoolUse:
     """The head on labeled features ``x`` (integer labels ``y``), improved with the pool's features where the
-    evidence says so (module docstring). ``head`` is the head fitted on ``x``; its settings are kept."""
+    evidence says so (module docstring). ``head`` is the head fitted on ``x``; its settings are kept. ``vote``: also
+    weigh a nearest-neighbour vote over the labeled and pool rows (:func:`voting`) for a head of one class per item,
+    on the same kind of evidence."""
     from .evaluate import significantly_better
+    from .heads import NEIGHBOURS
 
     n_pool = int(len(pool))
     auc = domain_auc(x, pool, head.power, seed)
@@ -64,7 +70,7 @@ def learn_from_pool(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, see
     teacher_correct, student_correct = _fold_evidence(head, x, y, _seen(pool, x, head.power, shifted), seed, folds)
     keep = significantly_better(student_correct, teacher_correct)
     final = adapt(head, x, y, pool, centred=shifted, self_training=keep, seed=seed)
-    info = {"n": n_pool, "shift_auc": round(float(auc), 4), "centred": bool(shifted), "self_training": bool(keep),
+    info: dict = {"n": n_pool, "shift_auc": round(float(auc), 4), "centred": bool(shifted), "self_training": bool(keep),
             "fold_accuracy_without": float(teacher_correct.mean()),
             "fold_accuracy_with": float(student_correct.mean()), "folds_n": int(len(teacher_correct))}
     where = (f"the {n_pool} unlabeled items come from another source than the labels (a classifier tells them apart, "
@@ -76,7 +82,39 @@ def learn_from_pool(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, see
            "saw)" if keep else
            f"self-training on their pseudo-labels is not kept ({student_correct.mean():.3f} against "
            f"{teacher_correct.mean():.3f} without, on {len(teacher_correct)} held-out labels: not significantly better)")
-    return PoolUse(final, f"{where}; {how}", info)
+    sentence = f"{where}; {how}"
+    if vote and head.output == "softmax":
+        with_vote, without_vote = _vote_evidence(head, x, y, _seen(pool, x, head.power, shifted), keep, seed, folds)
+        kept = not significantly_better(without_vote, with_vote)
+        record: dict = {"kept": bool(kept), "fold_accuracy_with": float(with_vote.mean()),
+                        "fold_accuracy_without": float(without_vote.mean()), "folds_n": int(len(with_vote))}
+        info["vote"] = record
+        measured = (f"{with_vote.mean():.3f} with the vote, {without_vote.mean():.3f} without, on {len(with_vote)} "
+                    "held-out labels")
+        if kept:
+            final = voting(final, x, y, pool, centred=shifted)
+            record["neighbours"] = int(len(final.neighbours))
+            sentence += (f"; it votes with its {NEIGHBOURS} nearest of the {len(final.neighbours)} labeled and "
+                         f"unlabeled items, their labels spread along the pool ({measured})")
+        else:
+            sentence += f"; it does not vote with its nearest items ({measured}: significantly better without)"
+    return PoolUse(final, sentence, info)
+
+
+def voting(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, centred: bool):
+    """``head`` (adapted to the pool as ``adapt`` made it) with a nearest-neighbour vote: the labeled rows ``x``
+    carry their labels ``y``, the pool's rows :func:`spread_labels`'s probabilities. Each row is normalised as the
+    items of its source are: the labeled ones on the labels' mean and, when ``centred``, the pool's on its own."""
+    from .heads import ROWS_AT_ONCE
+
+    spread = spread_labels(head, x, y, pool, centred=centred)
+    shift = _mean(pool, head.power) - _mean(x, head.power) if centred else 0.0
+    labeled = replace(head, mean=head.mean - shift)
+    rows = np.vstack([labeled.normalise(x).astype(np.float32)] +
+                     [head.normalise(pool[i:i + ROWS_AT_ONCE]).astype(np.float32)
+                      for i in range(0, len(pool), ROWS_AT_ONCE)])
+    proba = np.vstack([np.eye(spread.shape[1])[y], spread]).astype(np.float32)
+    return replace(head, neighbours=rows, neighbour_proba=proba)
 
 
 def adapt(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, centred: bool, self_training: bool,
@@ -186,6 +224,24 @@ def _fold_evidence(head, x, y, pool, seed: int, folds: int) -> tuple[np.ndarray,
         trained = self_train(fold_head, x[train], y[train], pool, seed)
         student[test] = trained.predict_proba(x[test]).argmax(1) == y[test]
     return teacher, student
+
+
+def _vote_evidence(head, x, y, pool, self_training: bool, seed: int, folds: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which held-out labels the training folds' head (self-trained on ``pool`` when the fit keeps that) gets right
+    with its vote over the training folds' labels and the pool (:func:`voting`), and which without it. ``pool`` is as
+    the labels' head sees it (``_seen``), so the vote is not centred."""
+    from sklearn.model_selection import StratifiedKFold
+
+    k = int(max(2, min(folds, np.bincount(y).min())))
+    with_vote, without = np.zeros(len(y), bool), np.zeros(len(y), bool)
+    for train, test in StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
+        fold_head = head.refit(x[train], y[train], seed)
+        if self_training:
+            fold_head = self_train(fold_head, x[train], y[train], pool, seed)
+        without[test] = fold_head.predict_proba(x[test]).argmax(1) == y[test]
+        voted = voting(fold_head, x[train], y[train], pool, centred=False)
+        with_vote[test] = voted.predict_proba(x[test]).argmax(1) == y[test]
+    return with_vote, without
 
 
 def _recentre(features: np.ndarray, own_mean: np.ndarray, target_mean: np.ndarray, power: float) -> np.ndarray:
