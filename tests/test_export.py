@@ -102,7 +102,10 @@ def test_the_onnx_runtime_imports_no_torch(exported, small_train):
 
 @pytest.mark.slow  # exports a text encoder
 def test_an_exported_text_model_tokenizes_and_predicts_like_the_model(tiny_encoder, text_csv, tmp_path):
-    clf = TextClassifier(tiny_encoder, Features(), precision="fp32", verbose=False).fit(text_csv)
+    pool = ["A penalty in the last minute decided the final.", "Whisk two eggs into the melted butter.",
+            "Gales and heavy rain reach the coast by night.", "Simmer the sauce until it thickens."]
+    clf = TextClassifier(tiny_encoder, Features(), precision="fp32", verbose=False).fit(text_csv, X_unlabeled=pool)
+    assert clf.head_.neighbours is not None  # the graph carries the head's nearest-neighbour vote
     clf.save(tmp_path / "model")
     predictor = Predictor.load(tmp_path / "model")
     texts = list(clf._read(text_csv).items) + ["a", "an entirely new sentence about nothing in particular " * 20]

@@ -206,6 +206,8 @@ def test_a_text_model_that_votes_saves_its_rows_and_predicts_the_same_after_load
     assert clf.metrics_["unlabeled"]["vote"]["kept"] and clf.head_.neighbours is not None
     assert len(clf.head_.neighbours) == clf.metrics_["n_train"] + len(pool)
     clf.save(tmp_path / "model")
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert f"half a vote of its nearest neighbours among {len(clf.head_.neighbours)} labeled and unlabeled texts" in card
     loaded = TextClassifier.load(tmp_path / "model")
     assert loaded.head_.neighbours is not None
     np.testing.assert_allclose(loaded.predict_proba(pool), clf.predict_proba(pool), rtol=1e-5, atol=1e-6)

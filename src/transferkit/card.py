@@ -99,18 +99,24 @@ def _unlabeled_lines(fit, noun: str) -> list[str]:
                       f"{student.get('student_estimate', float('nan')):.3f}; they agreed on "
                       f"{student.get('agreement', float('nan')):.0%} of them. The cross-validated figures below the "
                       "first are the teacher's."]
-        vote = student.get("vote") or {}
-        if vote.get("kept"):
-            lines += ["", f"Its probabilities are half its linear head's and half a vote of its nearest neighbours "
-                          f"among {student.get('neighbours')} labeled and unlabeled {noun}s (the unlabeled ones carry "
-                          "the teacher's labels, spread along their own neighbourhoods): on the held-out folds "
-                          f"{vote.get('fold_accuracy_with', float('nan')):.3f} with the vote, "
-                          f"{vote.get('fold_accuracy_without', float('nan')):.3f} without. The model folder holds "
-                          f"those {noun}s' features (not the {noun}s)."]
+        lines += _vote_lines(student.get("vote") or {}, student.get("neighbours"), noun, "the teacher's")
     elif student and student.get("distilled") is False:
         lines += ["", f"The backbones side by side were kept rather than distilled into one network: the unlabeled "
                       f"{noun}s changed nothing they learned."]
-    return lines
+    vote = used.get("vote") or {}
+    return lines + _vote_lines(vote, vote.get("neighbours"), noun, "the model's")
+
+
+def _vote_lines(vote: dict, neighbours, noun: str, whose: str) -> list[str]:
+    """What a kept nearest-neighbour vote (``heads.neighbour_vote``) adds to the model, with its held-out evidence."""
+    if not vote.get("kept"):
+        return []
+    return ["", f"Its probabilities are half its linear head's and half a vote of its nearest neighbours among "
+                f"{neighbours} labeled and unlabeled {noun}s (the unlabeled ones carry {whose} labels, spread along "
+                "their own neighbourhoods): on the held-out folds "
+                f"{vote.get('fold_accuracy_with', float('nan')):.3f} with the vote, "
+                f"{vote.get('fold_accuracy_without', float('nan')):.3f} without. The model folder holds those "
+                f"{noun}s' features (not the {noun}s)."]
 
 
 def _metric_lines(fit) -> list[str]:
