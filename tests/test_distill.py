@@ -131,6 +131,8 @@ def test_auto_with_unlabeled_images_saves_the_student_which_predicts_as_it_did(t
     assert clf.report_.temperature == student["student_temperature"]
     assert "one-network student" in clf.reason_ and student["n_unlabeled"] == 18
     clf.save(tmp_path / "model")
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert card.count("half a vote of its nearest neighbours") == 1  # the student's; the teacher's vote is not saved
     again = ImageClassifier.load(tmp_path / "model", verbose=False)
     files = sorted(pool_folder.glob("b*-*.png"))
     assert np.array_equal(again.predict_proba(files), clf.predict_proba(files))
@@ -156,8 +158,14 @@ def test_a_pool_that_changed_nothing_the_teacher_learned_keeps_the_teacher(two_b
     assert isinstance(clf.featurizer_, Concat)
     assert clf.metrics_["student"] == {"kept": False, "distilled": False, "n_unlabeled": 18}
     assert "changed nothing they learned" in clf.reason_
+    # the kept teacher votes with its nearest labeled and unlabeled images instead (not significantly worse)
+    assert clf.metrics_["unlabeled"]["vote"]["kept"] and "votes with its 10 nearest" in clf.reason_
+    assert clf.head_.neighbours.shape == (clf.metrics_["n_train"] + 18, clf.head_.n_features)
     clf.save(tmp_path / "model")
     assert "kept rather than distilled" in (tmp_path / "model" / "README.md").read_text()
+    again = ImageClassifier.load(tmp_path / "model", verbose=False).head_  # the vote travels with the head
+    assert np.array_equal(again.neighbours, clf.head_.neighbours)
+    assert np.array_equal(again.neighbour_proba, clf.head_.neighbour_proba)
 
 
 def test_a_features_fit_never_distills(tiny_backbone, small_train, pool_folder):

@@ -228,8 +228,7 @@ def _use_pool(featurizer, head, x, y: np.ndarray, folds: int, problem: Problem):
     if not pool.ok.any():
         return head, {"n": 0, "skipped": skipped, "used": False}, (
             f"none of the {len(problem.unlabeled)} unlabeled {problem.noun}s could be read"), pool
-    # an image model's vote over the pool is its one-network student's (``distill``); a text model is one network
-    use = learn_from_pool(head, x, y, pool.features, seed=run.seed, folds=folds, vote=problem.noun == "text")
+    use = learn_from_pool(head, x, y, pool.features, seed=run.seed, folds=folds, vote=True)
     seconds = {"features_seconds": round(read - start, 1), "learn_seconds": round(time.perf_counter() - read, 1)}
     return use.head, {**use.info, "skipped": skipped, "used": True, **seconds}, use.sentence, pool
 
@@ -722,7 +721,9 @@ def _distilled(problem: Problem, single: Probe, teacher: Probe, fitted: Fitted, 
     # no typical temperature was measured for a student's head: its held-out labels alone fit the one its confidence
     # is read with
     # the student's rows are scaled to unit length first, as each backbone's are in the side-by-side teacher
-    result = distill(fitted.head, lambda rows, labels: features.fit_head(rows, labels, seed, unit_rows=True),
+    # the student learns from the teacher's linear head; it votes with its own nearest items, in its own space
+    linear_teacher = replace(fitted.head, neighbours=None, neighbour_proba=None)
+    result = distill(linear_teacher, lambda rows, labels: features.fit_head(rows, labels, seed, unit_rows=True),
                      x_teacher=teacher.features, x_student=single.features, y=teacher.y,
                      pool_teacher=pool_teacher.features, pool_student=pool_student.features,
                      adapt=lambda head, x, y: adapt(head, x, y, pool_teacher.features, centred=usage["centred"],

@@ -14,10 +14,9 @@
 A third use is a **nearest-neighbour vote**: label spreading (Zhou et al. 2004, scikit-learn's ``LabelSpreading``
 on a nearest-neighbour graph) carries the labels along the pool's own neighbourhoods; the pool's rows, with the mean
 of the head's and the spread probabilities (:func:`spread_labels`), and the labeled rows with their labels, vote on
-each item the model predicts (``LinearHead.neighbours``). An image model's vote belongs to its one-network student
-(``distill``), in the student's own feature space; a text model is one network already, so ``learn_from_pool(...,
-vote=True)`` gives its head the vote (:func:`voting`), kept unless the held-out folds show the head significantly
-better without it, as the student's is.
+each item the model predicts (``LinearHead.neighbours``). ``learn_from_pool(..., vote=True)`` gives the head the vote
+(:func:`voting`), kept unless the held-out folds show the head significantly better without it. A one-network
+student (``distill``) learns from its teacher's head without the vote and votes in its own feature space.
 
 The fit's estimate stays the one measured on the labeled items (cross-validation); under a shift, the pool's source
 may score otherwise, which the fit says.
