@@ -696,10 +696,11 @@ class Auto(Strategy):
 def _distilled(problem: Problem, single: Probe, teacher: Probe, fitted: Fitted, features: Features) -> Fitted:
     """The side-by-side teacher's fit, or the default backbone's student of it when the teacher learned from
     unlabeled items (they moved its centre or self-trained it) and the student holds up on held-out labels
-    (``distill``)."""
+    (``distill``). A teacher that votes with its nearest items (``unlabeled.voting``) teaches with its vote, in the
+    final fit and in each fold."""
     from .distill import distill
     from .features import extract
-    from .unlabeled import adapt
+    from .unlabeled import adapt, voting
 
     usage = fitted.report.unlabeled or {}
     if not usage.get("used") or len(single.y) != len(teacher.y) or fitted.pool is None:
@@ -721,13 +722,16 @@ def _distilled(problem: Problem, single: Probe, teacher: Probe, fitted: Fitted, 
     # no typical temperature was measured for a student's head: its held-out labels alone fit the one its confidence
     # is read with
     # the student's rows are scaled to unit length first, as each backbone's are in the side-by-side teacher
-    # the student learns from the teacher's linear head; it votes with its own nearest items, in its own space
-    linear_teacher = replace(fitted.head, neighbours=None, neighbour_proba=None)
-    result = distill(linear_teacher, lambda rows, labels: features.fit_head(rows, labels, seed, unit_rows=True),
+    voted = bool((usage.get("vote") or {}).get("kept"))
+
+    def fold_teacher(head, x, y):  # each fold's teacher made as the final one was: adapted, voting where it votes
+        adapted = adapt(head, x, y, pool_teacher.features, centred=usage["centred"],
+                        self_training=usage["self_training"], seed=seed)
+        return voting(adapted, x, y, pool_teacher.features, centred=usage["centred"]) if voted else adapted
+
+    result = distill(fitted.head, lambda rows, labels: features.fit_head(rows, labels, seed, unit_rows=True),
                      x_teacher=teacher.features, x_student=single.features, y=teacher.y,
-                     pool_teacher=pool_teacher.features, pool_student=pool_student.features,
-                     adapt=lambda head, x, y: adapt(head, x, y, pool_teacher.features, centred=usage["centred"],
-                                                    self_training=usage["self_training"], seed=seed),
+                     pool_teacher=pool_teacher.features, pool_student=pool_student.features, adapt=fold_teacher,
                      centred=usage["centred"], seed=seed, folds=teacher.folds, progress=run.progress)
     metrics = {**fitted.metrics, "student": {**result.info, "seconds": round(time.perf_counter() - start, 1)}}
     reason = f"{fitted.reason}; {result.sentence}"
