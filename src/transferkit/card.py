@@ -103,7 +103,7 @@ def _unlabeled_lines(fit, noun: str) -> list[str]:
     elif student and student.get("distilled") is False:
         lines += ["", f"The backbones side by side were kept rather than distilled into one network: the unlabeled "
                       f"{noun}s changed nothing they learned."]
-    if student and student.get("kept"):  # the student learned from the teacher's head, not from its vote
+    if student and student.get("kept"):  # the saved model is the student, whose own vote is above
         return lines
     vote = used.get("vote") or {}
     return lines + _vote_lines(vote, vote.get("neighbours"), noun, "the model's")

@@ -16,7 +16,7 @@ on a nearest-neighbour graph) carries the labels along the pool's own neighbourh
 of the head's and the spread probabilities (:func:`spread_labels`), and the labeled rows with their labels, vote on
 each item the model predicts (``LinearHead.neighbours``). ``learn_from_pool(..., vote=True)`` gives the head the vote
 (:func:`voting`), kept unless the held-out folds show the head significantly better without it. A one-network
-student (``distill``) learns from its teacher's head without the vote and votes in its own feature space.
+student (``distill``) learns the pool's labels from its teacher, vote included, and votes in its own feature space.
 
 The fit's estimate stays the one measured on the labeled items (cross-validation); under a shift, the pool's source
 may score otherwise, which the fit says.
