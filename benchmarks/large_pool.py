@@ -93,7 +93,8 @@ def main() -> None:
               "learn_from_pool_seconds": used.get("learn_seconds"), "distill_seconds": student.get("seconds")}
     result = {"machine": machine(), "commit": commit(), "n_unlabeled": N_POOL, "n_labeled": 60, "exit": proc.returncode,
               "wall_s": round(wall, 1), "peak_rss_mb": round(int(peak.group(1)) / 1024) if peak else None,
-              "model_folder_mb": round(model_mb, 1), "reason": fit.get("reason"), "student": fit.get("student"), "unlabeled": fit.get("unlabeled"),
+              "model_folder_mb": round(model_mb, 1),
+              "reason": fit.get("reason"), "student": fit.get("student"), "unlabeled": fit.get("unlabeled"),
               "phases": phases, "log_tail": text[-3000:] if proc.returncode else None}
     out = HERE / "results" / f"large-pool-{re.sub(r'[^a-z0-9]+', '-', result['machine']['cpu'].lower()).strip('-')}.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
