@@ -66,7 +66,8 @@ def learn_from_pool(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, see
     n_pool = int(len(pool))
     auc = domain_auc(x, pool, head.power, seed)
     shifted = auc >= SHIFT_AUC
-    teacher_correct, student_correct = _fold_evidence(head, x, y, _seen(pool, x, head.power, shifted), seed, folds)
+    seen = _seen(pool, x, head.power, shifted)
+    teacher_correct, student_correct = _fold_evidence(head, x, y, seen, seed, folds)
     keep = significantly_better(student_correct, teacher_correct)
     final = adapt(head, x, y, pool, centred=shifted, self_training=keep, seed=seed)
     info: dict = {"n": n_pool, "shift_auc": round(float(auc), 4), "centred": bool(shifted), "self_training": bool(keep),
@@ -83,7 +84,7 @@ def learn_from_pool(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, see
            f"{teacher_correct.mean():.3f} without, on {len(teacher_correct)} held-out labels: not significantly better)")
     sentence = f"{where}; {how}"
     if vote and head.output == "softmax":
-        with_vote, without_vote = _vote_evidence(head, x, y, _seen(pool, x, head.power, shifted), keep, seed, folds)
+        with_vote, without_vote = _vote_evidence(head, x, y, seen, keep, seed, folds)
         kept = not significantly_better(without_vote, with_vote)
         record: dict = {"kept": bool(kept), "fold_accuracy_with": float(with_vote.mean()),
                         "fold_accuracy_without": float(without_vote.mean()), "folds_n": int(len(with_vote))}
