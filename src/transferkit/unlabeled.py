@@ -105,14 +105,8 @@ def voting(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, centred: boo
     """``head`` (adapted to the pool as ``adapt`` made it) with a nearest-neighbour vote: the labeled rows ``x``
     carry their labels ``y``, the pool's rows :func:`spread_labels`'s probabilities. Each row is normalised as the
     items of its source are: the labeled ones on the labels' mean and, when ``centred``, the pool's on its own."""
-    from .heads import ROWS_AT_ONCE
-
-    spread = spread_labels(head, x, y, pool, centred=centred)
-    shift = _mean(pool, head.power) - _mean(x, head.power) if centred else 0.0
-    labeled = replace(head, mean=head.mean - shift)
-    rows = np.vstack([labeled.normalise(x).astype(np.float32)] +
-                     [head.normalise(pool[i:i + ROWS_AT_ONCE]).astype(np.float32)
-                      for i in range(0, len(pool), ROWS_AT_ONCE)])
+    rows = _normalised_rows(head, x, pool, centred)
+    spread = _spread(head, rows, y, pool)
     proba = np.vstack([np.eye(spread.shape[1])[y], spread]).astype(np.float32)
     return replace(head, neighbours=rows, neighbour_proba=proba)
 
@@ -135,27 +129,42 @@ def spread_labels(teacher, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, ce
     """The pool's class probabilities: the mean of ``teacher``'s and of label spreading's over the labeled rows ``x``
     (integer labels ``y``) and the pool, on a graph of each row's ``heads.NEIGHBOURS`` nearest in the teacher's
     normalised space (labels centred on their own mean and the pool on its own when ``centred``: ``adapt``)."""
+    return _spread(teacher, _normalised_rows(teacher, x, pool, centred), y, pool)
+
+
+def _normalised_rows(head, x: np.ndarray, pool: np.ndarray, centred: bool) -> np.ndarray:
+    """The labeled rows ``x`` then the pool's, normalised as ``head`` sees the items of each source: the labels on
+    their own mean and, when ``centred``, the pool on its own (``adapt``); float32, a block at a time (bounded
+    memory)."""
+    from .heads import ROWS_AT_ONCE
+
+    shift = _mean(pool, head.power) - _mean(x, head.power) if centred else 0.0
+    labeled = replace(head, mean=head.mean - shift)
+    return np.vstack([labeled.normalise(x).astype(np.float32)] +
+                     [head.normalise(pool[i:i + ROWS_AT_ONCE]).astype(np.float32)
+                      for i in range(0, len(pool), ROWS_AT_ONCE)])
+
+
+def _spread(teacher, rows: np.ndarray, y: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """:func:`spread_labels` on the rows :func:`_normalised_rows` made (the first ``len(y)`` of them labeled)."""
     import sklearn
     from sklearn.semi_supervised import LabelSpreading
 
-    from .heads import NEIGHBOURS, ROWS_AT_ONCE
+    from .heads import NEIGHBOURS
 
-    shift = _mean(pool, teacher.power) - _mean(x, teacher.power) if centred else 0.0
-    labeled = replace(teacher, mean=teacher.mean - shift, neighbours=None, neighbour_proba=None)
-    rows = np.vstack([labeled.normalise(x).astype(np.float32)] +  # float32, a block at a time: bounded memory
-                     [teacher.normalise(pool[i:i + ROWS_AT_ONCE]).astype(np.float32)
-                      for i in range(0, len(pool), ROWS_AT_ONCE)])
-    n_classes = teacher.predict_proba(x[:1]).shape[1]
+    n_labeled = len(y)
+    own = teacher.predict_proba(pool)
+    n_classes = own.shape[1]
     model = LabelSpreading(kernel="knn", n_neighbors=min(NEIGHBOURS, len(rows) - 1), alpha=SPREAD_ALPHA,
                            max_iter=100)
     # the neighbour search's distance blocks at most SPREAD_MEMORY_MB (scikit-learn's default is 1 GB)
     with np.errstate(divide="ignore", invalid="ignore"), sklearn.config_context(working_memory=SPREAD_MEMORY_MB):
         model.fit(rows, np.r_[y, -np.ones(len(pool), int)])  # a row whose neighbours carry no label yet: 0 / 0
     spread = np.zeros((len(pool), n_classes))
-    spread[:, model.classes_] = np.nan_to_num(model.label_distributions_[len(x):])
+    spread[:, model.classes_] = np.nan_to_num(model.label_distributions_[n_labeled:])
     total = spread.sum(1, keepdims=True)
     spread = np.where(total > 0, spread / np.where(total > 0, total, 1.0), 1.0 / n_classes)
-    return (teacher.predict_proba(pool) + spread) / 2
+    return (own + spread) / 2
 
 
 def _mean(features: np.ndarray, power: float) -> np.ndarray:
