@@ -50,7 +50,7 @@ TEST_PER_CLASS = 30
 POOL_PER_CLASS = 60
 # in-domain cells: (few-shot suite task, the pool's size per class: its first so many of each class; None: all)
 IN_DOMAIN = {"oxygen": ("icons", None), "clipart": ("clipart", POOL_PER_CLASS), "fashion": ("fashion", POOL_PER_CLASS),
-             "bbc": ("bbc", POOL_PER_CLASS)}
+             "bbc": ("bbc", POOL_PER_CLASS), "mnist": ("mnist", POOL_PER_CLASS)}
 
 
 def theme_files(theme: str) -> dict[str, list[Path]]:

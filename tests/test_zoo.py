@@ -41,6 +41,19 @@ def test_one_registry_holds_both_modalities():
     assert zoo.resolve("minilm", "text").kind == "sentence-transformers"
 
 
+def test_auto_puts_the_side_by_side_set_beside_the_chosen_backbone():
+    """The default backbone gets the set's other members; a backbone outside the set gets the whole set beside it."""
+    from transferkit.featurizers import ImageBackbone
+
+    def names(backbone):
+        return [c.name for c in ImageBackbone.from_spec(zoo.resolve(backbone)).companions()]
+
+    assert zoo.DEFAULT_BACKBONE in zoo.SIDE_BY_SIDE
+    assert names(zoo.DEFAULT_BACKBONE) == [n for n in zoo.SIDE_BY_SIDE if n != zoo.DEFAULT_BACKBONE]
+    assert names("tf_efficientnet_lite1") == list(zoo.SIDE_BY_SIDE)
+    assert all(zoo.resolve(n).source == "package" for n in zoo.SIDE_BY_SIDE)  # offline
+
+
 def _imagenet_samples():
     found = importlib.util.find_spec("foolbox")
     assert found is not None, "foolbox==3.3.4 (test dependency) ships the ImageNet sample photos"

@@ -161,15 +161,16 @@ class ImageBackbone(Featurizer):
         return {"spec": spec, "network": network, "preprocessing": preprocessing, "tuned": bool(config.get("tuned"))}
 
     def companions(self) -> list[Featurizer]:
-        """The zoo's other image backbones whose weights ship in packages (offline): what ``auto`` may add."""
+        """The zoo's side-by-side backbones (``zoo.SIDE_BY_SIDE``, weights shipped in packages: offline) other than
+        this one: what ``auto`` may add."""
         from ..errors import WeightsUnavailableError
-        from ..zoo import list_models
+        from ..zoo import SIDE_BY_SIDE, resolve
 
         others: list[Featurizer] = []
-        for spec in list_models(modality="image"):
-            if spec.source == "package" and spec.name != self.spec.name:
+        for name in SIDE_BY_SIDE:
+            if name != self.spec.name:
                 try:
-                    others.append(ImageBackbone.from_spec(spec, precision=self.precision))
+                    others.append(ImageBackbone.from_spec(resolve(name), precision=self.precision))
                 except WeightsUnavailableError:  # a package that is not installed: combine what is there
                     continue
         return others

@@ -8,6 +8,7 @@ from ._local import local_zoo_dir as local_zoo_dir
 from ._registry import DEFAULT_BACKBONE as DEFAULT_BACKBONE
 from ._registry import DEFAULT_TEXT_ENCODER as DEFAULT_TEXT_ENCODER
 from ._registry import DEFAULTS as DEFAULTS
+from ._registry import SIDE_BY_SIDE as SIDE_BY_SIDE
 from ._registry import list_models as list_models
 from ._registry import register_local_model as register_local_model
 from ._registry import resolve as resolve
