@@ -28,15 +28,18 @@ from codebase_metrics import machine, t_interval, write_results
 ARMS = ("head", "pool mean", "kNN + head (no pool)", "spreading", "spreading + head", "spreading -> head")
 
 
-def features(cell: dict):
-    from transferkit import ImageClassifier, TextClassifier
+def features(cell: dict, members: tuple[str, ...] | None = None):
+    """The cell's rows on the features the fit uses (images: the default backbone and its side-by-side companions,
+    or the zoo backbones ``members`` side by side)."""
+    from transferkit import ImageClassifier, TextClassifier, zoo
     from transferkit.features import extract
-    from transferkit.featurizers import Concat
+    from transferkit.featurizers import Concat, ImageBackbone
 
     cache = str(suite_data.WORK / "cache")
     if cell["modality"] == "image":
         first = ImageClassifier(verbose=False, cache_dir=cache)._featurizer()
-        featurizer = Concat([first, *first.companions()])
+        featurizer = Concat([ImageBackbone.from_spec(zoo.resolve(m), precision=first.precision) for m in members]
+                            if members else [first, *first.companions()])
     else:
         featurizer = TextClassifier(verbose=False)._featurizer()
     items = sorted({i for c in cell["labels"].values() for i in c} | set(cell["pool"]) | set(cell["test"][0]), key=str)
@@ -90,16 +93,17 @@ def accuracies(x, y, pool, test, y_test, blocks) -> dict[str, float]:
 
 
 def paired_table(cells: list[str], ks: list[int], seeds: str, measure, arms: tuple[str, ...], title: str,
-                 stem: str) -> None:
+                 stem: str, members: tuple[str, ...] | None = None) -> None:
     """For each cell, k and seed, ``measure(cell, x, y, pool, test, y_test, blocks) -> {arm: accuracy}`` on the
     features the fit uses; one row per (cell, k): the first arm's mean and each other arm's difference from it,
-    paired by seed, with a 95% t-interval ("-" for an arm the cell lacks). Written to ``results/<stem>-<cpu>.md``."""
+    paired by seed, with a 95% t-interval ("-" for an arm the cell lacks). Written to ``results/<stem>-<cpu>.md``.
+    ``members``: the image backbones side by side (``features``; default: the fit's)."""
     base = arms[0]
     lines = [f"| cell | k | seeds | {base} % | " + " | ".join(f"{a} - {base}" for a in arms[1:]) + " |",
              "|---|---|---|---|" + "---|" * (len(arms) - 1)]
     for name in cells:
         cell = unlabeled.cell(name)
-        rows, blocks = features(cell)
+        rows, blocks = features(cell, members)
         classes = sorted(cell["labels"])
         pool, test = rows(cell["pool"]), rows(cell["test"][0])
         y_test = np.array([classes.index(c) for c in cell["test"][1]])

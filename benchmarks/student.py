@@ -1,9 +1,9 @@
 """What the one-network student costs to use, against the side-by-side default it learned from (#23).
 
 Two models fitted by ``auto`` on the same 10 Oxygen icons per class (seed 0; the ``oxygen`` cell of
-``benchmarks/unlabeled.py``): without unlabeled items (the zoo's four backbones side by side, today's default when
-there is no pool) and with the cell's pool (the student: EfficientNet-Lite0 alone). Then, whole processes paired by
-farm-bench on this machine:
+``benchmarks/unlabeled.py``): without unlabeled items (the backbones ``auto`` puts side by side, its default when
+there is no pool: four when ``results/student-amd-epyc.json`` was measured, three since f81c4cc) and with the
+cell's pool (the student: EfficientNet-Lite0 alone). Then, whole processes paired by farm-bench on this machine:
 
 1. ``transferkit predict MODEL FOLDER --out p.csv`` over the same images (the cell's test images and pool, copied
    into one folder), a fresh feature and export cache for every run, with the default runtime and with torch;

@@ -54,7 +54,7 @@ def accuracies(cell, x, y, pool, test, y_test, blocks) -> dict[str, float]:
 def main() -> None:
     pool_methods.paired_table(*pool_methods.arguments(__doc__), accuracies, ("default", *MEMBERS),
                               "Each side-by-side backbone as the student (`benchmarks/student_member.py`)",
-                              "student-member")
+                              "student-member", MEMBERS)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,12 @@ them (their blocks of the same cached features).
 
     python benchmarks/subsets.py clipart fashion oxygen oxygen->tango tango->oxygen --k 5,10 --seeds 5-9
 
-Each set's cost is read from ``results/throughput-*.json`` (ONNX Runtime float32, batch 64): a set's milliseconds per
-image are its members' summed; decoding is left out.
+The runs at f8c4b8a (seeds 5-9, then the suite's seeds 0-4 with ``mnist``; ``results/subsets-amd-epyc-avx512.md``,
+both tables and a summary) made ``auto`` put Lite0, Lite2 and MobileNetV2 side by side (``zoo.SIDE_BY_SIDE``): the
+cheapest set that read as the four on both seed ranges. A new run overwrites that file with its own table.
+
+Each set's cost (in the results file's summary) is read from ``results/throughput-*.json`` (ONNX Runtime float32,
+batch 64): a set's milliseconds per image are its members' summed; decoding is left out.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ def accuracies(cell, x, y, pool, test, y_test, blocks) -> dict[str, float]:
 
 def main() -> None:
     pool_methods.paired_table(*pool_methods.arguments(__doc__), accuracies, ("four", *map(name, SETS)),
-                              "Smaller sets of the four backbones, no pool (`benchmarks/subsets.py`)", "subsets")
+                              "Smaller sets of the four backbones, no pool (`benchmarks/subsets.py`)", "subsets", MEMBERS)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,78 @@
+"""What the side-by-side default costs to use: the three backbones ``auto`` puts side by side now
+(``zoo.SIDE_BY_SIDE``: Lite0, Lite2, MobileNetV2) against the four it used before (with Lite1), both fitted by ``auto``
+on the same 10 Oxygen icons per class without unlabeled items (seed 0; the ``oxygen`` cell of
+``benchmarks/unlabeled.py``). Whole processes paired by farm-bench on this machine:
+
+1. ``transferkit predict MODEL FOLDER --out p.csv`` over the cell's test images and pool (one folder), a fresh
+   feature and export cache for every run, with the default runtime and with torch;
+2. a cold ``transferkit predict`` of one image with the three (a fresh feature cache), against
+   ``python -c "import torch, timm"``.
+
+    python benchmarks/side_by_side.py     # about 15 minutes on 2 cores; writes results/side-by-side-<cpu>.json
+
+Accuracy: ``benchmarks/subsets.py`` (frozen features, every set of the four) and ``benchmarks/unlabeled.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import student
+import suite_data
+from codebase_metrics import machine
+from unlabeled import cell, commit, sample
+
+HERE = Path(__file__).resolve().parent
+WORK = suite_data.WORK / "side-by-side"
+FOUR = ("tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2", "mobilenet_v2")
+
+
+def models() -> dict[str, Path]:
+    """The two saved models, fitted once into ``work/side-by-side/`` (delete it after a change to ``auto``)."""
+    from transferkit import ImageClassifier, zoo
+
+    data = cell("oxygen")
+    items, labels = sample(data["labels"], 10, 0, "oxygen")
+    out = {}
+    for name, members in (("three", zoo.SIDE_BY_SIDE), ("four", FOUR)):
+        folder = WORK / name
+        if not folder.exists():
+            now, zoo.SIDE_BY_SIDE = zoo.SIDE_BY_SIDE, members  # what ``companions`` reads at fit time
+            try:
+                clf = ImageClassifier(seed=0, cache_dir=str(suite_data.WORK / "cache"), verbose=False)
+                clf.fit(items, labels)
+                clf.save(folder)
+            finally:
+                zoo.SIDE_BY_SIDE = now
+        out[name] = folder
+    return out
+
+
+def main() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    fitted, folder = models(), student.images()
+    m = machine()
+    n = len(list(folder.iterdir()))
+    from transferkit import ImageClassifier
+
+    loaded = {k: ImageClassifier.load(v, verbose=False) for k, v in fitted.items()}
+    result = {"machine": m, "commit": commit(), "images": n,
+              "models": {k: {"featurizer": clf.featurizer_.name, "reason": clf.reason_} for k, clf in loaded.items()}}
+    for runtime in ("auto", "torch"):
+        result[f"predict_{runtime}"] = student.bench(student.predict_command(fitted["three"], folder, runtime),
+                                                     student.predict_command(fitted["four"], folder, runtime), runs=3)
+        r = result[f"predict_{runtime}"]
+        print(f"predict --runtime {runtime}, {n} images: three {r['a_median_s']} s, four {r['b_median_s']} s, "
+              f"ratio {r['ratio_median']}", file=sys.stderr)
+    result["cold_predict_vs_import"] = student.cold_predict(fitted["three"], folder)
+    out = HERE / "results" / f"side-by-side-{re.sub(r'[^a-z0-9]+', '-', m['cpu'].lower()).strip('-')}.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
