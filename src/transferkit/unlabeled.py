@@ -220,15 +220,20 @@ def domain_auc(x: np.ndarray, pool: np.ndarray, power: float, seed: int = 0) -> 
     return float(np.mean(scores))
 
 
-def _fold_evidence(head, x, y, pool, seed: int, folds: int) -> tuple[np.ndarray, np.ndarray]:
-    """Which held-out labels the head on the training folds gets right, and which the same head self-trained on the
-    pool from those folds gets right (the pseudo-labels come from the training folds' head only)."""
+def _fold_heads(head, x, y, seed: int, folds: int):
+    """For each of up to ``folds`` stratified folds: its held-out rows and the head refitted on the other folds."""
     from sklearn.model_selection import StratifiedKFold
 
     k = int(max(2, min(folds, np.bincount(y).min())))
-    teacher, student = np.zeros(len(y), bool), np.zeros(len(y), bool)
     for train, test in StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
-        fold_head = head.refit(x[train], y[train], seed)
+        yield train, test, head.refit(x[train], y[train], seed)
+
+
+def _fold_evidence(head, x, y, pool, seed: int, folds: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which held-out labels the head on the training folds gets right, and which the same head self-trained on the
+    pool from those folds gets right (the pseudo-labels come from the training folds' head only)."""
+    teacher, student = np.zeros(len(y), bool), np.zeros(len(y), bool)
+    for train, test, fold_head in _fold_heads(head, x, y, seed, folds):
         teacher[test] = fold_head.predict_proba(x[test]).argmax(1) == y[test]
         trained = self_train(fold_head, x[train], y[train], pool, seed)
         student[test] = trained.predict_proba(x[test]).argmax(1) == y[test]
@@ -239,12 +244,8 @@ def _vote_evidence(head, x, y, pool, self_training: bool, seed: int, folds: int)
     """Which held-out labels the training folds' head (self-trained on ``pool`` when the fit keeps that) gets right
     with its vote over the training folds' labels and the pool (:func:`voting`), and which without it. ``pool`` is as
     the labels' head sees it (``_seen``), so the vote is not centred."""
-    from sklearn.model_selection import StratifiedKFold
-
-    k = int(max(2, min(folds, np.bincount(y).min())))
     with_vote, without = np.zeros(len(y), bool), np.zeros(len(y), bool)
-    for train, test in StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
-        fold_head = head.refit(x[train], y[train], seed)
+    for train, test, fold_head in _fold_heads(head, x, y, seed, folds):
         if self_training:
             fold_head = self_train(fold_head, x[train], y[train], pool, seed)
         without[test] = fold_head.predict_proba(x[test]).argmax(1) == y[test]
