@@ -8,7 +8,10 @@ before), each run by ONNX Runtime on the 120 held-out test images: accuracy, agr
 
 With ``--task``, the model is fitted on k images per class of the task's pool, the export is checked (and calibrated)
 on the next 10 per class, and the graphs are measured on the task's test set (Fashion-MNIST: 1,000 images), which
-resolves differences a tenth the size the bundled example's 120 images can.
+resolves differences a tenth the size the bundled example's 120 images can. ``--four`` adds the four backbones side by
+side (``auto`` before f81c4cc, when it began to put three) in float32, fitted on the same labels and measured in the
+same run: #23 asks the default without a pool for 2.5 times their throughput within half a point
+(``results/int8-<task>-k<k>-against-four-...``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from codebase_metrics import flags_slug, machine
 from unlabeled import commit
 
 ROOT = Path(__file__).resolve().parents[1]
+FOUR = ("tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2", "mobilenet_v2")
 
 
 def labeled_folder(root: Path, pool: dict[str, list], start: int, stop: int) -> Path:
@@ -34,6 +38,21 @@ def labeled_folder(root: Path, pool: dict[str, list], start: int, stop: int) -> 
         for item in items[start:stop]:
             (root / cls / Path(item).name).symlink_to(Path(item).resolve())
     return root
+
+
+def four_export(cli: str, train: Path, tmp: Path) -> Path:
+    """The float32 graph of ``auto``'s fit on ``train`` with the four backbones side by side."""
+    from transferkit import ImageClassifier, zoo
+
+    now, zoo.SIDE_BY_SIDE = zoo.SIDE_BY_SIDE, FOUR  # what ``companions`` reads at fit time
+    try:
+        clf = ImageClassifier(seed=0, verbose=False).fit(str(train))
+    finally:
+        zoo.SIDE_BY_SIDE = now
+    clf.save(tmp / "model-four")
+    subprocess.run([cli, "export", str(tmp / "model-four"), "--out", str(tmp / "onnx-four")], check=True,
+                   capture_output=True)
+    return tmp / "onnx-four" / "model.onnx"
 
 
 def main() -> None:
@@ -47,6 +66,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", help="a few-shot suite task (benchmarks/suite_data.py) instead of the bundled example")
     parser.add_argument("--k", type=int, default=20, help="labels per class with --task")
+    parser.add_argument("--four", action="store_true", help="also the four backbones side by side (auto before "
+                        "f81c4cc) in float32, fitted on the same labels: the baseline of #23's throughput target")
     args = parser.parse_args()
     cli = str(Path(sys.executable).parent / "transferkit")
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,8 +94,13 @@ def main() -> None:
         if not args.task:  # dynamic int8 runs at a tenth of float32's speed: the bundled example shows it
             quantize_dynamic(str(export / "model.onnx"), str(Path(tmp) / "dynamic.onnx"), weight_type=QuantType.QInt8)
             graphs["int8 dynamic"] = Path(tmp) / "dynamic.onnx"
+        runtimes = {name: runtime for name in graphs}
+        if args.four:
+            graphs["fp32, four side by side"] = four_export(cli, train, Path(tmp))
+            runtimes["fp32, four side by side"] = OnnxPredictor.load(graphs["fp32, four side by side"].parent)
         rows, reference = [], None
         for name, graph in graphs.items():
+            runtime = runtimes[name]
             runtime.session = ort.InferenceSession(str(graph), session_options(), providers=["CPUExecutionProvider"])
             start = time.perf_counter()
             proba, _, _ = runtime.predict_items(test)
@@ -85,7 +111,7 @@ def main() -> None:
                          "images_per_s": len(test) / seconds, "mib": graph.stat().st_size / 2**20})
     m = {**machine(), "commit": commit()}
     slug = flags_slug(m)
-    stem = f"int8-{args.task}-k{args.k}" if args.task else "int8"
+    stem = (f"int8-{args.task}-k{args.k}" if args.task else "int8") + ("-against-four" if args.four else "")
     out = ROOT / "benchmarks" / "results" / f"{stem}-{slug}.json"
     out.write_text(json.dumps({"machine": m, "task": args.task or "bundled example", "k": args.k if args.task else None,
                                "n_test": len(test), "export_seconds": export_seconds, "quantized": quantized,
