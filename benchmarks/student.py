@@ -4,7 +4,8 @@ Two models fitted by ``auto`` on the same 10 Oxygen icons per class (seed 0; the
 ``benchmarks/unlabeled.py``, whose pool of Tango icons makes ``auto`` keep a student; an in-domain pool that changes
 nothing the teacher learned keeps the teacher, so the ``oxygen`` cell, used before 56c1ea4, no longer makes one):
 without unlabeled items (the backbones ``auto`` puts side by side, its default when there is no pool: three since
-f81c4cc, four before) and with the cell's pool (the student: EfficientNet-Lite0 alone). Then, whole processes paired by farm-bench on this machine:
+f81c4cc, four before) and with the cell's pool (the student: EfficientNet-Lite0 alone). Then, whole processes
+paired by farm-bench on this machine:
 
 1. ``transferkit predict MODEL FOLDER --out p.csv`` over the same images (the ``oxygen`` cell's test images and pool, copied
    into one folder), a fresh feature and export cache for every run, with the default runtime and with torch;
