@@ -22,8 +22,8 @@ from ._spec import MODALITIES, VECTOR_SUFFIXES, ModelSpec
 DEFAULTS = {"image": "tf_efficientnet_lite0", "text": "all-MiniLM-L6-v2"}
 DEFAULT_BACKBONE = DEFAULTS["image"]
 DEFAULT_TEXT_ENCODER = DEFAULTS["text"]
-# the image backbones ``auto`` puts side by side: of the four whose weights ship in packages, the set that read as
-# well as all four at the least cost on the benchmarks' tasks (``benchmarks/subsets.py``; Lite1 added nothing)
+# the image backbones ``auto`` puts side by side, of those whose weights ship in packages (chosen by
+# ``benchmarks/subsets.py``; the docs' accuracy benchmarks say why)
 SIDE_BY_SIDE = ("tf_efficientnet_lite0", "tf_efficientnet_lite2", "mobilenet_v2")
 
 
