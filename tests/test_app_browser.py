@@ -302,11 +302,20 @@ def test_a_project_of_numbers_in_the_browser_types_numbers_and_answers_one(page,
         page.click("button[data-modality=text]")
         page.wait_for_selector("#number-row", state="visible")
         assert page.is_hidden("#class-row") and page.is_hidden("#pool-others-label")  # numbers: no "none of these"
-        for value, lines in (("100", ["a flight", "a plane ticket", "an airport transfer"]),
-                             ("20", ["a train", "a rail ticket", "a station platform"])):
-            page.fill("#number-value", value)
-            page.fill("#number-texts", "\n".join(lines))
-            page.click("#add-number-texts")
+        # the first batch's request is held until the second batch is typed: what was typed meanwhile is kept
+        page.evaluate("""() => { const real = window.fetch; window.held = [];
+            window.fetch = (path, o) => window.held && String(path).includes('api/texts')
+                ? new Promise(done => window.held.push(() => done(real(path, o)))) : real(path, o); }""")
+        page.fill("#number-value", "100")
+        page.fill("#number-texts", "a flight\na plane ticket\nan airport transfer")
+        page.click("#add-number-texts")
+        page.wait_for_function("() => window.held.length === 1")
+        page.fill("#number-value", "20")
+        page.fill("#number-texts", "a train\na rail ticket\na station platform")
+        page.evaluate("() => { const go = window.held; window.held = null; go.forEach(f => f()); }")
+        page.wait_for_function("() => document.querySelectorAll('#examples .item').length === 3")
+        assert page.input_value("#number-texts") == "a train\na rail ticket\na station platform"
+        page.click("#add-number-texts")
         page.wait_for_function("() => document.querySelectorAll('#examples .item').length === 6")
         edit = page.locator("#examples .item").first.locator("input.value-edit")
         assert edit.input_value() == "100"
