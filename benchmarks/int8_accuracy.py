@@ -28,7 +28,6 @@ from codebase_metrics import flags_slug, machine
 from unlabeled import commit
 
 ROOT = Path(__file__).resolve().parents[1]
-FOUR = ("tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2", "mobilenet_v2")
 
 
 def labeled_folder(root: Path, pool: dict[str, list], start: int, stop: int) -> Path:
@@ -42,14 +41,9 @@ def labeled_folder(root: Path, pool: dict[str, list], start: int, stop: int) -> 
 
 def four_export(cli: str, train: Path, tmp: Path) -> Path:
     """The float32 graph of ``auto``'s fit on ``train`` with the four backbones side by side."""
-    from transferkit import ImageClassifier, zoo
+    from side_by_side import FOUR, fitted_with
 
-    now, zoo.SIDE_BY_SIDE = zoo.SIDE_BY_SIDE, FOUR  # what ``companions`` reads at fit time
-    try:
-        clf = ImageClassifier(seed=0, verbose=False).fit(str(train))
-    finally:
-        zoo.SIDE_BY_SIDE = now
-    clf.save(tmp / "model-four")
+    fitted_with(FOUR, str(train)).save(tmp / "model-four")
     subprocess.run([cli, "export", str(tmp / "model-four"), "--out", str(tmp / "onnx-four")], check=True,
                    capture_output=True)
     return tmp / "onnx-four" / "model.onnx"

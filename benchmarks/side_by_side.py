@@ -31,9 +31,20 @@ WORK = suite_data.WORK / "side-by-side"
 FOUR = ("tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2", "mobilenet_v2")
 
 
+def fitted_with(members: tuple[str, ...], *data, **options):
+    """``auto``'s image fit on ``data`` (``ImageClassifier.fit``'s arguments) with ``members`` side by side."""
+    from transferkit import ImageClassifier, zoo
+
+    now, zoo.SIDE_BY_SIDE = zoo.SIDE_BY_SIDE, members  # what ``companions`` reads at fit time
+    try:
+        return ImageClassifier(seed=0, verbose=False, **options).fit(*data)
+    finally:
+        zoo.SIDE_BY_SIDE = now
+
+
 def models() -> dict[str, Path]:
     """The two saved models, fitted once into ``work/side-by-side/`` (delete it after a change to ``auto``)."""
-    from transferkit import ImageClassifier, zoo
+    from transferkit import zoo
 
     data = cell("oxygen")
     items, labels = sample(data["labels"], 10, 0, "oxygen")
@@ -41,13 +52,7 @@ def models() -> dict[str, Path]:
     for name, members in (("three", zoo.SIDE_BY_SIDE), ("four", FOUR)):
         folder = WORK / name
         if not folder.exists():
-            now, zoo.SIDE_BY_SIDE = zoo.SIDE_BY_SIDE, members  # what ``companions`` reads at fit time
-            try:
-                clf = ImageClassifier(seed=0, cache_dir=str(suite_data.WORK / "cache"), verbose=False)
-                clf.fit(items, labels)
-                clf.save(folder)
-            finally:
-                zoo.SIDE_BY_SIDE = now
+            fitted_with(members, items, labels, cache_dir=str(suite_data.WORK / "cache")).save(folder)
         out[name] = folder
     return out
 
