@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from pathlib import Path
 
 import student
@@ -61,19 +60,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     fitted, folder = models(), student.images()
     m = machine()
-    n = len(list(folder.iterdir()))
-    from transferkit import ImageClassifier
-
-    loaded = {k: ImageClassifier.load(v, verbose=False) for k, v in fitted.items()}
-    result = {"machine": m, "commit": commit(), "images": n,
-              "models": {k: {"featurizer": clf.featurizer_.name, "reason": clf.reason_} for k, clf in loaded.items()}}
-    for runtime in ("auto", "torch"):
-        result[f"predict_{runtime}"] = student.bench(student.predict_command(fitted["three"], folder, runtime),
-                                                     student.predict_command(fitted["four"], folder, runtime), runs=3)
-        r = result[f"predict_{runtime}"]
-        print(f"predict --runtime {runtime}, {n} images: three {r['a_median_s']} s, four {r['b_median_s']} s, "
-              f"ratio {r['ratio_median']}", file=sys.stderr)
-    result["cold_predict_vs_import"] = student.cold_predict(fitted["three"], folder)
+    result = {"machine": m, "commit": commit(), **student.paired_predict(fitted, "three", "four", folder)}
     out = HERE / "results" / f"side-by-side-{re.sub(r'[^a-z0-9]+', '-', m['cpu'].lower()).strip('-')}.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))

@@ -85,6 +85,25 @@ def cold_predict(model: Path, folder: Path) -> dict:
                               f"s=$?; rm -rf $d; exit $s"], [PY, "-c", "import torch, timm"])
 
 
+def paired_predict(fitted: dict[str, Path], fast: str, slow: str, folder: Path) -> dict:
+    """What the saved models ``fitted[fast]`` and ``fitted[slow]`` are, ``predict --out`` over ``folder`` with each,
+    paired, with the default runtime and with torch, and a cold ``predict`` of one image with ``fast``."""
+    from transferkit import ImageClassifier
+
+    n = len(list(folder.iterdir()))
+    loaded = {k: ImageClassifier.load(v, verbose=False) for k, v in fitted.items()}
+    result: dict = {"images": n, "models": {k: {"featurizer": clf.featurizer_.name, "reason": clf.reason_}
+                                            for k, clf in loaded.items()}}
+    for runtime in ("auto", "torch"):
+        result[f"predict_{runtime}"] = bench(predict_command(fitted[fast], folder, runtime),
+                                             predict_command(fitted[slow], folder, runtime), runs=3)
+        r = result[f"predict_{runtime}"]
+        print(f"predict --runtime {runtime}, {n} images: {fast} {r['a_median_s']} s, {slow} {r['b_median_s']} s, "
+              f"ratio {r['ratio_median']}", file=sys.stderr)
+    result["cold_predict_vs_import"] = cold_predict(fitted[fast], folder)
+    return result
+
+
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     fitted, folder = models(), images()
@@ -96,19 +115,8 @@ def main() -> None:
         out.write_text(json.dumps(result, indent=1) + "\n")
         print(json.dumps(result["cold_predict_vs_import"], indent=1))
         return
-    n = len(list(folder.iterdir()))
-    from transferkit import ImageClassifier
-
-    loaded = {k: ImageClassifier.load(v, verbose=False) for k, v in fitted.items()}
-    result = {"machine": m, "commit": commit(), "cold_commit": commit(), "images": n,
-              "models": {k: {"featurizer": clf.featurizer_.name, "reason": clf.reason_} for k, clf in loaded.items()}}
-    for runtime in ("auto", "torch"):
-        result[f"predict_{runtime}"] = bench(predict_command(fitted["student"], folder, runtime),
-                                             predict_command(fitted["side-by-side"], folder, runtime), runs=3)
-        r = result[f"predict_{runtime}"]
-        print(f"predict --runtime {runtime}, {n} images: student {r['a_median_s']} s, side by side "
-              f"{r['b_median_s']} s, ratio {r['ratio_median']}", file=sys.stderr)
-    result["cold_predict_vs_import"] = cold_predict(fitted["student"], folder)
+    result = {"machine": m, "commit": commit(), "cold_commit": commit(),
+              **paired_predict(fitted, "student", "side-by-side", folder)}
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
 
