@@ -129,3 +129,28 @@ def test_auto_exports_only_for_a_job_large_enough_to_repay_it(model, small_train
     assert runner.invoke(app, ["predict", str(model), str(next(small_train.rglob("*.png"))), "--runtime",
                                "onnx"]).exit_code == 0  # exports once, into the cache
     assert runtime_of("again.csv") == "onnx"  # the export is there now: the faster runtime costs nothing more
+
+
+@pytest.mark.slow  # exports the model
+def test_with_the_export_cached_a_bulk_job_loads_no_pytorch_model_and_rejects_on_onnx(model, small_train, tmp_path,
+                                                                                      monkeypatch):
+    import csv
+
+    from transferkit import predictor, runtime
+
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(runtime, "faster_runtime", lambda modality, kinds: "onnx")
+    assert runner.invoke(app, ["predict", str(model), str(next(small_train.rglob("*.png"))), "--runtime",
+                               "onnx"]).exit_code == 0  # exports once, into the cache
+
+    def unused(*args, **kwargs):
+        raise AssertionError("the PyTorch model was built for a job ONNX Runtime runs")
+
+    monkeypatch.setattr(predictor.Predictor, "load", classmethod(unused))
+    out = tmp_path / "p.csv"
+    result = runner.invoke(app, ["predict", str(model), str(small_train), "--out", str(out), "--json",
+                                 "--reject", "auto"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["runtime"] == "onnx"
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == len(list(small_train.rglob("*.png"))) and {"known", "known_score"} <= set(rows[0])

@@ -18,7 +18,7 @@ from rich.markup import escape
 from . import jobs, show
 from .finetune.tuners import SCRATCH, NetworkTuner, cli_options
 from .jobs import FitOptions
-from .loading import load_predictor
+from .loading import bulk_runtime, load_predictor
 from .show import err, json_line, out
 
 app = typer.Typer(
@@ -215,7 +215,9 @@ def predict(
     from .openset import rejection_rate
 
     rate = rejection_rate(reject)  # checked before any work
-    model = load_predictor(model_dir, verbose=False, tta=tta, runtime="torch" if runtime == "auto" else runtime)
+    bulk = out_file is not None and engine == "local"
+    model = load_predictor(model_dir, verbose=False, tta=tta,
+                           runtime=bulk_runtime(model_dir, runtime) if bulk else "torch" if runtime == "auto" else runtime)
     items = jobs.prediction_inputs(model, inputs or [], as_text, as_files)
     key = "text" if model.modality == "text" else "file"
     if engine == "ray" and out_file is None:

@@ -264,7 +264,7 @@ def predict_to_out(model, model_dir, items: list, out_file: Path, *, runtime: st
     from .bulk import predict_to_file
     from .loading import for_bulk_job
 
-    if runtime == "auto" and reject is None:
+    if runtime == "auto":
         model = for_bulk_job(model, model_dir, len(items), tta=tta, verbose=progress)
     return predict_to_file(model, items, out_file, top=top, progress=progress, reject=reject,
                            unknown=unknown), model.runtime
