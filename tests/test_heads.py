@@ -159,9 +159,15 @@ def test_a_head_with_a_vote_predicts_half_its_own_and_half_the_votes_and_saves_i
     expected = (plain.predict_proba(np.abs(x)) + heads.neighbour_vote(voting.neighbours, voting.neighbour_proba, z)) / 2
     np.testing.assert_allclose(voting.predict_proba(np.abs(x)), expected)
     config, tensors = voting.save()
-    assert config["neighbours"] == len(y) and tensors["neighbours"].dtype == np.float32
+    # stored in half the bytes, and the head in memory votes with exactly what is stored
+    assert config["neighbours"] == len(y) and tensors["neighbours"].dtype == np.float16
+    assert np.array_equal(tensors["neighbours"].astype(np.float32), voting.neighbours)
+    np.testing.assert_allclose(voting.neighbours, z, atol=1e-3)
     again = LinearHead.load(config, tensors)
+    assert again.neighbours.dtype == np.float32
     assert np.array_equal(again.predict_proba(np.abs(x)), voting.predict_proba(np.abs(x)))
+    old = LinearHead.load(config, tensors | {"neighbours": z.astype(np.float32)})  # a folder saved before: float32
+    np.testing.assert_allclose(old.predict_proba(np.abs(x)), voting.predict_proba(np.abs(x)), atol=1e-3)
     with pytest.raises(BundleError, match="vote does not fit"):
         LinearHead.load({**config, "neighbours": len(y) - 1}, tensors)
     with pytest.raises(BundleError, match="vote does not fit"):

@@ -105,10 +105,12 @@ def voting(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, centred: boo
     """``head`` (adapted to the pool as ``adapt`` made it) with a nearest-neighbour vote: the labeled rows ``x``
     carry their labels ``y``, the pool's rows :func:`spread_labels`'s probabilities. Each row is normalised as the
     items of its source are: the labeled ones on the labels' mean and, when ``centred``, the pool's on its own."""
+    from .heads import vote_rows
+
     rows = _normalised_rows(head, x, pool, centred)
     spread = _spread(head, rows, y, pool)
     proba = np.vstack([np.eye(spread.shape[1])[y], spread]).astype(np.float32)
-    return replace(head, neighbours=rows, neighbour_proba=proba)
+    return replace(head, neighbours=vote_rows(rows), neighbour_proba=proba)
 
 
 def adapt(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, centred: bool, self_training: bool,
