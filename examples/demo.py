@@ -2,7 +2,7 @@
 
     make demo
 
-Fits what ``transferkit fit`` does by default (``auto``: here the zoo's four ImageNet backbones side by side under a
+Fits what ``transferkit fit`` does by default (``auto``: here the zoo's three ImageNet backbones side by side under a
 logistic-regression head, chosen and explained), one backbone (EfficientNet-Lite0, weights shipped in a package) as a
 frozen feature extractor, and the same network trained from random initialisation on the same 120 images, and prints
 the accuracies on the 120 held-out test images next to what each fit estimated and what each model reads from its

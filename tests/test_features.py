@@ -129,3 +129,51 @@ def test_precision_auto_follows_the_machine_not_the_model(monkeypatch):
         assert runtime.resolve_precision("fp32", "cpu") == "fp32"
     finally:
         runtime.native_bf16.cache_clear()
+
+
+@pytest.mark.parametrize("name", zoo.SIDE_BY_SIDE)
+def test_images_run_with_batch_norms_folded_into_the_convolutions_and_give_the_networks_features(name, small_train):
+    backbone = ImageBackbone.from_spec(zoo.resolve(name), precision="fp32")
+    batch = [backbone.prepare(p) for p in sorted(small_train.rglob("*.png"))[:4]]
+    rows = backbone.transform(batch)
+    folded = backbone._fold[2]
+    assert folded is not backbone.network
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())  # every one folded away
+    with torch.inference_mode():
+        plain = backbone.network(torch.stack(batch).to(memory_format=torch.channels_last)).numpy()
+    np.testing.assert_allclose(rows, plain, rtol=0, atol=1e-4 * np.abs(plain).max())
+
+
+def test_weights_trained_in_place_are_folded_again_before_the_next_batch(small_train):
+    backbone = ImageBackbone.from_spec(zoo.resolve("lite0"), precision="fp32")
+    batch = [backbone.prepare(p) for p in sorted(small_train.rglob("*.png"))[:2]]
+    before = backbone.transform(batch)
+    with torch.no_grad():  # what an optimiser step does: the same tensors, new values
+        backbone.network.conv_head.weight.mul_(2.0)
+    after = backbone.transform(batch)
+    with torch.inference_mode():
+        plain = backbone.network(torch.stack(batch).to(memory_format=torch.channels_last)).numpy()
+    assert not np.allclose(after, before)
+    np.testing.assert_allclose(after, plain, rtol=0, atol=1e-4 * np.abs(plain).max())
+
+
+def test_a_normalisation_registered_after_a_convolution_it_does_not_follow_is_not_folded():
+    """Pairs are read in registration order: a network whose normalisation reads another tensor keeps it."""
+    from torch import nn
+
+    from transferkit.runtime import fold_batchnorm
+
+    class Crossed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 1)
+            self.norm = nn.BatchNorm2d(3)
+
+        def forward(self, x):
+            return self.conv(self.norm(x))  # the normalisation comes first here
+
+    net = Crossed().eval()
+    with torch.no_grad():
+        net.norm.running_mean.fill_(0.5)
+        net.norm.running_var.fill_(4.0)
+    assert fold_batchnorm(net, 8) is net

@@ -103,3 +103,50 @@ def is_primary_process() -> bool:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank() == 0
     return all(os.environ.get(v, "0") == "0" for v in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
+FOLD_TOLERANCE = 1e-3  # the largest difference allowed between a folded copy's features and the network's, relative
+CHECK_SIDE = 64  # the side of the random image a folded copy is checked on: how the modules connect, not accuracy
+
+
+def fold_batchnorm(network, input_size: int):
+    """A copy of ``network`` for inference (eval mode) in which each ``BatchNorm2d`` that directly follows a
+    ``Conv2d`` is folded into it (torch's ``fuse_conv_bn_eval``) and replaced by what it applied after normalising
+    (timm's ``BatchNormAct2d``: its dropout and activation; a plain one: nothing): one convolution where there were a
+    convolution and a normalisation. The pairs are read in the order the modules were registered, not traced, so
+    the copy is checked on a random image of ``input_size`` and ``network`` itself is returned where they disagree."""
+    import copy
+
+    import torch
+    from torch import nn
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    class AfterNorm(nn.Module):  # what a BatchNormAct2d does after its normalisation
+        def __init__(self, norm: nn.Module) -> None:
+            super().__init__()
+            self.drop = getattr(norm, "drop", nn.Identity())
+            self.act = getattr(norm, "act", nn.Identity())
+
+        def forward(self, x):
+            return self.act(self.drop(x))
+
+    folded = copy.deepcopy(network).eval()
+    pairs, last = [], None
+    for name, module in folded.named_modules():
+        if isinstance(module, nn.Conv2d):
+            last = (name, module)
+        elif isinstance(module, nn.BatchNorm2d):
+            if last is not None and last[1].out_channels == module.num_features and module.track_running_stats:
+                pairs.append((last, (name, module)))
+            last = None
+    for (conv_name, conv), (norm_name, norm) in pairs:
+        for name, replacement in ((conv_name, fuse_conv_bn_eval(conv, norm)), (norm_name, AfterNorm(norm))):
+            parent, _, leaf = name.rpartition(".")
+            setattr(folded.get_submodule(parent) if parent else folded, leaf, replacement)
+    parameter = next(network.parameters())
+    side = min(input_size, CHECK_SIDE)
+    x = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0)).to(parameter.device)
+    with torch.inference_mode():
+        expected, got = network.eval()(x).float(), folded(x).float()
+    scale = expected.abs().max().clamp_min(1e-6)
+    return folded if pairs and bool(((expected - got).abs() / scale).max() <= FOLD_TOLERANCE) else network

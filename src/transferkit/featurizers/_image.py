@@ -1,6 +1,6 @@
 """Images through a pretrained backbone (timm or torchvision): decode, the backbone's own eval transform, pooled
-features, on the fast path (channels-last memory, ``inference_mode``, bfloat16 autocast where the machine runs it
-natively)."""
+features, on the fast path (channels-last memory, batch normalisations folded into the convolutions, ``inference_mode``,
+bfloat16 autocast where the machine runs it natively)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ..data.files import MAX_ITEM_BYTES, check_regular_file
 from ..data.images import ImageDecodeError, as_image, load_image
 from ..errors import BadInputError
 from ..preprocessing import Preprocessing
-from ..runtime import autocast, check_precision, default_device, resolve_precision, seeded
+from ..runtime import autocast, check_precision, default_device, fold_batchnorm, resolve_precision, seeded
 from ..zoo import ModelSpec, create_backbone, weights_digest
 from ._base import Featurizer, ItemError, content_digest
 
@@ -57,6 +57,7 @@ class ImageBackbone(Featurizer):
         self._placed = False
         self._transform = None
         self._digest: str | None = None
+        self._fold: tuple | None = None  # (the network, its weights' versions, the folded copy): ``_folded``
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, *, weights: str | None = None, input_size: int | None = None,
@@ -130,11 +131,22 @@ class ImageBackbone(Featurizer):
 
         if not self._placed:
             self.network = self.network.eval().to(self.device, memory_format=torch.channels_last)
-            self._placed = True
+            self._placed, self._fold = True, None  # moved or replaced: folded again from what it is now
         x = torch.stack(batch).to(self.device, memory_format=torch.channels_last)
         with torch.inference_mode(), autocast(self.resolved_precision, self.device.type):
-            out = self.network(x)
+            out = self._folded()(x)
         return out.float().cpu().numpy()
+
+    def _folded(self):
+        """The network with its batch normalisations folded into its convolutions (``runtime.fold_batchnorm``), made
+        again whenever the network or any of its weights changed (a tuner trains it in place)."""
+        import itertools
+
+        tensors = itertools.chain(self.network.parameters(), self.network.buffers())
+        version = tuple((id(t), t._version) for t in tensors)
+        if self._fold is None or self._fold[0] is not self.network or self._fold[1] != version:
+            self._fold = (self.network, version, fold_batchnorm(self.network, self.preprocessing.input_size))
+        return self._fold[2]
 
     def tensors(self) -> dict:
         return {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
