@@ -177,3 +177,11 @@ def test_a_normalisation_registered_after_a_convolution_it_does_not_follow_is_no
         net.norm.running_mean.fill_(0.5)
         net.norm.running_var.fill_(4.0)
     assert fold_batchnorm(net, 8) is net
+
+
+def test_a_network_run_in_bfloat16_is_folded_too(small_train):
+    """The fold is checked in float32: under bfloat16 autocast its check once read rounding as a mismatch."""
+    backbone = ImageBackbone.from_spec(zoo.resolve("lite0"), precision="bf16")
+    backbone.device = torch.device("cpu")
+    rows = backbone.transform([backbone.prepare(p) for p in sorted(small_train.rglob("*.png"))[:2]])
+    assert backbone._fold[2] is not backbone.network and np.isfinite(rows).all()

@@ -132,9 +132,10 @@ class ImageBackbone(Featurizer):
         if not self._placed:
             self.network = self.network.eval().to(self.device, memory_format=torch.channels_last)
             self._placed, self._fold = True, None  # moved or replaced: folded again from what it is now
+        network = self._folded()
         x = torch.stack(batch).to(self.device, memory_format=torch.channels_last)
         with torch.inference_mode(), autocast(self.resolved_precision, self.device.type):
-            out = self._folded()(x)
+            out = network(x)
         return out.float().cpu().numpy()
 
     def _folded(self):
