@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import suite_data
-from codebase_metrics import machine
+from codebase_metrics import cpu_slug, machine
 from speed import CLI
 from unlabeled import cell, commit, sample
 
@@ -96,7 +96,7 @@ def main() -> None:
               "model_folder_mb": round(model_mb, 1),
               "reason": fit.get("reason"), "student": fit.get("student"), "unlabeled": fit.get("unlabeled"),
               "phases": phases, "log_tail": text[-3000:] if proc.returncode else None}
-    out = HERE / "results" / f"large-pool-{re.sub(r'[^a-z0-9]+', '-', result['machine']['cpu'].lower()).strip('-')}.json"
+    out = HERE / "results" / f"large-pool-{cpu_slug(result['machine'])}.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "log_tail"}, indent=1))
 

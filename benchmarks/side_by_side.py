@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 import student
 import suite_data
-from codebase_metrics import machine
+from codebase_metrics import cpu_slug, machine
 from unlabeled import cell, commit, sample
 
 HERE = Path(__file__).resolve().parent
@@ -61,7 +60,7 @@ def main() -> None:
     fitted, folder = models(), student.images()
     m = machine()
     result = {"machine": m, "commit": commit(), **student.paired_predict(fitted, "three", "four", folder)}
-    out = HERE / "results" / f"side-by-side-{re.sub(r'[^a-z0-9]+', '-', m['cpu'].lower()).strip('-')}.json"
+    out = HERE / "results" / f"side-by-side-{cpu_slug(m)}.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
 
