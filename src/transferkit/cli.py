@@ -215,9 +215,11 @@ def predict(
     from .openset import rejection_rate
 
     rate = rejection_rate(reject)  # checked before any work
-    bulk = out_file is not None and engine == "local"
-    model = load_predictor(model_dir, verbose=False, tta=tta,
-                           runtime=bulk_runtime(model_dir, runtime) if bulk else "torch" if runtime == "auto" else runtime)
+    if out_file is not None and engine == "local":
+        first = bulk_runtime(model_dir, runtime)  # a cached export is loaded as it is, not swapped in after PyTorch
+    else:
+        first = "torch" if runtime == "auto" else runtime
+    model = load_predictor(model_dir, verbose=False, tta=tta, runtime=first)
     items = jobs.prediction_inputs(model, inputs or [], as_text, as_files)
     key = "text" if model.modality == "text" else "file"
     if engine == "ray" and out_file is None:

@@ -114,7 +114,8 @@ def fold_batchnorm(network, input_size: int):
     ``Conv2d`` is folded into it (torch's ``fuse_conv_bn_eval``) and replaced by what it applied after normalising
     (timm's ``BatchNormAct2d``: its dropout and activation; a plain one: nothing): one convolution where there were a
     convolution and a normalisation. The pairs are read in the order the modules were registered, not traced, so
-    the copy is checked on a random image of ``input_size`` and ``network`` itself is returned where they disagree."""
+    the copy is checked against ``network`` (in eval mode, float32) on a random image of at most ``input_size`` pixels
+    a side, and ``network`` itself is returned where they disagree; its own training mode is left as it was."""
     import copy
 
     import torch
@@ -146,7 +147,9 @@ def fold_batchnorm(network, input_size: int):
     parameter = next(network.parameters())
     side = min(input_size, CHECK_SIDE)
     x = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0)).to(parameter.device)
+    training = network.training
     with torch.inference_mode(), torch.autocast(parameter.device.type, enabled=False):  # float32 whatever runs
         expected, got = network.eval()(x).float(), folded(x).float()
+    network.train(training)
     scale = expected.abs().max().clamp_min(1e-6)
     return folded if pairs and bool(((expected - got).abs() / scale).max() <= FOLD_TOLERANCE) else network
