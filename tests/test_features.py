@@ -185,3 +185,25 @@ def test_a_network_run_in_bfloat16_is_folded_too(small_train):
     backbone.device = torch.device("cpu")
     rows = backbone.transform([backbone.prepare(p) for p in sorted(small_train.rglob("*.png"))[:2]])
     assert backbone._fold[2] is not backbone.network and np.isfinite(rows).all()
+
+
+def test_a_network_that_takes_only_its_own_input_size_runs_unfolded():
+    from torch import nn
+
+    from transferkit.runtime import fold_batchnorm
+
+    class FixedSize(nn.Module):  # a patch embedding, say: it refuses other sizes
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.norm = nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            if x.shape[-1] != 96:
+                raise ValueError("input size must be 96")
+            return self.norm(self.conv(x)).mean((2, 3))
+
+    net = FixedSize().eval()
+    assert fold_batchnorm(net, 96) is net and not net.training
+    plain = nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU()).eval()
+    assert fold_batchnorm(plain, 32) is plain  # nothing to fold: no copy is kept
