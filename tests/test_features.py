@@ -187,7 +187,7 @@ def test_a_network_run_in_bfloat16_is_folded_too(small_train):
     assert backbone._fold[2] is not backbone.network and np.isfinite(rows).all()
 
 
-def test_a_network_that_takes_only_its_own_input_size_runs_unfolded():
+def test_a_network_that_takes_only_its_own_input_size_is_checked_at_that_size():
     from torch import nn
 
     from transferkit.runtime import fold_batchnorm
@@ -204,6 +204,8 @@ def test_a_network_that_takes_only_its_own_input_size_runs_unfolded():
             return self.norm(self.conv(x)).mean((2, 3))
 
     net = FixedSize().eval()
-    assert fold_batchnorm(net, 96) is net and not net.training
+    folded = fold_batchnorm(net, 96)  # checked on an image of its own size when it refuses the small one
+    assert folded is not net and not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert fold_batchnorm(net, 80) is net and not net.training  # no check goes through: it runs as it is
     plain = nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU()).eval()
     assert fold_batchnorm(plain, 32) is plain  # nothing to fold: no copy is kept

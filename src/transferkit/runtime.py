@@ -114,8 +114,9 @@ def fold_batchnorm(network, input_size: int):
     ``Conv2d`` is folded into it (torch's ``fuse_conv_bn_eval``) and replaced by what it applied after normalising
     (timm's ``BatchNormAct2d``: its dropout and activation; a plain one: nothing): one convolution where there were a
     convolution and a normalisation. The pairs are read in the order the modules were registered, not traced, so
-    the copy is checked against ``network`` (in eval mode, float32) on a random image of at most ``input_size`` pixels
-    a side, and ``network`` itself is returned where they disagree; its own training mode is left as it was."""
+    the copy is checked against ``network`` (in eval mode, float32) on a small random image, or one of ``input_size``
+    pixels a side where the network refuses the small one, and ``network`` itself is returned where they disagree or
+    neither goes through; its own training mode is left as it was."""
     import copy
 
     import torch
@@ -147,15 +148,17 @@ def fold_batchnorm(network, input_size: int):
     if not pairs:  # nothing to fold (a network normalised otherwise: layer norms, none)
         return network
     parameter = next(network.parameters())
-    side = min(input_size, CHECK_SIDE)
-    x = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0)).to(parameter.device)
     training = network.training
     try:
-        with torch.inference_mode(), torch.autocast(parameter.device.type, enabled=False):  # float32 whatever runs
-            expected, got = network.eval()(x).float(), folded(x).float()
-    except Exception:  # noqa: BLE001 - a network that takes only its own input size: it runs as it is
-        return network
+        for side in dict.fromkeys((min(input_size, CHECK_SIDE), input_size)):  # a small image, else its own size
+            x = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0)).to(parameter.device)
+            try:
+                with torch.inference_mode(), torch.autocast(parameter.device.type, enabled=False):  # float32
+                    expected, got = network.eval()(x).float(), folded(x).float()
+            except Exception:  # noqa: BLE001 - a network that refuses this size (a fixed patch grid, a minimum)
+                continue
+            scale = expected.abs().max().clamp_min(1e-6)
+            return folded if bool(((expected - got).abs() / scale).max() <= FOLD_TOLERANCE) else network
+        return network  # no check went through: it runs as it is
     finally:
         network.train(training)
-    scale = expected.abs().max().clamp_min(1e-6)
-    return folded if bool(((expected - got).abs() / scale).max() <= FOLD_TOLERANCE) else network
