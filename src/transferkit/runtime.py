@@ -132,21 +132,23 @@ def fold_batchnorm(network, input_size: int):
         def forward(self, x):
             return self.act(self.drop(x))
 
-    folded = copy.deepcopy(network).eval()
-    pairs, last = [], None
-    for name, module in folded.named_modules():
+    pairs, last = [], None  # (convolution, normalisation) names, read on the network, replaced on its copy
+    for name, module in network.named_modules():
         if isinstance(module, nn.Conv2d):
             last = (name, module)
         elif isinstance(module, nn.BatchNorm2d):
             if last is not None and last[1].out_channels == module.num_features and module.track_running_stats:
-                pairs.append((last, (name, module)))
+                pairs.append((last[0], name))
             last = None
-    for (conv_name, conv), (norm_name, norm) in pairs:
-        for name, replacement in ((conv_name, fuse_conv_bn_eval(conv, norm)), (norm_name, AfterNorm(norm))):
-            parent, _, leaf = name.rpartition(".")
-            setattr(folded.get_submodule(parent) if parent else folded, leaf, replacement)
     if not pairs:  # nothing to fold (a network normalised otherwise: layer norms, none)
         return network
+    folded = copy.deepcopy(network).eval()
+    for conv_name, norm_name in pairs:
+        norm = folded.get_submodule(norm_name)
+        fused = fuse_conv_bn_eval(folded.get_submodule(conv_name), norm)
+        for name, replacement in ((conv_name, fused), (norm_name, AfterNorm(norm))):
+            parent, _, leaf = name.rpartition(".")
+            setattr(folded.get_submodule(parent) if parent else folded, leaf, replacement)
     parameter = next(network.parameters())
     training = network.training
     try:
