@@ -65,23 +65,22 @@ def for_bulk_job(loaded, model: str | Path, n_items: int, *, tta: bool = False, 
 
 def bulk_runtime(model: str | Path, runtime: str) -> str:
     """The runtime to load ``model`` on for a bulk job (``predict --out``) before its items are counted: ``runtime``
-    unless it is auto; left to auto, ONNX Runtime where the model's export is already cached and ONNX is the faster
-    runtime here (``for_bulk_job`` does the rest: it exports for a job large enough to repay it), so the PyTorch
-    model is not built only to be swapped; else PyTorch. Models of several labels or numbers stay on PyTorch."""
-    from .bundle import featurizer_kinds, read_document
+    unless it is auto; left to auto, what ``auto_runtime`` picks for a job too small to export for, which is ONNX
+    Runtime only where the export is already cached (``for_bulk_job`` exports for a job large enough to repay it), so
+    the PyTorch model is not built only to be swapped. Models of several labels or numbers stay on PyTorch."""
+    from .bundle import read_document
     from .onnx_runtime import is_export
-    from .runtime import faster_runtime
     from .share import local_model_path
 
     if runtime != "auto":
         return runtime
     folder = local_model_path(model)
-    if is_export(folder) or not is_export(export_folder(folder)):
-        return "torch"
+    if is_export(folder):
+        return "torch"  # an export folder runs on ONNX Runtime whatever is asked (``load_predictor``)
     target = read_document(folder)[0].get("target")
     if isinstance(target, dict) and target.get("kind", "class") != "class":
         return "torch"
-    return "onnx" if faster_runtime(*featurizer_kinds(folder)) == "onnx" else "torch"
+    return auto_runtime(folder, n_items=0)
 
 
 def auto_runtime(folder: Path, verbose: bool = False, n_items: int | None = None) -> str:
