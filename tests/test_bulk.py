@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from typer.testing import CliRunner
 from transferkit.bulk import predict_to_file
 from transferkit.cli import app
 from transferkit.predictor import Predictor
+from transferkit.runtime import gpu_device_files
 
 runner = CliRunner()
 
@@ -132,6 +135,44 @@ def test_auto_exports_only_for_a_job_large_enough_to_repay_it(model, small_train
 
 
 @pytest.mark.slow  # exports the model
+def test_with_the_export_cached_a_short_predict_runs_on_onnx_and_builds_no_pytorch_model(model, small_train, tmp_path,
+                                                                                           monkeypatch):
+    from transferkit import predictor, runtime
+
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(runtime, "faster_runtime", lambda modality, kinds: "onnx")
+    image = str(next(small_train.rglob("*.png")))
+    on_torch = runner.invoke(app, ["predict", str(model), image, "--json"])  # no export yet: PyTorch, nothing exported
+    assert on_torch.exit_code == 0, on_torch.output
+    assert not (tmp_path / "cache" / "exports").exists()
+    assert runner.invoke(app, ["predict", str(model), image, "--runtime", "onnx"]).exit_code == 0  # exports, cached
+
+    def unused(*args, **kwargs):
+        raise AssertionError("the PyTorch model was built for a predict ONNX Runtime runs")
+
+    monkeypatch.setattr(predictor.Predictor, "load", classmethod(unused))
+    on_onnx = runner.invoke(app, ["predict", str(model), image, "--json"])
+    assert on_onnx.exit_code == 0, on_onnx.output
+    first, second = (json.loads(r.stdout.strip().splitlines()[-1]) for r in (on_torch, on_onnx))
+    assert first["label"] == second["label"] and abs(first["probability"] - second["probability"]) < 0.05
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or bool(gpu_device_files()), reason="a machine with no GPU")
+def test_a_predict_on_a_cached_export_never_imports_pytorch(model, small_train, tmp_path, monkeypatch):
+    import subprocess
+
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))
+    image = str(next(small_train.rglob("*.png")))
+    assert runner.invoke(app, ["predict", str(model), image, "--runtime", "onnx"]).exit_code == 0  # exports, cached
+    script = ("import sys; from transferkit.cli import app; from typer.testing import CliRunner; "
+              f"r = CliRunner().invoke(app, ['predict', {str(model)!r}, {image!r}, '--json']); "
+              "assert r.exit_code == 0, r.output; print(r.stdout.strip()); print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                          env={**os.environ, "TRANSFERKIT_CACHE": str(tmp_path / "cache")})
+    answer, imported = done.stdout.strip().splitlines()[-2:]
+    assert json.loads(answer)["label"] and imported == "False"
+
+
 def test_with_the_export_cached_a_bulk_job_loads_no_pytorch_model_and_rejects_on_onnx(model, small_train, tmp_path,
                                                                                       monkeypatch):
     import csv

@@ -290,13 +290,32 @@ def test_check_data_lists_the_inputs_it_could_not_read(image_model, small_train,
     ("image", set(), "cpu", False, "torch"),                 # a transferkit 0.1 folder
 ])
 def test_the_default_runtime_is_the_one_measured_faster(monkeypatch, modality, kinds, device, bf16, expected):
+    from transferkit import runtime
+
+    monkeypatch.setattr(runtime, "default_device_type", lambda: device)
+    monkeypatch.setattr(runtime, "native_bf16", lambda device_type: bf16)
+    assert runtime.faster_runtime(modality, kinds) == expected
+
+
+@pytest.mark.parametrize("platform, files, asks_pytorch", [
+    ("linux", [], False),                       # no GPU device file: the CPU, without importing PyTorch
+    ("linux", ["/dev/nvidia0"], True),
+    ("linux", ["/dev/dxg"], True),              # WSL
+    ("darwin", [], True),                       # elsewhere PyTorch is asked
+])
+def test_the_device_is_read_without_pytorch_only_where_no_gpu_can_be(monkeypatch, platform, files, asks_pytorch):
+    import sys
+
     import torch
 
     from transferkit import runtime
 
-    monkeypatch.setattr(runtime, "default_device", lambda: torch.device(device))
-    monkeypatch.setattr(runtime, "native_bf16", lambda device_type: bf16)
-    assert runtime.faster_runtime(modality, kinds) == expected
+    asked = []
+    monkeypatch.setattr(sys, "platform", platform)
+    monkeypatch.setattr(runtime, "gpu_device_files", lambda: files)
+    monkeypatch.setattr(runtime, "default_device", lambda: asked.append(1) or torch.device("cuda"))
+    assert runtime.default_device_type() == ("cuda" if asks_pytorch else "cpu")
+    assert bool(asked) == asks_pytorch
 
 
 @pytest.mark.parametrize("quantized, native, expected", [

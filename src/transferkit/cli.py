@@ -18,7 +18,7 @@ from rich.markup import escape
 from . import jobs, show
 from .finetune.tuners import SCRATCH, NetworkTuner, cli_options
 from .jobs import FitOptions
-from .loading import bulk_runtime, load_predictor
+from .loading import AUTO_EXPORT_MIN_ITEMS, load_predictor, predict_runtime
 from .show import err, json_line, out
 
 app = typer.Typer(
@@ -192,7 +192,7 @@ def predict(
     top: Annotated[int, typer.Option(help="How many classes to show per input.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line: input, label, probability, top.")] = False,
     tta: Tta = False,
-    runtime: Annotated[str, typer.Option(help="auto: with --out, the runtime measured faster on this kind of machine (ONNX Runtime for image models on a CPU, exported once and cached), else torch; or torch, or onnx. An export folder (`transferkit export`) always runs on ONNX Runtime; int8: its int8 graph (`export --quantize int8`) whatever its check measured.")] = "auto",
+    runtime: Annotated[str, typer.Option(help=f"auto: the runtime measured faster on this kind of machine (ONNX Runtime for image models on a CPU) where its export is already cached; with --out, a job of {AUTO_EXPORT_MIN_ITEMS:,} inputs or more exports once and caches it; else torch; or torch, or onnx. An export folder (`transferkit export`) always runs on ONNX Runtime; int8: its int8 graph (`export --quantize int8`) whatever its check measured.")] = "auto",
     engine: Annotated[str, typer.Option(help="local, or ray: with --out, predict on Ray workers (a local cluster, or --ray-address).")] = "local",
     ray_address: RayAddress = None,
     workers: Annotated[int, typer.Option(help="With --engine ray: how many workers (actors), each with the model loaded once.")] = 2,
@@ -215,8 +215,8 @@ def predict(
     from .openset import rejection_rate
 
     rate = rejection_rate(reject)  # checked before any work
-    if out_file is not None and engine == "local":
-        first = bulk_runtime(model_dir, runtime)  # a cached export is loaded as it is, not swapped in after PyTorch
+    if engine == "local":
+        first = predict_runtime(model_dir, runtime)  # a cached export is loaded as it is, not swapped in after PyTorch
     else:
         first = "torch" if runtime == "auto" else runtime
     model = load_predictor(model_dir, verbose=False, tta=tta, runtime=first)

@@ -16,13 +16,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .atomic import write_atomic
-from .featurizers import Featurizer, ItemError
+from .data.files import ItemError
 from .onnx_features import agrees, onnx_transform
 from .progress import progress_bar
+
+if TYPE_CHECKING:  # the featurizers import PyTorch: a predict on ONNX Runtime asks this module for the cache folder
+    from .featurizers import Featurizer
 
 
 def default_cache_dir() -> Path:

@@ -63,11 +63,12 @@ def for_bulk_job(loaded, model: str | Path, n_items: int, *, tta: bool = False, 
     return loaded
 
 
-def bulk_runtime(model: str | Path, runtime: str) -> str:
-    """The runtime to load ``model`` on for a bulk job (``predict --out``) before its items are counted: ``runtime``
-    unless it is auto; left to auto, what ``auto_runtime`` picks for a job too small to export for, which is ONNX
-    Runtime only where the export is already cached (``for_bulk_job`` exports for a job large enough to repay it), so
-    the PyTorch model is not built only to be swapped. Models of several labels or numbers stay on PyTorch."""
+def predict_runtime(model: str | Path, runtime: str) -> str:
+    """The runtime to load ``model`` on for ``predict`` (a few inputs, or a bulk job before its items are counted):
+    ``runtime`` unless it is auto; left to auto, what ``auto_runtime`` picks for a job too small to export for, which is
+    ONNX Runtime only where the export is already cached (``for_bulk_job`` exports for a job large enough to repay
+    it), so neither a short ``predict`` nor a bulk job builds the PyTorch model when the export is there. Models of
+    several labels or numbers stay on PyTorch."""
     from .bundle import read_document
     from .onnx_runtime import is_export
     from .share import local_model_path
@@ -117,14 +118,15 @@ def export_folder(folder: Path) -> Path:
 def cached_export(folder: Path, verbose: bool = False) -> Path:
     """The ONNX export of a model folder, made once and kept in the cache."""
     from .bundle import CONFIG_FILE
-    from .export import export_onnx
     from .onnx_runtime import is_export
-    from .predictor import Predictor
 
     if not (Path(folder) / CONFIG_FILE).is_file():
         raise BundleError(f"{folder} is neither a model folder nor an ONNX export.")
     target = export_folder(folder)
     if not is_export(target):
+        from .export import export_onnx  # PyTorch and the exporter: only to make the export
+        from .predictor import Predictor
+
         if verbose:
             _say(f"Exporting {folder} to ONNX (once; cached in {target}) ...")
         target.parent.mkdir(parents=True, exist_ok=True)

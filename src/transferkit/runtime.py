@@ -23,6 +23,25 @@ def default_device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def default_device_type() -> str:
+    """``default_device()``'s type, without importing PyTorch (a second or more) on a Linux machine with no GPU device
+    file (``gpu_device_files``): ONNX Runtime's path then runs with no PyTorch at all."""
+    import sys
+
+    if sys.platform.startswith("linux") and not gpu_device_files():
+        return "cpu"
+    return default_device().type
+
+
+def gpu_device_files() -> list[str]:
+    """The device files through which a CUDA or ROCm build of PyTorch reaches a GPU on Linux: NVIDIA's, WSL's
+    (``/dev/dxg``) and ROCm's (``/dev/kfd``). Without any, ``torch.cuda.is_available()`` is False."""
+    import glob
+    import os
+
+    return glob.glob("/dev/nvidia[0-9]*") + [f for f in ("/dev/dxg", "/dev/kfd") if os.path.exists(f)]
+
+
 @cache
 def native_bf16(device_type: str) -> bool:
     """Whether this machine runs bfloat16 natively: CUDA with bf16 support, or a CPU with AVX-512 BF16 / AMX (oneDNN
@@ -72,7 +91,7 @@ def faster_runtime(modality: str, featurizer_kinds) -> str:
 
     if not set(featurizer_kinds) or not set(featurizer_kinds) <= ONNX_KINDS or not has("export"):
         return "torch"
-    if default_device().type != "cpu":
+    if default_device_type() != "cpu":
         return "torch"
     if modality == "text" and native_bf16("cpu"):
         return "torch"
