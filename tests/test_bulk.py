@@ -135,7 +135,7 @@ def test_auto_exports_only_for_a_job_large_enough_to_repay_it(model, small_train
 
 
 @pytest.mark.slow  # exports the model
-def test_with_the_export_cached_a_short_predict_runs_on_onnx_and_builds_no_pytorch_model(model, small_train, tmp_path,
+def test_with_the_export_cached_predict_and_evaluate_run_on_onnx_and_build_no_pytorch_model(model, small_train, tmp_path,
                                                                                            monkeypatch):
     from transferkit import predictor, runtime
 
@@ -153,10 +153,13 @@ def test_with_the_export_cached_a_short_predict_runs_on_onnx_and_builds_no_pytor
     monkeypatch.setattr(predictor.Predictor, "load", classmethod(unused))
     on_onnx = runner.invoke(app, ["predict", str(model), image, "--json"])
     assert on_onnx.exit_code == 0, on_onnx.output
+    evaluated = runner.invoke(app, ["evaluate", str(model), str(small_train), "--json"])  # measures what predict runs
+    assert evaluated.exit_code == 0, evaluated.output
     first, second = (json.loads(r.stdout.strip().splitlines()[-1]) for r in (on_torch, on_onnx))
     assert first["label"] == second["label"] and abs(first["probability"] - second["probability"]) < 0.05
 
 
+@pytest.mark.slow  # exports the model
 @pytest.mark.skipif(not sys.platform.startswith("linux") or bool(gpu_device_files()), reason="a machine with no GPU")
 def test_a_predict_on_a_cached_export_never_imports_pytorch(model, small_train, tmp_path, monkeypatch):
     import subprocess
@@ -173,6 +176,7 @@ def test_a_predict_on_a_cached_export_never_imports_pytorch(model, small_train, 
     assert json.loads(answer)["label"] and imported == "False"
 
 
+@pytest.mark.slow  # exports the model
 def test_with_the_export_cached_a_bulk_job_loads_no_pytorch_model_and_rejects_on_onnx(model, small_train, tmp_path,
                                                                                       monkeypatch):
     import csv

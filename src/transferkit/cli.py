@@ -160,7 +160,7 @@ def evaluate(
     data: Annotated[Path, typer.Argument(help="Labeled test data in the form the model was fit on (class subfolders, a CSV, a JSONL).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (accuracy, macro_f1, per_class, confusion_matrix).")] = False,
     tta: Tta = False,
-    runtime: Annotated[str, typer.Option(help="torch, or onnx (ONNX Runtime; a model folder is exported once and cached). An export folder (`transferkit export`) always runs on ONNX Runtime; int8: its int8 graph (`export --quantize int8`) whatever its check measured.")] = "torch",
+    runtime: Annotated[str, typer.Option(help="auto: what `predict` runs, ONNX Runtime where the model's export is already cached and faster on this kind of machine, else torch; or torch, or onnx (ONNX Runtime; a model folder is exported once and cached). An export folder (`transferkit export`) always runs on ONNX Runtime; int8: its int8 graph (`export --quantize int8`) whatever its check measured.")] = "auto",
     report: Annotated[Optional[Path], typer.Option(help="Also write a self-contained HTML report here (a new file, or an earlier report): metrics, confusion matrix, per-class precision/recall, calibration and the most confidently wrong examples.")] = None,
     reject: Annotated[Optional[str], typer.Option(help=REJECT_HELP + " The data may then hold classes the model was not trained on: it reports how many of each kind were rejected.")] = None,
 ) -> None:
@@ -177,7 +177,7 @@ def evaluate(
 
     if report is not None:
         check_report_path(report)
-    model = load_predictor(model_dir, verbose=not as_json, tta=tta, runtime=runtime)
+    model = load_predictor(model_dir, verbose=not as_json, tta=tta, runtime=predict_runtime(model_dir, runtime))
     result = run_evaluation(model, data, reject=reject)
     if report is not None:
         write_evaluation(report, result, model, str(model_dir), str(data))
