@@ -87,6 +87,15 @@ def test_packaged_minilm_gives_unit_384_dim_embeddings_with_similar_sentences_cl
     assert x[0] @ x[1] > x[0] @ x[2] + 0.2
 
 
+def test_loading_an_encoder_draws_no_bar_of_the_libraries_and_leaves_their_settings_as_they_were(capfd):
+    from transformers.utils import logging as hf_logging
+
+    assert hf_logging.is_progress_bar_enabled()
+    load_text_encoder(resolve_text_encoder("minilm"), precision="fp32")
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()
+
+
 def test_bf16_embeddings_match_fp32():
     spec = resolve_text_encoder("all-MiniLM-L6-v2")
     texts = ["Heavy rain is expected tonight.", "The striker scored twice.", "Knead the dough for ten minutes."]

@@ -43,17 +43,24 @@ def encoder_folder(spec: ModelSpec) -> Path:
 
 @contextmanager
 def _quiet_libraries():
-    """sentence-transformers and transformers log warnings about heads and pooling while loading; keep them quiet
-    for this call only (the levels belong to the user's program and are restored)."""
+    """sentence-transformers and transformers log warnings about heads and pooling while loading, and transformers
+    draws a "Loading weights" bar; keep them quiet for this call only (the levels and the bar's setting belong to the
+    user's program and are restored)."""
+    from transformers.utils import logging as hf_logging
+
     loggers = [logging.getLogger(n) for n in ("sentence_transformers", "transformers")]
     levels = [lg.level for lg in loggers]
+    bars = hf_logging.is_progress_bar_enabled()
     for lg in loggers:
         lg.setLevel(logging.ERROR)
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def load_sentence_transformer(spec: ModelSpec, device: str = "cpu"):
