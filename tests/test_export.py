@@ -115,6 +115,30 @@ def test_an_exported_text_model_tokenizes_and_predicts_like_the_model(tiny_encod
     assert (tmp_path / "onnx" / "tokenizer.json").is_file()
 
 
+@pytest.mark.slow  # exports a text encoder
+def test_a_few_texts_run_on_a_cached_export_even_where_pytorch_is_faster_per_text(tiny_encoder, text_csv, tmp_path,
+                                                                                  monkeypatch):
+    from transferkit import runtime
+
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))
+    TextClassifier(tiny_encoder, Features(), precision="fp32", verbose=False).fit(text_csv).save(tmp_path / "model")
+    model = str(tmp_path / "model")
+    assert runner.invoke(app, ["predict", model, "a storm is coming", "--text", "--runtime", "onnx"]).exit_code == 0
+    monkeypatch.setattr(runtime, "faster_runtime", lambda modality, kinds: "torch")  # bfloat16 native, say
+    bulk = runner.invoke(app, ["predict", model, "a storm is coming", "--text", "--out", str(tmp_path / "p.csv"),
+                               "--json"])
+    assert bulk.exit_code == 0, bulk.output
+    assert json.loads(bulk.stdout.strip().splitlines()[-1])["runtime"] == "torch"  # many texts: the faster per text
+
+    def unused(*args, **kwargs):
+        raise AssertionError("PyTorch was loaded for a few texts the cached export can answer")
+
+    monkeypatch.setattr(Predictor, "load", classmethod(unused))
+    few = runner.invoke(app, ["predict", model, "a storm is coming", "--text", "--json"])
+    assert few.exit_code == 0, few.output
+    assert json.loads(few.stdout.strip().splitlines()[-1])["label"]
+
+
 @pytest.mark.slow  # a second export, quantised
 def test_int8_reports_the_accuracy_change_it_measured(image_model, small_train, tmp_path, monkeypatch):
     predictor = Predictor.load(image_model)

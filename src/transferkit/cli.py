@@ -160,7 +160,7 @@ def evaluate(
     data: Annotated[Path, typer.Argument(help="Labeled test data in the form the model was fit on (class subfolders, a CSV, a JSONL).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (accuracy, macro_f1, per_class, confusion_matrix).")] = False,
     tta: Tta = False,
-    runtime: Annotated[str, typer.Option(help="auto: what `predict` runs, ONNX Runtime where the model's export is already cached and faster on this kind of machine, else torch; or torch, or onnx (ONNX Runtime; a model folder is exported once and cached). An export folder (`transferkit export`) always runs on ONNX Runtime; int8: its int8 graph (`export --quantize int8`) whatever its check measured.")] = "auto",
+    runtime: Annotated[str, typer.Option(help="auto: what `predict --out` runs, ONNX Runtime where the model's export is already cached and faster on this kind of machine, else torch; or torch, or onnx (ONNX Runtime; a model folder is exported once and cached). An export folder (`transferkit export`) always runs on ONNX Runtime; int8: its int8 graph (`export --quantize int8`) whatever its check measured.")] = "auto",
     report: Annotated[Optional[Path], typer.Option(help="Also write a self-contained HTML report here (a new file, or an earlier report): metrics, confusion matrix, per-class precision/recall, calibration and the most confidently wrong examples.")] = None,
     reject: Annotated[Optional[str], typer.Option(help=REJECT_HELP + " The data may then hold classes the model was not trained on: it reports how many of each kind were rejected.")] = None,
 ) -> None:
@@ -192,7 +192,7 @@ def predict(
     top: Annotated[int, typer.Option(help="How many classes to show per input.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line: input, label, probability, top.")] = False,
     tta: Tta = False,
-    runtime: Annotated[str, typer.Option(help=f"auto: the runtime measured faster on this kind of machine (ONNX Runtime for image models on a CPU) where its export is already cached; with --out, a job of {AUTO_EXPORT_MIN_ITEMS:,} inputs or more exports once and caches it; else torch; or torch, or onnx. An export folder (`transferkit export`) always runs on ONNX Runtime; int8: its int8 graph (`export --quantize int8`) whatever its check measured.")] = "auto",
+    runtime: Annotated[str, typer.Option(help=f"auto: a cached ONNX export for a few inputs on a CPU; with --out, the runtime measured faster on this kind of machine (ONNX Runtime for image models on a CPU) where its export is already cached; with --out, a job of {AUTO_EXPORT_MIN_ITEMS:,} inputs or more exports once and caches it; else torch; or torch, or onnx. An export folder (`transferkit export`) always runs on ONNX Runtime; int8: its int8 graph (`export --quantize int8`) whatever its check measured.")] = "auto",
     engine: Annotated[str, typer.Option(help="local, or ray: with --out, predict on Ray workers (a local cluster, or --ray-address).")] = "local",
     ray_address: RayAddress = None,
     workers: Annotated[int, typer.Option(help="With --engine ray: how many workers (actors), each with the model loaded once.")] = 2,
@@ -216,7 +216,7 @@ def predict(
 
     rate = rejection_rate(reject)  # checked before any work
     if engine == "local":
-        first = predict_runtime(model_dir, runtime)  # a cached export is loaded as it is, not swapped in after PyTorch
+        first = predict_runtime(model_dir, runtime, few=out_file is None)  # a cached export: no PyTorch model built
     else:
         first = "torch" if runtime == "auto" else runtime
     model = load_predictor(model_dir, verbose=False, tta=tta, runtime=first)
