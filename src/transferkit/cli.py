@@ -192,7 +192,7 @@ def predict(
     top: Annotated[int, typer.Option(help="How many classes to show per input.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line: input, label, probability, top.")] = False,
     tta: Tta = False,
-    runtime: Annotated[str, typer.Option(help=f"auto: a cached ONNX export for a few inputs on a CPU; with --out, the runtime measured faster on this kind of machine (ONNX Runtime for image models on a CPU) where its export is already cached; with --out, a job of {AUTO_EXPORT_MIN_ITEMS:,} inputs or more exports once and caches it; else torch; or torch, or onnx. An export folder (`transferkit export`) always runs on ONNX Runtime; int8: its int8 graph (`export --quantize int8`) whatever its check measured.")] = "auto",
+    runtime: Annotated[str, typer.Option(help=f"auto: on a CPU, the model's ONNX export where it is already cached (without --out, for images and texts; with --out, where ONNX Runtime is the faster there: images, or texts without native bfloat16), and with --out a job of {AUTO_EXPORT_MIN_ITEMS:,} inputs or more exports once and caches it; else torch. Or torch, or onnx. An export folder (`transferkit export`) always runs on ONNX Runtime; int8: its int8 graph (`export --quantize int8`) whatever its check measured.")] = "auto",
     engine: Annotated[str, typer.Option(help="local, or ray: with --out, predict on Ray workers (a local cluster, or --ray-address).")] = "local",
     ray_address: RayAddress = None,
     workers: Annotated[int, typer.Option(help="With --engine ray: how many workers (actors), each with the model loaded once.")] = 2,
