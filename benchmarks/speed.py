@@ -124,6 +124,9 @@ def bench(a: list[str], b: list[str], runs: int = 5) -> dict:
     proc = subprocess.run(["farm-bench", "-n", str(runs), "--timeout", "1800", "--vs", shlex.join(b), "--", *a],
                           capture_output=True, text=True, timeout=2400)
     text = proc.stdout + proc.stderr
+    failed = re.findall(r"^([AB]) exit ([1-9]\d*) \(", text, re.MULTILINE)
+    if failed or proc.returncode:
+        raise SystemExit(f"a timed command failed ({failed or proc.returncode}); farm-bench said:\n{text[-2000:]}")
 
     def median(row: str) -> float | None:
         found = re.search(rf"^{re.escape(row)}\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", text, re.MULTILINE)

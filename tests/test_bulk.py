@@ -121,7 +121,7 @@ def test_auto_exports_only_for_a_job_large_enough_to_repay_it(model, small_train
     from transferkit import runtime
 
     monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))  # no export of this model cached yet
-    monkeypatch.setattr(runtime, "faster_runtime", lambda modality, kinds: "onnx")  # as measured on a CPU here
+    monkeypatch.setattr(runtime, "faster_runtime", lambda modality, kinds, few=False: "onnx")  # as measured on a CPU here
 
     def runtime_of(out):
         result = runner.invoke(app, ["predict", str(model), str(small_train), "--out", str(tmp_path / out), "--json"])
@@ -140,7 +140,7 @@ def test_with_the_export_cached_predict_and_evaluate_run_on_onnx_and_build_no_py
     from transferkit import predictor, runtime
 
     monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(runtime, "faster_runtime", lambda modality, kinds: "onnx")
+    monkeypatch.setattr(runtime, "faster_runtime", lambda modality, kinds, few=False: "onnx")
     image = str(next(small_train.rglob("*.png")))
     on_torch = runner.invoke(app, ["predict", str(model), image, "--json"])  # no export yet: PyTorch, nothing exported
     assert on_torch.exit_code == 0, on_torch.output
@@ -184,7 +184,7 @@ def test_with_the_export_cached_a_bulk_job_loads_no_pytorch_model_and_rejects_on
     from transferkit import predictor, runtime
 
     monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(runtime, "faster_runtime", lambda modality, kinds: "onnx")
+    monkeypatch.setattr(runtime, "faster_runtime", lambda modality, kinds, few=False: "onnx")
     assert runner.invoke(app, ["predict", str(model), str(next(small_train.rglob("*.png"))), "--runtime",
                                "onnx"]).exit_code == 0  # exports once, into the cache
 

@@ -124,7 +124,7 @@ def test_a_few_texts_run_on_a_cached_export_even_where_pytorch_is_faster_per_tex
     TextClassifier(tiny_encoder, Features(), precision="fp32", verbose=False).fit(text_csv).save(tmp_path / "model")
     model = str(tmp_path / "model")
     assert runner.invoke(app, ["predict", model, "a storm is coming", "--text", "--runtime", "onnx"]).exit_code == 0
-    monkeypatch.setattr(runtime, "faster_runtime", lambda modality, kinds: "torch")  # bfloat16 native, say
+    monkeypatch.setattr(runtime, "native_bf16", lambda device_type: True)  # PyTorch is the faster per text
     bulk = runner.invoke(app, ["predict", model, "a storm is coming", "--text", "--out", str(tmp_path / "p.csv"),
                                "--json"])
     assert bulk.exit_code == 0, bulk.output
@@ -304,21 +304,23 @@ def test_check_data_lists_the_inputs_it_could_not_read(image_model, small_train,
     assert "cut.png" in text
 
 
-@pytest.mark.parametrize("modality, kinds, device, bf16, expected", [
-    ("image", {"image-backbone"}, "cpu", True, "onnx"),      # 90 against 77 predictions/s (bf16) in the benchmark
-    ("image", {"image-backbone"}, "cpu", False, "onnx"),     # 90 against 38 (float32)
-    ("text", {"sentence-encoder"}, "cpu", True, "torch"),    # 441 (bf16) against 345
-    ("text", {"sentence-encoder"}, "cpu", False, "onnx"),    # 345 against 279
-    ("image", {"image-backbone"}, "cuda", True, "torch"),    # the ONNX runtime here is a CPU build
-    ("text", {"tfidf"}, "cpu", False, "torch"),              # the export does not cover TF-IDF or word vectors
-    ("image", set(), "cpu", False, "torch"),                 # a transferkit 0.1 folder
+@pytest.mark.parametrize("modality, kinds, device, bf16, few, expected", [
+    ("image", {"image-backbone"}, "cpu", True, False, "onnx"),      # 90 against 77 predictions/s (bf16), benchmark
+    ("image", {"image-backbone"}, "cpu", False, False, "onnx"),     # 90 against 38 (float32)
+    ("text", {"sentence-encoder"}, "cpu", True, False, "torch"),    # 441 (bf16) against 345
+    ("text", {"sentence-encoder"}, "cpu", True, True, "onnx"),      # one text: 0.6 s against 7 s, starting PyTorch
+    ("text", {"sentence-encoder"}, "cpu", False, False, "onnx"),    # 345 against 279
+    ("image", {"image-backbone"}, "cuda", True, False, "torch"),    # the ONNX runtime here is a CPU build
+    ("image", {"image-backbone"}, "cuda", True, True, "torch"),
+    ("text", {"tfidf"}, "cpu", False, True, "torch"),               # the export does not cover TF-IDF or word vectors
+    ("image", set(), "cpu", False, False, "torch"),                 # a transferkit 0.1 folder
 ])
-def test_the_default_runtime_is_the_one_measured_faster(monkeypatch, modality, kinds, device, bf16, expected):
+def test_the_default_runtime_is_the_one_measured_faster(monkeypatch, modality, kinds, device, bf16, few, expected):
     from transferkit import runtime
 
     monkeypatch.setattr(runtime, "default_device_type", lambda: device)
     monkeypatch.setattr(runtime, "native_bf16", lambda device_type: bf16)
-    assert runtime.faster_runtime(modality, kinds) == expected
+    assert runtime.faster_runtime(modality, kinds, few=few) == expected
 
 
 @pytest.mark.parametrize("platform, files, asks_pytorch", [

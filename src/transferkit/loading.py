@@ -67,12 +67,12 @@ def predict_runtime(model: str | Path, runtime: str, *, few: bool = False) -> st
     """The runtime to load ``model`` on for ``predict`` and ``evaluate``: ``runtime`` unless it is auto. Left to auto,
     what ``auto_runtime`` picks for a job too small to export for, which is ONNX Runtime only where the export is
     already cached (``for_bulk_job`` exports for a job large enough to repay it), so that no job builds the PyTorch
-    model when the export is there. ``few``: a predict of a few inputs, which runs a cached export on a CPU even where
-    PyTorch is faster per item (texts where bfloat16 is native): importing PyTorch costs more than those items.
-    Models of several labels or numbers stay on PyTorch."""
+    model when the export is there. ``few``: a predict of a few inputs, which runs a cached export even where PyTorch
+    is faster per item (``faster_runtime(few=True)``: importing PyTorch costs more than those items). Models of
+    several labels or numbers stay on PyTorch."""
     from .bundle import featurizer_kinds, read_document
     from .onnx_runtime import is_export
-    from .runtime import ONNX_KINDS, default_device_type
+    from .runtime import faster_runtime
     from .share import local_model_path
 
     if runtime != "auto":
@@ -83,9 +83,7 @@ def predict_runtime(model: str | Path, runtime: str, *, few: bool = False) -> st
     target = read_document(folder)[0].get("target")
     if isinstance(target, dict) and target.get("kind", "class") != "class":
         return "torch"
-    kinds = featurizer_kinds(folder)[1]
-    if few and kinds and set(kinds) <= ONNX_KINDS and is_export(export_folder(folder)) \
-            and default_device_type() == "cpu":
+    if few and is_export(export_folder(folder)) and faster_runtime(*featurizer_kinds(folder), few=True) == "onnx":
         return "onnx"
     return auto_runtime(folder, n_items=0)
 

@@ -82,18 +82,19 @@ def seeded(seed: int):
 ONNX_KINDS = frozenset({"image-backbone", "sentence-encoder"})  # the featurizers an ONNX export covers
 
 
-def faster_runtime(modality: str, featurizer_kinds) -> str:
+def faster_runtime(modality: str, featurizer_kinds, few: bool = False) -> str:
     """``onnx`` or ``torch``: the runtime that predicted faster where it was measured (``benchmarks/speed.py``; the
     docs' Speed page). ONNX Runtime for image networks on a CPU, and for text encoders on a CPU without native
     bfloat16; PyTorch where bfloat16 is native for texts, on a GPU, for featurizers the export does not cover (TF-IDF,
-    word vectors), and where the ``export`` extra is not installed."""
+    word vectors), and where the ``export`` extra is not installed. ``few``: for a few inputs, whose time is starting
+    the runtime (``benchmarks/cold_predict.py``), ONNX Runtime for text encoders on any CPU too."""
     from .extras import has
 
     if not set(featurizer_kinds) or not set(featurizer_kinds) <= ONNX_KINDS or not has("export"):
         return "torch"
     if default_device_type() != "cpu":
         return "torch"
-    if modality == "text" and native_bf16("cpu"):
+    if modality == "text" and native_bf16("cpu") and not few:
         return "torch"
     return "onnx"
 
