@@ -159,6 +159,21 @@ def test_with_the_export_cached_predict_and_evaluate_run_on_onnx_and_build_no_py
     assert first["label"] == second["label"] and abs(first["probability"] - second["probability"]) < 0.05
 
 
+@pytest.mark.slow  # exports the model, twice
+def test_a_damaged_cached_export_is_exported_again_not_fatal(model, small_train, tmp_path, monkeypatch):
+    from transferkit.loading import export_folder
+
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))
+    image = str(next(small_train.rglob("*.png")))
+    assert runner.invoke(app, ["predict", str(model), image, "--runtime", "onnx"]).exit_code == 0  # exports, cached
+    graph = export_folder(model) / "model.onnx"
+    graph.write_bytes(graph.read_bytes()[:1000])  # cut short, as by a full disk or a killed copy
+    result = runner.invoke(app, ["predict", str(model), image, "--json"])
+    assert result.exit_code == 0, result.output
+    assert "was damaged" in result.stderr and json.loads(result.stdout.strip().splitlines()[-1])["label"]
+    assert len(graph.read_bytes()) > 1000  # exported again
+
+
 @pytest.mark.slow  # exports the model
 @pytest.mark.skipif(not sys.platform.startswith("linux") or bool(gpu_device_files()), reason="a machine with no GPU")
 def test_a_predict_on_a_cached_export_never_imports_pytorch(model, small_train, tmp_path, monkeypatch):

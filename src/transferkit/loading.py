@@ -37,8 +37,8 @@ def load_predictor(model: str | Path, *, runtime: str = "torch", tta: bool = Fal
         from .onnx_runtime import OnnxPredictor
 
         graph = int8_graph(folder) if runtime == "int8" else None
-        loaded = OnnxPredictor.load(folder if is_export(folder) else cached_export(folder, verbose), graph=graph,
-                                    verbose=verbose, spinning=not serving)
+        loaded = (OnnxPredictor.load(folder, graph=graph, verbose=verbose, spinning=not serving) if is_export(folder)
+                  else _load_cached_export(folder, graph=graph, verbose=verbose, serving=serving))
     else:
         from .predictor import Predictor
 
@@ -48,6 +48,23 @@ def load_predictor(model: str | Path, *, runtime: str = "torch", tta: bool = Fal
             raise BadInputError("--tta applies to image models.")
         loaded.settings["tta"] = True
     return loaded
+
+
+def _load_cached_export(folder: Path, *, graph, verbose: bool, serving: bool):
+    """The model's cached export on ONNX Runtime. A damaged cache entry (a file cut short or changed: the export's
+    manifest no longer matches it) is removed, the cache being transferkit's, and the model exported again."""
+    import shutil
+
+    from .onnx_runtime import OnnxPredictor
+
+    target = cached_export(folder, verbose)
+    try:
+        return OnnxPredictor.load(target, graph=graph, verbose=verbose, spinning=not serving)
+    except BundleError as exc:
+        shutil.rmtree(target, ignore_errors=True)
+        _say(f"The cached ONNX export of {folder} was damaged ({str(exc).removesuffix(' Export the model again.')}); "
+             "exporting it again.")
+        return OnnxPredictor.load(cached_export(folder, verbose), graph=graph, verbose=verbose, spinning=not serving)
 
 
 def for_bulk_job(loaded, model: str | Path, n_items: int, *, tta: bool = False, verbose: bool = False):
