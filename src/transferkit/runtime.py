@@ -34,12 +34,14 @@ def default_device_type() -> str:
 
 
 def gpu_device_files() -> list[str]:
-    """The device files through which a CUDA or ROCm build of PyTorch reaches a GPU on Linux: NVIDIA's, WSL's
-    (``/dev/dxg``) and ROCm's (``/dev/kfd``). Without any, ``torch.cuda.is_available()`` is False."""
+    """The files through which a CUDA or ROCm build of PyTorch reaches a GPU on Linux: NVIDIA's device files and the
+    GPUs its driver lists (the device files may be made only when CUDA first starts), WSL's (``/dev/dxg``) and
+    ROCm's (``/dev/kfd``). Without any, ``torch.cuda.is_available()`` is False."""
     import glob
     import os
 
-    return glob.glob("/dev/nvidia[0-9]*") + [f for f in ("/dev/dxg", "/dev/kfd") if os.path.exists(f)]
+    return (glob.glob("/dev/nvidia[0-9]*") + glob.glob("/proc/driver/nvidia/gpus/*")
+            + [f for f in ("/dev/dxg", "/dev/kfd") if os.path.exists(f)])
 
 
 @cache
