@@ -159,6 +159,29 @@ def test_with_the_export_cached_predict_and_evaluate_run_on_onnx_and_build_no_py
     assert first["label"] == second["label"] and abs(first["probability"] - second["probability"]) < 0.05
 
 
+@pytest.mark.slow  # exports the model
+def test_an_export_another_process_cached_first_is_kept_and_this_one_dropped(model, tmp_path, monkeypatch):
+    import shutil
+
+    from transferkit import export, loading
+    from transferkit.onnx_runtime import MANIFEST
+
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))
+    target = loading.export_folder(model)
+    real = export.export_onnx
+
+    def racing(predictor, out, **kwargs):  # the other process finishes while this one exports
+        done = real(predictor, out, **kwargs)
+        shutil.copytree(out, target)
+        (target / "theirs").write_text("the other process's export")
+        return done
+
+    monkeypatch.setattr(export, "export_onnx", racing)
+    assert loading.cached_export(model) == target
+    assert (target / "theirs").is_file() and (target / MANIFEST).is_file()
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # this process's copy is gone
+
+
 @pytest.mark.slow  # exports the model, twice
 def test_a_damaged_cached_export_is_exported_again_not_fatal(model, small_train, tmp_path, monkeypatch):
     from transferkit.loading import export_folder

@@ -137,7 +137,12 @@ def export_folder(folder: Path) -> Path:
 
 
 def cached_export(folder: Path, verbose: bool = False) -> Path:
-    """The ONNX export of a model folder, made once and kept in the cache."""
+    """The ONNX export of a model folder, made once and kept in the cache. Each process exports into a folder of its
+    own and renames it into place; where another process got there first, its export stays (a rename onto a folder
+    that holds files fails) and this one is dropped, so a process reading the export never sees it replaced."""
+    import os
+    import shutil
+
     from .bundle import CONFIG_FILE
     from .onnx_runtime import is_export
 
@@ -151,7 +156,15 @@ def cached_export(folder: Path, verbose: bool = False) -> Path:
         if verbose:
             _say(f"Exporting {folder} to ONNX (once; cached in {target}) ...")
         target.parent.mkdir(parents=True, exist_ok=True)
-        export_onnx(Predictor.load(folder), target, overwrite=True)
+        mine = target.with_name(f".{target.name}.{os.getpid()}")
+        shutil.rmtree(mine, ignore_errors=True)  # left by a process of this number that was killed
+        export_onnx(Predictor.load(folder), mine)
+        if target.exists() and not is_export(target):
+            shutil.rmtree(target, ignore_errors=True)  # a folder that is no export (emptied, or left half-removed)
+        try:
+            mine.rename(target)
+        except OSError:  # another process's export is there now: it is the same model's, and someone may read it
+            shutil.rmtree(mine, ignore_errors=True)
     return target
 
 
