@@ -87,9 +87,8 @@ def predict_runtime(model: str | Path, runtime: str, *, few: bool = False) -> st
     model when the export is there. ``few``: a predict of a few inputs, which runs a cached export even where PyTorch
     is faster per item (``faster_runtime(few=True)``: importing PyTorch costs more than those items). Models of
     several labels or numbers stay on PyTorch."""
-    from .bundle import featurizer_kinds, read_document
+    from .bundle import read_document
     from .onnx_runtime import is_export
-    from .runtime import faster_runtime
     from .share import local_model_path
 
     if runtime != "auto":
@@ -100,21 +99,20 @@ def predict_runtime(model: str | Path, runtime: str, *, few: bool = False) -> st
     target = read_document(folder)[0].get("target")
     if isinstance(target, dict) and target.get("kind", "class") != "class":
         return "torch"
-    if few and is_export(export_folder(folder)) and faster_runtime(*featurizer_kinds(folder), few=True) == "onnx":
-        return "onnx"
-    return auto_runtime(folder, n_items=0)
+    return auto_runtime(folder, n_items=0, few=few)
 
 
-def auto_runtime(folder: Path, verbose: bool = False, n_items: int | None = None) -> str:
-    """The runtime measured faster for this model on this kind of machine. ONNX needs a one-off export (cached): for
-    a job of ``n_items`` it is made only when the job is large enough to repay it; a server (``n_items`` None) always
-    makes it. A model the export cannot take runs on PyTorch."""
+def auto_runtime(folder: Path, verbose: bool = False, n_items: int | None = None, few: bool = False) -> str:
+    """The runtime measured faster for this model on this kind of machine (``few``: for a few inputs, whose time is
+    starting the runtime: ``faster_runtime``). ONNX needs a one-off export (cached): for a job of ``n_items`` it is
+    made only when the job is large enough to repay it; a server (``n_items`` None) always makes it. A model the
+    export cannot take runs on PyTorch."""
     from .bundle import featurizer_kinds
     from .onnx_runtime import is_export
     from .runtime import faster_runtime
 
     modality, kinds = featurizer_kinds(folder)
-    chosen = faster_runtime(modality, kinds)
+    chosen = faster_runtime(modality, kinds, few=few)
     if chosen == "onnx" and n_items is not None and n_items < AUTO_EXPORT_MIN_ITEMS \
             and not is_export(export_folder(folder)):
         return "torch"
