@@ -67,6 +67,46 @@ def test_an_exported_image_model_predicts_like_the_model_and_records_its_check(e
     assert runtime.report.estimate == predictor.report.estimate is not None
 
 
+def _exported_inputs(monkeypatch) -> list[list[str]]:
+    """The input names of every graph ``torch.onnx`` exports from now on."""
+    import torch
+
+    calls: list[list[str]] = []
+    real = torch.onnx.export
+    monkeypatch.setattr(torch.onnx, "export", lambda *a, **kw: calls.append(kw["input_names"]) or real(*a, **kw))
+    return calls
+
+
+def test_a_later_export_on_the_same_backbone_reuses_its_cached_graph_and_exports_only_the_head(
+        exported, image_model, small_train, tmp_path, monkeypatch):
+    from transferkit.features import default_cache_dir
+    from transferkit.onnx_features import OPSET
+
+    predictor = Predictor.load(image_model, precision="fp32")
+    cached = sorted((default_cache_dir() / "onnx-features").glob("*.onnx"))
+    # the backbone's graph, written by the first export
+    assert default_cache_dir() / "onnx-features" / f"{predictor.featurizer.network_digest()}-opset{OPSET}.onnx" in cached
+    calls = _exported_inputs(monkeypatch)
+    export_onnx(predictor, tmp_path / "again", check_items=sorted(small_train.rglob("*.png")))
+    assert calls == [["features_0"]]
+    assert sorted((default_cache_dir() / "onnx-features").glob("*.onnx")) == cached
+    assert (tmp_path / "again" / "model.onnx").read_bytes() == (exported / "model.onnx").read_bytes()
+
+
+def test_a_tuned_backbones_graph_is_made_for_its_export_alone(image_model, small_train, tmp_path, monkeypatch):
+    # its weights are the model's own: no later model shares them, so nothing of it is kept in the cache
+    import copy
+
+    predictor = Predictor.load(image_model, precision="fp32")
+    predictor.featurizer = copy.copy(predictor.featurizer)
+    predictor.featurizer.tuned = True
+    predictor.cache_dir = str(tmp_path / "cache")
+    calls = _exported_inputs(monkeypatch)
+    export_onnx(predictor, tmp_path / "tuned", check_items=sorted(small_train.rglob("*.png")))
+    assert calls == [["images"], ["features_0"]]
+    assert not (tmp_path / "cache" / "onnx-features").exists()
+
+
 @pytest.mark.slow  # exports four backbones
 def test_a_side_by_side_model_with_a_power_transformed_head_per_member_exports_exactly(image_model, small_train,
                                                                                       tmp_path):

@@ -27,32 +27,36 @@ import numpy as np
 
 from .errors import BadInputError
 from .heads import NEIGHBOURS
+from .onnx_features import OPSET
 from .onnx_runtime import FORMAT, GRAPH, OPEN_SET_FILE, is_export, write_manifest
 
 TOLERANCE = 1e-4  # max |probability difference| between ONNX Runtime and PyTorch (float32) on the check inputs
 SCORE_TOLERANCE = 1e-3  # ... and of the open-set scores, relative to their size where it exceeds 1
-OPSET = 18
 
 
-def _graph_module(predictor):
-    """A torch module from the model's inputs to class probabilities."""
-    import torch
-    from torch import nn
-
-    featurizer, head = predictor.featurizer, predictor.head
+def _members(predictor) -> list:
+    featurizer = predictor.featurizer
     members = getattr(featurizer, "members", None) or [featurizer]
     kinds = {m.kind for m in members}
     if not kinds <= {"image-backbone", "sentence-encoder"}:
         raise BadInputError(f"ONNX export covers image backbones and sentence encoders; this model uses "
                             f"{', '.join(sorted(kinds - {'image-backbone', 'sentence-encoder'}))} (TF-IDF or word "
                             "vectors), which the ONNX runtime of transferkit does not run yet.")
+    return members
 
-    class Graph(nn.Module):
+
+def _head_module(predictor, n_members: int):
+    """A torch module from each member's features (side by side: each block scaled as ``Concat`` does) to what the
+    model answers, and the features the open-set part reads as a second output."""
+    import torch
+    from torch import nn
+
+    head = predictor.head
+
+    class Head(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.text = predictor.modality == "text"
-            self.nets = nn.ModuleList([m.model if self.text else m.network for m in members])
-            self.concat = len(members) > 1
+            self.concat = n_members > 1
             self.norm, self.power, self.bounds, self.output = head.norm, head.power, head.bounds, head.output
             self.unit_rows = head.unit_rows
             for name in ("mean", "scale", "coef", "intercept"):
@@ -62,19 +66,12 @@ def _graph_module(predictor):
                 self.register_buffer("neighbours", torch.from_numpy(np.asarray(head.neighbours, np.float32)))
                 self.register_buffer("neighbour_proba", torch.from_numpy(np.asarray(head.neighbour_proba, np.float32)))
                 self.k = min(NEIGHBOURS + 1, len(head.neighbours))  # the last one weighs nothing
-            self.input_names = (list(members[0].tokenizer.model_input_names) if self.text else
-                                [f"image_{i}" if self.concat else "image" for i in range(len(members))])
             self.with_features = predictor.open_set is not None  # a second output: what open-set scores read
 
-        def forward(self, *inputs):
-            if self.text:
-                batch = dict(zip(self.input_names, inputs))
-                x = self.nets[0](batch)["sentence_embedding"]
-            else:
-                feats = [net(inp) for net, inp in zip(self.nets, inputs)]
-                if self.concat:
-                    feats = [f / f.norm(dim=1, keepdim=True).clamp_min(1e-12) / math.sqrt(len(feats)) for f in feats]
-                x = torch.cat(feats, dim=1) if self.concat else feats[0]
+        def forward(self, *feats):
+            if self.concat:
+                feats = tuple(f / f.norm(dim=1, keepdim=True).clamp_min(1e-12) / math.sqrt(len(feats)) for f in feats)
+            x = torch.cat(feats, dim=1) if self.concat else feats[0]
             out = self.output_of(x)
             return (out, x) if self.with_features else out
 
@@ -108,10 +105,25 @@ def _graph_module(predictor):
                 p = (p + (weight.unsqueeze(2) * self.neighbour_proba[nearest]).sum(dim=1)) / 2
             return p
 
-    graph = Graph().eval()
-    for net in graph.nets:
-        net.float()
-    return graph, members
+    return Head().eval()
+
+
+def _text_module(predictor, encoder):
+    """A torch module from token ids and masks to what the model answers: the encoder, then the head."""
+    from torch import nn
+
+    class Graph(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder.model.float()
+            self.head = _head_module(predictor, 1)
+            self.input_names = list(encoder.tokenizer.model_input_names)
+            self.with_features = self.head.with_features
+
+        def forward(self, *inputs):
+            return self.head(self.encoder(dict(zip(self.input_names, inputs)))["sentence_embedding"])
+
+    return Graph().eval()
 
 
 def _sample_images(n: int = 6) -> list:
@@ -162,7 +174,7 @@ def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, 
     if quantize and predictor.kind != "class":
         raise BadInputError("--quantize int8 is measured on models of one class per item; export this model without "
                             "it.")
-    graph, members = _graph_module(predictor)
+    members = _members(predictor)
     text = predictor.modality == "text"
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent if out.parent.exists() else None))
     start = time.perf_counter()
@@ -170,6 +182,7 @@ def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, 
         os.chmod(staging, 0o777 & ~umask())  # mkdtemp makes it owner-only; an export gets the user's usual mode
         if text:
             encoder = members[0]
+            graph = _text_module(predictor, encoder)
             tokens, _ = encoder.tokenize(SAMPLE_TEXTS[:2])
             example = tuple(tokens[name] for name in graph.input_names)
             batch, seq = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("seq", min=2, max=encoder.max_tokens)
@@ -178,14 +191,13 @@ def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, 
             inputs = [{"name": n, "kind": "tokens"} for n in graph.input_names]
             text_info = {"tokenizer": "tokenizer.json", "max_tokens": encoder.max_tokens,
                          "long_text": encoder.long_text, "input_names": graph.input_names}
+            _export(graph, example, staging / GRAPH, graph.input_names, shapes)
         else:
-            example = tuple(torch.zeros(2, 3, m.preprocessing.input_size, m.preprocessing.input_size) for m in members)
-            batch = torch.export.Dim("batch", min=1, max=4096)
-            shapes = (tuple({0: batch} for _ in members),)  # forward(*inputs): one tuple
+            names = [f"image_{i}" if len(members) > 1 else "image" for i in range(len(members))]
             inputs = [{"name": n, "kind": "image", "preprocessing": m.preprocessing.to_dict()}
-                      for n, m in zip(graph.input_names, members)]
+                      for n, m in zip(names, members)]
             text_info = {}
-        _export(graph, example, staging / GRAPH, graph.input_names, shapes)
+            _image_graph(predictor, members, names, staging / GRAPH)
         manifest = {
             "format": FORMAT, "format_version": 2, "modality": predictor.modality,
             "classes": predictor.classes.tolist(), "inputs": inputs,
@@ -210,6 +222,62 @@ def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, 
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return manifest
+
+
+def _image_graph(predictor, members: list, names: list[str], path: Path) -> None:
+    """The model's graph from the backbones' graphs side by side (each exported once into the feature cache and
+    reused by every later export on the same network; a tuned one's only for this export) and the head's, which
+    reads their features."""
+    import torch
+
+    from .onnx_features import backbone_graph, graph_folder
+
+    head = _head_module(predictor, len(members))
+    with tempfile.TemporaryDirectory() as work:
+        graphs = []
+        for member in members:
+            if not member.tuned:
+                try:
+                    graphs.append(backbone_graph(member, graph_folder(getattr(predictor, "cache_dir", None))))
+                    continue
+                except OSError:  # a cache that cannot be written: this export makes its own
+                    pass
+            graphs.append(backbone_graph(member, Path(work)))
+        head_path = Path(work) / "head.onnx"
+        feature_names = [f"features_{i}" for i in range(len(members))]
+        batch = torch.export.Dim("batch", min=1, max=4096)
+        _export(head, tuple(torch.zeros(2, m.dim) for m in members), head_path, feature_names,
+                (tuple({0: batch} for _ in members),))
+        _compose(graphs, head_path, names, path)
+
+
+def _compose(backbones: list[Path], head: Path, names: list[str], path: Path) -> None:
+    """One graph: the ``backbones`` side by side, their inputs named ``names``, each one's ``features`` into the
+    ``head``'s input of the same place (``onnx.compose``)."""
+    import onnx
+    from onnx import compose
+
+    merged = None
+    for i, graph in enumerate(backbones):
+        part = compose.add_prefix(onnx.load(str(graph)), f"backbone{i}/")
+        merged = part if merged is None else compose.merge_models(merged, part, io_map=[])
+    top = compose.add_prefix(onnx.load(str(head)), "head/", rename_outputs=False)
+    io_map = [(f"backbone{i}/features", value.name) for i, value in enumerate(top.graph.input)]
+    merged = compose.merge_models(merged, top, io_map=io_map)
+    for i, name in enumerate(names):
+        _rename_input(merged.graph, f"backbone{i}/images", name)
+    opsets = {(o.domain, o.version) for o in merged.opset_import}  # merge_models lists each part's; one of each
+    del merged.opset_import[:]
+    merged.opset_import.extend(onnx.helper.make_opsetid(domain, version) for domain, version in sorted(opsets))
+    onnx.save(merged, str(path))
+
+
+def _rename_input(graph, old: str, new: str) -> None:
+    for value in graph.input:
+        if value.name == old:
+            value.name = new
+    for node in graph.node:
+        node.input[:] = [new if name == old else name for name in node.input]
 
 
 def featurizer_name(predictor) -> str:

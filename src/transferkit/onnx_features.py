@@ -1,9 +1,10 @@
 """Image features through ONNX Runtime for large extractions on a CPU (a fit's unlabeled pool, a big training set).
 
 Where ONNX Runtime is the faster image path on this machine (``runtime.faster_runtime``) and the backbone runs in
-float32, a backbone is exported once (``torch.onnx``, cached by the featurizer's digest, written atomically) and the
-batches run in ONNX Runtime. The first batch is computed both ways: if the two disagree beyond ``TOLERANCE`` the
-extraction stays on PyTorch, so the feature cache only ever holds rows that agree with PyTorch's.
+float32, a backbone is exported once (``torch.onnx``, cached by its network's digest, written atomically; an export of
+a model on that network reuses the graph) and the batches run in ONNX Runtime. The first batch is computed both ways:
+if the two disagree beyond ``TOLERANCE`` the extraction stays on PyTorch, so the feature cache only ever holds rows
+that agree with PyTorch's.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 MIN_ITEMS = 1000  # below this, exporting (seconds per backbone) saves less than it costs
 TOLERANCE = 1e-3  # the largest difference allowed between the two paths' features, relative to the row's largest
+OPSET = 18  # of every ONNX graph transferkit writes (a backbone's here, a model's in ``export``)
 
 
 def onnx_transform(featurizer, cache_dir: str | Path | None, n_items: int):
@@ -26,11 +28,18 @@ def onnx_transform(featurizer, cache_dir: str | Path | None, n_items: int):
             or faster_runtime("image", ["image-backbone"]) != "onnx" or featurizer.resolved_precision != "fp32"):
         return None
     try:
-        session = _session(_graph(featurizer, cache_dir))
+        session = _session(backbone_graph(featurizer, graph_folder(cache_dir)))
     except Exception:  # noqa: BLE001 - an export that fails leaves the extraction on PyTorch, which always works
         return None
     name = session.get_inputs()[0].name
     return lambda batch: session.run(None, {name: np.stack([np.asarray(b, np.float32) for b in batch])})[0]
+
+
+def graph_folder(cache_dir: str | Path | None) -> Path:
+    """Where the backbones' graphs are cached: ``onnx-features`` in the feature cache."""
+    from .features import default_cache_dir
+
+    return (Path(cache_dir) if cache_dir else default_cache_dir()) / "onnx-features"
 
 
 def agrees(torch_rows: np.ndarray, onnx_rows: np.ndarray) -> bool:
@@ -39,11 +48,11 @@ def agrees(torch_rows: np.ndarray, onnx_rows: np.ndarray) -> bool:
     return bool(np.all(np.abs(torch_rows - onnx_rows) / scale <= TOLERANCE))
 
 
-def _graph(featurizer, cache_dir) -> Path:
-    from .features import default_cache_dir
-
-    folder = Path(cache_dir) if cache_dir else default_cache_dir()
-    path = folder / "onnx-features" / f"{featurizer.digest()}.onnx"
+def backbone_graph(featurizer, folder: Path) -> Path:
+    """The image backbone's float32 network as an ONNX graph (``images`` -> ``features``) in ``folder``, exported once
+    and named by ``network_digest``: a fit's large extractions and every export of a model on the same network share
+    it. Written atomically: a reader sees the whole graph or none."""
+    path = Path(folder) / f"{featurizer.network_digest()}-opset{OPSET}.onnx"
     if path.is_file():
         return path
     import contextlib
@@ -62,8 +71,8 @@ def _graph(featurizer, cache_dir) -> Path:
         staged = Path(tmp) / "graph.onnx"
         torch.onnx.export(network, (torch.zeros(2, 3, size, size),), str(staged), input_names=["images"],
                           output_names=["features"], dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},),
-                          dynamo=True, external_data=False)
-        os.replace(staged, path)  # atomic: a reader sees the whole graph or none
+                          dynamo=True, opset_version=OPSET, external_data=False)
+        os.replace(staged, path)
     featurizer._placed = False  # the network was moved to the CPU in float32: placed again before PyTorch runs it
     return path
 

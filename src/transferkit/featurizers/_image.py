@@ -91,6 +91,12 @@ class ImageBackbone(Featurizer):
         return content_digest(repr((self._digest, self.preprocessing.to_dict(), self.resolved_precision,
                                     self.view, *folded)).encode())[:20]
 
+    def network_digest(self) -> str:
+        """A digest of what the float32 network computes from a prepared batch (its weights and input size), whatever
+        the precision or view it runs at: the key of its ONNX graph (``onnx_features.backbone_graph``)."""
+        self.digest()
+        return content_digest(repr((self._digest, self.preprocessing.input_size)).encode())[:20]
+
     def with_view(self, view: str) -> ImageBackbone:
         """The same network seeing each image through another view (``mirror``: flipped left-right)."""
         other = copy.copy(self)
