@@ -107,6 +107,16 @@ def test_a_tuned_backbones_graph_is_made_for_its_export_alone(image_model, small
     assert not (tmp_path / "cache" / "onnx-features").exists()
 
 
+def test_a_cache_that_cannot_be_written_leaves_the_export_to_make_its_own_backbone_graph(image_model, small_train,
+                                                                                         tmp_path):
+    predictor = Predictor.load(image_model, precision="fp32")
+    predictor.cache_dir = str(tmp_path / "a-file")
+    (tmp_path / "a-file").write_text("not a folder")
+    export_onnx(predictor, tmp_path / "out", check_items=sorted(small_train.rglob("*.png")))
+    assert OnnxPredictor.load(tmp_path / "out").classes.tolist() == ["beverages", "birds", "fruit"]
+    assert (tmp_path / "a-file").read_text() == "not a folder"
+
+
 @pytest.mark.slow  # exports four backbones
 def test_a_side_by_side_model_with_a_power_transformed_head_per_member_exports_exactly(image_model, small_train,
                                                                                       tmp_path):
