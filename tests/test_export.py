@@ -117,6 +117,22 @@ def test_a_cache_that_cannot_be_written_leaves_the_export_to_make_its_own_backbo
     assert (tmp_path / "a-file").read_text() == "not a folder"
 
 
+def test_a_damaged_backbone_graph_in_the_cache_is_exported_again(image_model, small_train, tmp_path, monkeypatch):
+    predictor = Predictor.load(image_model, precision="fp32")
+    predictor.cache_dir = str(tmp_path / "cache")
+    export_onnx(predictor, tmp_path / "first")
+    graph = next((tmp_path / "cache" / "onnx-features").glob("*.onnx"))
+    whole = graph.read_bytes()
+    graph.write_bytes(whole[:len(whole) // 2])  # cut short
+    calls = _exported_inputs(monkeypatch)
+    export_onnx(predictor, tmp_path / "second", check_items=sorted(small_train.rglob("*.png")))
+    import onnx
+
+    assert calls == [["images"], ["features_0"]]
+    onnx.checker.check_model(onnx.load(str(graph)))  # whole again, for the exports after
+    assert OnnxPredictor.load(tmp_path / "second").classes.tolist() == ["beverages", "birds", "fruit"]
+
+
 @pytest.mark.slow  # exports four backbones
 def test_a_side_by_side_model_with_a_power_transformed_head_per_member_exports_exactly(image_model, small_train,
                                                                                       tmp_path):

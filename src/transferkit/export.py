@@ -230,36 +230,50 @@ def _image_graph(predictor, members: list, names: list[str], path: Path) -> None
     reads their features."""
     import torch
 
-    from .onnx_features import backbone_graph, graph_folder
-
     head = _head_module(predictor, len(members))
     with tempfile.TemporaryDirectory() as work:
-        graphs = []
-        for member in members:
-            if not member.tuned:
-                try:
-                    graphs.append(backbone_graph(member, graph_folder(getattr(predictor, "cache_dir", None))))
-                    continue
-                except OSError:  # a cache that cannot be written: this export makes its own
-                    pass
-            graphs.append(backbone_graph(member, Path(work)))
+        backbones = [_backbone_model(member, Path(work) if member.tuned else None, predictor, Path(work))
+                     for member in members]
         head_path = Path(work) / "head.onnx"
         feature_names = [f"features_{i}" for i in range(len(members))]
         batch = torch.export.Dim("batch", min=1, max=4096)
         _export(head, tuple(torch.zeros(2, m.dim) for m in members), head_path, feature_names,
                 (tuple({0: batch} for _ in members),))
-        _compose(graphs, head_path, names, path)
+        _compose(backbones, head_path, names, path)
 
 
-def _compose(backbones: list[Path], head: Path, names: list[str], path: Path) -> None:
-    """One graph: the ``backbones`` side by side, their inputs named ``names``, each one's ``features`` into the
-    ``head``'s input of the same place (``onnx.compose``)."""
+def _backbone_model(member, folder: Path | None, predictor, work: Path):
+    """The backbone's graph, loaded: from ``folder``, else the feature cache (``work`` where that cannot be written);
+    a cached graph damaged on disk is exported again."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    from .onnx_features import backbone_graph, graph_folder
+
+    folder = folder or graph_folder(getattr(predictor, "cache_dir", None))
+    try:
+        graph = backbone_graph(member, folder)
+    except OSError:  # a cache that cannot be written: this export makes its own
+        folder = work
+        graph = backbone_graph(member, folder)
+    try:
+        model = onnx.load(str(graph))
+        onnx.checker.check_model(model)
+    except (DecodeError, onnx.checker.ValidationError):
+        graph.unlink()
+        model = onnx.load(str(backbone_graph(member, folder)))
+    return model
+
+
+def _compose(backbones: list, head: Path, names: list[str], path: Path) -> None:
+    """One graph: the ``backbones`` (ONNX models) side by side, their inputs named ``names``, each one's ``features``
+    into the ``head``'s input of the same place (``onnx.compose``)."""
     import onnx
     from onnx import compose
 
     merged = None
-    for i, graph in enumerate(backbones):
-        part = compose.add_prefix(onnx.load(str(graph)), f"backbone{i}/")
+    for i, model in enumerate(backbones):
+        part = compose.add_prefix(model, f"backbone{i}/")
         merged = part if merged is None else compose.merge_models(merged, part, io_map=[])
     top = compose.add_prefix(onnx.load(str(head)), "head/", rename_outputs=False)
     io_map = [(f"backbone{i}/features", value.name) for i, value in enumerate(top.graph.input)]
