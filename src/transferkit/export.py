@@ -230,11 +230,14 @@ def _image_graph(predictor, members: list, names: list[str], path: Path) -> None
     reads their features."""
     import torch
 
+    from .onnx_features import graph_folder
+
     head = _head_module(predictor, len(members))
-    with tempfile.TemporaryDirectory() as work:
-        backbones = [_backbone_model(member, Path(work) if member.tuned else None, predictor, Path(work))
-                     for member in members]
-        head_path = Path(work) / "head.onnx"
+    cache = graph_folder(getattr(predictor, "cache_dir", None))
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        backbones = [_backbone_model(member, work if member.tuned else cache, work) for member in members]
+        head_path = work / "head.onnx"
         feature_names = [f"features_{i}" for i in range(len(members))]
         batch = torch.export.Dim("batch", min=1, max=4096)
         _export(head, tuple(torch.zeros(2, m.dim) for m in members), head_path, feature_names,
@@ -242,15 +245,14 @@ def _image_graph(predictor, members: list, names: list[str], path: Path) -> None
         _compose(backbones, head_path, names, path)
 
 
-def _backbone_model(member, folder: Path | None, predictor, work: Path):
-    """The backbone's graph, loaded: from ``folder``, else the feature cache (``work`` where that cannot be written);
-    a cached graph damaged on disk is exported again."""
+def _backbone_model(member, folder: Path, work: Path):
+    """The backbone's graph in ``folder``, loaded: exported there first where it is not (into ``work`` where
+    ``folder`` cannot be written), and again where it was damaged on disk."""
     import onnx
     from google.protobuf.message import DecodeError
 
-    from .onnx_features import backbone_graph, graph_folder
+    from .onnx_features import backbone_graph
 
-    folder = folder or graph_folder(getattr(predictor, "cache_dir", None))
     try:
         graph = backbone_graph(member, folder)
     except OSError:  # a cache that cannot be written: this export makes its own
