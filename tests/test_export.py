@@ -292,6 +292,7 @@ def test_a_tfidf_model_is_refused_with_the_reason(text_csv, tmp_path):
 def test_the_cli_exports_then_predicts_and_evaluates_on_the_export(image_model, small_train, tmp_path):
     result = runner.invoke(app, ["export", str(image_model), "--out", str(tmp_path / "onnx")])
     assert result.exit_code == 0 and "ONNX Runtime matches the model" in result.output, result.output
+    assert "Exporting to ONNX" in result.output and "3/3" in result.output  # the backbone, the head, the check
     image = sorted(small_train.rglob("*.png"))[0]
     onnx = runner.invoke(app, ["predict", str(tmp_path / "onnx"), str(image), "--json"])
     torch_ = runner.invoke(app, ["predict", str(image_model), str(image), "--json"])

@@ -285,7 +285,8 @@ def export(
     """
     if format_ != "onnx":
         raise typer.BadParameter(f"--format must be onnx, got {format_!r}.")
-    manifest = jobs.export_to_folder(model_dir, out_dir, check_data=check_data, quantize=quantize, overwrite=overwrite)
+    manifest = jobs.export_to_folder(model_dir, out_dir, check_data=check_data, quantize=quantize, overwrite=overwrite,
+                                     progress=not as_json)
     json_line(manifest) if as_json else show.export(manifest, out_dir)
 
 

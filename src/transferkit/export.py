@@ -154,12 +154,8 @@ def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, 
     from .extras import require
 
     require("export")
-    import torch
-
-    from . import __version__
-    from .atomic import umask
-    from .bundle import check_destination, is_model_folder, library_versions
-    from .onnx_runtime import OnnxPredictor
+    from .bundle import check_destination, is_model_folder
+    from .progress import progress_bar
 
     out = Path(out)
     if out.exists() and not (is_export(out) and overwrite):
@@ -178,43 +174,11 @@ def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, 
     text = predictor.modality == "text"
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent if out.parent.exists() else None))
     start = time.perf_counter()
+    # the steps: each backbone's graph and the head's (a text model's graph), the parity check, int8
+    steps = (1 if text else len(members) + 1) + 1 + bool(quantize)
     try:
-        os.chmod(staging, 0o777 & ~umask())  # mkdtemp makes it owner-only; an export gets the user's usual mode
-        if text:
-            encoder = members[0]
-            graph = _text_module(predictor, encoder)
-            tokens, _ = encoder.tokenize(SAMPLE_TEXTS[:2])
-            example = tuple(tokens[name] for name in graph.input_names)
-            batch, seq = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("seq", min=2, max=encoder.max_tokens)
-            shapes = (tuple({0: batch, 1: seq} for _ in graph.input_names),)  # forward(*inputs): one tuple
-            encoder.tokenizer.save_pretrained(str(staging))
-            inputs = [{"name": n, "kind": "tokens"} for n in graph.input_names]
-            text_info = {"tokenizer": "tokenizer.json", "max_tokens": encoder.max_tokens,
-                         "long_text": encoder.long_text, "input_names": graph.input_names}
-            _export(graph, example, staging / GRAPH, graph.input_names, shapes)
-        else:
-            names = [f"image_{i}" if len(members) > 1 else "image" for i in range(len(members))]
-            inputs = [{"name": n, "kind": "image", "preprocessing": m.preprocessing.to_dict()}
-                      for n, m in zip(names, members)]
-            text_info = {}
-            _image_graph(predictor, members, names, staging / GRAPH)
-        manifest = {
-            "format": FORMAT, "format_version": 2, "modality": predictor.modality,
-            "classes": predictor.classes.tolist(), "inputs": inputs,
-            "output": "numbers" if predictor.kind == "number" else "probabilities", **text_info,
-            **({"target": predictor.target} if predictor.kind != "class" else {}),
-            **({"open_set": _save_open_set(predictor, staging)} if predictor.open_set is not None else {}),
-            "model": {"featurizer": featurizer_name(predictor), "reason": predictor.report.reason,
-                      "metrics": predictor.report.essentials()},
-            "versions": {**library_versions(), "transferkit": __version__}, "opset": OPSET,
-        }
-        write_manifest(staging, manifest)
-        check = _parity(predictor, OnnxPredictor.load(staging), check_items)
-        manifest["check"] = check
-        if quantize:
-            manifest["quantized"] = _quantize(predictor, staging, manifest, check_items, check_labels)
-        manifest["export_seconds"] = time.perf_counter() - start
-        write_manifest(staging, manifest)
+        with progress_bar("Exporting to ONNX", steps, enabled=progress) as advance:
+            manifest = _write_export(predictor, members, staging, check_items, quantize, check_labels, start, advance)
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
@@ -224,10 +188,63 @@ def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, 
     return manifest
 
 
-def _image_graph(predictor, members: list, names: list[str], path: Path) -> None:
+def _write_export(predictor, members: list, staging: Path, check_items, quantize, check_labels, start: float,
+                  advance) -> dict:
+    """The export written into ``staging`` and checked (``export_onnx``); its manifest. ``advance(1)`` after each
+    step."""
+    import torch
+
+    from . import __version__
+    from .atomic import umask
+    from .bundle import library_versions
+    from .onnx_runtime import OnnxPredictor
+
+    text = predictor.modality == "text"
+    os.chmod(staging, 0o777 & ~umask())  # mkdtemp makes it owner-only; an export gets the user's usual mode
+    if text:
+        encoder = members[0]
+        graph = _text_module(predictor, encoder)
+        tokens, _ = encoder.tokenize(SAMPLE_TEXTS[:2])
+        example = tuple(tokens[name] for name in graph.input_names)
+        batch, seq = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("seq", min=2, max=encoder.max_tokens)
+        shapes = (tuple({0: batch, 1: seq} for _ in graph.input_names),)  # forward(*inputs): one tuple
+        encoder.tokenizer.save_pretrained(str(staging))
+        inputs = [{"name": n, "kind": "tokens"} for n in graph.input_names]
+        text_info = {"tokenizer": "tokenizer.json", "max_tokens": encoder.max_tokens,
+                     "long_text": encoder.long_text, "input_names": graph.input_names}
+        _export(graph, example, staging / GRAPH, graph.input_names, shapes)
+        advance(1)
+    else:
+        names = [f"image_{i}" if len(members) > 1 else "image" for i in range(len(members))]
+        inputs = [{"name": n, "kind": "image", "preprocessing": m.preprocessing.to_dict()}
+                  for n, m in zip(names, members)]
+        text_info = {}
+        _image_graph(predictor, members, names, staging / GRAPH, advance)
+    manifest = {
+        "format": FORMAT, "format_version": 2, "modality": predictor.modality,
+        "classes": predictor.classes.tolist(), "inputs": inputs,
+        "output": "numbers" if predictor.kind == "number" else "probabilities", **text_info,
+        **({"target": predictor.target} if predictor.kind != "class" else {}),
+        **({"open_set": _save_open_set(predictor, staging)} if predictor.open_set is not None else {}),
+        "model": {"featurizer": featurizer_name(predictor), "reason": predictor.report.reason,
+                  "metrics": predictor.report.essentials()},
+        "versions": {**library_versions(), "transferkit": __version__}, "opset": OPSET,
+    }
+    write_manifest(staging, manifest)
+    manifest["check"] = _parity(predictor, OnnxPredictor.load(staging), check_items)
+    advance(1)
+    if quantize:
+        manifest["quantized"] = _quantize(predictor, staging, manifest, check_items, check_labels)
+        advance(1)
+    manifest["export_seconds"] = time.perf_counter() - start
+    write_manifest(staging, manifest)
+    return manifest
+
+
+def _image_graph(predictor, members: list, names: list[str], path: Path, advance=lambda n: None) -> None:
     """The model's graph from the backbones' graphs side by side (each exported once into the feature cache and
     reused by every later export on the same network; a tuned one's only for this export) and the head's, which
-    reads their features."""
+    reads their features. ``advance(1)`` after each."""
     import torch
 
     from .onnx_features import graph_folder
@@ -236,13 +253,17 @@ def _image_graph(predictor, members: list, names: list[str], path: Path) -> None
     cache = graph_folder(getattr(predictor, "cache_dir", None))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        backbones = [_backbone_model(member, work if member.tuned else cache, work) for member in members]
+        backbones = []
+        for member in members:
+            backbones.append(_backbone_model(member, work if member.tuned else cache, work))
+            advance(1)
         head_path = work / "head.onnx"
         feature_names = [f"features_{i}" for i in range(len(members))]
         batch = torch.export.Dim("batch", min=1, max=4096)
         _export(head, tuple(torch.zeros(2, m.dim) for m in members), head_path, feature_names,
                 (tuple({0: batch} for _ in members),))
         _compose(backbones, head_path, names, path)
+        advance(1)
 
 
 def _backbone_model(member, folder: Path, work: Path):

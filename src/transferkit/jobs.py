@@ -271,9 +271,10 @@ def predict_to_out(model, model_dir, items: list, out_file: Path, *, runtime: st
 
 
 def export_to_folder(model_dir, out_dir: Path, *, check_data: Path | None = None, quantize: str | None = None,
-                     overwrite: bool = False) -> dict:
+                     overwrite: bool = False, progress: bool = False) -> dict:
     """Export a model folder to ONNX in ``out_dir`` (``export.export_onnx``), checked on the items of
-    ``check_data`` (labeled where ``quantize`` should say what it costs) or on generated inputs; its manifest."""
+    ``check_data`` (labeled where ``quantize`` should say what it costs) or on generated inputs; its manifest
+    (``progress``: a bar over the export's steps)."""
     from .export import export_onnx
     from .predictor import Predictor
 
@@ -283,4 +284,4 @@ def export_to_folder(model_dir, out_dir: Path, *, check_data: Path | None = None
         data = predictor.read(check_data, require_labels=quantize is not None)
         items, labels = list(data.items), list(data.labels or []) or None
     return export_onnx(predictor, out_dir, check_items=items, check_labels=labels, quantize=quantize,
-                       overwrite=overwrite)
+                       overwrite=overwrite, progress=progress)
