@@ -4,8 +4,8 @@ later one, which finds them there and exports only the head. Whole processes pai
 fresh output folder; the first export's runs start from an empty cache, the later one's from a cache holding the
 backbones' graphs alone.
 
-    python benchmarks/export_time.py                  # about 5 minutes on 2 cores; results/export-time-<cpu>.json
-    python benchmarks/export_time.py --before /tmp/b0/src   # also the first export against another source tree's
+    python benchmarks/export_time.py                  # about 4 minutes on 2 cores; results/export-time-<cpu>.json
+    python benchmarks/export_time.py --before /tmp/b0/src   # and the first export against another tree's: 9 minutes
 """
 
 from __future__ import annotations
