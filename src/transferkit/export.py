@@ -173,12 +173,11 @@ def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, 
     members = _members(predictor)
     text = predictor.modality == "text"
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent if out.parent.exists() else None))
-    start = time.perf_counter()
     # the steps: each backbone's graph and the head's (a text model's graph), the parity check, int8
     steps = (1 if text else len(members) + 1) + 1 + bool(quantize)
     try:
         with progress_bar("Exporting to ONNX", steps, enabled=progress) as advance:
-            manifest = _write_export(predictor, members, staging, check_items, quantize, check_labels, start, advance)
+            manifest = _write_export(predictor, members, staging, check_items, quantize, check_labels, advance)
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
@@ -188,8 +187,7 @@ def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, 
     return manifest
 
 
-def _write_export(predictor, members: list, staging: Path, check_items, quantize, check_labels, start: float,
-                  advance) -> dict:
+def _write_export(predictor, members: list, staging: Path, check_items, quantize, check_labels, advance) -> dict:
     """The export written into ``staging`` and checked (``export_onnx``); its manifest. ``advance(1)`` after each
     step."""
     import torch
@@ -199,6 +197,7 @@ def _write_export(predictor, members: list, staging: Path, check_items, quantize
     from .bundle import library_versions
     from .onnx_runtime import OnnxPredictor
 
+    start = time.perf_counter()
     text = predictor.modality == "text"
     os.chmod(staging, 0o777 & ~umask())  # mkdtemp makes it owner-only; an export gets the user's usual mode
     if text:
