@@ -12,7 +12,7 @@ CORE := src/transferkit/data src/transferkit/featurizers src/transferkit/feature
 	src/transferkit/share.py src/transferkit/fitreport.py src/transferkit/distill.py src/transferkit/unlabeled.py \
 	src/transferkit/onnx_features.py src/transferkit/openset.py src/transferkit/gptq.py \
 	src/transferkit/targets.py src/transferkit/shapes.py src/transferkit/jobs.py src/transferkit/extras.py \
-	src/transferkit/atomic.py src/transferkit/show.py
+	src/transferkit/atomic.py src/transferkit/show.py src/transferkit/cache.py
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)

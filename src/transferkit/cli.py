@@ -292,6 +292,25 @@ def export(
 
 @app.command()
 @_friendly
+def cache(
+    clear: Annotated[Optional[list[str]], typer.Option("--clear", help="Remove a part of the cache: features, graphs (image backbones' ONNX graphs), exports (models' ONNX exports made for predict and serve) or all. Repeat for several. Everything there is made again when needed; nothing else in the folder is touched.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the parts (or what was cleared) as JSON.")] = False,
+) -> None:
+    """Show what transferkit keeps in its cache folder ($TRANSFERKIT_CACHE, default ~/.cache/transferkit), or clear parts of it.
+
+    Examples:
+      transferkit cache
+      transferkit cache --clear exports
+      transferkit cache --clear all --json
+    """
+    from . import cache as cache_module
+
+    info = cache_module.clear(clear) if clear else cache_module.summary()
+    json_line(info) if as_json else show.cache(info, cleared=bool(clear))
+
+
+@app.command()
+@_friendly
 def push(
     model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model folder written by `transferkit fit` (its README.md is the model card).")],
     repo: Annotated[str, typer.Option("--repo", help="The Hugging Face Hub repository to upload to, OWNER/NAME (created if missing).")],

@@ -319,3 +319,26 @@ def zoo(specs, as_json: bool) -> None:
         for e in texts:
             table.add_row(name(e), ", ".join(e.aliases), f"{e.max_tokens} tokens", str(e.dim), "offline", e.description)
         out.print(table)
+
+
+def cache(info: dict, cleared: bool = False) -> None:
+    """The cache folder's parts (``cache.summary``), or what clearing them freed (``cache.clear``)."""
+    from rich.table import Table
+
+    table = Table(title=f"{'Cleared from' if cleared else 'Cache:'} {info['folder']}")
+    for column in ("part", "what", "entries", "files", "size"):
+        table.add_column(column, justify="right" if column in ("entries", "files", "size") else "left")
+    what = {"features": "featurizers with features of items", "graphs": "image backbones' ONNX graphs",
+            "exports": "models' ONNX exports"}
+    for name, part in info["parts"].items():
+        table.add_row(name, what[name], str(part["entries"]), str(part["files"]), _size(part["bytes"]))
+    out.print(table)
+    if cleared:
+        out.print(f"Freed {_size(info['bytes'])}; transferkit makes again what it needs.", highlight=False)
+    else:
+        out.print(f"{_size(info['bytes'])} in all. `transferkit cache --clear PART` (features, graphs, exports or all) "
+                  "frees a part; transferkit makes again what it needs.", highlight=False)
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
