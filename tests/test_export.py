@@ -93,6 +93,17 @@ def test_a_later_export_on_the_same_backbone_reuses_its_cached_graph_and_exports
     assert (tmp_path / "again" / "model.onnx").read_bytes() == (exported / "model.onnx").read_bytes()
 
 
+def test_a_backbones_cached_graph_is_exported_again_after_a_library_upgrade(image_model, monkeypatch):
+    # a new torch, timm or torchvision may compute the same weights differently: the old graph is not reused
+    import torch
+
+    backbone = Predictor.load(image_model, precision="fp32").featurizer
+    before = backbone.network_digest()
+    assert backbone.with_view("mirror").network_digest() == before  # the view is preprocessing, not the network
+    monkeypatch.setattr(torch, "__version__", "99.0.0")
+    assert backbone.network_digest() != before
+
+
 def test_a_tuned_backbones_graph_is_made_for_its_export_alone(image_model, small_train, tmp_path, monkeypatch):
     # its weights are the model's own: no later model shares them, so nothing of it is kept in the cache
     import copy

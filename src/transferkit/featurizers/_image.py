@@ -92,10 +92,16 @@ class ImageBackbone(Featurizer):
                                     self.view, *folded)).encode())[:20]
 
     def network_digest(self) -> str:
-        """A digest of what the float32 network computes from a prepared batch (its weights and input size), whatever
-        the precision or view it runs at: the key of its ONNX graph (``onnx_features.backbone_graph``)."""
+        """A digest of what the float32 network computes from a prepared batch (its weights, its input size and the
+        versions of the libraries whose code runs it), whatever the precision or view it runs at: the key of its ONNX
+        graph (``onnx_features.backbone_graph``), which a library upgrade then exports again."""
+        from importlib.metadata import version
+
+        import torch
+
         self.digest()
-        return content_digest(repr((self._digest, self.preprocessing.input_size)).encode())[:20]
+        libraries = (torch.__version__, version("timm"), version("torchvision"))
+        return content_digest(repr((self._digest, self.preprocessing.input_size, libraries)).encode())[:20]
 
     def with_view(self, view: str) -> ImageBackbone:
         """The same network seeing each image through another view (``mirror``: flipped left-right)."""
