@@ -79,7 +79,7 @@ def _exported_inputs(monkeypatch) -> list[list[str]]:
 
 def test_a_later_export_on_the_same_backbone_reuses_its_cached_graph_and_exports_only_the_head(
         exported, image_model, small_train, tmp_path, monkeypatch):
-    from transferkit.features import default_cache_dir
+    from transferkit.cache import default_cache_dir
     from transferkit.onnx_features import OPSET
 
     predictor = Predictor.load(image_model, precision="fp32")

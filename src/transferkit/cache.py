@@ -24,32 +24,36 @@ from .errors import BadInputError
 PARTS = {"features": "features", "graphs": "onnx-features", "exports": "exports"}  # name -> subfolder
 
 
-def cache_folder(folder: str | Path | None = None) -> Path:
-    from .features import default_cache_dir
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("TRANSFERKIT_CACHE") or Path.home() / ".cache" / "transferkit")
 
-    return Path(folder) if folder else default_cache_dir()
+
+def part_folder(part: str, cache_dir: str | Path | None = None) -> Path:
+    """Where ``part`` (a name of :data:`PARTS`) lives in the cache folder ``cache_dir`` (default: ``default_cache_dir``);
+    each part's writer asks here, so the layout is written once."""
+    return (Path(cache_dir) if cache_dir else default_cache_dir()) / PARTS[part]
 
 
 def summary(folder: str | Path | None = None) -> dict:
     """Each part's entries (featurizers with cached features, graphs, exports), files and bytes, and the total."""
-    root = cache_folder(folder)
-    parts = {name: _measure(root / sub) for name, sub in PARTS.items()}
+    root = Path(folder) if folder else default_cache_dir()
+    parts = {name: _measure(part_folder(name, root)) for name in PARTS}
     return {"folder": str(root), "parts": parts, "bytes": sum(p["bytes"] for p in parts.values())}
 
 
 def clear(parts: list[str], folder: str | Path | None = None) -> dict:
     """Remove ``parts`` (names of :data:`PARTS`, or ``all``) from the cache folder; what they held (``summary``'s
     form, for the removed parts)."""
-    chosen = check_parts(parts)
-    root = cache_folder(folder)
-    for name in chosen:
-        if (root / PARTS[name]).is_symlink():
-            raise BadInputError(f"{root / PARTS[name]} is a symbolic link, which transferkit never writes; remove it "
-                                "yourself if it should go. Nothing was cleared.")
-    removed = {name: _measure(root / PARTS[name]) for name in chosen}
-    for name in chosen:
-        if (root / PARTS[name]).exists():
-            shutil.rmtree(root / PARTS[name])
+    root = Path(folder) if folder else default_cache_dir()
+    paths = {name: part_folder(name, root) for name in check_parts(parts)}
+    for path in paths.values():
+        if path.is_symlink():
+            raise BadInputError(f"{path} is a symbolic link, which transferkit never writes; remove it yourself if it "
+                                "should go. Nothing was cleared.")
+    removed = {name: _measure(path) for name, path in paths.items()}
+    for path in paths.values():
+        if path.exists():
+            shutil.rmtree(path)
     return {"folder": str(root), "parts": removed, "bytes": sum(p["bytes"] for p in removed.values())}
 
 
@@ -62,13 +66,15 @@ def check_parts(parts: list[str]) -> list[str]:
 
 
 def _measure(path: Path) -> dict:
-    entries = sorted(path.iterdir()) if path.is_dir() and not path.is_symlink() else []
+    if not path.is_dir() or path.is_symlink():
+        return {"entries": 0, "files": 0, "bytes": 0}
     files = size = 0
-    for top, _, names in os.walk(path) if entries else ():
+    for top, _, names in os.walk(path):
         for name in names:
             try:
                 size += os.stat(os.path.join(top, name), follow_symlinks=False).st_size
             except OSError:  # removed meanwhile (another process clearing or replacing it)
                 continue
             files += 1
-    return {"entries": len([e for e in entries if not e.name.startswith(".")]), "files": files, "bytes": size}
+    entries = sum(not e.name.startswith(".") for e in path.iterdir())
+    return {"entries": entries, "files": files, "bytes": size}

@@ -10,7 +10,6 @@ goes on without it.
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -21,16 +20,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .atomic import write_atomic
+from .cache import part_folder
 from .data.files import ItemError
 from .onnx_features import agrees, onnx_transform
 from .progress import progress_bar
 
 if TYPE_CHECKING:  # the featurizers import PyTorch: a predict on ONNX Runtime asks this module for the cache folder
     from .featurizers import Featurizer
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("TRANSFERKIT_CACHE") or Path.home() / ".cache" / "transferkit")
 
 
 @dataclass
@@ -154,7 +150,7 @@ class FeatureCache:
     """One ``.npy`` file per (featurizer digest, item digest), written atomically, read without pickle."""
 
     def __init__(self, featurizer_digest: str, cache_dir: str | Path | None = None, enabled: bool = True) -> None:
-        self.root = (Path(cache_dir) if cache_dir else default_cache_dir()) / "features" / featurizer_digest[:20]
+        self.root = part_folder("features", cache_dir) / featurizer_digest[:20]
         self.enabled = enabled
 
     def _file(self, digest: str) -> Path:

@@ -129,9 +129,9 @@ def export_folder(folder: Path) -> Path:
     """Where the cached ONNX export of a model folder lives (keyed by the folder's content and this transferkit's
     version: an export of another version may lack what this one writes, such as the open-set part)."""
     from . import __version__
-    from .features import default_cache_dir
+    from .cache import part_folder
 
-    return default_cache_dir() / "exports" / f"{_content_digest(str(Path(folder).resolve()))}-{__version__}"
+    return part_folder("exports") / f"{_content_digest(str(Path(folder).resolve()))}-{__version__}"
 
 
 def cached_export(folder: Path, verbose: bool = False) -> Path:

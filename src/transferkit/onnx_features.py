@@ -36,10 +36,10 @@ def onnx_transform(featurizer, cache_dir: str | Path | None, n_items: int):
 
 
 def graph_folder(cache_dir: str | Path | None) -> Path:
-    """Where the backbones' graphs are cached: ``onnx-features`` in the feature cache."""
-    from .features import default_cache_dir
+    """Where the backbones' graphs are cached (``cache.PARTS``)."""
+    from .cache import part_folder
 
-    return (Path(cache_dir) if cache_dir else default_cache_dir()) / "onnx-features"
+    return part_folder("graphs", cache_dir)
 
 
 def agrees(torch_rows: np.ndarray, onnx_rows: np.ndarray) -> bool:

@@ -82,13 +82,16 @@ class ImageBackbone(Featurizer):
     def resolved_precision(self) -> str:
         return resolve_precision(self.precision, self.device.type)
 
-    def digest(self) -> str:
+    def _weights_key(self) -> str:
         if self._digest is None:
             self._digest = f"{self.spec.kind}:{self.spec.arch}:{weights_digest(self.network)}"
+        return self._digest
+
+    def digest(self) -> str:
         # bfloat16 rows of the folded network (``_folded``) differ from the unfolded network's by bfloat16's rounding:
         # they are cached apart from rows written before the fold (float32 rows agree to about 1e-6 and are shared)
         folded = ("folded",) if self.resolved_precision == "bf16" else ()
-        return content_digest(repr((self._digest, self.preprocessing.to_dict(), self.resolved_precision,
+        return content_digest(repr((self._weights_key(), self.preprocessing.to_dict(), self.resolved_precision,
                                     self.view, *folded)).encode())[:20]
 
     def network_digest(self) -> str:
@@ -99,9 +102,8 @@ class ImageBackbone(Featurizer):
 
         import torch
 
-        self.digest()
         libraries = (torch.__version__, version("timm"), version("torchvision"))
-        return content_digest(repr((self._digest, self.preprocessing.input_size, libraries)).encode())[:20]
+        return content_digest(repr((self._weights_key(), self.preprocessing.input_size, libraries)).encode())[:20]
 
     def with_view(self, view: str) -> ImageBackbone:
         """The same network seeing each image through another view (``mirror``: flipped left-right)."""
