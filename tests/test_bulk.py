@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -237,3 +238,103 @@ def test_with_the_export_cached_a_bulk_job_loads_no_pytorch_model_and_rejects_on
     assert json.loads(result.stdout.strip().splitlines()[-1])["runtime"] == "onnx"
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == len(list(small_train.rglob("*.png"))) and {"known", "known_score"} <= set(rows[0])
+
+
+def _fit_json(args: list[str]) -> dict:
+    result = runner.invoke(app, ["fit", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_fit_leaves_the_export_predict_runs_in_the_cache_and_no_export_leaves_none(small_train, tiny_backbone, tmp_path,
+                                                                                 monkeypatch):
+    from transferkit import predictor, runtime
+    from transferkit.loading import export_folder
+    from transferkit.onnx_runtime import is_export
+
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(runtime, "faster_runtime", lambda modality, kinds, few=False: "onnx")  # a CPU, as measured
+    common = [str(small_train), "--model", tiny_backbone, "--strategy", "features"]
+    fitted = _fit_json([*common, "--out", str(tmp_path / "model")])
+    assert fitted["onnx_export"] == str(export_folder(tmp_path / "model")) and is_export(Path(fitted["onnx_export"]))
+    skipped = _fit_json([*common, "--out", str(tmp_path / "other"), "--seed", "1", "--no-export"])
+    assert skipped["onnx_export"] is None and not is_export(export_folder(tmp_path / "other"))
+
+    def unused(*args, **kwargs):
+        raise AssertionError("the PyTorch model was built where fit left an export")
+
+    monkeypatch.setattr(predictor.Predictor, "load", classmethod(unused))
+    answer = runner.invoke(app, ["predict", str(tmp_path / "model"), str(next(small_train.rglob("*.png"))), "--json"])
+    assert answer.exit_code == 0, answer.output
+    assert json.loads(answer.stdout.strip().splitlines()[-1])["label"] in ("beverages", "birds", "fruit")
+
+
+def test_a_cached_export_never_answers_for_a_model_folder_damaged_since(small_train, tiny_backbone, tmp_path,
+                                                                       monkeypatch):
+    from transferkit import runtime
+
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(runtime, "faster_runtime", lambda modality, kinds, few=False: "onnx")
+    model = tmp_path / "model"
+    assert _fit_json([str(small_train), "--out", str(model), "--model", tiny_backbone, "--strategy",
+                      "features"])["onnx_export"]
+    weights = model / "head" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:500])  # cut short after the export was cached
+    for command in (["predict", str(model), str(next(small_train.rglob("*.png")))], ["evaluate", str(model),
+                                                                                     str(small_train)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2 and "head/model.safetensors is not the file that was saved" in result.output
+
+
+def test_an_export_that_fails_at_fit_leaves_the_model_saved_and_says_so(small_train, tiny_backbone, tmp_path,
+                                                                       monkeypatch):
+    from transferkit import loading, runtime
+    from transferkit.errors import BadInputError
+
+    def fails(folder, verbose=False):
+        raise BadInputError("The ONNX graph does not reproduce the model")
+
+    monkeypatch.setattr(runtime, "faster_runtime", lambda modality, kinds, few=False: "onnx")
+    monkeypatch.setattr(loading, "cached_export", fails)
+    result = runner.invoke(app, ["fit", str(small_train), "--out", str(tmp_path / "model"), "--model", tiny_backbone,
+                                 "--strategy", "features"])
+    assert result.exit_code == 0, result.output
+    assert "its ONNX export failed (The ONNX graph does not reproduce the model)" in result.stderr
+    assert (tmp_path / "model" / "transferkit.json").is_file()
+
+
+def test_fit_exports_no_model_of_numbers_predict_would_run_on_pytorch(tmp_path, tiny_backbone, monkeypatch):
+    from PIL import Image
+
+    from transferkit import runtime
+
+    monkeypatch.setattr(runtime, "faster_runtime", lambda modality, kinds, few=False: "onnx")
+    rows = ["path,label"]
+    for i in range(12):
+        Image.new("RGB", (32, 32), (20 * i, 100, 200 - 10 * i)).save(tmp_path / f"{i}.png")
+        rows.append(f"{i}.png,{i * 0.5}")
+    (tmp_path / "counts.csv").write_text("\n".join(rows) + "\n")
+    fitted = _fit_json([str(tmp_path / "counts.csv"), "--out", str(tmp_path / "model"), "--model", tiny_backbone])
+    assert fitted["target"]["kind"] == "number" and fitted["onnx_export"] is None
+
+
+@pytest.mark.slow  # a second process, and a text encoder's export
+def test_a_text_predict_after_fit_runs_its_cached_export_and_never_imports_pytorch(text_csv, tiny_encoder, tmp_path,
+                                                                                  monkeypatch):
+    import subprocess
+
+    from transferkit import runtime
+
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(runtime, "default_device_type", lambda: "cpu")
+    model = str(tmp_path / "model")
+    assert _fit_json([str(text_csv), "--out", model, "--model", tiny_encoder, "--strategy", "features"])["onnx_export"]
+    script = ("import sys; from transferkit import runtime; from transferkit.cli import app; "
+              "from typer.testing import CliRunner; "
+              "runtime.default_device_type = lambda: 'cpu'; "  # a CPU, as a Linux machine without GPU files reads
+              f"r = CliRunner().invoke(app, ['predict', {model!r}, '--text', 'the match went to extra time', '--json']); "
+              "assert r.exit_code == 0, r.output; print(r.stdout.strip()); print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                          env={**os.environ, "TRANSFERKIT_CACHE": str(tmp_path / "cache")})
+    answer, imported = done.stdout.strip().splitlines()[-2:]
+    assert json.loads(answer)["label"] and imported == "False"

@@ -200,14 +200,22 @@ def featurizer_kinds(path: str | Path) -> tuple[str, set[str]]:
     return str(document.get("modality")), {str(m.get("kind")) for m in members if isinstance(m, dict)}
 
 
+def check_model_folder(path: str | Path) -> dict[str, Any]:
+    """A model folder's document, once its files are checked as loading checks them (the manifest of a folder that
+    has one), without reading any tensor: what a cached export of the folder is run on only after."""
+    path = Path(path)
+    document, _ = read_document(path)
+    if document.get("format_version") >= MANIFEST_SINCE:
+        check_manifest(path)
+    return document
+
+
 def load_model_parts(path: str | Path) -> tuple[dict, dict[str, tuple[dict, dict]], dict]:
     """(document, components by name in order, report) of a model folder of any supported format."""
     path = Path(path)
-    document, _ = read_document(path)
+    document = check_model_folder(path)
     if document.get("format_version") == 1:
         return migrate_v1(document, _read_tensors(path / WEIGHTS_FILE))
-    if document.get("format_version") >= MANIFEST_SINCE:
-        check_manifest(path)
     components = {}
     for entry in document.get("components") or []:
         name = entry.get("name") if isinstance(entry, dict) else None

@@ -63,6 +63,10 @@ class FitOptions:
         "beginning, 'chunk' averages every window."))
     time_budget: float | None = _option(None, help=(
         "auto: seconds tuning may take; over budget it keeps the frozen features."))
+    export: bool = _option(True, help=(
+        "Then export the model to ONNX into the cache (`transferkit cache`) where `predict`, `evaluate` and "
+        "`serve` would run that export (a model of classes on a CPU): they then start without PyTorch. "
+        "--no-export leaves it to the first of them that needs it."))
     distill: bool = _option(True, help=(
         "auto with --unlabeled: save one backbone that learned the side-by-side backbones' labels of the "
         "unlabeled items (kept unless held-out labels show it significantly worse); --no-distill keeps the "
@@ -117,10 +121,11 @@ FILE_LIKE = (".txt", ".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".png", ".jpg
 
 def fit_to_folder(data: Path, out_dir: Path, options: FitOptions | None = None, *, model: str | None = None,
                   tuning: dict[str, Any] | None = None, verbose: bool = True):
-    """Fit the labeled ``data`` (images or texts, detected) and save the model in ``out_dir``; returns the fitted
-    classifier. ``options`` not given take their defaults; options that apply to the other kind of data are errors,
-    as are tuning options the strategy has no use for. An interrupted image fit keeps its checkpoints beside
-    ``out_dir``: ``resume`` continues it, ``restart`` discards them."""
+    """Fit the labeled ``data`` (images or texts, detected) and save the model in ``out_dir``, its ONNX export in the
+    cache where a later ``predict`` would run it (``options.export``); returns the fitted classifier. ``options`` not
+    given take their defaults; options that apply to the other kind of data are errors, as are tuning options the
+    strategy has no use for. An interrupted image fit keeps its checkpoints beside ``out_dir``: ``resume`` continues
+    it, ``restart`` discards them."""
     from .bundle import check_destination
     from .data import is_text_source
     from .finetune.tuners import check_applies
@@ -151,6 +156,10 @@ def fit_to_folder(data: Path, out_dir: Path, options: FitOptions | None = None, 
     clf.save(out_dir, overwrite=o.overwrite)  # atomic: the model folder appears only now, complete (rank 0 only)
     if modality == "image" and is_primary_process():
         shutil.rmtree(workdir, ignore_errors=True)
+    if o.export and is_primary_process():
+        from .loading import export_for_predict
+
+        export_for_predict(out_dir, verbose)
     return clf
 
 

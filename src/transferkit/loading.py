@@ -51,12 +51,16 @@ def load_predictor(model: str | Path, *, runtime: str = "torch", tta: bool = Fal
 
 
 def _load_cached_export(folder: Path, *, graph, verbose: bool, serving: bool):
-    """The model's cached export on ONNX Runtime. A damaged cache entry (a file cut short or changed: the export's
-    manifest no longer matches it) is removed, the cache being transferkit's, and the model exported again."""
+    """The model's cached export on ONNX Runtime, once the model folder is checked as loading it would be (an export
+    cached before the folder was damaged never answers for it). A damaged cache entry (a file cut short or changed:
+    the export's manifest no longer matches it) is removed, the cache being transferkit's, and the model exported
+    again."""
     import shutil
 
+    from .bundle import check_model_folder
     from .onnx_runtime import OnnxPredictor
 
+    check_model_folder(folder)
     target = cached_export(folder, verbose)
     try:
         return OnnxPredictor.load(target, graph=graph, verbose=verbose, spinning=not serving)
@@ -80,6 +84,31 @@ def for_bulk_job(loaded, model: str | Path, n_items: int, *, tta: bool = False, 
     return loaded
 
 
+def export_for_predict(folder: Path, verbose: bool = False) -> Path | None:
+    """Leave a just-saved model folder's ONNX export in the cache where ``predict`` of a few inputs, left to auto,
+    would run it (a model of classes whose networks the export covers, on a CPU: ``faster_runtime(few=True)``), so
+    that no later command starts PyTorch for it. None where nothing would run it, or where the export failed: that is
+    said, and the model folder stays as saved."""
+    from .bundle import featurizer_kinds
+    from .runtime import faster_runtime
+
+    if not _of_classes(folder) or faster_runtime(*featurizer_kinds(folder), few=True) != "onnx":
+        return None
+    try:
+        return cached_export(folder, verbose)
+    except TransferkitError as exc:
+        _say(f"The model is saved, but its ONNX export failed ({exc}); predict runs it on PyTorch.")
+        return None
+
+
+def _of_classes(folder: Path) -> bool:
+    """Whether a model folder answers one class per item (models of several labels or numbers run on PyTorch)."""
+    from .bundle import read_document
+
+    target = read_document(folder)[0].get("target")
+    return not isinstance(target, dict) or target.get("kind", "class") == "class"
+
+
 def predict_runtime(model: str | Path, runtime: str, *, few: bool = False) -> str:
     """The runtime to load ``model`` on for ``predict`` and ``evaluate``: ``runtime`` unless it is auto. Left to auto,
     what ``auto_runtime`` picks for a job too small to export for, which is ONNX Runtime only where the export is
@@ -87,7 +116,6 @@ def predict_runtime(model: str | Path, runtime: str, *, few: bool = False) -> st
     model when the export is there. ``few``: a predict of a few inputs, which runs a cached export even where PyTorch
     is faster per item (``faster_runtime(few=True)``: importing PyTorch costs more than those items). Models of
     several labels or numbers stay on PyTorch."""
-    from .bundle import read_document
     from .onnx_runtime import is_export
     from .share import local_model_path
 
@@ -96,8 +124,7 @@ def predict_runtime(model: str | Path, runtime: str, *, few: bool = False) -> st
     folder = local_model_path(model)
     if is_export(folder):
         return "torch"  # an export folder runs on ONNX Runtime whatever is asked (``load_predictor``)
-    target = read_document(folder)[0].get("target")
-    if isinstance(target, dict) and target.get("kind", "class") != "class":
+    if not _of_classes(folder):
         return "torch"
     return auto_runtime(folder, n_items=0, few=few)
 

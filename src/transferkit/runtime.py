@@ -96,7 +96,7 @@ def faster_runtime(modality: str, featurizer_kinds, few: bool = False) -> str:
         return "torch"
     if default_device_type() != "cpu":
         return "torch"
-    if modality == "text" and native_bf16("cpu") and not few:
+    if not few and modality == "text" and native_bf16("cpu"):  # few first: native_bf16 imports PyTorch
         return "torch"
     return "onnx"
 

@@ -36,10 +36,14 @@ def note(text: str) -> None:
 def fit(clf, out_dir: Path, as_json: bool) -> None:
     """A saved fit: what it predicts, its estimate with interval and sample size, its time, and what to run next."""
     from .evaluate import estimate_note
+    from .loading import export_folder
+    from .onnx_runtime import is_export
 
     report = clf.report_
+    exported = export_folder(out_dir) if is_export(export_folder(out_dir)) else None
     if as_json:
-        json_line({"model": str(out_dir), "classes": clf.classes_.tolist(), "target": clf.target_, **report.summary()})
+        json_line({"model": str(out_dir), "classes": clf.classes_.tolist(), "target": clf.target_,
+                   "onnx_export": str(exported) if exported else None, **report.summary()})
         return
     rate = report.items_per_second
     speed = f", {rate:.0f} {clf.noun}s/s" if rate else ""
@@ -52,6 +56,9 @@ def fit(clf, out_dir: Path, as_json: bool) -> None:
         from .openset import chosen_line
 
         out.print(escape(chosen_line(open_set, clf.noun)), highlight=False)
+    if exported:
+        out.print("Exported to ONNX (cached; `transferkit cache` shows it): predict, evaluate and serve start "
+                  "without PyTorch.", highlight=False)
     what = "TEXT..." if clf.noun == "text" else "IMAGE..."
     out.print(f"Next: transferkit evaluate {out_dir} TEST_DATA   or   transferkit predict {out_dir} {what}")
 
