@@ -303,6 +303,20 @@ def test_an_export_that_fails_at_fit_leaves_the_model_saved_and_says_so(small_tr
     assert (tmp_path / "model" / "transferkit.json").is_file()
 
 
+def test_a_cache_that_cannot_be_written_leaves_the_fit_saved_without_an_export(small_train, tiny_backbone, tmp_path,
+                                                                              monkeypatch):
+    from transferkit import runtime
+
+    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(runtime, "faster_runtime", lambda modality, kinds, few=False: "onnx")
+    result = runner.invoke(app, ["fit", str(small_train), "--out", str(tmp_path / "model"), "--model", tiny_backbone,
+                                 "--strategy", "features", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "its ONNX export failed" in result.stderr and json.loads(result.stdout.splitlines()[-1])["onnx_export"] is None
+    assert (tmp_path / "model" / "transferkit.json").is_file()
+
+
 def test_fit_exports_no_model_of_numbers_predict_would_run_on_pytorch(tmp_path, tiny_backbone, monkeypatch):
     from PIL import Image
 

@@ -96,7 +96,7 @@ def export_for_predict(folder: Path, verbose: bool = False) -> Path | None:
         return None
     try:
         return cached_export(folder, verbose)
-    except TransferkitError as exc:
+    except (TransferkitError, OSError) as exc:  # OSError: a cache folder that cannot be written
         _say(f"The model is saved, but its ONNX export failed ({exc}); predict runs it on PyTorch.")
         return None
 
