@@ -197,22 +197,28 @@ def test_a_damaged_cached_export_is_exported_again_not_fatal(model, small_train,
     assert len(graph.read_bytes()) > 1000  # exported again
 
 
-@pytest.mark.slow  # exports the model
-def test_a_predict_on_a_cached_export_never_imports_pytorch(model, small_train, tmp_path, monkeypatch):
+def _predict_in_a_new_process(args: list[str], cache: Path) -> tuple[dict, bool]:
+    """The last answer of ``transferkit ARGS`` in a new Python process on a CPU, and whether it imported PyTorch."""
     import subprocess
 
-    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))
-    image = str(next(small_train.rglob("*.png")))
-    assert runner.invoke(app, ["predict", str(model), image, "--runtime", "onnx"]).exit_code == 0  # exports, cached
     script = ("import sys; from transferkit import runtime; from transferkit.cli import app; "
               "from typer.testing import CliRunner; "
               "runtime.default_device_type = lambda: 'cpu'; "  # a CPU, as a Linux machine without GPU files reads
-              f"r = CliRunner().invoke(app, ['predict', {str(model)!r}, {image!r}, '--json']); "
+              f"r = CliRunner().invoke(app, {args!r}); "
               "assert r.exit_code == 0, r.output; print(r.stdout.strip()); print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                          env={**os.environ, "TRANSFERKIT_CACHE": str(tmp_path / "cache")})
+                          env={**os.environ, "TRANSFERKIT_CACHE": str(cache)})
     answer, imported = done.stdout.strip().splitlines()[-2:]
-    assert json.loads(answer)["label"] and imported == "False"
+    return json.loads(answer), imported == "True"
+
+
+@pytest.mark.slow  # exports the model
+def test_a_predict_on_a_cached_export_never_imports_pytorch(model, small_train, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))
+    image = str(next(small_train.rglob("*.png")))
+    assert runner.invoke(app, ["predict", str(model), image, "--runtime", "onnx"]).exit_code == 0  # exports, cached
+    answer, imported = _predict_in_a_new_process(["predict", str(model), image, "--json"], tmp_path / "cache")
+    assert answer["label"] and not imported
 
 
 @pytest.mark.slow  # exports the model
@@ -335,20 +341,12 @@ def test_fit_exports_no_model_of_numbers_predict_would_run_on_pytorch(tmp_path, 
 @pytest.mark.slow  # a second process, and a text encoder's export
 def test_a_text_predict_after_fit_runs_its_cached_export_and_never_imports_pytorch(text_csv, tiny_encoder, tmp_path,
                                                                                   monkeypatch):
-    import subprocess
-
     from transferkit import runtime
 
     monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(runtime, "default_device_type", lambda: "cpu")
     model = str(tmp_path / "model")
     assert _fit_json([str(text_csv), "--out", model, "--model", tiny_encoder, "--strategy", "features"])["onnx_export"]
-    script = ("import sys; from transferkit import runtime; from transferkit.cli import app; "
-              "from typer.testing import CliRunner; "
-              "runtime.default_device_type = lambda: 'cpu'; "  # a CPU, as a Linux machine without GPU files reads
-              f"r = CliRunner().invoke(app, ['predict', {model!r}, '--text', 'the match went to extra time', '--json']); "
-              "assert r.exit_code == 0, r.output; print(r.stdout.strip()); print('torch' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                          env={**os.environ, "TRANSFERKIT_CACHE": str(tmp_path / "cache")})
-    answer, imported = done.stdout.strip().splitlines()[-2:]
-    assert json.loads(answer)["label"] and imported == "False"
+    answer, imported = _predict_in_a_new_process(["predict", model, "--text", "the match went to extra time", "--json"],
+                                                 tmp_path / "cache")
+    assert answer["label"] and not imported
