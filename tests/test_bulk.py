@@ -275,6 +275,18 @@ def test_fit_leaves_the_export_predict_runs_in_the_cache_and_no_export_leaves_no
     assert json.loads(answer.stdout.strip().splitlines()[-1])["label"] in ("beverages", "birds", "fruit")
 
 
+def test_a_model_refitted_in_place_gets_its_own_export_not_the_one_before(small_train, tiny_backbone, tmp_path,
+                                                                          monkeypatch):
+    from transferkit import runtime
+
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(runtime, "faster_runtime", lambda modality, kinds, few=False: "onnx")
+    common = [str(small_train), "--out", str(tmp_path / "model"), "--model", tiny_backbone, "--strategy", "features"]
+    first = _fit_json(common)["onnx_export"]
+    second = _fit_json([*common, "--seed", "1", "--overwrite"])["onnx_export"]  # the same process, the same folder
+    assert first != second and json.loads((Path(second) / "transferkit-export.json").read_text())["classes"]
+
+
 def test_a_cached_export_never_answers_for_a_model_folder_damaged_since(small_train, tiny_backbone, tmp_path,
                                                                        monkeypatch):
     from transferkit import runtime

@@ -64,9 +64,10 @@ class FitOptions:
     time_budget: float | None = _option(None, help=(
         "auto: seconds tuning may take; over budget it keeps the frozen features."))
     export: bool = _option(True, help=(
-        "Then export the model to ONNX into the cache (`transferkit cache`) where `predict`, `evaluate` and "
-        "`serve` would run that export (a model of classes on a CPU): they then start without PyTorch. "
-        "--no-export leaves it to the first of them that needs it."))
+        "Then export the model to ONNX into the cache (`transferkit cache`) where a `predict` of a few inputs "
+        "would run that export (a model of classes on a CPU): it then starts without PyTorch, and `serve`, "
+        "`evaluate` and `predict --out` run it where ONNX Runtime is the faster. --no-export leaves the export "
+        "to the first command that needs it."))
     distill: bool = _option(True, help=(
         "auto with --unlabeled: save one backbone that learned the side-by-side backbones' labels of the "
         "unlabeled items (kept unless held-out labels show it significantly worse); --no-distill keeps the "

@@ -193,17 +193,24 @@ def cached_export(folder: Path, verbose: bool = False) -> Path:
     return target
 
 
-@cache
 def _content_digest(folder: str) -> str:
-    """A model folder's content digest: its manifest's (which holds every file's SHA-256), or, for folders saved
-    before manifests, every file read once per process (the report and card left out)."""
+    """A model folder's content digest: its manifest's (which holds every file's SHA-256), read every time (a folder
+    refitted in place with --overwrite by this process has another), or, for folders saved before manifests, every
+    file's (``_files_digest``)."""
     from .bundle import MANIFEST_FILE
 
+    manifest = Path(folder) / MANIFEST_FILE
+    if manifest.is_file():
+        return hashlib.sha256(manifest.read_bytes()).hexdigest()[:20]
+    return _files_digest(folder)
+
+
+@cache
+def _files_digest(folder: str) -> str:
+    """The digest of every file of a folder saved before manifests, read once per process (the report and card left
+    out): a new fit never writes such a folder."""
     root = Path(folder)
     digest = hashlib.sha256()
-    if (root / MANIFEST_FILE).is_file():
-        digest.update((root / MANIFEST_FILE).read_bytes())
-        return digest.hexdigest()[:20]
     for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name not in ("report.json", "README.md")):
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(path.read_bytes())

@@ -57,7 +57,7 @@ def fit(clf, out_dir: Path, as_json: bool) -> None:
 
         out.print(escape(chosen_line(open_set, clf.noun)), highlight=False)
     if exported:
-        out.print("Exported to ONNX (cached; `transferkit cache` shows it): predict, evaluate and serve start "
+        out.print("Exported to ONNX (cached; `transferkit cache` shows it): a predict of a few inputs starts "
                   "without PyTorch.", highlight=False)
     what = "TEXT..." if clf.noun == "text" else "IMAGE..."
     out.print(f"Next: transferkit evaluate {out_dir} TEST_DATA   or   transferkit predict {out_dir} {what}")
