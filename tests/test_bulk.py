@@ -321,6 +321,21 @@ def test_an_export_that_fails_at_fit_leaves_the_model_saved_and_says_so(small_tr
     assert (tmp_path / "model" / "transferkit.json").is_file()
 
 
+def test_ctrl_c_during_the_fits_export_skips_it_and_the_fit_ends_as_usual(small_train, tiny_backbone, tmp_path,
+                                                                         monkeypatch):
+    from transferkit import loading, runtime
+
+    def interrupted(folder, verbose=False):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runtime, "faster_runtime", lambda modality, kinds, few=False: "onnx")
+    monkeypatch.setattr(loading, "cached_export", interrupted)
+    result = runner.invoke(app, ["fit", str(small_train), "--out", str(tmp_path / "model"), "--model", tiny_backbone,
+                                 "--strategy", "features", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "Export skipped; the model in" in result.stderr and json.loads(result.stdout.splitlines()[-1])["classes"]
+
+
 def test_a_cache_that_cannot_be_written_leaves_the_fit_saved_without_an_export(small_train, tiny_backbone, tmp_path,
                                                                               monkeypatch):
     from transferkit import runtime

@@ -98,7 +98,10 @@ def export_for_predict(folder: Path, verbose: bool = False) -> Path | None:
         return cached_export(folder, verbose)
     except (TransferkitError, OSError) as exc:  # OSError: a cache folder that cannot be written
         _say(f"The model is saved, but its ONNX export failed ({exc}); predict runs it on PyTorch.")
-        return None
+    except KeyboardInterrupt:  # the model is saved: Ctrl-C skips this last step, and the command ends as usual
+        _say(f"Export skipped; the model in {folder} is saved. Predict runs it on PyTorch until one export is made "
+             "(`predict --runtime onnx`, `serve` or `transferkit export`).")
+    return None
 
 
 def _of_classes(folder: Path) -> bool:
