@@ -350,6 +350,20 @@ def test_a_cache_that_cannot_be_written_leaves_the_fit_saved_without_an_export(s
     assert (tmp_path / "model" / "transferkit.json").is_file()
 
 
+def test_fit_exports_no_text_model_that_averages_windows_and_export_refuses_it_at_once(text_csv, tiny_encoder,
+                                                                                      tmp_path, monkeypatch):
+    from transferkit import runtime
+
+    monkeypatch.setattr(runtime, "faster_runtime", lambda modality, kinds, few=False: "onnx")
+    model = str(tmp_path / "model")
+    fitted = runner.invoke(app, ["fit", str(text_csv), "--out", model, "--model", tiny_encoder, "--strategy", "features",
+                                 "--long-text", "chunk", "--json"])
+    assert fitted.exit_code == 0 and "export" not in fitted.stderr, fitted.output
+    assert json.loads(fitted.stdout.splitlines()[-1])["onnx_export"] is None
+    refused = runner.invoke(app, ["export", model, "--out", str(tmp_path / "onnx")])
+    assert refused.exit_code == 2 and "long_text=chunk" in refused.output and "--runtime torch" in refused.output
+
+
 def test_fit_exports_no_model_of_numbers_predict_would_run_on_pytorch(tmp_path, tiny_backbone, monkeypatch):
     from PIL import Image
 

@@ -191,13 +191,20 @@ def read_document(path: str | Path) -> tuple[dict[str, Any], Path]:
 def featurizer_kinds(path: str | Path) -> tuple[str, set[str]]:
     """(modality, the kinds of a model folder's featurizers) from its JSON alone, without loading any tensor; format-1
     folders answer an empty set."""
+    modality, configs = featurizer_configs(path)
+    return modality, {str(c.get("kind")) for c in configs}
+
+
+def featurizer_configs(path: str | Path) -> tuple[str, list[dict]]:
+    """(modality, the saved configuration of each of a model folder's featurizers) from its JSON alone; format-1
+    folders answer none."""
     path = Path(path)
     document, _ = read_document(path)
     if document.get("format_version") == 1 or not (path / "featurizer" / COMPONENT_CONFIG).is_file():
-        return str(document.get("modality", "image")), set()
+        return str(document.get("modality", "image")), []
     config = _read_json(path / "featurizer" / COMPONENT_CONFIG)
     members = config.get("members") if isinstance(config.get("members"), list) else [config]
-    return str(document.get("modality")), {str(m.get("kind")) for m in members if isinstance(m, dict)}
+    return str(document.get("modality")), [m for m in members if isinstance(m, dict)]
 
 
 def check_model_folder(path: str | Path) -> dict[str, Any]:

@@ -42,6 +42,9 @@ def _members(predictor) -> list:
         raise BadInputError(f"ONNX export covers image backbones and sentence encoders; this model uses "
                             f"{', '.join(sorted(kinds - {'image-backbone', 'sentence-encoder'}))} (TF-IDF or word "
                             "vectors), which the ONNX runtime of transferkit does not run yet.")
+    if any(getattr(m, "long_text", None) == "chunk" for m in members):
+        raise BadInputError("This model averages windows of long texts (long_text=chunk), which the ONNX runtime of "
+                            "transferkit does not do yet; run the model folder on PyTorch (--runtime torch).")
     return members
 
 

@@ -89,11 +89,13 @@ def export_for_predict(folder: Path, verbose: bool = False) -> Path | None:
     would run it (a model of classes whose networks the export covers, on a CPU: ``faster_runtime(few=True)``), so
     that no later command starts PyTorch for it. None where nothing would run it, or where the export failed: that is
     said, and the model folder stays as saved."""
-    from .bundle import featurizer_kinds
+    from .bundle import featurizer_configs, featurizer_kinds
     from .runtime import faster_runtime
 
     if not _of_classes(folder) or faster_runtime(*featurizer_kinds(folder), few=True) != "onnx":
         return None
+    if any(c.get("long_text") == "chunk" for c in featurizer_configs(folder)[1]):
+        return None  # the ONNX runtime does not average windows of long texts (``export._members``)
     try:
         return cached_export(folder, verbose)
     except (TransferkitError, OSError) as exc:  # OSError: a cache folder that cannot be written
