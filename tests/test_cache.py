@@ -76,3 +76,47 @@ def test_a_part_that_is_a_link_elsewhere_is_not_followed(cache, tmp_path):
     result = runner.invoke(app, ["cache", "--clear", "exports"])
     assert result.exit_code == 2 and "symbolic link" in result.output
     assert (elsewhere / "keep.txt").read_text() == "keep"
+
+
+def test_only_the_most_recently_used_exports_are_kept_and_half_written_ones_go_after_a_day(tmp_path):
+    import os
+    import time
+
+    from transferkit.cache import STALE_SECONDS, prune_exports
+
+    folder = tmp_path / "exports"
+    now = time.time()
+    for i in range(5):  # export 4 used last, export 0 longest ago
+        (folder / f"export{i}").mkdir(parents=True)
+        (folder / f"export{i}" / "model.onnx").write_bytes(b"x")
+        os.utime(folder / f"export{i}", (now - 100 + i, now - 100 + i))
+    for name, age in ((".killed.123", STALE_SECONDS + 60), (".writing.456", 60)):
+        (folder / name).mkdir()
+        os.utime(folder / name, (now - age, now - age))
+    (folder / "a-file").write_text("not an export folder")
+
+    removed = prune_exports(keep=3, cache_dir=tmp_path)
+    assert sorted(p.name for p in removed) == [".killed.123", "export0", "export1"]
+    assert sorted(p.name for p in folder.iterdir()) == [".writing.456", "a-file", "export2", "export3", "export4"]
+
+
+@pytest.mark.slow  # exports a text model
+def test_a_predict_on_a_cached_export_renews_it_and_a_loaded_text_export_outlives_its_folder(text_csv, tiny_encoder,
+                                                                                         tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    from transferkit import runtime
+    from transferkit.loading import export_folder, load_predictor
+
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(runtime, "faster_runtime", lambda modality, kinds, few=False: "onnx")
+    model = tmp_path / "model"
+    assert runner.invoke(app, ["fit", str(text_csv), "--out", str(model), "--model", tiny_encoder, "--strategy",
+                               "features"]).exit_code == 0
+    export = export_folder(model)
+    os.utime(export, (1, 1))  # used long ago
+    loaded = load_predictor(model, runtime="onnx")
+    assert export.stat().st_mtime > 1  # renewed: kept before exports used longer ago
+    shutil.rmtree(export)  # pruned by another process's fit while this one runs it
+    assert len(loaded.predict_proba(["the match went to extra time", "a new phone"])) == 2

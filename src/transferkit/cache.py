@@ -6,8 +6,8 @@ Three parts, each a subfolder that transferkit alone writes:
 - ``features``: one ``.npy`` file per featurizer and item (``features.FeatureCache``);
 - ``graphs``: each image backbone's ONNX graph, shared by large extractions and exports
   (``onnx_features.backbone_graph``);
-- ``exports``: the ONNX exports of model folders made for ``predict``, ``evaluate`` and ``serve``
-  (``loading.cached_export``).
+- ``exports``: the ONNX exports of model folders made by ``fit`` and for ``predict``, ``evaluate`` and ``serve``
+  (``loading.cached_export``); the most recently used are kept (``prune_exports``).
 
 Everything in them is made again when needed: clearing costs time, never a result. Clearing removes those subfolders
 and nothing else, since the cache folder may be one a user chose that holds other files.
@@ -22,6 +22,8 @@ from pathlib import Path
 from .errors import BadInputError
 
 PARTS = {"features": "features", "graphs": "onnx-features", "exports": "exports"}  # name -> subfolder
+EXPORTS_KEPT = 20  # the most recently used model exports kept (tens of MB each; every fit leaves one)
+STALE_SECONDS = 24 * 3600  # a half-written export older than this was left by a process that was killed
 
 
 def default_cache_dir() -> Path:
@@ -32,6 +34,40 @@ def part_folder(part: str, cache_dir: str | Path | None = None) -> Path:
     """Where ``part`` (a name of :data:`PARTS`) lives in the cache folder ``cache_dir`` (default: ``default_cache_dir``);
     each part's writer asks here, so the layout is written once."""
     return (Path(cache_dir) if cache_dir else default_cache_dir()) / PARTS[part]
+
+
+def used(entry: Path) -> None:
+    """Mark a cached export as used now (its folder's modification time), which ``prune_exports`` keeps by."""
+    try:
+        os.utime(entry)
+    except OSError:  # a cache this process cannot write: nothing is pruned there by it either
+        pass
+
+
+def prune_exports(keep: int = EXPORTS_KEPT, cache_dir: str | Path | None = None) -> list[Path]:
+    """Remove all but the ``keep`` most recently used model exports, and half-written ones a killed process left a
+    day or more ago; the exports removed. A removed export is made again by the next command that needs it, and a
+    process running one keeps what it loaded."""
+    import time
+
+    folder = part_folder("exports", cache_dir)
+    if not folder.is_dir() or folder.is_symlink():
+        return []
+    entries, stale = [], []
+    for entry in folder.iterdir():
+        try:
+            when = entry.stat(follow_symlinks=False).st_mtime
+        except OSError:  # removed meanwhile by another process
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            if not entry.name.startswith("."):
+                entries.append((when, entry))
+            elif time.time() - when > STALE_SECONDS:
+                stale.append(entry)
+    removed = [entry for _, entry in sorted(entries, reverse=True)[keep:]] + stale
+    for entry in removed:
+        shutil.rmtree(entry, ignore_errors=True)
+    return removed
 
 
 def summary(folder: str | Path | None = None) -> dict:

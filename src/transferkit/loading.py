@@ -58,17 +58,20 @@ def _load_cached_export(folder: Path, *, graph, verbose: bool, serving: bool):
     import shutil
 
     from .bundle import check_model_folder
+    from .cache import used
     from .onnx_runtime import OnnxPredictor
 
     check_model_folder(folder)
     target = cached_export(folder, verbose)
     try:
-        return OnnxPredictor.load(target, graph=graph, verbose=verbose, spinning=not serving)
+        loaded = OnnxPredictor.load(target, graph=graph, verbose=verbose, spinning=not serving)
     except BundleError as exc:
         shutil.rmtree(target, ignore_errors=True)
         _say(f"The cached ONNX export of {folder} was damaged ({str(exc).removesuffix(' Export the model again.')}); "
              "exporting it again.")
         return OnnxPredictor.load(cached_export(folder, verbose), graph=graph, verbose=verbose, spinning=not serving)
+    used(target)  # kept by prune_exports before exports used longer ago
+    return loaded
 
 
 def for_bulk_job(loaded, model: str | Path, n_items: int, *, tta: bool = False, verbose: bool = False):
@@ -195,6 +198,9 @@ def cached_export(folder: Path, verbose: bool = False) -> Path:
             mine.rename(target)
         except OSError:  # another process's export is there now: it is the same model's, and someone may read it
             shutil.rmtree(mine, ignore_errors=True)
+        from .cache import prune_exports
+
+        prune_exports()
     return target
 
 

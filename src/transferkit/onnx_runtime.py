@@ -212,7 +212,8 @@ class OnnxPredictor(Inference):
         self.report = FitReport.from_dict(manifest.get("model") if isinstance(manifest.get("model"), dict) else {})
         self.verbose = verbose
         self.use_cache = False  # nothing is cached: the graph runs every time
-        self._tokenizer = None
+        # read now, as the graph is: a process keeps running an export whose folder is removed (``cache.prune_exports``)
+        self._tokenizer = self._read_tokenizer() if self.modality == "text" else None
 
     @property
     def train_digests(self) -> list[str]:
@@ -323,17 +324,20 @@ class OnnxPredictor(Inference):
             proba = (proba + np.concatenate(mirrored)) / 2
         return proba.astype(np.float64), ok, skipped, np.concatenate(features) if features else None
 
+    def _read_tokenizer(self):
+        from tokenizers import Tokenizer
+
+        if self.manifest.get("long_text") == "chunk":
+            return None  # an export written before ``export`` refused these: refused when it meets a text
+        tokenizer = Tokenizer.from_file(str(self.folder / self.manifest["tokenizer"]))
+        tokenizer.enable_truncation(int(self.manifest["max_tokens"]))
+        tokenizer.enable_padding()
+        return tokenizer
+
     def _run_texts(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
         if self._tokenizer is None:
-            from tokenizers import Tokenizer
-
-            if self.manifest.get("long_text") == "chunk":
-                raise BadInputError("This model averages windows of long texts (long_text=chunk), which the ONNX "
-                                    "runtime does not do yet; predict with the model folder instead.")
-            tokenizer = Tokenizer.from_file(str(self.folder / self.manifest["tokenizer"]))
-            tokenizer.enable_truncation(int(self.manifest["max_tokens"]))
-            tokenizer.enable_padding()
-            self._tokenizer = tokenizer
+            raise BadInputError("This model averages windows of long texts (long_text=chunk), which the ONNX "
+                                "runtime does not do yet; predict with the model folder instead.")
         names = self.manifest["input_names"]
         fields = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
         out, features = [], []
