@@ -55,7 +55,8 @@ def main() -> None:
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from transferkit.onnx_runtime import OnnxPredictor, session_options
+    from transferkit.onnx_runtime import OnnxPredictor
+    from transferkit.runtime import session_options
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", help="a few-shot suite task (benchmarks/suite_data.py) instead of the bundled example")

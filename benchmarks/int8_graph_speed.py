@@ -30,8 +30,9 @@ def main() -> None:
 
     from transferkit import export
     from transferkit.data.images import load_image
-    from transferkit.onnx_runtime import prepare_image, session_options
+    from transferkit.onnx_runtime import prepare_image
     from transferkit.predictor import Predictor
+    from transferkit.runtime import session_options
 
     items = sorted((ROOT / "examples" / "clipart" / "train").rglob("*.png"))
     with tempfile.TemporaryDirectory() as tmp:

@@ -116,7 +116,7 @@ def main() -> None:
     import torch
 
     from transferkit.featurizers import ImageBackbone
-    from transferkit.onnx_runtime import session_options
+    from transferkit.runtime import session_options
     from transferkit.zoo import list_models
 
     files = sorted((ROOT / "examples" / "clipart" / "train").rglob("*.png"))

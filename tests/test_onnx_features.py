@@ -65,7 +65,7 @@ def test_agreement_is_relative_to_each_rows_scale():
 
 def test_every_session_draws_on_one_shared_memory_arena():
     # side-by-side backbones reading a pool together would otherwise each hold their own peak (benchmarks/large_pool.py)
-    from transferkit.onnx_runtime import session_options, shared_arena
+    from transferkit.runtime import session_options, shared_arena
 
     assert shared_arena()
     assert session_options().get_session_config_entry("session.use_env_allocators") == "1"

@@ -214,7 +214,7 @@ def test_a_text_model_that_votes_saves_its_rows_and_predicts_the_same_after_load
 
 
 def test_a_large_pool_is_sampled_with_the_fits_seed_and_keeps_its_order():
-    from transferkit.unlabeled import sample_pool
+    from transferkit.data.labeled import sample_pool
 
     items = [f"item-{i}" for i in range(100)]
     chosen = sample_pool(items, seed=3, limit=10)
@@ -225,9 +225,8 @@ def test_a_large_pool_is_sampled_with_the_fits_seed_and_keeps_its_order():
 
 def test_a_fit_says_how_many_of_a_large_pool_it_learned_from(monkeypatch, text_csv, tiny_encoder):
     from transferkit import estimators
-    from transferkit.unlabeled import sample_pool
 
-    monkeypatch.setattr(estimators, "sample_pool", lambda items, seed: sample_pool(items, seed, limit=2))
+    monkeypatch.setattr(estimators, "MAX_ITEMS", 2)  # the most a fit learns from
     pool = ["A late goal won the derby.", "Bake the bread for forty minutes.", "Sunny spells and a light breeze."]
     clf = TextClassifier(tiny_encoder, Features(), verbose=False).fit(text_csv, X_unlabeled=pool)
     assert clf.metrics_["unlabeled"]["n"] == 2

@@ -19,13 +19,13 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from .data.hygiene import content_keys, duplicate_notes
-from .data.labeled import Labeled, check_trainable, validation_fraction
+from .data.labeled import Labeled, check_trainable, sample_pool, validation_fraction
 from .errors import BadInputError
 from .fitreport import FitReport
 from .predictor import SETTINGS, Predictor, check_settings, default, not_fitted, read
 from .strategies import FitRun, Problem, Strategy, make_strategy
 from .targets import Resolved, resolve
-from .unlabeled import MAX_ITEMS, sample_pool
+from .unlabeled import MAX_ITEMS
 from .zoo import DEFAULTS
 
 
@@ -219,7 +219,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         if X_unlabeled is None:
             return (), []
         pool = self._read(X_unlabeled)
-        sampled = sample_pool(list(pool.items), self.seed)
+        sampled = sample_pool(list(pool.items), self.seed, MAX_ITEMS)
         notes = [f"{len(sampled)} of the {len(pool.items)} unlabeled {self.noun}s from {pool.origin} are learned from "
                  f"(a random sample drawn with the fit's seed; at most {MAX_ITEMS})"] if len(sampled) < len(pool) else []
         known, kept, copies = set(k for k in labeled_keys if k is not None), [], 0

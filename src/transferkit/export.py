@@ -453,7 +453,7 @@ def _feature_cosine(full: Path, small: Path, feeds: list[dict], widths: list[int
     int8 graph's features to the float32 graph's over ``feeds``."""
     import onnxruntime as ort
 
-    from .onnx_runtime import session_options
+    from .runtime import session_options
 
     def features(path: Path) -> np.ndarray:
         session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])

@@ -181,12 +181,13 @@ def warm_with_ray(clf, data: Path, strategy: str, workers: int, address: str | N
                   verbose: bool = True) -> int:
     """Extract the features a fit will read with Ray workers, into the local cache (the fit then reads them): the
     labeled items', and the unlabeled ones' it will learn from (the same seeded sample of a large pool)."""
+    from .data.labeled import sample_pool
     from .distributed import warm_cache_with_ray
-    from .unlabeled import sample_pool
+    from .unlabeled import MAX_ITEMS
 
     items = list(clf._read(data).items)
     if unlabeled is not None:
-        items += sample_pool(list(clf._read(unlabeled).items), clf.seed)
+        items += sample_pool(list(clf._read(unlabeled).items), clf.seed, MAX_ITEMS)
     featurizer = clf._featurizer()
     featurizers = [featurizer, *(featurizer.companions() if strategy == "auto" else [])]
     total = sum(warm_cache_with_ray(f, items, workers=workers, batch_size=clf.batch_size, cache_dir=clf.cache_dir,

@@ -80,6 +80,6 @@ def backbone_graph(featurizer, folder: Path) -> Path:
 def _session(path: Path):
     import onnxruntime as ort
 
-    from .onnx_runtime import session_options
+    from .runtime import session_options
 
     return ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])

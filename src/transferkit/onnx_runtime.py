@@ -9,7 +9,6 @@ tokenised by the Hugging Face ``tokenizers`` library from the tokenizer saved be
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -124,44 +123,6 @@ def prepare_image(image, pre: dict) -> np.ndarray:
     return x
 
 
-def session_options(spinning: bool = True):
-    """ONNX Runtime's options for transferkit's sessions: quiet, as many threads as OMP_NUM_THREADS asks for, no memory
-    pattern, and one CPU memory arena for all of them (``shared_arena``). ``spinning=False`` lets its threads sleep
-    between runs instead of spinning for the next one: a server's event loop needs those cores to read the next
-    requests while a batch runs (``benchmarks/serve_load.py``)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    # no memory plan made from the first batch's shapes: for the side-by-side backbones in one graph it held far more
-    # memory for no speed (benchmarks/teacher_pass.py, results/)
-    options.enable_mem_pattern = False
-    if shared_arena():
-        options.add_session_config_entry("session.use_env_allocators", "1")
-    threads = os.environ.get("OMP_NUM_THREADS")
-    if threads and threads.isdigit():
-        options.intra_op_num_threads = int(threads)
-    if not spinning:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return options
-
-
-@functools.cache
-def shared_arena() -> bool:
-    """Register one CPU memory arena that every transferkit session of this process allocates from, once. Each
-    session's own arena keeps the most its activations ever needed, so the side-by-side backbones reading a large pool
-    together held four such peaks (benchmarks/large_pool.py); sharing, they hold about one. False where ONNX Runtime
-    refuses to register it: the sessions keep their own."""
-    import onnxruntime as ort
-
-    info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
-    try:
-        ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, -1, -1, -1))  # ONNX Runtime's default arena
-    except Exception:  # noqa: BLE001 - sharing is an economy, never a condition of running
-        return False
-    return True
-
-
 # the share of its export's labeled check an int8 graph may answer differently from float32 and still be chosen by
 # itself: it bounds the accuracy change on those items (the change alone can hide flips that cancel out)
 INT8_MAX_COST = 0.005
@@ -228,6 +189,7 @@ class OnnxPredictor(Inference):
         import onnxruntime as ort
 
         from .predictor import check_settings
+        from .runtime import session_options
 
         folder = Path(folder)
         try:

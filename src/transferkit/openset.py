@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .data.labeled import sample_pool
 from .errors import BadInputError, BundleError
 from .heads import is_sparse
-from .unlabeled import sample_pool
 
 SCORES = ("msp", "energy", "knn", "knn-other", "knn-pool")
 MIN_OTHER = 5  # the fewest examples of other things that are learned from

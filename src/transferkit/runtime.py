@@ -1,8 +1,10 @@
 """Where and how a network runs, chosen by the machine that runs it (never copied from the one that fitted it):
-the device, and the precision path (bfloat16 autocast where the hardware supports it natively, else float32)."""
+the device, the precision path (bfloat16 autocast where the hardware supports it natively, else float32), and the
+options every ONNX Runtime session of transferkit's is made with."""
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager, nullcontext
 from functools import cache
 
@@ -186,3 +188,41 @@ def fold_batchnorm(network, input_size: int):
         return network  # no check went through: it runs as it is
     finally:
         network.train(training)
+
+
+def session_options(spinning: bool = True):
+    """ONNX Runtime's options for transferkit's sessions: quiet, as many threads as OMP_NUM_THREADS asks for, no memory
+    pattern, and one CPU memory arena for all of them (``shared_arena``). ``spinning=False`` lets its threads sleep
+    between runs instead of spinning for the next one: a server's event loop needs those cores to read the next
+    requests while a batch runs (``benchmarks/serve_load.py``)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    # no memory plan made from the first batch's shapes: for the side-by-side backbones in one graph it held far more
+    # memory for no speed (benchmarks/teacher_pass.py, results/)
+    options.enable_mem_pattern = False
+    if shared_arena():
+        options.add_session_config_entry("session.use_env_allocators", "1")
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads and threads.isdigit():
+        options.intra_op_num_threads = int(threads)
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+@cache
+def shared_arena() -> bool:
+    """Register one CPU memory arena that every transferkit session of this process allocates from, once. Each
+    session's own arena keeps the most its activations ever needed, so the side-by-side backbones reading a large pool
+    together held four such peaks (benchmarks/large_pool.py); sharing, they hold about one. False where ONNX Runtime
+    refuses to register it: the sessions keep their own."""
+    import onnxruntime as ort
+
+    info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+    try:
+        ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, -1, -1, -1))  # ONNX Runtime's default arena
+    except Exception:  # noqa: BLE001 - sharing is an economy, never a condition of running
+        return False
+    return True

@@ -1,4 +1,5 @@
-"""Several labels per item and numbers: a head on frozen features for each, its honest estimate, and its metrics.
+"""Several labels per item and numbers: a head on frozen features for each, or a tuned network, and its honest
+estimate (the metrics, and measuring a saved model on labeled data, are ``evaluate``'s).
 
 Written once for images and texts (``targets`` decides which kind of label a fit has):
 
@@ -11,94 +12,26 @@ Written once for images and texts (``targets`` decides which kind of label a fit
 The estimate a fit reports comes from 5-fold cross-validation; for several labels each fold's items are judged at
 thresholds chosen on the other folds' out-of-fold probabilities, so no threshold is chosen on the items it is
 scored on; for numbers the folds that chose the normalisation among three measure it (a slight optimism, said in the
-fit's reason). Intervals are percentile bootstraps over items (``scipy.stats.bootstrap``).
+fit's reason). Intervals are percentile bootstraps over items (``evaluate.interval``).
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 
 from .errors import BadInputError
+from .evaluate import label_metrics, number_metrics
 from .targets import Resolved
 
 FOLDS = 5
-RESAMPLES = 400  # bootstrap resamples behind every interval
 DEFAULT_THRESHOLD = 0.5  # a label no fold saw twice keeps it
 # A label's best-F1 threshold is drawn toward 0.5 (where a head with balanced class weights cuts by itself) in logit
 # space, by positives / (positives + PRIOR_POSITIVES): a threshold read off a handful of out-of-fold positives is
 # mostly noise (benchmarks/task_shapes.py compares it with 0.5 and with the unshrunk threshold).
 PRIOR_POSITIVES = 20
-
-
-# -- metrics ---------------------------------------------------------------------------------------------------------
-
-def interval(statistic: Callable[[np.ndarray], float], n: int, seed: int = 0) -> list[float]:
-    """The 95% percentile-bootstrap interval of ``statistic(rows)`` over ``n`` items resampled with replacement."""
-    from scipy.stats import bootstrap
-
-    if n < 3:
-        return [float("nan"), float("nan")]
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")  # degenerate resamples (one class, a constant target) give NaN: fine
-        result = bootstrap((np.arange(n),), lambda rows: statistic(rows.astype(int)), vectorized=False,
-                           n_resamples=RESAMPLES, method="percentile", random_state=seed)
-    low, high = result.confidence_interval
-    return [float(low), float(high)]
-
-
-def label_metrics(Y: np.ndarray, P: np.ndarray, predicted: np.ndarray, names, seed: int = 0) -> dict:
-    """Several labels: micro / macro F1, mean average precision (labels with a positive), subset accuracy, each with
-    its 95% interval, and each label's precision, recall, F1 and support."""
-    from sklearn.metrics import average_precision_score, f1_score, precision_recall_fscore_support
-
-    Y, P, predicted = np.asarray(Y), np.asarray(P), np.asarray(predicted).astype(int)
-    has = Y.sum(0) > 0
-
-    def micro(rows):
-        return f1_score(Y[rows], predicted[rows], average="micro", zero_division=0)
-
-    def macro(rows):
-        return f1_score(Y[rows], predicted[rows], average="macro", zero_division=0)
-
-    def mean_ap(rows):
-        keep = Y[rows].sum(0) > 0
-        return average_precision_score(Y[rows][:, keep], P[rows][:, keep], average="macro") if keep.any() else np.nan
-
-    def subset(rows):
-        return float(np.mean((Y[rows] == predicted[rows]).all(1)))
-
-    n = len(Y)
-    out: dict = {"n": n}
-    for key, statistic in (("micro_f1", micro), ("macro_f1", macro), ("mean_ap", mean_ap),
-                           ("subset_accuracy", subset)):
-        out[key] = float(statistic(np.arange(n)))
-        out[f"{key}_interval"] = interval(statistic, n, seed)
-    precision, recall, f1, support = precision_recall_fscore_support(Y, predicted, average=None, zero_division=0)
-    out["per_label"] = [{"label": name, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(s),
-                         "predicted": int(predicted[:, j].sum())}
-                        for j, (name, p, r, f, s) in enumerate(zip(names, precision, recall, f1, support))]
-    out["labels_with_support"] = int(has.sum())
-    return out
-
-
-def number_metrics(y: np.ndarray, predicted: np.ndarray, seed: int = 0) -> dict:
-    """Numbers: R², mean absolute error and root mean squared error, each with its 95% interval."""
-    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
-
-    y, predicted = np.asarray(y, dtype=np.float64), np.asarray(predicted, dtype=np.float64)
-    statistics = {"r2": lambda rows: r2_score(y[rows], predicted[rows]),
-                  "mae": lambda rows: mean_absolute_error(y[rows], predicted[rows]),
-                  "rmse": lambda rows: float(np.sqrt(mean_squared_error(y[rows], predicted[rows])))}
-    out: dict = {"n": len(y)}
-    for key, statistic in statistics.items():
-        out[key] = float(statistic(np.arange(len(y))))
-        out[f"{key}_interval"] = interval(statistic, len(y), seed)
-    out["target_range"] = [float(y.min()), float(y.max())]
-    return out
 
 
 # -- thresholds ------------------------------------------------------------------------------------------------------
@@ -412,52 +345,3 @@ def _split_score(x: np.ndarray, target: np.ndarray, train_idx, val_idx, kind: st
     _, fit, _, _ = _best_number_fit(a, b, splits, ())
     measured = number_metrics(target[val_idx], fit(a, b).predict_proba(x[val_idx])[:, 0], seed)
     return measured["r2"], measured["r2_interval"]
-
-
-# -- measuring a saved model on labeled data -------------------------------------------------------------------------
-
-@dataclass
-class ShapeEvaluation:
-    """A model of several labels or of numbers measured on labeled data: ``metrics`` (``label_metrics`` or
-    ``number_metrics``) over the readable items, and what weakens them (``notes``)."""
-
-    kind: str
-    metrics: dict
-    n_examples: int
-    modality: str
-    labels: list = field(default_factory=list)
-    skipped: list = field(default_factory=list)
-    notes: list = field(default_factory=list)
-    points: list = field(default_factory=list)  # numbers: [true, predicted] of each item (the report's plot)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def evaluate_shape(model, labeled, data) -> ShapeEvaluation:
-    """``evaluate.evaluate`` for a model of several labels or of numbers (a loaded predictor)."""
-    from .evaluate import data_notes
-    from .targets import resolve
-
-    target = model.target or {}
-    resolved = resolve(labeled, model.kind, target.get("separator"), training=False)
-    items = list(resolved.data.items)
-    notes = data_notes(model, resolved.data)
-    names = model.classes.tolist()
-    if model.kind == "labels":
-        unknown = sorted({repr(n) for n in resolved.names} - {repr(n) for n in names})
-        if unknown:
-            raise BadInputError(f"{data} has labels the model was not trained on: {', '.join(unknown[:5])}. The "
-                                f"model knows: {', '.join(map(str, names))}. Remove them, or refit with them.")
-    outputs, ok, skipped = model.predict_items(items)
-    if not ok.any():
-        raise BadInputError(f"None of the {len(items)} {model.noun}s in {data} could be read.")
-    skipped = [(str(p), why) for p, why in skipped]
-    if model.kind == "labels":
-        Y = replace(resolved, names=tuple(names)).indicator()[ok]  # columns in the model's order
-        metrics = label_metrics(Y, outputs, outputs >= model.thresholds, names)
-        return ShapeEvaluation("labels", metrics, int(ok.sum()), model.modality, names, skipped, notes)
-    truth = resolved.values()[ok]
-    metrics = number_metrics(truth, outputs[:, 0])
-    return ShapeEvaluation("number", metrics, int(ok.sum()), model.modality, [], skipped, notes,
-                           [[float(t), float(p)] for t, p in zip(truth, outputs[:, 0])])

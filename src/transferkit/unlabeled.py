@@ -37,14 +37,6 @@ MAX_DOMAIN_ROWS = 2000  # rows of the pool the domain classifier sees (a sample 
 MAX_ITEMS = 5000
 
 
-def sample_pool(items: list, seed: int = 0, limit: int = MAX_ITEMS) -> list:
-    """At most ``limit`` of ``items``: a seeded random sample, in the pool's own order."""
-    if len(items) <= limit:
-        return list(items)
-    keep = np.sort(np.random.default_rng(seed).choice(len(items), limit, replace=False))
-    return [items[i] for i in keep]
-
-
 @dataclass(frozen=True)
 class PoolUse:
     """What a pool changed: the head, a sentence saying what was done and why, and the measurements."""

@@ -141,3 +141,11 @@ def stratified_split(labels: Sequence[str], val_fraction: float, seed: int) -> t
         val.extend(idx[:n_val].tolist())
         train.extend(idx[n_val:].tolist())
     return np.sort(np.asarray(train, dtype=int)), np.sort(np.asarray(val, dtype=int))
+
+
+def sample_pool(items: list, seed: int, limit: int) -> list:
+    """At most ``limit`` of ``items``: a seeded random sample, in the pool's own order."""
+    if len(items) <= limit:
+        return list(items)
+    keep = np.sort(np.random.default_rng(seed).choice(len(items), limit, replace=False))
+    return [items[i] for i in keep]

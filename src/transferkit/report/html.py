@@ -161,7 +161,7 @@ def evaluation_report(evaluation, model_name: str, data_name: str, model_info: d
 
 
 def shape_report(evaluation, model_name: str, data_name: str) -> str:
-    """The HTML page of a ``shapes.ShapeEvaluation``: several labels per item (per-label precision and recall) or
+    """The HTML page of a ``evaluate.ShapeEvaluation``: several labels per item (per-label precision and recall) or
     numbers (predicted against true)."""
     e, m = evaluation, evaluation.metrics
     keys = (("r2", "R²"), ("mae", "mean absolute error"), ("rmse", "RMSE")) if e.kind == "number" else (
