@@ -298,8 +298,8 @@ def test_a_cached_export_never_answers_for_a_model_folder_damaged_since(small_tr
                       "features"])["onnx_export"]
     weights = model / "head" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:500])  # cut short after the export was cached
-    for command in (["predict", str(model), str(next(small_train.rglob("*.png")))], ["evaluate", str(model),
-                                                                                     str(small_train)]):
+    for command in (["predict", str(model), str(next(small_train.rglob("*.png")))],
+                    ["evaluate", str(model), str(small_train)], ["export", str(model), "--out", str(tmp_path / "onnx")]):
         result = runner.invoke(app, command)
         assert result.exit_code == 2 and "head/model.safetensors is not the file that was saved" in result.output
 

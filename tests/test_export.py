@@ -300,7 +300,8 @@ def test_a_tfidf_model_is_refused_with_the_reason(text_csv, tmp_path):
     assert not (tmp_path / "onnx").exists()
 
 
-def test_the_cli_exports_then_predicts_and_evaluates_on_the_export(image_model, small_train, tmp_path):
+def test_the_cli_exports_then_predicts_and_evaluates_on_the_export(image_model, small_train, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))  # no export of the model cached: one is made
     result = runner.invoke(app, ["export", str(image_model), "--out", str(tmp_path / "onnx")])
     assert result.exit_code == 0 and "ONNX Runtime matches the model" in result.output, result.output
     assert "Exporting to ONNX" in result.output and "3/3" in result.output  # the backbone, the head, the check
@@ -312,6 +313,39 @@ def test_the_cli_exports_then_predicts_and_evaluates_on_the_export(image_model, 
     assert evaluated.exit_code == 0 and json.loads(evaluated.stdout.strip().splitlines()[-1])["n_examples"] == 18
     again = runner.invoke(app, ["export", str(image_model), "--out", str(tmp_path / "onnx")])
     assert again.exit_code == 2 and "--overwrite" in again.output
+
+
+def test_export_copies_the_models_cached_export_unless_asked_to_check_on_data(image_model, small_train, tmp_path,
+                                                                              monkeypatch):
+    import transferkit.export
+
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))
+    assert runner.invoke(app, ["predict", str(image_model), str(next(small_train.rglob("*.png"))), "--runtime",
+                               "onnx"]).exit_code == 0  # the export is in the cache now, as fit leaves it
+    made = []
+    monkeypatch.setattr(transferkit.export, "export_onnx", lambda *a, **k: made.append(1) or export_onnx(*a, **k))
+    copied = runner.invoke(app, ["export", str(image_model), "--out", str(tmp_path / "onnx"), "--json"])
+    assert copied.exit_code == 0, copied.output
+    assert json.loads(copied.stdout.splitlines()[-1])["copied_from"] and not made
+    image = str(next(small_train.rglob("*.png")))
+    answers = [json.loads(runner.invoke(app, ["predict", m, image, "--json"]).stdout) for m in
+               (str(tmp_path / "onnx"), str(image_model))]
+    assert answers[0]["label"] == answers[1]["label"]
+    checked = runner.invoke(app, ["export", str(image_model), "--out", str(tmp_path / "checked"), "--check-data",
+                                  str(small_train)])
+    assert checked.exit_code == 0 and made == [1], checked.output  # checked on the data given: exported anew
+
+
+def test_a_damaged_cached_export_is_exported_again_rather_than_copied(image_model, small_train, tmp_path, monkeypatch):
+    from transferkit.loading import cached_export
+
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))
+    graph = cached_export(image_model) / "model.onnx"
+    graph.write_bytes(graph.read_bytes()[:-100])  # cut short
+    result = runner.invoke(app, ["export", str(image_model), "--out", str(tmp_path / "onnx"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "copied_from" not in json.loads(result.stdout.splitlines()[-1])
+    assert OnnxPredictor.load(tmp_path / "onnx").predict_proba([next(small_train.rglob("*.png"))]).shape == (1, 3)
 
 
 def _copy_export(exported, tmp_path):

@@ -16,6 +16,7 @@ inputs must match the PyTorch model's in float32 (``TOLERANCE``) with the same c
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -157,17 +158,10 @@ def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, 
     from .extras import require
 
     require("export")
-    from .bundle import check_destination, is_model_folder
     from .progress import progress_bar
 
     out = Path(out)
-    if out.exists() and not (is_export(out) and overwrite):
-        if is_export(out):
-            raise BadInputError(f"{out} already holds an export. Pass --overwrite to replace it, or choose another --out.")
-        if is_model_folder(out):
-            raise BadInputError(f"{out} holds a model folder, which an export never replaces (--overwrite replaces "
-                                "only an earlier export). Choose another --out.")
-        check_destination(out, overwrite=False)
+    _check_destination(out, overwrite)
     if quantize not in (None, "int8"):
         raise BadInputError(f"--quantize must be int8, got {quantize!r}.")
     if quantize and predictor.kind != "class":
@@ -175,12 +169,50 @@ def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, 
                             "it.")
     members = _members(predictor)
     text = predictor.modality == "text"
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent if out.parent.exists() else None))
     # the steps: each backbone's graph and the head's (a text model's graph), the parity check, int8
     steps = (1 if text else len(members) + 1) + 1 + bool(quantize)
-    try:
+
+    def write(staging: Path) -> dict:
         with progress_bar("Exporting to ONNX", steps, enabled=progress) as advance:
-            manifest = _write_export(predictor, members, staging, check_items, quantize, check_labels, advance)
+            return _write_export(predictor, members, staging, check_items, quantize, check_labels, advance)
+
+    return _place(out, write)
+
+
+def copy_export(source: Path, out: str | Path, *, overwrite: bool = False) -> dict:
+    """Copy the export in ``source`` (one ``export_onnx`` wrote and checked, such as the cache's) into ``out``, loaded
+    once there before it is put in place; returns its manifest."""
+    from .onnx_runtime import MANIFEST, OnnxPredictor
+
+    out = Path(out)
+    _check_destination(out, overwrite)
+
+    def write(staging: Path) -> dict:
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+        OnnxPredictor.load(staging)  # every file as its manifest lists it
+        return json.loads((staging / MANIFEST).read_text(encoding="utf-8"))
+
+    return _place(out, write)
+
+
+def _check_destination(out: Path, overwrite: bool) -> None:
+    from .bundle import check_destination, is_model_folder
+
+    if out.exists() and not (is_export(out) and overwrite):
+        if is_export(out):
+            raise BadInputError(f"{out} already holds an export. Pass --overwrite to replace it, or choose another --out.")
+        if is_model_folder(out):
+            raise BadInputError(f"{out} holds a model folder, which an export never replaces (--overwrite replaces "
+                                "only an earlier export). Choose another --out.")
+        check_destination(out, overwrite=False)
+
+
+def _place(out: Path, write) -> dict:
+    """``write(staging)`` into a new folder beside ``out``, which then takes ``out``'s place (an earlier export there
+    is replaced only now); what ``write`` returns."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent if out.parent.exists() else None))
+    try:
+        manifest = write(staging)
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)

@@ -12,7 +12,7 @@ from inspect import signature
 from pathlib import Path
 from typing import Any
 
-from .errors import BadInputError
+from .errors import BadInputError, BundleError
 
 
 def _option(default, help: str, only: str | None = None) -> Any:
@@ -285,10 +285,24 @@ def export_to_folder(model_dir, out_dir: Path, *, check_data: Path | None = None
                      overwrite: bool = False, progress: bool = False) -> dict:
     """Export a model folder to ONNX in ``out_dir`` (``export.export_onnx``), checked on the items of
     ``check_data`` (labeled where ``quantize`` should say what it costs) or on generated inputs; its manifest
-    (``progress``: a bar over the export's steps)."""
-    from .export import export_onnx
+    (``progress``: a bar over the export's steps). Without either, the model's export in the cache (``fit`` leaves
+    one), where there is one, is copied (what is returned then names it as ``copied_from``)."""
+    from .export import copy_export, export_onnx
     from .predictor import Predictor
 
+    if check_data is None and quantize is None:
+        from .bundle import check_model_folder
+        from .loading import export_folder
+        from .onnx_runtime import is_export
+        from .share import local_model_path
+
+        folder = local_model_path(model_dir)
+        if is_export(cached := export_folder(folder)):
+            check_model_folder(folder)  # a folder damaged since its export was made is refused, as loading it is
+            try:
+                return {**copy_export(cached, out_dir, overwrite=overwrite), "copied_from": str(cached)}
+            except BundleError:  # the cached copy was damaged: the cache is transferkit's, so it goes, and we export
+                shutil.rmtree(cached, ignore_errors=True)
     predictor = Predictor.load(model_dir)
     items = labels = None
     if check_data is not None:

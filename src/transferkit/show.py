@@ -231,7 +231,9 @@ def app_address(project_root: Path, url: str, host: str) -> None:
 def export(manifest: dict, out_dir: Path) -> None:
     """An export's check against the model, and what int8 costs where it was measured."""
     c = manifest["check"]
-    out.print(f"Wrote [bold]{out_dir}[/] ({manifest['export_seconds']:.0f} s): ONNX Runtime matches the model on "
+    made = ("copied from the cache, where it was checked when it was written" if manifest.get("copied_from")
+            else f"{manifest['export_seconds']:.0f} s")
+    out.print(f"Wrote [bold]{out_dir}[/] ({made}): ONNX Runtime matches the model on "
               f"{c['inputs']} inputs (largest probability difference {c['max_abs_difference']:.1e}, tolerance "
               f"{c['tolerance']:g}; the same class for all).")
     if c.get("skipped"):
