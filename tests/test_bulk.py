@@ -352,7 +352,7 @@ def test_a_cache_that_cannot_be_written_leaves_the_fit_saved_without_an_export(s
 
 def test_fit_exports_no_text_model_that_averages_windows_and_export_refuses_it_at_once(text_csv, tiny_encoder,
                                                                                       tmp_path, monkeypatch):
-    from transferkit import runtime
+    from transferkit import loading, runtime
 
     monkeypatch.setattr(runtime, "faster_runtime", lambda modality, kinds, few=False: "onnx")
     model = str(tmp_path / "model")
@@ -362,6 +362,12 @@ def test_fit_exports_no_text_model_that_averages_windows_and_export_refuses_it_a
     assert json.loads(fitted.stdout.splitlines()[-1])["onnx_export"] is None
     refused = runner.invoke(app, ["export", model, "--out", str(tmp_path / "onnx")])
     assert refused.exit_code == 2 and "long_text=chunk" in refused.output and "--runtime torch" in refused.output
+
+    def unused(folder, verbose=False):
+        raise AssertionError("an export was tried for a model no export can run")
+
+    monkeypatch.setattr(loading, "cached_export", unused)
+    assert loading.auto_runtime(Path(model)) == "torch"  # what serve runs, left to auto: no export tried
 
 
 def test_fit_exports_no_model_of_numbers_predict_would_run_on_pytorch(tmp_path, tiny_backbone, monkeypatch):

@@ -92,13 +92,12 @@ def export_for_predict(folder: Path, verbose: bool = False) -> Path | None:
     would run it (a model of classes whose networks the export covers, on a CPU: ``faster_runtime(few=True)``), so
     that no later command starts PyTorch for it. None where nothing would run it, or where the export failed: that is
     said, and the model folder stays as saved."""
-    from .bundle import featurizer_configs, featurizer_kinds
+    from .bundle import featurizer_kinds
     from .runtime import faster_runtime
 
-    if not _of_classes(folder) or faster_runtime(*featurizer_kinds(folder), few=True) != "onnx":
+    if not _of_classes(folder) or faster_runtime(*featurizer_kinds(folder), few=True) != "onnx" \
+            or _averages_windows(folder):
         return None
-    if any(c.get("long_text") == "chunk" for c in featurizer_configs(folder)[1]):
-        return None  # the ONNX runtime does not average windows of long texts (``export._members``)
     try:
         return cached_export(folder, verbose)
     except (TransferkitError, OSError) as exc:  # OSError: a cache folder that cannot be written
@@ -107,6 +106,14 @@ def export_for_predict(folder: Path, verbose: bool = False) -> Path | None:
         _say(f"Export skipped; the model in {folder} is saved. Predict runs it on PyTorch until one export is made "
              "(`predict --runtime onnx`, `serve` or `transferkit export`).")
     return None
+
+
+def _averages_windows(folder: Path) -> bool:
+    """Whether a text model averages the windows of long texts (``long_text="chunk"``), which an export cannot do
+    (``export._members`` refuses it): it runs on PyTorch."""
+    from .bundle import featurizer_configs
+
+    return any(c.get("long_text") == "chunk" for c in featurizer_configs(folder)[1])
 
 
 def _of_classes(folder: Path) -> bool:
@@ -147,7 +154,7 @@ def auto_runtime(folder: Path, verbose: bool = False, n_items: int | None = None
     from .runtime import faster_runtime
 
     modality, kinds = featurizer_kinds(folder)
-    chosen = faster_runtime(modality, kinds, few=few)
+    chosen = "torch" if _averages_windows(folder) else faster_runtime(modality, kinds, few=few)
     if chosen == "onnx" and n_items is not None and n_items < AUTO_EXPORT_MIN_ITEMS \
             and not is_export(export_folder(folder)):
         return "torch"

@@ -40,7 +40,8 @@ def fit(clf, out_dir: Path, as_json: bool) -> None:
     from .onnx_runtime import is_export
 
     report = clf.report_
-    exported = export_folder(out_dir) if is_export(export_folder(out_dir)) else None
+    cached = export_folder(out_dir)
+    exported = cached if is_export(cached) else None
     if as_json:
         json_line({"model": str(out_dir), "classes": clf.classes_.tolist(), "target": clf.target_,
                    "onnx_export": str(exported) if exported else None, **report.summary()})
