@@ -188,16 +188,9 @@ def read_document(path: str | Path) -> tuple[dict[str, Any], Path]:
     return document, config_file
 
 
-def featurizer_kinds(path: str | Path) -> tuple[str, set[str]]:
-    """(modality, the kinds of a model folder's featurizers) from its JSON alone, without loading any tensor; format-1
-    folders answer an empty set."""
-    modality, configs = featurizer_configs(path)
-    return modality, {str(c.get("kind")) for c in configs}
-
-
 def featurizer_configs(path: str | Path) -> tuple[str, list[dict]]:
-    """(modality, the saved configuration of each of a model folder's featurizers) from its JSON alone; format-1
-    folders answer none."""
+    """(modality, the saved configuration of each of a model folder's featurizers: its ``kind`` and settings) from its
+    JSON alone, without loading any tensor; format-1 folders answer none."""
     path = Path(path)
     document, _ = read_document(path)
     if document.get("format_version") == 1 or not (path / "featurizer" / COMPONENT_CONFIG).is_file():

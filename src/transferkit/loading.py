@@ -92,11 +92,7 @@ def export_for_predict(folder: Path, verbose: bool = False) -> Path | None:
     would run it (a model of classes whose networks the export covers, on a CPU: ``faster_runtime(few=True)``), so
     that no later command starts PyTorch for it. None where nothing would run it, or where the export failed: that is
     said, and the model folder stays as saved."""
-    from .bundle import featurizer_kinds
-    from .runtime import faster_runtime
-
-    if not _of_classes(folder) or faster_runtime(*featurizer_kinds(folder), few=True) != "onnx" \
-            or _averages_windows(folder):
+    if not _of_classes(folder) or _faster_runtime_of(folder, few=True) != "onnx":
         return None
     try:
         return cached_export(folder, verbose)
@@ -108,12 +104,17 @@ def export_for_predict(folder: Path, verbose: bool = False) -> Path | None:
     return None
 
 
-def _averages_windows(folder: Path) -> bool:
-    """Whether a text model averages the windows of long texts (``long_text="chunk"``), which an export cannot do
-    (``export._members`` refuses it): it runs on PyTorch."""
+def _faster_runtime_of(folder: Path, few: bool = False) -> str:
+    """``runtime.faster_runtime`` for a model folder, from its saved featurizer configurations read once: PyTorch for
+    a text model that averages the windows of long texts (``long_text="chunk"``), which an export cannot do
+    (``export._members`` refuses it)."""
     from .bundle import featurizer_configs
+    from .runtime import faster_runtime
 
-    return any(c.get("long_text") == "chunk" for c in featurizer_configs(folder)[1])
+    modality, configs = featurizer_configs(folder)
+    if any(c.get("long_text") == "chunk" for c in configs):
+        return "torch"
+    return faster_runtime(modality, {str(c.get("kind")) for c in configs}, few=few)
 
 
 def _of_classes(folder: Path) -> bool:
@@ -149,12 +150,9 @@ def auto_runtime(folder: Path, verbose: bool = False, n_items: int | None = None
     starting the runtime: ``faster_runtime``). ONNX needs a one-off export (cached): for a job of ``n_items`` it is
     made only when the job is large enough to repay it; a server (``n_items`` None) always makes it. A model the
     export cannot take runs on PyTorch."""
-    from .bundle import featurizer_kinds
     from .onnx_runtime import is_export
-    from .runtime import faster_runtime
 
-    modality, kinds = featurizer_kinds(folder)
-    chosen = "torch" if _averages_windows(folder) else faster_runtime(modality, kinds, few=few)
+    chosen = _faster_runtime_of(folder, few=few)
     if chosen == "onnx" and n_items is not None and n_items < AUTO_EXPORT_MIN_ITEMS \
             and not is_export(export_folder(folder)):
         return "torch"
