@@ -15,6 +15,7 @@ dill evaluate multiprocess psutil xxhash``), so transferkit's own environment st
 
     python benchmarks/text_fit_time.py --task spam --ks 5,10,20 --seeds 0-1 --setfit-path /tmp/sfx
     python benchmarks/text_fit_time.py --table
+    python benchmarks/text_fit_time.py --results results/text-fit-time-amd-epyc-avx512.jsonl ...   # another machine
 """
 
 from __future__ import annotations
@@ -129,8 +130,10 @@ def main() -> None:
     parser.add_argument("--seeds", default="0-1")
     parser.add_argument("--setfit-path", default="")
     parser.add_argument("--table", action="store_true")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the JSON-lines file rows go to and tables read")
     args = parser.parse_args()
-    rows = [json.loads(line) for line in RESULTS.read_text().splitlines()] if RESULTS.is_file() else []
+    results = args.results
+    rows = [json.loads(line) for line in results.read_text().splitlines()] if results.is_file() else []
     if args.table:
         print(table(rows) if rows else "No results yet: run benchmarks/text_fit_time.py.")
         return
@@ -151,9 +154,9 @@ def main() -> None:
                            "n_test": len(task.test_items), "cpu": m["cpu"], "flags": m["flags"],
                            "threads": int(env["OMP_NUM_THREADS"]), "commit": commit()}
                     print(json.dumps(row), flush=True)
-                    with RESULTS.open("a", encoding="utf-8") as fh:
+                    with results.open("a", encoding="utf-8") as fh:
                         fh.write(json.dumps(row) + "\n")
-    print(table([json.loads(line) for line in RESULTS.read_text().splitlines()]))
+    print(table([json.loads(line) for line in results.read_text().splitlines()]))
 
 
 if __name__ == "__main__":
