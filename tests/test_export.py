@@ -193,27 +193,50 @@ def test_an_exported_text_model_tokenizes_and_predicts_like_the_model(tiny_encod
 
 
 @pytest.mark.slow  # exports a text encoder
-def test_a_few_texts_run_on_a_cached_export_even_where_pytorch_is_faster_per_text(tiny_encoder, text_csv, tmp_path,
-                                                                                  monkeypatch):
-    from transferkit import runtime
+def test_texts_run_on_a_cached_export_until_they_are_enough_to_repay_starting_pytorch(tiny_encoder, text_csv, tmp_path,
+                                                                                       monkeypatch):
+    from transferkit import loading, runtime
 
     monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))
     TextClassifier(tiny_encoder, Features(), precision="fp32", verbose=False).fit(text_csv).save(tmp_path / "model")
     model = str(tmp_path / "model")
     assert runner.invoke(app, ["predict", model, "a storm is coming", "--text", "--runtime", "onnx"]).exit_code == 0
     monkeypatch.setattr(runtime, "native_bf16", lambda device_type: True)  # PyTorch is the faster per text
-    bulk = runner.invoke(app, ["predict", model, "a storm is coming", "--text", "--out", str(tmp_path / "p.csv"),
-                               "--json"])
-    assert bulk.exit_code == 0, bulk.output
-    assert json.loads(bulk.stdout.strip().splitlines()[-1])["runtime"] == "torch"  # many texts: the faster per text
+    built = []
+    load = Predictor.load.__func__
+    monkeypatch.setattr(Predictor, "load", classmethod(lambda cls, *a, **k: built.append(1) or load(cls, *a, **k)))
 
-    def unused(*args, **kwargs):
-        raise AssertionError("PyTorch was loaded for a few texts the cached export can answer")
+    def runs_pytorch(*command: str) -> bool:
+        built.clear()
+        result = runner.invoke(app, [command[0], model, *command[1:]])
+        assert result.exit_code == 0, result.output
+        return bool(built)
 
-    monkeypatch.setattr(Predictor, "load", classmethod(unused))
-    few = runner.invoke(app, ["predict", model, "a storm is coming", "--text", "--json"])
-    assert few.exit_code == 0, few.output
-    assert json.loads(few.stdout.strip().splitlines()[-1])["label"]
+    storm = ["a storm is coming"] * 3  # 51 characters
+    assert not runs_pytorch("predict", *storm, "--text", "--json")
+    assert not runs_pytorch("predict", *storm, "--text", "--out", str(tmp_path / "few.csv"))
+    assert not runs_pytorch("evaluate", str(text_csv))
+    monkeypatch.setattr(loading, "TEXT_FEW_MAX_CHARS", 50)  # past it, starting PyTorch pays for itself
+    assert runs_pytorch("predict", *storm, "--text", "--json")
+    assert runs_pytorch("predict", *storm, "--text", "--out", str(tmp_path / "many.csv"))
+    assert runs_pytorch("evaluate", str(text_csv))
+    assert not runs_pytorch("predict", *storm, "--text", "--json", "--runtime", "onnx")  # asked for: kept
+    monkeypatch.setattr(runtime, "native_bf16", lambda device_type: False)  # the export is the faster per text
+    assert not runs_pytorch("predict", *storm, "--text", "--json")
+
+
+def test_a_text_counts_up_to_what_the_encoder_reads(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from transferkit import loading
+
+    monkeypatch.setattr(loading, "_faster_runtime_of", lambda folder, few=False: "torch")
+    monkeypatch.setattr(loading, "load_predictor", lambda folder, runtime: runtime)
+    export = SimpleNamespace(runtime="onnx", modality="text")
+    assert loading.for_texts(export, tmp_path, ["word " * loading.TEXT_FEW_MAX_CHARS]) is export  # one long text
+    many = ["x" * loading.TEXT_CHARS_READ] * (loading.TEXT_FEW_MAX_CHARS // loading.TEXT_CHARS_READ + 1)
+    assert loading.for_texts(export, tmp_path, many) == "torch"
+    assert loading.for_texts(SimpleNamespace(runtime="onnx", modality="image"), tmp_path, many).modality == "image"
 
 
 @pytest.mark.slow  # a second export, quantised

@@ -18,7 +18,7 @@ from rich.markup import escape
 from . import jobs, show
 from .finetune.tuners import SCRATCH, NetworkTuner, cli_options
 from .jobs import FitOptions
-from .loading import AUTO_EXPORT_MIN_ITEMS, load_predictor, predict_runtime
+from .loading import AUTO_EXPORT_MIN_ITEMS, TEXT_FEW_MAX_CHARS, for_texts, load_predictor, predict_runtime
 from .show import err, json_line, out
 
 app = typer.Typer(
@@ -160,7 +160,7 @@ def evaluate(
     data: Annotated[Path, typer.Argument(help="Labeled test data in the form the model was fit on (class subfolders, a CSV, a JSONL).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (accuracy, macro_f1, per_class, confusion_matrix).")] = False,
     tta: Tta = False,
-    runtime: Annotated[str, typer.Option(help="auto: what `predict --out` runs, ONNX Runtime where the model's export is already cached and faster on this kind of machine, else torch; or torch, or onnx (ONNX Runtime; a model folder is exported once and cached). An export folder (`transferkit export`) always runs on ONNX Runtime; int8: its int8 graph (`export --quantize int8`) whatever its check measured.")] = "auto",
+    runtime: Annotated[str, typer.Option(help=f"auto: what `predict` runs, ONNX Runtime where the model's export is already cached (for texts where PyTorch runs bfloat16 natively, only up to about {TEXT_FEW_MAX_CHARS:,} characters of text), else torch; or torch, or onnx (ONNX Runtime; a model folder is exported once and cached). An export folder (`transferkit export`) always runs on ONNX Runtime; int8: its int8 graph (`export --quantize int8`) whatever its check measured.")] = "auto",
     report: Annotated[Optional[Path], typer.Option(help="Also write a self-contained HTML report here (a new file, or an earlier report): metrics, confusion matrix, per-class precision/recall, calibration and the most confidently wrong examples.")] = None,
     reject: Annotated[Optional[str], typer.Option(help=REJECT_HELP + " The data may then hold classes the model was not trained on: it reports how many of each kind were rejected.")] = None,
 ) -> None:
@@ -178,6 +178,8 @@ def evaluate(
     if report is not None:
         check_report_path(report)
     model = load_predictor(model_dir, verbose=not as_json, tta=tta, runtime=predict_runtime(model_dir, runtime))
+    if runtime == "auto" and model.modality == "text":
+        model = for_texts(model, model_dir, list(model.read(data).items))  # as predict: many texts, maybe PyTorch
     result = run_evaluation(model, data, reject=reject)
     if report is not None:
         write_evaluation(report, result, model, str(model_dir), str(data))
@@ -192,7 +194,7 @@ def predict(
     top: Annotated[int, typer.Option(help="How many classes to show per input.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line: input, label, probability, top.")] = False,
     tta: Tta = False,
-    runtime: Annotated[str, typer.Option(help=f"auto: on a CPU, the model's ONNX export where it is already cached (without --out, for images and texts; with --out, where ONNX Runtime is the faster there: images, or texts without native bfloat16), and with --out a job of {AUTO_EXPORT_MIN_ITEMS:,} inputs or more exports once and caches it; else torch. Or torch, or onnx. An export folder (`transferkit export`) always runs on ONNX Runtime; int8: its int8 graph (`export --quantize int8`) whatever its check measured.")] = "auto",
+    runtime: Annotated[str, typer.Option(help=f"auto: on a CPU, the model's ONNX export where it is already cached (for texts where PyTorch runs bfloat16 natively, only up to about {TEXT_FEW_MAX_CHARS:,} characters of text: past that, PyTorch is the faster), and with --out a job of {AUTO_EXPORT_MIN_ITEMS:,} inputs or more exports once and caches it; else torch. Or torch, or onnx. An export folder (`transferkit export`) always runs on ONNX Runtime; int8: its int8 graph (`export --quantize int8`) whatever its check measured.")] = "auto",
     engine: Annotated[str, typer.Option(help="local, or ray: with --out, predict on Ray workers (a local cluster, or --ray-address).")] = "local",
     ray_address: RayAddress = None,
     workers: Annotated[int, typer.Option(help="With --engine ray: how many workers (actors), each with the model loaded once.")] = 2,
@@ -216,11 +218,13 @@ def predict(
 
     rate = rejection_rate(reject)  # checked before any work
     if engine == "local":
-        first = predict_runtime(model_dir, runtime, few=out_file is None)  # a cached export: no PyTorch model built
+        first = predict_runtime(model_dir, runtime)  # a cached export: no PyTorch model built
     else:
         first = "torch" if runtime == "auto" else runtime
     model = load_predictor(model_dir, verbose=False, tta=tta, runtime=first)
     items = jobs.prediction_inputs(model, inputs or [], as_text, as_files)
+    if engine == "local" and runtime == "auto":
+        model = for_texts(model, model_dir, items)  # many texts: PyTorch where it is the faster per text
     key = "text" if model.modality == "text" else "file"
     if engine == "ray" and out_file is None:
         raise typer.BadParameter("--engine ray writes its predictions to a file: give --out predictions.csv.")

@@ -19,6 +19,11 @@ from .errors import BadInputError, BundleError, TransferkitError
 
 RUNTIMES = ("torch", "onnx", "int8", "auto")
 AUTO_EXPORT_MIN_ITEMS = 5000  # an export takes a minute or more on a CPU: a job of this many items repays it
+# Where PyTorch's bfloat16 is the faster per text, texts past this many characters repay starting PyTorch instead of
+# running the cached export; each text counts up to TEXT_CHARS_READ, about what a 256-token encoder reads of an
+# e-mail, since what it does not read costs nothing (the measurements: the docs' Speed page).
+TEXT_FEW_MAX_CHARS = 150_000
+TEXT_CHARS_READ = 600
 
 
 def load_predictor(model: str | Path, *, runtime: str = "torch", tta: bool = False, verbose: bool = False,
@@ -87,6 +92,24 @@ def for_bulk_job(loaded, model: str | Path, n_items: int, *, tta: bool = False, 
     return loaded
 
 
+def for_texts(loaded, model: str | Path, texts: list[str]):
+    """The predictor to run ``texts`` with, the runtime left to auto: ``loaded``, or the model on PyTorch where
+    ``loaded`` is a text model's cached export, loaded before the texts were read (``predict_runtime``), PyTorch is
+    the faster per text on this machine (``faster_runtime``), and the texts are enough to repay starting it
+    (``TEXT_FEW_MAX_CHARS``)."""
+    from .onnx_runtime import is_export
+    from .share import local_model_path
+
+    if loaded.runtime != "onnx" or loaded.modality != "text" or getattr(loaded, "kind", "class") != "class":
+        return loaded
+    if sum(min(len(t), TEXT_CHARS_READ) for t in texts) <= TEXT_FEW_MAX_CHARS:
+        return loaded
+    folder = local_model_path(model)
+    if is_export(folder) or _faster_runtime_of(folder) != "torch":  # asked last: it imports PyTorch
+        return loaded
+    return load_predictor(folder, runtime="torch")
+
+
 def export_for_predict(folder: Path, verbose: bool = False) -> Path | None:
     """Leave a just-saved model folder's ONNX export in the cache where ``predict`` of a few inputs, left to auto,
     would run it (a model of classes whose networks the export covers, on a CPU: ``faster_runtime(few=True)``), so
@@ -125,13 +148,13 @@ def _of_classes(folder: Path) -> bool:
     return not isinstance(target, dict) or target.get("kind", "class") == "class"
 
 
-def predict_runtime(model: str | Path, runtime: str, *, few: bool = False) -> str:
-    """The runtime to load ``model`` on for ``predict`` and ``evaluate``: ``runtime`` unless it is auto. Left to auto,
-    what ``auto_runtime`` picks for a job too small to export for, which is ONNX Runtime only where the export is
-    already cached (``for_bulk_job`` exports for a job large enough to repay it), so that no job builds the PyTorch
-    model when the export is there. ``few``: a predict of a few inputs, which runs a cached export even where PyTorch
-    is faster per item (``faster_runtime(few=True)``: importing PyTorch costs more than those items). Models of
-    several labels or numbers stay on PyTorch."""
+def predict_runtime(model: str | Path, runtime: str) -> str:
+    """The runtime to load ``model`` on for ``predict`` and ``evaluate``, before their items are read: ``runtime``
+    unless it is auto. Left to auto, ONNX Runtime where the model's export is already cached, even where PyTorch is
+    the faster per item (``faster_runtime(few=True)``: starting PyTorch costs more than a few items), else PyTorch.
+    Once the items are read, a job large enough moves: texts to PyTorch where it is the faster (``for_texts``), a
+    ``predict --out`` to a new export where that repays it (``for_bulk_job``). Models of several labels or numbers
+    stay on PyTorch."""
     from .onnx_runtime import is_export
     from .share import local_model_path
 
@@ -142,7 +165,7 @@ def predict_runtime(model: str | Path, runtime: str, *, few: bool = False) -> st
         return "torch"  # an export folder runs on ONNX Runtime whatever is asked (``load_predictor``)
     if not _of_classes(folder):
         return "torch"
-    return auto_runtime(folder, n_items=0, few=few)
+    return auto_runtime(folder, n_items=0, few=True)
 
 
 def auto_runtime(folder: Path, verbose: bool = False, n_items: int | None = None, few: bool = False) -> str:
