@@ -93,6 +93,47 @@ def test_a_later_export_on_the_same_backbone_reuses_its_cached_graph_and_exports
     assert (tmp_path / "again" / "model.onnx").read_bytes() == (exported / "model.onnx").read_bytes()
 
 
+def test_a_head_is_traced_where_the_trace_answers_as_the_head_on_other_sizes_else_made_by_torch_export(
+        exported, image_model, small_train, tmp_path, monkeypatch):
+    import torch
+
+    from transferkit import export
+
+    predictor = Predictor.load(image_model, precision="fp32")
+    items = sorted(small_train.rglob("*.png"))
+    exporters = []
+    real = torch.onnx.export
+    monkeypatch.setattr(torch.onnx, "export", lambda *a, **kw: exporters.append(kw["dynamo"]) or real(*a, **kw))
+    export_onnx(predictor, tmp_path / "traced", check_items=items)
+    assert exporters == [False]  # the backbone's graph from the cache, the head traced (TorchScript)
+    exporters.clear()
+    monkeypatch.setattr(export, "_answers_as", lambda *args: False)  # as if the trace kept its example's size
+    manifest = export_onnx(predictor, tmp_path / "exported", check_items=items)
+    assert exporters == [False, True]  # then torch.export makes it
+    assert manifest["check"]["argmax_agreement"] == 1.0 and manifest["check"]["max_abs_difference"] < 1e-4
+
+
+def test_a_trace_that_kept_its_examples_size_is_told_apart(tmp_path):
+    import warnings
+
+    import torch
+    from torch import nn
+
+    from transferkit.export import _answers_as
+
+    class SizedByItsExample(nn.Module):  # a size turned into a Python number: a trace keeps the example's
+        def forward(self, *xs):
+            return xs[0] * float(xs[0].shape[0])
+
+    module = SizedByItsExample().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the trace warns that it keeps the number
+        torch.onnx.export(module, (torch.ones(2, 4),), str(tmp_path / "g.onnx"), input_names=["x"], dynamo=False,
+                          dynamic_axes={"x": {0: "batch"}}, opset_version=18)
+    assert _answers_as(tmp_path / "g.onnx", module, ["x"], (torch.ones(2, 4),))
+    assert not _answers_as(tmp_path / "g.onnx", module, ["x"], (torch.ones(3, 4),))
+
+
 def test_a_backbones_cached_graph_is_exported_again_after_a_library_upgrade(image_model, monkeypatch):
     # a new torch, timm or torchvision may compute the same weights differently: the old graph is not reused
     import torch

@@ -240,13 +240,15 @@ def _write_export(predictor, members: list, staging: Path, check_items, quantize
         graph = _text_module(predictor, encoder)
         tokens, _ = encoder.tokenize(SAMPLE_TEXTS[:2])
         example = tuple(tokens[name] for name in graph.input_names)
+        longer, _ = encoder.tokenize(SAMPLE_TEXTS[2:])  # other sizes: the trace is checked on them
+        other = tuple(longer[name] for name in graph.input_names)
         batch, seq = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("seq", min=2, max=encoder.max_tokens)
         shapes = (tuple({0: batch, 1: seq} for _ in graph.input_names),)  # forward(*inputs): one tuple
         encoder.tokenizer.save_pretrained(str(staging))
         inputs = [{"name": n, "kind": "tokens"} for n in graph.input_names]
         text_info = {"tokenizer": "tokenizer.json", "max_tokens": encoder.max_tokens,
                      "long_text": encoder.long_text, "input_names": graph.input_names}
-        _export(graph, example, staging / GRAPH, graph.input_names, shapes)
+        _export(graph, example, staging / GRAPH, graph.input_names, shapes, other)
         advance(1)
     else:
         names = [f"image_{i}" if len(members) > 1 else "image" for i in range(len(members))]
@@ -294,8 +296,9 @@ def _image_graph(predictor, members: list, names: list[str], path: Path, advance
         head_path = work / "head.onnx"
         feature_names = [f"features_{i}" for i in range(len(members))]
         batch = torch.export.Dim("batch", min=1, max=4096)
+        other = tuple(torch.randn(3, m.dim, generator=torch.Generator().manual_seed(i)) for i, m in enumerate(members))
         _export(head, tuple(torch.zeros(2, m.dim) for m in members), head_path, feature_names,
-                (tuple({0: batch} for _ in members),))
+                (tuple({0: batch} for _ in members),), other)
         _compose(backbones, head_path, names, path)
         advance(1)
 
@@ -328,11 +331,15 @@ def _compose(backbones: list, head: Path, names: list[str], path: Path) -> None:
     import onnx
     from onnx import compose
 
+    top = onnx.load(str(head))
+    ir = max(m.ir_version for m in [*backbones, top])  # merge_models asks one IR version; a later one reads earlier
+    for model in [*backbones, top]:
+        model.ir_version = ir
     merged = None
     for i, model in enumerate(backbones):
         part = compose.add_prefix(model, f"backbone{i}/")
         merged = part if merged is None else compose.merge_models(merged, part, io_map=[])
-    top = compose.add_prefix(onnx.load(str(head)), "head/", rename_outputs=False)
+    top = compose.add_prefix(top, "head/", rename_outputs=False)
     io_map = [(f"backbone{i}/features", value.name) for i, value in enumerate(top.graph.input)]
     merged = compose.merge_models(merged, top, io_map=io_map)
     for i, name in enumerate(names):
@@ -513,18 +520,46 @@ def _save_open_set(predictor, folder: Path) -> dict:
     return {"file": OPEN_SET_FILE, "head": head_config, "open_set": open_config}
 
 
-def _export(graph, example, path: Path, names: list[str], shapes) -> None:
+def _export(graph, example, path: Path, names: list[str], shapes, other) -> None:
+    """``graph`` as ONNX in ``path``, its inputs ``names`` of the dimensions ``shapes`` names (``torch.export.Dim``).
+    Traced by the TorchScript exporter where it runs and its graph answers as ``graph`` does on ``other``, inputs of
+    other sizes than the traced ``example`` (a trace keeps the branches its example took); else by torch.export
+    (``dynamo=True``), whose sizes are symbolic. The trace takes a fraction of torch.export's time; torch.export
+    stays what a torch without the TorchScript exporter runs."""
     import contextlib
     import io
     import warnings
 
     import torch
 
+    outputs = ["probabilities", "features"] if graph.with_features else ["probabilities"]
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        outputs = ["probabilities", "features"] if graph.with_features else ["probabilities"]
+        try:
+            axes = {n: {axis: dim.__name__ for axis, dim in dims.items()} for n, dims in zip(names, shapes[0])}
+            with torch.no_grad():
+                torch.onnx.export(graph, example, str(path), input_names=names, output_names=outputs, dynamo=False,
+                                  dynamic_axes={**axes, **{o: {0: "batch"} for o in outputs}}, opset_version=OPSET)
+            if _answers_as(path, graph, names, other):
+                return
+        except Exception:  # noqa: BLE001 - any failure of the trace leaves torch.export to do it
+            pass
         torch.onnx.export(graph, example, str(path), input_names=names, output_names=outputs,
                           dynamic_shapes=shapes, dynamo=True, opset_version=OPSET, external_data=False)
+
+
+def _answers_as(path: Path, graph, names: list[str], inputs) -> bool:
+    """Whether the ONNX graph in ``path`` gives what the torch module ``graph`` gives on ``inputs``."""
+    import onnxruntime as ort
+    import torch
+
+    with torch.no_grad():
+        expected = graph(*inputs)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {n: x.numpy() for n, x in zip(names, inputs)})
+    return len(got) == len(expected) and all(
+        g.shape == tuple(e.shape) and np.allclose(g, e.numpy(), rtol=1e-4, atol=1e-5) for g, e in zip(got, expected))
 
 
 def _parity(predictor, runtime, items: list | None) -> dict:
