@@ -51,7 +51,9 @@ def agrees(torch_rows: np.ndarray, onnx_rows: np.ndarray) -> bool:
 def backbone_graph(featurizer, folder: Path) -> Path:
     """The image backbone's float32 network as an ONNX graph (``images`` -> ``features``) in ``folder``, exported once
     and named by ``network_digest``: a fit's large extractions and every export of a model on the same network share
-    it. Written atomically: a reader sees the whole graph or none."""
+    it. Written atomically: a reader sees the whole graph or none. Made by torch.export, not traced as a model's own
+    graph is (``export._export``): a trace turns a "same"-padded network's padding into shape arithmetic around every
+    convolution, which ONNX Runtime runs slower."""
     path = Path(folder) / f"{featurizer.network_digest()}-opset{OPSET}.onnx"
     if path.is_file():
         return path
