@@ -553,10 +553,12 @@ def _answers_as(path: Path, graph, names: list[str], inputs) -> bool:
     import onnxruntime as ort
     import torch
 
+    from .runtime import session_options
+
     with torch.no_grad():
         expected = graph(*inputs)
     expected = expected if isinstance(expected, tuple) else (expected,)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
     got = session.run(None, {n: x.numpy() for n, x in zip(names, inputs)})
     return len(got) == len(expected) and all(
         g.shape == tuple(e.shape) and np.allclose(g, e.numpy(), rtol=1e-4, atol=1e-5) for g, e in zip(got, expected))
