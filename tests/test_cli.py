@@ -35,6 +35,26 @@ def test_evaluate_json_is_one_object_with_accuracy(model_dir, small_train):
     assert sum(map(sum, report["confusion_matrix"])) == 18
 
 
+def test_evaluate_reads_the_data_once_and_scores_it_with_the_predictor_chosen_for_those_items(model_dir, small_train):
+    from transferkit.evaluate import evaluate
+    from transferkit.loading import load_predictor
+
+    loaded, chosen = load_predictor(model_dir), load_predictor(model_dir)
+    reads, given, scored = [], [], []
+    for predictor in (loaded, chosen):
+        read, score = predictor.read, predictor.predict_items
+        predictor.read = lambda *a, _read=read, **k: reads.append(a) or _read(*a, **k)
+        predictor.predict_items = lambda *a, _p=predictor, _score=score, **k: scored.append(_p) or _score(*a, **k)
+
+    def runtime_for(model, items):
+        given.append((model, items))
+        return chosen
+
+    result = evaluate(loaded, small_train, runtime_for=runtime_for)
+    assert len(reads) == 1 and given[0][0] is loaded and len(given[0][1]) == 18
+    assert scored == [chosen] and result.n_examples == 18
+
+
 def test_evaluate_human_output_has_tables(model_dir, small_train):
     result = runner.invoke(app, ["evaluate", str(model_dir), str(small_train)])
     assert result.exit_code == 0 and "Confusion matrix" in result.stdout and "macro-F1" in result.stdout

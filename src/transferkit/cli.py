@@ -178,9 +178,8 @@ def evaluate(
     if report is not None:
         check_report_path(report)
     model = load_predictor(model_dir, verbose=not as_json, tta=tta, runtime=predict_runtime(model_dir, runtime))
-    if runtime == "auto" and model.modality == "text":
-        model = for_texts(model, model_dir, list(model.read(data).items))  # as predict: many texts, maybe PyTorch
-    result = run_evaluation(model, data, reject=reject)
+    chosen = (lambda loaded, items: for_texts(loaded, model_dir, items)) if runtime == "auto" else None  # as predict
+    result = run_evaluation(model, data, reject=reject, runtime_for=chosen)
     if report is not None:
         write_evaluation(report, result, model, str(model_dir), str(data))
     json_line(result.to_dict()) if as_json else show.evaluated(result, model, model_dir, data, report)

@@ -61,9 +61,12 @@ def calibration(confidence: np.ndarray, correct: np.ndarray, bins: int = CALIBRA
     return float(ece), rows
 
 
-def evaluate(model, data, labels=None, reject=None) -> Evaluation:
+def evaluate(model, data, labels=None, reject=None, runtime_for=None) -> Evaluation:
     """Score ``model`` on labeled data: for images a folder, CSV, or paths with ``labels`` (unreadable files are
     listed, not scored); for texts a CSV / JSONL / folder of .txt, or texts with ``labels``.
+
+    ``runtime_for(model, items)``, where given, is the predictor to score the items with once they are read (the
+    CLI's runtime left to auto: ``loading.for_texts``), so that the data is read once.
 
     ``reject`` (``"auto"`` or a rate, as ``predict`` takes it): items of classes the model was not trained on are
     allowed, and ``open_set`` says how well they were told apart; the other metrics are over the trained classes'
@@ -72,6 +75,8 @@ def evaluate(model, data, labels=None, reject=None) -> Evaluation:
 
     model = model.predictor() if hasattr(model, "predictor") else model  # an estimator, or a loaded Predictor
     labeled = model.read(data, labels, require_labels=True)
+    if runtime_for is not None:
+        model = runtime_for(model, list(labeled.items))
     if getattr(model, "kind", "class") != "class":
         if reject is not None:
             model.check_reject(reject)
