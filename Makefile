@@ -10,7 +10,7 @@ CORE := src/transferkit/data src/transferkit/featurizers src/transferkit/feature
 	src/transferkit/strategies.py src/transferkit/estimators.py src/transferkit/bundle.py src/transferkit/runtime.py \
 	src/transferkit/finetune/tuners.py src/transferkit/zoo src/transferkit/predictor.py src/transferkit/card.py \
 	src/transferkit/share.py src/transferkit/fitreport.py src/transferkit/distill.py src/transferkit/unlabeled.py \
-	src/transferkit/onnx_features.py src/transferkit/openset.py src/transferkit/gptq.py \
+	src/transferkit/onnx_features.py src/transferkit/openset.py src/transferkit/gptq.py src/transferkit/quantize.py \
 	src/transferkit/targets.py src/transferkit/shapes.py src/transferkit/jobs.py src/transferkit/extras.py \
 	src/transferkit/atomic.py src/transferkit/show.py src/transferkit/cache.py
 

@@ -28,7 +28,7 @@ REPEATS = 5
 def main() -> None:
     import onnxruntime as ort
 
-    from transferkit import export
+    from transferkit import export, quantize
     from transferkit.data.images import load_image
     from transferkit.onnx_runtime import prepare_image
     from transferkit.predictor import Predictor
@@ -45,14 +45,14 @@ def main() -> None:
         manifest = json.loads((work / "onnx" / "transferkit-export.json").read_text())
         members = getattr(predictor.featurizer, "members", [predictor.featurizer])
         graphs, cosines = {"float32": work / "onnx" / "model.onnx"}, {}
-        first_convolutions = export._first_convolutions
+        first_convolutions = quantize._first_convolutions
         for name, keep in (("int8, first convolutions float32 (the export)", True),
                            ("int8, first convolutions int8", False)):
-            export._first_convolutions = first_convolutions if keep else (lambda readers, tensor: set())
+            quantize._first_convolutions = first_convolutions if keep else (lambda readers, tensor: set())
             out = work / f"int8-{keep}.onnx"
             info = export._quantize_static(work / "onnx" / "model.onnx", out, manifest, items[:32], members)
             graphs[name], cosines[name] = out, info
-        export._first_convolutions = first_convolutions
+        quantize._first_convolutions = first_convolutions
         images = [load_image(p) for p in items[:BATCH]]
         feed = {s["name"]: np.stack([prepare_image(im, s["preprocessing"]) for im in images])
                 for s in manifest["inputs"]}

@@ -26,6 +26,19 @@ def _isolated_cache(tmp_path_factory):
     mp.undo()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _float32_exports():
+    """In this process, tests run as on a CPU without integer dot products (``runtime.native_int8``), whatever the
+    machine: the exports ``predict`` caches hold float32 graphs only, and no test pays for the zoo backbones' int8
+    graphs unless it asks for them (the int8 tests set ``native_int8`` themselves)."""
+    from transferkit import runtime
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(runtime, "native_int8", lambda: False)
+    yield
+    mp.undo()
+
+
 TINY_IMAGE = "tiny-effnet"
 
 

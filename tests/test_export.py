@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from transferkit import Features, Scratch, TextClassifier
 from transferkit.cli import app
 from transferkit.errors import BadInputError, BundleError
-from transferkit.export import export_onnx
+from transferkit.export import copy_export, export_onnx
 from transferkit.loading import load_predictor
 from transferkit.onnx_runtime import MANIFEST, OnnxPredictor, prepare_image
 from transferkit.predictor import Predictor
@@ -293,7 +293,7 @@ def test_int8_reports_the_accuracy_change_it_measured(image_model, small_train, 
     # the first convolution (it reads the image) keeps float32 weights; the others read int8 ones
     import onnx
 
-    from transferkit.export import _first_convolutions, _readers
+    from transferkit.quantize import _first_convolutions, _readers
 
     graph = onnx.load(str(tmp_path / "onnx" / "model.int8.onnx")).graph
     producer = {out: node for node in graph.node for out in node.output}
@@ -324,7 +324,43 @@ def test_a_served_export_lets_its_threads_sleep_between_batches_and_a_bulk_job_d
     assert spinning(load_predictor(exported, runtime="onnx")) == "default"
 
 
-def test_runtime_int8_without_an_int8_graph_says_how_to_write_one(exported, image_model):
+def test_the_export_predict_caches_gets_an_int8_graph_of_backbones_made_once_where_the_cpu_has_integer_dot_products(
+        image_model, small_train, tmp_path, monkeypatch):
+    from transferkit import loading, quantize, runtime
+    from transferkit.onnx_runtime import GRAPH, INT8_GRAPH, MACHINE_CALIBRATION
+
+    files = sorted(small_train.rglob("*.png"))
+    made = []
+    real = quantize.quantize_graph
+    monkeypatch.setattr(quantize, "quantize_graph", lambda *args: made.append(args[0]) or real(*args))
+    for native in (False, True):
+        monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / f"cache-{native}"))  # the export made anew
+        monkeypatch.setattr(runtime, "native_int8", lambda native=native: native)
+        folder = loading.cached_export(image_model)
+        manifest = json.loads((folder / MANIFEST).read_text())
+        loaded = load_predictor(image_model, runtime="onnx")
+        if not native:  # a CPU without integer dot products: float32 only
+            assert "quantized" not in manifest and loaded.graph == GRAPH and not made
+            continue
+        assert manifest["quantized"]["calibration"] == MACHINE_CALIBRATION and (folder / INT8_GRAPH).is_file()
+        assert loaded.graph == INT8_GRAPH and len(made) == 1  # the backbone's int8 graph, made for this machine
+        floats = OnnxPredictor.load(folder, graph=GRAPH)
+        assert np.abs(loaded.predict_proba(files) - floats.predict_proba(files)).max() < 0.1
+    # every later export on the network reuses the backbone's int8 graph; `transferkit export` writes one for any
+    # machine, so it holds no int8 graph unless asked (--quantize int8), and a copy of the cache's leaves it out
+    export_onnx(Predictor.load(image_model), tmp_path / "again", for_this_machine=True)
+    assert len(made) == 1 and (tmp_path / "again" / INT8_GRAPH).is_file()
+    assert "quantized" not in export_onnx(Predictor.load(image_model), tmp_path / "portable")
+    copied = copy_export(folder, tmp_path / "copied")
+    assert "quantized" not in copied and not (tmp_path / "copied" / INT8_GRAPH).exists()
+    assert OnnxPredictor.load(tmp_path / "copied").graph == GRAPH
+
+
+def test_runtime_int8_without_an_int8_graph_says_how_to_write_one(exported, image_model, tmp_path, monkeypatch):
+    from transferkit import runtime
+
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))  # the model folder's export made anew ...
+    monkeypatch.setattr(runtime, "native_int8", lambda: False)  # ... on a CPU that gives it no int8 graph
     for folder in (exported, image_model):  # an export without --quantize, and a model folder
         with pytest.raises(BadInputError, match="--quantize int8") as caught:
             load_predictor(folder, runtime="int8")

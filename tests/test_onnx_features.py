@@ -69,3 +69,4 @@ def test_every_session_draws_on_one_shared_memory_arena():
 
     assert shared_arena()
     assert session_options().get_session_config_entry("session.use_env_allocators") == "1"
+

@@ -193,7 +193,7 @@ def predict(
     top: Annotated[int, typer.Option(help="How many classes to show per input.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line: input, label, probability, top.")] = False,
     tta: Tta = False,
-    runtime: Annotated[str, typer.Option(help=f"auto: on a CPU, the model's ONNX export where it is already cached (for texts where PyTorch runs bfloat16 natively, only up to about {TEXT_FEW_MAX_CHARS:,} characters of text: past that, PyTorch is the faster), and with --out a job of {AUTO_EXPORT_MIN_ITEMS:,} inputs or more exports once and caches it; else torch. Or torch, or onnx. An export folder (`transferkit export`) always runs on ONNX Runtime; int8: its int8 graph (`export --quantize int8`) whatever its check measured.")] = "auto",
+    runtime: Annotated[str, typer.Option(help=f"auto: on a CPU, the model's ONNX export where it is already cached (for texts where PyTorch runs bfloat16 natively, only up to about {TEXT_FEW_MAX_CHARS:,} characters of text: past that, PyTorch is the faster), and with --out a job of {AUTO_EXPORT_MIN_ITEMS:,} inputs or more exports once and caches it; else torch. On a CPU with integer dot products (VNNI, AMX) an image model's cached export runs in int8 (its backbones' int8 graphs made once per machine). Or torch, or onnx. An export folder (`transferkit export`) always runs on ONNX Runtime; int8: its int8 graph (`export --quantize int8`) whatever its check measured.")] = "auto",
     engine: Annotated[str, typer.Option(help="local, or ray: with --out, predict on Ray workers (a local cluster, or --ray-address).")] = "local",
     ray_address: RayAddress = None,
     workers: Annotated[int, typer.Option(help="With --engine ray: how many workers (actors), each with the model loaded once.")] = 2,
@@ -245,7 +245,7 @@ def serve(
     model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model folder (`transferkit fit`), hf://OWNER/NAME on the Hub, or an ONNX export (`transferkit export`).")],
     host: Annotated[str, typer.Option(help="The address to listen on; 127.0.0.1 (this machine only) unless you mean otherwise.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="The port to listen on.")] = 8000,
-    runtime: Annotated[str, typer.Option(help="auto (the runtime measured faster on this kind of machine: ONNX Runtime for image models on a CPU, exported once and cached), torch or onnx; int8: an export folder's int8 graph (`export --quantize int8`) whatever its check measured.")] = "auto",
+    runtime: Annotated[str, typer.Option(help="auto (the runtime measured faster on this kind of machine: ONNX Runtime for image models on a CPU, exported once and cached, in int8 on a CPU with integer dot products), torch or onnx; int8: an export folder's int8 graph (`export --quantize int8`) whatever its check measured.")] = "auto",
     max_request_mb: Annotated[float, typer.Option(help="The largest request body accepted, in MiB.")] = 20.0,
     max_batch: Annotated[int, typer.Option(help="Inputs of concurrent requests run through the model together, up to this many (1: no batching).")] = 8,
 ) -> None:

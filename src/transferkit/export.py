@@ -29,7 +29,7 @@ import numpy as np
 from .errors import BadInputError
 from .heads import NEIGHBOURS
 from .onnx_features import OPSET
-from .onnx_runtime import FORMAT, GRAPH, OPEN_SET_FILE, is_export, write_manifest
+from .onnx_runtime import FORMAT, GRAPH, INT8_GRAPH, MACHINE_CALIBRATION, OPEN_SET_FILE, is_export, write_manifest
 
 TOLERANCE = 1e-4  # max |probability difference| between ONNX Runtime and PyTorch (float32) on the check inputs
 SCORE_TOLERANCE = 1e-3  # ... and of the open-set scores, relative to their size where it exceeds 1
@@ -153,8 +153,13 @@ SAMPLE_TEXTS = ["The match ended in a draw after extra time.", "Add the flour an
 
 
 def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, quantize: str | None = None,
-                check_labels: list | None = None, overwrite: bool = False, progress: bool = False) -> dict:
-    """Write ``predictor``'s model as ONNX into ``out`` and check it; returns what the manifest records."""
+                check_labels: list | None = None, overwrite: bool = False, progress: bool = False,
+                for_this_machine: bool = False) -> dict:
+    """Write ``predictor``'s model as ONNX into ``out`` and check it; returns what the manifest records.
+    ``for_this_machine`` (the export ``predict`` caches): where this CPU has integer dot products
+    (``runtime.native_int8``), an image model of classes on the zoo's networks also gets an int8 graph, composed of
+    the backbones' int8 graphs made once per machine (``quantize.int8_backbone_graph``) and the float32 head,
+    which runs by itself on such a CPU (``onnx_runtime.onnx_graph``)."""
     from .extras import require
 
     require("export")
@@ -169,19 +174,22 @@ def export_onnx(predictor, out: str | Path, *, check_items: list | None = None, 
                             "it.")
     members = _members(predictor)
     text = predictor.modality == "text"
-    # the steps: each backbone's graph and the head's (a text model's graph), the parity check, int8
-    steps = (1 if text else len(members) + 1) + 1 + bool(quantize)
+    int8 = not quantize and for_this_machine and _int8_here(predictor, members)
+    # the steps: each backbone's graph and the head's (a text model's graph), this machine's int8 graph, the parity
+    # check, int8 on the check data
+    steps = (1 if text else len(members) + 1) + int8 + 1 + bool(quantize)
 
     def write(staging: Path) -> dict:
         with progress_bar("Exporting to ONNX", steps, enabled=progress) as advance:
-            return _write_export(predictor, members, staging, check_items, quantize, check_labels, advance)
+            return _write_export(predictor, members, staging, check_items, quantize, check_labels, advance, int8=int8)
 
     return _place(out, write)
 
 
 def copy_export(source: Path, out: str | Path, *, overwrite: bool = False) -> dict:
     """Copy the export in ``source`` (one ``export_onnx`` wrote and checked, such as the cache's) into ``out``, loaded
-    once there before it is put in place; returns its manifest."""
+    once there before it is put in place; returns its manifest. The cache's int8 graph of this machine's backbones
+    (``export_onnx(for_this_machine=True)``) is left out, as ``transferkit export`` would write it."""
     from .onnx_runtime import MANIFEST, OnnxPredictor
 
     out = Path(out)
@@ -189,7 +197,11 @@ def copy_export(source: Path, out: str | Path, *, overwrite: bool = False) -> di
 
     def write(staging: Path) -> dict:
         shutil.copytree(source, staging, dirs_exist_ok=True)
-        OnnxPredictor.load(staging)  # every file as its manifest lists it
+        OnnxPredictor.load(staging, graph=GRAPH)  # every file as its manifest lists it
+        manifest = json.loads((staging / MANIFEST).read_text(encoding="utf-8"))
+        if (manifest.get("quantized") or {}).get("calibration") == MACHINE_CALIBRATION:
+            (staging / INT8_GRAPH).unlink()
+            write_manifest(staging, {k: v for k, v in manifest.items() if k not in ("quantized", "sha256")})
         return json.loads((staging / MANIFEST).read_text(encoding="utf-8"))
 
     return _place(out, write)
@@ -222,9 +234,18 @@ def _place(out: Path, write) -> dict:
     return manifest
 
 
-def _write_export(predictor, members: list, staging: Path, check_items, quantize, check_labels, advance) -> dict:
+def _int8_here(predictor, members: list) -> bool:
+    """Whether an export for this machine gets an int8 graph of backbones made once per machine (``export_onnx``)."""
+    from .runtime import native_int8
+
+    return (predictor.modality == "image" and predictor.kind == "class" and not any(m.tuned for m in members)
+            and native_int8())
+
+
+def _write_export(predictor, members: list, staging: Path, check_items, quantize, check_labels, advance,
+                  int8: bool = False) -> dict:
     """The export written into ``staging`` and checked (``export_onnx``); its manifest. ``advance(1)`` after each
-    step."""
+    step. ``int8``: also the int8 graph of the backbones' graphs made once per machine."""
     import torch
 
     from . import __version__
@@ -255,7 +276,8 @@ def _write_export(predictor, members: list, staging: Path, check_items, quantize
         inputs = [{"name": n, "kind": "image", "preprocessing": m.preprocessing.to_dict()}
                   for n, m in zip(names, members)]
         text_info = {}
-        _image_graph(predictor, members, names, staging / GRAPH, advance)
+        int8 = _image_graph(predictor, members, names, staging / GRAPH, advance,
+                            int8_path=staging / INT8_GRAPH if int8 else None)
     manifest = {
         "format": FORMAT, "format_version": 2, "modality": predictor.modality,
         "classes": predictor.classes.tolist(), "inputs": inputs,
@@ -269,6 +291,10 @@ def _write_export(predictor, members: list, staging: Path, check_items, quantize
     write_manifest(staging, manifest)
     manifest["check"] = _parity(predictor, OnnxPredictor.load(staging), check_items)
     advance(1)
+    if int8:
+        manifest["quantized"] = {"file": INT8_GRAPH, "method": "static", "rounding": "gptq",
+                                 "calibration": MACHINE_CALIBRATION, "bytes_fp32": (staging / GRAPH).stat().st_size,
+                                 "bytes_int8": (staging / INT8_GRAPH).stat().st_size}
     if quantize:
         manifest["quantized"] = _quantize(predictor, staging, manifest, check_items, check_labels)
         advance(1)
@@ -277,10 +303,13 @@ def _write_export(predictor, members: list, staging: Path, check_items, quantize
     return manifest
 
 
-def _image_graph(predictor, members: list, names: list[str], path: Path, advance=lambda n: None) -> None:
+def _image_graph(predictor, members: list, names: list[str], path: Path, advance=lambda n: None,
+                 int8_path: Path | None = None) -> bool:
     """The model's graph from the backbones' graphs side by side (each exported once into the feature cache and
     reused by every later export on the same network; a tuned one's only for this export) and the head's, which
-    reads their features. ``advance(1)`` after each."""
+    reads their features. ``advance(1)`` after each. ``int8_path``: the same graph of the backbones' int8 graphs
+    (``quantize.int8_backbone_graph``, made once per machine and network) there too, where the cache can hold
+    them; whether it was written."""
     import torch
 
     from .onnx_features import graph_folder
@@ -301,6 +330,27 @@ def _image_graph(predictor, members: list, names: list[str], path: Path, advance
                 (tuple({0: batch} for _ in members),), other)
         _compose(backbones, head_path, names, path)
         advance(1)
+        if int8_path is None:
+            return False
+        int8 = _int8_graph(members, cache, head_path, names, int8_path)
+        advance(1)
+    return int8
+
+
+def _int8_graph(members: list, cache: Path, head: Path, names: list[str], path: Path) -> bool:
+    """The model's int8 graph at ``path``: the backbones' int8 graphs (made once per machine and network) and the
+    float32 ``head``; False, and nothing written, where the cache cannot hold the backbones' graphs (making them
+    for one export would cost more than the int8 graph saves a model's few predictions)."""
+    import onnx
+
+    from .quantize import int8_backbone_graph
+
+    try:
+        backbones = [onnx.load(str(int8_backbone_graph(m, cache))) for m in members]
+    except OSError:
+        return False
+    _compose(backbones, head, names, path)
+    return True
 
 
 def _backbone_model(member, folder: Path, work: Path):
@@ -363,18 +413,14 @@ def featurizer_name(predictor) -> str:
 
 
 def _quantize_static(full: Path, small: Path, manifest: dict, items: list | None, members: list) -> dict:
-    """Static int8 (QDQ) of an image graph's backbones (``members``, one graph input each), calibrated on up to
-    ``CALIBRATION_ITEMS`` of ``items``, and how far each backbone's int8 features are from its float32 ones (the mean
-    cosine similarity on the calibration images). The head after the backbones' pooling stays float32 (a few small
-    products, where int8 rounding would reach the probabilities directly), as does each backbone's first convolution;
-    a graph without a ``features`` output (no open-set part) is quantised whole but for those convolutions."""
+    """Static int8 of an image graph's backbones (``members``, one graph input each; ``quantize.quantize_graph``),
+    calibrated on up to ``quantize.CALIBRATION_ITEMS`` of ``items`` (or generated images), and how far each backbone's int8
+    features are from its float32 ones (the mean cosine similarity on the calibration images)."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from .data.images import ImageDecodeError, as_image, load_image
-    from .gptq import equalized, rounded_weights, with_weights
     from .onnx_runtime import prepare_image
+    from .quantize import CALIBRATION_ITEMS, feature_cosine, quantize_graph
 
     images = []
     for item in (items or _sample_images()):
@@ -387,125 +433,11 @@ def _quantize_static(full: Path, small: Path, manifest: dict, items: list | None
     specs = manifest["inputs"]
     feeds = [{spec["name"]: prepare_image(image, spec["preprocessing"])[None] for spec in specs}
              for image in images or _sample_images()]
-
-    class Calibration(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.rows = iter(feeds)
-
-        def get_next(self):
-            return next(self.rows, None)
-
-    prepared, rounded_graph = small.with_name("model.prepared.onnx"), small.with_name("model.rounded.onnx")
-    try:
-        try:  # fold and infer shapes first, as ONNX Runtime advises; its symbolic shape inference fails on some graphs
-            quant_pre_process(str(full), str(prepared))
-        except Exception:  # onnxruntime raises assorted errors from its shape inference
-            quant_pre_process(str(full), str(prepared), skip_symbolic_shape=True)
-        graph = onnx.load(str(prepared), load_external_data=False).graph
-        readers = _readers(graph)
-        head = _after_pooling(graph, readers)
-        # each backbone's first convolution stays float32: it reads the image, which int8 would round again, and it is
-        # a small part of the backbone's work (docs/benchmarks/speed.md measures both)
-        stems = set().union(*(_first_convolutions(readers, spec["name"]) for spec in specs))
-
-        float32 = head | stems
-        # each residual stream's channels evened out for its one int8 grid (the float32 function unchanged), then the
-        # convolutions' weights put on their int8 grid, each rounding error compensated in the weights not yet rounded
-        # (gptq); ONNX Runtime then finds them on its grid and keeps them
-        streams = equalized(prepared, prepared, feeds, skip=float32)
-        with_weights(prepared, rounded_graph, rounded_weights(prepared, feeds, skip=float32))
-        quantize_static(str(rounded_graph), str(small), Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=sorted(float32))
-        cosine = _feature_cosine(full, small, feeds, [m.dim for m in members]) if head else []
-    finally:
-        prepared.unlink(missing_ok=True)
-        rounded_graph.unlink(missing_ok=True)
+    streams = quantize_graph(full, small, feeds, [spec["name"] for spec in specs])
+    has_features = "features" in {o.name for o in onnx.load(str(full), load_external_data=False).graph.output}
+    cosine = feature_cosine(full, small, feeds, [m.dim for m in members]) if has_features else []
     return {"rounding": "gptq", "equalized_streams": streams,
             "feature_cosine": {m.name: round(c, 4) for m, c in zip(members, cosine)}}
-
-
-POOLING = ("ReduceMean", "GlobalAveragePool")
-
-
-def _after_pooling(graph, readers: dict[str, list]) -> set[str]:
-    """The names of the nodes from each backbone's final pooling on (the head), found by walking up from the graph's
-    ``features`` output; empty where the graph has no such output (a model without an open-set part)."""
-    producer = {out: node for node in graph.node for out in node.output}
-    if "features" not in {o.name for o in graph.output}:
-        return set()
-    top = producer["features"]
-    starts = top.input if top.op_type == "Concat" else [top.output[0]]
-    pools = []
-    for tensor in starts:
-        node = producer.get(tensor)
-        while node is not None and node.op_type not in POOLING:
-            node = producer.get(node.input[0]) if node.input else None
-        if node is None:
-            return set()
-        pools.append(node)
-    return {n.name for n in pools} | _downstream(readers, [o for n in pools for o in n.output])
-
-
-def _readers(graph) -> dict[str, list]:
-    """Each tensor's name: the graph's nodes that read it."""
-    readers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
-    return readers
-
-
-def _downstream(readers: dict[str, list], tensors: list[str], stop: set[str] | frozenset[str] = frozenset()) -> set[str]:
-    """The names of the nodes that read ``tensors``, directly or through other nodes (not through ``stop``);
-    ``readers``: ``_readers`` of the graph."""
-    seen: set[str] = set()
-    todo = [node for t in tensors for node in readers.get(t, [])]
-    while todo:
-        node = todo.pop()
-        if node.name in seen or node.name in stop:
-            continue
-        seen.add(node.name)
-        todo += [r for out in node.output for r in readers.get(out, [])]
-    return seen
-
-
-def _first_convolutions(readers: dict[str, list], tensor: str) -> set[str]:
-    """The names of the convolutions that read ``tensor`` first (through the nodes before them: padding,
-    normalisation), not the ones after them."""
-    found: set[str] = set()
-    seen: set[str] = set()
-    todo = list(readers.get(tensor, []))
-    while todo:
-        node = todo.pop()
-        if node.name in seen:
-            continue
-        seen.add(node.name)
-        if node.op_type == "Conv":
-            found.add(node.name)
-        else:
-            todo += [r for out in node.output for r in readers.get(out, [])]
-    return found
-
-
-def _feature_cosine(full: Path, small: Path, feeds: list[dict], widths: list[int]) -> list[float]:
-    """Per backbone (``widths``: its columns of the ``features`` output, in order), the mean cosine similarity of the
-    int8 graph's features to the float32 graph's over ``feeds``."""
-    import onnxruntime as ort
-
-    from .runtime import session_options
-
-    def features(path: Path) -> np.ndarray:
-        session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
-        return np.vstack([session.run(["features"], feed)[0] for feed in feeds]).astype(np.float64)
-
-    a, b = features(full), features(small)
-    edges = np.cumsum([0, *widths])
-    out = []
-    for start, stop in zip(edges[:-1], edges[1:]):
-        x, y = a[:, start:stop], b[:, start:stop]
-        norms = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
-        out.append(float(np.mean((x * y).sum(1) / np.maximum(norms, 1e-12))))
-    return out
 
 
 def _save_open_set(predictor, folder: Path) -> dict:
@@ -607,20 +539,17 @@ def _fp32(featurizer):
     return other
 
 
-CALIBRATION_ITEMS = 32  # images static int8 quantisation reads its activation ranges from
-
-
 def _quantize(predictor, folder: Path, manifest: dict, items: list | None, labels: list | None) -> dict:
     """int8 quantisation with ONNX Runtime's tools, and the accuracy change it costs on labeled data. Images: static
     (QDQ, per-channel weights) of the backbones whose features it keeps (``_quantize_static``), its activation ranges
-    read from the check inputs (``CALIBRATION_ITEMS`` of them, or generated images), since dynamic quantisation runs
+    read from the check inputs (``quantize.CALIBRATION_ITEMS`` of them, or generated images), since dynamic quantisation runs
     convolutions slower than float32 on CPUs (benchmarks/throughput.py); texts: dynamic, where it holds."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from .onnx_runtime import OnnxPredictor
 
     full = folder / GRAPH
-    small = folder / "model.int8.onnx"
+    small = folder / INT8_GRAPH
     extra: dict = {}
     if predictor.modality == "image":
         members = getattr(predictor.featurizer, "members", None) or [predictor.featurizer]

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 DAMP = 0.01  # added to H's diagonal, as a share of its mean (GPTQ's dampening), so that H inverts where inputs barely vary
+BLOCK = 128  # columns rounded before their errors reach the later columns (GPTQ's lazy batch updates)
 QMAX = 127  # ONNX Runtime's symmetric int8 weights: -127..127
 MIGRATION = 0.5  # SmoothQuant's alpha: s_c = max|x_c|^alpha / max|w_c|^(1 - alpha) shares the range evenly
 
@@ -196,8 +197,10 @@ def _patches(x: np.ndarray, shape: dict, w: np.ndarray) -> np.ndarray:
     """The convolution's input windows: (channels, positions, kh*kw) of ``x`` (batch, channels, H, W); ``shape``:
     its attributes (``_shape``)."""
     top, left, bottom, right = shape["pads"]
-    x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
     kh, kw = w.shape[2], w.shape[3]
+    if kh == kw == 1 and not any(shape["pads"]) and list(shape["strides"]) == [1, 1]:  # pointwise: the input itself
+        return x.transpose(1, 0, 2, 3).reshape(x.shape[1], -1, 1)
+    x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
     windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))
     windows = windows[:, :, ::shape["strides"][0], ::shape["strides"][1]]  # batch, C, Ho, Wo, kh, kw
     c = windows.shape[1]
@@ -207,9 +210,11 @@ def _patches(x: np.ndarray, shape: dict, w: np.ndarray) -> np.ndarray:
 def _gram(patches: np.ndarray, kind: str) -> np.ndarray:
     """H of one batch: per channel (kh*kw square) for a depthwise convolution, else over every input channel's
     window (C*kh*kw square, the order of the weights' columns)."""
-    p = patches.astype(np.float32)
+    p = patches.astype(np.float32, copy=False)
     if kind == "depthwise":
         return np.matmul(p.transpose(0, 2, 1), p).astype(np.float64)
+    if p.shape[2] == 1:  # one weight per input channel: channels by positions, as it is
+        return (p[:, :, 0] @ p[:, :, 0].T).astype(np.float64)
     flat = p.transpose(1, 0, 2).reshape(p.shape[1], -1)
     return (flat.T @ flat).astype(np.float64)
 
@@ -239,12 +244,19 @@ def _gptq(rows: np.ndarray, h: np.ndarray) -> np.ndarray:
     scale = _grid(rows)
     pivot = (np.arange(len(rows)), np.abs(rows).argmax(axis=1))
     held = rows[pivot]
-    for j in range(n):
-        q = np.clip(np.rint(rows[:, j] / scale), -QMAX, QMAX) * scale
-        err = (rows[:, j] - q) / upper[:, j, j]
-        rows[:, j] = q
-        rows[:, j + 1:] -= err[:, None] * upper[:, j, j + 1:]
-        rows[pivot] = held  # the grid's own weight stays where it is
+    for start in range(0, n, BLOCK):  # GPTQ's lazy batches: a block's errors reach the later columns in one product
+        stop = min(start + BLOCK, n)
+        errors = np.empty((len(rows), stop - start))
+        for j in range(start, stop):
+            q = np.clip(np.rint(rows[:, j] / scale), -QMAX, QMAX) * scale
+            errors[:, j - start] = err = (rows[:, j] - q) / upper[:, j, j]
+            rows[:, j] = q
+            rows[:, j + 1:stop] -= err[:, None] * upper[:, j, j + 1:stop]
+            rows[pivot] = held  # the grid's own weight stays where it is
+        if stop < n:
+            rows[:, stop:] -= (errors @ upper[0, start:stop, stop:] if shared
+                               else np.einsum("rb,rbm->rm", errors, upper[:, start:stop, stop:]))
+            rows[pivot] = held
     out = np.empty_like(rows)
     np.put_along_axis(out, order, rows, axis=1)
     return out

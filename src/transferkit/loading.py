@@ -219,7 +219,7 @@ def cached_export(folder: Path, verbose: bool = False) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         mine = target.with_name(f".{target.name}.{os.getpid()}")
         shutil.rmtree(mine, ignore_errors=True)  # left by a process of this number that was killed
-        export_onnx(Predictor.load(folder), mine, progress=verbose)
+        export_onnx(Predictor.load(folder), mine, progress=verbose, for_this_machine=True)
         if target.exists() and not is_export(target):
             shutil.rmtree(target, ignore_errors=True)  # a folder that is no export (emptied, or left half-removed)
         try:

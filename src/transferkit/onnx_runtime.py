@@ -27,6 +27,8 @@ from .predictor import Inference
 
 MANIFEST = "transferkit-export.json"  # what makes a folder an export (transferkit.export writes it)
 GRAPH = "model.onnx"
+INT8_GRAPH = "model.int8.onnx"
+MACHINE_CALIBRATION = "photos, once per machine"  # an int8 graph of the backbones' graphs made once per machine
 OPEN_SET_FILE = "open_set.safetensors"  # the head and the open-set part, for an export that can reject
 FORMAT = "transferkit-onnx"
 _FILTERS = {"bicubic": 3, "bilinear": 2, "nearest": 0}  # PIL.Image.Resampling values
@@ -129,14 +131,18 @@ INT8_MAX_COST = 0.005
 
 
 def onnx_graph(manifest: dict, int8: bool | None = None) -> str:
-    """The graph of an ONNX export this machine runs: its int8 graph where the export has one that gave float32's
-    class for all but ``INT8_MAX_COST`` of its labeled check at export time (so its accuracy there moved by no more)
-    and this CPU runs int8 natively (``runtime.native_int8``, or ``int8`` where given); else the float32 graph."""
+    """The graph of an ONNX export this machine runs: its int8 graph where this CPU runs int8 natively
+    (``runtime.native_int8``, or ``int8`` where given) and the export has one that either gave float32's class for
+    all but ``INT8_MAX_COST`` of its labeled check at export time (``export --quantize int8``: its accuracy there
+    moved by no more) or was made for this machine from backbones calibrated once on photos (``MACHINE_CALIBRATION``:
+    the export ``predict`` caches, where the benchmarks measured what int8 costs on average); else the float32
+    graph."""
     from .runtime import native_int8
 
     quantized = manifest.get("quantized") or {}
     agreement = quantized.get("argmax_agreement")
-    fits = isinstance(agreement, (int, float)) and 1 - agreement <= INT8_MAX_COST and quantized.get("file")
+    fits = quantized.get("file") and (isinstance(agreement, (int, float)) and 1 - agreement <= INT8_MAX_COST
+                                      or quantized.get("calibration") == MACHINE_CALIBRATION)
     return str(quantized["file"]) if fits and (native_int8() if int8 is None else int8) else GRAPH
 
 
