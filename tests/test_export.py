@@ -67,6 +67,20 @@ def test_an_exported_image_model_predicts_like_the_model_and_records_its_check(e
     assert runtime.report.estimate == predictor.report.estimate is not None
 
 
+def test_an_export_reads_each_batch_while_the_one_before_runs_and_keeps_every_answer_in_its_place(exported, small_train,
+                                                                                                   tmp_path):
+    files = sorted(small_train.rglob("*.png"))
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    items = [files[0], tmp_path / "broken.png", *files[1:4], tmp_path / "missing.png", files[4]]
+    one_by_one = OnnxPredictor.load(exported)
+    expected = np.vstack([one_by_one.predict_proba([f]) for f in files[:5]])
+    batched = OnnxPredictor.load(exported, batch_size=2)  # four batches: the next read while one runs
+    proba, ok, skipped = batched.predict_items(items)
+    assert ok.tolist() == [True, False, True, True, True, False, True]
+    assert [str(item) for item, _ in skipped] == [str(tmp_path / "broken.png"), str(tmp_path / "missing.png")]
+    np.testing.assert_allclose(proba, expected, atol=1e-5)
+
+
 def _exported_inputs(monkeypatch) -> list[list[str]]:
     """The input names of every graph ``torch.onnx`` exports from now on."""
     import torch

@@ -251,46 +251,65 @@ class OnnxPredictor(Inference):
         return self._run_images(items)
 
     def _run_images(self, items: list) -> tuple[np.ndarray, np.ndarray, list, np.ndarray | None]:
+        """``_run`` for images: each batch is read and prepared on a second thread while the graph runs the one
+        before (PIL's decoding and resizing release the interpreter, as ONNX Runtime does)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        ok = np.zeros(len(items), bool)
+        skipped, rows, mirrored, features = [], [], [], []
+        size = self.settings["batch_size"]
+        starts = list(range(0, len(items), size))
+        with ThreadPoolExecutor(1) as reader:
+            pending = reader.submit(self._prepared, items, starts[0], size) if starts else None
+            for i in range(len(starts)):
+                batch, flipped, read, unread = pending.result()
+                if i + 1 < len(starts):
+                    pending = reader.submit(self._prepared, items, starts[i + 1], size)
+                ok[read] = True
+                skipped += unread
+                if read:
+                    outputs = self.session.run(None, batch)
+                    rows.append(outputs[0])
+                    features.extend(outputs[1:2])
+                    if self.settings.get("tta"):
+                        mirrored.append(self.session.run(None, flipped)[0])
+        proba = np.concatenate(rows) if rows else np.zeros((0, len(self.classes)))
+        if mirrored:
+            proba = (proba + np.concatenate(mirrored)) / 2
+        return proba.astype(np.float64), ok, skipped, np.concatenate(features) if features else None
+
+    def _prepared(self, items: list, start: int, size: int) -> tuple[dict, dict, list[int], list]:
+        """The graph's inputs for ``items[start:start + size]`` (and their mirror images with TTA), the positions of
+        the items read, and why the others were not."""
         from PIL import Image
 
         from .data.files import MAX_ITEM_BYTES, check_regular_file
 
         inputs = self.manifest["inputs"]
-        ok = np.zeros(len(items), bool)
-        skipped, rows, mirrored, features = [], [], [], []
-        size = self.settings["batch_size"]
-        for start in range(0, len(items), size):
-            batch = {i["name"]: [] for i in inputs}
-            flipped = {i["name"]: [] for i in inputs}
-            for j, item in enumerate(items[start: start + size], start=start):
-                try:
-                    if isinstance(item, (str, os.PathLike)):
-                        check_regular_file(item, "image", MAX_ITEM_BYTES)
-                        image = load_image(item)
-                    else:
-                        image = as_image(item)
-                except ImageDecodeError as exc:
-                    skipped.append((item, exc.reason))
-                    continue
-                except (BadInputError, ItemError) as exc:
-                    skipped.append((item, "file not found" if "does not exist" in str(exc) else str(exc)))
-                    continue
-                ok[j] = True
-                for spec in inputs:
-                    batch[spec["name"]].append(prepare_image(image, spec["preprocessing"]))
-                    if self.settings.get("tta"):
-                        mirror = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-                        flipped[spec["name"]].append(prepare_image(mirror, spec["preprocessing"]))
-            if batch[inputs[0]["name"]]:
-                outputs = self.session.run(None, {k: np.stack(v) for k, v in batch.items()})
-                rows.append(outputs[0])
-                features.extend(outputs[1:2])
+        batch: dict = {i["name"]: [] for i in inputs}
+        flipped: dict = {i["name"]: [] for i in inputs}
+        read, unread = [], []
+        for j, item in enumerate(items[start: start + size], start=start):
+            try:
+                if isinstance(item, (str, os.PathLike)):
+                    check_regular_file(item, "image", MAX_ITEM_BYTES)
+                    image = load_image(item)
+                else:
+                    image = as_image(item)
+            except ImageDecodeError as exc:
+                unread.append((item, exc.reason))
+                continue
+            except (BadInputError, ItemError) as exc:
+                unread.append((item, "file not found" if "does not exist" in str(exc) else str(exc)))
+                continue
+            read.append(j)
+            for spec in inputs:
+                batch[spec["name"]].append(prepare_image(image, spec["preprocessing"]))
                 if self.settings.get("tta"):
-                    mirrored.append(self.session.run(None, {k: np.stack(v) for k, v in flipped.items()})[0])
-        proba = np.concatenate(rows) if rows else np.zeros((0, len(self.classes)))
-        if mirrored:
-            proba = (proba + np.concatenate(mirrored)) / 2
-        return proba.astype(np.float64), ok, skipped, np.concatenate(features) if features else None
+                    mirror = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+                    flipped[spec["name"]].append(prepare_image(mirror, spec["preprocessing"]))
+        stack = (lambda parts: {k: np.stack(v) for k, v in parts.items()}) if read else (lambda parts: parts)
+        return stack(batch), stack(flipped) if self.settings.get("tta") else {}, read, unread
 
     def _read_tokenizer(self):
         from tokenizers import Tokenizer
