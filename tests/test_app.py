@@ -64,6 +64,14 @@ def test_two_tabs_editing_at_once_keep_both_changes(project):
     assert (project.root / rows["red.png"]["file"]).is_file() and "/b/" in rows["red.png"]["file"]
 
 
+@pytest.mark.parametrize("item_id", [2**63, -2**63 - 1, 10**30])
+def test_an_example_number_sqlite_cannot_hold_is_no_example_and_says_so(project, item_id):
+    with pytest.raises(ProjectError, match=f"There is no example {item_id}"):
+        project.update(item_id, split="test")
+    with pytest.raises(ProjectError, match="no example"):
+        project.delete(item_id)
+
+
 def test_exact_and_near_duplicates_are_shown_also_across_train_and_test(project):
     project.add_class("a")
     project.add_image(_png((10, 200, 10)), "one.png", "a")

@@ -41,6 +41,7 @@ SPLITS = ("train", "test", "pool")
 MAX_UPLOAD_MB = 20
 MAX_PIXELS = 40_000_000  # a 50-megapixel photo is refused with a message: downscale it first
 MAX_TEXT_CHARS = 20_000
+SQLITE_INTEGER = 2**63  # SQLite's integers are 64-bit: -2**63 .. 2**63 - 1
 FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif"}
 # what an example's label is: one class, several labels (``SEPARATOR`` joins them in tables), or a number
 TASKS = {"class": "a class", "labels": "at least one label", "number": "a number"}
@@ -338,8 +339,10 @@ class Project:
         return [r for r in rows if label in _names_of(r)] if label else rows
 
     def item(self, item_id: int) -> dict:
-        with self._db() as db:
-            row = db.execute("SELECT * FROM items WHERE id=?", (item_id,)).fetchone()
+        row = None
+        if -SQLITE_INTEGER <= item_id < SQLITE_INTEGER:  # an id SQLite cannot hold is no example's
+            with self._db() as db:
+                row = db.execute("SELECT * FROM items WHERE id=?", (item_id,)).fetchone()
         if row is None:
             raise ProjectError(f"There is no example {item_id} (deleted in another tab?). Reload the page.")
         return _parsed(row)
