@@ -416,8 +416,6 @@ def _quantize_static(full: Path, small: Path, manifest: dict, items: list | None
     """Static int8 of an image graph's backbones (``members``, one graph input each; ``quantize.quantize_graph``),
     calibrated on up to ``quantize.CALIBRATION_ITEMS`` of ``items`` (or generated images), and how far each backbone's int8
     features are from its float32 ones (the mean cosine similarity on the calibration images)."""
-    import onnx
-
     from .data.images import ImageDecodeError, as_image, load_image
     from .onnx_runtime import prepare_image
     from .quantize import CALIBRATION_ITEMS, feature_cosine, quantize_graph
@@ -433,9 +431,8 @@ def _quantize_static(full: Path, small: Path, manifest: dict, items: list | None
     specs = manifest["inputs"]
     feeds = [{spec["name"]: prepare_image(image, spec["preprocessing"])[None] for spec in specs}
              for image in images or _sample_images()]
-    streams = quantize_graph(full, small, feeds, [spec["name"] for spec in specs])
-    has_features = "features" in {o.name for o in onnx.load(str(full), load_external_data=False).graph.output}
-    cosine = feature_cosine(full, small, feeds, [m.dim for m in members]) if has_features else []
+    streams, head = quantize_graph(full, small, feeds, [spec["name"] for spec in specs])
+    cosine = feature_cosine(full, small, feeds, [m.dim for m in members]) if head else []
     return {"rounding": "gptq", "equalized_streams": streams,
             "feature_cosine": {m.name: round(c, 4) for m, c in zip(members, cosine)}}
 

@@ -39,13 +39,13 @@ def int8_backbone_graph(featurizer, folder: Path) -> Path:
     return path
 
 
-def quantize_graph(full: Path, small: Path, feeds: list[dict], inputs: list[str]) -> int:
+def quantize_graph(full: Path, small: Path, feeds: list[dict], inputs: list[str]) -> tuple[int, bool]:
     """``full`` (float32; image inputs named ``inputs``) written to ``small`` in int8, calibrated on ``feeds`` (the
     graph's inputs for each image). What reads the backbones' pooled features (the head) stays float32 (a few small
     products, where int8 rounding would reach the probabilities directly), as does each backbone's first convolution
     (it reads the image, which int8 would round again, and is a small part of the work); a graph without a
     ``features`` output is quantised whole but for those convolutions. Returns how many residual streams were evened
-    out."""
+    out, and whether the graph has such a head (a ``features`` output after pooling)."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -67,7 +67,8 @@ def quantize_graph(full: Path, small: Path, feeds: list[dict], inputs: list[str]
             quant_pre_process(str(full), str(prepared), skip_symbolic_shape=True)
         graph = onnx.load(str(prepared), load_external_data=False).graph
         readers = _readers(graph)
-        float32 = _after_pooling(graph, readers) | set().union(*(_first_convolutions(readers, name) for name in inputs))
+        head = _after_pooling(graph, readers)
+        float32 = head | set().union(*(_first_convolutions(readers, name) for name in inputs))
         # each residual stream's channels evened out for its one int8 grid (the float32 function unchanged), then the
         # convolutions' weights put on their int8 grid, each rounding error compensated in the weights not yet rounded
         # (gptq); ONNX Runtime then finds them on its grid and keeps them
@@ -78,7 +79,7 @@ def quantize_graph(full: Path, small: Path, feeds: list[dict], inputs: list[str]
     finally:
         prepared.unlink(missing_ok=True)
         rounded.unlink(missing_ok=True)
-    return streams
+    return streams, bool(head)
 
 
 def calibration_photos(n: int = CALIBRATION_ITEMS) -> list:
