@@ -140,3 +140,28 @@ def test_ray_predicts_several_labels_and_numbers_as_one_process_does(cluster, sm
                 assert distributed[key][column] == row[column]
             else:
                 assert float(distributed[key][column]) == pytest.approx(float(row[column]), abs=1e-6)
+
+
+def test_ray_workers_run_what_one_process_runs_here_the_models_cached_export(cluster, model, small_train, tmp_path):
+    from transferkit.jobs import predict_to_out
+    from transferkit.loading import cached_export, load_predictor, predict_runtime
+
+    files = sorted(small_train.rglob("*.png"))
+    cached_export(model)  # as fit leaves it
+    loaded = load_predictor(model, runtime=predict_runtime(model, "auto"))  # what `predict` loads, auto
+    assert loaded.runtime == "onnx"
+    local, _ = predict_to_out(loaded, model, files, tmp_path / "one.csv", progress=False)
+    _, ran_on = predict_to_out(loaded, model, files, tmp_path / "auto.csv", engine="ray", progress=False)
+    assert ran_on == "onnx"
+    markers = tmp_path / "actors"
+    markers.mkdir()
+    predict_with_ray(model, files, tmp_path / "ray.csv", workers=2, batch_size=4, runtime="onnx", progress=False,
+                     marker=str(markers))
+    ran = {p.read_text() for p in markers.glob("*.pid")}
+    assert ran and all(r.startswith("onnx ") for r in ran), ran  # each worker ran the export, none PyTorch
+    one, auto, distributed = _rows(tmp_path / "one.csv"), _rows(tmp_path / "auto.csv"), _rows(tmp_path / "ray.csv")
+    assert set(one) == set(auto) == set(distributed) == set(map(str, files))
+    for name, row in one.items():
+        for other in (auto[name], distributed[name]):
+            assert other["label"] == row["label"]
+            assert float(other["probability"]) == pytest.approx(float(row["probability"]), abs=1e-6)

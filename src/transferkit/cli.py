@@ -216,13 +216,10 @@ def predict(
     from .openset import rejection_rate
 
     rate = rejection_rate(reject)  # checked before any work
-    if engine == "local":
-        first = predict_runtime(model_dir, runtime)  # a cached export: no PyTorch model built
-    else:
-        first = "torch" if runtime == "auto" else runtime
+    first = predict_runtime(model_dir, runtime)  # a cached export: no PyTorch model built
     model = load_predictor(model_dir, verbose=False, tta=tta, runtime=first)
     items = jobs.prediction_inputs(model, inputs or [], as_text, as_files)
-    if engine == "local" and runtime == "auto":
+    if runtime == "auto":
         model = for_texts(model, model_dir, items)  # many texts: PyTorch where it is the faster per text
     key = "text" if model.modality == "text" else "file"
     if engine == "ray" and out_file is None:

@@ -90,16 +90,10 @@ class _PredictActor:
     def __init__(self, model: str, runtime: str, top: int, marker: str | None = None, reject: float | None = None,
                  unknown: str = "unknown") -> None:
         from .bulk import columns
-        from .onnx_runtime import int8_graph, is_export
+        from .loading import load_predictor
 
-        if runtime in ("onnx", "int8") or is_export(model):
-            from .onnx_runtime import OnnxPredictor
-
-            self.predictor = OnnxPredictor.load(model, graph=int8_graph(Path(model)) if runtime == "int8" else None)
-        else:
-            from .predictor import Predictor
-
-            self.predictor = Predictor.load(model)
+        self.predictor = load_predictor(model, runtime=runtime)  # a model folder on onnx: its export in the cache
+        if self.predictor.runtime == "torch":
             self.predictor.use_cache = False
         self.key = "text" if self.predictor.modality == "text" else "file"
         self.classes = self.predictor.classes.tolist()
@@ -108,8 +102,9 @@ class _PredictActor:
         self.predictor.check_reject(reject)
         self.kind = self.predictor.kind  # one class, several labels, or a number (``bulk.columns``)
         self.columns = columns(self.classes, self.key, self.top, rejecting=reject is not None, kind=self.kind)
-        if marker:  # tests: say where this actor runs, so one can be killed mid-run
-            Path(marker, f"{os.getpid()}.pid").write_text(str(os.getpid()))
+        if marker:  # tests: say where this actor runs (so one can be killed mid-run) and on what
+            ran_on = f"{self.predictor.runtime} {getattr(self.predictor, 'graph', '')}".strip()
+            Path(marker, f"{os.getpid()}.pid").write_text(ran_on)
 
     def __call__(self, batch: dict) -> dict:
         from .bulk import rows_for, shape_rows
@@ -134,7 +129,8 @@ def predict_with_ray(model: str | Path, items: Sequence, out: str | Path, *, wor
                      unknown: str = "unknown") -> dict:
     """Predict ``items`` into ``out`` (.csv or .jsonl) with ``workers`` Ray actors; resumes what ``out`` holds.
     Returns the counts and the model's accuracy on the items predicted now, as ``bulk.predict_to_file`` does;
-    ``reject``, ``unknown`` as there."""
+    ``reject``, ``unknown`` as there. ``runtime``: as ``loading.load_predictor`` takes it (onnx: a model folder's
+    export, made once here in the cache, which the workers load); auto is resolved here, once."""
     ray = _ray()
 
     from .bulk import _resume, _write
@@ -148,6 +144,8 @@ def predict_with_ray(model: str | Path, items: Sequence, out: str | Path, *, wor
     if workers < 1:
         raise BadInputError(f"--workers must be at least 1, got {workers}.")
     probe = _PredictActor(str(model), runtime, top, reject=reject)  # the columns; a clear error before Ray starts
+    if runtime == "auto":
+        runtime = probe.predictor.runtime
     cols = probe.columns
     done = _resume(out, probe.key, cols)
     todo = [str(i) for i in items if str(i) not in done]

@@ -262,16 +262,17 @@ def predict_to_out(model, model_dir, items: list, out_file: Path, *, runtime: st
                    workers: int = 2, ray_address: str | None = None, top: int = 1, reject: float | None = None,
                    unknown: str = "unknown", tta: bool = False, progress: bool = True) -> tuple[dict, str]:
     """Predict ``items`` into ``out_file`` (``bulk.predict_to_file``, or on Ray workers with ``engine="ray"``); with
-    the runtime left to auto, a large job runs on ONNX Runtime where that is faster here. The counts, and the runtime
-    that ran it."""
+    the runtime left to auto, a large job runs on ONNX Runtime where that is faster here (``loading.bulk_runtime``;
+    Ray's workers load the export made here once). The counts, and the runtime that ran it."""
     if engine not in ("local", "ray"):
         raise BadInputError(f"--engine must be local or ray, got {engine!r}.")
     if engine == "ray":
         from .distributed import predict_with_ray
+        from .loading import bulk_runtime
 
-        return predict_with_ray(model_dir, items, out_file, workers=workers, top=top,
-                                runtime="torch" if runtime == "auto" else runtime, address=ray_address,
-                                progress=progress, reject=reject, unknown=unknown), model.runtime
+        chosen = bulk_runtime(model, model_dir, len(items), verbose=progress) if runtime == "auto" else runtime
+        return predict_with_ray(model_dir, items, out_file, workers=workers, top=top, runtime=chosen,
+                                address=ray_address, progress=progress, reject=reject, unknown=unknown), chosen
     from .bulk import predict_to_file
     from .loading import for_bulk_job
 

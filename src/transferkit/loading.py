@@ -79,15 +79,21 @@ def _load_cached_export(folder: Path, *, graph, verbose: bool, serving: bool):
     return loaded
 
 
-def for_bulk_job(loaded, model: str | Path, n_items: int, *, tta: bool = False, verbose: bool = False):
-    """The predictor to run a job of ``n_items`` with, the runtime left to auto: ``loaded`` (PyTorch), or the model
-    on ONNX Runtime where that is faster on this machine and the job repays the export. Models of several labels or
-    numbers stay on ``loaded``."""
+def bulk_runtime(loaded, model: str | Path, n_items: int, *, verbose: bool = False) -> str:
+    """The runtime a job of ``n_items`` runs on, the runtime left to auto: ``loaded``'s, or ONNX Runtime where that is
+    faster on this machine and the job repays the export (made here, once, and cached). Models of several labels or
+    numbers stay on ``loaded``'s."""
     if loaded.runtime == "onnx" or getattr(loaded, "kind", "class") != "class":
-        return loaded
+        return loaded.runtime
     from .share import local_model_path
 
-    if auto_runtime(local_model_path(model), verbose=verbose, n_items=n_items) == "onnx":
+    return auto_runtime(local_model_path(model), verbose=verbose, n_items=n_items)
+
+
+def for_bulk_job(loaded, model: str | Path, n_items: int, *, tta: bool = False, verbose: bool = False):
+    """The predictor to run a job of ``n_items`` with, the runtime left to auto: ``loaded``, or the model on ONNX
+    Runtime where :func:`bulk_runtime` says so."""
+    if loaded.runtime != "onnx" and bulk_runtime(loaded, model, n_items, verbose=verbose) == "onnx":
         return load_predictor(model, runtime="onnx", tta=tta)
     return loaded
 
