@@ -209,8 +209,9 @@ def main() -> None:
                         help="default: no examples of other things; k examples of the first held-out class; or an "
                              "unlabeled pool of every class or of the trained ones only")
     parser.add_argument("--table", action="store_true")
+    parser.add_argument("--results", type=Path, help="the results file (default: results/open-set-<this cpu>.jsonl)")
     args = parser.parse_args()
-    out = results_file()
+    out = args.results or results_file()
     rows = [json.loads(line) for line in out.read_text().splitlines() if line] if out.exists() else []
     if not args.table:
         done = {(r["task"], r["k"], r["seed"], r.get("method", "default")) for r in rows}

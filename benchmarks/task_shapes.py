@@ -386,10 +386,10 @@ def run(tasks: list[str], seeds, finetune: bool = False) -> None:
                       + f"  ({name}, {size}, seed {seed})", flush=True)
 
 
-def table() -> str:
-    """Per task and size: each method's mean over seeds, and transferkit's paired difference to the baseline the
-    issue names (lr@0.5, ridge) and to the strongest other method of that cell."""
-    rows = [json.loads(line) for line in results_file().read_text().splitlines()]
+def table(path: Path) -> str:
+    """Per task and size in the results file ``path``: each method's mean over seeds, and transferkit's paired
+    difference to the baseline the issue names (lr@0.5, ridge) and to the strongest other method of that cell."""
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
     out = []
     for kind, key, baseline in (("labels", "micro_f1", "lr@0.5"), ("number", "r2", "ridge")):
         subset = [r for r in rows if r["kind"] == kind]
@@ -436,12 +436,13 @@ def main() -> None:
     parser.add_argument("--finetune", action="store_true", help="add the fine-tuned rows (one network)")
     parser.add_argument("--held-out", action="store_true",
                         help="write to results/task-shapes-<cpu>-held-out.jsonl: seeds no default was chosen on")
+    parser.add_argument("--results", type=Path, help="with --table: the results file to read (default: this cpu's)")
     args = parser.parse_args()
     if args.held_out:
         RESULTS_SUFFIX[0] = "-held-out"
     if not args.table:
         run(args.tasks.split(","), suite_data.seed_range(args.seeds), args.finetune)
-    print(table())
+    print(table(args.results if args.table and args.results else results_file()))
 
 
 if __name__ == "__main__":
