@@ -13,6 +13,7 @@ one image, the three in int8 against the three in float32.
     python benchmarks/int8_default.py --tasks clipart,fashion,icons,mnist --k 5,10 --seeds 0-2
     python benchmarks/int8_default.py --speed fashion        # 1,000 test photos
     python benchmarks/int8_default.py --table
+    python benchmarks/int8_default.py --recipes BEFORE.jsonl [...] AFTER.jsonl   # two int8 recipes, same fits
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import suite_data
-from codebase_metrics import farm_bench, machine, machine_line, t_interval, write_results
+from codebase_metrics import cpu_slug, farm_bench, machine, machine_line, t_interval, write_results
 from side_by_side import FOUR, fitted_with
 from unlabeled import commit
 
@@ -35,8 +36,6 @@ CACHE = suite_data.WORK / "cache"
 
 
 def results_file() -> Path:
-    from codebase_metrics import cpu_slug
-
     return HERE / "results" / f"int8-default-{cpu_slug()}.jsonl"
 
 
@@ -118,6 +117,38 @@ def table(results: Path) -> str:
     return "\n".join(lines)
 
 
+def recipes_table(before: list[Path], after: Path) -> str:
+    """Two int8 recipes on the fits both measured (the same task, k and seed give the same models): ``before``'s
+    results files and ``after``'s; per cell, each one's int8 minus its three's float32, and the share of answers int8
+    changed."""
+    def keyed(paths: list[Path]) -> dict:
+        return {(r["task"], r["k"], r["seed"]): r for path in paths for r in rows(path)}
+
+    old, new = keyed(before), keyed([after])
+    both = sorted(set(old) & set(new))
+    lines = ["| task | k | seeds | three, float32 | int8 - float32, before | after | after - before (95% CI) | "
+             "answers int8 changed, before | after |", "|---|---|---|---|---|---|---|---|---|"]
+    cost: dict[str, list] = {"old": [], "new": []}
+    for task, k in sorted({(t, k) for t, k, _ in both}):
+        keys = [key for key in both if key[:2] == (task, k)]
+        # the same labels: the same fits, but another machine's float32 rounding may move an item or two
+        assert all(abs(old[key]["three, float32"] - new[key]["three, float32"]) <= 0.01 for key in keys), "other fits"
+        drop = {name: np.array([100 * (found[key]["three, int8"] - found[key]["three, float32"]) for key in keys])
+                for name, found in (("old", old), ("new", new))}
+        for name in drop:
+            cost[name].append(drop[name].mean())
+        mean, half = t_interval(drop["new"] - drop["old"])
+        lines.append(f"| {task} | {k} | {len(keys)} | {100 * np.mean([new[key]['three, float32'] for key in keys]):.1f} "
+                     f"| {drop['old'].mean():+.1f} | {drop['new'].mean():+.1f} | {mean:+.1f} ({mean - half:+.1f} to "
+                     f"{mean + half:+.1f}) | "
+                     + " | ".join(f"{100 * np.mean([f[key]['int8 answers changed'] for key in keys]):.1f}%"
+                                  for f in (old, new)) + " |")
+    lines.append(f"\nint8 minus the three's float32, averaged over the {len(cost['old'])} cells: before "
+                 f"{np.mean(cost['old']):+.2f} points, after {np.mean(cost['new']):+.2f} ({len(both)} fits). Before: "
+                 f"{', '.join(p.name for p in before)}; after: {after.name}.")
+    return "\n".join(lines)
+
+
 def speed(task_name: str, runs: int) -> dict:
     """Whole ``predict --out`` processes over the task's test images: the three as ``predict`` runs them here, and in
     float32, each against the four in float32."""
@@ -164,9 +195,18 @@ def main() -> None:
     parser.add_argument("--speed", metavar="TASK", help="time whole predict processes over this task's test images")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--table", action="store_true")
+    parser.add_argument("--recipes", nargs="+", type=Path, metavar="JSONL",
+                        help="compare two int8 recipes on the fits both measured: the results files of the one "
+                             "before, then the one after's")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     results = args.results or results_file()
+    if args.recipes:
+        found = rows(args.recipes[-1])
+        write_results("int8-recipes", "## Two int8 recipes on the same fits (`benchmarks/int8_default.py --recipes`)"
+                      f"\n\n{recipes_table(args.recipes[:-1], args.recipes[-1])}\n",
+                      found[0]["machine"] if found else None)
+        return
     if args.speed:
         found = speed(args.speed, args.runs)
         out = HERE / "results" / f"{results.stem.replace('int8-default', 'int8-default-speed')}.json"
@@ -177,8 +217,9 @@ def main() -> None:
         a, _, b = args.seeds.partition("-")
         seeds = list(range(int(a), int(b) + 1)) if b else [int(s) for s in args.seeds.split(",")]
         run(args.tasks.split(","), [int(k) for k in args.k.split(",")], seeds, results)
-    write_results("int8-default", f"## The default in int8 against the four in float32 (`benchmarks/int8_default.py`)"
-                  f"\n\n{table(results)}\n", rows(results)[0]["machine"] if rows(results) else None)
+    info = rows(results)[0]["machine"] if rows(results) else None
+    write_results(results.stem.removesuffix(f"-{cpu_slug(info)}"), "## The default in int8 against the four in "
+                  f"float32 (`benchmarks/int8_default.py`)\n\n{table(results)}\n", info)
 
 
 if __name__ == "__main__":

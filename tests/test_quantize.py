@@ -17,13 +17,23 @@ def backbone(tiny_backbone):
     return ImageBackbone.from_spec(resolve(tiny_backbone), precision="fp32")
 
 
-def test_graphs_made_once_per_machine_are_calibrated_on_real_photos_the_same_every_time():
-    from transferkit.quantize import CALIBRATION_ITEMS, calibration_photos
+def test_graphs_made_once_per_machine_are_calibrated_on_real_photos_and_drawings_of_them_the_same_every_time():
+    from transferkit.quantize import CALIBRATION_ITEMS, DRAWINGS, calibration_images, calibration_photos, line_drawing
 
-    photos, again = calibration_photos(), calibration_photos()
+    photos, images, again = calibration_photos(), calibration_images(), calibration_images()
     assert len(photos) == CALIBRATION_ITEMS and all(p.mode == "RGB" and min(p.size) >= 100 for p in photos)
-    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(photos, again))
-    assert len({np.asarray(p).tobytes() for p in photos}) == len(photos)  # no two crops alike
+    assert len(images) == CALIBRATION_ITEMS + DRAWINGS and all(i.mode == "RGB" for i in images)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(images, again))
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(images, photos))  # the photos first
+    assert len({np.asarray(i).tobytes() for i in images}) == len(images)  # no two alike
+    for i, drawing in enumerate(images[CALIBRATION_ITEMS:]):  # every other photo drawn, white on black first
+        assert np.array_equal(np.asarray(drawing), np.asarray(line_drawing(photos[2 * i + 1], white_on_black=i % 2 == 0)))
+        pixels = np.asarray(drawing)
+        assert (pixels == pixels[..., :1]).all()  # gray
+        dark, light = np.mean(pixels[..., 0] < 40), np.mean(pixels[..., 0] > 215)
+        assert min(dark, light) > 0.02, (i, dark, light)  # dark and light strokes and ground: none blank
+    white, black = (np.asarray(line_drawing(photos[1], white_on_black=w), dtype=int) for w in (True, False))
+    assert np.array_equal(white, 255 - black)
 
 
 def test_a_backbones_int8_graph_is_made_once_and_its_convolutions_but_the_first_read_int8_weights(backbone, tmp_path,

@@ -134,9 +134,9 @@ def onnx_graph(manifest: dict, int8: bool | None = None) -> str:
     """The graph of an ONNX export this machine runs: its int8 graph where this CPU runs int8 natively
     (``runtime.native_int8``, or ``int8`` where given) and the export has one that either gave float32's class for
     all but ``INT8_MAX_COST`` of its labeled check at export time (``export --quantize int8``: its accuracy there
-    moved by no more) or was made for this machine from backbones calibrated once on photos (``MACHINE_CALIBRATION``:
-    the export ``predict`` caches, where the benchmarks measured what int8 costs on average); else the float32
-    graph."""
+    moved by no more) or was made for this machine from backbones calibrated once on photos and drawings of them
+    (``MACHINE_CALIBRATION``: the export ``predict`` caches, where the benchmarks measured what int8 costs on
+    average); else the float32 graph."""
     from .runtime import native_int8
 
     quantized = manifest.get("quantized") or {}
