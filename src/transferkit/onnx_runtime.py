@@ -303,10 +303,10 @@ class OnnxPredictor(Inference):
                 unread.append((item, "file not found" if "does not exist" in str(exc) else str(exc)))
                 continue
             read.append(j)
+            mirror = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if self.settings.get("tta") else None
             for spec in inputs:
                 batch[spec["name"]].append(prepare_image(image, spec["preprocessing"]))
-                if self.settings.get("tta"):
-                    mirror = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+                if mirror is not None:  # mirrored once per image, prepared for each input
                     flipped[spec["name"]].append(prepare_image(mirror, spec["preprocessing"]))
         stack = (lambda parts: {k: np.stack(v) for k, v in parts.items()}) if read else (lambda parts: parts)
         return stack(batch), stack(flipped) if self.settings.get("tta") else {}, read, unread
