@@ -79,6 +79,10 @@ def test_an_export_reads_each_batch_while_the_one_before_runs_and_keeps_every_an
     assert ok.tolist() == [True, False, True, True, True, False, True]
     assert [str(item) for item, _ in skipped] == [str(tmp_path / "broken.png"), str(tmp_path / "missing.png")]
     np.testing.assert_allclose(proba, expected, atol=1e-5)
+    mirrored = np.vstack([OnnxPredictor.load(exported, tta=True).predict_proba([f]) for f in files[:5]])
+    proba, ok, _ = OnnxPredictor.load(exported, batch_size=2, tta=True).predict_items(items)
+    assert ok.sum() == 5 and not np.allclose(mirrored, expected, atol=1e-3)  # the mirror images were read too
+    np.testing.assert_allclose(proba, mirrored, atol=1e-5)
 
 
 def _exported_inputs(monkeypatch) -> list[list[str]]:

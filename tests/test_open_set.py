@@ -164,6 +164,11 @@ def test_inputs_unlike_every_trained_class_are_flagged_only_beyond_what_the_rate
     assert f"{mixed['below']} of 130 images" in unfamiliar_line(mixed, "image")
     assert unfamiliar(open_set, open_set.known_scores(head, far[:19])) is None  # too few to read
     assert unfamiliar(None, np.zeros(50)) is None
+    from scipy.stats import binomtest
+
+    for reading in (familiar, mixed):  # the one-sided binomial test's p-value, read without importing scipy.stats
+        expected = binomtest(reading["below"], reading["n"], reading["expected"], alternative="greater").pvalue
+        assert reading["p_value"] == pytest.approx(expected, rel=1e-9, abs=1e-15)
 
 
 def test_bulk_counts_how_many_inputs_look_unfamiliar(tiny_image_model, example_test, tmp_path):

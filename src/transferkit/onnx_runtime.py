@@ -101,8 +101,9 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def prepare_image(image, pre: dict) -> np.ndarray:
-    """timm's eval transform (center crop mode) with PIL and numpy: float32 CHW."""
+def prepare_image(image, pre: dict, out: np.ndarray | None = None) -> np.ndarray:
+    """timm's eval transform (center crop mode) with PIL and numpy: float32 CHW, written into ``out`` where given (a
+    batch's row: the batch is then neither stacked nor its memory touched for the first time, each a copy's cost)."""
     from PIL import Image
 
     size = int(pre["input_size"])
@@ -116,12 +117,14 @@ def prepare_image(image, pre: dict) -> np.ndarray:
     left = int(round((new[0] - size) / 2.0))
     top = int(round((new[1] - size) / 2.0))
     cropped = resized.crop((left, top, left + size, top + size))
-    # (x / 255 - mean) / std as one multiply and one subtract on the CHW copy: a quarter of the time, the same
-    # values to float32 rounding
-    mean, std = np.asarray(pre["mean"], np.float32)[:, None, None], np.asarray(pre["std"], np.float32)[:, None, None]
-    x = np.asarray(cropped).transpose(2, 0, 1).astype(np.float32, order="C")
-    x *= 1 / (255 * std)
-    x -= mean / std
+    # (x / 255 - mean) / std as one multiply and one subtract per channel: the same values to float32 rounding
+    mean, std = np.asarray(pre["mean"], np.float32), np.asarray(pre["std"], np.float32)
+    scale, shift = 1 / (255 * std), mean / std
+    pixels = np.asarray(cropped)
+    x = np.empty((3, size, size), np.float32) if out is None else out
+    for c in range(3):
+        np.multiply(pixels[:, :, c], scale[c], out=x[c], dtype=np.float32)
+        x[c] -= shift[c]
     return x
 
 
@@ -252,19 +255,21 @@ class OnnxPredictor(Inference):
 
     def _run_images(self, items: list) -> tuple[np.ndarray, np.ndarray, list, np.ndarray | None]:
         """``_run`` for images: each batch is read and prepared on a second thread while the graph runs the one
-        before (PIL's decoding and resizing release the interpreter, as ONNX Runtime does)."""
+        before (PIL's decoding and resizing release the interpreter, as ONNX Runtime does), into one of two sets of
+        arrays the two take in turn."""
         from concurrent.futures import ThreadPoolExecutor
 
         ok = np.zeros(len(items), bool)
         skipped, rows, mirrored, features = [], [], [], []
         size = self.settings["batch_size"]
         starts = list(range(0, len(items), size))
+        buffers = [self._buffers(min(size, len(items))) for _ in starts[:2]]
         with ThreadPoolExecutor(1) as reader:
-            pending = reader.submit(self._prepared, items, starts[0], size) if starts else None
+            pending = reader.submit(self._prepared, items, starts[0], size, buffers[0]) if starts else None
             for i in range(len(starts)):
                 batch, flipped, read, unread = pending.result()
-                if i + 1 < len(starts):
-                    pending = reader.submit(self._prepared, items, starts[i + 1], size)
+                if i + 1 < len(starts):  # into the arrays the graph read last, which it has finished with
+                    pending = reader.submit(self._prepared, items, starts[i + 1], size, buffers[(i + 1) % 2])
                 ok[read] = True
                 skipped += unread
                 if read:
@@ -278,16 +283,24 @@ class OnnxPredictor(Inference):
             proba = (proba + np.concatenate(mirrored)) / 2
         return proba.astype(np.float64), ok, skipped, np.concatenate(features) if features else None
 
-    def _prepared(self, items: list, start: int, size: int) -> tuple[dict, dict, list[int], list]:
-        """The graph's inputs for ``items[start:start + size]`` (and their mirror images with TTA), the positions of
-        the items read, and why the others were not."""
+    def _buffers(self, rows: int) -> tuple[dict, dict]:
+        """Arrays for a batch of ``rows`` images of each of the graph's inputs, and of their mirror images with TTA."""
+        def arrays() -> dict:
+            return {i["name"]: np.empty((rows, 3, *(2 * [int(i["preprocessing"]["input_size"])])), np.float32)
+                    for i in self.manifest["inputs"]}
+
+        return arrays(), arrays() if self.settings.get("tta") else {}
+
+    def _prepared(self, items: list, start: int, size: int, buffers: tuple[dict, dict]) -> tuple[dict, dict,
+                                                                                                   list[int], list]:
+        """The graph's inputs for ``items[start:start + size]`` (and their mirror images with TTA), written into
+        ``buffers`` (:meth:`_buffers`), the positions of the items read, and why the others were not."""
         from PIL import Image
 
         from .data.files import MAX_ITEM_BYTES, check_regular_file
 
         inputs = self.manifest["inputs"]
-        batch: dict = {i["name"]: [] for i in inputs}
-        flipped: dict = {i["name"]: [] for i in inputs}
+        batch, flipped = buffers
         read, unread = [], []
         for j, item in enumerate(items[start: start + size], start=start):
             try:
@@ -302,14 +315,15 @@ class OnnxPredictor(Inference):
             except (BadInputError, ItemError) as exc:
                 unread.append((item, "file not found" if "does not exist" in str(exc) else str(exc)))
                 continue
+            row = len(read)
             read.append(j)
             mirror = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if self.settings.get("tta") else None
             for spec in inputs:
-                batch[spec["name"]].append(prepare_image(image, spec["preprocessing"]))
+                prepare_image(image, spec["preprocessing"], batch[spec["name"]][row])
                 if mirror is not None:  # mirrored once per image, prepared for each input
-                    flipped[spec["name"]].append(prepare_image(mirror, spec["preprocessing"]))
-        stack = (lambda parts: {k: np.stack(v) for k, v in parts.items()}) if read else (lambda parts: parts)
-        return stack(batch), stack(flipped) if self.settings.get("tta") else {}, read, unread
+                    prepare_image(mirror, spec["preprocessing"], flipped[spec["name"]][row])
+        return ({k: v[:len(read)] for k, v in batch.items()}, {k: v[:len(read)] for k, v in flipped.items()}, read,
+                unread)
 
     def _read_tokenizer(self):
         from tokenizers import Tokenizer
