@@ -67,15 +67,18 @@ def test_an_exported_image_model_predicts_like_the_model_and_records_its_check(e
     assert runtime.report.estimate == predictor.report.estimate is not None
 
 
-def test_an_export_reads_each_batch_while_the_one_before_runs_and_keeps_every_answer_in_its_place(exported, small_train,
-                                                                                                   tmp_path):
+@pytest.mark.parametrize("threads", ["1", "2"])  # one: read while the one before runs; two: a batch per core
+def test_an_export_reads_each_batch_while_the_one_before_runs_and_keeps_every_answer_in_its_place(
+        exported, small_train, tmp_path, monkeypatch, threads):
+    monkeypatch.setenv("OMP_NUM_THREADS", threads)
     files = sorted(small_train.rglob("*.png"))
     (tmp_path / "broken.png").write_bytes(b"not an image")
     items = [files[0], tmp_path / "broken.png", *files[1:4], tmp_path / "missing.png", files[4]]
     one_by_one = OnnxPredictor.load(exported)
     expected = np.vstack([one_by_one.predict_proba([f]) for f in files[:5]])
-    batched = OnnxPredictor.load(exported, batch_size=2)  # four batches: the next read while one runs
+    batched = OnnxPredictor.load(exported, batch_size=2)  # four batches
     proba, ok, skipped = batched.predict_items(items)
+    assert (batched._one_thread_session is not None) == (threads == "2")  # batches side by side, on their own session
     assert ok.tolist() == [True, False, True, True, True, False, True]
     assert [str(item) for item, _ in skipped] == [str(tmp_path / "broken.png"), str(tmp_path / "missing.png")]
     np.testing.assert_allclose(proba, expected, atol=1e-5)
@@ -83,6 +86,22 @@ def test_an_export_reads_each_batch_while_the_one_before_runs_and_keeps_every_an
     proba, ok, _ = OnnxPredictor.load(exported, batch_size=2, tta=True).predict_items(items)
     assert ok.sum() == 5 and not np.allclose(mirrored, expected, atol=1e-3)  # the mirror images were read too
     np.testing.assert_allclose(proba, mirrored, atol=1e-5)
+
+
+def test_a_loaded_export_whose_folder_was_removed_still_runs_many_batches(exported, small_train, tmp_path,
+                                                                          monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # batches side by side would open a second session of the graph
+    files = sorted(small_train.rglob("*.png"))[:6]
+    copy = tmp_path / "export"
+    shutil.copytree(exported, copy)
+    loaded = OnnxPredictor.load(copy, batch_size=1)  # six batches: two a core
+    expected = loaded.predict_proba(files[:1])
+    shutil.rmtree(copy)  # pruned from the cache by another process while this one runs it
+    proba = loaded.predict_proba(files)
+    assert loaded._one_thread_session is None and len(proba) == 6  # the one session ran every batch
+    np.testing.assert_allclose(proba[:1], expected, atol=1e-6)
 
 
 def _exported_inputs(monkeypatch) -> list[list[str]]:

@@ -163,17 +163,35 @@ def int8_graph(folder: Path) -> str:
     return str(quantized["file"])
 
 
+def open_session(path: Path, spinning: bool = True, threads: int | None = None):
+    """An ONNX Runtime session of the graph at ``path`` (``runtime.session_options``; ``threads``: its intra-op
+    threads, else as many as OMP_NUM_THREADS asks for); a clear error where the graph is damaged."""
+    import onnxruntime as ort
+
+    from .runtime import session_options
+
+    options = session_options(spinning)
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(path), options, providers=ort.get_available_providers())
+    except Exception as exc:  # onnxruntime raises its own error types on damaged graphs
+        raise BundleError(f"{path} cannot be loaded by ONNX Runtime ({str(exc)[:200]}).") from None
+
+
 class OnnxPredictor(Inference):
     """An export folder loaded for inference; the same interface as :class:`~transferkit.predictor.Predictor`."""
 
     runtime = "onnx"
 
     def __init__(self, folder: Path, manifest: dict, session, settings: dict, verbose: bool = False,
-                 graph: str = GRAPH) -> None:
+                 graph: str = GRAPH, spinning: bool = True) -> None:
         self.folder = folder
         self.graph = graph  # the graph file it runs (``onnx_graph`` chooses)
         self.manifest = manifest
         self.session = session
+        self.spinning = spinning
+        self._one_thread_session = None  # for batches run side by side, one per core (``_batches_side_by_side``)
         self.modality = manifest["modality"]
         self.classes = np.array(manifest["classes"])
         self.target = manifest.get("target")  # several labels or numbers (``targets``); absent: one class
@@ -195,10 +213,7 @@ class OnnxPredictor(Inference):
         from .extras import require
 
         require("export")
-        import onnxruntime as ort
-
         from .predictor import check_settings
-        from .runtime import session_options
 
         folder = Path(folder)
         try:
@@ -207,16 +222,12 @@ class OnnxPredictor(Inference):
             raise BundleError(f"{folder / MANIFEST} cannot be read ({exc}); the export is damaged.") from None
         if manifest.get("format") != "transferkit-onnx" or manifest.get("modality") not in ("image", "text"):
             raise BundleError(f"{folder} is not a transferkit ONNX export.")
-        options = session_options(spinning)
         graph = graph or onnx_graph(manifest)  # int8 where this CPU runs it natively and it kept float32's answers
         if "/" in graph or graph.startswith("."):
             raise BadInputError(f"{graph!r} is not a graph file name in {folder}.")
         check_manifest(folder, manifest, graph)
         path = folder / graph
-        try:
-            session = ort.InferenceSession(str(path), options, providers=ort.get_available_providers())
-        except Exception as exc:  # onnxruntime raises its own error types on damaged graphs
-            raise BundleError(f"{path} cannot be loaded by ONNX Runtime ({str(exc)[:200]}).") from None
+        session = open_session(path, spinning)
         classes, outputs = manifest.get("classes"), session.get_outputs()[0].shape[-1]
         if manifest.get("target") is not None:
             from .predictor import check_target
@@ -233,7 +244,17 @@ class OnnxPredictor(Inference):
                                                           "label_column")}
         merged = check_settings(modality, {"long_text": manifest.get("long_text", "truncate")} | keep
                                 if modality == "text" else keep)
-        return cls(folder, manifest, session, merged, verbose, graph=path.name)
+        return cls(folder, manifest, session, merged, verbose, graph=path.name, spinning=spinning)
+
+    def _opened_one_thread_session(self) -> bool:
+        """Whether the session of one thread ``_batches_side_by_side`` runs is open, opened now where it is not; False
+        where the graph's file has gone since (``cache.prune_exports`` removed the export: the one session runs)."""
+        if self._one_thread_session is None:
+            try:
+                self._one_thread_session = open_session(self.folder / self.graph, self.spinning, threads=1)
+            except BundleError:
+                return False
+        return True
 
     def item_key(self, item) -> str:
         if self.modality == "text":
@@ -254,15 +275,39 @@ class OnnxPredictor(Inference):
         return self._run_images(items)
 
     def _run_images(self, items: list) -> tuple[np.ndarray, np.ndarray, list, np.ndarray | None]:
-        """``_run`` for images: each batch is read and prepared on a second thread while the graph runs the one
-        before (PIL's decoding and resizing release the interpreter, as ONNX Runtime does), into one of two sets of
-        arrays the two take in turn."""
-        from concurrent.futures import ThreadPoolExecutor
+        """``_run`` for images, batch by batch: with a batch or more for each core, each core's thread reads, prepares
+        and runs batches of its own on a session of one thread, so no core waits for a thread the reading took
+        (``_batches_side_by_side``); else the graph runs each batch on every core while a second thread reads the
+        next (``_batches_in_turn``)."""
+        from .runtime import cpu_threads
 
-        ok = np.zeros(len(items), bool)
-        skipped, rows, mirrored, features = [], [], [], []
         size = self.settings["batch_size"]
         starts = list(range(0, len(items), size))
+        threads = cpu_threads()
+        side_by_side = threads > 1 and len(starts) >= 2 * threads and self._opened_one_thread_session()
+        done = (self._batches_side_by_side(items, starts, threads) if side_by_side
+                else self._batches_in_turn(items, starts))
+        ok = np.zeros(len(items), bool)
+        skipped, rows, mirrored, features = [], [], [], []
+        for outputs, read, unread in done:
+            ok[read] = True
+            skipped += unread
+            if outputs is not None:
+                rows.append(outputs[0])
+                features += [outputs[1]] if outputs[1] is not None else []
+                mirrored += [outputs[2]] if outputs[2] is not None else []
+        proba = np.concatenate(rows) if rows else np.zeros((0, len(self.classes)))
+        if mirrored:
+            proba = (proba + np.concatenate(mirrored)) / 2
+        return proba.astype(np.float64), ok, skipped, np.concatenate(features) if features else None
+
+    def _batches_in_turn(self, items: list, starts: list[int]) -> list[tuple]:
+        """Each batch read and prepared on a second thread while the graph runs the one before on every core (PIL's
+        decoding and resizing release the interpreter, as ONNX Runtime does), into one of two sets of arrays the two
+        take in turn: :meth:`_batch_outputs`, the positions read and why the others were not, per batch."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        size, done = self.settings["batch_size"], []
         buffers = [self._buffers(min(size, len(items))) for _ in starts[:2]]
         with ThreadPoolExecutor(1) as reader:
             pending = reader.submit(self._prepared, items, starts[0], size, buffers[0]) if starts else None
@@ -270,18 +315,32 @@ class OnnxPredictor(Inference):
                 batch, flipped, read, unread = pending.result()
                 if i + 1 < len(starts):  # into the arrays the graph read last, which it has finished with
                     pending = reader.submit(self._prepared, items, starts[i + 1], size, buffers[(i + 1) % 2])
-                ok[read] = True
-                skipped += unread
-                if read:
-                    outputs = self.session.run(None, batch)
-                    rows.append(outputs[0])
-                    features.extend(outputs[1:2])
-                    if self.settings.get("tta"):
-                        mirrored.append(self.session.run(None, flipped)[0])
-        proba = np.concatenate(rows) if rows else np.zeros((0, len(self.classes)))
-        if mirrored:
-            proba = (proba + np.concatenate(mirrored)) / 2
-        return proba.astype(np.float64), ok, skipped, np.concatenate(features) if features else None
+                done.append((self._batch_outputs(self.session, batch, flipped) if read else None, read, unread))
+        return done
+
+    def _batches_side_by_side(self, items: list, starts: list[int], threads: int) -> list[tuple]:
+        """:meth:`_batches_in_turn`'s answer from ``threads`` threads, each reading, preparing and running whole
+        batches into arrays of its own on the one session of one thread."""
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        size, own = self.settings["batch_size"], threading.local()
+
+        def run(start: int) -> tuple:
+            if not hasattr(own, "buffers"):
+                own.buffers = self._buffers(size)
+            batch, flipped, read, unread = self._prepared(items, start, size, own.buffers)
+            return self._batch_outputs(self._one_thread_session, batch, flipped) if read else None, read, unread
+
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(run, starts))
+
+    def _batch_outputs(self, session, batch: dict, flipped: dict) -> tuple:
+        """The graph's probabilities for a prepared batch, its features (None where it gives none) and, with TTA, its
+        probabilities for the mirror images."""
+        outputs = session.run(None, batch)
+        return (outputs[0], outputs[1] if len(outputs) > 1 else None,
+                session.run(None, flipped)[0] if self.settings.get("tta") else None)
 
     def _buffers(self, rows: int) -> tuple[dict, dict]:
         """Arrays for a batch of ``rows`` images of each of the graph's inputs, and of their mirror images with TTA."""

@@ -190,6 +190,14 @@ def fold_batchnorm(network, input_size: int):
         network.train(training)
 
 
+def cpu_threads() -> int:
+    """The threads this process computes on: as many as OMP_NUM_THREADS asks for, else one per core it may use."""
+    asked = os.environ.get("OMP_NUM_THREADS", "")
+    if asked.isdigit() and int(asked) > 0:
+        return int(asked)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def session_options(spinning: bool = True):
     """ONNX Runtime's options for transferkit's sessions: quiet, as many threads as OMP_NUM_THREADS asks for, no memory
     pattern, and one CPU memory arena for all of them (``shared_arena``). ``spinning=False`` lets its threads sleep
