@@ -275,18 +275,18 @@ class OnnxPredictor(Inference):
         return self._run_images(items)
 
     def _run_images(self, items: list) -> tuple[np.ndarray, np.ndarray, list, np.ndarray | None]:
-        """``_run`` for images, batch by batch: with a batch or more for each core, each core's thread reads, prepares
-        and runs batches of its own on a session of one thread, so no core waits for a thread the reading took
+        """``_run`` for images, batch by batch: with two batches or more, each core's thread reads, prepares and runs
+        its share of each batch on a session of one thread, so no core waits for a thread the reading took
         (``_batches_side_by_side``); else the graph runs each batch on every core while a second thread reads the
         next (``_batches_in_turn``)."""
         from .runtime import cpu_threads
 
-        size = self.settings["batch_size"]
-        starts = list(range(0, len(items), size))
-        threads = cpu_threads()
-        side_by_side = threads > 1 and len(starts) >= 2 * threads and self._opened_one_thread_session()
-        done = (self._batches_side_by_side(items, starts, threads) if side_by_side
-                else self._batches_in_turn(items, starts))
+        size, threads = self.settings["batch_size"], cpu_threads()
+        if threads > 1 and len(items) >= 2 * size and self._opened_one_thread_session():
+            # the batch shared among the threads: as many images in flight, and as much memory, as one batch
+            done = self._batches_side_by_side(items, -(-size // threads), threads)
+        else:
+            done = self._batches_in_turn(items, size)
         ok = np.zeros(len(items), bool)
         skipped, rows, mirrored, features = [], [], [], []
         for outputs, read, unread in done:
@@ -301,13 +301,13 @@ class OnnxPredictor(Inference):
             proba = (proba + np.concatenate(mirrored)) / 2
         return proba.astype(np.float64), ok, skipped, np.concatenate(features) if features else None
 
-    def _batches_in_turn(self, items: list, starts: list[int]) -> list[tuple]:
+    def _batches_in_turn(self, items: list, size: int) -> list[tuple]:
         """Each batch read and prepared on a second thread while the graph runs the one before on every core (PIL's
         decoding and resizing release the interpreter, as ONNX Runtime does), into one of two sets of arrays the two
         take in turn: :meth:`_batch_outputs`, the positions read and why the others were not, per batch."""
         from concurrent.futures import ThreadPoolExecutor
 
-        size, done = self.settings["batch_size"], []
+        starts, done = list(range(0, len(items), size)), []
         buffers = [self._buffers(min(size, len(items))) for _ in starts[:2]]
         with ThreadPoolExecutor(1) as reader:
             pending = reader.submit(self._prepared, items, starts[0], size, buffers[0]) if starts else None
@@ -318,13 +318,13 @@ class OnnxPredictor(Inference):
                 done.append((self._batch_outputs(self.session, batch, flipped) if read else None, read, unread))
         return done
 
-    def _batches_side_by_side(self, items: list, starts: list[int], threads: int) -> list[tuple]:
+    def _batches_side_by_side(self, items: list, size: int, threads: int) -> list[tuple]:
         """:meth:`_batches_in_turn`'s answer from ``threads`` threads, each reading, preparing and running whole
         batches into arrays of its own on the one session of one thread."""
         import threading
         from concurrent.futures import ThreadPoolExecutor
 
-        size, own = self.settings["batch_size"], threading.local()
+        own = threading.local()
 
         def run(start: int) -> tuple:
             if not hasattr(own, "buffers"):
@@ -333,7 +333,7 @@ class OnnxPredictor(Inference):
             return self._batch_outputs(self._one_thread_session, batch, flipped) if read else None, read, unread
 
         with ThreadPoolExecutor(threads) as pool:
-            return list(pool.map(run, starts))
+            return list(pool.map(run, range(0, len(items), size)))
 
     def _batch_outputs(self, session, batch: dict, flipped: dict) -> tuple:
         """The graph's probabilities for a prepared batch, its features (None where it gives none) and, with TTA, its
