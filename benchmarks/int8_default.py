@@ -203,9 +203,10 @@ def main() -> None:
     results = args.results or results_file()
     if args.recipes:
         found = rows(args.recipes[-1])
-        write_results("int8-recipes", "## Two int8 recipes on the same fits (`benchmarks/int8_default.py --recipes`)"
-                      f"\n\n{recipes_table(args.recipes[:-1], args.recipes[-1])}\n",
-                      found[0]["machine"] if found else None)
+        info = found[0]["machine"] if found else None  # named after the later recipe's file
+        stem = args.recipes[-1].stem.replace("int8-default", "int8-recipes").removesuffix(f"-{cpu_slug(info)}")
+        write_results(stem, "## Two int8 recipes on the same fits (`benchmarks/int8_default.py --recipes`)"
+                      f"\n\n{recipes_table(args.recipes[:-1], args.recipes[-1])}\n", info)
         return
     if args.speed:
         found = speed(args.speed, args.runs)
