@@ -22,8 +22,10 @@ def backbone(tiny_backbone):
     return ImageBackbone.from_spec(resolve(tiny_backbone), precision="fp32")
 
 
+@pytest.mark.parametrize("threads", ["1", "5"])  # five: each batch of four shared among the cores, some get none
 def test_a_large_extraction_runs_on_onnx_runtime_with_the_rows_pytorch_gives(backbone, small_train, tmp_path,
-                                                                              monkeypatch):
+                                                                              monkeypatch, threads):
+    monkeypatch.setenv("OMP_NUM_THREADS", threads)
     files = sorted(small_train.rglob("*.png"))
     expected = extract(backbone, files, batch_size=4, use_cache=False).features
     calls = []

@@ -22,17 +22,27 @@ OPSET = 18  # of every ONNX graph transferkit writes (a backbone's here, a model
 def onnx_transform(featurizer, cache_dir: str | Path | None, n_items: int):
     """A ``transform(batch) -> features`` on ONNX Runtime for ``featurizer``, or None where PyTorch stays (another
     kind, a GPU, bfloat16, a small job, or no export could be made)."""
-    from .runtime import faster_runtime
+    from .runtime import cpu_threads, faster_runtime
 
     if (n_items < MIN_ITEMS or getattr(featurizer, "kind", None) != "image-backbone"
             or faster_runtime("image", ["image-backbone"]) != "onnx" or featurizer.resolved_precision != "fp32"):
         return None
     try:
-        session = _session(backbone_graph(featurizer, graph_folder(cache_dir)))
+        session = _session(backbone_graph(featurizer, graph_folder(cache_dir)), threads=1)
     except Exception:  # noqa: BLE001 - an export that fails leaves the extraction on PyTorch, which always works
         return None
-    name = session.get_inputs()[0].name
-    return lambda batch: session.run(None, {name: np.stack([np.asarray(b, np.float32) for b in batch])})[0]
+    name, threads = session.get_inputs()[0].name, cpu_threads()
+
+    def transform(batch: list) -> np.ndarray:
+        """The batch's rows, each core running a share of it on the session of one thread: side by side they keep
+        every core busy, where one session's threads wait for each other between its operators."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        shares = [s for s in np.array_split(np.stack([np.asarray(b, np.float32) for b in batch]), threads) if len(s)]
+        with ThreadPoolExecutor(len(shares)) as pool:
+            return np.concatenate(list(pool.map(lambda share: session.run(None, {name: share})[0], shares)))
+
+    return transform
 
 
 def graph_folder(cache_dir: str | Path | None) -> Path:
@@ -79,9 +89,13 @@ def backbone_graph(featurizer, folder: Path) -> Path:
     return path
 
 
-def _session(path: Path):
+def _session(path: Path, threads: int | None = None):
+    """A session of the graph at ``path`` (``runtime.session_options``; ``threads``: its intra-op threads)."""
     import onnxruntime as ort
 
     from .runtime import session_options
 
-    return ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
+    options = session_options()
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
