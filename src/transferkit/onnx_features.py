@@ -95,7 +95,4 @@ def _session(path: Path, threads: int | None = None):
 
     from .runtime import session_options
 
-    options = session_options()
-    if threads:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), session_options(threads=threads), providers=["CPUExecutionProvider"])

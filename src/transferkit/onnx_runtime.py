@@ -170,11 +170,9 @@ def open_session(path: Path, spinning: bool = True, threads: int | None = None):
 
     from .runtime import session_options
 
-    options = session_options(spinning)
-    if threads:
-        options.intra_op_num_threads = threads
     try:
-        return ort.InferenceSession(str(path), options, providers=ort.get_available_providers())
+        return ort.InferenceSession(str(path), session_options(spinning, threads),
+                                    providers=ort.get_available_providers())
     except Exception as exc:  # onnxruntime raises its own error types on damaged graphs
         raise BundleError(f"{path} cannot be loaded by ONNX Runtime ({str(exc)[:200]}).") from None
 

@@ -198,11 +198,11 @@ def cpu_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def session_options(spinning: bool = True):
-    """ONNX Runtime's options for transferkit's sessions: quiet, as many threads as OMP_NUM_THREADS asks for, no memory
-    pattern, and one CPU memory arena for all of them (``shared_arena``). ``spinning=False`` lets its threads sleep
-    between runs instead of spinning for the next one: a server's event loop needs those cores to read the next
-    requests while a batch runs (``benchmarks/serve_load.py``)."""
+def session_options(spinning: bool = True, threads: int | None = None):
+    """ONNX Runtime's options for transferkit's sessions: quiet, ``threads`` threads (else as many as OMP_NUM_THREADS
+    asks for), no memory pattern, and one CPU memory arena for all of them (``shared_arena``). ``spinning=False`` lets
+    its threads sleep between runs instead of spinning for the next one: a server's event loop needs those cores to
+    read the next requests while a batch runs (``benchmarks/serve_load.py``)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -212,9 +212,9 @@ def session_options(spinning: bool = True):
     options.enable_mem_pattern = False
     if shared_arena():
         options.add_session_config_entry("session.use_env_allocators", "1")
-    threads = os.environ.get("OMP_NUM_THREADS")
-    if threads and threads.isdigit():
-        options.intra_op_num_threads = int(threads)
+    asked = os.environ.get("OMP_NUM_THREADS")
+    if threads or (asked and asked.isdigit()):
+        options.intra_op_num_threads = threads or int(asked)
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
