@@ -190,11 +190,16 @@ def fold_batchnorm(network, input_size: int):
         network.train(training)
 
 
+def asked_threads() -> int:
+    """The threads OMP_NUM_THREADS asks for; 0 where it asks for none."""
+    asked = os.environ.get("OMP_NUM_THREADS", "")
+    return int(asked) if asked.isdigit() else 0
+
+
 def cpu_threads() -> int:
     """The threads this process computes on: as many as OMP_NUM_THREADS asks for, else one per core it may use."""
-    asked = os.environ.get("OMP_NUM_THREADS", "")
-    if asked.isdigit() and int(asked) > 0:
-        return int(asked)
+    if asked_threads():
+        return asked_threads()
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -212,9 +217,7 @@ def session_options(spinning: bool = True, threads: int | None = None):
     options.enable_mem_pattern = False
     if shared_arena():
         options.add_session_config_entry("session.use_env_allocators", "1")
-    asked = os.environ.get("OMP_NUM_THREADS")
-    if threads or (asked and asked.isdigit()):
-        options.intra_op_num_threads = threads or int(asked)
+    options.intra_op_num_threads = threads or asked_threads()  # 0: ONNX Runtime's own choice
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
