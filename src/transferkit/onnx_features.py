@@ -28,9 +28,7 @@ def onnx_transform(featurizer, cache_dir: str | Path | None, n_items: int):
             or faster_runtime("image", ["image-backbone"]) != "onnx" or featurizer.resolved_precision != "fp32"):
         return None
     try:
-        from .onnx_runtime import open_session
-
-        session = open_session(backbone_graph(featurizer, graph_folder(cache_dir)), threads=1)
+        session = _session(backbone_graph(featurizer, graph_folder(cache_dir)), threads=1)
     except Exception:  # noqa: BLE001 - an export that fails leaves the extraction on PyTorch, which always works
         return None
     name, threads = session.get_inputs()[0].name, cpu_threads()
@@ -89,3 +87,12 @@ def backbone_graph(featurizer, folder: Path) -> Path:
         os.replace(staged, path)
     featurizer._placed = False  # the network was moved to the CPU in float32: placed again before PyTorch runs it
     return path
+
+
+def _session(path: Path, threads: int | None = None):
+    """A session of the graph at ``path`` (``runtime.session_options``; ``threads``: its intra-op threads)."""
+    import onnxruntime as ort
+
+    from .runtime import session_options
+
+    return ort.InferenceSession(str(path), session_options(threads=threads), providers=["CPUExecutionProvider"])
