@@ -13,7 +13,16 @@ from typer.testing import CliRunner
 from transferkit import Features, ImageClassifier, TextClassifier
 from transferkit.cli import app
 from transferkit.heads import fit_head
-from transferkit.unlabeled import SHIFT_AUC, domain_auc, learn_from_pool, self_train
+from transferkit.unlabeled import (
+    SHIFT_AUC,
+    _normalised_rows,
+    _spread,
+    domain_auc,
+    learn_from_pool,
+    self_train,
+    soft_clusters,
+    spread_labels,
+)
 
 runner = CliRunner()
 
@@ -49,6 +58,42 @@ def test_a_pool_from_the_same_source_is_not_centred_on():
     use = learn_from_pool(head, x, y, pool)
     assert use.info["shift_auc"] < SHIFT_AUC and not use.info["centred"]
     assert np.array_equal(use.head.mean, head.mean) or use.info["self_training"]
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_soft_clusters_give_a_pool_row_the_class_of_the_cluster_it_sits_in_where_its_seed_said_otherwise():
+    rng = np.random.default_rng(3)
+    a, b = np.eye(16)[0], np.eye(16)[1]
+    labeled = _unit(np.vstack([a, b]) + rng.normal(0, 0.05, (2, 16)))
+    pool = _unit(np.vstack([a + rng.normal(0, 0.2, (20, 16)), b + rng.normal(0, 0.2, (20, 16))]))
+    seed = np.tile([0.5, 0.5], (40, 1))
+    seed[:20] = [0.8, 0.2]
+    seed[:5] = [0.3, 0.7]  # a head from another source put five of cluster a on the wrong side of its line
+    proba = soft_clusters(np.vstack([labeled, pool]), np.eye(2), seed)
+    assert proba.shape == (40, 2) and np.allclose(proba.sum(1), 1.0)
+    assert (proba[:20, 0] > 0.9).all() and (proba[20:, 1] > 0.9).all()
+
+
+def test_only_a_pool_from_another_source_has_its_labels_drawn_to_its_own_clusters_and_only_when_asked():
+    rng = np.random.default_rng(0)
+    x, y = _blobs(rng, 10)
+    pool, _ = _blobs(rng, 100, offset=2.5)
+    head = fit_head(x, y, power="auto", seed=0)
+    rows = _normalised_rows(head, x, pool, centred=True)
+    head_and_spreading = _spread(head, rows, y, pool, clusters=False)  # the mean of the two, as without clusters
+    clusters = soft_clusters(rows, np.eye(2)[y], head_and_spreading)
+    assert np.allclose(spread_labels(head, x, y, pool, centred=True, clusters=True),
+                       (2 * head_and_spreading + clusters) / 3)
+    assert np.allclose(spread_labels(head, x, y, pool, centred=True), head_and_spreading)
+    use = learn_from_pool(head, x, y, pool, vote=True, clusters=True)
+    assert use.info["centred"] and use.info["clusters"] and "drawn to its own clusters" in use.sentence
+    assert not learn_from_pool(head, x, y, pool, vote=True).info["clusters"]
+    same_source, _ = _blobs(rng, 100)
+    use = learn_from_pool(head, x, y, same_source, vote=True, clusters=True)
+    assert not use.info["centred"] and not use.info["clusters"] and "clusters" not in use.sentence
 
 
 def test_self_training_takes_the_same_number_of_confident_pseudo_labels_per_class():
@@ -140,6 +185,7 @@ def test_fit_with_unlabeled_images_records_what_it_did_and_counts_copies_once(sm
     assert used["used"] and used["n"] == 18 and used["skipped"] == 1  # 18 inverted images read; broken.png skipped
     assert any("copies of labeled ones" in note for note in clf.notes_)
     assert "unlabeled items" in clf.reason_
+    assert used["clusters"] == used["centred"]  # frozen image features: a pool from another source, its own clusters
     clf.save(tmp_path / "model")
     again = ImageClassifier.load(tmp_path / "model", verbose=False)
     files = sorted(pool_folder.glob("c*.png")) + sorted(pool_folder.glob("b*-*.png"))
@@ -196,6 +242,7 @@ def test_a_tuned_sentence_encoder_learns_from_the_pool_on_its_own_embeddings(tex
     used = clf.metrics_["unlabeled"]
     assert used["used"] and used["n"] == 3 and "unlabeled items" in clf.reason_ and "finetune" in clf.reason_
     assert "fold_accuracy_with" in used["vote"] and ("votes with" in clf.reason_) == used["vote"]["kept"]
+    assert not used["clusters"]  # a tuned encoder's pool keeps the head's and label spreading's labels alone
 
 
 def test_a_text_model_that_votes_saves_its_rows_and_predicts_the_same_after_loading(text_csv, tiny_encoder, tmp_path):

@@ -53,12 +53,14 @@ def fit_student(fit_head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, teache
 
 
 def distill(teacher, student_fit_head, *, x_teacher: np.ndarray, x_student: np.ndarray, y: np.ndarray,
-            pool_teacher: np.ndarray, pool_student: np.ndarray, adapt, centred: bool = False, seed: int = 0,
+            pool_teacher: np.ndarray, pool_student: np.ndarray, adapt, centred: bool = False, clusters: bool = False,
+            seed: int = 0,
             folds: int = 5, typical_temperature: float | None = None, progress: bool = False) -> Distilled:
     """A student head on ``x_student`` / ``pool_student`` (the student's features of the labeled and unlabeled items)
     from ``teacher`` (the final teacher head on ``x_teacher`` / ``pool_teacher``), with fold evidence (module
     docstring). ``adapt(head, rows, labels)`` turns a fold's head into that fold's teacher as the final teacher was
-    made; ``centred``: whether it centres the pool on its own mean (``unlabeled.adapt``);
+    made; ``centred``: whether it centres the pool on its own mean (``unlabeled.adapt``); ``clusters``: whether the
+    pool's labels are drawn to its own clusters (``unlabeled.spread_labels``);
     ``student_fit_head(rows, labels)`` fits the student's head settings."""
     from sklearn.model_selection import StratifiedKFold
 
@@ -72,7 +74,7 @@ def distill(teacher, student_fit_head, *, x_teacher: np.ndarray, x_student: np.n
     with progress_bar("Distilling one network (folds, then the final student)", total=k + 1,
                       enabled=progress) as advance:
         fold = _folds(teacher, student_fit_head, splits, x_teacher, x_student, y, pool_teacher, pool_student, adapt,
-                      centred, seed, advance)
+                      centred, clusters, seed, advance)
         # the vote is kept unless the student without it is significantly better on the held-out labels: it was
         # better in every image cell of transferkit's unlabeled suite (benchmarks/pool_knn.py, results/)
         vote = not significantly_better(fold.right[False], fold.right[True])
@@ -81,7 +83,7 @@ def distill(teacher, student_fit_head, *, x_teacher: np.ndarray, x_student: np.n
         head = None
         if not worse:
             teacher_proba = teacher.predict_proba(pool_teacher)
-            spread = spread_labels(teacher, x_teacher, y, pool_teacher, centred=centred)
+            spread = spread_labels(teacher, x_teacher, y, pool_teacher, centred=centred, clusters=clusters)
             head = fit_student(student_fit_head, x_student, y, pool_student, teacher_proba, spread)
             head = head if vote else replace(head, neighbours=None, neighbour_proba=None)
         advance(1)
@@ -120,7 +122,7 @@ class FoldEvidence:
 
 
 def _folds(teacher, student_fit_head, splits, x_teacher, x_student, y, pool_teacher, pool_student, adapt, centred,
-           seed, advance) -> FoldEvidence:
+           clusters, seed, advance) -> FoldEvidence:
     """Each fold's teacher and student (with and without the vote) on the fold's held-out labels."""
     from .unlabeled import spread_labels
 
@@ -130,7 +132,8 @@ def _folds(teacher, student_fit_head, splits, x_teacher, x_student, y, pool_teac
     for train, test in splits:
         fold_teacher = adapt(teacher.refit(x_teacher[train], y[train], seed), x_teacher[train], y[train])
         says[test] = fold_teacher.predict_proba(x_teacher[test]).argmax(1)
-        spread = spread_labels(fold_teacher, x_teacher[train], y[train], pool_teacher, centred=centred)
+        spread = spread_labels(fold_teacher, x_teacher[train], y[train], pool_teacher, centred=centred,
+                               clusters=clusters)
         voting = fit_student(student_fit_head, x_student[train], y[train], pool_student,
                              fold_teacher.predict_proba(pool_teacher), spread)
         for vote, head in ((True, voting), (False, replace(voting, neighbours=None, neighbour_proba=None))):

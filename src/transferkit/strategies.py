@@ -228,7 +228,9 @@ def _use_pool(featurizer, head, x, y: np.ndarray, folds: int, problem: Problem):
     if not pool.ok.any():
         return head, {"n": 0, "skipped": skipped, "used": False}, (
             f"none of the {len(problem.unlabeled)} unlabeled {problem.noun}s could be read"), pool
-    use = learn_from_pool(head, x, y, pool.features, seed=run.seed, folds=folds, vote=True)
+    # the pool's own clusters under a shift: measured to help frozen image features, to cost a tuned text encoder
+    use = learn_from_pool(head, x, y, pool.features, seed=run.seed, folds=folds, vote=True,
+                          clusters=featurizer.modality == "image" and not featurizer.tuned)
     seconds = {"features_seconds": round(read - start, 1), "learn_seconds": round(time.perf_counter() - read, 1)}
     return use.head, {**use.info, "skipped": skipped, "used": True, **seconds}, use.sentence, pool
 
@@ -723,16 +725,19 @@ def _distilled(problem: Problem, single: Probe, teacher: Probe, fitted: Fitted, 
     # is read with
     # the student's rows are scaled to unit length first, as each backbone's are in the side-by-side teacher
     voted = bool((usage.get("vote") or {}).get("kept"))
+    clusters = bool(usage.get("clusters"))
 
     def fold_teacher(head, x, y):  # each fold's teacher made as the final one was: adapted, voting where it votes
         adapted = adapt(head, x, y, pool_teacher.features, centred=usage["centred"],
                         self_training=usage["self_training"], seed=seed)
-        return voting(adapted, x, y, pool_teacher.features, centred=usage["centred"]) if voted else adapted
+        return (voting(adapted, x, y, pool_teacher.features, centred=usage["centred"], clusters=clusters) if voted
+                else adapted)
 
     result = distill(fitted.head, lambda rows, labels: features.fit_head(rows, labels, seed, unit_rows=True),
                      x_teacher=teacher.features, x_student=single.features, y=teacher.y,
                      pool_teacher=pool_teacher.features, pool_student=pool_student.features, adapt=fold_teacher,
-                     centred=usage["centred"], seed=seed, folds=teacher.folds, progress=run.progress)
+                     centred=usage["centred"], clusters=clusters, seed=seed, folds=teacher.folds,
+                     progress=run.progress)
     metrics = {**fitted.metrics, "student": {**result.info, "seconds": round(time.perf_counter() - start, 1)}}
     reason = f"{fitted.reason}; {result.sentence}"
     if result.head is None:

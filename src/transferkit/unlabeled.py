@@ -14,7 +14,13 @@
 A third use is a **nearest-neighbour vote**: label spreading (Zhou et al. 2004, scikit-learn's ``LabelSpreading``
 on a nearest-neighbour graph) carries the labels along the pool's own neighbourhoods; the pool's rows, with the mean
 of the head's and the spread probabilities (:func:`spread_labels`), and the labeled rows with their labels, vote on
-each item the model predicts (``LinearHead.neighbours``). ``learn_from_pool(..., vote=True)`` gives the head the vote
+each item the model predicts (``LinearHead.neighbours``). For frozen image features under a shift (centred,
+``learn_from_pool(..., clusters=True)``), a third opinion joins that mean: the pool's own clusters, soft k-means
+seeded with the labels and the first two (:func:`soft_clusters`). A head that learned from another source draws its
+lines where the pool's classes are not; the pool's clusters are where they are (semi-supervised prototypes: Ren et
+al. 2018; clustering a target domain seeded by a source model: Liang et al. 2020, SHOT). On a pool from the labels'
+own source the head's lines already fit and the clusters cost accuracy, and a tuned text encoder lost with them on
+each shifted fit measured (docs/guides/unlabeled.md). ``learn_from_pool(..., vote=True)`` gives the head the vote
 (:func:`voting`), kept unless the held-out folds show the head significantly better without it. A one-network
 student (``distill``) learns the pool's labels from its teacher, vote included, and votes in its own feature space.
 
@@ -47,11 +53,12 @@ class PoolUse:
 
 
 def learn_from_pool(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, seed: int = 0,
-                    folds: int = 5, vote: bool = False) -> PoolUse:
+                    folds: int = 5, vote: bool = False, clusters: bool = False) -> PoolUse:
     """The head on labeled features ``x`` (integer labels ``y``), improved with the pool's features where the
     evidence says so (module docstring). ``head`` is the head fitted on ``x``; its settings are kept. ``vote``: also
     weigh a nearest-neighbour vote over the labeled and pool rows (:func:`voting`) for a head of one class per item,
-    on the same kind of evidence."""
+    on the same kind of evidence. ``clusters``: a pool from another source also has its labels drawn to its own
+    clusters (:func:`spread_labels`; the fit asks for it on frozen image features)."""
     from .evaluate import significantly_better
     from .heads import NEIGHBOURS
 
@@ -62,7 +69,9 @@ def learn_from_pool(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, see
     teacher_correct, student_correct = _fold_evidence(head, x, y, seen, seed, folds)
     keep = significantly_better(student_correct, teacher_correct)
     final = adapt(head, x, y, pool, centred=shifted, self_training=keep, seed=seed)
+    clusters = bool(clusters and shifted)
     info: dict = {"n": n_pool, "shift_auc": round(float(auc), 4), "centred": bool(shifted), "self_training": bool(keep),
+            "clusters": clusters,
             "fold_accuracy_without": float(teacher_correct.mean()),
             "fold_accuracy_with": float(student_correct.mean()), "folds_n": int(len(teacher_correct))}
     where = (f"the {n_pool} unlabeled items come from another source than the labels (a classifier tells them apart, "
@@ -84,23 +93,25 @@ def learn_from_pool(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, see
         measured = (f"{with_vote.mean():.3f} with the vote, {without_vote.mean():.3f} without, on {len(with_vote)} "
                     "held-out labels")
         if kept:
-            final = voting(final, x, y, pool, centred=shifted)
+            final = voting(final, x, y, pool, centred=shifted, clusters=clusters)
             record["neighbours"] = int(len(final.neighbours))
             sentence += (f"; it votes with its {NEIGHBOURS} nearest of the {len(final.neighbours)} labeled and "
-                         f"unlabeled items, their labels spread along the pool ({measured})")
+                         f"unlabeled items, their labels spread along the pool"
+                         f"{' and drawn to its own clusters' if clusters else ''} ({measured})")
         else:
             sentence += f"; it does not vote with its nearest items ({measured}: significantly better without)"
     return PoolUse(final, sentence, info)
 
 
-def voting(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, centred: bool):
+def voting(head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, centred: bool, clusters: bool = False):
     """``head`` (adapted to the pool as ``adapt`` made it) with a nearest-neighbour vote: the labeled rows ``x``
     carry their labels ``y``, the pool's rows :func:`spread_labels`'s probabilities. Each row is normalised as the
-    items of its source are: the labeled ones on the labels' mean and, when ``centred``, the pool's on its own."""
+    items of its source are: the labeled ones on the labels' mean and, when ``centred``, the pool's on its own;
+    ``clusters``: the pool's labels drawn to its own clusters too (:func:`spread_labels`)."""
     from .heads import vote_rows
 
     rows = _normalised_rows(head, x, pool, centred)
-    spread = _spread(head, rows, y, pool)
+    spread = _spread(head, rows, y, pool, clusters)
     proba = np.vstack([np.eye(spread.shape[1])[y], spread]).astype(np.float32)
     return replace(head, neighbours=vote_rows(rows), neighbour_proba=proba)
 
@@ -119,11 +130,13 @@ SPREAD_ALPHA = 0.8  # how much of a row's spread label comes from its neighbours
 SPREAD_MEMORY_MB = 64
 
 
-def spread_labels(teacher, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, centred: bool) -> np.ndarray:
+def spread_labels(teacher, x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, centred: bool,
+                  clusters: bool = False) -> np.ndarray:
     """The pool's class probabilities: the mean of ``teacher``'s and of label spreading's over the labeled rows ``x``
     (integer labels ``y``) and the pool, on a graph of each row's ``heads.NEIGHBOURS`` nearest in the teacher's
-    normalised space (labels centred on their own mean and the pool on its own when ``centred``: ``adapt``)."""
-    return _spread(teacher, _normalised_rows(teacher, x, pool, centred), y, pool)
+    normalised space (labels centred on their own mean and the pool on its own when ``centred``: ``adapt``); with
+    ``clusters``, the mean of those two and of the pool's soft clusters seeded with them (:func:`soft_clusters`)."""
+    return _spread(teacher, _normalised_rows(teacher, x, pool, centred), y, pool, clusters)
 
 
 def _normalised_rows(head, x: np.ndarray, pool: np.ndarray, centred: bool) -> np.ndarray:
@@ -139,8 +152,9 @@ def _normalised_rows(head, x: np.ndarray, pool: np.ndarray, centred: bool) -> np
                       for i in range(0, len(pool), ROWS_AT_ONCE)])
 
 
-def _spread(teacher, rows: np.ndarray, y: np.ndarray, pool: np.ndarray) -> np.ndarray:
-    """:func:`spread_labels` on the rows :func:`_normalised_rows` made (the first ``len(y)`` of them labeled)."""
+def _spread(teacher, rows: np.ndarray, y: np.ndarray, pool: np.ndarray, clusters: bool) -> np.ndarray:
+    """:func:`spread_labels` on the rows :func:`_normalised_rows` made (the first ``len(y)`` of them labeled), with
+    the pool's soft clusters where ``clusters``."""
     import sklearn
     from sklearn.semi_supervised import LabelSpreading
 
@@ -158,7 +172,32 @@ def _spread(teacher, rows: np.ndarray, y: np.ndarray, pool: np.ndarray) -> np.nd
     spread[:, model.classes_] = np.nan_to_num(model.label_distributions_[n_labeled:])
     total = spread.sum(1, keepdims=True)
     spread = np.where(total > 0, spread / np.where(total > 0, total, 1.0), 1.0 / n_classes)
-    return (own + spread) / 2
+    if not clusters:
+        return (own + spread) / 2
+    return (own + spread + soft_clusters(rows, np.eye(n_classes)[y], (own + spread) / 2)) / 3
+
+
+CLUSTER_SHARPNESS = 10.0  # a row's class probabilities: softmax of this times its dot product with each class centre
+CLUSTER_ROUNDS = 10
+
+
+def soft_clusters(rows: np.ndarray, labeled: np.ndarray, pool_proba: np.ndarray) -> np.ndarray:
+    """The pool's class probabilities after ``CLUSTER_ROUNDS`` rounds of soft k-means on ``rows`` (normalised: the
+    labeled ones first, their classes one-hot in ``labeled``, then the pool's, seeded with ``pool_proba``). Each
+    round a class's centre is the direction of the weighted sum of its rows (a labeled row weighs 1 for its class, a
+    pool row its probability), and a pool row's probabilities are the softmax of ``CLUSTER_SHARPNESS`` times its dot
+    product with each centre. Float32 throughout: the rows are never copied (a pool of 5,000 holds tens of MB)."""
+    n_labeled = len(labeled)
+    rows = np.asarray(rows, np.float32)
+    weights = np.vstack([labeled, pool_proba]).astype(np.float32)
+    for _ in range(CLUSTER_ROUNDS):
+        centres = weights.T @ rows
+        centres /= np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), np.float32(1e-12))
+        logits = CLUSTER_SHARPNESS * (rows[n_labeled:] @ centres.T).astype(np.float64)
+        proba = np.exp(logits - logits.max(1, keepdims=True))
+        proba /= proba.sum(1, keepdims=True)
+        weights[n_labeled:] = proba
+    return weights[n_labeled:].astype(np.float64)
 
 
 def _mean(features: np.ndarray, power: float) -> np.ndarray:
