@@ -197,6 +197,7 @@ def test_the_model_card_says_the_model_is_a_student_and_what_its_teacher_scored(
     clf.save(tmp_path / "model")
     card = (tmp_path / "model" / "README.md").read_text()
     assert "## Unlabeled data" in card and "18 unlabeled images were given" in card
+    assert ("drawn to their own clusters" in card) == clf.metrics_["unlabeled"]["clusters"]
     student = clf.metrics_["student"]
     if student["kept"]:
         assert "one-network student" in card and f"teacher scored {student['teacher_fold_accuracy']:.3f}" in card

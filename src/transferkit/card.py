@@ -91,7 +91,9 @@ def _unlabeled_lines(fit, noun: str) -> list[str]:
     lines = ["", "## Unlabeled data", "", f"{used.get('n')} unlabeled {noun}s were given"
              + (": not used by this kind of model." if not used.get("used") else
                 f"; centred on them: {'yes' if used.get('centred') else 'no'} (domain classifier AUC "
-                f"{used.get('shift_auc')}), self-trained on them: {'yes' if used.get('self_training') else 'no'}.")]
+                f"{used.get('shift_auc')}), self-trained on them: {'yes' if used.get('self_training') else 'no'}"
+                + ("; the labels they carry drawn to their own clusters as well (soft k-means seeded with the head's "
+                   "and label spreading's)" if used.get("clusters") else "") + ".")]
     if student and student.get("kept"):
         lines += ["", f"This model is a one-network student: it learned the labels that the side-by-side teacher "
                       f"({fit.teacher}) gave the unlabeled {noun}s. On the same held-out folds the "
