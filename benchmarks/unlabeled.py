@@ -27,6 +27,11 @@ Each row names the machine (CPU model) and the commit it ran at. ``results/unlab
 run at 64684b4, when self-training was kept on any fold margin (the in-domain cell lost 3 points at k = 5);
 ``results/unlabeled-student-42b3ad8.jsonl`` the student's rows before it voted with its nearest items,
 ``results/unlabeled-student-4f1f36e.jsonl`` those with the vote but before its rows were scaled to unit length.
+``results/unlabeled-before-clusters-intel-r-avx512.jsonl`` and ``results/unlabeled-clusters-intel-r-avx512.jsonl``:
+the image cells, seeds 0-9, before and after a shifted pool's labels were drawn to its own clusters;
+
+    python benchmarks/unlabeled.py --table --before results/unlabeled-before-clusters-intel-r-avx512.jsonl \
+        --results results/unlabeled-clusters-intel-r-avx512.jsonl      # what ships, paired by seed
 """
 
 from __future__ import annotations
@@ -188,18 +193,56 @@ def _rows(results: Path = RESULTS) -> list[dict]:
     return [json.loads(line) for line in results.read_text().splitlines() if line.strip()] if results.exists() else []
 
 
-def table(results: Path = RESULTS) -> str:
-    from scipy.stats import t as student
-
-    rows = _rows(results)
-    by = {}
+def _by_cell(rows: list[dict]) -> dict:
+    """{(cell, k): {seed: {method: accuracy}}}"""
+    by: dict = {}
     for r in rows:
         by.setdefault((r["cell"], r["k"]), {}).setdefault(r["seed"], {})[r["method"]] = r["accuracy"]
-    def paired(a: np.ndarray, b: np.ndarray) -> str:
-        d = b - a
-        half = float(student.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
-        return f"{d.mean():+.1f} ({d.mean() - half:+.1f} to {d.mean() + half:+.1f})"
+    return by
 
+
+def paired(a: np.ndarray, b: np.ndarray) -> str:
+    """The mean of ``b - a`` with its 95% t-interval."""
+    from scipy.stats import t as student
+
+    d = b - a
+    half = float(student.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    return f"{d.mean():+.1f} ({d.mean() - half:+.1f} to {d.mean() + half:+.1f})"
+
+
+def what_ships(seed: dict) -> float | None:
+    """A seed's accuracy of the model the default fit with the pool saves: the student's row (a text model: the
+    ``default + pool`` row, one network already)."""
+    return seed.get("student", seed.get("default + pool"))
+
+
+def table_against(before: Path, after: Path) -> str:
+    """What the default with the pool saves, paired by (cell, k, seed) between two results files of the same cells
+    and seeds (code before a change, then after), with the default without the pool for scale."""
+    old, new = _by_cell(_rows(before)), _by_cell(_rows(after))
+    lines = ["| cell | k | seeds | default | with the pool, before | after | after - before (95% CI) | "
+             "after - default |", "|---|---|---|---|---|---|---|---|"]
+    gains, changes = [], []
+    for key in sorted(set(old) & set(new)):
+        trio = np.array([(new[key][s]["default"], what_ships(old[key][s]), what_ships(new[key][s]))
+                         for s in sorted(set(old[key]) & set(new[key]))
+                         if "default" in new[key][s] and what_ships(old[key][s]) is not None
+                         and what_ships(new[key][s]) is not None]).T * 100
+        if not trio.size:
+            continue
+        changes.append((trio[2] - trio[1]).mean())
+        gains.append((trio[2] - trio[0]).mean())
+        lines.append(f"| {key[0]} | {key[1]} | {trio.shape[1]} | {trio[0].mean():.1f} | {trio[1].mean():.1f} | "
+                     f"{trio[2].mean():.1f} | {paired(trio[1], trio[2])} | {paired(trio[0], trio[2])} |")
+    cpus = sorted({r["cpu"] for r in _rows(before) + _rows(after)})
+    return "\n".join(lines) + (f"\n\nTest accuracy %, mean over seeds; over the {len(changes)} cells after - before "
+                               f"{np.mean(changes):+.2f}, after - default {np.mean(gains):+.2f}. {before.name} then "
+                               f"{after.name}; machine: {'; '.join(cpus)}.")
+
+
+def table(results: Path = RESULTS) -> str:
+    rows = _rows(results)
+    by = _by_cell(rows)
     lines = ["| cell | k | seeds | default | default + pool (teacher) | pool - default (95% CI) | student | "
              "student - default | student - teacher | one backbone, no pool - default |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -230,8 +273,14 @@ def main() -> None:
     parser.add_argument("--table", action="store_true", help="print the table from the results file and stop")
     parser.add_argument("--results", type=Path, default=RESULTS,
                         help="the rows' file (relative to benchmarks/): one per machine (default %(default)s)")
+    parser.add_argument("--before", type=Path, metavar="JSONL",
+                        help="with --table: what ships, paired by seed, between this results file (the code before "
+                             "a change) and --results (after)")
     args = parser.parse_args()
     results = HERE / args.results
+    if args.table and args.before:
+        print(table_against(HERE / args.before, results))
+        return
     if not args.table:
         results.parent.mkdir(exist_ok=True)
         cache = str(suite_data.WORK / "cache")
