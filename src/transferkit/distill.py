@@ -54,8 +54,8 @@ def fit_student(fit_head, x: np.ndarray, y: np.ndarray, pool: np.ndarray, teache
 
 def distill(teacher, student_fit_head, *, x_teacher: np.ndarray, x_student: np.ndarray, y: np.ndarray,
             pool_teacher: np.ndarray, pool_student: np.ndarray, adapt, centred: bool = False, clusters: bool = False,
-            seed: int = 0,
-            folds: int = 5, typical_temperature: float | None = None, progress: bool = False) -> Distilled:
+            seed: int = 0, folds: int = 5, typical_temperature: float | None = None,
+            progress: bool = False) -> Distilled:
     """A student head on ``x_student`` / ``pool_student`` (the student's features of the labeled and unlabeled items)
     from ``teacher`` (the final teacher head on ``x_teacher`` / ``pool_teacher``), with fold evidence (module
     docstring). ``adapt(head, rows, labels)`` turns a fold's head into that fold's teacher as the final teacher was
