@@ -22,13 +22,14 @@ OPSET = 18  # of every ONNX graph transferkit writes (a backbone's here, a model
 def onnx_transform(featurizer, cache_dir: str | Path | None, n_items: int):
     """A ``transform(batch) -> features`` on ONNX Runtime for ``featurizer``, or None where PyTorch stays (another
     kind, a GPU, bfloat16, a small job, or no export could be made)."""
-    from .runtime import cpu_threads, faster_runtime
+    from .runtime import cpu_threads, faster_runtime, open_session
 
     if (n_items < MIN_ITEMS or getattr(featurizer, "kind", None) != "image-backbone"
             or faster_runtime("image", ["image-backbone"]) != "onnx" or featurizer.resolved_precision != "fp32"):
         return None
     try:
-        session = _session(backbone_graph(featurizer, graph_folder(cache_dir)), threads=1)
+        session = open_session(backbone_graph(featurizer, graph_folder(cache_dir)), threads=1,
+                               providers=["CPUExecutionProvider"])
     except Exception:  # noqa: BLE001 - an export that fails leaves the extraction on PyTorch, which always works
         return None
     name, threads = session.get_inputs()[0].name, cpu_threads()
@@ -87,12 +88,3 @@ def backbone_graph(featurizer, folder: Path) -> Path:
         os.replace(staged, path)
     featurizer._placed = False  # the network was moved to the CPU in float32: placed again before PyTorch runs it
     return path
-
-
-def _session(path: Path, threads: int | None = None):
-    """A session of the graph at ``path`` (``runtime.session_options``; ``threads``: its intra-op threads)."""
-    import onnxruntime as ort
-
-    from .runtime import session_options
-
-    return ort.InferenceSession(str(path), session_options(threads=threads), providers=["CPUExecutionProvider"])

@@ -163,20 +163,6 @@ def int8_graph(folder: Path) -> str:
     return str(quantized["file"])
 
 
-def open_session(path: Path, spinning: bool = True, threads: int | None = None):
-    """An ONNX Runtime session of the graph at ``path`` (``runtime.session_options``; ``threads``: its intra-op
-    threads, else as many as OMP_NUM_THREADS asks for); a clear error where the graph is damaged."""
-    import onnxruntime as ort
-
-    from .runtime import session_options
-
-    try:
-        return ort.InferenceSession(str(path), session_options(spinning, threads),
-                                    providers=ort.get_available_providers())
-    except Exception as exc:  # onnxruntime raises its own error types on damaged graphs
-        raise BundleError(f"{path} cannot be loaded by ONNX Runtime ({str(exc)[:200]}).") from None
-
-
 class OnnxPredictor(Inference):
     """An export folder loaded for inference; the same interface as :class:`~transferkit.predictor.Predictor`."""
 
@@ -225,6 +211,8 @@ class OnnxPredictor(Inference):
             raise BadInputError(f"{graph!r} is not a graph file name in {folder}.")
         check_manifest(folder, manifest, graph)
         path = folder / graph
+        from .runtime import open_session
+
         session = open_session(path, spinning)
         classes, outputs = manifest.get("classes"), session.get_outputs()[0].shape[-1]
         if manifest.get("target") is not None:
@@ -247,6 +235,8 @@ class OnnxPredictor(Inference):
     def _opened_one_thread_session(self) -> bool:
         """Whether the session of one thread ``_batches_side_by_side`` runs is open, opened now where it is not; False
         where the graph's file has gone since (``cache.prune_exports`` removed the export: the one session runs)."""
+        from .runtime import open_session
+
         if self._one_thread_session is None:
             try:
                 self._one_thread_session = open_session(self.folder / self.graph, self.spinning, threads=1)

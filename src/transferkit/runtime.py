@@ -203,6 +203,21 @@ def cpu_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def open_session(path, spinning: bool = True, threads: int | None = None, providers: list[str] | None = None):
+    """An ONNX Runtime session of the graph at ``path`` (:func:`session_options`; ``threads``: its intra-op threads,
+    else as many as OMP_NUM_THREADS asks for; ``providers``: its execution providers, else every one available); a
+    clear error where the graph is damaged."""
+    import onnxruntime as ort
+
+    from .errors import BundleError
+
+    try:
+        return ort.InferenceSession(str(path), session_options(spinning, threads),
+                                    providers=providers or ort.get_available_providers())
+    except Exception as exc:  # onnxruntime raises its own error types on damaged graphs
+        raise BundleError(f"{path} cannot be loaded by ONNX Runtime ({str(exc)[:200]}).") from None
+
+
 def session_options(spinning: bool = True, threads: int | None = None):
     """ONNX Runtime's options for transferkit's sessions: quiet, ``threads`` threads (else as many as OMP_NUM_THREADS
     asks for), no memory pattern, and one CPU memory arena for all of them (``shared_arena``). ``spinning=False`` lets
