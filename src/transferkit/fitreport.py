@@ -201,7 +201,8 @@ class FitReport:
 
     @property
     def unlabeled(self) -> dict | None:
-        """What the fit did with unlabeled items (how many, whether it centred on them or self-trained), if any."""
+        """What the fit did with unlabeled items (how many; whether it centred on them, drew their labels to their own
+        clusters or self-trained on them), if any."""
         return self._part("unlabeled")
 
     @property
