@@ -24,6 +24,7 @@ from .data.texts import plain_text
 from .errors import BadInputError, BundleError
 from .fitreport import FitReport
 from .predictor import Inference
+from .runtime import open_session
 
 MANIFEST = "transferkit-export.json"  # what makes a folder an export (transferkit.export writes it)
 GRAPH = "model.onnx"
@@ -211,8 +212,6 @@ class OnnxPredictor(Inference):
             raise BadInputError(f"{graph!r} is not a graph file name in {folder}.")
         check_manifest(folder, manifest, graph)
         path = folder / graph
-        from .runtime import open_session
-
         session = open_session(path, spinning)
         classes, outputs = manifest.get("classes"), session.get_outputs()[0].shape[-1]
         if manifest.get("target") is not None:
@@ -235,8 +234,6 @@ class OnnxPredictor(Inference):
     def _opened_one_thread_session(self) -> bool:
         """Whether the session of one thread ``_batches_side_by_side`` runs is open, opened now where it is not; False
         where the graph's file has gone since (``cache.prune_exports`` removed the export: the one session runs)."""
-        from .runtime import open_session
-
         if self._one_thread_session is None:
             try:
                 self._one_thread_session = open_session(self.folder / self.graph, self.spinning, threads=1)
