@@ -198,9 +198,7 @@ def asked_threads() -> int:
 
 def cpu_threads() -> int:
     """The threads this process computes on: as many as OMP_NUM_THREADS asks for, else one per core it may use."""
-    if asked_threads():
-        return asked_threads()
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return asked_threads() or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def open_session(path, spinning: bool = True, threads: int | None = None, providers: list[str] | None = None):

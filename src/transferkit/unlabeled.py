@@ -172,9 +172,10 @@ def _spread(teacher, rows: np.ndarray, y: np.ndarray, pool: np.ndarray, clusters
     spread[:, model.classes_] = np.nan_to_num(model.label_distributions_[n_labeled:])
     total = spread.sum(1, keepdims=True)
     spread = np.where(total > 0, spread / np.where(total > 0, total, 1.0), 1.0 / n_classes)
+    both = (own + spread) / 2
     if not clusters:
-        return (own + spread) / 2
-    return (own + spread + soft_clusters(rows, np.eye(n_classes)[y], (own + spread) / 2)) / 3
+        return both
+    return (own + spread + soft_clusters(rows, np.eye(n_classes)[y], both)) / 3
 
 
 CLUSTER_SHARPNESS = 10.0  # a row's class probabilities: softmax of this times its dot product with each class centre
