@@ -45,6 +45,15 @@ def test_images_are_prepared_without_torch_exactly_as_timms_eval_transform(pre, 
         np.testing.assert_allclose(prepare_image(image, pre), transform(image).numpy(), atol=1e-5)
 
 
+def test_a_grayscale_image_is_prepared_as_its_rgb_copy_to_the_bit(example_train):
+    pre = {"input_size": 224, "crop_pct": 0.875, "interpolation": "bilinear", "mean": (0.485, 0.456, 0.406),
+           "std": (0.229, 0.224, 0.225)}
+    gray = Image.open(sorted(example_train.rglob("*.png"))[0]).convert("L").resize((60, 45))
+    one, three = prepare_image(gray, pre), prepare_image(gray.convert("RGB"), pre)
+    assert one.dtype == three.dtype == np.float32 and np.array_equal(one, three)
+    assert not np.array_equal(one[0], one[1])  # each channel still normalised with its own mean and std
+
+
 @pytest.fixture(scope="module")
 def exported(image_model, small_train, tmp_path_factory):
     """One export of the image model, checked on the small training set: the tests below read it, or a copy."""

@@ -34,6 +34,23 @@ def test_every_mode_becomes_rgb(tmp_path, mode, make):
     assert out.mode == "RGB" and out.size == (8, 8)
 
 
+@pytest.mark.parametrize("suffix, make, kept", [
+    ("png", lambda: Image.new("L", (8, 8), 128), "L"),
+    ("jpg", lambda: Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8) * 4), "L"),
+    ("png", lambda: Image.new("1", (8, 8), 1), "L"),
+    ("tif", lambda: Image.fromarray(np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000), "L"),
+    ("png", lambda: Image.new("LA", (8, 8), (128, 0)), "RGB"),  # transparency still goes onto white, in RGB
+    ("png", lambda: Image.new("RGB", (8, 8), "blue").convert("P"), "RGB"),
+    ("jpg", lambda: Image.new("RGB", (8, 8), "blue"), "RGB"),
+])
+def test_a_reader_that_asks_keeps_opaque_grayscale_as_one_channel_with_rgbs_values(tmp_path, suffix, make, kept):
+    path = tmp_path / f"img.{suffix}"
+    make().save(path)
+    out = load_image(path, gray=True)
+    assert out.mode == kept
+    assert np.array_equal(np.asarray(out.convert("RGB")), np.asarray(load_image(path)))
+
+
 def test_sixteen_bit_keeps_its_contrast(tmp_path):
     Image.fromarray(np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).save(tmp_path / "deep.png")
     arr = np.asarray(load_image(tmp_path / "deep.png"))

@@ -104,7 +104,9 @@ def _sha256(path: Path) -> str:
 
 def prepare_image(image, pre: dict, out: np.ndarray | None = None) -> np.ndarray:
     """timm's eval transform (center crop mode) with PIL and numpy: float32 CHW, written into ``out`` where given (a
-    batch's row: the batch is then neither stacked nor its memory touched for the first time, each a copy's cost)."""
+    batch's row: the batch is then neither stacked nor its memory touched for the first time, each a copy's cost).
+    An RGB image, or a grayscale one (mode L: resized once, then written to the three channels, the numbers its RGB
+    copy gives)."""
     from PIL import Image
 
     size = int(pre["input_size"])
@@ -123,9 +125,9 @@ def prepare_image(image, pre: dict, out: np.ndarray | None = None) -> np.ndarray
     scale, shift = 1 / (255 * std), mean / std
     pixels = np.asarray(cropped)
     x = np.empty((3, size, size), np.float32) if out is None else out
-    for c in range(3):
-        np.multiply(pixels[:, :, c], scale[c], out=x[c], dtype=np.float32)
-        x[c] -= shift[c]
+    channels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+    np.multiply(channels, scale[:, None, None], out=x, dtype=np.float32)
+    x -= shift[:, None, None]
     return x
 
 
@@ -350,7 +352,7 @@ class OnnxPredictor(Inference):
             try:
                 if isinstance(item, (str, os.PathLike)):
                     check_regular_file(item, "image", MAX_ITEM_BYTES)
-                    image = load_image(item)
+                    image = load_image(item, gray=True)  # prepared as its RGB copy would be
                 else:
                     image = as_image(item)
             except ImageDecodeError as exc:

@@ -23,12 +23,15 @@ class ImageDecodeError(Exception):
         self.reason = reason
 
 
-def load_image(path, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS, name: str | None = None) -> Image.Image:
+def load_image(path, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS, name: str | None = None,
+               gray: bool = False) -> Image.Image:
     """Decode ``path`` (a file, or a binary file object such as an upload) to an RGB image whose long side is at most
     ``max_side``.
 
     EXIF orientation is applied; grayscale, palette, 16-bit, CMYK and transparent images become RGB, with
-    transparency composited onto white. Raises :class:`ImageDecodeError` naming the file and the reason.
+    transparency composited onto white. With ``gray``, an opaque grayscale image stays one channel (mode L), for a
+    reader that prepares the three equal channels of its RGB once (``onnx_runtime.prepare_image``). Raises
+    :class:`ImageDecodeError` naming the file and the reason.
     """
     path = Path(path) if isinstance(path, (str, os.PathLike)) else path
     label = name or path
@@ -43,7 +46,7 @@ def load_image(path, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS, nam
                 if opened.format == "JPEG":
                     opened.draft("RGB", (max_side, max_side))  # decode JPEGs at reduced size: much faster
                 opened.load()
-                img = to_rgb(ImageOps.exif_transpose(opened))
+                img = to_rgb(ImageOps.exif_transpose(opened), gray)
     except ImageDecodeError:
         raise
     except FileNotFoundError:
@@ -92,15 +95,19 @@ def _name(item) -> str:
     return f"<{type(item).__name__}>"
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
-    """Convert any PIL mode to 8-bit RGB; transparency goes onto a white background."""
-    if img.mode == "RGB":
+def to_rgb(img: Image.Image, gray: bool = False) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB; transparency goes onto a white background. With ``gray``, an opaque
+    grayscale image becomes 8-bit L instead: the one channel RGB would repeat three times."""
+    if img.mode == "RGB" or (gray and img.mode == "L"):
         return img
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
         lo, hi = float(arr.min()), float(arr.max())
         scaled = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
-        return Image.fromarray(scaled.round().astype(np.uint8), "L").convert("RGB")
+        plain = Image.fromarray(scaled.round().astype(np.uint8), "L")
+        return plain if gray else plain.convert("RGB")
+    if gray and img.mode == "1":
+        return img.convert("L")
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
