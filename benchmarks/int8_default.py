@@ -11,7 +11,9 @@ both exports made beforehand, as ``fit`` leaves them; the three in float32 again
 one image, the three in int8 against the three in float32.
 
     python benchmarks/int8_default.py --tasks clipart,fashion,icons,mnist --k 5,10 --seeds 0-2
-    python benchmarks/int8_default.py --speed fashion        # 1,000 test photos
+    python benchmarks/int8_default.py --speed fashion        # 1,000 test images (28-pixel grayscale)
+    python benchmarks/int8_default.py --speed fashion --images "/usr/share/icons/oxygen/base/128x128/*/*.png"
+                                                             # the same models over 1,000 colour icons
     python benchmarks/int8_default.py --table
     python benchmarks/int8_default.py --recipes BEFORE.jsonl [...] AFTER.jsonl   # two int8 recipes, same fits
 """
@@ -149,19 +151,23 @@ def recipes_table(before: list[Path], after: Path) -> str:
     return "\n".join(lines)
 
 
-def speed(task_name: str, runs: int) -> dict:
-    """Whole ``predict --out`` processes over the task's test images: the three as ``predict`` runs them here, and in
-    float32, each against the four in float32."""
+def speed(task_name: str, runs: int, images: str | None = None) -> dict:
+    """Whole ``predict --out`` processes over the task's test images (or the first 1,000 files, sorted, that the glob
+    ``images`` matches): the three as ``predict`` runs them here, and in float32, each against the four in
+    float32, all fitted on the task's labels."""
+    import glob
+
     from transferkit.onnx_runtime import GRAPH
 
     task = suite_data.load_task(task_name)
     items, labels = task.sample(10, 0)
+    inputs = sorted(glob.glob(images))[:1000] if images else task.test_items
     cli = str(Path(sys.executable).parent / "transferkit")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         folder = work / "images"
         folder.mkdir()
-        for i, item in enumerate(task.test_items):
+        for i, item in enumerate(inputs):
             (folder / f"{i:05d}{Path(item).suffix}").symlink_to(Path(item).resolve())
         made = exports(items, labels, work)
         from transferkit.export import export_onnx
@@ -177,7 +183,8 @@ def speed(task_name: str, runs: int) -> dict:
             return ["bash", "-c", f"rm -f {out} && {cli} predict {model} {folder} --out {out}"]
 
         four = predict(made["four, float32"][0], "four")
-        out = {"task": task_name, "n_images": len(task.test_items), "machine": {**machine(), "commit": commit()},
+        out = {"task": task_name, "n_images": len(inputs), **({"images": images} if images else {}),
+               "machine": {**machine(), "commit": commit()},
                "three int8 vs four float32": farm_bench(predict(three, "int8"), four, runs),
                "three float32 vs four float32": farm_bench(predict(floats, "float32"), four, runs)}
         one = str(next(folder.iterdir()))  # a cold predict of one image: does the int8 graph cost its start?
@@ -193,6 +200,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0-2", help="a range (0-2) or a list (0,3)")
     parser.add_argument("--results", type=Path, default=None)
     parser.add_argument("--speed", metavar="TASK", help="time whole predict processes over this task's test images")
+    parser.add_argument("--images", metavar="GLOB", help="with --speed: time these files (the first 1,000) instead")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--table", action="store_true")
     parser.add_argument("--recipes", nargs="+", type=Path, metavar="JSONL",
@@ -209,7 +217,7 @@ def main() -> None:
                       f"\n\n{recipes_table(args.recipes[:-1], args.recipes[-1])}\n", info)
         return
     if args.speed:
-        found = speed(args.speed, args.runs)
+        found = speed(args.speed, args.runs, args.images)
         out = HERE / "results" / f"{results.stem.replace('int8-default', 'int8-default-speed')}.json"
         out.write_text(json.dumps(found, indent=1) + "\n")
         print(json.dumps(found, indent=1))
