@@ -62,6 +62,18 @@ def exported(image_model, small_train, tmp_path_factory):
     return folder
 
 
+def test_an_export_answers_a_grayscale_image_as_its_rgb_copy_from_a_file_or_memory(exported, small_train, tmp_path):
+    gray = Image.open(sorted(small_train.rglob("*.png"))[0]).convert("L")
+    gray.save(tmp_path / "gray.png")
+    gray.convert("RGB").save(tmp_path / "rgb.png")
+    model = OnnxPredictor.load(exported)
+    proba, ok, _ = model.predict_items([tmp_path / "gray.png", gray, np.asarray(gray), tmp_path / "rgb.png",
+                                        gray.convert("RGB")])
+    assert ok.all()
+    np.testing.assert_array_equal(proba[:3], proba[3:4].repeat(3, 0))
+    np.testing.assert_array_equal(proba[4], proba[3])
+
+
 def test_an_exported_image_model_predicts_like_the_model_and_records_its_check(exported, image_model, small_train):
     predictor = Predictor.load(image_model, precision="fp32")
     files = sorted(small_train.rglob("*.png"))

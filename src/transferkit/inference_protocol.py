@@ -150,7 +150,8 @@ def add_routes(app, predictor, batcher, limits, name: str, version: str) -> None
                 items.append(plain_text(element.decode("utf-8", errors="replace")))
                 continue
             try:
-                items.append(load_image(io.BytesIO(element), max_pixels=limits.max_pixels, name=f"input {i}"))
+                items.append(load_image(io.BytesIO(element), max_pixels=limits.max_pixels, name=f"input {i}",
+                                        gray=True))
             except ImageDecodeError as exc:
                 return error(400, f"input {i}: {exc.reason}. Send encoded JPEG, PNG, WebP, BMP, GIF or TIFF images.")
         results = await batcher.predict(items)

@@ -354,7 +354,7 @@ class OnnxPredictor(Inference):
                     check_regular_file(item, "image", MAX_ITEM_BYTES)
                     image = load_image(item, gray=True)  # prepared as its RGB copy would be
                 else:
-                    image = as_image(item)
+                    image = as_image(item, gray=True)
             except ImageDecodeError as exc:
                 unread.append((item, exc.reason))
                 continue

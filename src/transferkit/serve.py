@@ -249,7 +249,8 @@ def create_app(predictor, limits: Limits | None = None, model_info: dict | None 
                 if len(data) > limits.max_request_mb * 2**20:
                     raise HTTPException(413, f"{name} is larger than {limits.max_request_mb:g} MiB.")
                 try:
-                    images.append(load_image(io.BytesIO(data), max_pixels=limits.max_pixels, name=name))
+                    # gray: an export prepares a grayscale upload as one channel; a model folder makes it RGB
+                    images.append(load_image(io.BytesIO(data), max_pixels=limits.max_pixels, name=name, gray=True))
                 except ImageDecodeError as exc:
                     status = 413 if "too large" in exc.reason else 400
                     raise HTTPException(status, f"{name}: {exc.reason}. Send a JPEG, PNG, WebP, BMP, GIF or TIFF "

@@ -62,9 +62,10 @@ def load_image(path, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS, nam
     return img
 
 
-def as_image(item, max_side: int = MAX_SIDE) -> Image.Image:
+def as_image(item, max_side: int = MAX_SIDE, gray: bool = False) -> Image.Image:
     """An in-memory image (a PIL image, or a numpy array: HxW gray or HxWxC uint8 with 1, 3 or 4 channels) as a
-    bounded RGB image; :class:`ImageDecodeError` says why one cannot be used."""
+    bounded RGB image (an opaque grayscale one stays L with ``gray``, as in :func:`load_image`);
+    :class:`ImageDecodeError` says why one cannot be used."""
     if isinstance(item, Image.Image):
         img = item
     elif isinstance(item, np.ndarray):
@@ -80,7 +81,7 @@ def as_image(item, max_side: int = MAX_SIDE) -> Image.Image:
     w, h = img.size
     if w * h > MAX_PIXELS:
         raise ImageDecodeError(_name(item), f"too large to use safely ({w}x{h} pixels)")
-    img = to_rgb(img)
+    img = to_rgb(img, gray)
     if max(img.size) > max_side:
         img = img.copy()
         img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
